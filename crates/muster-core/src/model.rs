@@ -1,0 +1,302 @@
+//! The records Muster keeps, as the domain sees them.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::clock::Timestamp;
+use crate::ids::{EnvironmentId, GroupId, OrgId, ProviderId, TokenId, UserId};
+
+/// The slug of the environment a fresh install has, and every command uses by default.
+pub const DEFAULT_ENVIRONMENT: &str = "default";
+/// The name of the root organization created with an environment.
+pub const DEFAULT_ORG_NAME: &str = "Default Organization";
+/// The deactivation delay a new provider gets: 15 minutes.
+pub const DEFAULT_DEACTIVATION_DELAY_SECS: i64 = 15 * 60;
+/// The longest deactivation delay: 90 days.
+pub const MAX_DEACTIVATION_DELAY_SECS: i64 = 90 * 24 * 60 * 60;
+
+/// One company's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Environment {
+    /// Its id.
+    pub id: EnvironmentId,
+    /// A short, unique, URL-safe name.
+    pub slug: String,
+    /// A display name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// Whether an organization is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrgStatus {
+    /// In use.
+    Active,
+    /// Deactivated: keeps its users, takes no new ones.
+    Deactivated,
+}
+
+impl OrgStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgStatus::Active => "active",
+            OrgStatus::Deactivated => "deactivated",
+        }
+    }
+    /// Reads the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(OrgStatus::Active),
+            "deactivated" => Some(OrgStatus::Deactivated),
+            _ => None,
+        }
+    }
+}
+
+/// An organization: a node of the environment's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Org {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// Its id.
+    pub id: OrgId,
+    /// Its parent; `None` for the root (default) organization.
+    pub parent_id: Option<OrgId>,
+    /// Its name, as entered.
+    pub name: String,
+    /// Active or deactivated.
+    pub status: OrgStatus,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A provisioning provider: an identity provider that pushes users and groups over SCIM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Provider {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// Its id, which is also the last segment of its SCIM base URL.
+    pub id: ProviderId,
+    /// The display name administrators gave it.
+    pub name: String,
+    /// Seconds between a provider turning a user off and Muster deactivating them.
+    pub deactivation_delay_secs: i64,
+    /// When it was added.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// When it last changed a user or group.
+    pub last_sync_at: Option<Timestamp>,
+}
+
+/// A provider's bearer token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProviderToken {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// Its id.
+    pub id: TokenId,
+    /// The provider it authenticates.
+    pub provider_id: ProviderId,
+    /// A label, for administrators.
+    pub label: String,
+    /// The first characters of the token, to recognise it by.
+    pub prefix: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+    /// When it last authenticated a request.
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl ProviderToken {
+    /// Whether the token authenticates requests at `now`.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// A user's standing in Muster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserStatus {
+    /// Can sign in.
+    Active,
+    /// Cannot sign in; data kept.
+    Blocked,
+    /// Deactivated.
+    Deactivated,
+}
+
+impl UserStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Blocked => "blocked",
+            UserStatus::Deactivated => "deactivated",
+        }
+    }
+    /// Reads the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(UserStatus::Active),
+            "blocked" => Some(UserStatus::Blocked),
+            "deactivated" => Some(UserStatus::Deactivated),
+            _ => None,
+        }
+    }
+}
+
+/// A user: local (`provider_id` is `None`) or provisioned by exactly one provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// Its id (the SCIM `id`).
+    pub id: UserId,
+    /// The provider that owns it, or `None` for a local user.
+    pub provider_id: Option<ProviderId>,
+    /// The SCIM `userName`, as sent.
+    pub user_name: String,
+    /// The provider's `externalId`, if any.
+    pub external_id: Option<String>,
+    /// The SCIM `displayName`, if any.
+    pub display_name: Option<String>,
+    /// The SCIM `active` flag as the provider last set it.
+    pub scim_active: bool,
+    /// Muster's status for the user.
+    pub status: UserStatus,
+    /// The organization the user belongs to.
+    pub org_id: OrgId,
+    /// Whether a legal hold stops deactivation.
+    pub legal_hold: bool,
+    /// Whether an administrator changed the user since the provider last updated it.
+    pub changed_outside: bool,
+    /// The SCIM resource in canonical form (without `id`, `meta` and `groups`).
+    pub resource: Map<String, Value>,
+    /// Bumped on every write; the SCIM `meta.version`.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// When the provider DELETEd it; the user is then invisible to the provider.
+    pub removed_at: Option<Timestamp>,
+    /// When a pending deactivation is due.
+    pub deactivate_at: Option<Timestamp>,
+}
+
+/// A SCIM group, owned by one provider. Its members live in their own table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRecord {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// Its id (the SCIM `id`).
+    pub id: GroupId,
+    /// The provider that owns it.
+    pub provider_id: ProviderId,
+    /// The SCIM `displayName`.
+    pub display_name: String,
+    /// The provider's `externalId`, if any.
+    pub external_id: Option<String>,
+    /// The SCIM resource in canonical form (without `id`, `meta` and `members`).
+    pub resource: Map<String, Value>,
+    /// Bumped on every write; the SCIM `meta.version`.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A member of a group, with what a SCIM `members` value shows of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRef {
+    /// The user.
+    pub user_id: UserId,
+    /// Its display name, or its userName.
+    pub display: String,
+}
+
+/// A group a user belongs to, with what a SCIM `groups` value shows of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    /// The group.
+    pub group_id: GroupId,
+    /// Its displayName.
+    pub display: String,
+}
+
+/// Who caused a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Actor {
+    /// A provisioning provider, through SCIM.
+    Provider {
+        /// The provider.
+        id: ProviderId,
+    },
+    /// An administrator, through the console, the API or the CLI.
+    Admin {
+        /// Who, as they are known.
+        name: String,
+    },
+    /// Muster itself (the deactivation scheduler, retention).
+    System,
+}
+
+/// Whether a logged change happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// It happened.
+    Success,
+    /// It was refused or failed.
+    Error,
+}
+
+impl Outcome {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// One sync log entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncLogEntry {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// When.
+    pub at: Timestamp,
+    /// Which provider's sync it belongs to, if any.
+    pub provider_id: Option<ProviderId>,
+    /// Who caused it.
+    pub actor: Actor,
+    /// What happened, such as `user.created` or `group.members_added`.
+    pub action: String,
+    /// `user` or `group` or `org`, if the entry is about one.
+    pub subject_kind: Option<String>,
+    /// The subject's id.
+    pub subject_id: Option<String>,
+    /// The subject's name at the time, readable after the subject is gone.
+    pub subject_name: Option<String>,
+    /// What changed: fields before and after, members added, request details.
+    pub details: Value,
+    /// Whether it happened.
+    pub outcome: Outcome,
+    /// For errors: why.
+    pub message: Option<String>,
+}

@@ -1,0 +1,895 @@
+//! SCIM provisioning: what a provider's requests do to users and groups (RFC 7644 §3).
+//!
+//! Each operation runs in one write transaction: the change, its lifecycle consequences and its
+//! sync log entries commit together or not at all. Read-modify-write carries the version it
+//! read; if another writer moved it (possible on PostgreSQL), the operation is retried.
+
+use std::collections::HashSet;
+
+use muster_scim::list::ListParams;
+use muster_scim::query::is_core;
+use muster_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use muster_scim::{normalize, CompareOp, Filter, Operand, Query, ScimError, ScimType};
+use serde_json::{json, Map, Value};
+
+use crate::clock::Timestamp;
+use crate::error::{CoreError, CoreResult, StoreError, Unique};
+use crate::ids::{GroupId, UserId};
+use crate::lifecycle::{self, Transition};
+use crate::model::{Actor, GroupRecord, GroupRef, MemberRef, Outcome, SyncLogEntry, UserRecord, UserStatus};
+use crate::service::{Muster, ProviderCtx};
+use crate::store::{Cond, Cursor, Page, Tx};
+
+/// How many times a read-modify-write is retried when another writer moved the version.
+const WRITE_ATTEMPTS: usize = 5;
+/// Rows read per round when a filter must be evaluated outside the database.
+const SCAN_CHUNK: u64 = 500;
+/// The most member ids a sync log entry lists; the count is always exact.
+const LOGGED_MEMBERS: usize = 1000;
+
+/// A user with the groups it belongs to, when they were asked for.
+#[derive(Debug, Clone)]
+pub struct UserView {
+    /// The user.
+    pub user: UserRecord,
+    /// Its groups, if loaded.
+    pub groups: Option<Vec<GroupRef>>,
+}
+
+/// A group with its members, when they were asked for.
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    /// The group.
+    pub group: GroupRecord,
+    /// Its members, if loaded.
+    pub members: Option<Vec<MemberRef>>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct ListResult<T> {
+    /// How many resources match in all.
+    pub total: u64,
+    /// The 1-based index of the first item.
+    pub start_index: u64,
+    /// This page.
+    pub items: Vec<T>,
+}
+
+/// What a create did.
+#[derive(Debug, Clone)]
+pub struct Created<T> {
+    /// The resource.
+    pub view: T,
+    /// False when an existing, turned-off user of the same provider was brought back instead.
+    pub new: bool,
+}
+
+/// The fields of a user resource that Muster keeps in columns.
+struct UserFields {
+    user_name: String,
+    external_id: Option<String>,
+    display_name: Option<String>,
+    active: bool,
+}
+
+impl UserFields {
+    fn read(resource: &Map<String, Value>) -> UserFields {
+        let text = |k: &str| resource.get(k).and_then(Value::as_str).map(str::to_string);
+        UserFields {
+            user_name: text("userName").unwrap_or_default().trim().to_string(),
+            external_id: text("externalId"),
+            display_name: text("displayName"),
+            active: resource.get("active").and_then(Value::as_bool).unwrap_or(true),
+        }
+    }
+}
+
+/// The case-insensitive key of a userName or displayName.
+pub fn name_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+fn parse_user_id(id: &str) -> CoreResult<UserId> {
+    id.parse().map_err(|_| CoreError::NotFound(format!("no user with id '{id}'")))
+}
+
+fn parse_group_id(id: &str) -> CoreResult<GroupId> {
+    id.parse().map_err(|_| CoreError::NotFound(format!("no group with id '{id}'")))
+}
+
+fn user_not_found(id: &str) -> CoreError {
+    CoreError::NotFound(format!("no user with id '{id}'"))
+}
+
+fn group_not_found(id: &str) -> CoreError {
+    CoreError::NotFound(format!("no group with id '{id}'"))
+}
+
+/// The weak ETag of a version (RFC 7644 §3.14).
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// Checks an `If-Match` header against the current version (RFC 7644 §3.14).
+fn check_if_match(if_match: Option<&str>, version: i64) -> CoreResult<()> {
+    let Some(header) = if_match else { return Ok(()) };
+    let current = etag(version);
+    let strong = format!("\"{version}\"");
+    let ok = header.split(',').map(str::trim).any(|t| t == "*" || t == current || t == strong);
+    if ok {
+        Ok(())
+    } else {
+        Err(ScimError::new(412, None, format!("the resource has changed: its version is {current}")).into())
+    }
+}
+
+fn uniqueness_user(user_name: &str, holder: &UserRecord, provider: &ProviderCtx) -> CoreError {
+    let whose = match holder.provider_id {
+        None => " by a local user managed in Muster; a provider cannot change it",
+        Some(p) if p == provider.id() => "",
+        Some(_) => " by a user of another provisioning provider",
+    };
+    ScimError::uniqueness(format!("the userName '{user_name}' is already in use{whose}")).into()
+}
+
+fn map_user_conflict(e: StoreError, user_name: &str) -> CoreError {
+    match e {
+        StoreError::Conflict(Unique::UserName) => {
+            ScimError::uniqueness(format!("the userName '{user_name}' is already in use")).into()
+        }
+        other => other.into(),
+    }
+}
+
+fn map_group_conflict(e: StoreError, name: &str) -> CoreError {
+    match e {
+        StoreError::Conflict(Unique::GroupName) => {
+            ScimError::uniqueness(format!("a group named '{name}' already exists for this provider")).into()
+        }
+        other => other.into(),
+    }
+}
+
+/// A sync log entry about a user, caused by a provider.
+fn user_entry(ctx: &ProviderCtx, at: Timestamp, action: &str, u: &UserRecord, details: Value) -> SyncLogEntry {
+    SyncLogEntry {
+        environment_id: ctx.env(),
+        at,
+        provider_id: Some(ctx.id()),
+        actor: Actor::Provider { id: ctx.id() },
+        action: action.into(),
+        subject_kind: Some("user".into()),
+        subject_id: Some(u.id.to_string()),
+        subject_name: Some(u.user_name.clone()),
+        details,
+        outcome: Outcome::Success,
+        message: None,
+    }
+}
+
+/// A sync log entry about a group, caused by a provider.
+fn group_entry(ctx: &ProviderCtx, at: Timestamp, action: &str, g: &GroupRecord, details: Value) -> SyncLogEntry {
+    SyncLogEntry {
+        environment_id: ctx.env(),
+        at,
+        provider_id: Some(ctx.id()),
+        actor: Actor::Provider { id: ctx.id() },
+        action: action.into(),
+        subject_kind: Some("group".into()),
+        subject_id: Some(g.id.to_string()),
+        subject_name: Some(g.display_name.clone()),
+        details,
+        outcome: Outcome::Success,
+        message: None,
+    }
+}
+
+fn transition_entries(ctx: &ProviderCtx, at: Timestamp, u: &UserRecord, ts: &[Transition]) -> Vec<SyncLogEntry> {
+    ts.iter()
+        .map(|t| {
+            let details = match t {
+                Transition::Blocked { deactivate_at: Some(due) } => json!({"deactivateAt": due.to_rfc3339()}),
+                Transition::HeldByLegalHold => json!({"reason": "the user is on legal hold, so Muster blocks but does not deactivate them"}),
+                _ => json!({}),
+            };
+            user_entry(ctx, at, t.action(), u, details)
+        })
+        .collect()
+}
+
+/// The attribute-level differences between two canonical resources, for the sync log.
+pub fn diff_resources(before: &Map<String, Value>, after: &Map<String, Value>) -> Vec<Value> {
+    let mut changes = Vec::new();
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).filter(|k| *k != "schemas").collect();
+    let mut seen = HashSet::new();
+    keys.retain(|k| seen.insert(*k));
+    for key in keys {
+        let (b, a) = (before.get(key), after.get(key));
+        if let (Some(Value::Object(bo)), Some(Value::Object(ao))) = (b, a) {
+            if key.starts_with("urn:") {
+                for c in diff_resources(bo, ao) {
+                    if let Value::Object(mut m) = c {
+                        let attr = m.get("attribute").and_then(Value::as_str).unwrap_or_default().to_string();
+                        m.insert("attribute".into(), Value::String(format!("{key}:{attr}")));
+                        changes.push(Value::Object(m));
+                    }
+                }
+                continue;
+            }
+        }
+        if b != a {
+            changes.push(json!({"attribute": key, "before": b.cloned().unwrap_or(Value::Null), "after": a.cloned().unwrap_or(Value::Null)}));
+        }
+    }
+    changes
+}
+
+/// Translates the part of a checked filter that storage renders exactly. Returns the condition
+/// and whether it is the whole filter.
+fn pushdown(q: &Query, group: bool) -> (Option<Cond>, bool) {
+    match q {
+        Query::Compare(r, CompareOp::Eq, Operand::Text(t)) => {
+            if is_core(r, "id") {
+                let cond = t.parse::<uuid::Uuid>().map(Cond::Id).unwrap_or(Cond::Never);
+                (Some(cond), true)
+            } else if is_core(r, "externalId") {
+                (Some(Cond::ExternalId(t.clone())), true)
+            } else if !group && is_core(r, "userName") {
+                (Some(Cond::UserNameKey(t.trim().to_string())), true)
+            } else if group && is_core(r, "displayName") {
+                (Some(Cond::GroupNameKey(t.trim().to_string())), true)
+            } else {
+                (None, false)
+            }
+        }
+        Query::Compare(r, CompareOp::Eq, Operand::Bool(b)) if !group && is_core(r, "active") => (Some(Cond::Active(*b)), true),
+        Query::And(a, b) => {
+            let ((ca, ea), (cb, eb)) = (pushdown(a, group), pushdown(b, group));
+            match (ca, cb) {
+                (Some(x), Some(y)) => (Some(Cond::And(Box::new(x), Box::new(y))), ea && eb),
+                (Some(x), None) | (None, Some(x)) => (Some(x), false),
+                (None, None) => (None, false),
+            }
+        }
+        Query::Or(a, b) => match (pushdown(a, group), pushdown(b, group)) {
+            ((Some(x), ea), (Some(y), eb)) => (Some(Cond::Or(Box::new(x), Box::new(y))), ea && eb),
+            _ => (None, false),
+        },
+        _ => (None, false),
+    }
+}
+
+fn mentions_attr(q: &Query, name: &str) -> bool {
+    match q {
+        Query::Present(r) | Query::Compare(r, _, _) | Query::Element(r, _) => {
+            r.container == muster_scim::schema::Container::Core && r.attr.name == name
+        }
+        Query::And(a, b) | Query::Or(a, b) => mentions_attr(a, name) || mentions_attr(b, name),
+        Query::Not(inner) => mentions_attr(inner, name),
+    }
+}
+
+fn check_filter(params: &ListParams, rt: &'static muster_scim::ResourceTypeDef) -> CoreResult<Option<Query>> {
+    let Some(text) = params.filter.as_deref().filter(|f| !f.trim().is_empty()) else { return Ok(None) };
+    let filter = Filter::parse(text).map_err(|e| ScimError::invalid_filter(format!("invalid filter: {e}")))?;
+    Ok(Some(Query::check(&filter, rt)?))
+}
+
+impl Muster {
+    /// Renders a user as its SCIM resource (RFC 7643 §4.1), with `meta` and, if loaded, `groups`.
+    pub fn render_user(&self, ctx: &ProviderCtx, v: &UserView) -> Map<String, Value> {
+        let u = &v.user;
+        let mut out = Map::new();
+        out.insert("schemas".into(), u.resource.get("schemas").cloned().unwrap_or_else(|| json!([USER_RESOURCE.schema.id])));
+        out.insert("id".into(), Value::String(u.id.to_string()));
+        for (k, val) in &u.resource {
+            if k != "schemas" {
+                out.insert(k.clone(), val.clone());
+            }
+        }
+        if let Some(groups) = &v.groups {
+            if !groups.is_empty() {
+                let list: Vec<Value> = groups
+                    .iter()
+                    .map(|g| {
+                        json!({"value": g.group_id.to_string(), "$ref": format!("{}/Groups/{}", ctx.base_url, g.group_id),
+                               "display": g.display, "type": "direct"})
+                    })
+                    .collect();
+                out.insert("groups".into(), Value::Array(list));
+            }
+        }
+        out.insert(
+            "meta".into(),
+            json!({
+                "resourceType": "User",
+                "created": u.created_at.to_rfc3339(),
+                "lastModified": u.updated_at.to_rfc3339(),
+                "location": format!("{}/Users/{}", ctx.base_url, u.id),
+                "version": etag(u.version),
+            }),
+        );
+        out
+    }
+
+    /// Renders a group as its SCIM resource (RFC 7643 §4.2), with `members` if loaded.
+    pub fn render_group(&self, ctx: &ProviderCtx, v: &GroupView) -> Map<String, Value> {
+        let g = &v.group;
+        let mut out = Map::new();
+        out.insert("schemas".into(), g.resource.get("schemas").cloned().unwrap_or_else(|| json!([GROUP_RESOURCE.schema.id])));
+        out.insert("id".into(), Value::String(g.id.to_string()));
+        for (k, val) in &g.resource {
+            if k != "schemas" && k != "members" {
+                out.insert(k.clone(), val.clone());
+            }
+        }
+        if let Some(members) = &v.members {
+            if !members.is_empty() {
+                let list: Vec<Value> = members
+                    .iter()
+                    .map(|m| {
+                        json!({"value": m.user_id.to_string(), "$ref": format!("{}/Users/{}", ctx.base_url, m.user_id),
+                               "display": m.display, "type": "User"})
+                    })
+                    .collect();
+                out.insert("members".into(), Value::Array(list));
+            }
+        }
+        out.insert(
+            "meta".into(),
+            json!({
+                "resourceType": "Group",
+                "created": g.created_at.to_rfc3339(),
+                "lastModified": g.updated_at.to_rfc3339(),
+                "location": format!("{}/Groups/{}", ctx.base_url, g.id),
+                "version": etag(g.version),
+            }),
+        );
+        out
+    }
+
+    /// `POST /Users` (RFC 7644 §3.3). A POST of the userName (or externalId) of a user this
+    /// provider turned off or deleted brings that user back instead of failing.
+    pub async fn create_user(&self, ctx: &ProviderCtx, body: &Value) -> CoreResult<Created<UserView>> {
+        let n = normalize(&USER_RESOURCE, body)?;
+        let fields = UserFields::read(&n.resource);
+        let key = name_key(&fields.user_name);
+        for _ in 0..WRITE_ATTEMPTS {
+            let now = self.now();
+            let mut tx = self.store.write().await?;
+            let mut returning = tx.find_user_by_name(ctx.env(), &key).await?;
+            if let Some(existing) = &returning {
+                let mine = existing.provider_id == Some(ctx.id());
+                if !mine || (existing.removed_at.is_none() && existing.scim_active) {
+                    return Err(uniqueness_user(&fields.user_name, existing, ctx));
+                }
+            } else if let Some(ext) = &fields.external_id {
+                returning = tx
+                    .find_user_by_external_id(ctx.env(), ctx.id(), ext)
+                    .await?
+                    .filter(|u| u.removed_at.is_some() || !u.scim_active);
+            }
+            if let Some(existing) = returning {
+                match self.bring_back(&mut tx, ctx, existing, n.resource.clone(), &fields, now).await? {
+                    Some(view) => {
+                        tx.commit().await?;
+                        return Ok(Created { view, new: false });
+                    }
+                    None => continue,
+                }
+            }
+            let root = tx
+                .find_root_org(ctx.env())
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("the environment has no root organization".into()))?;
+            let mut user = UserRecord {
+                environment_id: ctx.env(),
+                id: UserId::new(),
+                provider_id: Some(ctx.id()),
+                user_name: fields.user_name.clone(),
+                external_id: fields.external_id.clone(),
+                display_name: fields.display_name.clone(),
+                scim_active: fields.active,
+                status: UserStatus::Active,
+                org_id: root.id,
+                legal_hold: false,
+                changed_outside: false,
+                resource: n.resource.clone(),
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                removed_at: None,
+                deactivate_at: None,
+            };
+            let transitions =
+                if fields.active { Vec::new() } else { lifecycle::turn_off(&mut user, ctx.provider.deactivation_delay_secs, now) };
+            tx.insert_user(&user).await.map_err(|e| map_user_conflict(e, &fields.user_name))?;
+            let mut log = vec![user_entry(ctx, now, "user.created", &user, json!({"org": root.name, "active": fields.active}))];
+            log.extend(transition_entries(ctx, now, &user, &transitions));
+            tx.append_log(&log).await?;
+            tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+            tx.commit().await?;
+            return Ok(Created { view: UserView { user, groups: Some(Vec::new()) }, new: true });
+        }
+        Err(busy())
+    }
+
+    /// Brings back a user the provider had turned off or deleted, with the resource it now sent.
+    /// `None` when the version moved under us (retry).
+    async fn bring_back(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        ctx: &ProviderCtx,
+        existing: UserRecord,
+        resource: Map<String, Value>,
+        fields: &UserFields,
+        now: Timestamp,
+    ) -> CoreResult<Option<UserView>> {
+        let mut u = existing.clone();
+        let was_removed = u.removed_at.is_some();
+        u.removed_at = None;
+        u.resource = resource;
+        u.user_name = fields.user_name.clone();
+        u.external_id = fields.external_id.clone();
+        u.display_name = fields.display_name.clone();
+        u.scim_active = fields.active;
+        u.changed_outside = false;
+        u.version += 1;
+        u.updated_at = now;
+        let transitions = if fields.active {
+            lifecycle::turn_on(&mut u)
+        } else {
+            lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now)
+        };
+        if !tx.update_user(&u, existing.version).await.map_err(|e| map_user_conflict(e, &fields.user_name))? {
+            return Ok(None);
+        }
+        let changes = diff_resources(&existing.resource, &u.resource);
+        let mut log = Vec::new();
+        if was_removed {
+            log.push(user_entry(ctx, now, "user.restored", &u, json!({"changes": changes})));
+        } else if !changes.is_empty() {
+            log.push(user_entry(ctx, now, "user.updated", &u, json!({"changes": changes})));
+        }
+        log.extend(transition_entries(ctx, now, &u, &transitions));
+        tx.append_log(&log).await?;
+        tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+        let groups = tx.groups_of_users(ctx.env(), &[u.id]).await?.into_iter().map(|(_, g)| g).collect();
+        Ok(Some(UserView { user: u, groups: Some(groups) }))
+    }
+
+    /// `GET /Users/{id}` (RFC 7644 §3.4.1).
+    pub async fn get_user(&self, ctx: &ProviderCtx, id: &str, with_groups: bool) -> CoreResult<UserView> {
+        let uid = parse_user_id(id)?;
+        let mut tx = self.store.read().await?;
+        let user = tx
+            .find_user(ctx.env(), uid)
+            .await?
+            .filter(|u| u.provider_id == Some(ctx.id()) && u.removed_at.is_none())
+            .ok_or_else(|| user_not_found(id))?;
+        let groups = if with_groups {
+            Some(tx.groups_of_users(ctx.env(), &[uid]).await?.into_iter().map(|(_, g)| g).collect())
+        } else {
+            None
+        };
+        Ok(UserView { user, groups })
+    }
+
+    /// `PUT /Users/{id}` (RFC 7644 §3.5.1): the body replaces the resource.
+    pub async fn replace_user(&self, ctx: &ProviderCtx, id: &str, body: &Value, if_match: Option<&str>) -> CoreResult<UserView> {
+        let uid = parse_user_id(id)?;
+        let n = normalize(&USER_RESOURCE, body)?;
+        let fields = UserFields::read(&n.resource);
+        let key = name_key(&fields.user_name);
+        for _ in 0..WRITE_ATTEMPTS {
+            let now = self.now();
+            let mut tx = self.store.write().await?;
+            let existing = tx
+                .find_user(ctx.env(), uid)
+                .await?
+                .filter(|u| u.provider_id == Some(ctx.id()) && u.removed_at.is_none())
+                .ok_or_else(|| user_not_found(id))?;
+            check_if_match(if_match, existing.version)?;
+            if name_key(&existing.user_name) != key {
+                if let Some(holder) = tx.find_user_by_name(ctx.env(), &key).await? {
+                    return Err(uniqueness_user(&fields.user_name, &holder, ctx));
+                }
+            }
+            let mut u = existing.clone();
+            u.resource = n.resource.clone();
+            u.user_name = fields.user_name.clone();
+            u.external_id = fields.external_id.clone();
+            u.display_name = fields.display_name.clone();
+            let transitions = match (existing.scim_active, fields.active) {
+                (true, false) => lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now),
+                (false, true) => lifecycle::turn_on(&mut u),
+                _ => Vec::new(),
+            };
+            u.scim_active = fields.active;
+            let changes = diff_resources(&existing.resource, &u.resource);
+            let groups = tx.groups_of_users(ctx.env(), &[uid]).await?.into_iter().map(|(_, g)| g).collect();
+            if changes.is_empty() && transitions.is_empty() && !existing.changed_outside {
+                // Nothing changed (Okta PUTs back what it read): no new version, no log entry.
+                return Ok(UserView { user: existing, groups: Some(groups) });
+            }
+            u.changed_outside = false;
+            u.version += 1;
+            u.updated_at = now;
+            if !tx.update_user(&u, existing.version).await.map_err(|e| map_user_conflict(e, &fields.user_name))? {
+                continue;
+            }
+            let mut log = Vec::new();
+            if !changes.is_empty() {
+                log.push(user_entry(ctx, now, "user.updated", &u, json!({"changes": changes})));
+            }
+            log.extend(transition_entries(ctx, now, &u, &transitions));
+            tx.append_log(&log).await?;
+            tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+            tx.commit().await?;
+            return Ok(UserView { user: u, groups: Some(groups) });
+        }
+        Err(busy())
+    }
+
+    /// `DELETE /Users/{id}` (RFC 7644 §3.6): the user is blocked at once, deactivated after the
+    /// provider's delay, leaves the provider's groups, and is no longer visible to the provider.
+    /// Administrators still see it.
+    pub async fn delete_user(&self, ctx: &ProviderCtx, id: &str, if_match: Option<&str>) -> CoreResult<()> {
+        let uid = parse_user_id(id)?;
+        for _ in 0..WRITE_ATTEMPTS {
+            let now = self.now();
+            let mut tx = self.store.write().await?;
+            let existing = tx
+                .find_user(ctx.env(), uid)
+                .await?
+                .filter(|u| u.provider_id == Some(ctx.id()) && u.removed_at.is_none())
+                .ok_or_else(|| user_not_found(id))?;
+            check_if_match(if_match, existing.version)?;
+            let mut u = existing.clone();
+            u.removed_at = Some(now);
+            let transitions = lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now);
+            u.version += 1;
+            u.updated_at = now;
+            if !tx.update_user(&u, existing.version).await? {
+                continue;
+            }
+            let mut log = vec![user_entry(ctx, now, "user.removed", &u, json!({}))];
+            for (_, g) in tx.groups_of_users(ctx.env(), &[uid]).await? {
+                tx.remove_members(ctx.env(), g.group_id, &[uid]).await?;
+                log.push(SyncLogEntry {
+                    subject_kind: Some("group".into()),
+                    subject_id: Some(g.group_id.to_string()),
+                    subject_name: Some(g.display.clone()),
+                    ..user_entry(ctx, now, "group.members_removed", &u, json!({"members": [{"id": uid.to_string(), "userName": u.user_name}], "count": 1}))
+                });
+            }
+            log.extend(transition_entries(ctx, now, &u, &transitions));
+            tx.append_log(&log).await?;
+            tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        Err(busy())
+    }
+
+    /// `GET /Users` (RFC 7644 §3.4.2): filtered, paged in a stable order.
+    pub async fn list_users(&self, ctx: &ProviderCtx, params: &ListParams, with_groups: bool) -> CoreResult<ListResult<UserView>> {
+        let query = check_filter(params, &USER_RESOURCE)?;
+        let (cond, exact) = match &query {
+            Some(q) => pushdown(q, false),
+            None => (None, true),
+        };
+        let size = params.page_size(self.settings.max_page_size);
+        let offset = params.start_index.saturating_sub(1);
+        let mut tx = self.store.read().await?;
+        let env = ctx.env();
+        let (total, users) = if exact {
+            let total = tx.count_users(env, ctx.id(), cond.as_ref()).await?;
+            let users = if size == 0 || offset >= total {
+                Vec::new()
+            } else {
+                tx.list_users(env, ctx.id(), cond.as_ref(), Page { offset, limit: size }).await?
+            };
+            (total, users)
+        } else {
+            let q = query.as_ref().ok_or_else(|| StoreError::Corrupt("inexact listing without a filter".into()))?;
+            let needs_groups = mentions_attr(q, "groups");
+            let mut total = 0u64;
+            let mut page = Vec::new();
+            let mut after = None;
+            loop {
+                let chunk = tx.scan_users(env, ctx.id(), cond.as_ref(), after, SCAN_CHUNK).await?;
+                let Some(last) = chunk.last() else { break };
+                after = Some(Cursor { created_at: last.created_at, id: last.id.uuid() });
+                let full = chunk.len() as u64 == SCAN_CHUNK;
+                let groups = if needs_groups {
+                    let ids: Vec<UserId> = chunk.iter().map(|u| u.id).collect();
+                    tx.groups_of_users(env, &ids).await?
+                } else {
+                    Vec::new()
+                };
+                for user in chunk {
+                    let view = UserView {
+                        groups: needs_groups
+                            .then(|| groups.iter().filter(|(uid, _)| *uid == user.id).map(|(_, g)| g.clone()).collect()),
+                        user,
+                    };
+                    if q.matches(&self.render_user(ctx, &view)) {
+                        if total >= offset && (page.len() as u64) < size {
+                            page.push(view.user);
+                        }
+                        total += 1;
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+            (total, page)
+        };
+        let items = self.attach_groups(&mut tx, ctx, users, with_groups).await?;
+        Ok(ListResult { total, start_index: params.start_index, items })
+    }
+
+    async fn attach_groups(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        ctx: &ProviderCtx,
+        users: Vec<UserRecord>,
+        with_groups: bool,
+    ) -> CoreResult<Vec<UserView>> {
+        if !with_groups || users.is_empty() {
+            return Ok(users.into_iter().map(|user| UserView { user, groups: None }).collect());
+        }
+        let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+        let pairs = tx.groups_of_users(ctx.env(), &ids).await?;
+        Ok(users
+            .into_iter()
+            .map(|user| {
+                let groups = pairs.iter().filter(|(uid, _)| *uid == user.id).map(|(_, g)| g.clone()).collect();
+                UserView { user, groups: Some(groups) }
+            })
+            .collect())
+    }
+
+    /// Checks that every member value names a user of this provider; returns their ids.
+    async fn resolve_members(&self, tx: &mut Box<dyn Tx>, ctx: &ProviderCtx, values: &[String]) -> CoreResult<Vec<UserId>> {
+        let mut ids = Vec::with_capacity(values.len());
+        let mut seen = HashSet::new();
+        let mut unknown = Vec::new();
+        for v in values {
+            match v.parse::<UserId>() {
+                Ok(id) => {
+                    if seen.insert(id) {
+                        ids.push(id);
+                    }
+                }
+                Err(_) => unknown.push(v.clone()),
+            }
+        }
+        if !ids.is_empty() {
+            let existing: HashSet<UserId> = tx.existing_user_ids(ctx.env(), ctx.id(), &ids).await?.into_iter().collect();
+            unknown.extend(ids.iter().filter(|id| !existing.contains(id)).map(|id| id.to_string()));
+        }
+        if !unknown.is_empty() {
+            unknown.truncate(20);
+            return Err(ScimError::bad_request(
+                ScimType::InvalidValue,
+                format!("members must be users of this provider; unknown member id(s): {}", unknown.join(", ")),
+            )
+            .into());
+        }
+        Ok(ids)
+    }
+
+    /// `POST /Groups` (RFC 7644 §3.3).
+    pub async fn create_group(&self, ctx: &ProviderCtx, body: &Value) -> CoreResult<GroupView> {
+        let n = normalize(&GROUP_RESOURCE, body)?;
+        let mut resource = n.resource;
+        let member_values = take_member_values(&mut resource)?;
+        let display_name = resource.get("displayName").and_then(Value::as_str).unwrap_or_default().trim().to_string();
+        let external_id = resource.get("externalId").and_then(Value::as_str).map(str::to_string);
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        if tx.find_group_by_name(ctx.env(), ctx.id(), &name_key(&display_name)).await?.is_some() {
+            return Err(map_group_conflict(StoreError::Conflict(Unique::GroupName), &display_name));
+        }
+        let members = self.resolve_members(&mut tx, ctx, &member_values).await?;
+        let group = GroupRecord {
+            environment_id: ctx.env(),
+            id: GroupId::new(),
+            provider_id: ctx.id(),
+            display_name: display_name.clone(),
+            external_id,
+            resource,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        tx.insert_group(&group).await.map_err(|e| map_group_conflict(e, &display_name))?;
+        let mut log = vec![group_entry(ctx, now, "group.created", &group, json!({}))];
+        if !members.is_empty() {
+            let added = tx.add_members(ctx.env(), group.id, &members, now).await?;
+            log.push(group_entry(ctx, now, "group.members_added", &group, member_details(&added)));
+        }
+        tx.append_log(&log).await?;
+        tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+        let view_members = tx.members(ctx.env(), group.id).await?;
+        tx.commit().await?;
+        Ok(GroupView { group, members: Some(view_members) })
+    }
+
+    /// `GET /Groups/{id}` (RFC 7644 §3.4.1); members only when they will be returned.
+    pub async fn get_group(&self, ctx: &ProviderCtx, id: &str, with_members: bool) -> CoreResult<GroupView> {
+        let gid = parse_group_id(id)?;
+        let mut tx = self.store.read().await?;
+        let group = tx
+            .find_group(ctx.env(), gid)
+            .await?
+            .filter(|g| g.provider_id == ctx.id())
+            .ok_or_else(|| group_not_found(id))?;
+        let members = if with_members { Some(tx.members(ctx.env(), gid).await?) } else { None };
+        Ok(GroupView { group, members })
+    }
+
+    /// `PUT /Groups/{id}` (RFC 7644 §3.5.1): replaces the group, its members included; only the
+    /// difference in membership is written.
+    pub async fn replace_group(&self, ctx: &ProviderCtx, id: &str, body: &Value, if_match: Option<&str>) -> CoreResult<GroupView> {
+        let gid = parse_group_id(id)?;
+        let n = normalize(&GROUP_RESOURCE, body)?;
+        let mut resource = n.resource;
+        let member_values = take_member_values(&mut resource)?;
+        let display_name = resource.get("displayName").and_then(Value::as_str).unwrap_or_default().trim().to_string();
+        for _ in 0..WRITE_ATTEMPTS {
+            let now = self.now();
+            let mut tx = self.store.write().await?;
+            let existing = tx
+                .find_group(ctx.env(), gid)
+                .await?
+                .filter(|g| g.provider_id == ctx.id())
+                .ok_or_else(|| group_not_found(id))?;
+            check_if_match(if_match, existing.version)?;
+            if name_key(&existing.display_name) != name_key(&display_name)
+                && tx.find_group_by_name(ctx.env(), ctx.id(), &name_key(&display_name)).await?.is_some()
+            {
+                return Err(map_group_conflict(StoreError::Conflict(Unique::GroupName), &display_name));
+            }
+            let wanted = self.resolve_members(&mut tx, ctx, &member_values).await?;
+            let current: HashSet<UserId> = tx.member_ids(ctx.env(), gid).await?.into_iter().collect();
+            let wanted_set: HashSet<UserId> = wanted.iter().copied().collect();
+            let to_add: Vec<UserId> = wanted.iter().copied().filter(|u| !current.contains(u)).collect();
+            let to_remove: Vec<UserId> = current.iter().copied().filter(|u| !wanted_set.contains(u)).collect();
+            let mut g = existing.clone();
+            g.display_name = display_name.clone();
+            g.external_id = resource.get("externalId").and_then(Value::as_str).map(str::to_string);
+            g.resource = resource.clone();
+            let changes = diff_resources(&existing.resource, &g.resource);
+            if changes.is_empty() && to_add.is_empty() && to_remove.is_empty() {
+                let members = tx.members(ctx.env(), gid).await?;
+                return Ok(GroupView { group: existing, members: Some(members) });
+            }
+            g.version += 1;
+            g.updated_at = now;
+            if !tx.update_group(&g, existing.version).await.map_err(|e| map_group_conflict(e, &display_name))? {
+                continue;
+            }
+            let mut log = Vec::new();
+            if existing.display_name != g.display_name {
+                log.push(group_entry(ctx, now, "group.renamed", &g, json!({"before": existing.display_name, "after": g.display_name})));
+            } else if !changes.is_empty() {
+                log.push(group_entry(ctx, now, "group.updated", &g, json!({"changes": changes})));
+            }
+            if !to_add.is_empty() {
+                let added = tx.add_members(ctx.env(), gid, &to_add, now).await?;
+                log.push(group_entry(ctx, now, "group.members_added", &g, member_details(&added)));
+            }
+            if !to_remove.is_empty() {
+                let removed = tx.remove_members(ctx.env(), gid, &to_remove).await?;
+                log.push(group_entry(ctx, now, "group.members_removed", &g, member_details(&removed)));
+            }
+            tx.append_log(&log).await?;
+            tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+            let members = tx.members(ctx.env(), gid).await?;
+            tx.commit().await?;
+            return Ok(GroupView { group: g, members: Some(members) });
+        }
+        Err(busy())
+    }
+
+    /// `DELETE /Groups/{id}` (RFC 7644 §3.6).
+    pub async fn delete_group(&self, ctx: &ProviderCtx, id: &str, if_match: Option<&str>) -> CoreResult<()> {
+        let gid = parse_group_id(id)?;
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let existing = tx
+            .find_group(ctx.env(), gid)
+            .await?
+            .filter(|g| g.provider_id == ctx.id())
+            .ok_or_else(|| group_not_found(id))?;
+        check_if_match(if_match, existing.version)?;
+        tx.delete_group(ctx.env(), gid).await?;
+        tx.append_log(&[group_entry(ctx, now, "group.deleted", &existing, json!({}))]).await?;
+        tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `GET /Groups` (RFC 7644 §3.4.2).
+    pub async fn list_groups(&self, ctx: &ProviderCtx, params: &ListParams, with_members: bool) -> CoreResult<ListResult<GroupView>> {
+        let query = check_filter(params, &GROUP_RESOURCE)?;
+        let (cond, exact) = match &query {
+            Some(q) => pushdown(q, true),
+            None => (None, true),
+        };
+        let size = params.page_size(self.settings.max_page_size);
+        let offset = params.start_index.saturating_sub(1);
+        let env = ctx.env();
+        let mut tx = self.store.read().await?;
+        let (total, groups) = if exact {
+            let total = tx.count_groups(env, ctx.id(), cond.as_ref()).await?;
+            let groups = if size == 0 || offset >= total {
+                Vec::new()
+            } else {
+                tx.list_groups(env, ctx.id(), cond.as_ref(), Page { offset, limit: size }).await?
+            };
+            (total, groups)
+        } else {
+            let q = query.as_ref().ok_or_else(|| StoreError::Corrupt("inexact listing without a filter".into()))?;
+            let needs_members = mentions_attr(q, "members");
+            let mut total = 0u64;
+            let mut page = Vec::new();
+            let mut after = None;
+            loop {
+                let chunk = tx.scan_groups(env, ctx.id(), cond.as_ref(), after, SCAN_CHUNK).await?;
+                let Some(last) = chunk.last() else { break };
+                after = Some(Cursor { created_at: last.created_at, id: last.id.uuid() });
+                let full = chunk.len() as u64 == SCAN_CHUNK;
+                for group in chunk {
+                    let members = if needs_members { Some(tx.members(env, group.id).await?) } else { None };
+                    let view = GroupView { group, members };
+                    if q.matches(&self.render_group(ctx, &view)) {
+                        if total >= offset && (page.len() as u64) < size {
+                            page.push(view.group);
+                        }
+                        total += 1;
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+            (total, page)
+        };
+        let mut items = Vec::with_capacity(groups.len());
+        for group in groups {
+            let members = if with_members { Some(tx.members(env, group.id).await?) } else { None };
+            items.push(GroupView { group, members });
+        }
+        Ok(ListResult { total, start_index: params.start_index, items })
+    }
+}
+
+fn busy() -> CoreError {
+    ScimError::new(409, None, "the resource was changed by another request at the same time; retry").into()
+}
+
+/// Takes `members` out of a canonical group resource: its member ids.
+fn take_member_values(resource: &mut Map<String, Value>) -> CoreResult<Vec<String>> {
+    let Some(members) = resource.remove("members") else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    if let Value::Array(items) = members {
+        for item in items {
+            match item.get("value").and_then(Value::as_str) {
+                Some(v) => out.push(v.to_string()),
+                None => return Err(ScimError::invalid_value("each member needs a 'value': the id of a user").into()),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn member_details(ids: &[UserId]) -> Value {
+    let listed: Vec<String> = ids.iter().take(LOGGED_MEMBERS).map(|u| u.to_string()).collect();
+    json!({"members": listed, "count": ids.len()})
+}

@@ -1,0 +1,217 @@
+//! Storage as traits: one per aggregate, all implemented by a transaction ([`Tx`]).
+//!
+//! A [`Store`] hands out transactions: [`Store::write`] for changes (serialised on SQLite,
+//! concurrent on PostgreSQL) and [`Store::read`] for queries. Every method takes the environment
+//! and scopes its query by it: no query can cross environments. A change and its sync-log entries
+//! are written through the same transaction, so neither exists without the other.
+
+use async_trait::async_trait;
+
+use crate::clock::Timestamp;
+use crate::error::StoreError;
+use crate::ids::{EnvironmentId, GroupId, OrgId, ProviderId, TokenId, UserId};
+use crate::model::{Environment, GroupRecord, GroupRef, MemberRef, Org, Provider, ProviderToken, SyncLogEntry, UserRecord};
+
+/// Shorthand for storage results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A condition storage renders to SQL exactly. What a SCIM filter needs beyond it is evaluated
+/// in Rust over the rows it selects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// Matches nothing (for example `id eq "not-a-uuid"`).
+    Never,
+    /// The resource id.
+    Id(uuid::Uuid),
+    /// `userName`, lower-cased.
+    UserNameKey(String),
+    /// `externalId`, exactly.
+    ExternalId(String),
+    /// A group's `displayName`, lower-cased.
+    GroupNameKey(String),
+    /// A user's SCIM `active`.
+    Active(bool),
+    /// Both.
+    And(Box<Cond>, Box<Cond>),
+    /// Either.
+    Or(Box<Cond>, Box<Cond>),
+}
+
+/// Where a listing starts and how much it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Rows to skip.
+    pub offset: u64,
+    /// Rows to return at most.
+    pub limit: u64,
+}
+
+/// A position in the stable listing order: creation time, then id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The creation time of the last row seen.
+    pub created_at: Timestamp,
+    /// The id of the last row seen.
+    pub id: uuid::Uuid,
+}
+
+/// Environments.
+#[async_trait]
+pub trait EnvironmentStore {
+    /// The environment with this slug.
+    async fn find_environment(&mut self, slug: &str) -> StoreResult<Option<Environment>>;
+    /// Adds an environment.
+    async fn insert_environment(&mut self, env: &Environment) -> StoreResult<()>;
+}
+
+/// Organizations.
+#[async_trait]
+pub trait OrgStore {
+    /// The root (default) organization.
+    async fn find_root_org(&mut self, env: EnvironmentId) -> StoreResult<Option<Org>>;
+    /// An organization by id.
+    async fn find_org(&mut self, env: EnvironmentId, id: OrgId) -> StoreResult<Option<Org>>;
+    /// Adds an organization.
+    async fn insert_org(&mut self, org: &Org) -> StoreResult<()>;
+}
+
+/// Providers and their tokens.
+#[async_trait]
+pub trait ProviderStore {
+    /// Adds a provider.
+    async fn insert_provider(&mut self, p: &Provider) -> StoreResult<()>;
+    /// A provider by id.
+    async fn find_provider(&mut self, env: EnvironmentId, id: ProviderId) -> StoreResult<Option<Provider>>;
+    /// Every provider, oldest first.
+    async fn list_providers(&mut self, env: EnvironmentId) -> StoreResult<Vec<Provider>>;
+    /// Saves a provider's name and deactivation delay.
+    async fn update_provider(&mut self, p: &Provider) -> StoreResult<()>;
+    /// Records that the provider changed something at `at`.
+    async fn touch_provider_sync(&mut self, env: EnvironmentId, id: ProviderId, at: Timestamp) -> StoreResult<()>;
+    /// Adds a token, stored by the SHA-256 of its secret.
+    async fn insert_token(&mut self, t: &ProviderToken, hash: &[u8]) -> StoreResult<()>;
+    /// The token whose secret hashes to `hash`, with that stored hash. Any environment: a token
+    /// identifies its environment.
+    async fn find_token_by_hash(&mut self, hash: &[u8]) -> StoreResult<Option<(ProviderToken, Vec<u8>)>>;
+    /// A provider's tokens, newest first.
+    async fn list_tokens(&mut self, env: EnvironmentId, provider: ProviderId) -> StoreResult<Vec<ProviderToken>>;
+    /// Revokes a token; false if there was no such live token.
+    async fn revoke_token(&mut self, env: EnvironmentId, id: TokenId, at: Timestamp) -> StoreResult<bool>;
+    /// Records a token's use.
+    async fn touch_token(&mut self, env: EnvironmentId, id: TokenId, at: Timestamp) -> StoreResult<()>;
+}
+
+/// Users.
+#[async_trait]
+pub trait UserStore {
+    /// Adds a user; `Conflict(UserName)` if the userName is taken.
+    async fn insert_user(&mut self, u: &UserRecord) -> StoreResult<()>;
+    /// A user by id (removed ones included).
+    async fn find_user(&mut self, env: EnvironmentId, id: UserId) -> StoreResult<Option<UserRecord>>;
+    /// A user by lower-cased userName (removed ones included).
+    async fn find_user_by_name(&mut self, env: EnvironmentId, user_name_key: &str) -> StoreResult<Option<UserRecord>>;
+    /// A provider's user by externalId (removed ones included), newest first.
+    async fn find_user_by_external_id(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        external_id: &str,
+    ) -> StoreResult<Option<UserRecord>>;
+    /// Saves a user if its stored version is still `expected_version`; false if it moved.
+    /// The record's own `version` is the new one.
+    async fn update_user(&mut self, u: &UserRecord, expected_version: i64) -> StoreResult<bool>;
+    /// A provider's users that are not removed and match `cond`, in the stable order.
+    async fn list_users(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        page: Page,
+    ) -> StoreResult<Vec<UserRecord>>;
+    /// How many of a provider's users are not removed and match `cond`.
+    async fn count_users(&mut self, env: EnvironmentId, provider: ProviderId, cond: Option<&Cond>) -> StoreResult<u64>;
+    /// Like `list_users`, from a cursor onwards: for scanning without offsets.
+    async fn scan_users(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<UserRecord>>;
+    /// Those of `ids` that are users of the provider and not removed.
+    async fn existing_user_ids(&mut self, env: EnvironmentId, provider: ProviderId, ids: &[UserId]) -> StoreResult<Vec<UserId>>;
+}
+
+/// SCIM groups and their members.
+#[async_trait]
+pub trait GroupStore {
+    /// Adds a group; `Conflict(GroupName)` if the provider has one of that name.
+    async fn insert_group(&mut self, g: &GroupRecord) -> StoreResult<()>;
+    /// A group by id.
+    async fn find_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<Option<GroupRecord>>;
+    /// A provider's group by lower-cased displayName.
+    async fn find_group_by_name(&mut self, env: EnvironmentId, provider: ProviderId, key: &str) -> StoreResult<Option<GroupRecord>>;
+    /// Saves a group if its stored version is still `expected_version`; false if it moved.
+    async fn update_group(&mut self, g: &GroupRecord, expected_version: i64) -> StoreResult<bool>;
+    /// Deletes a group and its memberships.
+    async fn delete_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<bool>;
+    /// A provider's groups matching `cond`, in the stable order.
+    async fn list_groups(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        page: Page,
+    ) -> StoreResult<Vec<GroupRecord>>;
+    /// How many of a provider's groups match `cond`.
+    async fn count_groups(&mut self, env: EnvironmentId, provider: ProviderId, cond: Option<&Cond>) -> StoreResult<u64>;
+    /// Like `list_groups`, from a cursor onwards.
+    async fn scan_groups(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<GroupRecord>>;
+    /// Adds members; those already present are left alone. Returns the ones added.
+    async fn add_members(&mut self, env: EnvironmentId, group: GroupId, users: &[UserId], at: Timestamp) -> StoreResult<Vec<UserId>>;
+    /// Removes members; returns the ones that were members.
+    async fn remove_members(&mut self, env: EnvironmentId, group: GroupId, users: &[UserId]) -> StoreResult<Vec<UserId>>;
+    /// The ids of a group's members.
+    async fn member_ids(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<UserId>>;
+    /// A group's members with their display names, in the order they were added.
+    async fn members(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<MemberRef>>;
+    /// The groups each of these users belongs to.
+    async fn groups_of_users(&mut self, env: EnvironmentId, users: &[UserId]) -> StoreResult<Vec<(UserId, GroupRef)>>;
+}
+
+/// The sync log.
+#[async_trait]
+pub trait SyncLogStore {
+    /// Appends entries.
+    async fn append_log(&mut self, entries: &[SyncLogEntry]) -> StoreResult<()>;
+    /// The newest entries, newest first (most `limit`).
+    async fn recent_log(&mut self, env: EnvironmentId, limit: u64) -> StoreResult<Vec<SyncLogEntry>>;
+}
+
+/// A transaction (or, from [`Store::read`], a connection) with every aggregate's operations.
+#[async_trait]
+pub trait Tx: EnvironmentStore + OrgStore + ProviderStore + UserStore + GroupStore + SyncLogStore + Send {
+    /// Makes the changes durable. Dropping a transaction without committing rolls it back.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// A database.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// A transaction for changes.
+    async fn write(&self) -> StoreResult<Box<dyn Tx>>;
+    /// A connection for queries.
+    async fn read(&self) -> StoreResult<Box<dyn Tx>>;
+    /// Whether the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+}

@@ -1,0 +1,22 @@
+//! SCIM 2.0 (RFC 7643, RFC 7644) as plain code: no I/O, no clock, no async.
+//!
+//! # Layout
+//! - [`error`]: SCIM errors and their `scimType` keywords (RFC 7644 §3.12).
+//! - [`filter`]: filter and PATCH path syntax (RFC 7644 §3.4.2.2, §3.5.2): parser, AST, printer.
+//! - [`schema`]: the User, Group, Enterprise User and Muster schemas as static data (RFC 7643).
+//! - [`query`]: a filter checked against a schema, and evaluated over a resource's JSON.
+//! - [`resource`]: request bodies into canonical form, and `attributes`/`excludedAttributes`.
+//! - [`list`]: list query parameters and the ListResponse message (RFC 7644 §3.4.2).
+
+pub mod error;
+pub mod filter;
+pub mod list;
+pub mod query;
+pub mod resource;
+pub mod schema;
+
+pub use error::{ScimError, ScimType};
+pub use filter::{AttrPath, CompValue, CompareOp, Filter, FilterError, PatchPath};
+pub use query::{Operand, Query};
+pub use resource::{normalize, Normalized, Projection};
+pub use schema::{ResourceTypeDef, GROUP_RESOURCE, USER_RESOURCE};
