@@ -1,1 +1,80 @@
-//! muster-store
+//! SQLite and PostgreSQL implementations of Muster's store traits.
+//!
+//! # Layout
+//! - [`sqlite`]: [`SqliteStore`], WAL mode, one writer and a pool of readers.
+//! - [`postgres`]: [`PgStore`].
+//! - `common.rs`: the SQL both share, compiled once per backend.
+//! - `migrations/{sqlite,postgres}`: the schema, with the same version numbers in both.
+
+use std::sync::Arc;
+
+use muster_core::error::{StoreError, Unique};
+use muster_core::store::Store;
+
+pub mod postgres;
+pub mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::{SqliteSettings, SqliteStore};
+
+/// Maps a constraint name or message to the uniqueness rule it enforces. Index names and
+/// SQLite's "UNIQUE constraint failed: table.column" messages both name the key column.
+fn classify(text: &str) -> Unique {
+    if text.contains("user_name_key") {
+        Unique::UserName
+    } else if text.contains("display_name_key") {
+        Unique::GroupName
+    } else if text.contains("org.name_key") || text.contains("org_name_key") || text.contains("org_root") {
+        Unique::OrgName
+    } else if text.contains("provider.name_key") || text.contains("provider_name_key") {
+        Unique::ProviderName
+    } else {
+        Unique::Other
+    }
+}
+
+/// A store opened from a URL, ready to use (migrated).
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// SQLite.
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PgStore),
+}
+
+impl AnyStore {
+    /// Opens `url`: `postgres://` or `postgresql://` for PostgreSQL, `sqlite:` for SQLite.
+    pub async fn connect(url: &str, sqlite: &SqliteSettings, pg_max_connections: u32) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(AnyStore::Postgres(PgStore::connect(url, pg_max_connections).await?))
+        } else if url.starts_with("sqlite:") {
+            Ok(AnyStore::Sqlite(SqliteStore::connect(url, sqlite).await?))
+        } else {
+            Err(StoreError::Database("the database URL must start with sqlite: or postgres://".into()))
+        }
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.migrate().await,
+            AnyStore::Postgres(p) => p.migrate().await,
+        }
+    }
+
+    /// The store as a trait object.
+    pub fn shared(&self) -> Arc<dyn Store> {
+        match self {
+            AnyStore::Sqlite(s) => Arc::new(s.clone()),
+            AnyStore::Postgres(p) => Arc::new(p.clone()),
+        }
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        match self {
+            AnyStore::Sqlite(s) => s.close().await,
+            AnyStore::Postgres(p) => p.close().await,
+        }
+    }
+}

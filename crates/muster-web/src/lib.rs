@@ -1,1 +1,34 @@
-//! muster-web
+//! Muster's HTTP surface, on axum.
+//!
+//! # Layout
+//! - [`scim`]: the SCIM 2.0 endpoints at each provider's base URL (`/scim/v2/{provider}`).
+//! - [`health`]: `/healthz` and `/readyz`.
+//! - [`request_log`]: request ids and request logging.
+//! - [`error`]: errors in each audience's protocol.
+
+pub mod error;
+pub mod health;
+pub mod request_log;
+pub mod scim;
+
+use axum::Router;
+use muster_core::Muster;
+
+/// The largest request body accepted, in bytes (advertised as the Bulk `maxPayloadSize`).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The domain services.
+    pub muster: Muster,
+}
+
+/// The whole application: every router merged once, with the request-id middleware.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(scim::router())
+        .layer(axum::middleware::from_fn(request_log::track))
+        .with_state(state)
+}

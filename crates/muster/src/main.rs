@@ -1,1 +1,70 @@
-fn main() {}
+//! `muster`: the one binary. Parses the command line and dispatches.
+
+mod cli;
+mod config;
+mod serve;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command};
+use config::{Config, LogFormat};
+
+fn init_logging(cfg: &Config) {
+    let filter = EnvFilter::try_new(&cfg.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cfg.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let cfg = match Config::load(&cli.overrides) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("muster: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("muster: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let is_server = matches!(cli.command, Command::Serve);
+    if is_server {
+        init_logging(&cfg);
+    } else {
+        // Administration commands print their results; logs only for warnings.
+        let quiet = Config { log_level: std::env::var("MUSTER_LOG").unwrap_or_else(|_| "warn".into()), ..cfg.clone() };
+        init_logging(&quiet);
+    }
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => {
+                let listener = tokio::net::TcpListener::bind(&cfg.listen_addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen_addr))?;
+                serve::run(listener, cfg, serve::shutdown_signal()).await
+            }
+            Command::Migrate => {
+                let app = serve::open(&cfg).await?;
+                println!("Database migrated ({}).", app.muster.store.backend());
+                app.store.close().await;
+                Ok(())
+            }
+            Command::Provider(cmd) => cli::run_admin(&cfg, cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("muster: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

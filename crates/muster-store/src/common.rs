@@ -1,0 +1,924 @@
+//! The store implementation shared by both backends.
+//!
+//! This file is compiled twice, once inside `sqlite` and once inside `postgres` (each includes
+//! it with `#[path]`). Each parent module defines `Db` (the sqlx database type) and
+//! `classify_unique` (which of Muster's uniqueness rules a constraint error names). The SQL is
+//! written once, in the subset both databases speak: `$n` placeholders (sqlx binds them by
+//! number on SQLite too), 64-bit integer times, and `on conflict do nothing`.
+
+use async_trait::async_trait;
+use muster_core::clock::Timestamp;
+use muster_core::error::StoreError;
+use muster_core::ids::{EnvironmentId, GroupId, OrgId, ProviderId, TokenId, UserId};
+use muster_core::model::{
+    Actor, Environment, GroupRecord, GroupRef, MemberRef, Org, OrgStatus, Outcome, Provider, ProviderToken, SyncLogEntry,
+    UserRecord, UserStatus,
+};
+use muster_core::store::{
+    Cond, Cursor, EnvironmentStore, GroupStore, OrgStore, Page, ProviderStore, StoreResult, SyncLogStore, Tx, UserStore,
+};
+use serde_json::{Map, Value};
+use sqlx::{QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::{classify_unique, Db};
+
+type DbRow = <Db as sqlx::Database>::Row;
+type DbConn = <Db as sqlx::Database>::Connection;
+
+/// The most ids bound in one `in (...)` list.
+const IN_CHUNK: usize = 500;
+
+/// A transaction, or a plain pooled connection for reads.
+pub enum DbTx {
+    /// A write (or read) transaction.
+    Tx(sqlx::Transaction<'static, Db>),
+    /// A pooled connection in autocommit mode.
+    Conn(sqlx::pool::PoolConnection<Db>),
+}
+
+impl DbTx {
+    fn c(&mut self) -> &mut DbConn {
+        match self {
+            DbTx::Tx(t) => t,
+            DbTx::Conn(c) => c,
+        }
+    }
+}
+
+/// Turns a sqlx error into a store error, recognising unique violations.
+pub fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Conflict(classify_unique(db.message(), db.constraint()));
+        }
+    }
+    StoreError::Database(Box::new(e))
+}
+
+fn get<'r, T>(row: &'r DbRow, col: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
+{
+    row.try_get(col).map_err(db_err)
+}
+
+fn ts(v: i64) -> Timestamp {
+    Timestamp(v)
+}
+
+fn ts_opt(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp)
+}
+
+fn json_map(text: &str) -> StoreResult<Map<String, Value>> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(StoreError::Corrupt("a stored resource is not a JSON object".into())),
+    }
+}
+
+fn to_text(m: &Map<String, Value>) -> String {
+    // Serialising a map of JSON values cannot fail.
+    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
+fn key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+fn environment_from(row: &DbRow) -> StoreResult<Environment> {
+    Ok(Environment {
+        id: EnvironmentId(get(row, "environment_id")?),
+        slug: get(row, "slug")?,
+        name: get(row, "name")?,
+        created_at: ts(get(row, "created_at")?),
+    })
+}
+
+fn org_from(row: &DbRow) -> StoreResult<Org> {
+    let status: String = get(row, "status")?;
+    Ok(Org {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: OrgId(get(row, "org_id")?),
+        parent_id: get::<Option<Uuid>>(row, "parent_id")?.map(OrgId),
+        name: get(row, "name")?,
+        status: OrgStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("org status '{status}'")))?,
+        created_at: ts(get(row, "created_at")?),
+        updated_at: ts(get(row, "updated_at")?),
+    })
+}
+
+fn provider_from(row: &DbRow) -> StoreResult<Provider> {
+    Ok(Provider {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: ProviderId(get(row, "provider_id")?),
+        name: get(row, "name")?,
+        deactivation_delay_secs: get(row, "deactivation_delay_secs")?,
+        created_at: ts(get(row, "created_at")?),
+        updated_at: ts(get(row, "updated_at")?),
+        last_sync_at: ts_opt(get(row, "last_sync_at")?),
+    })
+}
+
+fn token_from(row: &DbRow) -> StoreResult<ProviderToken> {
+    Ok(ProviderToken {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: TokenId(get(row, "provider_token_id")?),
+        provider_id: ProviderId(get(row, "provider_id")?),
+        label: get(row, "label")?,
+        prefix: get(row, "prefix")?,
+        created_at: ts(get(row, "created_at")?),
+        expires_at: ts_opt(get(row, "expires_at")?),
+        revoked_at: ts_opt(get(row, "revoked_at")?),
+        last_used_at: ts_opt(get(row, "last_used_at")?),
+    })
+}
+
+const USER_COLS: &str = "user_id, environment_id, provider_id, user_name, external_id, display_name, scim_active, status, \
+     org_id, legal_hold, changed_outside, resource, version, created_at, updated_at, removed_at, deactivate_at";
+
+fn user_from(row: &DbRow) -> StoreResult<UserRecord> {
+    let status: String = get(row, "status")?;
+    let resource: String = get(row, "resource")?;
+    Ok(UserRecord {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: UserId(get(row, "user_id")?),
+        provider_id: get::<Option<Uuid>>(row, "provider_id")?.map(ProviderId),
+        user_name: get(row, "user_name")?,
+        external_id: get(row, "external_id")?,
+        display_name: get(row, "display_name")?,
+        scim_active: get(row, "scim_active")?,
+        status: UserStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("user status '{status}'")))?,
+        org_id: OrgId(get(row, "org_id")?),
+        legal_hold: get(row, "legal_hold")?,
+        changed_outside: get(row, "changed_outside")?,
+        resource: json_map(&resource)?,
+        version: get(row, "version")?,
+        created_at: ts(get(row, "created_at")?),
+        updated_at: ts(get(row, "updated_at")?),
+        removed_at: ts_opt(get(row, "removed_at")?),
+        deactivate_at: ts_opt(get(row, "deactivate_at")?),
+    })
+}
+
+const GROUP_COLS: &str =
+    "group_id, environment_id, provider_id, display_name, external_id, resource, version, created_at, updated_at";
+
+fn group_from(row: &DbRow) -> StoreResult<GroupRecord> {
+    let resource: String = get(row, "resource")?;
+    Ok(GroupRecord {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: GroupId(get(row, "group_id")?),
+        provider_id: ProviderId(get(row, "provider_id")?),
+        display_name: get(row, "display_name")?,
+        external_id: get(row, "external_id")?,
+        resource: json_map(&resource)?,
+        version: get(row, "version")?,
+        created_at: ts(get(row, "created_at")?),
+        updated_at: ts(get(row, "updated_at")?),
+    })
+}
+
+fn push_cond(qb: &mut QueryBuilder<'_, Db>, cond: &Cond, id_col: &str) {
+    match cond {
+        Cond::Never => {
+            qb.push("1 = 0");
+        }
+        Cond::Id(u) => {
+            qb.push(id_col).push(" = ").push_bind(*u);
+        }
+        Cond::UserNameKey(s) => {
+            qb.push("user_name_key = ").push_bind(s.clone());
+        }
+        Cond::ExternalId(s) => {
+            qb.push("external_id = ").push_bind(s.clone());
+        }
+        Cond::GroupNameKey(s) => {
+            qb.push("display_name_key = ").push_bind(s.clone());
+        }
+        Cond::Active(b) => {
+            qb.push("scim_active = ").push_bind(*b);
+        }
+        Cond::And(a, b) | Cond::Or(a, b) => {
+            let op = if matches!(cond, Cond::And(..)) { " and " } else { " or " };
+            qb.push("(");
+            push_cond(qb, a, id_col);
+            qb.push(op);
+            push_cond(qb, b, id_col);
+            qb.push(")");
+        }
+    }
+}
+
+/// Which listing: users or groups.
+struct Listing {
+    table: &'static str,
+    cols: &'static str,
+    id_col: &'static str,
+    extra: &'static str,
+}
+
+const USERS: Listing = Listing { table: "user_account", cols: USER_COLS, id_col: "user_id", extra: " and removed_at is null" };
+const GROUPS: Listing = Listing { table: "scim_group", cols: GROUP_COLS, id_col: "group_id", extra: "" };
+
+fn listing_query<'a>(
+    l: &Listing,
+    select: &str,
+    env: EnvironmentId,
+    provider: ProviderId,
+    cond: Option<&Cond>,
+) -> QueryBuilder<'a, Db> {
+    let mut qb = QueryBuilder::new(format!("select {select} from {} where environment_id = ", l.table));
+    qb.push_bind(env.0).push(" and provider_id = ").push_bind(provider.0).push(l.extra);
+    if let Some(c) = cond {
+        qb.push(" and ");
+        push_cond(&mut qb, c, l.id_col);
+    }
+    qb
+}
+
+impl DbTx {
+    async fn fetch_listing(
+        &mut self,
+        l: &Listing,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        after: Option<Cursor>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<DbRow>> {
+        let mut qb = listing_query(l, l.cols, env, provider, cond);
+        if let Some(c) = after {
+            qb.push(" and (created_at > ")
+                .push_bind(c.created_at.0)
+                .push(" or (created_at = ")
+                .push_bind(c.created_at.0)
+                .push(format!(" and {} > ", l.id_col))
+                .push_bind(c.id)
+                .push("))");
+        }
+        qb.push(format!(" order by created_at, {} limit ", l.id_col)).push_bind(limit as i64);
+        qb.push(" offset ").push_bind(offset as i64);
+        qb.build().fetch_all(self.c()).await.map_err(db_err)
+    }
+
+    async fn count_listing(&mut self, l: &Listing, env: EnvironmentId, provider: ProviderId, cond: Option<&Cond>) -> StoreResult<u64> {
+        let mut qb = listing_query(l, "count(*) as n", env, provider, cond);
+        let row = qb.build().fetch_one(self.c()).await.map_err(db_err)?;
+        let n: i64 = get(&row, "n")?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+#[async_trait]
+impl EnvironmentStore for DbTx {
+    async fn find_environment(&mut self, slug: &str) -> StoreResult<Option<Environment>> {
+        let row = sqlx::query("select environment_id, slug, name, created_at from environment where slug = $1")
+            .bind(slug)
+            .fetch_optional(self.c())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(environment_from).transpose()
+    }
+
+    async fn insert_environment(&mut self, env: &Environment) -> StoreResult<()> {
+        sqlx::query("insert into environment (environment_id, slug, name, created_at) values ($1, $2, $3, $4)")
+            .bind(env.id.0)
+            .bind(&env.slug)
+            .bind(&env.name)
+            .bind(env.created_at.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+const ORG_COLS: &str = "org_id, environment_id, parent_id, name, status, created_at, updated_at";
+
+#[async_trait]
+impl OrgStore for DbTx {
+    async fn find_root_org(&mut self, env: EnvironmentId) -> StoreResult<Option<Org>> {
+        let row = sqlx::query(&format!("select {ORG_COLS} from org where environment_id = $1 and parent_id is null"))
+            .bind(env.0)
+            .fetch_optional(self.c())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(org_from).transpose()
+    }
+
+    async fn find_org(&mut self, env: EnvironmentId, id: OrgId) -> StoreResult<Option<Org>> {
+        let row = sqlx::query(&format!("select {ORG_COLS} from org where environment_id = $1 and org_id = $2"))
+            .bind(env.0)
+            .bind(id.0)
+            .fetch_optional(self.c())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(org_from).transpose()
+    }
+
+    async fn insert_org(&mut self, org: &Org) -> StoreResult<()> {
+        sqlx::query(
+            "insert into org (org_id, environment_id, parent_id, name, name_key, status, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(org.id.0)
+        .bind(org.environment_id.0)
+        .bind(org.parent_id.map(|p| p.0))
+        .bind(&org.name)
+        .bind(key(&org.name))
+        .bind(org.status.as_str())
+        .bind(org.created_at.0)
+        .bind(org.updated_at.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+const PROVIDER_COLS: &str =
+    "provider_id, environment_id, name, deactivation_delay_secs, created_at, updated_at, last_sync_at";
+const TOKEN_COLS: &str =
+    "provider_token_id, environment_id, provider_id, label, prefix, created_at, expires_at, revoked_at, last_used_at";
+
+#[async_trait]
+impl ProviderStore for DbTx {
+    async fn insert_provider(&mut self, p: &Provider) -> StoreResult<()> {
+        sqlx::query(
+            "insert into provider (provider_id, environment_id, name, name_key, deactivation_delay_secs, created_at, \
+             updated_at, last_sync_at) values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(p.id.0)
+        .bind(p.environment_id.0)
+        .bind(&p.name)
+        .bind(key(&p.name))
+        .bind(p.deactivation_delay_secs)
+        .bind(p.created_at.0)
+        .bind(p.updated_at.0)
+        .bind(p.last_sync_at.map(|t| t.0))
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_provider(&mut self, env: EnvironmentId, id: ProviderId) -> StoreResult<Option<Provider>> {
+        let row = sqlx::query(&format!("select {PROVIDER_COLS} from provider where environment_id = $1 and provider_id = $2"))
+            .bind(env.0)
+            .bind(id.0)
+            .fetch_optional(self.c())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(provider_from).transpose()
+    }
+
+    async fn list_providers(&mut self, env: EnvironmentId) -> StoreResult<Vec<Provider>> {
+        let rows = sqlx::query(&format!(
+            "select {PROVIDER_COLS} from provider where environment_id = $1 order by created_at, provider_id"
+        ))
+        .bind(env.0)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(provider_from).collect()
+    }
+
+    async fn update_provider(&mut self, p: &Provider) -> StoreResult<()> {
+        sqlx::query(
+            "update provider set name = $1, name_key = $2, deactivation_delay_secs = $3, updated_at = $4 \
+             where environment_id = $5 and provider_id = $6",
+        )
+        .bind(&p.name)
+        .bind(key(&p.name))
+        .bind(p.deactivation_delay_secs)
+        .bind(p.updated_at.0)
+        .bind(p.environment_id.0)
+        .bind(p.id.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn touch_provider_sync(&mut self, env: EnvironmentId, id: ProviderId, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("update provider set last_sync_at = $1 where environment_id = $2 and provider_id = $3")
+            .bind(at.0)
+            .bind(env.0)
+            .bind(id.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_token(&mut self, t: &ProviderToken, hash: &[u8]) -> StoreResult<()> {
+        sqlx::query(
+            "insert into provider_token (provider_token_id, environment_id, provider_id, label, prefix, token_hash, \
+             created_at, expires_at, revoked_at, last_used_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(t.id.0)
+        .bind(t.environment_id.0)
+        .bind(t.provider_id.0)
+        .bind(&t.label)
+        .bind(&t.prefix)
+        .bind(hash.to_vec())
+        .bind(t.created_at.0)
+        .bind(t.expires_at.map(|x| x.0))
+        .bind(t.revoked_at.map(|x| x.0))
+        .bind(t.last_used_at.map(|x| x.0))
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_token_by_hash(&mut self, hash: &[u8]) -> StoreResult<Option<(ProviderToken, Vec<u8>)>> {
+        let row = sqlx::query(&format!("select {TOKEN_COLS}, token_hash from provider_token where token_hash = $1"))
+            .bind(hash.to_vec())
+            .fetch_optional(self.c())
+            .await
+            .map_err(db_err)?;
+        match row {
+            Some(r) => Ok(Some((token_from(&r)?, get(&r, "token_hash")?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_tokens(&mut self, env: EnvironmentId, provider: ProviderId) -> StoreResult<Vec<ProviderToken>> {
+        let rows = sqlx::query(&format!(
+            "select {TOKEN_COLS} from provider_token where environment_id = $1 and provider_id = $2 \
+             order by created_at desc, provider_token_id desc"
+        ))
+        .bind(env.0)
+        .bind(provider.0)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(token_from).collect()
+    }
+
+    async fn revoke_token(&mut self, env: EnvironmentId, id: TokenId, at: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "update provider_token set revoked_at = $1 \
+             where environment_id = $2 and provider_token_id = $3 and revoked_at is null",
+        )
+        .bind(at.0)
+        .bind(env.0)
+        .bind(id.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn touch_token(&mut self, env: EnvironmentId, id: TokenId, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("update provider_token set last_used_at = $1 where environment_id = $2 and provider_token_id = $3")
+            .bind(at.0)
+            .bind(env.0)
+            .bind(id.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserStore for DbTx {
+    async fn insert_user(&mut self, u: &UserRecord) -> StoreResult<()> {
+        sqlx::query(
+            "insert into user_account (user_id, environment_id, provider_id, user_name, user_name_key, external_id, \
+             display_name, scim_active, status, org_id, legal_hold, changed_outside, resource, version, created_at, \
+             updated_at, removed_at, deactivate_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        )
+        .bind(u.id.0)
+        .bind(u.environment_id.0)
+        .bind(u.provider_id.map(|p| p.0))
+        .bind(&u.user_name)
+        .bind(key(&u.user_name))
+        .bind(&u.external_id)
+        .bind(&u.display_name)
+        .bind(u.scim_active)
+        .bind(u.status.as_str())
+        .bind(u.org_id.0)
+        .bind(u.legal_hold)
+        .bind(u.changed_outside)
+        .bind(to_text(&u.resource))
+        .bind(u.version)
+        .bind(u.created_at.0)
+        .bind(u.updated_at.0)
+        .bind(u.removed_at.map(|t| t.0))
+        .bind(u.deactivate_at.map(|t| t.0))
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_user(&mut self, env: EnvironmentId, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query(&format!("select {USER_COLS} from user_account where environment_id = $1 and user_id = $2"))
+            .bind(env.0)
+            .bind(id.0)
+            .fetch_optional(self.c())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn find_user_by_name(&mut self, env: EnvironmentId, user_name_key: &str) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query(&format!(
+            "select {USER_COLS} from user_account where environment_id = $1 and user_name_key = $2"
+        ))
+        .bind(env.0)
+        .bind(user_name_key)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn find_user_by_external_id(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        external_id: &str,
+    ) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query(&format!(
+            "select {USER_COLS} from user_account where environment_id = $1 and provider_id = $2 and external_id = $3 \
+             order by created_at desc limit 1"
+        ))
+        .bind(env.0)
+        .bind(provider.0)
+        .bind(external_id)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn update_user(&mut self, u: &UserRecord, expected_version: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "update user_account set provider_id = $1, user_name = $2, user_name_key = $3, external_id = $4, \
+             display_name = $5, scim_active = $6, status = $7, org_id = $8, legal_hold = $9, changed_outside = $10, \
+             resource = $11, version = $12, updated_at = $13, removed_at = $14, deactivate_at = $15 \
+             where environment_id = $16 and user_id = $17 and version = $18",
+        )
+        .bind(u.provider_id.map(|p| p.0))
+        .bind(&u.user_name)
+        .bind(key(&u.user_name))
+        .bind(&u.external_id)
+        .bind(&u.display_name)
+        .bind(u.scim_active)
+        .bind(u.status.as_str())
+        .bind(u.org_id.0)
+        .bind(u.legal_hold)
+        .bind(u.changed_outside)
+        .bind(to_text(&u.resource))
+        .bind(u.version)
+        .bind(u.updated_at.0)
+        .bind(u.removed_at.map(|t| t.0))
+        .bind(u.deactivate_at.map(|t| t.0))
+        .bind(u.environment_id.0)
+        .bind(u.id.0)
+        .bind(expected_version)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_users(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        page: Page,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let rows = self.fetch_listing(&USERS, env, provider, cond, None, page.offset, page.limit).await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn count_users(&mut self, env: EnvironmentId, provider: ProviderId, cond: Option<&Cond>) -> StoreResult<u64> {
+        self.count_listing(&USERS, env, provider, cond).await
+    }
+
+    async fn scan_users(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let rows = self.fetch_listing(&USERS, env, provider, cond, after, 0, limit).await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn existing_user_ids(&mut self, env: EnvironmentId, provider: ProviderId, ids: &[UserId]) -> StoreResult<Vec<UserId>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::new("select user_id from user_account where environment_id = ");
+            qb.push_bind(env.0)
+                .push(" and provider_id = ")
+                .push_bind(provider.0)
+                .push(" and removed_at is null and user_id in (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.0);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+                out.push(UserId(get(&row, "user_id")?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl GroupStore for DbTx {
+    async fn insert_group(&mut self, g: &GroupRecord) -> StoreResult<()> {
+        sqlx::query(
+            "insert into scim_group (group_id, environment_id, provider_id, display_name, display_name_key, external_id, \
+             resource, version, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(g.id.0)
+        .bind(g.environment_id.0)
+        .bind(g.provider_id.0)
+        .bind(&g.display_name)
+        .bind(key(&g.display_name))
+        .bind(&g.external_id)
+        .bind(to_text(&g.resource))
+        .bind(g.version)
+        .bind(g.created_at.0)
+        .bind(g.updated_at.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<Option<GroupRecord>> {
+        let row = sqlx::query(&format!("select {GROUP_COLS} from scim_group where environment_id = $1 and group_id = $2"))
+            .bind(env.0)
+            .bind(id.0)
+            .fetch_optional(self.c())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(group_from).transpose()
+    }
+
+    async fn find_group_by_name(&mut self, env: EnvironmentId, provider: ProviderId, name_key: &str) -> StoreResult<Option<GroupRecord>> {
+        let row = sqlx::query(&format!(
+            "select {GROUP_COLS} from scim_group where environment_id = $1 and provider_id = $2 and display_name_key = $3"
+        ))
+        .bind(env.0)
+        .bind(provider.0)
+        .bind(name_key)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(group_from).transpose()
+    }
+
+    async fn update_group(&mut self, g: &GroupRecord, expected_version: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "update scim_group set display_name = $1, display_name_key = $2, external_id = $3, resource = $4, \
+             version = $5, updated_at = $6 where environment_id = $7 and group_id = $8 and version = $9",
+        )
+        .bind(&g.display_name)
+        .bind(key(&g.display_name))
+        .bind(&g.external_id)
+        .bind(to_text(&g.resource))
+        .bind(g.version)
+        .bind(g.updated_at.0)
+        .bind(g.environment_id.0)
+        .bind(g.id.0)
+        .bind(expected_version)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<bool> {
+        sqlx::query("delete from group_member where environment_id = $1 and group_id = $2")
+            .bind(env.0)
+            .bind(id.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
+        let done = sqlx::query("delete from scim_group where environment_id = $1 and group_id = $2")
+            .bind(env.0)
+            .bind(id.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_groups(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        page: Page,
+    ) -> StoreResult<Vec<GroupRecord>> {
+        let rows = self.fetch_listing(&GROUPS, env, provider, cond, None, page.offset, page.limit).await?;
+        rows.iter().map(group_from).collect()
+    }
+
+    async fn count_groups(&mut self, env: EnvironmentId, provider: ProviderId, cond: Option<&Cond>) -> StoreResult<u64> {
+        self.count_listing(&GROUPS, env, provider, cond).await
+    }
+
+    async fn scan_groups(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<GroupRecord>> {
+        let rows = self.fetch_listing(&GROUPS, env, provider, cond, after, 0, limit).await?;
+        rows.iter().map(group_from).collect()
+    }
+
+    async fn add_members(&mut self, env: EnvironmentId, group: GroupId, users: &[UserId], at: Timestamp) -> StoreResult<Vec<UserId>> {
+        let mut added = Vec::new();
+        for chunk in users.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::new("insert into group_member (group_id, user_id, environment_id, created_at) ");
+            qb.push_values(chunk, |mut b, u| {
+                b.push_bind(group.0).push_bind(u.0).push_bind(env.0).push_bind(at.0);
+            });
+            qb.push(" on conflict do nothing returning user_id");
+            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+                added.push(UserId(get(&row, "user_id")?));
+            }
+        }
+        Ok(added)
+    }
+
+    async fn remove_members(&mut self, env: EnvironmentId, group: GroupId, users: &[UserId]) -> StoreResult<Vec<UserId>> {
+        let mut removed = Vec::new();
+        for chunk in users.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::new("delete from group_member where environment_id = ");
+            qb.push_bind(env.0).push(" and group_id = ").push_bind(group.0).push(" and user_id in (");
+            let mut sep = qb.separated(", ");
+            for u in chunk {
+                sep.push_bind(u.0);
+            }
+            qb.push(") returning user_id");
+            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+                removed.push(UserId(get(&row, "user_id")?));
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn member_ids(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<UserId>> {
+        let rows = sqlx::query("select user_id from group_member where environment_id = $1 and group_id = $2 order by user_id")
+            .bind(env.0)
+            .bind(group.0)
+            .fetch_all(self.c())
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(|r| Ok(UserId(get(r, "user_id")?))).collect()
+    }
+
+    async fn members(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<MemberRef>> {
+        let rows = sqlx::query(
+            "select m.user_id, coalesce(u.display_name, u.user_name) as display from group_member m \
+             join user_account u on u.user_id = m.user_id \
+             where m.environment_id = $1 and m.group_id = $2 order by m.user_id",
+        )
+        .bind(env.0)
+        .bind(group.0)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| Ok(MemberRef { user_id: UserId(get(r, "user_id")?), display: get(r, "display")? }))
+            .collect()
+    }
+
+    async fn groups_of_users(&mut self, env: EnvironmentId, users: &[UserId]) -> StoreResult<Vec<(UserId, GroupRef)>> {
+        let mut out = Vec::new();
+        for chunk in users.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::new(
+                "select m.user_id, g.group_id, g.display_name from group_member m \
+                 join scim_group g on g.group_id = m.group_id where m.environment_id = ",
+            );
+            qb.push_bind(env.0).push(" and m.user_id in (");
+            let mut sep = qb.separated(", ");
+            for u in chunk {
+                sep.push_bind(u.0);
+            }
+            qb.push(") order by g.display_name, g.group_id");
+            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+                out.push((
+                    UserId(get(&row, "user_id")?),
+                    GroupRef { group_id: GroupId(get(&row, "group_id")?), display: get(&row, "display_name")? },
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn actor_columns(a: &Actor) -> (&'static str, Option<String>, Option<String>) {
+    match a {
+        Actor::Provider { id } => ("provider", Some(id.to_string()), None),
+        Actor::Admin { name } => ("admin", None, Some(name.clone())),
+        Actor::System => ("system", None, None),
+    }
+}
+
+fn log_from(row: &DbRow) -> StoreResult<SyncLogEntry> {
+    let kind: String = get(row, "actor_kind")?;
+    let actor_id: Option<String> = get(row, "actor_id")?;
+    let actor_name: Option<String> = get(row, "actor_name")?;
+    let actor = match kind.as_str() {
+        "provider" => Actor::Provider {
+            id: actor_id
+                .as_deref()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt("log entry without its provider".into()))?,
+        },
+        "admin" => Actor::Admin { name: actor_name.unwrap_or_default() },
+        _ => Actor::System,
+    };
+    let details: String = get(row, "details")?;
+    let outcome: String = get(row, "outcome")?;
+    Ok(SyncLogEntry {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        at: ts(get(row, "at")?),
+        provider_id: get::<Option<Uuid>>(row, "provider_id")?.map(ProviderId),
+        actor,
+        action: get(row, "action")?,
+        subject_kind: get(row, "subject_kind")?,
+        subject_id: get(row, "subject_id")?,
+        subject_name: get(row, "subject_name")?,
+        details: serde_json::from_str(&details).unwrap_or(Value::Null),
+        outcome: if outcome == "error" { Outcome::Error } else { Outcome::Success },
+        message: get(row, "message")?,
+    })
+}
+
+#[async_trait]
+impl SyncLogStore for DbTx {
+    async fn append_log(&mut self, entries: &[SyncLogEntry]) -> StoreResult<()> {
+        for chunk in entries.chunks(100) {
+            let mut qb = QueryBuilder::new(
+                "insert into sync_log (environment_id, at, provider_id, actor_kind, actor_id, actor_name, action, \
+                 subject_kind, subject_id, subject_name, details, outcome, message) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                let (kind, id, name) = actor_columns(&e.actor);
+                b.push_bind(e.environment_id.0)
+                    .push_bind(e.at.0)
+                    .push_bind(e.provider_id.map(|p| p.0))
+                    .push_bind(kind)
+                    .push_bind(id)
+                    .push_bind(name)
+                    .push_bind(e.action.clone())
+                    .push_bind(e.subject_kind.clone())
+                    .push_bind(e.subject_id.clone())
+                    .push_bind(e.subject_name.clone())
+                    .push_bind(e.details.to_string())
+                    .push_bind(e.outcome.as_str())
+                    .push_bind(e.message.clone());
+            });
+            qb.build().execute(self.c()).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    async fn recent_log(&mut self, env: EnvironmentId, limit: u64) -> StoreResult<Vec<SyncLogEntry>> {
+        let rows = sqlx::query(
+            "select environment_id, at, provider_id, actor_kind, actor_id, actor_name, action, subject_kind, subject_id, \
+             subject_name, details, outcome, message from sync_log where environment_id = $1 \
+             order by at desc, sync_log_id desc limit $2",
+        )
+        .bind(env.0)
+        .bind(limit as i64)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(log_from).collect()
+    }
+}
+
+#[async_trait]
+impl Tx for DbTx {
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        match *self {
+            DbTx::Tx(t) => t.commit().await.map_err(db_err),
+            DbTx::Conn(_) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! PostgreSQL: one pool for reads and writes; transactions at READ COMMITTED, with every
+//! read-modify-write guarded by a version check and every insert race by a unique constraint.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use muster_core::error::{StoreError, Unique};
+use muster_core::store::{Store, StoreResult, Tx};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+#[path = "common.rs"]
+mod common;
+
+use common::{db_err, DbTx};
+
+type Db = sqlx::Postgres;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+fn classify_unique(message: &str, constraint: Option<&str>) -> Unique {
+    crate::classify(constraint.unwrap_or(message))
+}
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host/db`) with a pool of `max_connections`.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(db_err)?.application_name("muster");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(db_err)?;
+        Ok(Self { pool })
+    }
+
+    /// Applies pending migrations (serialised across processes by an advisory lock).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Database(Box::new(e)))
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn write(&self) -> StoreResult<Box<dyn Tx>> {
+        let tx = self.pool.begin().await.map_err(db_err)?;
+        Ok(Box::new(DbTx::Tx(tx)))
+    }
+
+    async fn read(&self) -> StoreResult<Box<dyn Tx>> {
+        let conn = self.pool.acquire().await.map_err(db_err)?;
+        Ok(Box::new(DbTx::Conn(conn)))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select 1").execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}

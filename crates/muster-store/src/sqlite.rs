@@ -1,0 +1,127 @@
+//! SQLite: a file in WAL mode, one writer connection and a pool of read-only readers.
+//!
+//! Writes go through a single connection and start with `BEGIN IMMEDIATE`, so they queue in
+//! the pool rather than failing with "database is locked"; other processes (the CLI while the
+//! server runs) wait on the busy timeout. `synchronous = NORMAL` in WAL mode keeps every
+//! committed transaction across a crash of the process; only a power loss can lose the last
+//! commits, which `MUSTER_SQLITE_SYNCHRONOUS=full` prevents at the cost of an fsync per commit.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use muster_core::error::{StoreError, Unique};
+use muster_core::store::{Store, StoreResult, Tx};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+#[path = "common.rs"]
+mod common;
+
+use common::{db_err, DbTx};
+
+type Db = sqlx::Sqlite;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+fn classify_unique(message: &str, _constraint: Option<&str>) -> Unique {
+    crate::classify(message)
+}
+
+/// Options for opening a SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteSettings {
+    /// Read connections.
+    pub readers: u32,
+    /// Fsync every commit (`FULL`) rather than at checkpoints (`NORMAL`).
+    pub synchronous_full: bool,
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        Self { readers: 4, synchronous_full: false }
+    }
+}
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if need be) the database at `url` (`sqlite://path/to/muster.db`).
+    pub async fn connect(url: &str, settings: &SqliteSettings) -> StoreResult<Self> {
+        let base = SqliteConnectOptions::from_str(url)
+            .map_err(db_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if settings.synchronous_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16000");
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(base.clone())
+            .await
+            .map_err(db_err)?;
+        let reader = if memory {
+            // An in-memory database exists on one connection only: share it.
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(settings.readers.max(1))
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(base.read_only(true))
+                .await
+                .map_err(db_err)?
+        };
+        Ok(Self { writer, reader })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.writer).await.map_err(|e| StoreError::Database(Box::new(e)))
+    }
+
+    /// Writes a consistent copy of the database to `path` while it is in use (`VACUUM INTO`).
+    pub async fn backup_to(&self, path: &str) -> StoreResult<()> {
+        sqlx::query("vacuum into $1").bind(path).execute(&self.writer).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Closes the pools.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn write(&self) -> StoreResult<Box<dyn Tx>> {
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        Ok(Box::new(DbTx::Tx(tx)))
+    }
+
+    async fn read(&self) -> StoreResult<Box<dyn Tx>> {
+        let conn = self.reader.acquire().await.map_err(db_err)?;
+        Ok(Box::new(DbTx::Conn(conn)))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select 1").execute(&self.reader).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -1,0 +1,44 @@
+//! Errors in each audience's protocol. SCIM callers get RFC 7644 §3.12 JSON with `scimType`;
+//! a 5xx logs its cause and tells the caller only that something failed.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use muster_core::CoreError;
+use muster_scim::ScimError;
+
+/// The SCIM media type (RFC 7644 §3.1).
+pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+
+/// An error answered in SCIM's error format.
+#[derive(Debug)]
+pub struct ScimErrorResponse(pub ScimError);
+
+impl From<ScimError> for ScimErrorResponse {
+    fn from(e: ScimError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<CoreError> for ScimErrorResponse {
+    fn from(e: CoreError) -> Self {
+        if let CoreError::Store(cause) = &e {
+            tracing::error!(error = %cause, "storage failed while answering a SCIM request");
+        }
+        Self(e.to_scim())
+    }
+}
+
+impl IntoResponse for ScimErrorResponse {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, self.0.to_json().to_string()).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"Muster SCIM\""));
+        }
+        // Let the request log see what kind of SCIM error this was.
+        resp.extensions_mut().insert(self.0);
+        resp
+    }
+}

@@ -1,0 +1,53 @@
+//! A request id for every request, in a tracing span and in the `X-Request-Id` response header,
+//! and one log line per request. Headers (so tokens) are never logged.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use muster_scim::ScimError;
+use tracing::Instrument;
+
+/// The header that carries the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The request id, available to handlers as an extension.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn acceptable(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Middleware: assigns the id (keeping a sane one the caller sent), logs the outcome.
+pub async fn track(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable(v))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path, provider = tracing::field::Empty);
+    let started = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = resp.status().as_u16();
+    let scim_type = resp.extensions().get::<ScimError>().and_then(|e| e.scim_type).map(|t| t.as_str());
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(status, elapsed_ms, "request failed");
+        } else {
+            tracing::info!(status, elapsed_ms, scim_type, "request");
+        }
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    resp
+}

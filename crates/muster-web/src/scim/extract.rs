@@ -1,0 +1,138 @@
+//! What SCIM handlers extract from a request: the authenticated provider, the JSON body, the
+//! query parameters and the conditional headers.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use muster_core::ids::ProviderId;
+use muster_core::ProviderCtx;
+use muster_scim::list::ListParams;
+use muster_scim::{Projection, ResourceTypeDef, ScimError};
+use serde_json::Value;
+use std::collections::HashMap;
+
+use crate::error::ScimErrorResponse;
+use crate::AppState;
+
+/// The provider a SCIM request is for, authenticated by its bearer token.
+#[derive(Debug, Clone)]
+pub struct ProviderAuth(pub ProviderCtx);
+
+fn unauthorized(detail: &str) -> ScimErrorResponse {
+    ScimErrorResponse(ScimError::new(401, None, detail))
+}
+
+impl FromRequestParts<AppState> for ProviderAuth {
+    type Rejection = ScimErrorResponse;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let params: Path<HashMap<String, String>> = Path::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ScimErrorResponse(ScimError::not_found("no such SCIM endpoint")))?;
+        let provider: ProviderId = params
+            .get("provider")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| ScimErrorResponse(ScimError::not_found("no provisioning provider at this URL")))?;
+        let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+            return Err(unauthorized("authentication required: send the provider's token as 'Authorization: Bearer <token>'"));
+        };
+        let token = match value.trim().split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => return Err(unauthorized("the Authorization header must use the Bearer scheme")),
+        };
+        let ctx = state.muster.authenticate_provider(provider, token).await?;
+        tracing::Span::current().record("provider", tracing::field::display(provider));
+        Ok(ProviderAuth(ctx))
+    }
+}
+
+/// A JSON request body: `application/scim+json` or `application/json` (RFC 7644 §3.8), read
+/// into a value. Malformed JSON is 400 `invalidSyntax`; an oversized body is 413.
+#[derive(Debug)]
+pub struct ScimBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for ScimBody {
+    type Rejection = ScimErrorResponse;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Clients are expected to send application/scim+json or application/json (RFC 7644
+        // §3.8); a body that parses as JSON is accepted whatever the header says, and the header
+        // is named in the error when it does not.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ScimErrorResponse(ScimError::new(
+                    413,
+                    None,
+                    format!("the request body is larger than {} bytes", crate::MAX_BODY_BYTES),
+                ))
+            } else {
+                ScimErrorResponse(ScimError::invalid_syntax("the request body could not be read"))
+            }
+        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            let hint = match declared.as_deref() {
+                Some(ct) if !(ct == "application/json" || ct.ends_with("+json")) => {
+                    format!(" (it was sent as {ct}; send application/scim+json)")
+                }
+                _ => String::new(),
+            };
+            ScimErrorResponse(ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}{hint}")))
+        })?;
+        Ok(ScimBody(value))
+    }
+}
+
+/// The query string as pairs, names kept as sent.
+#[derive(Debug, Default)]
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ScimErrorResponse;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|_| ScimErrorResponse(ScimError::invalid_syntax("the query string is malformed")))?;
+        Ok(QueryPairs(pairs))
+    }
+}
+
+impl QueryPairs {
+    /// The value of a parameter, its name matched case-insensitively.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The list parameters (RFC 7644 §3.4.2).
+    pub fn list_params(&self) -> Result<ListParams, ScimError> {
+        ListParams::from_pairs(self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    /// The `attributes` / `excludedAttributes` projection (RFC 7644 §3.4.2.5).
+    pub fn projection(&self, rt: &'static ResourceTypeDef) -> Projection {
+        Projection::parse(rt, self.get("attributes"), self.get("excludedAttributes"))
+    }
+}
+
+/// `If-Match` and `If-None-Match` (RFC 7644 §3.14).
+#[derive(Debug, Default)]
+pub struct Conditions {
+    /// `If-Match`.
+    pub if_match: Option<String>,
+    /// `If-None-Match`.
+    pub if_none_match: Option<String>,
+}
+
+impl Conditions {
+    /// Reads the headers.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let get = |h| headers.get(h).and_then(|v: &axum::http::HeaderValue| v.to_str().ok()).map(str::to_string);
+        Self { if_match: get(header::IF_MATCH), if_none_match: get(header::IF_NONE_MATCH) }
+    }
+}

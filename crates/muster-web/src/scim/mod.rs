@@ -1,0 +1,234 @@
+//! The SCIM 2.0 endpoints (RFC 7644 §3) at each provider's base URL, `/scim/v2/{provider}`.
+//!
+//! Handlers are thin: they extract, call the domain, and shape the response (status, headers,
+//! projection). Every response is `application/scim+json`.
+
+pub mod discovery;
+pub mod extract;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use muster_core::provisioning::{etag, GroupView, UserView};
+use muster_core::ProviderCtx;
+use muster_scim::list::{list_response, ListParams};
+use muster_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use muster_scim::{Projection, ScimError};
+use serde_json::{Map, Value};
+
+use crate::error::{ScimErrorResponse, SCIM_CONTENT_TYPE};
+use crate::AppState;
+use extract::{Conditions, ProviderAuth, QueryPairs, ScimBody};
+
+/// Whether PATCH is implemented (advertised in `/ServiceProviderConfig`).
+pub const PATCH_SUPPORTED: bool = false;
+
+type ScimResult = Result<Response, ScimErrorResponse>;
+
+/// The SCIM routes.
+pub fn router() -> Router<AppState> {
+    let scim = Router::new()
+        .route("/Users", get(list_users).post(create_user))
+        .route("/Users/.search", post(search_users))
+        .route("/Users/{id}", get(get_user).put(replace_user).delete(delete_user).patch(patch_unsupported))
+        .route("/Groups", get(list_groups).post(create_group))
+        .route("/Groups/.search", post(search_groups))
+        .route("/Groups/{id}", get(get_group).put(replace_group).delete(delete_group).patch(patch_unsupported))
+        .route("/ServiceProviderConfig", get(discovery::get_service_provider_config))
+        .route("/ResourceTypes", get(discovery::list_resource_types))
+        .route("/ResourceTypes/{name}", get(discovery::get_resource_type))
+        .route("/Schemas", get(discovery::list_schemas))
+        .route("/Schemas/{id}", get(discovery::get_schema))
+        .fallback(scim_not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES));
+    Router::new().nest("/scim/v2/{provider}", scim)
+}
+
+/// A JSON body with the SCIM media type.
+pub fn scim_json(status: u16, body: &Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
+    resp
+}
+
+fn single(status: u16, resource: Map<String, Value>, version: i64, location: Option<&str>) -> Response {
+    let mut resp = scim_json(status, &Value::Object(resource));
+    if let Ok(v) = HeaderValue::from_str(&etag(version)) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    if let Some(loc) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    resp
+}
+
+async fn scim_not_found() -> ScimErrorResponse {
+    ScimError::not_found("no such SCIM endpoint").into()
+}
+
+async fn patch_unsupported() -> ScimErrorResponse {
+    ScimError::new(501, None, "PATCH is not supported yet; use PUT").into()
+}
+
+fn user_out(state: &AppState, ctx: &ProviderCtx, v: &UserView, projection: &Projection) -> Map<String, Value> {
+    let mut r = state.muster.render_user(ctx, v);
+    projection.apply(&USER_RESOURCE, &mut r);
+    r
+}
+
+fn group_out(state: &AppState, ctx: &ProviderCtx, v: &GroupView, projection: &Projection) -> Map<String, Value> {
+    let mut r = state.muster.render_group(ctx, v);
+    projection.apply(&GROUP_RESOURCE, &mut r);
+    r
+}
+
+fn wants(projection: &Projection, rt: &'static muster_scim::ResourceTypeDef, attr: &str) -> bool {
+    rt.schema.attr(attr).is_some_and(|a| projection.wants(a))
+}
+
+/// `POST /Users` (RFC 7644 §3.3).
+async fn create_user(State(state): State<AppState>, ProviderAuth(ctx): ProviderAuth, q: QueryPairs, ScimBody(body): ScimBody) -> ScimResult {
+    let created = state.muster.create_user(&ctx, &body).await?;
+    let p = q.projection(&USER_RESOURCE);
+    let location = format!("{}/Users/{}", ctx.base_url, created.view.user.id);
+    Ok(single(201, user_out(&state, &ctx, &created.view, &p), created.view.user.version, Some(&location)))
+}
+
+/// `GET /Users/{id}` (RFC 7644 §3.4.1).
+async fn get_user(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryPairs,
+    headers: HeaderMap,
+) -> ScimResult {
+    let p = q.projection(&USER_RESOURCE);
+    let v = state.muster.get_user(&ctx, &id, wants(&p, &USER_RESOURCE, "groups")).await?;
+    if not_modified(&headers, v.user.version) {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    Ok(single(200, user_out(&state, &ctx, &v, &p), v.user.version, None))
+}
+
+/// `If-None-Match` on GET (RFC 7644 §3.14): 304 when the client has the current version.
+fn not_modified(headers: &HeaderMap, version: i64) -> bool {
+    let current = etag(version);
+    Conditions::from_headers(headers)
+        .if_none_match
+        .is_some_and(|h| h.split(',').map(str::trim).any(|t| t == "*" || t == current))
+}
+
+/// `PUT /Users/{id}` (RFC 7644 §3.5.1).
+async fn replace_user(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryPairs,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> ScimResult {
+    let cond = Conditions::from_headers(&headers);
+    let v = state.muster.replace_user(&ctx, &id, &body, cond.if_match.as_deref()).await?;
+    let p = q.projection(&USER_RESOURCE);
+    Ok(single(200, user_out(&state, &ctx, &v, &p), v.user.version, None))
+}
+
+/// `DELETE /Users/{id}` (RFC 7644 §3.6).
+async fn delete_user(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ScimResult {
+    let cond = Conditions::from_headers(&headers);
+    state.muster.delete_user(&ctx, &id, cond.if_match.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn users_page(state: &AppState, ctx: &ProviderCtx, params: ListParams) -> ScimResult {
+    let p = Projection::parse(&USER_RESOURCE, params.attributes.as_deref(), params.excluded_attributes.as_deref());
+    let result = state.muster.list_users(ctx, &params, wants(&p, &USER_RESOURCE, "groups")).await?;
+    let resources = result.items.iter().map(|v| Value::Object(user_out(state, ctx, v, &p))).collect();
+    Ok(scim_json(200, &list_response(result.total, result.start_index, resources)))
+}
+
+/// `GET /Users` (RFC 7644 §3.4.2).
+async fn list_users(State(state): State<AppState>, ProviderAuth(ctx): ProviderAuth, q: QueryPairs) -> ScimResult {
+    users_page(&state, &ctx, q.list_params()?).await
+}
+
+/// `POST /Users/.search` (RFC 7644 §3.4.3).
+async fn search_users(State(state): State<AppState>, ProviderAuth(ctx): ProviderAuth, ScimBody(body): ScimBody) -> ScimResult {
+    users_page(&state, &ctx, ListParams::from_search_body(&body)?).await
+}
+
+/// `POST /Groups` (RFC 7644 §3.3).
+async fn create_group(State(state): State<AppState>, ProviderAuth(ctx): ProviderAuth, q: QueryPairs, ScimBody(body): ScimBody) -> ScimResult {
+    let v = state.muster.create_group(&ctx, &body).await?;
+    let p = q.projection(&GROUP_RESOURCE);
+    let location = format!("{}/Groups/{}", ctx.base_url, v.group.id);
+    Ok(single(201, group_out(&state, &ctx, &v, &p), v.group.version, Some(&location)))
+}
+
+/// `GET /Groups/{id}` (RFC 7644 §3.4.1); members are read only when they will be returned.
+async fn get_group(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryPairs,
+    headers: HeaderMap,
+) -> ScimResult {
+    let p = q.projection(&GROUP_RESOURCE);
+    let v = state.muster.get_group(&ctx, &id, wants(&p, &GROUP_RESOURCE, "members")).await?;
+    if not_modified(&headers, v.group.version) {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    Ok(single(200, group_out(&state, &ctx, &v, &p), v.group.version, None))
+}
+
+/// `PUT /Groups/{id}` (RFC 7644 §3.5.1).
+async fn replace_group(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryPairs,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> ScimResult {
+    let cond = Conditions::from_headers(&headers);
+    let v = state.muster.replace_group(&ctx, &id, &body, cond.if_match.as_deref()).await?;
+    let p = q.projection(&GROUP_RESOURCE);
+    Ok(single(200, group_out(&state, &ctx, &v, &p), v.group.version, None))
+}
+
+/// `DELETE /Groups/{id}` (RFC 7644 §3.6).
+async fn delete_group(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ScimResult {
+    let cond = Conditions::from_headers(&headers);
+    state.muster.delete_group(&ctx, &id, cond.if_match.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn groups_page(state: &AppState, ctx: &ProviderCtx, params: ListParams) -> ScimResult {
+    let p = Projection::parse(&GROUP_RESOURCE, params.attributes.as_deref(), params.excluded_attributes.as_deref());
+    let result = state.muster.list_groups(ctx, &params, wants(&p, &GROUP_RESOURCE, "members")).await?;
+    let resources = result.items.iter().map(|v| Value::Object(group_out(state, ctx, v, &p))).collect();
+    Ok(scim_json(200, &list_response(result.total, result.start_index, resources)))
+}
+
+/// `GET /Groups` (RFC 7644 §3.4.2).
+async fn list_groups(State(state): State<AppState>, ProviderAuth(ctx): ProviderAuth, q: QueryPairs) -> ScimResult {
+    groups_page(&state, &ctx, q.list_params()?).await
+}
+
+/// `POST /Groups/.search` (RFC 7644 §3.4.3).
+async fn search_groups(State(state): State<AppState>, ProviderAuth(ctx): ProviderAuth, ScimBody(body): ScimBody) -> ScimResult {
+    groups_page(&state, &ctx, ListParams::from_search_body(&body)?).await
+}

@@ -1,0 +1,339 @@
+//! The command line: `muster serve`, `muster migrate`, and administration commands. Every
+//! command reads the same configuration as the server, so it acts on the same database, and
+//! takes `--json` for output scripts can read.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use muster_core::ids::{ProviderId, TokenId};
+use muster_core::model::{Actor, Provider, ProviderToken};
+use muster_core::Timestamp;
+use serde_json::json;
+
+use crate::config::{Config, Overrides};
+use crate::serve;
+
+/// Muster: SCIM 2.0 provisioning for your applications.
+#[derive(Debug, Parser)]
+#[command(name = "muster", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub overrides: Overrides,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (SCIM, API, console).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Provisioning providers and their tokens.
+    #[command(subcommand)]
+    Provider(ProviderCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderCmd {
+    /// Add a provider; prints its SCIM base URL and a token (shown once).
+    Add {
+        /// Display name, such as "Okta".
+        #[arg(long)]
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List providers.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one provider.
+    Show {
+        /// The provider's id.
+        id: ProviderId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a provider's display name or deactivation delay.
+    Update {
+        /// The provider's id.
+        id: ProviderId,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New deactivation delay: 0 (at once), or a number with s, m, h or d (15m, 7d); at most 90d.
+        #[arg(long, value_parser = parse_duration_secs)]
+        deactivation_delay: Option<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A provider's bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create a token (shown once). Several can be live at once, to rotate without downtime.
+    Add {
+        /// The provider's id.
+        #[arg(long)]
+        provider: ProviderId,
+        /// A label to recognise the token by.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Expire after this long (such as 90d).
+        #[arg(long, value_parser = parse_duration_secs, conflicts_with = "expires_at")]
+        expires_in: Option<i64>,
+        /// Expire at this time (RFC 3339, such as 2027-01-01T00:00:00Z).
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a provider's tokens (prefixes only).
+    List {
+        /// The provider's id.
+        #[arg(long)]
+        provider: ProviderId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: it stops working at once.
+    Revoke {
+        /// The token's id.
+        id: TokenId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Reads `0`, `90`, `30s`, `15m`, `2h`, `7d` as seconds.
+pub fn parse_duration_secs(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let n: i64 = num.parse().map_err(|_| format!("'{text}' is not a duration such as 15m, 2h or 7d"))?;
+    let factor = match unit.trim() {
+        "s" | "sec" | "secs" | "seconds" => 1,
+        "m" | "min" | "mins" | "minutes" => 60,
+        "h" | "hours" => 3600,
+        "d" | "days" => 86_400,
+        _ => return Err(format!("'{text}' is not a duration such as 15m, 2h or 7d")),
+    };
+    n.checked_mul(factor).ok_or_else(|| format!("'{text}' is too long"))
+}
+
+/// A duration in words, for people.
+pub fn describe_secs(secs: i64) -> String {
+    match secs {
+        0 => "at once".into(),
+        s if s % 86_400 == 0 => format!("{} day(s)", s / 86_400),
+        s if s % 3600 == 0 => format!("{} hour(s)", s / 3600),
+        s if s % 60 == 0 => format!("{} minute(s)", s / 60),
+        s => format!("{s} second(s)"),
+    }
+}
+
+fn provider_json(p: &Provider, scim_base_url: &str) -> serde_json::Value {
+    json!({
+        "id": p.id.to_string(),
+        "name": p.name,
+        "scimBaseUrl": scim_base_url,
+        "deactivationDelaySeconds": p.deactivation_delay_secs,
+        "createdAt": p.created_at.to_rfc3339(),
+        "lastSyncAt": p.last_sync_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+fn token_json(t: &ProviderToken, now: Timestamp) -> serde_json::Value {
+    json!({
+        "id": t.id.to_string(),
+        "providerId": t.provider_id.to_string(),
+        "label": t.label,
+        "prefix": t.prefix,
+        "createdAt": t.created_at.to_rfc3339(),
+        "expiresAt": t.expires_at.map(|x| x.to_rfc3339()),
+        "revokedAt": t.revoked_at.map(|x| x.to_rfc3339()),
+        "lastUsedAt": t.last_used_at.map(|x| x.to_rfc3339()),
+        "live": t.is_live(now),
+    })
+}
+
+fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn cli_actor() -> Actor {
+    let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    Actor::Admin { name: format!("cli:{who}") }
+}
+
+/// Runs an administration command.
+pub async fn run_admin(cfg: &Config, cmd: ProviderCmd) -> anyhow::Result<()> {
+    let app = serve::open(cfg).await?;
+    let m = &app.muster;
+    let env = app.env.id;
+    let result = match cmd {
+        ProviderCmd::Add { name, json } => {
+            let created = m.create_provider(env, &name, &cli_actor()).await?;
+            if json {
+                print_json(&json!({
+                    "provider": provider_json(&created.provider, &created.scim_base_url),
+                    "token": {"id": created.token.id.to_string(), "prefix": created.token.prefix, "secret": created.secret},
+                }))?;
+            } else {
+                println!("Provider \"{}\" created.", created.provider.name);
+                println!();
+                println!("  Provider ID:    {}", created.provider.id);
+                println!("  SCIM base URL:  {}", created.scim_base_url);
+                println!("  Bearer token:   {}", created.secret);
+                println!();
+                println!("Enter the SCIM base URL and the token in your identity provider now: the token is shown");
+                println!("only once. Muster stores only its hash. Make more with `muster provider token add`.");
+            }
+            Ok(())
+        }
+        ProviderCmd::List { json } => {
+            let providers = m.list_providers(env).await?;
+            if json {
+                print_json(&json!(providers.iter().map(|p| provider_json(p, &m.scim_base_url(p.id))).collect::<Vec<_>>()))?;
+            } else if providers.is_empty() {
+                println!("No providers yet. Add one with: muster provider add --name \"Okta\"");
+            } else {
+                println!("{:<36}  {:<24}  {:<12}  SCIM BASE URL", "ID", "NAME", "DELAY");
+                for p in providers {
+                    println!("{:<36}  {:<24}  {:<12}  {}", p.id, p.name, describe_secs(p.deactivation_delay_secs), m.scim_base_url(p.id));
+                }
+            }
+            Ok(())
+        }
+        ProviderCmd::Show { id, json } => {
+            let p = m.get_provider(env, id).await?;
+            let tokens = m.list_tokens(env, id).await?;
+            if json {
+                let now = m.now();
+                let mut v = provider_json(&p, &m.scim_base_url(p.id));
+                v["tokens"] = json!(tokens.iter().map(|t| token_json(t, now)).collect::<Vec<_>>());
+                print_json(&v)?;
+            } else {
+                println!("{}", p.name);
+                println!("  Provider ID:         {}", p.id);
+                println!("  SCIM base URL:       {}", m.scim_base_url(p.id));
+                println!("  Deactivation delay:  {}", describe_secs(p.deactivation_delay_secs));
+                println!("  Created:             {}", p.created_at);
+                println!("  Last sync:           {}", p.last_sync_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into()));
+                println!("  Live tokens:         {}", tokens.iter().filter(|t| t.is_live(m.now())).count());
+            }
+            Ok(())
+        }
+        ProviderCmd::Update { id, name, deactivation_delay, json } => {
+            if name.is_none() && deactivation_delay.is_none() {
+                bail!("nothing to change: give --name or --deactivation-delay");
+            }
+            let p = m.update_provider(env, id, name.as_deref(), deactivation_delay, &cli_actor()).await?;
+            if json {
+                print_json(&provider_json(&p, &m.scim_base_url(p.id)))?;
+            } else {
+                println!("Provider \"{}\" updated; deactivation delay: {}.", p.name, describe_secs(p.deactivation_delay_secs));
+            }
+            Ok(())
+        }
+        ProviderCmd::Token(t) => run_token(m, env, t).await,
+    };
+    app.store.close().await;
+    result
+}
+
+async fn run_token(m: &muster_core::Muster, env: muster_core::ids::EnvironmentId, cmd: TokenCmd) -> anyhow::Result<()> {
+    match cmd {
+        TokenCmd::Add { provider, label, expires_in, expires_at, json } => {
+            let expires = match (expires_in, expires_at) {
+                (Some(secs), _) => Some(m.now().plus_secs(secs)),
+                (None, Some(at)) => Some(Timestamp::parse_rfc3339(&at).context("--expires-at must be an RFC 3339 time such as 2027-01-01T00:00:00Z")?),
+                (None, None) => None,
+            };
+            let created = m.create_token(env, provider, &label, expires, &cli_actor()).await?;
+            if json {
+                let mut v = token_json(&created.token, m.now());
+                v["secret"] = json!(created.secret);
+                print_json(&v)?;
+            } else {
+                println!("Token created for provider {provider}.");
+                println!();
+                println!("  Token ID:      {}", created.token.id);
+                println!("  Bearer token:  {}", created.secret);
+                if let Some(e) = created.token.expires_at {
+                    println!("  Expires:       {e}");
+                }
+                println!();
+                println!("The token is shown only once. Revoke the old one when the provider uses this one:");
+                println!("  muster provider token revoke <old token id>");
+            }
+        }
+        TokenCmd::List { provider, json } => {
+            let tokens = m.list_tokens(env, provider).await?;
+            let now = m.now();
+            if json {
+                print_json(&json!(tokens.iter().map(|t| token_json(t, now)).collect::<Vec<_>>()))?;
+            } else {
+                println!("{:<36}  {:<12}  {:<16}  {:<8}  {:<24}  LAST USED", "ID", "PREFIX", "LABEL", "STATE", "EXPIRES");
+                for t in tokens {
+                    let state = if t.revoked_at.is_some() {
+                        "revoked"
+                    } else if t.is_live(now) {
+                        "live"
+                    } else {
+                        "expired"
+                    };
+                    println!(
+                        "{:<36}  {:<12}  {:<16}  {:<8}  {:<24}  {}",
+                        t.id,
+                        t.prefix,
+                        t.label,
+                        state,
+                        t.expires_at.map(|x| x.to_string()).unwrap_or_else(|| "never".into()),
+                        t.last_used_at.map(|x| x.to_string()).unwrap_or_else(|| "never".into())
+                    );
+                }
+            }
+        }
+        TokenCmd::Revoke { id, json } => {
+            m.revoke_token(env, id, &cli_actor()).await?;
+            if json {
+                print_json(&json!({"id": id.to_string(), "revoked": true}))?;
+            } else {
+                println!("Token {id} revoked.");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("0"), Ok(0));
+        assert_eq!(parse_duration_secs("15m"), Ok(900));
+        assert_eq!(parse_duration_secs("7d"), Ok(604_800));
+        assert_eq!(parse_duration_secs("2h"), Ok(7200));
+        assert!(parse_duration_secs("soon").is_err());
+        assert!(parse_duration_secs("5y").is_err());
+        assert_eq!(describe_secs(900), "15 minute(s)");
+        assert_eq!(describe_secs(0), "at once");
+    }
+}

@@ -1,0 +1,212 @@
+//! Configuration: defaults < `muster.toml` < `MUSTER_*` environment variables < command-line
+//! flags. One struct, read once, passed down.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines, for a terminal.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Every setting Muster reads.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port the server listens on.
+    pub listen_addr: String,
+    /// Database URL: `sqlite://path` or `postgres://...`. Default: a SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// Where Muster keeps its SQLite database.
+    pub data_dir: PathBuf,
+    /// The external base URL (scheme, host, port, path prefix) used in SCIM `meta.location` and
+    /// the SCIM base URLs Muster prints. Default: `http://{listen_addr}`.
+    pub public_url: Option<String>,
+    /// `human` or `json`.
+    pub log_format: LogFormat,
+    /// Log filter, such as `info` or `muster=debug,sqlx=warn`.
+    pub log_level: String,
+    /// The environment commands act on.
+    pub environment: String,
+    /// The largest SCIM page.
+    pub max_page_size: u64,
+    /// PostgreSQL pool size.
+    pub pg_max_connections: u32,
+    /// SQLite read connections.
+    pub sqlite_readers: u32,
+    /// SQLite: fsync on every commit (survives power loss) rather than at checkpoints.
+    pub sqlite_synchronous_full: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen_addr: "127.0.0.1:8080".into(),
+            database_url: None,
+            data_dir: PathBuf::from("./muster-data"),
+            public_url: None,
+            log_format: LogFormat::Human,
+            log_level: "info".into(),
+            environment: "default".into(),
+            max_page_size: 1000,
+            pg_max_connections: 16,
+            sqlite_readers: 4,
+            sqlite_synchronous_full: false,
+        }
+    }
+}
+
+/// Hides a password in a database URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen_addr", &self.listen_addr)
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("data_dir", &self.data_dir)
+            .field("public_url", &self.public_url)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("environment", &self.environment)
+            .field("max_page_size", &self.max_page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Values given on the command line or in `MUSTER_*` variables (clap reads both).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// Configuration file [default: ./muster.toml if it exists].
+    #[arg(long, global = true, env = "MUSTER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, global = true, env = "MUSTER_LISTEN_ADDR", value_name = "ADDR")]
+    pub listen_addr: Option<String>,
+    /// Database URL (sqlite://FILE or postgres://...) [default: SQLite in the data directory].
+    #[arg(long, global = true, env = "MUSTER_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Data directory [default: ./muster-data].
+    #[arg(long, global = true, env = "MUSTER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// External base URL, as identity providers reach Muster.
+    #[arg(long, global = true, env = "MUSTER_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, env = "MUSTER_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter (such as info, debug, muster=debug).
+    #[arg(long, global = true, env = "MUSTER_LOG", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Environment to act on [default: default].
+    #[arg(long, global = true, env = "MUSTER_ENVIRONMENT", value_name = "SLUG")]
+    pub environment: Option<String>,
+}
+
+impl Config {
+    /// Reads the configuration file (if any) and applies the overrides.
+    pub fn load(o: &Overrides) -> anyhow::Result<Config> {
+        let mut cfg = match &o.config {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new("muster.toml").exists() => Self::from_file(Path::new("muster.toml"))?,
+            None => Config::default(),
+        };
+        if let Some(v) = &o.listen_addr {
+            cfg.listen_addr = v.clone();
+        }
+        if let Some(v) = &o.database_url {
+            cfg.database_url = Some(v.clone());
+        }
+        if let Some(v) = &o.data_dir {
+            cfg.data_dir = v.clone();
+        }
+        if let Some(v) = &o.public_url {
+            cfg.public_url = Some(v.clone());
+        }
+        if let Some(v) = o.log_format {
+            cfg.log_format = v;
+        }
+        if let Some(v) = &o.log_level {
+            cfg.log_level = v.clone();
+        }
+        if let Some(v) = &o.environment {
+            cfg.environment = v.clone();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("public_url must start with http:// or https://, not '{url}'");
+            }
+        }
+        if self.max_page_size == 0 {
+            bail!("max_page_size must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("muster.db").display()),
+        }
+    }
+
+    /// The public base URL in force, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        let url = match &self.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", self.listen_addr),
+        };
+        url.trim_end_matches('/').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://muster:s3cret@db:5432/muster"), "postgres://muster:***@db:5432/muster");
+        assert_eq!(redact_url("postgres://muster@db/muster"), "postgres://muster@db/muster");
+        let cfg = Config { database_url: Some("postgres://u:hunter2@h/d".into()), ..Config::default() };
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("listen_adr = \"x\"").is_err());
+        let cfg: Config = toml::from_str("listen_addr = \"0.0.0.0:9000\"").unwrap_or_default();
+        assert_eq!(cfg.listen_addr, "0.0.0.0:9000");
+        assert_eq!(cfg.public_url(), "http://0.0.0.0:9000");
+    }
+}

@@ -1,0 +1,88 @@
+//! Opening the database and running the server.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use muster_core::model::Environment;
+use muster_core::{Muster, Settings, SystemClock};
+use muster_store::{AnyStore, SqliteSettings};
+use tokio::net::TcpListener;
+
+use crate::config::{redact_url, Config};
+
+/// An opened, migrated database with the services over it.
+pub struct App {
+    /// The database.
+    pub store: AnyStore,
+    /// The services.
+    pub muster: Muster,
+    /// The environment this process acts on.
+    pub env: Environment,
+}
+
+/// Opens the database (creating the data directory for the default SQLite file), applies
+/// migrations, and makes sure the environment exists.
+pub async fn open(cfg: &Config) -> anyhow::Result<App> {
+    let url = cfg.database_url();
+    if cfg.database_url.is_none() {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", cfg.data_dir.display()))?;
+    }
+    let sqlite = SqliteSettings { readers: cfg.sqlite_readers, synchronous_full: cfg.sqlite_synchronous_full };
+    let store = AnyStore::connect(&url, &sqlite, cfg.pg_max_connections)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
+    store.migrate().await.context("cannot apply database migrations")?;
+    let settings = Settings { public_url: cfg.public_url(), max_page_size: cfg.max_page_size };
+    let muster = Muster::new(store.shared(), Arc::new(SystemClock), settings);
+    let env = muster.ensure_environment(&cfg.environment).await.context("cannot prepare the environment")?;
+    Ok(App { store, muster, env })
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let app = open(&cfg).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        public_url = %cfg.public_url(),
+        database = app.muster.store.backend(),
+        environment = %app.env.slug,
+        "Muster is listening"
+    );
+    let router = muster_web::router(muster_web::AppState { muster: app.muster.clone() });
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("the server failed")?;
+    tracing::info!("Muster stopped");
+    app.store.close().await;
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
