@@ -9,7 +9,9 @@ use time::OffsetDateTime;
 
 /// A point in time: microseconds since the Unix epoch, UTC. Stored as a 64-bit integer in both
 /// databases, so it compares and sorts the same everywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
@@ -79,7 +81,8 @@ impl ManualClock {
     }
     /// Moves the clock forward.
     pub fn advance_secs(&self, secs: i64) {
-        self.0.fetch_add(secs.saturating_mul(1_000_000), Ordering::SeqCst);
+        self.0
+            .fetch_add(secs.saturating_mul(1_000_000), Ordering::SeqCst);
     }
     /// Sets the clock.
     pub fn set(&self, t: Timestamp) {
@@ -102,7 +105,10 @@ mod tests {
         let t = Timestamp(1_700_000_000_123_000);
         assert_eq!(t.to_rfc3339(), "2023-11-14T22:13:20.123Z");
         assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t));
-        assert_eq!(Timestamp::parse_rfc3339("2023-11-14T23:13:20.123+01:00"), Some(t));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-14T23:13:20.123+01:00"),
+            Some(t)
+        );
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }
 

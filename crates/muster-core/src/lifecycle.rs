@@ -48,7 +48,9 @@ pub fn turn_off(u: &mut UserRecord, delay_secs: i64, now: Timestamp) -> Vec<Tran
             if u.legal_hold {
                 if u.status == UserStatus::Active {
                     u.status = UserStatus::Blocked;
-                    out.push(Transition::Blocked { deactivate_at: None });
+                    out.push(Transition::Blocked {
+                        deactivate_at: None,
+                    });
                 }
                 u.deactivate_at = None;
                 out.push(Transition::HeldByLegalHold);
@@ -60,7 +62,9 @@ pub fn turn_off(u: &mut UserRecord, delay_secs: i64, now: Timestamp) -> Vec<Tran
                 let due = now.plus_secs(delay_secs);
                 u.status = UserStatus::Blocked;
                 u.deactivate_at = Some(due);
-                out.push(Transition::Blocked { deactivate_at: Some(due) });
+                out.push(Transition::Blocked {
+                    deactivate_at: Some(due),
+                });
             }
         }
     }

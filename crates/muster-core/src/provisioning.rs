@@ -16,7 +16,9 @@ use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult, StoreError, Unique};
 use crate::ids::{GroupId, UserId};
 use crate::lifecycle::{self, Transition};
-use crate::model::{Actor, GroupRecord, GroupRef, MemberRef, Outcome, SyncLogEntry, UserRecord, UserStatus};
+use crate::model::{
+    Actor, GroupRecord, GroupRef, MemberRef, Outcome, SyncLogEntry, UserRecord, UserStatus,
+};
 use crate::service::{Muster, ProviderCtx};
 use crate::store::{Cond, Cursor, Page, Tx};
 
@@ -80,7 +82,10 @@ impl UserFields {
             user_name: text("userName").unwrap_or_default().trim().to_string(),
             external_id: text("externalId"),
             display_name: text("displayName"),
-            active: resource.get("active").and_then(Value::as_bool).unwrap_or(true),
+            active: resource
+                .get("active")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
         }
     }
 }
@@ -91,11 +96,13 @@ pub fn name_key(name: &str) -> String {
 }
 
 fn parse_user_id(id: &str) -> CoreResult<UserId> {
-    id.parse().map_err(|_| CoreError::NotFound(format!("no user with id '{id}'")))
+    id.parse()
+        .map_err(|_| CoreError::NotFound(format!("no user with id '{id}'")))
 }
 
 fn parse_group_id(id: &str) -> CoreResult<GroupId> {
-    id.parse().map_err(|_| CoreError::NotFound(format!("no group with id '{id}'")))
+    id.parse()
+        .map_err(|_| CoreError::NotFound(format!("no group with id '{id}'")))
 }
 
 fn user_not_found(id: &str) -> CoreError {
@@ -113,14 +120,24 @@ pub fn etag(version: i64) -> String {
 
 /// Checks an `If-Match` header against the current version (RFC 7644 §3.14).
 fn check_if_match(if_match: Option<&str>, version: i64) -> CoreResult<()> {
-    let Some(header) = if_match else { return Ok(()) };
+    let Some(header) = if_match else {
+        return Ok(());
+    };
     let current = etag(version);
     let strong = format!("\"{version}\"");
-    let ok = header.split(',').map(str::trim).any(|t| t == "*" || t == current || t == strong);
+    let ok = header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == current || t == strong);
     if ok {
         Ok(())
     } else {
-        Err(ScimError::new(412, None, format!("the resource has changed: its version is {current}")).into())
+        Err(ScimError::new(
+            412,
+            None,
+            format!("the resource has changed: its version is {current}"),
+        )
+        .into())
     }
 }
 
@@ -130,7 +147,10 @@ fn uniqueness_user(user_name: &str, holder: &UserRecord, provider: &ProviderCtx)
         Some(p) if p == provider.id() => "",
         Some(_) => " by a user of another provisioning provider",
     };
-    ScimError::uniqueness(format!("the userName '{user_name}' is already in use{whose}")).into()
+    ScimError::uniqueness(format!(
+        "the userName '{user_name}' is already in use{whose}"
+    ))
+    .into()
 }
 
 fn map_user_conflict(e: StoreError, user_name: &str) -> CoreError {
@@ -144,15 +164,22 @@ fn map_user_conflict(e: StoreError, user_name: &str) -> CoreError {
 
 fn map_group_conflict(e: StoreError, name: &str) -> CoreError {
     match e {
-        StoreError::Conflict(Unique::GroupName) => {
-            ScimError::uniqueness(format!("a group named '{name}' already exists for this provider")).into()
-        }
+        StoreError::Conflict(Unique::GroupName) => ScimError::uniqueness(format!(
+            "a group named '{name}' already exists for this provider"
+        ))
+        .into(),
         other => other.into(),
     }
 }
 
 /// A sync log entry about a user, caused by a provider.
-fn user_entry(ctx: &ProviderCtx, at: Timestamp, action: &str, u: &UserRecord, details: Value) -> SyncLogEntry {
+fn user_entry(
+    ctx: &ProviderCtx,
+    at: Timestamp,
+    action: &str,
+    u: &UserRecord,
+    details: Value,
+) -> SyncLogEntry {
     SyncLogEntry {
         environment_id: ctx.env(),
         at,
@@ -169,7 +196,13 @@ fn user_entry(ctx: &ProviderCtx, at: Timestamp, action: &str, u: &UserRecord, de
 }
 
 /// A sync log entry about a group, caused by a provider.
-fn group_entry(ctx: &ProviderCtx, at: Timestamp, action: &str, g: &GroupRecord, details: Value) -> SyncLogEntry {
+fn group_entry(
+    ctx: &ProviderCtx,
+    at: Timestamp,
+    action: &str,
+    g: &GroupRecord,
+    details: Value,
+) -> SyncLogEntry {
     SyncLogEntry {
         environment_id: ctx.env(),
         at,
@@ -185,7 +218,12 @@ fn group_entry(ctx: &ProviderCtx, at: Timestamp, action: &str, g: &GroupRecord, 
     }
 }
 
-fn transition_entries(ctx: &ProviderCtx, at: Timestamp, u: &UserRecord, ts: &[Transition]) -> Vec<SyncLogEntry> {
+fn transition_entries(
+    ctx: &ProviderCtx,
+    at: Timestamp,
+    u: &UserRecord,
+    ts: &[Transition],
+) -> Vec<SyncLogEntry> {
     ts.iter()
         .map(|t| {
             let details = match t {
@@ -201,7 +239,11 @@ fn transition_entries(ctx: &ProviderCtx, at: Timestamp, u: &UserRecord, ts: &[Tr
 /// The attribute-level differences between two canonical resources, for the sync log.
 pub fn diff_resources(before: &Map<String, Value>, after: &Map<String, Value>) -> Vec<Value> {
     let mut changes = Vec::new();
-    let mut keys: Vec<&String> = before.keys().chain(after.keys()).filter(|k| *k != "schemas").collect();
+    let mut keys: Vec<&String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| *k != "schemas")
+        .collect();
     let mut seen = HashSet::new();
     keys.retain(|k| seen.insert(*k));
     for key in keys {
@@ -210,7 +252,11 @@ pub fn diff_resources(before: &Map<String, Value>, after: &Map<String, Value>) -
             if key.starts_with("urn:") {
                 for c in diff_resources(bo, ao) {
                     if let Value::Object(mut m) = c {
-                        let attr = m.get("attribute").and_then(Value::as_str).unwrap_or_default().to_string();
+                        let attr = m
+                            .get("attribute")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string();
                         m.insert("attribute".into(), Value::String(format!("{key}:{attr}")));
                         changes.push(Value::Object(m));
                     }
@@ -243,7 +289,9 @@ fn pushdown(q: &Query, group: bool) -> (Option<Cond>, bool) {
                 (None, false)
             }
         }
-        Query::Compare(r, CompareOp::Eq, Operand::Bool(b)) if !group && is_core(r, "active") => (Some(Cond::Active(*b)), true),
+        Query::Compare(r, CompareOp::Eq, Operand::Bool(b)) if !group && is_core(r, "active") => {
+            (Some(Cond::Active(*b)), true)
+        }
         Query::And(a, b) => {
             let ((ca, ea), (cb, eb)) = (pushdown(a, group), pushdown(b, group));
             match (ca, cb) {
@@ -270,9 +318,15 @@ fn mentions_attr(q: &Query, name: &str) -> bool {
     }
 }
 
-fn check_filter(params: &ListParams, rt: &'static muster_scim::ResourceTypeDef) -> CoreResult<Option<Query>> {
-    let Some(text) = params.filter.as_deref().filter(|f| !f.trim().is_empty()) else { return Ok(None) };
-    let filter = Filter::parse(text).map_err(|e| ScimError::invalid_filter(format!("invalid filter: {e}")))?;
+fn check_filter(
+    params: &ListParams,
+    rt: &'static muster_scim::ResourceTypeDef,
+) -> CoreResult<Option<Query>> {
+    let Some(text) = params.filter.as_deref().filter(|f| !f.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let filter = Filter::parse(text)
+        .map_err(|e| ScimError::invalid_filter(format!("invalid filter: {e}")))?;
     Ok(Some(Query::check(&filter, rt)?))
 }
 
@@ -281,7 +335,13 @@ impl Muster {
     pub fn render_user(&self, ctx: &ProviderCtx, v: &UserView) -> Map<String, Value> {
         let u = &v.user;
         let mut out = Map::new();
-        out.insert("schemas".into(), u.resource.get("schemas").cloned().unwrap_or_else(|| json!([USER_RESOURCE.schema.id])));
+        out.insert(
+            "schemas".into(),
+            u.resource
+                .get("schemas")
+                .cloned()
+                .unwrap_or_else(|| json!([USER_RESOURCE.schema.id])),
+        );
         out.insert("id".into(), Value::String(u.id.to_string()));
         for (k, val) in &u.resource {
             if k != "schemas" {
@@ -317,7 +377,13 @@ impl Muster {
     pub fn render_group(&self, ctx: &ProviderCtx, v: &GroupView) -> Map<String, Value> {
         let g = &v.group;
         let mut out = Map::new();
-        out.insert("schemas".into(), g.resource.get("schemas").cloned().unwrap_or_else(|| json!([GROUP_RESOURCE.schema.id])));
+        out.insert(
+            "schemas".into(),
+            g.resource
+                .get("schemas")
+                .cloned()
+                .unwrap_or_else(|| json!([GROUP_RESOURCE.schema.id])),
+        );
         out.insert("id".into(), Value::String(g.id.to_string()));
         for (k, val) in &g.resource {
             if k != "schemas" && k != "members" {
@@ -351,7 +417,11 @@ impl Muster {
 
     /// `POST /Users` (RFC 7644 §3.3). A POST of the userName (or externalId) of a user this
     /// provider turned off or deleted brings that user back instead of failing.
-    pub async fn create_user(&self, ctx: &ProviderCtx, body: &Value) -> CoreResult<Created<UserView>> {
+    pub async fn create_user(
+        &self,
+        ctx: &ProviderCtx,
+        body: &Value,
+    ) -> CoreResult<Created<UserView>> {
         let n = normalize(&USER_RESOURCE, body)?;
         let fields = UserFields::read(&n.resource);
         let key = name_key(&fields.user_name);
@@ -371,7 +441,10 @@ impl Muster {
                     .filter(|u| u.removed_at.is_some() || !u.scim_active);
             }
             if let Some(existing) = returning {
-                match self.bring_back(&mut tx, ctx, existing, n.resource.clone(), &fields, now).await? {
+                match self
+                    .bring_back(&mut tx, ctx, existing, n.resource.clone(), &fields, now)
+                    .await?
+                {
                     Some(view) => {
                         tx.commit().await?;
                         return Ok(Created { view, new: false });
@@ -379,10 +452,9 @@ impl Muster {
                     None => continue,
                 }
             }
-            let root = tx
-                .find_root_org(ctx.env())
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("the environment has no root organization".into()))?;
+            let root = tx.find_root_org(ctx.env()).await?.ok_or_else(|| {
+                StoreError::Corrupt("the environment has no root organization".into())
+            })?;
             let mut user = UserRecord {
                 environment_id: ctx.env(),
                 id: UserId::new(),
@@ -402,15 +474,32 @@ impl Muster {
                 removed_at: None,
                 deactivate_at: None,
             };
-            let transitions =
-                if fields.active { Vec::new() } else { lifecycle::turn_off(&mut user, ctx.provider.deactivation_delay_secs, now) };
-            tx.insert_user(&user).await.map_err(|e| map_user_conflict(e, &fields.user_name))?;
-            let mut log = vec![user_entry(ctx, now, "user.created", &user, json!({"org": root.name, "active": fields.active}))];
+            let transitions = if fields.active {
+                Vec::new()
+            } else {
+                lifecycle::turn_off(&mut user, ctx.provider.deactivation_delay_secs, now)
+            };
+            tx.insert_user(&user)
+                .await
+                .map_err(|e| map_user_conflict(e, &fields.user_name))?;
+            let mut log = vec![user_entry(
+                ctx,
+                now,
+                "user.created",
+                &user,
+                json!({"org": root.name, "active": fields.active}),
+            )];
             log.extend(transition_entries(ctx, now, &user, &transitions));
             tx.append_log(&log).await?;
             tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
-            return Ok(Created { view: UserView { user, groups: Some(Vec::new()) }, new: true });
+            return Ok(Created {
+                view: UserView {
+                    user,
+                    groups: Some(Vec::new()),
+                },
+                new: true,
+            });
         }
         Err(busy())
     }
@@ -442,25 +531,54 @@ impl Muster {
         } else {
             lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now)
         };
-        if !tx.update_user(&u, existing.version).await.map_err(|e| map_user_conflict(e, &fields.user_name))? {
+        if !tx
+            .update_user(&u, existing.version)
+            .await
+            .map_err(|e| map_user_conflict(e, &fields.user_name))?
+        {
             return Ok(None);
         }
         let changes = diff_resources(&existing.resource, &u.resource);
         let mut log = Vec::new();
         if was_removed {
-            log.push(user_entry(ctx, now, "user.restored", &u, json!({"changes": changes})));
+            log.push(user_entry(
+                ctx,
+                now,
+                "user.restored",
+                &u,
+                json!({"changes": changes}),
+            ));
         } else if !changes.is_empty() {
-            log.push(user_entry(ctx, now, "user.updated", &u, json!({"changes": changes})));
+            log.push(user_entry(
+                ctx,
+                now,
+                "user.updated",
+                &u,
+                json!({"changes": changes}),
+            ));
         }
         log.extend(transition_entries(ctx, now, &u, &transitions));
         tx.append_log(&log).await?;
         tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
-        let groups = tx.groups_of_users(ctx.env(), &[u.id]).await?.into_iter().map(|(_, g)| g).collect();
-        Ok(Some(UserView { user: u, groups: Some(groups) }))
+        let groups = tx
+            .groups_of_users(ctx.env(), &[u.id])
+            .await?
+            .into_iter()
+            .map(|(_, g)| g)
+            .collect();
+        Ok(Some(UserView {
+            user: u,
+            groups: Some(groups),
+        }))
     }
 
     /// `GET /Users/{id}` (RFC 7644 §3.4.1).
-    pub async fn get_user(&self, ctx: &ProviderCtx, id: &str, with_groups: bool) -> CoreResult<UserView> {
+    pub async fn get_user(
+        &self,
+        ctx: &ProviderCtx,
+        id: &str,
+        with_groups: bool,
+    ) -> CoreResult<UserView> {
         let uid = parse_user_id(id)?;
         let mut tx = self.store.read().await?;
         let user = tx
@@ -469,7 +587,13 @@ impl Muster {
             .filter(|u| u.provider_id == Some(ctx.id()) && u.removed_at.is_none())
             .ok_or_else(|| user_not_found(id))?;
         let groups = if with_groups {
-            Some(tx.groups_of_users(ctx.env(), &[uid]).await?.into_iter().map(|(_, g)| g).collect())
+            Some(
+                tx.groups_of_users(ctx.env(), &[uid])
+                    .await?
+                    .into_iter()
+                    .map(|(_, g)| g)
+                    .collect(),
+            )
         } else {
             None
         };
@@ -477,7 +601,13 @@ impl Muster {
     }
 
     /// `PUT /Users/{id}` (RFC 7644 §3.5.1): the body replaces the resource.
-    pub async fn replace_user(&self, ctx: &ProviderCtx, id: &str, body: &Value, if_match: Option<&str>) -> CoreResult<UserView> {
+    pub async fn replace_user(
+        &self,
+        ctx: &ProviderCtx,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> CoreResult<UserView> {
         let uid = parse_user_id(id)?;
         let n = normalize(&USER_RESOURCE, body)?;
         let fields = UserFields::read(&n.resource);
@@ -502,32 +632,55 @@ impl Muster {
             u.external_id = fields.external_id.clone();
             u.display_name = fields.display_name.clone();
             let transitions = match (existing.scim_active, fields.active) {
-                (true, false) => lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now),
+                (true, false) => {
+                    lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now)
+                }
                 (false, true) => lifecycle::turn_on(&mut u),
                 _ => Vec::new(),
             };
             u.scim_active = fields.active;
             let changes = diff_resources(&existing.resource, &u.resource);
-            let groups = tx.groups_of_users(ctx.env(), &[uid]).await?.into_iter().map(|(_, g)| g).collect();
+            let groups = tx
+                .groups_of_users(ctx.env(), &[uid])
+                .await?
+                .into_iter()
+                .map(|(_, g)| g)
+                .collect();
             if changes.is_empty() && transitions.is_empty() && !existing.changed_outside {
                 // Nothing changed (Okta PUTs back what it read): no new version, no log entry.
-                return Ok(UserView { user: existing, groups: Some(groups) });
+                return Ok(UserView {
+                    user: existing,
+                    groups: Some(groups),
+                });
             }
             u.changed_outside = false;
             u.version += 1;
             u.updated_at = now;
-            if !tx.update_user(&u, existing.version).await.map_err(|e| map_user_conflict(e, &fields.user_name))? {
+            if !tx
+                .update_user(&u, existing.version)
+                .await
+                .map_err(|e| map_user_conflict(e, &fields.user_name))?
+            {
                 continue;
             }
             let mut log = Vec::new();
             if !changes.is_empty() {
-                log.push(user_entry(ctx, now, "user.updated", &u, json!({"changes": changes})));
+                log.push(user_entry(
+                    ctx,
+                    now,
+                    "user.updated",
+                    &u,
+                    json!({"changes": changes}),
+                ));
             }
             log.extend(transition_entries(ctx, now, &u, &transitions));
             tx.append_log(&log).await?;
             tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
-            return Ok(UserView { user: u, groups: Some(groups) });
+            return Ok(UserView {
+                user: u,
+                groups: Some(groups),
+            });
         }
         Err(busy())
     }
@@ -535,7 +688,12 @@ impl Muster {
     /// `DELETE /Users/{id}` (RFC 7644 §3.6): the user is blocked at once, deactivated after the
     /// provider's delay, leaves the provider's groups, and is no longer visible to the provider.
     /// Administrators still see it.
-    pub async fn delete_user(&self, ctx: &ProviderCtx, id: &str, if_match: Option<&str>) -> CoreResult<()> {
+    pub async fn delete_user(
+        &self,
+        ctx: &ProviderCtx,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> CoreResult<()> {
         let uid = parse_user_id(id)?;
         for _ in 0..WRITE_ATTEMPTS {
             let now = self.now();
@@ -548,7 +706,8 @@ impl Muster {
             check_if_match(if_match, existing.version)?;
             let mut u = existing.clone();
             u.removed_at = Some(now);
-            let transitions = lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now);
+            let transitions =
+                lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now);
             u.version += 1;
             u.updated_at = now;
             if !tx.update_user(&u, existing.version).await? {
@@ -574,7 +733,12 @@ impl Muster {
     }
 
     /// `GET /Users` (RFC 7644 §3.4.2): filtered, paged in a stable order.
-    pub async fn list_users(&self, ctx: &ProviderCtx, params: &ListParams, with_groups: bool) -> CoreResult<ListResult<UserView>> {
+    pub async fn list_users(
+        &self,
+        ctx: &ProviderCtx,
+        params: &ListParams,
+        with_groups: bool,
+    ) -> CoreResult<ListResult<UserView>> {
         let query = check_filter(params, &USER_RESOURCE)?;
         let (cond, exact) = match &query {
             Some(q) => pushdown(q, false),
@@ -589,19 +753,35 @@ impl Muster {
             let users = if size == 0 || offset >= total {
                 Vec::new()
             } else {
-                tx.list_users(env, ctx.id(), cond.as_ref(), Page { offset, limit: size }).await?
+                tx.list_users(
+                    env,
+                    ctx.id(),
+                    cond.as_ref(),
+                    Page {
+                        offset,
+                        limit: size,
+                    },
+                )
+                .await?
             };
             (total, users)
         } else {
-            let q = query.as_ref().ok_or_else(|| StoreError::Corrupt("inexact listing without a filter".into()))?;
+            let q = query
+                .as_ref()
+                .ok_or_else(|| StoreError::Corrupt("inexact listing without a filter".into()))?;
             let needs_groups = mentions_attr(q, "groups");
             let mut total = 0u64;
             let mut page = Vec::new();
             let mut after = None;
             loop {
-                let chunk = tx.scan_users(env, ctx.id(), cond.as_ref(), after, SCAN_CHUNK).await?;
+                let chunk = tx
+                    .scan_users(env, ctx.id(), cond.as_ref(), after, SCAN_CHUNK)
+                    .await?;
                 let Some(last) = chunk.last() else { break };
-                after = Some(Cursor { created_at: last.created_at, id: last.id.uuid() });
+                after = Some(Cursor {
+                    created_at: last.created_at,
+                    id: last.id.uuid(),
+                });
                 let full = chunk.len() as u64 == SCAN_CHUNK;
                 let groups = if needs_groups {
                     let ids: Vec<UserId> = chunk.iter().map(|u| u.id).collect();
@@ -611,8 +791,13 @@ impl Muster {
                 };
                 for user in chunk {
                     let view = UserView {
-                        groups: needs_groups
-                            .then(|| groups.iter().filter(|(uid, _)| *uid == user.id).map(|(_, g)| g.clone()).collect()),
+                        groups: needs_groups.then(|| {
+                            groups
+                                .iter()
+                                .filter(|(uid, _)| *uid == user.id)
+                                .map(|(_, g)| g.clone())
+                                .collect()
+                        }),
                         user,
                     };
                     if q.matches(&self.render_user(ctx, &view)) {
@@ -629,7 +814,11 @@ impl Muster {
             (total, page)
         };
         let items = self.attach_groups(&mut tx, ctx, users, with_groups).await?;
-        Ok(ListResult { total, start_index: params.start_index, items })
+        Ok(ListResult {
+            total,
+            start_index: params.start_index,
+            items,
+        })
     }
 
     async fn attach_groups(
@@ -640,21 +829,36 @@ impl Muster {
         with_groups: bool,
     ) -> CoreResult<Vec<UserView>> {
         if !with_groups || users.is_empty() {
-            return Ok(users.into_iter().map(|user| UserView { user, groups: None }).collect());
+            return Ok(users
+                .into_iter()
+                .map(|user| UserView { user, groups: None })
+                .collect());
         }
         let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
         let pairs = tx.groups_of_users(ctx.env(), &ids).await?;
         Ok(users
             .into_iter()
             .map(|user| {
-                let groups = pairs.iter().filter(|(uid, _)| *uid == user.id).map(|(_, g)| g.clone()).collect();
-                UserView { user, groups: Some(groups) }
+                let groups = pairs
+                    .iter()
+                    .filter(|(uid, _)| *uid == user.id)
+                    .map(|(_, g)| g.clone())
+                    .collect();
+                UserView {
+                    user,
+                    groups: Some(groups),
+                }
             })
             .collect())
     }
 
     /// Checks that every member value names a user of this provider; returns their ids.
-    async fn resolve_members(&self, tx: &mut Box<dyn Tx>, ctx: &ProviderCtx, values: &[String]) -> CoreResult<Vec<UserId>> {
+    async fn resolve_members(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        ctx: &ProviderCtx,
+        values: &[String],
+    ) -> CoreResult<Vec<UserId>> {
         let mut ids = Vec::with_capacity(values.len());
         let mut seen = HashSet::new();
         let mut unknown = Vec::new();
@@ -669,14 +873,25 @@ impl Muster {
             }
         }
         if !ids.is_empty() {
-            let existing: HashSet<UserId> = tx.existing_user_ids(ctx.env(), ctx.id(), &ids).await?.into_iter().collect();
-            unknown.extend(ids.iter().filter(|id| !existing.contains(id)).map(|id| id.to_string()));
+            let existing: HashSet<UserId> = tx
+                .existing_user_ids(ctx.env(), ctx.id(), &ids)
+                .await?
+                .into_iter()
+                .collect();
+            unknown.extend(
+                ids.iter()
+                    .filter(|id| !existing.contains(id))
+                    .map(|id| id.to_string()),
+            );
         }
         if !unknown.is_empty() {
             unknown.truncate(20);
             return Err(ScimError::bad_request(
                 ScimType::InvalidValue,
-                format!("members must be users of this provider; unknown member id(s): {}", unknown.join(", ")),
+                format!(
+                    "members must be users of this provider; unknown member id(s): {}",
+                    unknown.join(", ")
+                ),
             )
             .into());
         }
@@ -688,12 +903,27 @@ impl Muster {
         let n = normalize(&GROUP_RESOURCE, body)?;
         let mut resource = n.resource;
         let member_values = take_member_values(&mut resource)?;
-        let display_name = resource.get("displayName").and_then(Value::as_str).unwrap_or_default().trim().to_string();
-        let external_id = resource.get("externalId").and_then(Value::as_str).map(str::to_string);
+        let display_name = resource
+            .get("displayName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let external_id = resource
+            .get("externalId")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let now = self.now();
         let mut tx = self.store.write().await?;
-        if tx.find_group_by_name(ctx.env(), ctx.id(), &name_key(&display_name)).await?.is_some() {
-            return Err(map_group_conflict(StoreError::Conflict(Unique::GroupName), &display_name));
+        if tx
+            .find_group_by_name(ctx.env(), ctx.id(), &name_key(&display_name))
+            .await?
+            .is_some()
+        {
+            return Err(map_group_conflict(
+                StoreError::Conflict(Unique::GroupName),
+                &display_name,
+            ));
         }
         let members = self.resolve_members(&mut tx, ctx, &member_values).await?;
         let group = GroupRecord {
@@ -707,21 +937,37 @@ impl Muster {
             created_at: now,
             updated_at: now,
         };
-        tx.insert_group(&group).await.map_err(|e| map_group_conflict(e, &display_name))?;
+        tx.insert_group(&group)
+            .await
+            .map_err(|e| map_group_conflict(e, &display_name))?;
         let mut log = vec![group_entry(ctx, now, "group.created", &group, json!({}))];
         if !members.is_empty() {
             let added = tx.add_members(ctx.env(), group.id, &members, now).await?;
-            log.push(group_entry(ctx, now, "group.members_added", &group, member_details(&added)));
+            log.push(group_entry(
+                ctx,
+                now,
+                "group.members_added",
+                &group,
+                member_details(&added),
+            ));
         }
         tx.append_log(&log).await?;
         tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
         let view_members = tx.members(ctx.env(), group.id).await?;
         tx.commit().await?;
-        Ok(GroupView { group, members: Some(view_members) })
+        Ok(GroupView {
+            group,
+            members: Some(view_members),
+        })
     }
 
     /// `GET /Groups/{id}` (RFC 7644 §3.4.1); members only when they will be returned.
-    pub async fn get_group(&self, ctx: &ProviderCtx, id: &str, with_members: bool) -> CoreResult<GroupView> {
+    pub async fn get_group(
+        &self,
+        ctx: &ProviderCtx,
+        id: &str,
+        with_members: bool,
+    ) -> CoreResult<GroupView> {
         let gid = parse_group_id(id)?;
         let mut tx = self.store.read().await?;
         let group = tx
@@ -729,18 +975,33 @@ impl Muster {
             .await?
             .filter(|g| g.provider_id == ctx.id())
             .ok_or_else(|| group_not_found(id))?;
-        let members = if with_members { Some(tx.members(ctx.env(), gid).await?) } else { None };
+        let members = if with_members {
+            Some(tx.members(ctx.env(), gid).await?)
+        } else {
+            None
+        };
         Ok(GroupView { group, members })
     }
 
     /// `PUT /Groups/{id}` (RFC 7644 §3.5.1): replaces the group, its members included; only the
     /// difference in membership is written.
-    pub async fn replace_group(&self, ctx: &ProviderCtx, id: &str, body: &Value, if_match: Option<&str>) -> CoreResult<GroupView> {
+    pub async fn replace_group(
+        &self,
+        ctx: &ProviderCtx,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> CoreResult<GroupView> {
         let gid = parse_group_id(id)?;
         let n = normalize(&GROUP_RESOURCE, body)?;
         let mut resource = n.resource;
         let member_values = take_member_values(&mut resource)?;
-        let display_name = resource.get("displayName").and_then(Value::as_str).unwrap_or_default().trim().to_string();
+        let display_name = resource
+            .get("displayName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         for _ in 0..WRITE_ATTEMPTS {
             let now = self.now();
             let mut tx = self.store.write().await?;
@@ -751,54 +1012,111 @@ impl Muster {
                 .ok_or_else(|| group_not_found(id))?;
             check_if_match(if_match, existing.version)?;
             if name_key(&existing.display_name) != name_key(&display_name)
-                && tx.find_group_by_name(ctx.env(), ctx.id(), &name_key(&display_name)).await?.is_some()
+                && tx
+                    .find_group_by_name(ctx.env(), ctx.id(), &name_key(&display_name))
+                    .await?
+                    .is_some()
             {
-                return Err(map_group_conflict(StoreError::Conflict(Unique::GroupName), &display_name));
+                return Err(map_group_conflict(
+                    StoreError::Conflict(Unique::GroupName),
+                    &display_name,
+                ));
             }
             let wanted = self.resolve_members(&mut tx, ctx, &member_values).await?;
-            let current: HashSet<UserId> = tx.member_ids(ctx.env(), gid).await?.into_iter().collect();
+            let current: HashSet<UserId> =
+                tx.member_ids(ctx.env(), gid).await?.into_iter().collect();
             let wanted_set: HashSet<UserId> = wanted.iter().copied().collect();
-            let to_add: Vec<UserId> = wanted.iter().copied().filter(|u| !current.contains(u)).collect();
-            let to_remove: Vec<UserId> = current.iter().copied().filter(|u| !wanted_set.contains(u)).collect();
+            let to_add: Vec<UserId> = wanted
+                .iter()
+                .copied()
+                .filter(|u| !current.contains(u))
+                .collect();
+            let to_remove: Vec<UserId> = current
+                .iter()
+                .copied()
+                .filter(|u| !wanted_set.contains(u))
+                .collect();
             let mut g = existing.clone();
             g.display_name = display_name.clone();
-            g.external_id = resource.get("externalId").and_then(Value::as_str).map(str::to_string);
+            g.external_id = resource
+                .get("externalId")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             g.resource = resource.clone();
             let changes = diff_resources(&existing.resource, &g.resource);
             if changes.is_empty() && to_add.is_empty() && to_remove.is_empty() {
                 let members = tx.members(ctx.env(), gid).await?;
-                return Ok(GroupView { group: existing, members: Some(members) });
+                return Ok(GroupView {
+                    group: existing,
+                    members: Some(members),
+                });
             }
             g.version += 1;
             g.updated_at = now;
-            if !tx.update_group(&g, existing.version).await.map_err(|e| map_group_conflict(e, &display_name))? {
+            if !tx
+                .update_group(&g, existing.version)
+                .await
+                .map_err(|e| map_group_conflict(e, &display_name))?
+            {
                 continue;
             }
             let mut log = Vec::new();
             if existing.display_name != g.display_name {
-                log.push(group_entry(ctx, now, "group.renamed", &g, json!({"before": existing.display_name, "after": g.display_name})));
+                log.push(group_entry(
+                    ctx,
+                    now,
+                    "group.renamed",
+                    &g,
+                    json!({"before": existing.display_name, "after": g.display_name}),
+                ));
             } else if !changes.is_empty() {
-                log.push(group_entry(ctx, now, "group.updated", &g, json!({"changes": changes})));
+                log.push(group_entry(
+                    ctx,
+                    now,
+                    "group.updated",
+                    &g,
+                    json!({"changes": changes}),
+                ));
             }
             if !to_add.is_empty() {
                 let added = tx.add_members(ctx.env(), gid, &to_add, now).await?;
-                log.push(group_entry(ctx, now, "group.members_added", &g, member_details(&added)));
+                log.push(group_entry(
+                    ctx,
+                    now,
+                    "group.members_added",
+                    &g,
+                    member_details(&added),
+                ));
             }
             if !to_remove.is_empty() {
                 let removed = tx.remove_members(ctx.env(), gid, &to_remove).await?;
-                log.push(group_entry(ctx, now, "group.members_removed", &g, member_details(&removed)));
+                log.push(group_entry(
+                    ctx,
+                    now,
+                    "group.members_removed",
+                    &g,
+                    member_details(&removed),
+                ));
             }
             tx.append_log(&log).await?;
             tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
             let members = tx.members(ctx.env(), gid).await?;
             tx.commit().await?;
-            return Ok(GroupView { group: g, members: Some(members) });
+            return Ok(GroupView {
+                group: g,
+                members: Some(members),
+            });
         }
         Err(busy())
     }
 
     /// `DELETE /Groups/{id}` (RFC 7644 §3.6).
-    pub async fn delete_group(&self, ctx: &ProviderCtx, id: &str, if_match: Option<&str>) -> CoreResult<()> {
+    pub async fn delete_group(
+        &self,
+        ctx: &ProviderCtx,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> CoreResult<()> {
         let gid = parse_group_id(id)?;
         let now = self.now();
         let mut tx = self.store.write().await?;
@@ -809,14 +1127,20 @@ impl Muster {
             .ok_or_else(|| group_not_found(id))?;
         check_if_match(if_match, existing.version)?;
         tx.delete_group(ctx.env(), gid).await?;
-        tx.append_log(&[group_entry(ctx, now, "group.deleted", &existing, json!({}))]).await?;
+        tx.append_log(&[group_entry(ctx, now, "group.deleted", &existing, json!({}))])
+            .await?;
         tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// `GET /Groups` (RFC 7644 §3.4.2).
-    pub async fn list_groups(&self, ctx: &ProviderCtx, params: &ListParams, with_members: bool) -> CoreResult<ListResult<GroupView>> {
+    pub async fn list_groups(
+        &self,
+        ctx: &ProviderCtx,
+        params: &ListParams,
+        with_members: bool,
+    ) -> CoreResult<ListResult<GroupView>> {
         let query = check_filter(params, &GROUP_RESOURCE)?;
         let (cond, exact) = match &query {
             Some(q) => pushdown(q, true),
@@ -831,22 +1155,42 @@ impl Muster {
             let groups = if size == 0 || offset >= total {
                 Vec::new()
             } else {
-                tx.list_groups(env, ctx.id(), cond.as_ref(), Page { offset, limit: size }).await?
+                tx.list_groups(
+                    env,
+                    ctx.id(),
+                    cond.as_ref(),
+                    Page {
+                        offset,
+                        limit: size,
+                    },
+                )
+                .await?
             };
             (total, groups)
         } else {
-            let q = query.as_ref().ok_or_else(|| StoreError::Corrupt("inexact listing without a filter".into()))?;
+            let q = query
+                .as_ref()
+                .ok_or_else(|| StoreError::Corrupt("inexact listing without a filter".into()))?;
             let needs_members = mentions_attr(q, "members");
             let mut total = 0u64;
             let mut page = Vec::new();
             let mut after = None;
             loop {
-                let chunk = tx.scan_groups(env, ctx.id(), cond.as_ref(), after, SCAN_CHUNK).await?;
+                let chunk = tx
+                    .scan_groups(env, ctx.id(), cond.as_ref(), after, SCAN_CHUNK)
+                    .await?;
                 let Some(last) = chunk.last() else { break };
-                after = Some(Cursor { created_at: last.created_at, id: last.id.uuid() });
+                after = Some(Cursor {
+                    created_at: last.created_at,
+                    id: last.id.uuid(),
+                });
                 let full = chunk.len() as u64 == SCAN_CHUNK;
                 for group in chunk {
-                    let members = if needs_members { Some(tx.members(env, group.id).await?) } else { None };
+                    let members = if needs_members {
+                        Some(tx.members(env, group.id).await?)
+                    } else {
+                        None
+                    };
                     let view = GroupView { group, members };
                     if q.matches(&self.render_group(ctx, &view)) {
                         if total >= offset && (page.len() as u64) < size {
@@ -863,26 +1207,46 @@ impl Muster {
         };
         let mut items = Vec::with_capacity(groups.len());
         for group in groups {
-            let members = if with_members { Some(tx.members(env, group.id).await?) } else { None };
+            let members = if with_members {
+                Some(tx.members(env, group.id).await?)
+            } else {
+                None
+            };
             items.push(GroupView { group, members });
         }
-        Ok(ListResult { total, start_index: params.start_index, items })
+        Ok(ListResult {
+            total,
+            start_index: params.start_index,
+            items,
+        })
     }
 }
 
 fn busy() -> CoreError {
-    ScimError::new(409, None, "the resource was changed by another request at the same time; retry").into()
+    ScimError::new(
+        409,
+        None,
+        "the resource was changed by another request at the same time; retry",
+    )
+    .into()
 }
 
 /// Takes `members` out of a canonical group resource: its member ids.
 fn take_member_values(resource: &mut Map<String, Value>) -> CoreResult<Vec<String>> {
-    let Some(members) = resource.remove("members") else { return Ok(Vec::new()) };
+    let Some(members) = resource.remove("members") else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     if let Value::Array(items) = members {
         for item in items {
             match item.get("value").and_then(Value::as_str) {
                 Some(v) => out.push(v.to_string()),
-                None => return Err(ScimError::invalid_value("each member needs a 'value': the id of a user").into()),
+                None => {
+                    return Err(ScimError::invalid_value(
+                        "each member needs a 'value': the id of a user",
+                    )
+                    .into())
+                }
             }
         }
     }
@@ -890,6 +1254,10 @@ fn take_member_values(resource: &mut Map<String, Value>) -> CoreResult<Vec<Strin
 }
 
 fn member_details(ids: &[UserId]) -> Value {
-    let listed: Vec<String> = ids.iter().take(LOGGED_MEMBERS).map(|u| u.to_string()).collect();
+    let listed: Vec<String> = ids
+        .iter()
+        .take(LOGGED_MEMBERS)
+        .map(|u| u.to_string())
+        .collect();
     json!({"members": listed, "count": ids.len()})
 }

@@ -8,8 +8,9 @@ use crate::clock::{Clock, Timestamp};
 use crate::error::{CoreError, CoreResult, StoreError, Unique};
 use crate::ids::{EnvironmentId, OrgId, ProviderId, TokenId};
 use crate::model::{
-    Actor, Environment, Org, OrgStatus, Outcome, Provider, ProviderToken, SyncLogEntry, DEFAULT_DEACTIVATION_DELAY_SECS,
-    DEFAULT_ENVIRONMENT, DEFAULT_ORG_NAME, MAX_DEACTIVATION_DELAY_SECS,
+    Actor, Environment, Org, OrgStatus, Outcome, Provider, ProviderToken, SyncLogEntry,
+    DEFAULT_DEACTIVATION_DELAY_SECS, DEFAULT_ENVIRONMENT, DEFAULT_ORG_NAME,
+    MAX_DEACTIVATION_DELAY_SECS,
 };
 use crate::store::Store;
 use crate::token;
@@ -25,7 +26,10 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { public_url: "http://127.0.0.1:8080".into(), max_page_size: 1000 }
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            max_page_size: 1000,
+        }
     }
 }
 
@@ -85,7 +89,11 @@ pub struct CreatedToken {
 impl Muster {
     /// A service over a store.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        Self { store, clock, settings: Arc::new(settings) }
+        Self {
+            store,
+            clock,
+            settings: Arc::new(settings),
+        }
     }
 
     /// The current time.
@@ -102,7 +110,11 @@ impl Muster {
                 let env = Environment {
                     id: EnvironmentId::new(),
                     slug: slug.to_string(),
-                    name: if slug == DEFAULT_ENVIRONMENT { "Default".into() } else { slug.to_string() },
+                    name: if slug == DEFAULT_ENVIRONMENT {
+                        "Default".into()
+                    } else {
+                        slug.to_string()
+                    },
                     created_at: self.now(),
                 };
                 tx.insert_environment(&env).await?;
@@ -132,10 +144,17 @@ impl Muster {
     }
 
     /// Adds a provider with a first token.
-    pub async fn create_provider(&self, env: EnvironmentId, name: &str, actor: &Actor) -> CoreResult<CreatedProvider> {
+    pub async fn create_provider(
+        &self,
+        env: EnvironmentId,
+        name: &str,
+        actor: &Actor,
+    ) -> CoreResult<CreatedProvider> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(CoreError::Invalid("a provider's display name must have 1 to 200 characters".into()));
+            return Err(CoreError::Invalid(
+                "a provider's display name must have 1 to 200 characters".into(),
+            ));
         }
         let now = self.now();
         let provider = Provider {
@@ -167,8 +186,16 @@ impl Muster {
             other => other.into(),
         })?;
         tx.insert_token(&tok, &secret.hash).await?;
-        tx.append_log(&[admin_entry(env, now, actor, Some(provider.id), "provider.created", &provider.name, json!({}))])
-            .await?;
+        tx.append_log(&[admin_entry(
+            env,
+            now,
+            actor,
+            Some(provider.id),
+            "provider.created",
+            &provider.name,
+            json!({}),
+        )])
+        .await?;
         tx.commit().await?;
         Ok(CreatedProvider {
             scim_base_url: self.scim_base_url(provider.id),
@@ -187,7 +214,9 @@ impl Muster {
     /// One provider.
     pub async fn get_provider(&self, env: EnvironmentId, id: ProviderId) -> CoreResult<Provider> {
         let mut tx = self.store.read().await?;
-        tx.find_provider(env, id).await?.ok_or_else(|| CoreError::NotFound(format!("no provider with id {id}")))
+        tx.find_provider(env, id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("no provider with id {id}")))
     }
 
     /// Changes a provider's display name and/or deactivation delay.
@@ -200,12 +229,17 @@ impl Muster {
         actor: &Actor,
     ) -> CoreResult<Provider> {
         let mut tx = self.store.write().await?;
-        let mut p = tx.find_provider(env, id).await?.ok_or_else(|| CoreError::NotFound(format!("no provider with id {id}")))?;
+        let mut p = tx
+            .find_provider(env, id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("no provider with id {id}")))?;
         let before = json!({"name": p.name, "deactivationDelaySeconds": p.deactivation_delay_secs});
         if let Some(name) = name {
             let name = name.trim();
             if name.is_empty() || name.chars().count() > 200 {
-                return Err(CoreError::Invalid("a provider's display name must have 1 to 200 characters".into()));
+                return Err(CoreError::Invalid(
+                    "a provider's display name must have 1 to 200 characters".into(),
+                ));
             }
             p.name = name.to_string();
         }
@@ -225,8 +259,16 @@ impl Muster {
             other => other.into(),
         })?;
         let after = json!({"name": p.name, "deactivationDelaySeconds": p.deactivation_delay_secs});
-        tx.append_log(&[admin_entry(env, p.updated_at, actor, Some(p.id), "provider.updated", &p.name, json!({"before": before, "after": after}))])
-            .await?;
+        tx.append_log(&[admin_entry(
+            env,
+            p.updated_at,
+            actor,
+            Some(p.id),
+            "provider.updated",
+            &p.name,
+            json!({"before": before, "after": after}),
+        )])
+        .await?;
         tx.commit().await?;
         Ok(p)
     }
@@ -243,7 +285,9 @@ impl Muster {
         let now = self.now();
         if let Some(e) = expires_at {
             if e <= now {
-                return Err(CoreError::Invalid("a token's expiry must be in the future".into()));
+                return Err(CoreError::Invalid(
+                    "a token's expiry must be in the future".into(),
+                ));
             }
         }
         let mut tx = self.store.write().await?;
@@ -264,29 +308,60 @@ impl Muster {
             last_used_at: None,
         };
         tx.insert_token(&tok, &secret.hash).await?;
-        tx.append_log(&[admin_entry(env, now, actor, Some(provider), "token.created", &p.name, json!({"token": tok.prefix, "label": tok.label}))])
-            .await?;
+        tx.append_log(&[admin_entry(
+            env,
+            now,
+            actor,
+            Some(provider),
+            "token.created",
+            &p.name,
+            json!({"token": tok.prefix, "label": tok.label}),
+        )])
+        .await?;
         tx.commit().await?;
-        Ok(CreatedToken { token: tok, secret: secret.secret })
+        Ok(CreatedToken {
+            token: tok,
+            secret: secret.secret,
+        })
     }
 
     /// A provider's tokens, newest first.
-    pub async fn list_tokens(&self, env: EnvironmentId, provider: ProviderId) -> CoreResult<Vec<ProviderToken>> {
+    pub async fn list_tokens(
+        &self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> CoreResult<Vec<ProviderToken>> {
         let mut tx = self.store.read().await?;
         if tx.find_provider(env, provider).await?.is_none() {
-            return Err(CoreError::NotFound(format!("no provider with id {provider}")));
+            return Err(CoreError::NotFound(format!(
+                "no provider with id {provider}"
+            )));
         }
         Ok(tx.list_tokens(env, provider).await?)
     }
 
     /// Revokes a token: it stops working at once.
-    pub async fn revoke_token(&self, env: EnvironmentId, id: TokenId, actor: &Actor) -> CoreResult<()> {
+    pub async fn revoke_token(
+        &self,
+        env: EnvironmentId,
+        id: TokenId,
+        actor: &Actor,
+    ) -> CoreResult<()> {
         let now = self.now();
         let mut tx = self.store.write().await?;
         if !tx.revoke_token(env, id, now).await? {
             return Err(CoreError::NotFound(format!("no live token with id {id}")));
         }
-        tx.append_log(&[admin_entry(env, now, actor, None, "token.revoked", &id.to_string(), json!({}))]).await?;
+        tx.append_log(&[admin_entry(
+            env,
+            now,
+            actor,
+            None,
+            "token.revoked",
+            &id.to_string(),
+            json!({}),
+        )])
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -295,26 +370,46 @@ impl Muster {
     ///
     /// The token must be live and belong to `provider`; every failure reads the same to the
     /// caller, so a token cannot be probed against other providers.
-    pub async fn authenticate_provider(&self, provider: ProviderId, secret: &str) -> CoreResult<ProviderCtx> {
-        let denied = || CoreError::Unauthorized("the bearer token is missing, invalid, revoked or expired".into());
+    pub async fn authenticate_provider(
+        &self,
+        provider: ProviderId,
+        secret: &str,
+    ) -> CoreResult<ProviderCtx> {
+        let denied = || {
+            CoreError::Unauthorized(
+                "the bearer token is missing, invalid, revoked or expired".into(),
+            )
+        };
         let presented = token::hash(secret);
         let now = self.now();
         let mut tx = self.store.read().await?;
         let Some((tok, stored)) = tx.find_token_by_hash(&presented).await? else {
             return Err(denied());
         };
-        if !token::hashes_match(&stored, &presented) || tok.provider_id != provider || !tok.is_live(now) {
+        if !token::hashes_match(&stored, &presented)
+            || tok.provider_id != provider
+            || !tok.is_live(now)
+        {
             return Err(denied());
         }
-        let p = tx.find_provider(tok.environment_id, provider).await?.ok_or_else(denied)?;
+        let p = tx
+            .find_provider(tok.environment_id, provider)
+            .await?
+            .ok_or_else(denied)?;
         drop(tx);
         // Record use at most once a minute per token, so reads stay reads.
-        if tok.last_used_at.is_none_or(|t| now.micros() - t.micros() > 60_000_000) {
+        if tok
+            .last_used_at
+            .is_none_or(|t| now.micros() - t.micros() > 60_000_000)
+        {
             let mut w = self.store.write().await?;
             w.touch_token(tok.environment_id, tok.id, now).await?;
             w.commit().await?;
         }
-        Ok(ProviderCtx { base_url: self.scim_base_url(p.id), provider: p })
+        Ok(ProviderCtx {
+            base_url: self.scim_base_url(p.id),
+            provider: p,
+        })
     }
 }
 

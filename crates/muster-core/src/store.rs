@@ -10,7 +10,10 @@ use async_trait::async_trait;
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::ids::{EnvironmentId, GroupId, OrgId, ProviderId, TokenId, UserId};
-use crate::model::{Environment, GroupRecord, GroupRef, MemberRef, Org, Provider, ProviderToken, SyncLogEntry, UserRecord};
+use crate::model::{
+    Environment, GroupRecord, GroupRef, MemberRef, Org, Provider, ProviderToken, SyncLogEntry,
+    UserRecord,
+};
 
 /// Shorthand for storage results.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -81,24 +84,50 @@ pub trait ProviderStore {
     /// Adds a provider.
     async fn insert_provider(&mut self, p: &Provider) -> StoreResult<()>;
     /// A provider by id.
-    async fn find_provider(&mut self, env: EnvironmentId, id: ProviderId) -> StoreResult<Option<Provider>>;
+    async fn find_provider(
+        &mut self,
+        env: EnvironmentId,
+        id: ProviderId,
+    ) -> StoreResult<Option<Provider>>;
     /// Every provider, oldest first.
     async fn list_providers(&mut self, env: EnvironmentId) -> StoreResult<Vec<Provider>>;
     /// Saves a provider's name and deactivation delay.
     async fn update_provider(&mut self, p: &Provider) -> StoreResult<()>;
     /// Records that the provider changed something at `at`.
-    async fn touch_provider_sync(&mut self, env: EnvironmentId, id: ProviderId, at: Timestamp) -> StoreResult<()>;
+    async fn touch_provider_sync(
+        &mut self,
+        env: EnvironmentId,
+        id: ProviderId,
+        at: Timestamp,
+    ) -> StoreResult<()>;
     /// Adds a token, stored by the SHA-256 of its secret.
     async fn insert_token(&mut self, t: &ProviderToken, hash: &[u8]) -> StoreResult<()>;
     /// The token whose secret hashes to `hash`, with that stored hash. Any environment: a token
     /// identifies its environment.
-    async fn find_token_by_hash(&mut self, hash: &[u8]) -> StoreResult<Option<(ProviderToken, Vec<u8>)>>;
+    async fn find_token_by_hash(
+        &mut self,
+        hash: &[u8],
+    ) -> StoreResult<Option<(ProviderToken, Vec<u8>)>>;
     /// A provider's tokens, newest first.
-    async fn list_tokens(&mut self, env: EnvironmentId, provider: ProviderId) -> StoreResult<Vec<ProviderToken>>;
+    async fn list_tokens(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<Vec<ProviderToken>>;
     /// Revokes a token; false if there was no such live token.
-    async fn revoke_token(&mut self, env: EnvironmentId, id: TokenId, at: Timestamp) -> StoreResult<bool>;
+    async fn revoke_token(
+        &mut self,
+        env: EnvironmentId,
+        id: TokenId,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
     /// Records a token's use.
-    async fn touch_token(&mut self, env: EnvironmentId, id: TokenId, at: Timestamp) -> StoreResult<()>;
+    async fn touch_token(
+        &mut self,
+        env: EnvironmentId,
+        id: TokenId,
+        at: Timestamp,
+    ) -> StoreResult<()>;
 }
 
 /// Users.
@@ -107,9 +136,17 @@ pub trait UserStore {
     /// Adds a user; `Conflict(UserName)` if the userName is taken.
     async fn insert_user(&mut self, u: &UserRecord) -> StoreResult<()>;
     /// A user by id (removed ones included).
-    async fn find_user(&mut self, env: EnvironmentId, id: UserId) -> StoreResult<Option<UserRecord>>;
+    async fn find_user(
+        &mut self,
+        env: EnvironmentId,
+        id: UserId,
+    ) -> StoreResult<Option<UserRecord>>;
     /// A user by lower-cased userName (removed ones included).
-    async fn find_user_by_name(&mut self, env: EnvironmentId, user_name_key: &str) -> StoreResult<Option<UserRecord>>;
+    async fn find_user_by_name(
+        &mut self,
+        env: EnvironmentId,
+        user_name_key: &str,
+    ) -> StoreResult<Option<UserRecord>>;
     /// A provider's user by externalId (removed ones included), newest first.
     async fn find_user_by_external_id(
         &mut self,
@@ -129,7 +166,12 @@ pub trait UserStore {
         page: Page,
     ) -> StoreResult<Vec<UserRecord>>;
     /// How many of a provider's users are not removed and match `cond`.
-    async fn count_users(&mut self, env: EnvironmentId, provider: ProviderId, cond: Option<&Cond>) -> StoreResult<u64>;
+    async fn count_users(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+    ) -> StoreResult<u64>;
     /// Like `list_users`, from a cursor onwards: for scanning without offsets.
     async fn scan_users(
         &mut self,
@@ -140,7 +182,12 @@ pub trait UserStore {
         limit: u64,
     ) -> StoreResult<Vec<UserRecord>>;
     /// Those of `ids` that are users of the provider and not removed.
-    async fn existing_user_ids(&mut self, env: EnvironmentId, provider: ProviderId, ids: &[UserId]) -> StoreResult<Vec<UserId>>;
+    async fn existing_user_ids(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        ids: &[UserId],
+    ) -> StoreResult<Vec<UserId>>;
 }
 
 /// SCIM groups and their members.
@@ -149,9 +196,18 @@ pub trait GroupStore {
     /// Adds a group; `Conflict(GroupName)` if the provider has one of that name.
     async fn insert_group(&mut self, g: &GroupRecord) -> StoreResult<()>;
     /// A group by id.
-    async fn find_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<Option<GroupRecord>>;
+    async fn find_group(
+        &mut self,
+        env: EnvironmentId,
+        id: GroupId,
+    ) -> StoreResult<Option<GroupRecord>>;
     /// A provider's group by lower-cased displayName.
-    async fn find_group_by_name(&mut self, env: EnvironmentId, provider: ProviderId, key: &str) -> StoreResult<Option<GroupRecord>>;
+    async fn find_group_by_name(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        key: &str,
+    ) -> StoreResult<Option<GroupRecord>>;
     /// Saves a group if its stored version is still `expected_version`; false if it moved.
     async fn update_group(&mut self, g: &GroupRecord, expected_version: i64) -> StoreResult<bool>;
     /// Deletes a group and its memberships.
@@ -165,7 +221,12 @@ pub trait GroupStore {
         page: Page,
     ) -> StoreResult<Vec<GroupRecord>>;
     /// How many of a provider's groups match `cond`.
-    async fn count_groups(&mut self, env: EnvironmentId, provider: ProviderId, cond: Option<&Cond>) -> StoreResult<u64>;
+    async fn count_groups(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+    ) -> StoreResult<u64>;
     /// Like `list_groups`, from a cursor onwards.
     async fn scan_groups(
         &mut self,
@@ -176,15 +237,30 @@ pub trait GroupStore {
         limit: u64,
     ) -> StoreResult<Vec<GroupRecord>>;
     /// Adds members; those already present are left alone. Returns the ones added.
-    async fn add_members(&mut self, env: EnvironmentId, group: GroupId, users: &[UserId], at: Timestamp) -> StoreResult<Vec<UserId>>;
+    async fn add_members(
+        &mut self,
+        env: EnvironmentId,
+        group: GroupId,
+        users: &[UserId],
+        at: Timestamp,
+    ) -> StoreResult<Vec<UserId>>;
     /// Removes members; returns the ones that were members.
-    async fn remove_members(&mut self, env: EnvironmentId, group: GroupId, users: &[UserId]) -> StoreResult<Vec<UserId>>;
+    async fn remove_members(
+        &mut self,
+        env: EnvironmentId,
+        group: GroupId,
+        users: &[UserId],
+    ) -> StoreResult<Vec<UserId>>;
     /// The ids of a group's members.
     async fn member_ids(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<UserId>>;
     /// A group's members with their display names, in the order they were added.
     async fn members(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<MemberRef>>;
     /// The groups each of these users belongs to.
-    async fn groups_of_users(&mut self, env: EnvironmentId, users: &[UserId]) -> StoreResult<Vec<(UserId, GroupRef)>>;
+    async fn groups_of_users(
+        &mut self,
+        env: EnvironmentId,
+        users: &[UserId],
+    ) -> StoreResult<Vec<(UserId, GroupRef)>>;
 }
 
 /// The sync log.
@@ -193,12 +269,18 @@ pub trait SyncLogStore {
     /// Appends entries.
     async fn append_log(&mut self, entries: &[SyncLogEntry]) -> StoreResult<()>;
     /// The newest entries, newest first (most `limit`).
-    async fn recent_log(&mut self, env: EnvironmentId, limit: u64) -> StoreResult<Vec<SyncLogEntry>>;
+    async fn recent_log(
+        &mut self,
+        env: EnvironmentId,
+        limit: u64,
+    ) -> StoreResult<Vec<SyncLogEntry>>;
 }
 
 /// A transaction (or, from [`Store::read`], a connection) with every aggregate's operations.
 #[async_trait]
-pub trait Tx: EnvironmentStore + OrgStore + ProviderStore + UserStore + GroupStore + SyncLogStore + Send {
+pub trait Tx:
+    EnvironmentStore + OrgStore + ProviderStore + UserStore + GroupStore + SyncLogStore + Send
+{
     /// Makes the changes durable. Dropping a transaction without committing rolls it back.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

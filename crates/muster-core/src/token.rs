@@ -23,7 +23,10 @@ pub struct NewSecret {
 
 impl std::fmt::Debug for NewSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewSecret").field("prefix", &self.prefix).field("secret", &"<redacted>").finish()
+        f.debug_struct("NewSecret")
+            .field("prefix", &self.prefix)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
@@ -34,7 +37,11 @@ pub fn generate() -> NewSecret {
     let secret = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
     let hash = hash(&secret);
     let prefix = secret.chars().take(SHOWN_PREFIX_LEN).collect();
-    NewSecret { secret, hash, prefix }
+    NewSecret {
+        secret,
+        hash,
+        prefix,
+    }
 }
 
 /// SHA-256 of a presented secret.

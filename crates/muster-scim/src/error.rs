@@ -70,7 +70,11 @@ pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 impl ScimError {
     /// A new error with a status, an optional keyword and a detail.
     pub fn new(status: u16, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
-        Self { status, scim_type, detail: detail.into() }
+        Self {
+            status,
+            scim_type,
+            detail: detail.into(),
+        }
     }
     /// 400 with a `scimType`.
     pub fn bad_request(scim_type: ScimType, detail: impl Into<String>) -> Self {
@@ -111,18 +115,31 @@ impl ScimError {
 
     /// 500 with a generic detail: the cause is logged by the server, never sent.
     pub fn internal() -> Self {
-        Self::new(500, None, "An internal error occurred. The server log has the details.")
+        Self::new(
+            500,
+            None,
+            "An internal error occurred. The server log has the details.",
+        )
     }
 
     /// The error as a SCIM JSON body (RFC 7644 §3.12): `status` is a string there.
     pub fn to_json(&self) -> serde_json::Value {
         let mut body = serde_json::Map::new();
         body.insert("schemas".into(), serde_json::json!([ERROR_SCHEMA]));
-        body.insert("status".into(), serde_json::Value::String(self.status.to_string()));
+        body.insert(
+            "status".into(),
+            serde_json::Value::String(self.status.to_string()),
+        );
         if let Some(t) = self.scim_type {
-            body.insert("scimType".into(), serde_json::Value::String(t.as_str().into()));
+            body.insert(
+                "scimType".into(),
+                serde_json::Value::String(t.as_str().into()),
+            );
         }
-        body.insert("detail".into(), serde_json::Value::String(self.detail.clone()));
+        body.insert(
+            "detail".into(),
+            serde_json::Value::String(self.detail.clone()),
+        );
         serde_json::Value::Object(body)
     }
 }

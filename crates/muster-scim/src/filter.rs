@@ -33,7 +33,11 @@ pub struct AttrPath {
 impl AttrPath {
     /// A path to a top-level attribute with no schema prefix.
     pub fn simple(name: &str) -> Self {
-        Self { urn: None, name: name.to_string(), sub: None }
+        Self {
+            urn: None,
+            name: name.to_string(),
+            sub: None,
+        }
     }
 
     /// Parses a bare attribute path such as `name.givenName` or
@@ -170,7 +174,12 @@ impl Filter {
             });
         }
         let tokens = lex(text)?;
-        let mut parser = Parser { tokens, pos: 0, depth: 0, len: text.len() };
+        let mut parser = Parser {
+            tokens,
+            pos: 0,
+            depth: 0,
+            len: text.len(),
+        };
         let filter = parser.parse_or()?;
         if let Some(tok) = parser.peek() {
             return Err(parser.error_at(tok.start, format!("unexpected '{}'", tok.text())));
@@ -259,19 +268,29 @@ impl PatchPath {
             });
         }
         let tokens = lex(text)?;
-        let mut parser = Parser { tokens, pos: 0, depth: 0, len: text.len() };
+        let mut parser = Parser {
+            tokens,
+            pos: 0,
+            depth: 0,
+            len: text.len(),
+        };
         let attr = parser.expect_attr_path()?;
         let mut filter = None;
         let mut sub_after_filter = None;
         if parser.eat(&Tok::LBracket) {
             if attr.sub.is_some() {
-                return Err(parser.error_here("a value filter must follow an attribute, not a sub-attribute"));
+                return Err(parser
+                    .error_here("a value filter must follow an attribute, not a sub-attribute"));
             }
             parser.enter()?;
             filter = Some(parser.parse_or()?);
             parser.leave();
             parser.expect(&Tok::RBracket, "']'")?;
-            if let Some(Token { tok: Tok::SubAttr(name), .. }) = parser.peek().cloned() {
+            if let Some(Token {
+                tok: Tok::SubAttr(name),
+                ..
+            }) = parser.peek().cloned()
+            {
                 parser.pos += 1;
                 sub_after_filter = Some(name);
             }
@@ -279,7 +298,11 @@ impl PatchPath {
         if let Some(tok) = parser.peek() {
             return Err(parser.error_at(tok.start, format!("unexpected '{}' in path", tok.text())));
         }
-        Ok(PatchPath { attr, filter, sub_after_filter })
+        Ok(PatchPath {
+            attr,
+            filter,
+            sub_after_filter,
+        })
     }
 }
 
@@ -369,10 +392,20 @@ fn lex(text: &str) -> Result<Vec<Token>, FilterError> {
                     position: start,
                     message: format!("invalid string literal {literal}"),
                 })?;
-                tokens.push(Token { tok: Tok::Str(value), start });
+                tokens.push(Token {
+                    tok: Tok::Str(value),
+                    start,
+                });
                 i = end;
             }
-            b'.' if matches!(tokens.last(), Some(Token { tok: Tok::RBracket, .. })) => {
+            b'.' if matches!(
+                tokens.last(),
+                Some(Token {
+                    tok: Tok::RBracket,
+                    ..
+                })
+            ) =>
+            {
                 let start = i;
                 i += 1;
                 let word_start = i;
@@ -386,19 +419,28 @@ fn lex(text: &str) -> Result<Vec<Token>, FilterError> {
                         message: "expected a sub-attribute name after ']'.".into(),
                     });
                 }
-                tokens.push(Token { tok: Tok::SubAttr(name.to_string()), start });
+                tokens.push(Token {
+                    tok: Tok::SubAttr(name.to_string()),
+                    start,
+                });
             }
             _ if is_word_byte(c) => {
                 let start = i;
                 while i < bytes.len() && is_word_byte(bytes[i]) {
                     i += 1;
                 }
-                tokens.push(Token { tok: Tok::Word(text[start..i].to_string()), start });
+                tokens.push(Token {
+                    tok: Tok::Word(text[start..i].to_string()),
+                    start,
+                });
             }
             _ => {
                 // Step over a whole UTF-8 character so the message shows it intact.
                 let ch = text[i..].chars().next().unwrap_or('?');
-                return Err(FilterError { position: i, message: format!("unexpected character '{ch}'") });
+                return Err(FilterError {
+                    position: i,
+                    message: format!("unexpected character '{ch}'"),
+                });
             }
         }
     }
@@ -408,7 +450,9 @@ fn lex(text: &str) -> Result<Vec<Token>, FilterError> {
 /// Bytes that may appear in a bare word: attribute paths with URNs (`:`, `.`, digits), numbers
 /// (`-`, `+`, `.`), and any non-ASCII text in a bare value.
 fn is_word_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b':' | b'.' | b'+' | b'$' | b'@' | b'/') || c >= 0x80
+    c.is_ascii_alphanumeric()
+        || matches!(c, b'_' | b'-' | b':' | b'.' | b'+' | b'$' | b'@' | b'/')
+        || c >= 0x80
 }
 
 /// Finds the end (exclusive) of the JSON string starting at `start`.
@@ -436,7 +480,10 @@ fn is_attr_name(name: &str) -> bool {
 
 /// Splits `[URI ":"] ATTRNAME ["." subAttr]`.
 fn split_attr_path(word: &str) -> Option<AttrPath> {
-    let (urn, rest) = if word.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
+    let (urn, rest) = if word
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+    {
         let colon = word.rfind(':')?;
         (Some(word[..colon].to_string()), &word[colon + 1..])
     } else {
@@ -449,7 +496,11 @@ fn split_attr_path(word: &str) -> Option<AttrPath> {
     if !is_attr_name(name) || !sub.is_none_or(is_attr_name) {
         return None;
     }
-    Some(AttrPath { urn, name: name.to_string(), sub: sub.map(str::to_string) })
+    Some(AttrPath {
+        urn,
+        name: name.to_string(),
+        sub: sub.map(str::to_string),
+    })
 }
 
 struct Parser {
@@ -498,13 +549,19 @@ impl Parser {
             Some(tok) => format!("'{}'", tok.text()),
             None => "the end of the filter".to_string(),
         };
-        FilterError { position: self.here(), message: format!("{message}, found {found}") }
+        FilterError {
+            position: self.here(),
+            message: format!("{message}, found {found}"),
+        }
     }
 
     fn enter(&mut self) -> Result<(), FilterError> {
         self.depth += 1;
         if self.depth > MAX_FILTER_DEPTH {
-            return Err(self.error_at(self.here(), format!("the filter nests deeper than {MAX_FILTER_DEPTH} levels")));
+            return Err(self.error_at(
+                self.here(),
+                format!("the filter nests deeper than {MAX_FILTER_DEPTH} levels"),
+            ));
         }
         Ok(())
     }
@@ -535,7 +592,13 @@ impl Parser {
 
     fn parse_unary(&mut self) -> Result<Filter, FilterError> {
         if self.peek_word("not")
-            && matches!(self.tokens.get(self.pos + 1), Some(Token { tok: Tok::LParen, .. }))
+            && matches!(
+                self.tokens.get(self.pos + 1),
+                Some(Token {
+                    tok: Tok::LParen,
+                    ..
+                })
+            )
         {
             self.pos += 1;
             self.enter()?;
@@ -553,18 +616,31 @@ impl Parser {
         let path = self.expect_attr_path()?;
         if self.eat(&Tok::LBracket) {
             if path.sub.is_some() {
-                return Err(self.error_here("a value filter must follow an attribute, not a sub-attribute"));
+                return Err(
+                    self.error_here("a value filter must follow an attribute, not a sub-attribute")
+                );
             }
             self.enter()?;
             let inner = self.parse_or()?;
             self.leave();
             self.expect(&Tok::RBracket, "']'")?;
-            if let Some(Token { tok: Tok::SubAttr(sub), .. }) = self.peek().cloned() {
+            if let Some(Token {
+                tok: Tok::SubAttr(sub),
+                ..
+            }) = self.peek().cloned()
+            {
                 // `emails[type eq "work"].value eq "x"`: the comparison joins the value filter.
                 self.pos += 1;
-                let sub_path = AttrPath { urn: None, name: sub, sub: None };
+                let sub_path = AttrPath {
+                    urn: None,
+                    name: sub,
+                    sub: None,
+                };
                 let cmp = self.parse_comparison(sub_path)?;
-                return Ok(Filter::ValuePath(path, Box::new(Filter::And(Box::new(inner), Box::new(cmp)))));
+                return Ok(Filter::ValuePath(
+                    path,
+                    Box::new(Filter::And(Box::new(inner), Box::new(cmp))),
+                ));
             }
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }
@@ -574,7 +650,9 @@ impl Parser {
     fn parse_comparison(&mut self, path: AttrPath) -> Result<Filter, FilterError> {
         let op_start = self.here();
         let op_word = match self.peek() {
-            Some(Token { tok: Tok::Word(w), .. }) => w.clone(),
+            Some(Token {
+                tok: Tok::Word(w), ..
+            }) => w.clone(),
             _ => return Err(self.error_here(&format!("expected an operator after '{path}'"))),
         };
         self.pos += 1;
@@ -582,7 +660,10 @@ impl Parser {
             return Ok(Filter::Present(path));
         }
         let op = CompareOp::from_word(&op_word).ok_or_else(|| {
-            self.error_at(op_start, format!("the operator '{op_word}' is not supported"))
+            self.error_at(
+                op_start,
+                format!("the operator '{op_word}' is not supported"),
+            )
         })?;
         let value = self.parse_value()?;
         Ok(Filter::Compare(path, op, value))
@@ -687,9 +768,16 @@ mod tests {
 
     #[test]
     fn urn_paths_split_at_the_last_colon() {
-        let f = p(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26""#);
-        let Filter::Compare(path, CompareOp::Eq, CompValue::String(v)) = f else { panic!("{f:?}") };
-        assert_eq!(path.urn.as_deref(), Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
+        let f = p(
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26""#,
+        );
+        let Filter::Compare(path, CompareOp::Eq, CompValue::String(v)) = f else {
+            panic!("{f:?}")
+        };
+        assert_eq!(
+            path.urn.as_deref(),
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
+        );
         assert_eq!(path.name, "manager");
         assert_eq!(path.sub.as_deref(), Some("value"));
         assert_eq!(v, "26");
@@ -698,27 +786,46 @@ mod tests {
     #[test]
     fn and_binds_tighter_than_or() {
         let f = p(r#"a eq "1" or b eq "2" and c eq "3""#);
-        let Filter::Or(left, right) = f else { panic!("{f:?}") };
+        let Filter::Or(left, right) = f else {
+            panic!("{f:?}")
+        };
         assert!(matches!(*left, Filter::Compare(..)));
         assert!(matches!(*right, Filter::And(..)));
         let f = p(r#"a eq "1" and b eq "2" or c eq "3" and d eq "4" or e pr"#);
-        assert_eq!(f.to_string(), r#"a eq "1" and b eq "2" or c eq "3" and d eq "4" or e pr"#);
+        assert_eq!(
+            f.to_string(),
+            r#"a eq "1" and b eq "2" or c eq "3" and d eq "4" or e pr"#
+        );
     }
 
     #[test]
     fn keywords_and_operators_are_case_insensitive() {
         assert_eq!(p(r#"username Eq "x""#), p(r#"username eq "x""#));
-        assert_eq!(p(r#"a EQ "1" AND b eq "2" Or NOT (c pr)"#), p(r#"a eq "1" and b eq "2" or not (c pr)"#));
+        assert_eq!(
+            p(r#"a EQ "1" AND b eq "2" Or NOT (c pr)"#),
+            p(r#"a eq "1" and b eq "2" or not (c pr)"#)
+        );
     }
 
     #[test]
     fn quoted_values_may_hold_keywords_parentheses_and_quotes() {
         let f = p(r#"displayName eq "and" or displayName eq "x) or (y \"q\"""#);
         let Filter::Or(a, b) = f else { panic!() };
-        assert_eq!(*a, Filter::Compare(AttrPath::simple("displayName"), CompareOp::Eq, CompValue::String("and".into())));
+        assert_eq!(
+            *a,
+            Filter::Compare(
+                AttrPath::simple("displayName"),
+                CompareOp::Eq,
+                CompValue::String("and".into())
+            )
+        );
         assert_eq!(
             *b,
-            Filter::Compare(AttrPath::simple("displayName"), CompareOp::Eq, CompValue::String("x) or (y \"q\"".into()))
+            Filter::Compare(
+                AttrPath::simple("displayName"),
+                CompareOp::Eq,
+                CompValue::String("x) or (y \"q\"".into())
+            )
         );
     }
 
@@ -727,14 +834,27 @@ mod tests {
         assert_eq!(
             p("name.FamilyName eq x"),
             Filter::Compare(
-                AttrPath { urn: None, name: "name".into(), sub: Some("FamilyName".into()) },
+                AttrPath {
+                    urn: None,
+                    name: "name".into(),
+                    sub: Some("FamilyName".into())
+                },
                 CompareOp::Eq,
                 CompValue::String("x".into())
             )
         );
-        assert!(matches!(p("active eq True"), Filter::Compare(_, _, CompValue::Bool(true))));
-        assert!(matches!(p("x eq null"), Filter::Compare(_, _, CompValue::Null)));
-        assert!(matches!(p("x gt -1.5e3"), Filter::Compare(_, CompareOp::Gt, CompValue::Number(_))));
+        assert!(matches!(
+            p("active eq True"),
+            Filter::Compare(_, _, CompValue::Bool(true))
+        ));
+        assert!(matches!(
+            p("x eq null"),
+            Filter::Compare(_, _, CompValue::Null)
+        ));
+        assert!(matches!(
+            p("x gt -1.5e3"),
+            Filter::Compare(_, CompareOp::Gt, CompValue::Number(_))
+        ));
     }
 
     #[test]
@@ -758,16 +878,26 @@ mod tests {
             ("a eq 'x'", "unexpected character"),
         ];
         for (text, needle) in cases {
-            let err = Filter::parse(text).err().unwrap_or_else(|| panic!("{text} parsed"));
+            let err = Filter::parse(text)
+                .err()
+                .unwrap_or_else(|| panic!("{text} parsed"));
             assert!(err.message.contains(needle), "{text}: {err}");
         }
     }
 
     #[test]
     fn depth_and_length_are_capped() {
-        let deep = format!("{}a pr{}", "(".repeat(MAX_FILTER_DEPTH + 1), ")".repeat(MAX_FILTER_DEPTH + 1));
+        let deep = format!(
+            "{}a pr{}",
+            "(".repeat(MAX_FILTER_DEPTH + 1),
+            ")".repeat(MAX_FILTER_DEPTH + 1)
+        );
         assert!(Filter::parse(&deep).is_err());
-        let ok = format!("{}a pr{}", "(".repeat(MAX_FILTER_DEPTH), ")".repeat(MAX_FILTER_DEPTH));
+        let ok = format!(
+            "{}a pr{}",
+            "(".repeat(MAX_FILTER_DEPTH),
+            ")".repeat(MAX_FILTER_DEPTH)
+        );
         assert!(Filter::parse(&ok).is_ok());
         let long = format!("a eq \"{}\"", "x".repeat(MAX_FILTER_LEN));
         assert!(Filter::parse(&long).is_err());
@@ -777,15 +907,18 @@ mod tests {
 
     #[test]
     fn patch_paths() {
-        let p1 = PatchPath::parse(r#"emails[type eq "work"].value"#).unwrap_or_else(|e| panic!("{e}"));
+        let p1 =
+            PatchPath::parse(r#"emails[type eq "work"].value"#).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p1.attr, AttrPath::simple("emails"));
         assert_eq!(p1.sub_after_filter.as_deref(), Some("value"));
         assert_eq!(p1.to_string(), r#"emails[type eq "work"].value"#);
         let p2 = PatchPath::parse(r#"members[value eq "2819c223-7f76-453a-919d-413861904646"]"#)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(p2.filter.is_some());
-        let p3 = PatchPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let p3 = PatchPath::parse(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p3.attr.name, "employeeNumber");
         assert!(PatchPath::parse("name.givenName.x").is_err());
         assert!(PatchPath::parse("emails[type eq \"work\"").is_err());
@@ -797,7 +930,13 @@ mod tests {
         use proptest::prelude::*;
 
         fn leaf() -> impl Strategy<Value = Filter> {
-            let name = prop::sample::select(vec!["userName", "title", "name.givenName", "emails.value", "active"]);
+            let name = prop::sample::select(vec![
+                "userName",
+                "title",
+                "name.givenName",
+                "emails.value",
+                "active",
+            ]);
             let op = prop::sample::select(vec![
                 CompareOp::Eq,
                 CompareOp::Ne,
@@ -816,9 +955,15 @@ mod tests {
                 "[ -~]{0,12}".prop_map(CompValue::String),
             ];
             prop_oneof![
-                name.clone().prop_map(|n| Filter::Present(AttrPath::parse(n).unwrap_or_else(|_| AttrPath::simple("x")))),
+                name.clone().prop_map(|n| Filter::Present(
+                    AttrPath::parse(n).unwrap_or_else(|_| AttrPath::simple("x"))
+                )),
                 (name, op, value).prop_map(|(n, o, v)| {
-                    Filter::Compare(AttrPath::parse(n).unwrap_or_else(|_| AttrPath::simple("x")), o, v)
+                    Filter::Compare(
+                        AttrPath::parse(n).unwrap_or_else(|_| AttrPath::simple("x")),
+                        o,
+                        v,
+                    )
                 }),
             ]
         }
@@ -826,8 +971,10 @@ mod tests {
         fn filter() -> impl Strategy<Value = Filter> {
             leaf().prop_recursive(5, 32, 2, |inner| {
                 prop_oneof![
-                    (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
-                    (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
+                    (inner.clone(), inner.clone())
+                        .prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
+                    (inner.clone(), inner.clone())
+                        .prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
                     inner.clone().prop_map(|a| Filter::Not(Box::new(a))),
                     inner.prop_map(|a| Filter::ValuePath(AttrPath::simple("emails"), Box::new(a))),
                 ]

@@ -26,8 +26,13 @@ pub struct ListParams {
 
 impl ListParams {
     /// Reads query-string pairs; parameter names are matched case-insensitively.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ScimError> {
-        let mut p = ListParams { start_index: 1, ..Default::default() };
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ScimError> {
+        let mut p = ListParams {
+            start_index: 1,
+            ..Default::default()
+        };
         for (key, value) in pairs {
             match key.to_ascii_lowercase().as_str() {
                 "filter" => p.filter = Some(value.to_string()),
@@ -46,22 +51,37 @@ impl ListParams {
     /// Reads a `POST /.search` body (RFC 7644 §3.4.3).
     pub fn from_search_body(body: &Value) -> Result<Self, ScimError> {
         let Value::Object(map) = body else {
-            return Err(ScimError::invalid_syntax("the search request must be a JSON object"));
+            return Err(ScimError::invalid_syntax(
+                "the search request must be a JSON object",
+            ));
         };
-        let mut p = ListParams { start_index: 1, ..Default::default() };
+        let mut p = ListParams {
+            start_index: 1,
+            ..Default::default()
+        };
         for (key, value) in map {
             let text = |v: &Value| -> Result<String, ScimError> {
                 match v {
                     Value::String(s) => Ok(s.clone()),
-                    Value::Array(items) => Ok(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")),
-                    _ => Err(ScimError::invalid_value(format!("'{key}' must be a string"))),
+                    Value::Array(items) => Ok(items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")),
+                    _ => Err(ScimError::invalid_value(format!(
+                        "'{key}' must be a string"
+                    ))),
                 }
             };
             let int = |v: &Value| -> Result<i64, ScimError> {
                 match v {
-                    Value::Number(n) => n.as_i64().ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be an integer"))),
+                    Value::Number(n) => n.as_i64().ok_or_else(|| {
+                        ScimError::invalid_value(format!("'{key}' must be an integer"))
+                    }),
                     Value::String(s) => parse_int(key, s),
-                    _ => Err(ScimError::invalid_value(format!("'{key}' must be an integer"))),
+                    _ => Err(ScimError::invalid_value(format!(
+                        "'{key}' must be an integer"
+                    ))),
                 }
             };
             match key.to_ascii_lowercase().as_str() {
@@ -85,17 +105,18 @@ impl ListParams {
 }
 
 fn parse_int(name: &str, value: &str) -> Result<i64, ScimError> {
-    value
-        .trim()
-        .parse::<i64>()
-        .map_err(|_| ScimError::invalid_value(format!("'{name}' must be an integer, not '{value}'")))
+    value.trim().parse::<i64>().map_err(|_| {
+        ScimError::invalid_value(format!("'{name}' must be an integer, not '{value}'"))
+    })
 }
 
 fn parse_sort_order(value: &str) -> Result<bool, ScimError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "" | "ascending" => Ok(false),
         "descending" => Ok(true),
-        _ => Err(ScimError::invalid_value(format!("'sortOrder' must be 'ascending' or 'descending', not '{value}'"))),
+        _ => Err(ScimError::invalid_value(format!(
+            "'sortOrder' must be 'ascending' or 'descending', not '{value}'"
+        ))),
     }
 }
 
@@ -116,8 +137,12 @@ mod tests {
 
     #[test]
     fn query_parameters() {
-        let p = ListParams::from_pairs([("filter", "userName eq \"x\""), ("StartIndex", "0"), ("COUNT", "-5")])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let p = ListParams::from_pairs([
+            ("filter", "userName eq \"x\""),
+            ("StartIndex", "0"),
+            ("COUNT", "-5"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.start_index, 1);
         assert_eq!(p.count, Some(0));
         assert_eq!(p.filter.as_deref(), Some("userName eq \"x\""));

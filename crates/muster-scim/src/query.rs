@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::error::ScimError;
 use crate::filter::{AttrPath, CompValue, CompareOp, Filter};
 use crate::resource::{container_ref, parse_bool};
-use crate::schema::{AttrDef, AttrType, Container, ResourceTypeDef, Resolved};
+use crate::schema::{AttrDef, AttrType, Container, Resolved, ResourceTypeDef};
 
 /// A comparison value fixed to the type of the attribute it is compared with.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +61,11 @@ impl Query {
     }
 }
 
-fn check(filter: &Filter, rt: &'static ResourceTypeDef, parent: Option<&Resolved>) -> Result<Query, ScimError> {
+fn check(
+    filter: &Filter,
+    rt: &'static ResourceTypeDef,
+    parent: Option<&Resolved>,
+) -> Result<Query, ScimError> {
     Ok(match filter {
         Filter::Present(path) => Query::Present(resolve(rt, parent, path)?),
         Filter::Compare(path, op, value) => {
@@ -80,12 +84,20 @@ fn check(filter: &Filter, rt: &'static ResourceTypeDef, parent: Option<&Resolved
             let operand = operand(r.leaf(), *op, value, path)?;
             Query::Compare(r, *op, operand)
         }
-        Filter::And(a, b) => Query::And(Box::new(check(a, rt, parent)?), Box::new(check(b, rt, parent)?)),
-        Filter::Or(a, b) => Query::Or(Box::new(check(a, rt, parent)?), Box::new(check(b, rt, parent)?)),
+        Filter::And(a, b) => Query::And(
+            Box::new(check(a, rt, parent)?),
+            Box::new(check(b, rt, parent)?),
+        ),
+        Filter::Or(a, b) => Query::Or(
+            Box::new(check(a, rt, parent)?),
+            Box::new(check(b, rt, parent)?),
+        ),
         Filter::Not(inner) => Query::Not(Box::new(check(inner, rt, parent)?)),
         Filter::ValuePath(path, inner) => {
             if parent.is_some() {
-                return Err(ScimError::invalid_filter(format!("value filters cannot nest ('{path}[...]')")));
+                return Err(ScimError::invalid_filter(format!(
+                    "value filters cannot nest ('{path}[...]')"
+                )));
             }
             let r = resolve(rt, None, path)?;
             if r.sub.is_some() || r.attr.ty != AttrType::Complex {
@@ -98,10 +110,21 @@ fn check(filter: &Filter, rt: &'static ResourceTypeDef, parent: Option<&Resolved
     })
 }
 
-fn resolve(rt: &'static ResourceTypeDef, parent: Option<&Resolved>, path: &AttrPath) -> Result<Resolved, ScimError> {
-    let unknown = || ScimError::invalid_filter(format!("the attribute '{path}' is not defined for {} resources", rt.name));
+fn resolve(
+    rt: &'static ResourceTypeDef,
+    parent: Option<&Resolved>,
+    path: &AttrPath,
+) -> Result<Resolved, ScimError> {
+    let unknown = || {
+        ScimError::invalid_filter(format!(
+            "the attribute '{path}' is not defined for {} resources",
+            rt.name
+        ))
+    };
     match parent {
-        None => rt.resolve(path.urn.as_deref(), &path.name, path.sub.as_deref()).ok_or_else(unknown),
+        None => rt
+            .resolve(path.urn.as_deref(), &path.name, path.sub.as_deref())
+            .ok_or_else(unknown),
         Some(p) => {
             // Inside `emails[...]`, `type` means `emails.type`; `emails.type` is accepted too.
             let sub_name = match (&path.urn, &path.sub) {
@@ -110,21 +133,40 @@ fn resolve(rt: &'static ResourceTypeDef, parent: Option<&Resolved>, path: &AttrP
                 _ => return Err(unknown()),
             };
             let sub = p.attr.sub(sub_name).ok_or_else(unknown)?;
-            Ok(Resolved { container: p.container, attr: p.attr, sub: Some(sub) })
+            Ok(Resolved {
+                container: p.container,
+                attr: p.attr,
+                sub: Some(sub),
+            })
         }
     }
 }
 
-fn operand(def: &AttrDef, op: CompareOp, value: &CompValue, path: &AttrPath) -> Result<Operand, ScimError> {
-    let ordering = matches!(op, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le);
+fn operand(
+    def: &AttrDef,
+    op: CompareOp,
+    value: &CompValue,
+    path: &AttrPath,
+) -> Result<Operand, ScimError> {
+    let ordering = matches!(
+        op,
+        CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
+    );
     let substring = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
     if let CompValue::Null = value {
         if matches!(op, CompareOp::Eq | CompareOp::Ne) {
             return Ok(Operand::Null);
         }
-        return Err(ScimError::invalid_filter(format!("'{path} {}' cannot compare with null", op.as_str())));
+        return Err(ScimError::invalid_filter(format!(
+            "'{path} {}' cannot compare with null",
+            op.as_str()
+        )));
     }
-    let bad = |what: &str| ScimError::invalid_filter(format!("'{path}' is {what}: {value} cannot be compared with it"));
+    let bad = |what: &str| {
+        ScimError::invalid_filter(format!(
+            "'{path}' is {what}: {value} cannot be compared with it"
+        ))
+    };
     Ok(match def.ty {
         AttrType::Boolean => {
             // RFC 7644 §3.4.2.2: gt/ge/lt/le on booleans fail with invalidFilter.
@@ -136,7 +178,9 @@ fn operand(def: &AttrDef, op: CompareOp, value: &CompValue, path: &AttrPath) -> 
             }
             match value {
                 CompValue::Bool(b) => Operand::Bool(*b),
-                CompValue::String(s) => Operand::Bool(parse_bool(s).ok_or_else(|| bad("a boolean"))?),
+                CompValue::String(s) => {
+                    Operand::Bool(parse_bool(s).ok_or_else(|| bad("a boolean"))?)
+                }
                 _ => return Err(bad("a boolean")),
             }
         }
@@ -155,14 +199,20 @@ fn operand(def: &AttrDef, op: CompareOp, value: &CompValue, path: &AttrPath) -> 
             }
             match value {
                 CompValue::Number(n) => Operand::Number(n.as_f64().ok_or_else(|| bad("a number"))?),
-                CompValue::String(s) => Operand::Number(s.trim().parse().map_err(|_| bad("a number"))?),
+                CompValue::String(s) => {
+                    Operand::Number(s.trim().parse().map_err(|_| bad("a number"))?)
+                }
                 _ => return Err(bad("a number")),
             }
         }
         AttrType::DateTime if !substring => match value {
-            CompValue::String(s) => Operand::DateTime(OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
-                ScimError::invalid_filter(format!("'{s}' is not a date and time such as 2024-01-31T12:00:00Z"))
-            })?),
+            CompValue::String(s) => {
+                Operand::DateTime(OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+                    ScimError::invalid_filter(format!(
+                        "'{s}' is not a date and time such as 2024-01-31T12:00:00Z"
+                    ))
+                })?)
+            }
             _ => return Err(bad("a date and time")),
         },
         _ => {
@@ -172,7 +222,11 @@ fn operand(def: &AttrDef, op: CompareOp, value: &CompValue, path: &AttrPath) -> 
                 CompValue::Bool(b) => b.to_string(),
                 CompValue::Null => String::new(),
             };
-            Operand::Text(if def.case_exact { text } else { text.to_lowercase() })
+            Operand::Text(if def.case_exact {
+                text
+            } else {
+                text.to_lowercase()
+            })
         }
     })
 }
@@ -194,13 +248,18 @@ fn eval(q: &Query, ctx: Ctx<'_>) -> bool {
             match (op, operand) {
                 (CompareOp::Eq, Operand::Null) => !vals.iter().any(|v| present(v)),
                 (CompareOp::Ne, Operand::Null) => vals.iter().any(|v| present(v)),
-                (CompareOp::Ne, _) => !vals.iter().any(|v| compare(r.leaf(), v, CompareOp::Eq, operand)),
+                (CompareOp::Ne, _) => !vals
+                    .iter()
+                    .any(|v| compare(r.leaf(), v, CompareOp::Eq, operand)),
                 _ => vals.iter().any(|v| compare(r.leaf(), v, *op, operand)),
             }
         }
         Query::Element(r, inner) => {
-            let Ctx::Resource(resource) = ctx else { return false };
-            let Some(value) = container_ref(resource, r.container).and_then(|c| c.get(r.attr.name)) else {
+            let Ctx::Resource(resource) = ctx else {
+                return false;
+            };
+            let Some(value) = container_ref(resource, r.container).and_then(|c| c.get(r.attr.name))
+            else {
                 return false;
             };
             match value {
@@ -223,7 +282,8 @@ fn values<'a>(r: &Resolved, ctx: Ctx<'a>) -> Vec<&'a Value> {
             }
         }
         Ctx::Resource(resource) => {
-            let Some(value) = container_ref(resource, r.container).and_then(|c| c.get(r.attr.name)) else {
+            let Some(value) = container_ref(resource, r.container).and_then(|c| c.get(r.attr.name))
+            else {
                 return out;
             };
             let items: Vec<&Value> = match value {
@@ -258,7 +318,9 @@ fn present(v: &Value) -> bool {
 fn compare(def: &AttrDef, v: &Value, op: CompareOp, operand: &Operand) -> bool {
     let ordering = match (operand, v) {
         (Operand::Bool(b), Value::Bool(x)) => return matches!(op, CompareOp::Eq) && x == b,
-        (Operand::Bool(b), Value::String(s)) => return matches!(op, CompareOp::Eq) && parse_bool(s) == Some(*b),
+        (Operand::Bool(b), Value::String(s)) => {
+            return matches!(op, CompareOp::Eq) && parse_bool(s) == Some(*b)
+        }
         (Operand::Number(n), Value::Number(x)) => match x.as_f64().and_then(|x| x.partial_cmp(n)) {
             Some(o) => o,
             None => return false,
@@ -344,7 +406,10 @@ mod tests {
             (r#"name.familyName co "malley""#, true),
             (r#"userName sw "bj""#, true),
             (r#"userName ew ".COM""#, true),
-            (r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "B""#, true),
+            (
+                r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "B""#,
+                true,
+            ),
             (r#"title pr"#, true),
             (r#"nickName pr"#, false),
             (r#"meta.lastModified gt "2011-05-13T04:42:34Z""#, true),
@@ -353,30 +418,68 @@ mod tests {
             (r#"meta.created le "2011-08-01T20:29:49.793+02:00""#, true),
             (r#"title pr and userType eq "Employee""#, true),
             (r#"title pr or userType eq "Intern""#, true),
-            (r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#, true),
-            (r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#, false),
-            (r#"userType eq "Employee" and (emails.type eq "work")"#, true),
-            (r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#, true),
-            (r#"emails[type eq "home" and value co "@example.com"]"#, false),
-            (r#"emails[type eq "work"].value eq "bjensen@example.com""#, true),
-            (r#"emails[type eq "home"].value eq "bjensen@example.com""#, false),
+            (
+                r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#,
+                true,
+            ),
+            (
+                r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#,
+                false,
+            ),
+            (
+                r#"userType eq "Employee" and (emails.type eq "work")"#,
+                true,
+            ),
+            (
+                r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#,
+                true,
+            ),
+            (
+                r#"emails[type eq "home" and value co "@example.com"]"#,
+                false,
+            ),
+            (
+                r#"emails[type eq "work"].value eq "bjensen@example.com""#,
+                true,
+            ),
+            (
+                r#"emails[type eq "home"].value eq "bjensen@example.com""#,
+                false,
+            ),
             (r#"active eq true"#, true),
             (r#"active eq "True""#, true),
             (r#"active eq false"#, false),
-            (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "tour operations""#, true),
-            (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26118915""#, true),
+            (
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "tour operations""#,
+                true,
+            ),
+            (
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26118915""#,
+                true,
+            ),
             (r#"nickName eq null"#, true),
             (r#"title eq null"#, false),
             (r#"a1 pr or userName eq "x""#, false),
-            (r#"name.givenName eq "and" or userName eq "bjensen@example.com" and title eq "Tour Guide""#, true),
-            (r#"name.FamilyName eq x and (emails.Value co a or emails.Value co b)"#, false),
-            (r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#, true),
+            (
+                r#"name.givenName eq "and" or userName eq "bjensen@example.com" and title eq "Tour Guide""#,
+                true,
+            ),
+            (
+                r#"name.FamilyName eq x and (emails.Value co a or emails.Value co b)"#,
+                false,
+            ),
+            (
+                r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#,
+                true,
+            ),
             (r#"id eq "2819c223-7f76-453a-919d-413861904646""#, true),
         ];
         for (text, expected) in cases {
             match q(text) {
                 Ok(got) => assert_eq!(got, *expected, "{text}"),
-                Err(e) if text.starts_with("a1") => assert_eq!(e.scim_type, Some(crate::ScimType::InvalidFilter)),
+                Err(e) if text.starts_with("a1") => {
+                    assert_eq!(e.scim_type, Some(crate::ScimType::InvalidFilter))
+                }
                 Err(e) => panic!("{text}: {e}"),
             }
         }
@@ -395,8 +498,14 @@ mod tests {
             r#"userName[value eq "x"]"#,
             r#"userName gt null"#,
         ] {
-            let err = q(text).err().unwrap_or_else(|| panic!("{text} was accepted"));
-            assert_eq!(err.scim_type, Some(crate::ScimType::InvalidFilter), "{text}");
+            let err = q(text)
+                .err()
+                .unwrap_or_else(|| panic!("{text} was accepted"));
+            assert_eq!(
+                err.scim_type,
+                Some(crate::ScimType::InvalidFilter),
+                "{text}"
+            );
             assert_eq!(err.status, 400);
         }
     }

@@ -11,7 +11,9 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::error::ScimError;
-use crate::schema::{AttrDef, AttrType, Container, Mutability, ResourceTypeDef, Returned, MUSTER_USER};
+use crate::schema::{
+    AttrDef, AttrType, Container, Mutability, ResourceTypeDef, Returned, MUSTER_USER,
+};
 
 /// The longest string value accepted in any attribute, in bytes.
 pub const MAX_VALUE_LEN: usize = 16 * 1024;
@@ -35,7 +37,9 @@ pub struct Normalized {
 /// attributes checked.
 pub fn normalize(rt: &'static ResourceTypeDef, input: &Value) -> Result<Normalized, ScimError> {
     let Value::Object(body) = input else {
-        return Err(ScimError::invalid_syntax("the request body must be a JSON object"));
+        return Err(ScimError::invalid_syntax(
+            "the request body must be a JSON object",
+        ));
     };
     let mut out = Map::new();
     let mut dropped = Vec::new();
@@ -50,7 +54,10 @@ pub fn normalize(rt: &'static ResourceTypeDef, input: &Value) -> Result<Normaliz
                 continue;
             }
             let Value::Object(ext_body) = value else {
-                return Err(ScimError::invalid_value(format!("'{}' must be an object", ext.id)));
+                return Err(ScimError::invalid_value(format!(
+                    "'{}' must be an object",
+                    ext.id
+                )));
             };
             for (k, v) in ext_body {
                 match ext.attr(k) {
@@ -76,7 +83,10 @@ pub fn normalize(rt: &'static ResourceTypeDef, input: &Value) -> Result<Normaliz
     }
     check_required(rt, &out)?;
     set_schemas(rt, &mut out);
-    Ok(Normalized { resource: out, dropped })
+    Ok(Normalized {
+        resource: out,
+        dropped,
+    })
 }
 
 /// Attributes of Muster's extension that providers also send at the top level (Okta puts custom
@@ -88,11 +98,15 @@ fn alias(rt: &'static ResourceTypeDef, key: &str) -> Option<(Container, &'static
 
 fn check_schemas(rt: &'static ResourceTypeDef, value: &Value) -> Result<(), ScimError> {
     let Value::Array(items) = value else {
-        return Err(ScimError::invalid_value("'schemas' must be an array of schema URIs"));
+        return Err(ScimError::invalid_value(
+            "'schemas' must be an array of schema URIs",
+        ));
     };
     for item in items {
         let Some(urn) = item.as_str() else {
-            return Err(ScimError::invalid_value("'schemas' must be an array of schema URIs"));
+            return Err(ScimError::invalid_value(
+                "'schemas' must be an array of schema URIs",
+            ));
         };
         if !rt.knows_schema(urn) {
             return Err(ScimError::invalid_value(format!(
@@ -108,7 +122,10 @@ fn check_schemas(rt: &'static ResourceTypeDef, value: &Value) -> Result<(), Scim
 pub fn set_schemas(rt: &'static ResourceTypeDef, out: &mut Map<String, Value>) {
     let mut schemas = vec![Value::String(rt.schema.id.to_string())];
     for ext in rt.extensions {
-        if out.get(ext.id).is_some_and(|v| v.as_object().is_some_and(|o| !o.is_empty())) {
+        if out
+            .get(ext.id)
+            .is_some_and(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+        {
             schemas.push(Value::String(ext.id.to_string()));
         } else {
             out.remove(ext.id);
@@ -125,18 +142,26 @@ fn check_required(rt: &'static ResourceTypeDef, out: &Map<String, Value>) -> Res
             Some(_) => true,
         };
         if !present {
-            return Err(ScimError::invalid_value(format!("the attribute '{}' is required", def.name)));
+            return Err(ScimError::invalid_value(format!(
+                "the attribute '{}' is required",
+                def.name
+            )));
         }
     }
     Ok(())
 }
 
 /// The object an attribute of `container` lives in, created if need be.
-pub fn container_mut(out: &mut Map<String, Value>, container: Container) -> Result<&mut Map<String, Value>, ScimError> {
+pub fn container_mut(
+    out: &mut Map<String, Value>,
+    container: Container,
+) -> Result<&mut Map<String, Value>, ScimError> {
     match container {
         Container::Core => Ok(out),
         Container::Extension(urn) => {
-            let slot = out.entry(urn.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            let slot = out
+                .entry(urn.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
             if !slot.is_object() {
                 *slot = Value::Object(Map::new());
             }
@@ -146,14 +171,22 @@ pub fn container_mut(out: &mut Map<String, Value>, container: Container) -> Resu
 }
 
 /// The object an attribute of `container` lives in, if present.
-pub fn container_ref(resource: &Map<String, Value>, container: Container) -> Option<&Map<String, Value>> {
+pub fn container_ref(
+    resource: &Map<String, Value>,
+    container: Container,
+) -> Option<&Map<String, Value>> {
     match container {
         Container::Core => Some(resource),
         Container::Extension(urn) => resource.get(urn).and_then(Value::as_object),
     }
 }
 
-fn set_attr(out: &mut Map<String, Value>, container: Container, def: &'static AttrDef, value: &Value) -> Result<(), ScimError> {
+fn set_attr(
+    out: &mut Map<String, Value>,
+    container: Container,
+    def: &'static AttrDef,
+    value: &Value,
+) -> Result<(), ScimError> {
     if matches!(def.mutability, Mutability::ReadOnly | Mutability::WriteOnly) {
         // RFC 7643 §2.2: read-only values a client sends are ignored; write-only ones (password)
         // are accepted and, in Muster, never kept.
@@ -184,12 +217,16 @@ fn set_sub_attr(
             def.name, sub.name, def.name
         )));
     }
-    if matches!(def.mutability, Mutability::ReadOnly) || matches!(sub.mutability, Mutability::ReadOnly) {
+    if matches!(def.mutability, Mutability::ReadOnly)
+        || matches!(sub.mutability, Mutability::ReadOnly)
+    {
         return Ok(());
     }
     let target = container_mut(out, container)?;
     let coerced = coerce_scalar(sub, value)?;
-    let slot = target.entry(def.name.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    let slot = target
+        .entry(def.name.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
     if !slot.is_object() {
         *slot = Value::Object(Map::new());
     }
@@ -252,7 +289,10 @@ pub fn coerce_attr(def: &'static AttrDef, value: &Value) -> Result<Option<Value>
         if items.len() == 1 {
             return coerce_single(def, &items[0]);
         }
-        return Err(ScimError::invalid_value(format!("'{}' is single-valued, not a list", def.name)));
+        return Err(ScimError::invalid_value(format!(
+            "'{}' is single-valued, not a list",
+            def.name
+        )));
     }
     coerce_single(def, value)
 }
@@ -273,9 +313,18 @@ pub fn coerce_single(def: &'static AttrDef, value: &Value) -> Result<Option<Valu
                     m.insert(sub.name.to_string(), v);
                 }
             }
-            return Ok(if m.is_empty() { None } else { Some(Value::Object(m)) });
+            return Ok(if m.is_empty() {
+                None
+            } else {
+                Some(Value::Object(m))
+            });
         }
-        _ => return Err(ScimError::invalid_value(format!("'{}' must be an object", def.name))),
+        _ => {
+            return Err(ScimError::invalid_value(format!(
+                "'{}' must be an object",
+                def.name
+            )))
+        }
     };
     let mut m = Map::new();
     for (k, v) in obj {
@@ -287,12 +336,18 @@ pub fn coerce_single(def: &'static AttrDef, value: &Value) -> Result<Option<Valu
             m.insert(sub.name.to_string(), v);
         }
     }
-    Ok(if m.is_empty() { None } else { Some(Value::Object(m)) })
+    Ok(if m.is_empty() {
+        None
+    } else {
+        Some(Value::Object(m))
+    })
 }
 
 /// Coerces a scalar to its declared type, or explains why it cannot be.
 pub fn coerce_scalar(def: &AttrDef, value: &Value) -> Result<Option<Value>, ScimError> {
-    let wrong = |what: &str| ScimError::invalid_value(format!("the attribute '{}' must be {what}", def.name));
+    let wrong = |what: &str| {
+        ScimError::invalid_value(format!("the attribute '{}' must be {what}", def.name))
+    };
     Ok(Some(match (def.ty, value) {
         (_, Value::Null) => return Ok(None),
         (AttrType::Boolean, Value::Bool(b)) => Value::Bool(*b),
@@ -301,14 +356,21 @@ pub fn coerce_scalar(def: &AttrDef, value: &Value) -> Result<Option<Value>, Scim
             None => return Err(wrong("a boolean")),
         },
         (AttrType::Boolean, _) => return Err(wrong("a boolean")),
-        (AttrType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => Value::Number(n.clone()),
+        (AttrType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => {
+            Value::Number(n.clone())
+        }
         (AttrType::Integer, Value::String(s)) => match s.trim().parse::<i64>() {
             Ok(n) => Value::from(n),
             Err(_) => return Err(wrong("an integer")),
         },
         (AttrType::Integer, _) => return Err(wrong("an integer")),
         (AttrType::Decimal, Value::Number(n)) => Value::Number(n.clone()),
-        (AttrType::Decimal, Value::String(s)) => match s.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+        (AttrType::Decimal, Value::String(s)) => match s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+        {
             Some(n) => Value::Number(n),
             None => return Err(wrong("a number")),
         },
@@ -367,8 +429,15 @@ impl Projection {
     /// Reads the `attributes` and `excludedAttributes` parameters (comma-separated paths).
     /// Names no schema defines select nothing; a value filter (`emails[type eq "work"]`) selects
     /// its attribute.
-    pub fn parse(rt: &'static ResourceTypeDef, attributes: Option<&str>, excluded: Option<&str>) -> Projection {
-        Projection { include: selectors(rt, attributes), exclude: selectors(rt, excluded) }
+    pub fn parse(
+        rt: &'static ResourceTypeDef,
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+    ) -> Projection {
+        Projection {
+            include: selectors(rt, attributes),
+            exclude: selectors(rt, excluded),
+        }
     }
 
     /// Whether a top-level core attribute (such as `members` or `groups`) will be returned.
@@ -383,18 +452,18 @@ impl Projection {
             _ => {}
         }
         if !self.include.is_empty() {
-            return self
-                .include
-                .iter()
-                .any(|s| s.container == container && (s.attr.is_none() || s.attr == Some(attr.name)));
+            return self.include.iter().any(|s| {
+                s.container == container && (s.attr.is_none() || s.attr == Some(attr.name))
+            });
         }
         if attr.returned == Returned::Request {
             return false;
         }
-        !self
-            .exclude
-            .iter()
-            .any(|s| s.container == container && s.sub.is_none() && (s.attr.is_none() || s.attr == Some(attr.name)))
+        !self.exclude.iter().any(|s| {
+            s.container == container
+                && s.sub.is_none()
+                && (s.attr.is_none() || s.attr == Some(attr.name))
+        })
     }
 
     /// Applies the projection to a full resource (with `id`, `meta`, `schemas`).
@@ -410,7 +479,9 @@ impl Projection {
                     let inner_keys: Vec<String> = inner.keys().cloned().collect();
                     for k in inner_keys {
                         match ext.attr(&k) {
-                            Some(def) if self.keeps(container, def) => self.trim_subs(container, def, inner.get_mut(&k)),
+                            Some(def) if self.keeps(container, def) => {
+                                self.trim_subs(container, def, inner.get_mut(&k))
+                            }
                             _ => {
                                 inner.remove(&k);
                             }
@@ -445,15 +516,15 @@ impl Projection {
                 .filter_map(|s| s.sub)
                 .collect()
         };
-        let include_whole = self
-            .include
-            .iter()
-            .any(|s| s.container == container && (s.attr.is_none() || (s.attr == Some(def.name) && s.sub.is_none())));
+        let include_whole = self.include.iter().any(|s| {
+            s.container == container
+                && (s.attr.is_none() || (s.attr == Some(def.name) && s.sub.is_none()))
+        });
         let include_subs = named(&self.include);
         let exclude_subs = named(&self.exclude);
         let keep = |name: &str| -> bool {
-            let included = self.include.is_empty() || include_whole || include_subs.iter().any(|s| *s == name);
-            included && !exclude_subs.iter().any(|s| *s == name)
+            let included = self.include.is_empty() || include_whole || include_subs.contains(&name);
+            included && !exclude_subs.contains(&name)
         };
         let trim = |v: &mut Value| {
             if let Value::Object(m) = v {
@@ -483,14 +554,22 @@ fn selectors(rt: &'static ResourceTypeDef, list: Option<&str>) -> Vec<Selector> 
             }
         }
         if let Some(ext) = rt.extension(item) {
-            out.push(Selector { container: Container::Extension(ext.id), attr: None, sub: None });
+            out.push(Selector {
+                container: Container::Extension(ext.id),
+                attr: None,
+                sub: None,
+            });
             continue;
         }
         if item.eq_ignore_ascii_case(rt.schema.id) {
             continue;
         }
         if let Some(r) = rt.resolve_key(item) {
-            out.push(Selector { container: r.container, attr: Some(r.attr.name), sub: r.sub.map(|s| s.name) });
+            out.push(Selector {
+                container: r.container,
+                attr: Some(r.attr.name),
+                sub: r.sub.map(|s| s.name),
+            });
         }
     }
     out
@@ -499,7 +578,9 @@ fn selectors(rt: &'static ResourceTypeDef, list: Option<&str>) -> Vec<Selector> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, MUSTER_USER_SCHEMA, USER_RESOURCE};
+    use crate::schema::{
+        ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, MUSTER_USER_SCHEMA, USER_RESOURCE,
+    };
     use serde_json::json;
 
     fn norm(v: Value) -> Map<String, Value> {
@@ -527,31 +608,57 @@ mod tests {
         assert_eq!(r["userName"], "bjensen@example.com");
         assert_eq!(r["active"], false);
         assert_eq!(r["name"], json!({"givenName": "Barbara"}));
-        assert_eq!(r["emails"], json!([{"value": "b@example.com", "type": "work"}]));
+        assert_eq!(
+            r["emails"],
+            json!([{"value": "b@example.com", "type": "work"}])
+        );
         assert_eq!(r[MUSTER_USER_SCHEMA], json!({"c42OrgName": "Sales"}));
-        assert_eq!(r[ENTERPRISE_USER_SCHEMA], json!({"department": "Tour Operations"}));
+        assert_eq!(
+            r[ENTERPRISE_USER_SCHEMA],
+            json!({"department": "Tour Operations"})
+        );
         assert!(r.get("id").is_none() && r.get("meta").is_none() && r.get("password").is_none());
         assert!(r.get("favouriteColour").is_none());
         assert_eq!(
             r["schemas"],
-            json!(["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE_USER_SCHEMA, MUSTER_USER_SCHEMA])
+            json!([
+                "urn:ietf:params:scim:schemas:core:2.0:User",
+                ENTERPRISE_USER_SCHEMA,
+                MUSTER_USER_SCHEMA
+            ])
         );
     }
 
     #[test]
     fn required_and_type_errors() {
         let e = normalize(&USER_RESOURCE, &json!({"displayName": "x"})).err();
-        assert_eq!(e.map(|e| e.detail), Some("the attribute 'userName' is required".into()));
+        assert_eq!(
+            e.map(|e| e.detail),
+            Some("the attribute 'userName' is required".into())
+        );
         let e = normalize(&USER_RESOURCE, &json!({"userName": "  "})).err();
         assert!(e.is_some());
         let e = normalize(&USER_RESOURCE, &json!({"userName": "a", "active": "maybe"})).err();
-        assert_eq!(e.and_then(|e| e.scim_type), Some(crate::ScimType::InvalidValue));
+        assert_eq!(
+            e.and_then(|e| e.scim_type),
+            Some(crate::ScimType::InvalidValue)
+        );
         let e = normalize(&USER_RESOURCE, &json!(["not", "an", "object"])).err();
-        assert_eq!(e.and_then(|e| e.scim_type), Some(crate::ScimType::InvalidSyntax));
-        let e = normalize(&USER_RESOURCE, &json!({"userName": "a", "schemas": ["urn:nope"]})).err();
+        assert_eq!(
+            e.and_then(|e| e.scim_type),
+            Some(crate::ScimType::InvalidSyntax)
+        );
+        let e = normalize(
+            &USER_RESOURCE,
+            &json!({"userName": "a", "schemas": ["urn:nope"]}),
+        )
+        .err();
         assert!(e.is_some());
         let e = normalize(&GROUP_RESOURCE, &json!({"members": []})).err();
-        assert_eq!(e.map(|e| e.detail), Some("the attribute 'displayName' is required".into()));
+        assert_eq!(
+            e.map(|e| e.detail),
+            Some("the attribute 'displayName' is required".into())
+        );
     }
 
     #[test]
@@ -570,7 +677,10 @@ mod tests {
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "D", "division": "V"}
         }));
         r.insert("id".into(), json!("1"));
-        r.insert("meta".into(), json!({"resourceType": "User", "version": "W/\"1\""}));
+        r.insert(
+            "meta".into(),
+            json!({"resourceType": "User", "version": "W/\"1\""}),
+        );
         r
     }
 
@@ -584,7 +694,9 @@ mod tests {
         assert!(r.get("schemas").is_some());
         assert_eq!(r["name"], json!({"givenName": "G"}));
         assert_eq!(r[ENTERPRISE_USER_SCHEMA], json!({"department": "D"}));
-        assert!(r.get("displayName").is_none() && r.get("meta").is_none() && r.get("emails").is_none());
+        assert!(
+            r.get("displayName").is_none() && r.get("meta").is_none() && r.get("emails").is_none()
+        );
     }
 
     #[test]
@@ -602,14 +714,18 @@ mod tests {
     #[test]
     fn entra_value_filter_in_attributes() {
         let mut r = full();
-        Projection::parse(&USER_RESOURCE, Some(r#"emails[type eq "work"]"#), None).apply(&USER_RESOURCE, &mut r);
+        Projection::parse(&USER_RESOURCE, Some(r#"emails[type eq "work"]"#), None)
+            .apply(&USER_RESOURCE, &mut r);
         assert!(r.get("emails").is_some());
         assert!(r.get("userName").is_none());
     }
 
     #[test]
     fn wants_members() {
-        let members = GROUP_RESOURCE.schema.attr("members").unwrap_or_else(|| panic!("members"));
+        let members = GROUP_RESOURCE
+            .schema
+            .attr("members")
+            .unwrap_or_else(|| panic!("members"));
         assert!(Projection::parse(&GROUP_RESOURCE, None, None).wants(members));
         assert!(!Projection::parse(&GROUP_RESOURCE, None, Some("members")).wants(members));
         assert!(!Projection::parse(&GROUP_RESOURCE, Some("displayName"), None).wants(members));

@@ -41,7 +41,10 @@ impl AttrType {
 
     /// Whether values of this type compare as strings.
     pub fn is_textual(self) -> bool {
-        matches!(self, AttrType::String | AttrType::Reference | AttrType::Binary)
+        matches!(
+            self,
+            AttrType::String | AttrType::Reference | AttrType::Binary
+        )
     }
 }
 
@@ -157,15 +160,30 @@ const STRING: AttrDef = AttrDef {
     reference_types: &[],
     sub_attributes: &[],
 };
-const BOOLEAN: AttrDef = AttrDef { ty: AttrType::Boolean, ..STRING };
-const REFERENCE: AttrDef = AttrDef { ty: AttrType::Reference, ..STRING };
-const COMPLEX: AttrDef = AttrDef { ty: AttrType::Complex, ..STRING };
-const MULTI: AttrDef = AttrDef { ty: AttrType::Complex, multi_valued: true, ..STRING };
+const BOOLEAN: AttrDef = AttrDef {
+    ty: AttrType::Boolean,
+    ..STRING
+};
+const REFERENCE: AttrDef = AttrDef {
+    ty: AttrType::Reference,
+    ..STRING
+};
+const COMPLEX: AttrDef = AttrDef {
+    ty: AttrType::Complex,
+    ..STRING
+};
+const MULTI: AttrDef = AttrDef {
+    ty: AttrType::Complex,
+    multi_valued: true,
+    ..STRING
+};
 
 impl AttrDef {
     /// The sub-attribute with this name, compared case-insensitively.
     pub fn sub(&self, name: &str) -> Option<&'static AttrDef> {
-        self.sub_attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+        self.sub_attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
     /// The attribute's schema representation (RFC 7643 §7).
@@ -214,7 +232,9 @@ pub struct SchemaDef {
 impl SchemaDef {
     /// The top-level attribute with this name, compared case-insensitively.
     pub fn attr(&'static self, name: &str) -> Option<&'static AttrDef> {
-        self.attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+        self.attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
     /// The schema representation served at `/Schemas/{id}` (RFC 7643 §7, §8.7.1).
@@ -238,7 +258,8 @@ pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// The core Group schema URN.
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// The Enterprise User extension URN.
-pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// Muster's own User extension URN, which carries `c42OrgName`.
 pub const MUSTER_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:muster:2.0:User";
 /// The ListResponse message URN (RFC 7644 §3.4.2).
@@ -247,8 +268,16 @@ pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Li
 macro_rules! multi_value_subs {
     ($value_desc:expr, $types:expr) => {
         &[
-            AttrDef { name: "value", description: $value_desc, ..STRING },
-            AttrDef { name: "display", description: "A human-readable name, primarily used for display purposes.", ..STRING },
+            AttrDef {
+                name: "value",
+                description: $value_desc,
+                ..STRING
+            },
+            AttrDef {
+                name: "display",
+                description: "A human-readable name, primarily used for display purposes.",
+                ..STRING
+            },
             AttrDef {
                 name: "type",
                 description: "A label indicating the attribute's function.",
@@ -257,7 +286,8 @@ macro_rules! multi_value_subs {
             },
             AttrDef {
                 name: "primary",
-                description: "Indicates the 'primary' or preferred attribute value for this attribute.",
+                description:
+                    "Indicates the 'primary' or preferred attribute value for this attribute.",
                 ..BOOLEAN
             },
         ]
@@ -424,7 +454,12 @@ static GROUP_ATTRIBUTES: &[AttrDef] = &[
         name: "members",
         description: "A list of members of the Group.",
         sub_attributes: &[
-            AttrDef { name: "value", description: "Identifier of the member of this Group.", mutability: Mutability::Immutable, ..STRING },
+            AttrDef {
+                name: "value",
+                description: "Identifier of the member of this Group.",
+                mutability: Mutability::Immutable,
+                ..STRING
+            },
             AttrDef {
                 name: "$ref",
                 description: "The URI of the member resource.",
@@ -432,7 +467,12 @@ static GROUP_ATTRIBUTES: &[AttrDef] = &[
                 reference_types: &["User"],
                 ..REFERENCE
             },
-            AttrDef { name: "display", description: "A human-readable name for the member.", mutability: Mutability::ReadOnly, ..STRING },
+            AttrDef {
+                name: "display",
+                description: "A human-readable name for the member.",
+                mutability: Mutability::ReadOnly,
+                ..STRING
+            },
             AttrDef {
                 name: "type",
                 description: "A label indicating the type of resource.",
@@ -446,16 +486,40 @@ static GROUP_ATTRIBUTES: &[AttrDef] = &[
 ];
 
 static ENTERPRISE_ATTRIBUTES: &[AttrDef] = &[
-    AttrDef { name: "employeeNumber", description: "Numeric or alphanumeric identifier assigned to a person.", ..STRING },
-    AttrDef { name: "costCenter", description: "Identifies the name of a cost center.", ..STRING },
-    AttrDef { name: "organization", description: "Identifies the name of an organization.", ..STRING },
-    AttrDef { name: "division", description: "Identifies the name of a division.", ..STRING },
-    AttrDef { name: "department", description: "Identifies the name of a department.", ..STRING },
+    AttrDef {
+        name: "employeeNumber",
+        description: "Numeric or alphanumeric identifier assigned to a person.",
+        ..STRING
+    },
+    AttrDef {
+        name: "costCenter",
+        description: "Identifies the name of a cost center.",
+        ..STRING
+    },
+    AttrDef {
+        name: "organization",
+        description: "Identifies the name of an organization.",
+        ..STRING
+    },
+    AttrDef {
+        name: "division",
+        description: "Identifies the name of a division.",
+        ..STRING
+    },
+    AttrDef {
+        name: "department",
+        description: "Identifies the name of a department.",
+        ..STRING
+    },
     AttrDef {
         name: "manager",
         description: "The User's manager.",
         sub_attributes: &[
-            AttrDef { name: "value", description: "The id of the SCIM resource representing the User's manager.", ..STRING },
+            AttrDef {
+                name: "value",
+                description: "The id of the SCIM resource representing the User's manager.",
+                ..STRING
+            },
             AttrDef {
                 name: "$ref",
                 description: "The URI of the SCIM resource representing the User's manager.",
@@ -480,9 +544,19 @@ static MUSTER_ATTRIBUTES: &[AttrDef] = &[AttrDef {
 }];
 
 /// The core User schema (RFC 7643 §4.1).
-pub static USER: SchemaDef = SchemaDef { id: USER_SCHEMA, name: "User", description: "User Account", attributes: USER_ATTRIBUTES };
+pub static USER: SchemaDef = SchemaDef {
+    id: USER_SCHEMA,
+    name: "User",
+    description: "User Account",
+    attributes: USER_ATTRIBUTES,
+};
 /// The core Group schema (RFC 7643 §4.2).
-pub static GROUP: SchemaDef = SchemaDef { id: GROUP_SCHEMA, name: "Group", description: "Group", attributes: GROUP_ATTRIBUTES };
+pub static GROUP: SchemaDef = SchemaDef {
+    id: GROUP_SCHEMA,
+    name: "Group",
+    description: "Group",
+    attributes: GROUP_ATTRIBUTES,
+};
 /// The Enterprise User extension (RFC 7643 §4.3).
 pub static ENTERPRISE_USER: SchemaDef = SchemaDef {
     id: ENTERPRISE_USER_SCHEMA,
@@ -511,7 +585,8 @@ static COMMON_ATTRIBUTES: &[AttrDef] = &[
     },
     AttrDef {
         name: "externalId",
-        description: "A String that is an identifier for the resource as defined by the provisioning client.",
+        description:
+            "A String that is an identifier for the resource as defined by the provisioning client.",
         case_exact: true,
         ..STRING
     },
@@ -520,11 +595,42 @@ static COMMON_ATTRIBUTES: &[AttrDef] = &[
         description: "A complex attribute containing resource metadata.",
         mutability: Mutability::ReadOnly,
         sub_attributes: &[
-            AttrDef { name: "resourceType", description: "The name of the resource type of the resource.", case_exact: true, mutability: Mutability::ReadOnly, ..STRING },
-            AttrDef { name: "created", description: "The DateTime that the resource was added to the service provider.", ty: AttrType::DateTime, mutability: Mutability::ReadOnly, ..STRING },
-            AttrDef { name: "lastModified", description: "The most recent DateTime that the details of this resource were updated.", ty: AttrType::DateTime, mutability: Mutability::ReadOnly, ..STRING },
-            AttrDef { name: "location", description: "The URI of the resource being returned.", case_exact: true, mutability: Mutability::ReadOnly, ..REFERENCE },
-            AttrDef { name: "version", description: "The version of the resource being returned.", case_exact: true, mutability: Mutability::ReadOnly, ..STRING },
+            AttrDef {
+                name: "resourceType",
+                description: "The name of the resource type of the resource.",
+                case_exact: true,
+                mutability: Mutability::ReadOnly,
+                ..STRING
+            },
+            AttrDef {
+                name: "created",
+                description: "The DateTime that the resource was added to the service provider.",
+                ty: AttrType::DateTime,
+                mutability: Mutability::ReadOnly,
+                ..STRING
+            },
+            AttrDef {
+                name: "lastModified",
+                description:
+                    "The most recent DateTime that the details of this resource were updated.",
+                ty: AttrType::DateTime,
+                mutability: Mutability::ReadOnly,
+                ..STRING
+            },
+            AttrDef {
+                name: "location",
+                description: "The URI of the resource being returned.",
+                case_exact: true,
+                mutability: Mutability::ReadOnly,
+                ..REFERENCE
+            },
+            AttrDef {
+                name: "version",
+                description: "The version of the resource being returned.",
+                case_exact: true,
+                mutability: Mutability::ReadOnly,
+                ..STRING
+            },
         ],
         ..COMPLEX
     },
@@ -562,8 +668,13 @@ pub static USER_RESOURCE: ResourceTypeDef = ResourceTypeDef {
     extensions: &[&ENTERPRISE_USER, &MUSTER_USER],
 };
 /// The Group resource type.
-pub static GROUP_RESOURCE: ResourceTypeDef =
-    ResourceTypeDef { name: "Group", endpoint: "/Groups", description: "Group", schema: &GROUP, extensions: &[] };
+pub static GROUP_RESOURCE: ResourceTypeDef = ResourceTypeDef {
+    name: "Group",
+    endpoint: "/Groups",
+    description: "Group",
+    schema: &GROUP,
+    extensions: &[],
+};
 
 /// Every schema served at `/Schemas`.
 pub static ALL_SCHEMAS: &[&SchemaDef] = &[&USER, &GROUP, &ENTERPRISE_USER, &MUSTER_USER];
@@ -613,7 +724,10 @@ impl Resolved {
 impl ResourceTypeDef {
     /// The extension with this URN, compared case-insensitively.
     pub fn extension(&self, urn: &str) -> Option<&'static SchemaDef> {
-        self.extensions.iter().copied().find(|s| s.id.eq_ignore_ascii_case(urn))
+        self.extensions
+            .iter()
+            .copied()
+            .find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
     /// Whether `urn` names this type's core schema or one of its extensions.
@@ -623,14 +737,20 @@ impl ResourceTypeDef {
 
     /// A top-level attribute by name (core schema, then the common attributes).
     pub fn core_attr(&self, name: &str) -> Option<&'static AttrDef> {
-        self.schema.attr(name).or_else(|| COMMON_ATTRIBUTES.iter().find(|a| a.name.eq_ignore_ascii_case(name)))
+        self.schema.attr(name).or_else(|| {
+            COMMON_ATTRIBUTES
+                .iter()
+                .find(|a| a.name.eq_ignore_ascii_case(name))
+        })
     }
 
     /// Resolves `[urn:]name[.sub]` against this type's schemas, case-insensitively.
     pub fn resolve(&self, urn: Option<&str>, name: &str, sub: Option<&str>) -> Option<Resolved> {
         let (container, attr) = match urn {
             None => (Container::Core, self.core_attr(name)?),
-            Some(u) if u.eq_ignore_ascii_case(self.schema.id) => (Container::Core, self.core_attr(name)?),
+            Some(u) if u.eq_ignore_ascii_case(self.schema.id) => {
+                (Container::Core, self.core_attr(name)?)
+            }
             Some(u) => {
                 let ext = self.extension(u)?;
                 (Container::Extension(ext.id), ext.attr(name)?)
@@ -640,7 +760,11 @@ impl ResourceTypeDef {
             None => None,
             Some(s) => Some(attr.sub(s)?),
         };
-        Some(Resolved { container, attr, sub })
+        Some(Resolved {
+            container,
+            attr,
+            sub,
+        })
     }
 
     /// Resolves a top-level JSON key of a resource body: a core attribute name, or a fully
@@ -686,9 +810,13 @@ mod tests {
 
     #[test]
     fn resolves_case_insensitively_with_and_without_urns() {
-        let r = USER_RESOURCE.resolve(None, "USERNAME", None).unwrap_or_else(|| panic!("userName"));
+        let r = USER_RESOURCE
+            .resolve(None, "USERNAME", None)
+            .unwrap_or_else(|| panic!("userName"));
         assert_eq!(r.attr.name, "userName");
-        let r = USER_RESOURCE.resolve(None, "name", Some("FamilyName")).unwrap_or_else(|| panic!("name"));
+        let r = USER_RESOURCE
+            .resolve(None, "name", Some("FamilyName"))
+            .unwrap_or_else(|| panic!("name"));
         assert_eq!(r.canonical(), "name.familyName");
         let r = USER_RESOURCE
             .resolve_key("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:Department")
@@ -698,8 +826,15 @@ mod tests {
         let r = USER_RESOURCE.resolve_key("urn:ietf:params:scim:schemas:core:2.0:User:userName");
         assert_eq!(r.map(|r| r.attr.name), Some("userName"));
         assert!(USER_RESOURCE.resolve(None, "nosuch", None).is_none());
-        assert!(USER_RESOURCE.resolve(None, "name", Some("nosuch")).is_none());
-        assert_eq!(USER_RESOURCE.resolve(None, "meta", Some("lastModified")).map(|r| r.leaf().ty), Some(AttrType::DateTime));
+        assert!(USER_RESOURCE
+            .resolve(None, "name", Some("nosuch"))
+            .is_none());
+        assert_eq!(
+            USER_RESOURCE
+                .resolve(None, "meta", Some("lastModified"))
+                .map(|r| r.leaf().ty),
+            Some(AttrType::DateTime)
+        );
     }
 
     #[test]
@@ -710,7 +845,10 @@ mod tests {
         assert_eq!(user_name["name"], "userName");
         assert_eq!(user_name["uniqueness"], "server");
         assert_eq!(user_name["required"], true);
-        let emails = s["attributes"].as_array().and_then(|a| a.iter().find(|x| x["name"] == "emails")).cloned();
+        let emails = s["attributes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == "emails"))
+            .cloned();
         let emails = emails.unwrap_or_default();
         assert_eq!(emails["multiValued"], true);
         assert_eq!(emails["subAttributes"].as_array().map(Vec::len), Some(4));

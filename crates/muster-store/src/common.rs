@@ -11,11 +11,12 @@ use muster_core::clock::Timestamp;
 use muster_core::error::StoreError;
 use muster_core::ids::{EnvironmentId, GroupId, OrgId, ProviderId, TokenId, UserId};
 use muster_core::model::{
-    Actor, Environment, GroupRecord, GroupRef, MemberRef, Org, OrgStatus, Outcome, Provider, ProviderToken, SyncLogEntry,
-    UserRecord, UserStatus,
+    Actor, Environment, GroupRecord, GroupRef, MemberRef, Org, OrgStatus, Outcome, Provider,
+    ProviderToken, SyncLogEntry, UserRecord, UserStatus,
 };
 use muster_core::store::{
-    Cond, Cursor, EnvironmentStore, GroupStore, OrgStore, Page, ProviderStore, StoreResult, SyncLogStore, Tx, UserStore,
+    Cond, Cursor, EnvironmentStore, GroupStore, OrgStore, Page, ProviderStore, StoreResult,
+    SyncLogStore, Tx, UserStore,
 };
 use serde_json::{Map, Value};
 use sqlx::{QueryBuilder, Row};
@@ -74,7 +75,9 @@ fn ts_opt(v: Option<i64>) -> Option<Timestamp> {
 fn json_map(text: &str) -> StoreResult<Map<String, Value>> {
     match serde_json::from_str(text) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(StoreError::Corrupt("a stored resource is not a JSON object".into())),
+        _ => Err(StoreError::Corrupt(
+            "a stored resource is not a JSON object".into(),
+        )),
     }
 }
 
@@ -103,7 +106,8 @@ fn org_from(row: &DbRow) -> StoreResult<Org> {
         id: OrgId(get(row, "org_id")?),
         parent_id: get::<Option<Uuid>>(row, "parent_id")?.map(OrgId),
         name: get(row, "name")?,
-        status: OrgStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("org status '{status}'")))?,
+        status: OrgStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("org status '{status}'")))?,
         created_at: ts(get(row, "created_at")?),
         updated_at: ts(get(row, "updated_at")?),
     })
@@ -149,7 +153,8 @@ fn user_from(row: &DbRow) -> StoreResult<UserRecord> {
         external_id: get(row, "external_id")?,
         display_name: get(row, "display_name")?,
         scim_active: get(row, "scim_active")?,
-        status: UserStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("user status '{status}'")))?,
+        status: UserStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("user status '{status}'")))?,
         org_id: OrgId(get(row, "org_id")?),
         legal_hold: get(row, "legal_hold")?,
         changed_outside: get(row, "changed_outside")?,
@@ -201,7 +206,11 @@ fn push_cond(qb: &mut QueryBuilder<'_, Db>, cond: &Cond, id_col: &str) {
             qb.push("scim_active = ").push_bind(*b);
         }
         Cond::And(a, b) | Cond::Or(a, b) => {
-            let op = if matches!(cond, Cond::And(..)) { " and " } else { " or " };
+            let op = if matches!(cond, Cond::And(..)) {
+                " and "
+            } else {
+                " or "
+            };
             qb.push("(");
             push_cond(qb, a, id_col);
             qb.push(op);
@@ -209,6 +218,13 @@ fn push_cond(qb: &mut QueryBuilder<'_, Db>, cond: &Cond, id_col: &str) {
             qb.push(")");
         }
     }
+}
+
+/// Which rows of a listing: after a cursor, then skipping `offset`, at most `limit`.
+struct Window {
+    after: Option<Cursor>,
+    offset: u64,
+    limit: u64,
 }
 
 /// Which listing: users or groups.
@@ -219,8 +235,18 @@ struct Listing {
     extra: &'static str,
 }
 
-const USERS: Listing = Listing { table: "user_account", cols: USER_COLS, id_col: "user_id", extra: " and removed_at is null" };
-const GROUPS: Listing = Listing { table: "scim_group", cols: GROUP_COLS, id_col: "group_id", extra: "" };
+const USERS: Listing = Listing {
+    table: "user_account",
+    cols: USER_COLS,
+    id_col: "user_id",
+    extra: " and removed_at is null",
+};
+const GROUPS: Listing = Listing {
+    table: "scim_group",
+    cols: GROUP_COLS,
+    id_col: "group_id",
+    extra: "",
+};
 
 fn listing_query<'a>(
     l: &Listing,
@@ -229,8 +255,14 @@ fn listing_query<'a>(
     provider: ProviderId,
     cond: Option<&Cond>,
 ) -> QueryBuilder<'a, Db> {
-    let mut qb = QueryBuilder::new(format!("select {select} from {} where environment_id = ", l.table));
-    qb.push_bind(env.0).push(" and provider_id = ").push_bind(provider.0).push(l.extra);
+    let mut qb = QueryBuilder::new(format!(
+        "select {select} from {} where environment_id = ",
+        l.table
+    ));
+    qb.push_bind(env.0)
+        .push(" and provider_id = ")
+        .push_bind(provider.0)
+        .push(l.extra);
     if let Some(c) = cond {
         qb.push(" and ");
         push_cond(&mut qb, c, l.id_col);
@@ -245,10 +277,13 @@ impl DbTx {
         env: EnvironmentId,
         provider: ProviderId,
         cond: Option<&Cond>,
-        after: Option<Cursor>,
-        offset: u64,
-        limit: u64,
+        window: Window,
     ) -> StoreResult<Vec<DbRow>> {
+        let Window {
+            after,
+            offset,
+            limit,
+        } = window;
         let mut qb = listing_query(l, l.cols, env, provider, cond);
         if let Some(c) = after {
             qb.push(" and (created_at > ")
@@ -259,12 +294,19 @@ impl DbTx {
                 .push_bind(c.id)
                 .push("))");
         }
-        qb.push(format!(" order by created_at, {} limit ", l.id_col)).push_bind(limit as i64);
+        qb.push(format!(" order by created_at, {} limit ", l.id_col))
+            .push_bind(limit as i64);
         qb.push(" offset ").push_bind(offset as i64);
         qb.build().fetch_all(self.c()).await.map_err(db_err)
     }
 
-    async fn count_listing(&mut self, l: &Listing, env: EnvironmentId, provider: ProviderId, cond: Option<&Cond>) -> StoreResult<u64> {
+    async fn count_listing(
+        &mut self,
+        l: &Listing,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+    ) -> StoreResult<u64> {
         let mut qb = listing_query(l, "count(*) as n", env, provider, cond);
         let row = qb.build().fetch_one(self.c()).await.map_err(db_err)?;
         let n: i64 = get(&row, "n")?;
@@ -275,11 +317,13 @@ impl DbTx {
 #[async_trait]
 impl EnvironmentStore for DbTx {
     async fn find_environment(&mut self, slug: &str) -> StoreResult<Option<Environment>> {
-        let row = sqlx::query("select environment_id, slug, name, created_at from environment where slug = $1")
-            .bind(slug)
-            .fetch_optional(self.c())
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(
+            "select environment_id, slug, name, created_at from environment where slug = $1",
+        )
+        .bind(slug)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
         row.as_ref().map(environment_from).transpose()
     }
 
@@ -301,21 +345,25 @@ const ORG_COLS: &str = "org_id, environment_id, parent_id, name, status, created
 #[async_trait]
 impl OrgStore for DbTx {
     async fn find_root_org(&mut self, env: EnvironmentId) -> StoreResult<Option<Org>> {
-        let row = sqlx::query(&format!("select {ORG_COLS} from org where environment_id = $1 and parent_id is null"))
-            .bind(env.0)
-            .fetch_optional(self.c())
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(&format!(
+            "select {ORG_COLS} from org where environment_id = $1 and parent_id is null"
+        ))
+        .bind(env.0)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
         row.as_ref().map(org_from).transpose()
     }
 
     async fn find_org(&mut self, env: EnvironmentId, id: OrgId) -> StoreResult<Option<Org>> {
-        let row = sqlx::query(&format!("select {ORG_COLS} from org where environment_id = $1 and org_id = $2"))
-            .bind(env.0)
-            .bind(id.0)
-            .fetch_optional(self.c())
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(&format!(
+            "select {ORG_COLS} from org where environment_id = $1 and org_id = $2"
+        ))
+        .bind(env.0)
+        .bind(id.0)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
         row.as_ref().map(org_from).transpose()
     }
 
@@ -365,13 +413,19 @@ impl ProviderStore for DbTx {
         Ok(())
     }
 
-    async fn find_provider(&mut self, env: EnvironmentId, id: ProviderId) -> StoreResult<Option<Provider>> {
-        let row = sqlx::query(&format!("select {PROVIDER_COLS} from provider where environment_id = $1 and provider_id = $2"))
-            .bind(env.0)
-            .bind(id.0)
-            .fetch_optional(self.c())
-            .await
-            .map_err(db_err)?;
+    async fn find_provider(
+        &mut self,
+        env: EnvironmentId,
+        id: ProviderId,
+    ) -> StoreResult<Option<Provider>> {
+        let row = sqlx::query(&format!(
+            "select {PROVIDER_COLS} from provider where environment_id = $1 and provider_id = $2"
+        ))
+        .bind(env.0)
+        .bind(id.0)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
         row.as_ref().map(provider_from).transpose()
     }
 
@@ -403,14 +457,21 @@ impl ProviderStore for DbTx {
         Ok(())
     }
 
-    async fn touch_provider_sync(&mut self, env: EnvironmentId, id: ProviderId, at: Timestamp) -> StoreResult<()> {
-        sqlx::query("update provider set last_sync_at = $1 where environment_id = $2 and provider_id = $3")
-            .bind(at.0)
-            .bind(env.0)
-            .bind(id.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
+    async fn touch_provider_sync(
+        &mut self,
+        env: EnvironmentId,
+        id: ProviderId,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "update provider set last_sync_at = $1 where environment_id = $2 and provider_id = $3",
+        )
+        .bind(at.0)
+        .bind(env.0)
+        .bind(id.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 
@@ -435,19 +496,28 @@ impl ProviderStore for DbTx {
         Ok(())
     }
 
-    async fn find_token_by_hash(&mut self, hash: &[u8]) -> StoreResult<Option<(ProviderToken, Vec<u8>)>> {
-        let row = sqlx::query(&format!("select {TOKEN_COLS}, token_hash from provider_token where token_hash = $1"))
-            .bind(hash.to_vec())
-            .fetch_optional(self.c())
-            .await
-            .map_err(db_err)?;
+    async fn find_token_by_hash(
+        &mut self,
+        hash: &[u8],
+    ) -> StoreResult<Option<(ProviderToken, Vec<u8>)>> {
+        let row = sqlx::query(&format!(
+            "select {TOKEN_COLS}, token_hash from provider_token where token_hash = $1"
+        ))
+        .bind(hash.to_vec())
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
         match row {
             Some(r) => Ok(Some((token_from(&r)?, get(&r, "token_hash")?))),
             None => Ok(None),
         }
     }
 
-    async fn list_tokens(&mut self, env: EnvironmentId, provider: ProviderId) -> StoreResult<Vec<ProviderToken>> {
+    async fn list_tokens(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<Vec<ProviderToken>> {
         let rows = sqlx::query(&format!(
             "select {TOKEN_COLS} from provider_token where environment_id = $1 and provider_id = $2 \
              order by created_at desc, provider_token_id desc"
@@ -460,7 +530,12 @@ impl ProviderStore for DbTx {
         rows.iter().map(token_from).collect()
     }
 
-    async fn revoke_token(&mut self, env: EnvironmentId, id: TokenId, at: Timestamp) -> StoreResult<bool> {
+    async fn revoke_token(
+        &mut self,
+        env: EnvironmentId,
+        id: TokenId,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
             "update provider_token set revoked_at = $1 \
              where environment_id = $2 and provider_token_id = $3 and revoked_at is null",
@@ -474,7 +549,12 @@ impl ProviderStore for DbTx {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn touch_token(&mut self, env: EnvironmentId, id: TokenId, at: Timestamp) -> StoreResult<()> {
+    async fn touch_token(
+        &mut self,
+        env: EnvironmentId,
+        id: TokenId,
+        at: Timestamp,
+    ) -> StoreResult<()> {
         sqlx::query("update provider_token set last_used_at = $1 where environment_id = $2 and provider_token_id = $3")
             .bind(at.0)
             .bind(env.0)
@@ -519,17 +599,27 @@ impl UserStore for DbTx {
         Ok(())
     }
 
-    async fn find_user(&mut self, env: EnvironmentId, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query(&format!("select {USER_COLS} from user_account where environment_id = $1 and user_id = $2"))
-            .bind(env.0)
-            .bind(id.0)
-            .fetch_optional(self.c())
-            .await
-            .map_err(db_err)?;
+    async fn find_user(
+        &mut self,
+        env: EnvironmentId,
+        id: UserId,
+    ) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query(&format!(
+            "select {USER_COLS} from user_account where environment_id = $1 and user_id = $2"
+        ))
+        .bind(env.0)
+        .bind(id.0)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
         row.as_ref().map(user_from).transpose()
     }
 
-    async fn find_user_by_name(&mut self, env: EnvironmentId, user_name_key: &str) -> StoreResult<Option<UserRecord>> {
+    async fn find_user_by_name(
+        &mut self,
+        env: EnvironmentId,
+        user_name_key: &str,
+    ) -> StoreResult<Option<UserRecord>> {
         let row = sqlx::query(&format!(
             "select {USER_COLS} from user_account where environment_id = $1 and user_name_key = $2"
         ))
@@ -598,11 +688,28 @@ impl UserStore for DbTx {
         cond: Option<&Cond>,
         page: Page,
     ) -> StoreResult<Vec<UserRecord>> {
-        let rows = self.fetch_listing(&USERS, env, provider, cond, None, page.offset, page.limit).await?;
+        let rows = self
+            .fetch_listing(
+                &USERS,
+                env,
+                provider,
+                cond,
+                Window {
+                    after: None,
+                    offset: page.offset,
+                    limit: page.limit,
+                },
+            )
+            .await?;
         rows.iter().map(user_from).collect()
     }
 
-    async fn count_users(&mut self, env: EnvironmentId, provider: ProviderId, cond: Option<&Cond>) -> StoreResult<u64> {
+    async fn count_users(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+    ) -> StoreResult<u64> {
         self.count_listing(&USERS, env, provider, cond).await
     }
 
@@ -614,14 +721,32 @@ impl UserStore for DbTx {
         after: Option<Cursor>,
         limit: u64,
     ) -> StoreResult<Vec<UserRecord>> {
-        let rows = self.fetch_listing(&USERS, env, provider, cond, after, 0, limit).await?;
+        let rows = self
+            .fetch_listing(
+                &USERS,
+                env,
+                provider,
+                cond,
+                Window {
+                    after,
+                    offset: 0,
+                    limit,
+                },
+            )
+            .await?;
         rows.iter().map(user_from).collect()
     }
 
-    async fn existing_user_ids(&mut self, env: EnvironmentId, provider: ProviderId, ids: &[UserId]) -> StoreResult<Vec<UserId>> {
+    async fn existing_user_ids(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        ids: &[UserId],
+    ) -> StoreResult<Vec<UserId>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::new("select user_id from user_account where environment_id = ");
+            let mut qb =
+                QueryBuilder::new("select user_id from user_account where environment_id = ");
             qb.push_bind(env.0)
                 .push(" and provider_id = ")
                 .push_bind(provider.0)
@@ -662,17 +787,28 @@ impl GroupStore for DbTx {
         Ok(())
     }
 
-    async fn find_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<Option<GroupRecord>> {
-        let row = sqlx::query(&format!("select {GROUP_COLS} from scim_group where environment_id = $1 and group_id = $2"))
-            .bind(env.0)
-            .bind(id.0)
-            .fetch_optional(self.c())
-            .await
-            .map_err(db_err)?;
+    async fn find_group(
+        &mut self,
+        env: EnvironmentId,
+        id: GroupId,
+    ) -> StoreResult<Option<GroupRecord>> {
+        let row = sqlx::query(&format!(
+            "select {GROUP_COLS} from scim_group where environment_id = $1 and group_id = $2"
+        ))
+        .bind(env.0)
+        .bind(id.0)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
         row.as_ref().map(group_from).transpose()
     }
 
-    async fn find_group_by_name(&mut self, env: EnvironmentId, provider: ProviderId, name_key: &str) -> StoreResult<Option<GroupRecord>> {
+    async fn find_group_by_name(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        name_key: &str,
+    ) -> StoreResult<Option<GroupRecord>> {
         let row = sqlx::query(&format!(
             "select {GROUP_COLS} from scim_group where environment_id = $1 and provider_id = $2 and display_name_key = $3"
         ))
@@ -712,12 +848,13 @@ impl GroupStore for DbTx {
             .execute(self.c())
             .await
             .map_err(db_err)?;
-        let done = sqlx::query("delete from scim_group where environment_id = $1 and group_id = $2")
-            .bind(env.0)
-            .bind(id.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
+        let done =
+            sqlx::query("delete from scim_group where environment_id = $1 and group_id = $2")
+                .bind(env.0)
+                .bind(id.0)
+                .execute(self.c())
+                .await
+                .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -728,11 +865,28 @@ impl GroupStore for DbTx {
         cond: Option<&Cond>,
         page: Page,
     ) -> StoreResult<Vec<GroupRecord>> {
-        let rows = self.fetch_listing(&GROUPS, env, provider, cond, None, page.offset, page.limit).await?;
+        let rows = self
+            .fetch_listing(
+                &GROUPS,
+                env,
+                provider,
+                cond,
+                Window {
+                    after: None,
+                    offset: page.offset,
+                    limit: page.limit,
+                },
+            )
+            .await?;
         rows.iter().map(group_from).collect()
     }
 
-    async fn count_groups(&mut self, env: EnvironmentId, provider: ProviderId, cond: Option<&Cond>) -> StoreResult<u64> {
+    async fn count_groups(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+    ) -> StoreResult<u64> {
         self.count_listing(&GROUPS, env, provider, cond).await
     }
 
@@ -744,16 +898,39 @@ impl GroupStore for DbTx {
         after: Option<Cursor>,
         limit: u64,
     ) -> StoreResult<Vec<GroupRecord>> {
-        let rows = self.fetch_listing(&GROUPS, env, provider, cond, after, 0, limit).await?;
+        let rows = self
+            .fetch_listing(
+                &GROUPS,
+                env,
+                provider,
+                cond,
+                Window {
+                    after,
+                    offset: 0,
+                    limit,
+                },
+            )
+            .await?;
         rows.iter().map(group_from).collect()
     }
 
-    async fn add_members(&mut self, env: EnvironmentId, group: GroupId, users: &[UserId], at: Timestamp) -> StoreResult<Vec<UserId>> {
+    async fn add_members(
+        &mut self,
+        env: EnvironmentId,
+        group: GroupId,
+        users: &[UserId],
+        at: Timestamp,
+    ) -> StoreResult<Vec<UserId>> {
         let mut added = Vec::new();
         for chunk in users.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::new("insert into group_member (group_id, user_id, environment_id, created_at) ");
+            let mut qb = QueryBuilder::new(
+                "insert into group_member (group_id, user_id, environment_id, created_at) ",
+            );
             qb.push_values(chunk, |mut b, u| {
-                b.push_bind(group.0).push_bind(u.0).push_bind(env.0).push_bind(at.0);
+                b.push_bind(group.0)
+                    .push_bind(u.0)
+                    .push_bind(env.0)
+                    .push_bind(at.0);
             });
             qb.push(" on conflict do nothing returning user_id");
             for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
@@ -763,11 +940,19 @@ impl GroupStore for DbTx {
         Ok(added)
     }
 
-    async fn remove_members(&mut self, env: EnvironmentId, group: GroupId, users: &[UserId]) -> StoreResult<Vec<UserId>> {
+    async fn remove_members(
+        &mut self,
+        env: EnvironmentId,
+        group: GroupId,
+        users: &[UserId],
+    ) -> StoreResult<Vec<UserId>> {
         let mut removed = Vec::new();
         for chunk in users.chunks(IN_CHUNK) {
             let mut qb = QueryBuilder::new("delete from group_member where environment_id = ");
-            qb.push_bind(env.0).push(" and group_id = ").push_bind(group.0).push(" and user_id in (");
+            qb.push_bind(env.0)
+                .push(" and group_id = ")
+                .push_bind(group.0)
+                .push(" and user_id in (");
             let mut sep = qb.separated(", ");
             for u in chunk {
                 sep.push_bind(u.0);
@@ -787,7 +972,9 @@ impl GroupStore for DbTx {
             .fetch_all(self.c())
             .await
             .map_err(db_err)?;
-        rows.iter().map(|r| Ok(UserId(get(r, "user_id")?))).collect()
+        rows.iter()
+            .map(|r| Ok(UserId(get(r, "user_id")?)))
+            .collect()
     }
 
     async fn members(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<MemberRef>> {
@@ -802,11 +989,20 @@ impl GroupStore for DbTx {
         .await
         .map_err(db_err)?;
         rows.iter()
-            .map(|r| Ok(MemberRef { user_id: UserId(get(r, "user_id")?), display: get(r, "display")? }))
+            .map(|r| {
+                Ok(MemberRef {
+                    user_id: UserId(get(r, "user_id")?),
+                    display: get(r, "display")?,
+                })
+            })
             .collect()
     }
 
-    async fn groups_of_users(&mut self, env: EnvironmentId, users: &[UserId]) -> StoreResult<Vec<(UserId, GroupRef)>> {
+    async fn groups_of_users(
+        &mut self,
+        env: EnvironmentId,
+        users: &[UserId],
+    ) -> StoreResult<Vec<(UserId, GroupRef)>> {
         let mut out = Vec::new();
         for chunk in users.chunks(IN_CHUNK) {
             let mut qb = QueryBuilder::new(
@@ -822,7 +1018,10 @@ impl GroupStore for DbTx {
             for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
                 out.push((
                     UserId(get(&row, "user_id")?),
-                    GroupRef { group_id: GroupId(get(&row, "group_id")?), display: get(&row, "display_name")? },
+                    GroupRef {
+                        group_id: GroupId(get(&row, "group_id")?),
+                        display: get(&row, "display_name")?,
+                    },
                 ));
             }
         }
@@ -849,7 +1048,9 @@ fn log_from(row: &DbRow) -> StoreResult<SyncLogEntry> {
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| StoreError::Corrupt("log entry without its provider".into()))?,
         },
-        "admin" => Actor::Admin { name: actor_name.unwrap_or_default() },
+        "admin" => Actor::Admin {
+            name: actor_name.unwrap_or_default(),
+        },
         _ => Actor::System,
     };
     let details: String = get(row, "details")?;
@@ -864,7 +1065,11 @@ fn log_from(row: &DbRow) -> StoreResult<SyncLogEntry> {
         subject_id: get(row, "subject_id")?,
         subject_name: get(row, "subject_name")?,
         details: serde_json::from_str(&details).unwrap_or(Value::Null),
-        outcome: if outcome == "error" { Outcome::Error } else { Outcome::Success },
+        outcome: if outcome == "error" {
+            Outcome::Error
+        } else {
+            Outcome::Success
+        },
         message: get(row, "message")?,
     })
 }
@@ -898,7 +1103,11 @@ impl SyncLogStore for DbTx {
         Ok(())
     }
 
-    async fn recent_log(&mut self, env: EnvironmentId, limit: u64) -> StoreResult<Vec<SyncLogEntry>> {
+    async fn recent_log(
+        &mut self,
+        env: EnvironmentId,
+        limit: u64,
+    ) -> StoreResult<Vec<SyncLogEntry>> {
         let rows = sqlx::query(
             "select environment_id, at, provider_id, actor_kind, actor_id, actor_name, action, subject_kind, subject_id, \
              subject_name, details, outcome, message from sync_log where environment_id = $1 \

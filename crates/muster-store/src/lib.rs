@@ -1,8 +1,8 @@
 //! SQLite and PostgreSQL implementations of Muster's store traits.
 //!
 //! # Layout
-//! - [`sqlite`]: [`SqliteStore`], WAL mode, one writer and a pool of readers.
-//! - [`postgres`]: [`PgStore`].
+//! - [`sqlite`] holds `SqliteStore`: WAL mode, one writer and a pool of readers.
+//! - [`postgres`] holds `PgStore`.
 //! - `common.rs`: the SQL both share, compiled once per backend.
 //! - `migrations/{sqlite,postgres}`: the schema, with the same version numbers in both.
 
@@ -24,7 +24,10 @@ fn classify(text: &str) -> Unique {
         Unique::UserName
     } else if text.contains("display_name_key") {
         Unique::GroupName
-    } else if text.contains("org.name_key") || text.contains("org_name_key") || text.contains("org_root") {
+    } else if text.contains("org.name_key")
+        || text.contains("org_name_key")
+        || text.contains("org_root")
+    {
         Unique::OrgName
     } else if text.contains("provider.name_key") || text.contains("provider_name_key") {
         Unique::ProviderName
@@ -44,13 +47,21 @@ pub enum AnyStore {
 
 impl AnyStore {
     /// Opens `url`: `postgres://` or `postgresql://` for PostgreSQL, `sqlite:` for SQLite.
-    pub async fn connect(url: &str, sqlite: &SqliteSettings, pg_max_connections: u32) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        sqlite: &SqliteSettings,
+        pg_max_connections: u32,
+    ) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(AnyStore::Postgres(PgStore::connect(url, pg_max_connections).await?))
+            Ok(AnyStore::Postgres(
+                PgStore::connect(url, pg_max_connections).await?,
+            ))
         } else if url.starts_with("sqlite:") {
             Ok(AnyStore::Sqlite(SqliteStore::connect(url, sqlite).await?))
         } else {
-            Err(StoreError::Database("the database URL must start with sqlite: or postgres://".into()))
+            Err(StoreError::Database(
+                "the database URL must start with sqlite: or postgres://".into(),
+            ))
         }
     }
 

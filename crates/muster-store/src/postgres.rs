@@ -10,6 +10,8 @@ use muster_core::store::{Store, StoreResult, Tx};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+// The shared SQL, compiled for this backend (see common.rs).
+#[allow(clippy::duplicate_mod)]
 #[path = "common.rs"]
 mod common;
 
@@ -32,7 +34,9 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to `url` (`postgres://user@host/db`) with a pool of `max_connections`.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
-        let options = PgConnectOptions::from_str(url).map_err(db_err)?.application_name("muster");
+        let options = PgConnectOptions::from_str(url)
+            .map_err(db_err)?
+            .application_name("muster");
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
@@ -44,7 +48,10 @@ impl PgStore {
 
     /// Applies pending migrations (serialised across processes by an advisory lock).
     pub async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Database(Box::new(e)))
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Database(Box::new(e)))
     }
 
     /// Closes the pool.
@@ -66,7 +73,10 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("select 1").execute(&self.pool).await.map_err(db_err)?;
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 

@@ -15,6 +15,8 @@ use muster_core::store::{Store, StoreResult, Tx};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+// The shared SQL, compiled for this backend (see common.rs).
+#[allow(clippy::duplicate_mod)]
 #[path = "common.rs"]
 mod common;
 
@@ -39,7 +41,10 @@ pub struct SqliteSettings {
 
 impl Default for SqliteSettings {
     fn default() -> Self {
-        Self { readers: 4, synchronous_full: false }
+        Self {
+            readers: 4,
+            synchronous_full: false,
+        }
     }
 }
 
@@ -57,7 +62,11 @@ impl SqliteStore {
             .map_err(db_err)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(if settings.synchronous_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
+            .synchronous(if settings.synchronous_full {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("temp_store", "memory")
@@ -88,12 +97,19 @@ impl SqliteStore {
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.writer).await.map_err(|e| StoreError::Database(Box::new(e)))
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Database(Box::new(e)))
     }
 
     /// Writes a consistent copy of the database to `path` while it is in use (`VACUUM INTO`).
     pub async fn backup_to(&self, path: &str) -> StoreResult<()> {
-        sqlx::query("vacuum into $1").bind(path).execute(&self.writer).await.map_err(db_err)?;
+        sqlx::query("vacuum into $1")
+            .bind(path)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 
@@ -107,7 +123,11 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
-        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
         Ok(Box::new(DbTx::Tx(tx)))
     }
 
@@ -117,7 +137,10 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("select 1").execute(&self.reader).await.map_err(db_err)?;
+        sqlx::query("select 1")
+            .execute(&self.reader)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 

@@ -11,7 +11,9 @@ use crate::AppState;
 
 /// `/healthz` and `/readyz`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(get_health)).route("/readyz", get(get_ready))
+    Router::new()
+        .route("/healthz", get(get_health))
+        .route("/readyz", get(get_ready))
 }
 
 /// The process is up.
@@ -22,10 +24,16 @@ async fn get_health() -> impl IntoResponse {
 /// The database answers.
 async fn get_ready(State(state): State<AppState>) -> impl IntoResponse {
     match state.muster.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "database": state.muster.store.backend()}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "database": state.muster.store.backend()})),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: the database does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "database": state.muster.store.backend()})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "database": state.muster.store.backend()})),
+            )
         }
     }
 }

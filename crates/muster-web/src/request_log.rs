@@ -18,7 +18,11 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct RequestId(pub String);
 
 fn acceptable(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Middleware: assigns the id (keeping a sane one the caller sent), logs the outcome.
@@ -38,7 +42,11 @@ pub async fn track(mut req: Request, next: Next) -> Response {
     let mut resp = next.run(req).instrument(span.clone()).await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let status = resp.status().as_u16();
-    let scim_type = resp.extensions().get::<ScimError>().and_then(|e| e.scim_type).map(|t| t.as_str());
+    let scim_type = resp
+        .extensions()
+        .get::<ScimError>()
+        .and_then(|e| e.scim_type)
+        .map(|t| t.as_str());
     span.in_scope(|| {
         if status >= 500 {
             tracing::error!(status, elapsed_ms, "request failed");

@@ -123,7 +123,9 @@ pub fn parse_duration_secs(text: &str) -> Result<i64, String> {
         Some(i) => (&t[..i], &t[i..]),
         None => (t, "s"),
     };
-    let n: i64 = num.parse().map_err(|_| format!("'{text}' is not a duration such as 15m, 2h or 7d"))?;
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 15m, 2h or 7d"))?;
     let factor = match unit.trim() {
         "s" | "sec" | "secs" | "seconds" => 1,
         "m" | "min" | "mins" | "minutes" => 60,
@@ -131,7 +133,8 @@ pub fn parse_duration_secs(text: &str) -> Result<i64, String> {
         "d" | "days" => 86_400,
         _ => return Err(format!("'{text}' is not a duration such as 15m, 2h or 7d")),
     };
-    n.checked_mul(factor).ok_or_else(|| format!("'{text}' is too long"))
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("'{text}' is too long"))
 }
 
 /// A duration in words, for people.
@@ -177,7 +180,9 @@ fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
 
 fn cli_actor() -> Actor {
     let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-    Actor::Admin { name: format!("cli:{who}") }
+    Actor::Admin {
+        name: format!("cli:{who}"),
+    }
 }
 
 /// Runs an administration command.
@@ -208,13 +213,25 @@ pub async fn run_admin(cfg: &Config, cmd: ProviderCmd) -> anyhow::Result<()> {
         ProviderCmd::List { json } => {
             let providers = m.list_providers(env).await?;
             if json {
-                print_json(&json!(providers.iter().map(|p| provider_json(p, &m.scim_base_url(p.id))).collect::<Vec<_>>()))?;
+                print_json(&json!(providers
+                    .iter()
+                    .map(|p| provider_json(p, &m.scim_base_url(p.id)))
+                    .collect::<Vec<_>>()))?;
             } else if providers.is_empty() {
                 println!("No providers yet. Add one with: muster provider add --name \"Okta\"");
             } else {
-                println!("{:<36}  {:<24}  {:<12}  SCIM BASE URL", "ID", "NAME", "DELAY");
+                println!(
+                    "{:<36}  {:<24}  {:<12}  SCIM BASE URL",
+                    "ID", "NAME", "DELAY"
+                );
                 for p in providers {
-                    println!("{:<36}  {:<24}  {:<12}  {}", p.id, p.name, describe_secs(p.deactivation_delay_secs), m.scim_base_url(p.id));
+                    println!(
+                        "{:<36}  {:<24}  {:<12}  {}",
+                        p.id,
+                        p.name,
+                        describe_secs(p.deactivation_delay_secs),
+                        m.scim_base_url(p.id)
+                    );
                 }
             }
             Ok(())
@@ -225,28 +242,53 @@ pub async fn run_admin(cfg: &Config, cmd: ProviderCmd) -> anyhow::Result<()> {
             if json {
                 let now = m.now();
                 let mut v = provider_json(&p, &m.scim_base_url(p.id));
-                v["tokens"] = json!(tokens.iter().map(|t| token_json(t, now)).collect::<Vec<_>>());
+                v["tokens"] = json!(tokens
+                    .iter()
+                    .map(|t| token_json(t, now))
+                    .collect::<Vec<_>>());
                 print_json(&v)?;
             } else {
                 println!("{}", p.name);
                 println!("  Provider ID:         {}", p.id);
                 println!("  SCIM base URL:       {}", m.scim_base_url(p.id));
-                println!("  Deactivation delay:  {}", describe_secs(p.deactivation_delay_secs));
+                println!(
+                    "  Deactivation delay:  {}",
+                    describe_secs(p.deactivation_delay_secs)
+                );
                 println!("  Created:             {}", p.created_at);
-                println!("  Last sync:           {}", p.last_sync_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into()));
-                println!("  Live tokens:         {}", tokens.iter().filter(|t| t.is_live(m.now())).count());
+                println!(
+                    "  Last sync:           {}",
+                    p.last_sync_at
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "never".into())
+                );
+                println!(
+                    "  Live tokens:         {}",
+                    tokens.iter().filter(|t| t.is_live(m.now())).count()
+                );
             }
             Ok(())
         }
-        ProviderCmd::Update { id, name, deactivation_delay, json } => {
+        ProviderCmd::Update {
+            id,
+            name,
+            deactivation_delay,
+            json,
+        } => {
             if name.is_none() && deactivation_delay.is_none() {
                 bail!("nothing to change: give --name or --deactivation-delay");
             }
-            let p = m.update_provider(env, id, name.as_deref(), deactivation_delay, &cli_actor()).await?;
+            let p = m
+                .update_provider(env, id, name.as_deref(), deactivation_delay, &cli_actor())
+                .await?;
             if json {
                 print_json(&provider_json(&p, &m.scim_base_url(p.id)))?;
             } else {
-                println!("Provider \"{}\" updated; deactivation delay: {}.", p.name, describe_secs(p.deactivation_delay_secs));
+                println!(
+                    "Provider \"{}\" updated; deactivation delay: {}.",
+                    p.name,
+                    describe_secs(p.deactivation_delay_secs)
+                );
             }
             Ok(())
         }
@@ -256,15 +298,29 @@ pub async fn run_admin(cfg: &Config, cmd: ProviderCmd) -> anyhow::Result<()> {
     result
 }
 
-async fn run_token(m: &muster_core::Muster, env: muster_core::ids::EnvironmentId, cmd: TokenCmd) -> anyhow::Result<()> {
+async fn run_token(
+    m: &muster_core::Muster,
+    env: muster_core::ids::EnvironmentId,
+    cmd: TokenCmd,
+) -> anyhow::Result<()> {
     match cmd {
-        TokenCmd::Add { provider, label, expires_in, expires_at, json } => {
+        TokenCmd::Add {
+            provider,
+            label,
+            expires_in,
+            expires_at,
+            json,
+        } => {
             let expires = match (expires_in, expires_at) {
                 (Some(secs), _) => Some(m.now().plus_secs(secs)),
-                (None, Some(at)) => Some(Timestamp::parse_rfc3339(&at).context("--expires-at must be an RFC 3339 time such as 2027-01-01T00:00:00Z")?),
+                (None, Some(at)) => Some(Timestamp::parse_rfc3339(&at).context(
+                    "--expires-at must be an RFC 3339 time such as 2027-01-01T00:00:00Z",
+                )?),
                 (None, None) => None,
             };
-            let created = m.create_token(env, provider, &label, expires, &cli_actor()).await?;
+            let created = m
+                .create_token(env, provider, &label, expires, &cli_actor())
+                .await?;
             if json {
                 let mut v = token_json(&created.token, m.now());
                 v["secret"] = json!(created.secret);
@@ -286,9 +342,15 @@ async fn run_token(m: &muster_core::Muster, env: muster_core::ids::EnvironmentId
             let tokens = m.list_tokens(env, provider).await?;
             let now = m.now();
             if json {
-                print_json(&json!(tokens.iter().map(|t| token_json(t, now)).collect::<Vec<_>>()))?;
+                print_json(&json!(tokens
+                    .iter()
+                    .map(|t| token_json(t, now))
+                    .collect::<Vec<_>>()))?;
             } else {
-                println!("{:<36}  {:<12}  {:<16}  {:<8}  {:<24}  LAST USED", "ID", "PREFIX", "LABEL", "STATE", "EXPIRES");
+                println!(
+                    "{:<36}  {:<12}  {:<16}  {:<8}  {:<24}  LAST USED",
+                    "ID", "PREFIX", "LABEL", "STATE", "EXPIRES"
+                );
                 for t in tokens {
                     let state = if t.revoked_at.is_some() {
                         "revoked"
@@ -303,8 +365,12 @@ async fn run_token(m: &muster_core::Muster, env: muster_core::ids::EnvironmentId
                         t.prefix,
                         t.label,
                         state,
-                        t.expires_at.map(|x| x.to_string()).unwrap_or_else(|| "never".into()),
-                        t.last_used_at.map(|x| x.to_string()).unwrap_or_else(|| "never".into())
+                        t.expires_at
+                            .map(|x| x.to_string())
+                            .unwrap_or_else(|| "never".into()),
+                        t.last_used_at
+                            .map(|x| x.to_string())
+                            .unwrap_or_else(|| "never".into())
                     );
                 }
             }

@@ -82,7 +82,10 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen_addr", &self.listen_addr)
-            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
             .field("data_dir", &self.data_dir)
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
@@ -103,7 +106,13 @@ pub struct Overrides {
     #[arg(long, global = true, env = "MUSTER_LISTEN_ADDR", value_name = "ADDR")]
     pub listen_addr: Option<String>,
     /// Database URL (sqlite://FILE or postgres://...) [default: SQLite in the data directory].
-    #[arg(long, global = true, env = "MUSTER_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "MUSTER_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Data directory [default: ./muster-data].
     #[arg(long, global = true, env = "MUSTER_DATA_DIR", value_name = "DIR")]
@@ -156,8 +165,10 @@ impl Config {
     }
 
     fn from_file(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration in {}", path.display()))
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -196,9 +207,18 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://muster:s3cret@db:5432/muster"), "postgres://muster:***@db:5432/muster");
-        assert_eq!(redact_url("postgres://muster@db/muster"), "postgres://muster@db/muster");
-        let cfg = Config { database_url: Some("postgres://u:hunter2@h/d".into()), ..Config::default() };
+        assert_eq!(
+            redact_url("postgres://muster:s3cret@db:5432/muster"),
+            "postgres://muster:***@db:5432/muster"
+        );
+        assert_eq!(
+            redact_url("postgres://muster@db/muster"),
+            "postgres://muster@db/muster"
+        );
+        let cfg = Config {
+            database_url: Some("postgres://u:hunter2@h/d".into()),
+            ..Config::default()
+        };
         assert!(!format!("{cfg:?}").contains("hunter2"));
     }
 

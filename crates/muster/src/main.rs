@@ -12,9 +12,15 @@ use config::{Config, LogFormat};
 
 fn init_logging(cfg: &Config) {
     let filter = EnvFilter::try_new(&cfg.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cfg.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
         LogFormat::Human => builder.init(),
     }
 }
@@ -28,7 +34,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("muster: cannot start the runtime: {e}");
@@ -40,7 +49,10 @@ fn main() -> std::process::ExitCode {
         init_logging(&cfg);
     } else {
         // Administration commands print their results; logs only for warnings.
-        let quiet = Config { log_level: std::env::var("MUSTER_LOG").unwrap_or_else(|_| "warn".into()), ..cfg.clone() };
+        let quiet = Config {
+            log_level: std::env::var("MUSTER_LOG").unwrap_or_else(|_| "warn".into()),
+            ..cfg.clone()
+        };
         init_logging(&quiet);
     }
     let result = runtime.block_on(async move {

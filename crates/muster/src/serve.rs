@@ -26,22 +26,42 @@ pub struct App {
 pub async fn open(cfg: &Config) -> anyhow::Result<App> {
     let url = cfg.database_url();
     if cfg.database_url.is_none() {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .with_context(|| format!("cannot create the data directory {}", cfg.data_dir.display()))?;
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                cfg.data_dir.display()
+            )
+        })?;
     }
-    let sqlite = SqliteSettings { readers: cfg.sqlite_readers, synchronous_full: cfg.sqlite_synchronous_full };
+    let sqlite = SqliteSettings {
+        readers: cfg.sqlite_readers,
+        synchronous_full: cfg.sqlite_synchronous_full,
+    };
     let store = AnyStore::connect(&url, &sqlite, cfg.pg_max_connections)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
-    store.migrate().await.context("cannot apply database migrations")?;
-    let settings = Settings { public_url: cfg.public_url(), max_page_size: cfg.max_page_size };
+    store
+        .migrate()
+        .await
+        .context("cannot apply database migrations")?;
+    let settings = Settings {
+        public_url: cfg.public_url(),
+        max_page_size: cfg.max_page_size,
+    };
     let muster = Muster::new(store.shared(), Arc::new(SystemClock), settings);
-    let env = muster.ensure_environment(&cfg.environment).await.context("cannot prepare the environment")?;
+    let env = muster
+        .ensure_environment(&cfg.environment)
+        .await
+        .context("cannot prepare the environment")?;
     Ok(App { store, muster, env })
 }
 
 /// Serves on `listener` until `shutdown` completes, then drains in-flight requests.
-pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let app = open(&cfg).await?;
     let addr = listener.local_addr()?;
     tracing::info!(
@@ -51,8 +71,13 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: impl Future<Outpu
         environment = %app.env.slug,
         "Muster is listening"
     );
-    let router = muster_web::router(muster_web::AppState { muster: app.muster.clone() });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("the server failed")?;
+    let router = muster_web::router(muster_web::AppState {
+        muster: app.muster.clone(),
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the server failed")?;
     tracing::info!("Muster stopped");
     app.store.close().await;
     Ok(())

@@ -41,18 +41,30 @@ pub fn service_provider_config(base_url: &str, max_results: u64) -> Value {
 }
 
 /// `GET /ServiceProviderConfig` (RFC 7644 §4).
-pub async fn get_service_provider_config(ProviderAuth(ctx): ProviderAuth, state: axum::extract::State<crate::AppState>) -> Response {
-    scim_json(200, &service_provider_config(&ctx.base_url, state.muster.settings.max_page_size))
+pub async fn get_service_provider_config(
+    ProviderAuth(ctx): ProviderAuth,
+    state: axum::extract::State<crate::AppState>,
+) -> Response {
+    scim_json(
+        200,
+        &service_provider_config(&ctx.base_url, state.muster.settings.max_page_size),
+    )
 }
 
 /// `GET /ResourceTypes` (RFC 7644 §4).
 pub async fn list_resource_types(ProviderAuth(ctx): ProviderAuth) -> Response {
-    let all = vec![USER_RESOURCE.to_json(&ctx.base_url), GROUP_RESOURCE.to_json(&ctx.base_url)];
+    let all = vec![
+        USER_RESOURCE.to_json(&ctx.base_url),
+        GROUP_RESOURCE.to_json(&ctx.base_url),
+    ];
     scim_json(200, &list_response(2, 1, all))
 }
 
 /// `GET /ResourceTypes/{name}` (RFC 7644 §4).
-pub async fn get_resource_type(ProviderAuth(ctx): ProviderAuth, Path((_, name)): Path<(String, String)>) -> Result<Response, ScimErrorResponse> {
+pub async fn get_resource_type(
+    ProviderAuth(ctx): ProviderAuth,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<Response, ScimErrorResponse> {
     [&USER_RESOURCE, &GROUP_RESOURCE]
         .into_iter()
         .find(|rt| rt.name.eq_ignore_ascii_case(&name))
@@ -62,12 +74,18 @@ pub async fn get_resource_type(ProviderAuth(ctx): ProviderAuth, Path((_, name)):
 
 /// `GET /Schemas` (RFC 7644 §4).
 pub async fn list_schemas(ProviderAuth(ctx): ProviderAuth) -> Response {
-    let all: Vec<Value> = ALL_SCHEMAS.iter().map(|s| s.to_json(&ctx.base_url)).collect();
+    let all: Vec<Value> = ALL_SCHEMAS
+        .iter()
+        .map(|s| s.to_json(&ctx.base_url))
+        .collect();
     scim_json(200, &list_response(all.len() as u64, 1, all))
 }
 
 /// `GET /Schemas/{id}` (RFC 7644 §4).
-pub async fn get_schema(ProviderAuth(ctx): ProviderAuth, Path((_, id)): Path<(String, String)>) -> Result<Response, ScimErrorResponse> {
+pub async fn get_schema(
+    ProviderAuth(ctx): ProviderAuth,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ScimErrorResponse> {
     ALL_SCHEMAS
         .iter()
         .find(|s| s.id.eq_ignore_ascii_case(&id))

@@ -26,20 +26,33 @@ fn unauthorized(detail: &str) -> ScimErrorResponse {
 impl FromRequestParts<AppState> for ProviderAuth {
     type Rejection = ScimErrorResponse;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let params: Path<HashMap<String, String>> = Path::from_request_parts(parts, state)
             .await
             .map_err(|_| ScimErrorResponse(ScimError::not_found("no such SCIM endpoint")))?;
         let provider: ProviderId = params
             .get("provider")
             .and_then(|p| p.parse().ok())
-            .ok_or_else(|| ScimErrorResponse(ScimError::not_found("no provisioning provider at this URL")))?;
-        let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+            .ok_or_else(|| {
+                ScimErrorResponse(ScimError::not_found("no provisioning provider at this URL"))
+            })?;
+        let Some(value) = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
             return Err(unauthorized("authentication required: send the provider's token as 'Authorization: Bearer <token>'"));
         };
         let token = match value.trim().split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-            _ => return Err(unauthorized("the Authorization header must use the Bearer scheme")),
+            _ => {
+                return Err(unauthorized(
+                    "the Authorization header must use the Bearer scheme",
+                ))
+            }
         };
         let ctx = state.muster.authenticate_provider(provider, token).await?;
         tracing::Span::current().record("provider", tracing::field::display(provider));
@@ -63,16 +76,27 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+            .map(|ct| {
+                ct.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ScimErrorResponse(ScimError::new(
                     413,
                     None,
-                    format!("the request body is larger than {} bytes", crate::MAX_BODY_BYTES),
+                    format!(
+                        "the request body is larger than {} bytes",
+                        crate::MAX_BODY_BYTES
+                    ),
                 ))
             } else {
-                ScimErrorResponse(ScimError::invalid_syntax("the request body could not be read"))
+                ScimErrorResponse(ScimError::invalid_syntax(
+                    "the request body could not be read",
+                ))
             }
         })?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -82,7 +106,9 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
                 }
                 _ => String::new(),
             };
-            ScimErrorResponse(ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}{hint}")))
+            ScimErrorResponse(ScimError::invalid_syntax(format!(
+                "the request body is not valid JSON: {e}{hint}"
+            )))
         })?;
         Ok(ScimBody(value))
     }
@@ -97,8 +123,9 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-            .map_err(|_| ScimErrorResponse(ScimError::invalid_syntax("the query string is malformed")))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
+            ScimErrorResponse(ScimError::invalid_syntax("the query string is malformed"))
+        })?;
         Ok(QueryPairs(pairs))
     }
 }
@@ -106,7 +133,10 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 impl QueryPairs {
     /// The value of a parameter, its name matched case-insensitively.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The list parameters (RFC 7644 §3.4.2).
@@ -132,7 +162,15 @@ pub struct Conditions {
 impl Conditions {
     /// Reads the headers.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let get = |h| headers.get(h).and_then(|v: &axum::http::HeaderValue| v.to_str().ok()).map(str::to_string);
-        Self { if_match: get(header::IF_MATCH), if_none_match: get(header::IF_NONE_MATCH) }
+        let get = |h| {
+            headers
+                .get(h)
+                .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Self {
+            if_match: get(header::IF_MATCH),
+            if_none_match: get(header::IF_NONE_MATCH),
+        }
     }
 }

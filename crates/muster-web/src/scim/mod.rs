@@ -32,11 +32,26 @@ pub fn router() -> Router<AppState> {
     let scim = Router::new()
         .route("/Users", get(list_users).post(create_user))
         .route("/Users/.search", post(search_users))
-        .route("/Users/{id}", get(get_user).put(replace_user).delete(delete_user).patch(patch_unsupported))
+        .route(
+            "/Users/{id}",
+            get(get_user)
+                .put(replace_user)
+                .delete(delete_user)
+                .patch(patch_unsupported),
+        )
         .route("/Groups", get(list_groups).post(create_group))
         .route("/Groups/.search", post(search_groups))
-        .route("/Groups/{id}", get(get_group).put(replace_group).delete(delete_group).patch(patch_unsupported))
-        .route("/ServiceProviderConfig", get(discovery::get_service_provider_config))
+        .route(
+            "/Groups/{id}",
+            get(get_group)
+                .put(replace_group)
+                .delete(delete_group)
+                .patch(patch_unsupported),
+        )
+        .route(
+            "/ServiceProviderConfig",
+            get(discovery::get_service_provider_config),
+        )
         .route("/ResourceTypes", get(discovery::list_resource_types))
         .route("/ResourceTypes/{name}", get(discovery::get_resource_type))
         .route("/Schemas", get(discovery::list_schemas))
@@ -50,11 +65,19 @@ pub fn router() -> Router<AppState> {
 pub fn scim_json(status: u16, body: &Value) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SCIM_CONTENT_TYPE),
+    );
     resp
 }
 
-fn single(status: u16, resource: Map<String, Value>, version: i64, location: Option<&str>) -> Response {
+fn single(
+    status: u16,
+    resource: Map<String, Value>,
+    version: i64,
+    location: Option<&str>,
+) -> Response {
     let mut resp = scim_json(status, &Value::Object(resource));
     if let Ok(v) = HeaderValue::from_str(&etag(version)) {
         resp.headers_mut().insert(header::ETAG, v);
@@ -73,13 +96,23 @@ async fn patch_unsupported() -> ScimErrorResponse {
     ScimError::new(501, None, "PATCH is not supported yet; use PUT").into()
 }
 
-fn user_out(state: &AppState, ctx: &ProviderCtx, v: &UserView, projection: &Projection) -> Map<String, Value> {
+fn user_out(
+    state: &AppState,
+    ctx: &ProviderCtx,
+    v: &UserView,
+    projection: &Projection,
+) -> Map<String, Value> {
     let mut r = state.muster.render_user(ctx, v);
     projection.apply(&USER_RESOURCE, &mut r);
     r
 }
 
-fn group_out(state: &AppState, ctx: &ProviderCtx, v: &GroupView, projection: &Projection) -> Map<String, Value> {
+fn group_out(
+    state: &AppState,
+    ctx: &ProviderCtx,
+    v: &GroupView,
+    projection: &Projection,
+) -> Map<String, Value> {
     let mut r = state.muster.render_group(ctx, v);
     projection.apply(&GROUP_RESOURCE, &mut r);
     r
@@ -90,11 +123,21 @@ fn wants(projection: &Projection, rt: &'static muster_scim::ResourceTypeDef, att
 }
 
 /// `POST /Users` (RFC 7644 §3.3).
-async fn create_user(State(state): State<AppState>, ProviderAuth(ctx): ProviderAuth, q: QueryPairs, ScimBody(body): ScimBody) -> ScimResult {
+async fn create_user(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    q: QueryPairs,
+    ScimBody(body): ScimBody,
+) -> ScimResult {
     let created = state.muster.create_user(&ctx, &body).await?;
     let p = q.projection(&USER_RESOURCE);
     let location = format!("{}/Users/{}", ctx.base_url, created.view.user.id);
-    Ok(single(201, user_out(&state, &ctx, &created.view, &p), created.view.user.version, Some(&location)))
+    Ok(single(
+        201,
+        user_out(&state, &ctx, &created.view, &p),
+        created.view.user.version,
+        Some(&location),
+    ))
 }
 
 /// `GET /Users/{id}` (RFC 7644 §3.4.1).
@@ -106,11 +149,19 @@ async fn get_user(
     headers: HeaderMap,
 ) -> ScimResult {
     let p = q.projection(&USER_RESOURCE);
-    let v = state.muster.get_user(&ctx, &id, wants(&p, &USER_RESOURCE, "groups")).await?;
+    let v = state
+        .muster
+        .get_user(&ctx, &id, wants(&p, &USER_RESOURCE, "groups"))
+        .await?;
     if not_modified(&headers, v.user.version) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    Ok(single(200, user_out(&state, &ctx, &v, &p), v.user.version, None))
+    Ok(single(
+        200,
+        user_out(&state, &ctx, &v, &p),
+        v.user.version,
+        None,
+    ))
 }
 
 /// `If-None-Match` on GET (RFC 7644 §3.14): 304 when the client has the current version.
@@ -118,7 +169,11 @@ fn not_modified(headers: &HeaderMap, version: i64) -> bool {
     let current = etag(version);
     Conditions::from_headers(headers)
         .if_none_match
-        .is_some_and(|h| h.split(',').map(str::trim).any(|t| t == "*" || t == current))
+        .is_some_and(|h| {
+            h.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t == current)
+        })
 }
 
 /// `PUT /Users/{id}` (RFC 7644 §3.5.1).
@@ -131,9 +186,17 @@ async fn replace_user(
     ScimBody(body): ScimBody,
 ) -> ScimResult {
     let cond = Conditions::from_headers(&headers);
-    let v = state.muster.replace_user(&ctx, &id, &body, cond.if_match.as_deref()).await?;
+    let v = state
+        .muster
+        .replace_user(&ctx, &id, &body, cond.if_match.as_deref())
+        .await?;
     let p = q.projection(&USER_RESOURCE);
-    Ok(single(200, user_out(&state, &ctx, &v, &p), v.user.version, None))
+    Ok(single(
+        200,
+        user_out(&state, &ctx, &v, &p),
+        v.user.version,
+        None,
+    ))
 }
 
 /// `DELETE /Users/{id}` (RFC 7644 §3.6).
@@ -144,33 +207,68 @@ async fn delete_user(
     headers: HeaderMap,
 ) -> ScimResult {
     let cond = Conditions::from_headers(&headers);
-    state.muster.delete_user(&ctx, &id, cond.if_match.as_deref()).await?;
+    state
+        .muster
+        .delete_user(&ctx, &id, cond.if_match.as_deref())
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn users_page(state: &AppState, ctx: &ProviderCtx, params: ListParams) -> ScimResult {
-    let p = Projection::parse(&USER_RESOURCE, params.attributes.as_deref(), params.excluded_attributes.as_deref());
-    let result = state.muster.list_users(ctx, &params, wants(&p, &USER_RESOURCE, "groups")).await?;
-    let resources = result.items.iter().map(|v| Value::Object(user_out(state, ctx, v, &p))).collect();
-    Ok(scim_json(200, &list_response(result.total, result.start_index, resources)))
+    let p = Projection::parse(
+        &USER_RESOURCE,
+        params.attributes.as_deref(),
+        params.excluded_attributes.as_deref(),
+    );
+    let result = state
+        .muster
+        .list_users(ctx, &params, wants(&p, &USER_RESOURCE, "groups"))
+        .await?;
+    let resources = result
+        .items
+        .iter()
+        .map(|v| Value::Object(user_out(state, ctx, v, &p)))
+        .collect();
+    Ok(scim_json(
+        200,
+        &list_response(result.total, result.start_index, resources),
+    ))
 }
 
 /// `GET /Users` (RFC 7644 §3.4.2).
-async fn list_users(State(state): State<AppState>, ProviderAuth(ctx): ProviderAuth, q: QueryPairs) -> ScimResult {
+async fn list_users(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    q: QueryPairs,
+) -> ScimResult {
     users_page(&state, &ctx, q.list_params()?).await
 }
 
 /// `POST /Users/.search` (RFC 7644 §3.4.3).
-async fn search_users(State(state): State<AppState>, ProviderAuth(ctx): ProviderAuth, ScimBody(body): ScimBody) -> ScimResult {
+async fn search_users(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    ScimBody(body): ScimBody,
+) -> ScimResult {
     users_page(&state, &ctx, ListParams::from_search_body(&body)?).await
 }
 
 /// `POST /Groups` (RFC 7644 §3.3).
-async fn create_group(State(state): State<AppState>, ProviderAuth(ctx): ProviderAuth, q: QueryPairs, ScimBody(body): ScimBody) -> ScimResult {
+async fn create_group(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    q: QueryPairs,
+    ScimBody(body): ScimBody,
+) -> ScimResult {
     let v = state.muster.create_group(&ctx, &body).await?;
     let p = q.projection(&GROUP_RESOURCE);
     let location = format!("{}/Groups/{}", ctx.base_url, v.group.id);
-    Ok(single(201, group_out(&state, &ctx, &v, &p), v.group.version, Some(&location)))
+    Ok(single(
+        201,
+        group_out(&state, &ctx, &v, &p),
+        v.group.version,
+        Some(&location),
+    ))
 }
 
 /// `GET /Groups/{id}` (RFC 7644 §3.4.1); members are read only when they will be returned.
@@ -182,11 +280,19 @@ async fn get_group(
     headers: HeaderMap,
 ) -> ScimResult {
     let p = q.projection(&GROUP_RESOURCE);
-    let v = state.muster.get_group(&ctx, &id, wants(&p, &GROUP_RESOURCE, "members")).await?;
+    let v = state
+        .muster
+        .get_group(&ctx, &id, wants(&p, &GROUP_RESOURCE, "members"))
+        .await?;
     if not_modified(&headers, v.group.version) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    Ok(single(200, group_out(&state, &ctx, &v, &p), v.group.version, None))
+    Ok(single(
+        200,
+        group_out(&state, &ctx, &v, &p),
+        v.group.version,
+        None,
+    ))
 }
 
 /// `PUT /Groups/{id}` (RFC 7644 §3.5.1).
@@ -199,9 +305,17 @@ async fn replace_group(
     ScimBody(body): ScimBody,
 ) -> ScimResult {
     let cond = Conditions::from_headers(&headers);
-    let v = state.muster.replace_group(&ctx, &id, &body, cond.if_match.as_deref()).await?;
+    let v = state
+        .muster
+        .replace_group(&ctx, &id, &body, cond.if_match.as_deref())
+        .await?;
     let p = q.projection(&GROUP_RESOURCE);
-    Ok(single(200, group_out(&state, &ctx, &v, &p), v.group.version, None))
+    Ok(single(
+        200,
+        group_out(&state, &ctx, &v, &p),
+        v.group.version,
+        None,
+    ))
 }
 
 /// `DELETE /Groups/{id}` (RFC 7644 §3.6).
@@ -212,23 +326,48 @@ async fn delete_group(
     headers: HeaderMap,
 ) -> ScimResult {
     let cond = Conditions::from_headers(&headers);
-    state.muster.delete_group(&ctx, &id, cond.if_match.as_deref()).await?;
+    state
+        .muster
+        .delete_group(&ctx, &id, cond.if_match.as_deref())
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn groups_page(state: &AppState, ctx: &ProviderCtx, params: ListParams) -> ScimResult {
-    let p = Projection::parse(&GROUP_RESOURCE, params.attributes.as_deref(), params.excluded_attributes.as_deref());
-    let result = state.muster.list_groups(ctx, &params, wants(&p, &GROUP_RESOURCE, "members")).await?;
-    let resources = result.items.iter().map(|v| Value::Object(group_out(state, ctx, v, &p))).collect();
-    Ok(scim_json(200, &list_response(result.total, result.start_index, resources)))
+    let p = Projection::parse(
+        &GROUP_RESOURCE,
+        params.attributes.as_deref(),
+        params.excluded_attributes.as_deref(),
+    );
+    let result = state
+        .muster
+        .list_groups(ctx, &params, wants(&p, &GROUP_RESOURCE, "members"))
+        .await?;
+    let resources = result
+        .items
+        .iter()
+        .map(|v| Value::Object(group_out(state, ctx, v, &p)))
+        .collect();
+    Ok(scim_json(
+        200,
+        &list_response(result.total, result.start_index, resources),
+    ))
 }
 
 /// `GET /Groups` (RFC 7644 §3.4.2).
-async fn list_groups(State(state): State<AppState>, ProviderAuth(ctx): ProviderAuth, q: QueryPairs) -> ScimResult {
+async fn list_groups(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    q: QueryPairs,
+) -> ScimResult {
     groups_page(&state, &ctx, q.list_params()?).await
 }
 
 /// `POST /Groups/.search` (RFC 7644 §3.4.3).
-async fn search_groups(State(state): State<AppState>, ProviderAuth(ctx): ProviderAuth, ScimBody(body): ScimBody) -> ScimResult {
+async fn search_groups(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    ScimBody(body): ScimBody,
+) -> ScimResult {
     groups_page(&state, &ctx, ListParams::from_search_body(&body)?).await
 }

@@ -1,1 +1,10 @@
+//! Muster's integration tests: one binary, one module per area.
 
+mod auth;
+mod cli;
+mod discovery;
+mod providers;
+mod scim_groups;
+mod scim_users;
+mod store;
+pub mod support;

@@ -1,0 +1,176 @@
+//! The real binary: `muster provider add` prints a token, `muster serve` answers SCIM with it
+//! over TCP, and the configuration reaches both.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn muster(data_dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_muster"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MUSTER_DATA_DIR", data_dir)
+        .current_dir(data_dir);
+    c
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18080)
+}
+
+fn run_json(cmd: &mut Command) -> Value {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run muster: {e}"));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("json: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[tokio::test]
+async fn provider_add_then_serve_over_tcp() {
+    let dir = std::env::temp_dir().join(format!("muster-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let added = run_json(
+        muster(&dir)
+            .args(["provider", "add", "--name", "Okta", "--json"])
+            .env("MUSTER_PUBLIC_URL", &public),
+    );
+    let token = added["token"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let base = added["provider"]["scimBaseUrl"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(token.starts_with("mst_"));
+    assert!(base.starts_with(&format!("{public}/scim/v2/")), "{base}");
+    assert!(
+        dir.join("muster-data").exists()
+            || dir.join("muster.db").exists()
+            || std::path::Path::new(&dir).exists()
+    );
+
+    // The listing shows the provider and only the token's prefix.
+    let pid = added["provider"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let list = run_json(muster(&dir).args(["provider", "list", "--json"]));
+    assert_eq!(list[0]["id"], pid);
+    let tokens =
+        run_json(muster(&dir).args(["provider", "token", "list", "--provider", &pid, "--json"]));
+    assert_eq!(tokens.as_array().map(Vec::len), Some(1));
+    assert!(
+        !tokens.to_string().contains(&token),
+        "a listing never shows a secret"
+    );
+    let delay = run_json(muster(&dir).args([
+        "provider",
+        "update",
+        &pid,
+        "--deactivation-delay",
+        "2h",
+        "--json",
+    ]));
+    assert_eq!(delay["deactivationDelaySeconds"], 7200);
+    let bad = muster(&dir)
+        .args(["provider", "update", &pid, "--deactivation-delay", "91d"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("90 days"));
+
+    let mut server = muster(&dir)
+        .arg("serve")
+        .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("MUSTER_PUBLIC_URL", &public)
+        .env("MUSTER_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("serve: {e}"));
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client.get(format!("{public}/readyz")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let health: Value = client
+        .get(format!("{public}/healthz"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(health["status"], "ok");
+    let created = client
+        .post(format!("{base}/Users"))
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .body(r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"tcp@example.com"}"#)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(created.status().as_u16(), 201);
+    assert!(created.headers().get("x-request-id").is_some());
+    let body: Value = created.json().await.unwrap_or_default();
+    assert!(body["meta"]["location"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with(&base));
+    let denied = client
+        .get(format!("{base}/Users"))
+        .bearer_auth("mst_nope")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(denied.status().as_u16(), 401);
+
+    // SIGTERM: a graceful stop.
+    let pid_num = server.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid_num]).status();
+    let waited = Instant::now();
+    let status = loop {
+        if let Ok(Some(s)) = server.try_wait() {
+            break s;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "the server did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit: {status:?}");
+    let mut logs = String::new();
+    if let Some(mut err) = server.stderr.take() {
+        use std::io::Read;
+        let _ = err.read_to_string(&mut logs);
+    }
+    assert!(
+        logs.contains("\"request_id\""),
+        "JSON logs carry the request id: {logs}"
+    );
+    assert!(!logs.contains(&token), "the token never appears in logs");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,259 @@
+//! SCIM Groups and membership through the HTTP router.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::on_both;
+use crate::scim_users::urlencode;
+use crate::support::{assert_scim_error, Backend, TestApp};
+
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+on_both!(
+    groups_with_members_and_user_groups,
+    group_names_are_unique_per_provider,
+    members_must_be_users_of_the_provider,
+    put_replaces_membership_by_difference,
+    deleting_a_user_or_group_cleans_membership,
+);
+
+async fn groups_with_members_and_user_groups(b: Backend) {
+    let app = TestApp::new(b).await;
+    let p = app.provider("Okta").await;
+    let u1 = app.create_user(&p, "one@example.com").await;
+    let u2 = app.create_user(&p, "two@example.com").await;
+    // Entra and Okta create groups empty, then add members.
+    let r = app.post(&p, "/Groups", json!({"schemas": [GROUP], "displayName": "Engineering", "externalId": "eng", "members": []})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert!(r.body.get("members").is_none(), "no members: {:?}", r.body);
+    let gid = r.body["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(r.body["meta"]["resourceType"], "Group");
+    let r = app
+        .put(&p, &format!("/Groups/{gid}"), json!({"displayName": "Engineering", "externalId": "eng", "members": [{"value": u1}, {"value": u2, "display": "ignored"}]}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let members = r.body["members"].as_array().cloned().unwrap_or_default();
+    assert_eq!(members.len(), 2);
+    assert!(members
+        .iter()
+        .any(|m| m["value"] == u1 && m["display"] == "one@example.com" && m["type"] == "User"));
+    assert!(members[0]["$ref"]
+        .as_str()
+        .unwrap_or_default()
+        .ends_with(&format!(
+            "/Users/{}",
+            members[0]["value"].as_str().unwrap_or_default()
+        )));
+    // excludedAttributes=members: no member list.
+    let r = app
+        .get(&p, &format!("/Groups/{gid}?excludedAttributes=members"))
+        .await;
+    assert!(r.body.get("members").is_none());
+    assert_eq!(r.body["displayName"], "Engineering");
+    let r = app
+        .get(
+            &p,
+            &format!(
+                "/Groups?excludedAttributes=members&filter={}",
+                urlencode("displayName eq \"engineering\"")
+            ),
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1);
+    assert!(r.body["Resources"][0].get("members").is_none());
+    // A user shows its groups (read-only).
+    let u = app.get(&p, &format!("/Users/{u1}")).await;
+    assert_eq!(
+        u.body["groups"],
+        json!([{"value": gid, "$ref": format!("https://muster.test/scim/v2/{}/Groups/{gid}", p.id), "display": "Engineering", "type": "direct"}])
+    );
+    let u = app
+        .get(&p, &format!("/Users/{u1}?attributes=userName"))
+        .await;
+    assert!(u.body.get("groups").is_none());
+    assert_eq!(u.body["id"], u1, "id is always returned");
+    // Filters on groups.
+    for (f, n) in [
+        ("externalId eq \"eng\"", 1),
+        (&format!("id eq \"{gid}\"") as &str, 1),
+        ("displayName eq \"Sales\"", 0),
+        ("displayName sw \"eng\"", 1),
+    ] {
+        let r = app
+            .get(&p, &format!("/Groups?filter={}", urlencode(f)))
+            .await;
+        assert_eq!(r.body["totalResults"], n, "{f}");
+    }
+    app.finish().await;
+}
+
+async fn group_names_are_unique_per_provider(b: Backend) {
+    let app = TestApp::new(b).await;
+    let okta = app.provider("Okta").await;
+    let entra = app.provider("Entra").await;
+    let r = app
+        .post(&okta, "/Groups", json!({"displayName": "Sales"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_scim_error(
+        &app.post(&okta, "/Groups", json!({"displayName": "SALES"}))
+            .await,
+        409,
+        Some("uniqueness"),
+    );
+    let r = app
+        .post(&entra, "/Groups", json!({"displayName": "Sales"}))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "another provider may use the same name"
+    );
+    assert_scim_error(
+        &app.post(&okta, "/Groups", json!({"members": []})).await,
+        400,
+        Some("invalidValue"),
+    );
+    app.finish().await;
+}
+
+async fn members_must_be_users_of_the_provider(b: Backend) {
+    let app = TestApp::new(b).await;
+    let okta = app.provider("Okta").await;
+    let entra = app.provider("Entra").await;
+    let theirs = app.create_user(&entra, "theirs@example.com").await;
+    let r = app
+        .post(
+            &okta,
+            "/Groups",
+            json!({"displayName": "G", "members": [{"value": theirs}]}),
+        )
+        .await;
+    assert_scim_error(&r, 400, Some("invalidValue"));
+    assert!(r.body["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(&theirs));
+    let r = app
+        .post(
+            &okta,
+            "/Groups",
+            json!({"displayName": "G", "members": [{"value": "not-an-id"}]}),
+        )
+        .await;
+    assert_scim_error(&r, 400, Some("invalidValue"));
+    let r = app
+        .post(
+            &okta,
+            "/Groups",
+            json!({"displayName": "G", "members": [{"display": "no value"}]}),
+        )
+        .await;
+    assert_scim_error(&r, 400, Some("invalidValue"));
+    assert_eq!(
+        app.get(&okta, "/Groups").await.body["totalResults"],
+        0,
+        "refused creates leave nothing"
+    );
+    app.finish().await;
+}
+
+async fn put_replaces_membership_by_difference(b: Backend) {
+    let app = TestApp::new(b).await;
+    let p = app.provider("Okta").await;
+    let mut users = Vec::new();
+    for i in 0..5 {
+        users.push(app.create_user(&p, &format!("m{i}@example.com")).await);
+    }
+    let members = |ids: &[&String]| {
+        json!(ids
+            .iter()
+            .map(|id| json!({"value": id}))
+            .collect::<Vec<_>>())
+    };
+    let r = app
+        .post(
+            &p,
+            "/Groups",
+            json!({"displayName": "Team", "members": members(&[&users[0], &users[1], &users[2]])}),
+        )
+        .await;
+    let gid = r.body["id"].as_str().unwrap_or_default().to_string();
+    let r = app
+        .put(
+            &p,
+            &format!("/Groups/{gid}"),
+            json!({"displayName": "Team Renamed", "members": members(&[&users[2], &users[3]])}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let mut now: Vec<String> = r.body["members"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap_or_default().to_string())
+        .collect();
+    now.sort();
+    let mut want = vec![users[2].clone(), users[3].clone()];
+    want.sort();
+    assert_eq!(now, want);
+    assert_eq!(r.body["displayName"], "Team Renamed");
+    let mut tx = app
+        .muster
+        .store
+        .read()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let log = tx
+        .recent_log(app.env.id, 50)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let added = log.iter().find(|e| {
+        e.action == "group.members_added" && e.subject_name.as_deref() == Some("Team Renamed")
+    });
+    assert_eq!(added.map(|e| e.details["count"].clone()), Some(json!(1)));
+    let removed = log
+        .iter()
+        .find(|e| e.action == "group.members_removed")
+        .map(|e| e.details["count"].clone());
+    assert_eq!(removed, Some(json!(2)));
+    assert!(log.iter().any(|e| e.action == "group.renamed"
+        && e.details["before"] == "Team"
+        && e.details["after"] == "Team Renamed"));
+    drop(tx);
+    app.finish().await;
+}
+
+async fn deleting_a_user_or_group_cleans_membership(b: Backend) {
+    let app = TestApp::new(b).await;
+    let p = app.provider("Okta").await;
+    let u1 = app.create_user(&p, "d1@example.com").await;
+    let u2 = app.create_user(&p, "d2@example.com").await;
+    let r = app
+        .post(
+            &p,
+            "/Groups",
+            json!({"displayName": "D", "members": [{"value": u1}, {"value": u2}]}),
+        )
+        .await;
+    let gid = r.body["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        app.delete(&p, &format!("/Users/{u1}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let g = app.get(&p, &format!("/Groups/{gid}")).await;
+    assert_eq!(
+        g.body["members"].as_array().map(Vec::len),
+        Some(1),
+        "a deleted user leaves its groups"
+    );
+    assert_eq!(
+        app.delete(&p, &format!("/Groups/{gid}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_scim_error(&app.get(&p, &format!("/Groups/{gid}")).await, 404, None);
+    let u = app.get(&p, &format!("/Users/{u2}")).await;
+    assert!(u.body.get("groups").is_none(), "{:?}", u.body);
+    app.finish().await;
+}

@@ -1,0 +1,362 @@
+//! The store suite: the same checks on SQLite and on PostgreSQL, through the store traits.
+
+use muster_core::error::{StoreError, Unique};
+use muster_core::ids::{EnvironmentId, GroupId, OrgId, ProviderId, UserId};
+use muster_core::model::{
+    Environment, GroupRecord, Org, OrgStatus, Provider, UserRecord, UserStatus,
+};
+use muster_core::store::{Cond, Page};
+use muster_core::Timestamp;
+use serde_json::{json, Map};
+
+use crate::on_both;
+use crate::support::{Backend, TestDb};
+
+on_both!(
+    environments_never_mix,
+    unique_rules_are_reported,
+    versions_guard_updates,
+    membership_rows_are_idempotent,
+    rollback_leaves_nothing
+);
+
+struct Seed {
+    env: EnvironmentId,
+    org: OrgId,
+    provider: ProviderId,
+}
+
+async fn seed(tx: &mut Box<dyn muster_core::store::Tx>, slug: &str) -> Seed {
+    let now = Timestamp(1);
+    let env = Environment {
+        id: EnvironmentId::new(),
+        slug: slug.into(),
+        name: slug.into(),
+        created_at: now,
+    };
+    tx.insert_environment(&env)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let org = Org {
+        environment_id: env.id,
+        id: OrgId::new(),
+        parent_id: None,
+        name: "Root".into(),
+        status: OrgStatus::Active,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.insert_org(&org).await.unwrap_or_else(|e| panic!("{e}"));
+    let provider = Provider {
+        environment_id: env.id,
+        id: ProviderId::new(),
+        name: "Okta".into(),
+        deactivation_delay_secs: 900,
+        created_at: now,
+        updated_at: now,
+        last_sync_at: None,
+    };
+    tx.insert_provider(&provider)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    Seed {
+        env: env.id,
+        org: org.id,
+        provider: provider.id,
+    }
+}
+
+fn user(s: &Seed, name: &str) -> UserRecord {
+    let mut resource = Map::new();
+    resource.insert("userName".into(), json!(name));
+    UserRecord {
+        environment_id: s.env,
+        id: UserId::new(),
+        provider_id: Some(s.provider),
+        user_name: name.into(),
+        external_id: None,
+        display_name: None,
+        scim_active: true,
+        status: UserStatus::Active,
+        org_id: s.org,
+        legal_hold: false,
+        changed_outside: false,
+        resource,
+        version: 1,
+        created_at: Timestamp(10),
+        updated_at: Timestamp(10),
+        removed_at: None,
+        deactivate_at: None,
+    }
+}
+
+fn group(s: &Seed, name: &str) -> GroupRecord {
+    GroupRecord {
+        environment_id: s.env,
+        id: GroupId::new(),
+        provider_id: s.provider,
+        display_name: name.into(),
+        external_id: None,
+        resource: Map::new(),
+        version: 1,
+        created_at: Timestamp(10),
+        updated_at: Timestamp(10),
+    }
+}
+
+async fn environments_never_mix(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let one = seed(&mut tx, "one").await;
+    let two = seed(&mut tx, "two").await;
+    let u1 = user(&one, "same@example.com");
+    let u2 = user(&two, "same@example.com");
+    tx.insert_user(&u1).await.unwrap_or_else(|e| panic!("{e}"));
+    tx.insert_user(&u2)
+        .await
+        .unwrap_or_else(|e| panic!("the same userName in another environment: {e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut r = store.read().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        r.find_user(one.env, u2.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none(),
+        "by id across environments"
+    );
+    assert_eq!(
+        r.find_user_by_name(one.env, "same@example.com")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|u| u.id),
+        Some(u1.id)
+    );
+    assert_eq!(
+        r.find_user_by_name(two.env, "same@example.com")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|u| u.id),
+        Some(u2.id)
+    );
+    assert!(r
+        .find_provider(one.env, two.provider)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
+    assert_eq!(
+        r.count_users(one.env, one.provider, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        1
+    );
+    assert_eq!(
+        r.count_users(one.env, two.provider, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        0
+    );
+    assert!(r
+        .existing_user_ids(one.env, one.provider, &[u2.id])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_empty());
+    let cond = Cond::Or(Box::new(Cond::Id(u1.id.0)), Box::new(Cond::Id(u2.id.0)));
+    let listed = r
+        .list_users(
+            one.env,
+            one.provider,
+            Some(&cond),
+            Page {
+                offset: 0,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed.iter().map(|u| u.id).collect::<Vec<_>>(), vec![u1.id]);
+    drop(r);
+    db.drop_db().await;
+}
+
+async fn unique_rules_are_reported(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = seed(&mut tx, "u").await;
+    tx.insert_user(&user(&s, "Case@Example.com"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tx.insert_group(&group(&s, "Sales"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let e = tx.insert_user(&user(&s, "case@example.COM")).await.err();
+    assert!(
+        matches!(e, Some(StoreError::Conflict(Unique::UserName))),
+        "{e:?}"
+    );
+    drop(tx);
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let e = tx.insert_group(&group(&s, "SALES")).await.err();
+    assert!(
+        matches!(e, Some(StoreError::Conflict(Unique::GroupName))),
+        "{e:?}"
+    );
+    drop(tx);
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let dup = Provider {
+        id: ProviderId::new(),
+        ..tx.find_provider(s.env, s.provider)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("provider"))
+    };
+    let e = tx.insert_provider(&dup).await.err();
+    assert!(
+        matches!(e, Some(StoreError::Conflict(Unique::ProviderName))),
+        "{e:?}"
+    );
+    drop(tx);
+    db.drop_db().await;
+}
+
+async fn versions_guard_updates(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = seed(&mut tx, "v").await;
+    let mut u = user(&s, "v@example.com");
+    tx.insert_user(&u).await.unwrap_or_else(|e| panic!("{e}"));
+    u.version = 2;
+    u.display_name = Some("Second".into());
+    assert!(tx
+        .update_user(&u, 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}")));
+    u.version = 3;
+    u.display_name = Some("Stale".into());
+    assert!(
+        !tx.update_user(&u, 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        "a stale version is refused"
+    );
+    let stored = tx
+        .find_user(s.env, u.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("user"));
+    assert_eq!(stored.display_name.as_deref(), Some("Second"));
+    assert_eq!(stored.version, 2);
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    db.drop_db().await;
+}
+
+async fn membership_rows_are_idempotent(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = seed(&mut tx, "m").await;
+    let users: Vec<UserRecord> = (0..3)
+        .map(|i| user(&s, &format!("m{i}@example.com")))
+        .collect();
+    for u in &users {
+        tx.insert_user(u).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let g = group(&s, "G");
+    tx.insert_group(&g).await.unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+    let added = tx
+        .add_members(s.env, g.id, &ids[..2], Timestamp(5))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(added.len(), 2);
+    let added = tx
+        .add_members(s.env, g.id, &ids, Timestamp(6))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        added,
+        vec![ids[2]],
+        "members already present are left alone"
+    );
+    let removed = tx
+        .remove_members(s.env, g.id, &[ids[0], UserId::new()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(removed, vec![ids[0]]);
+    let mut now = tx
+        .member_ids(s.env, g.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    now.sort();
+    let mut want = vec![ids[1], ids[2]];
+    want.sort();
+    assert_eq!(now, want);
+    let groups = tx
+        .groups_of_users(s.env, &ids)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(groups.len(), 2);
+    assert!(tx
+        .delete_group(s.env, g.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}")));
+    assert!(tx
+        .groups_of_users(s.env, &ids)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_empty());
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    db.drop_db().await;
+}
+
+async fn rollback_leaves_nothing(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = seed(&mut tx, "r").await;
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    tx.insert_user(&user(&s, "ghost@example.com"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(tx); // no commit
+    let mut r = store.read().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(r
+        .find_user_by_name(s.env, "ghost@example.com")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
+    drop(r);
+    db.drop_db().await;
+}
+
+/// Both migration folders hold the same versions, so the schemas cannot drift apart.
+#[test]
+fn migration_versions_match() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../muster-store/migrations");
+    let versions = |dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(root.join(dir))
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .filter_map(|e| e.ok())
+            .map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .split('_')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let sqlite = versions("sqlite");
+    assert!(!sqlite.is_empty());
+    assert_eq!(sqlite, versions("postgres"));
+}

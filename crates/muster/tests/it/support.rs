@@ -1,0 +1,375 @@
+//! Test fixtures: a fresh database per test (a SQLite file in a temporary directory, or a new
+//! PostgreSQL database), the application over it, and helpers to send requests.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use muster_core::ids::ProviderId;
+use muster_core::model::{Actor, Environment};
+use muster_core::{ManualClock, Muster, Settings, Timestamp};
+use muster_store::{AnyStore, SqliteSettings};
+use serde_json::Value;
+use sqlx::Connection;
+use tower::ServiceExt;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests create their databases on.
+pub fn pg_admin_url() -> String {
+    std::env::var("MUSTER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// `url` with its database name replaced.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let prefix = match base.rfind('/') {
+        Some(i) if i > base.find("://").map(|j| j + 2).unwrap_or(0) => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{prefix}/{db}?{q}"),
+        None => format!("{prefix}/{db}"),
+    }
+}
+
+/// A database of its own for one test.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    dir: Option<PathBuf>,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("muster-test-{tag}"));
+                std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("temp dir: {e}"));
+                let url = format!("sqlite://{}", dir.join("muster.db").display());
+                TestDb {
+                    backend,
+                    url,
+                    dir: Some(dir),
+                    pg_name: None,
+                }
+            }
+            Backend::Postgres => {
+                let name = format!("muster_t_{tag}");
+                let admin = pg_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at {admin} (set MUSTER_TEST_DATABASE_URL): {e}")
+                    });
+                sqlx::query(&format!("create database \"{name}\""))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("create database: {e}"));
+                let _ = conn.close().await;
+                TestDb {
+                    backend,
+                    url: with_database(&admin, &name),
+                    dir: None,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    pub async fn open(&self) -> AnyStore {
+        let store = AnyStore::connect(&self.url, &SqliteSettings::default(), 8)
+            .await
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.url));
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("migrate: {e}"));
+        store
+    }
+
+    /// Removes the database.
+    pub async fn drop_db(&self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some(name) = &self.pg_name {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
+/// The application over a fresh database, with a clock the test controls.
+pub struct TestApp {
+    pub db: TestDb,
+    pub store: AnyStore,
+    pub muster: Muster,
+    pub clock: ManualClock,
+    pub env: Environment,
+    pub router: Router,
+}
+
+/// A response, with its body parsed as JSON (or `Null`).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A provider made for a test: its id, token and SCIM base path.
+#[derive(Debug, Clone)]
+pub struct TestProvider {
+    pub id: ProviderId,
+    pub token: String,
+    pub base: String,
+}
+
+pub const PUBLIC_URL: &str = "https://muster.test";
+
+impl TestApp {
+    pub async fn new(backend: Backend) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let store = db.open().await;
+        let clock = ManualClock::new(Timestamp(1_800_000_000_000_000));
+        let settings = Settings {
+            public_url: PUBLIC_URL.into(),
+            max_page_size: 100,
+        };
+        let muster = Muster::new(store.shared(), Arc::new(clock.clone()), settings);
+        let env = muster
+            .ensure_environment("default")
+            .await
+            .unwrap_or_else(|e| panic!("environment: {e}"));
+        let router = muster_web::router(muster_web::AppState {
+            muster: muster.clone(),
+        });
+        TestApp {
+            db,
+            store,
+            muster,
+            clock,
+            env,
+            router,
+        }
+    }
+
+    pub async fn finish(self) {
+        self.store.close().await;
+        self.db.drop_db().await;
+    }
+
+    pub async fn provider(&self, name: &str) -> TestProvider {
+        let created = self
+            .muster
+            .create_provider(
+                self.env.id,
+                name,
+                &Actor::Admin {
+                    name: "test".into(),
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("provider: {e}"));
+        TestProvider {
+            id: created.provider.id,
+            token: created.secret,
+            base: format!("/scim/v2/{}", created.provider.id),
+        }
+    }
+
+    /// Sends a request; `token` is sent as a bearer token.
+    pub async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        self.send_with(method, uri, token, body, &[]).await
+    }
+
+    pub async fn send_with(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            builder = builder.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let req = match body {
+            Some(b) => builder
+                .header("content-type", "application/scim+json")
+                .body(Body::from(b.to_string())),
+            None => builder.body(Body::empty()),
+        }
+        .unwrap_or_else(|e| panic!("request: {e}"));
+        self.raw(req).await
+    }
+
+    pub async fn raw(&self, req: Request<Body>) -> Resp {
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .unwrap_or_else(|e| panic!("router: {e}"));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("body: {e}"))
+            .to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, p: &TestProvider, path: &str) -> Resp {
+        self.send(
+            Method::GET,
+            &format!("{}{path}", p.base),
+            Some(&p.token),
+            None,
+        )
+        .await
+    }
+
+    pub async fn post(&self, p: &TestProvider, path: &str, body: Value) -> Resp {
+        self.send(
+            Method::POST,
+            &format!("{}{path}", p.base),
+            Some(&p.token),
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn put(&self, p: &TestProvider, path: &str, body: Value) -> Resp {
+        self.send(
+            Method::PUT,
+            &format!("{}{path}", p.base),
+            Some(&p.token),
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, p: &TestProvider, path: &str, body: Value) -> Resp {
+        self.send(
+            Method::PATCH,
+            &format!("{}{path}", p.base),
+            Some(&p.token),
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, p: &TestProvider, path: &str) -> Resp {
+        self.send(
+            Method::DELETE,
+            &format!("{}{path}", p.base),
+            Some(&p.token),
+            None,
+        )
+        .await
+    }
+
+    /// Creates a user and returns its id.
+    pub async fn create_user(&self, p: &TestProvider, user_name: &str) -> String {
+        let r = self.post(p, "/Users", serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name, "active": true})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["id"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// Asserts a SCIM error response: status, `scimType` (if any), and the error schema.
+pub fn assert_scim_error(r: &Resp, status: u16, scim_type: Option<&str>) {
+    assert_eq!(r.status.as_u16(), status, "{:?}", r.body);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/scim+json"),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(
+        r.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.body["status"], status.to_string());
+    match scim_type {
+        Some(t) => assert_eq!(r.body["scimType"], t, "{:?}", r.body),
+        None => assert!(r.body.get("scimType").is_none(), "{:?}", r.body),
+    }
+    let detail = r.body["detail"].as_str().unwrap_or_default();
+    assert!(!detail.is_empty(), "an error needs a detail");
+    for leak in [
+        "sqlx",
+        "SQLITE",
+        "syntax error at",
+        "constraint failed",
+        "panicked",
+    ] {
+        assert!(!detail.contains(leak), "internal detail leaked: {detail}");
+    }
+}
+
+/// Runs an async test function on SQLite and on PostgreSQL, as `NAME::sqlite` and `NAME::postgres`.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await
+            }
+        }
+    )*};
+}
