@@ -210,6 +210,23 @@ pub trait GroupStore {
     ) -> StoreResult<Option<GroupRecord>>;
     /// Saves a group if its stored version is still `expected_version`; false if it moved.
     async fn update_group(&mut self, g: &GroupRecord, expected_version: i64) -> StoreResult<bool>;
+    /// Bumps a group's version and modification time without touching its resource (a
+    /// membership change); with `expected`, only if the version is still that. Returns the new
+    /// version, or `None` if the group is gone or its version moved.
+    async fn bump_group_version(
+        &mut self,
+        env: EnvironmentId,
+        id: GroupId,
+        at: Timestamp,
+        expected: Option<i64>,
+    ) -> StoreResult<Option<i64>>;
+    /// How many members a group has, counting no further than `cap`.
+    async fn member_count_capped(
+        &mut self,
+        env: EnvironmentId,
+        group: GroupId,
+        cap: u64,
+    ) -> StoreResult<u64>;
     /// Deletes a group and its memberships.
     async fn delete_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<bool>;
     /// A provider's groups matching `cond`, in the stable order.

@@ -11,6 +11,7 @@
 pub mod error;
 pub mod filter;
 pub mod list;
+pub mod patch;
 pub mod query;
 pub mod resource;
 pub mod schema;

@@ -59,6 +59,12 @@ impl Query {
     pub fn matches(&self, resource: &Map<String, Value>) -> bool {
         eval(self, Ctx::Resource(resource))
     }
+
+    /// Whether one value of a multi-valued attribute satisfies the inner query of a value
+    /// filter (the `type eq "work"` of `emails[type eq "work"]`).
+    pub fn matches_element(&self, element: &Value) -> bool {
+        eval(self, Ctx::Element(element))
+    }
 }
 
 fn check(

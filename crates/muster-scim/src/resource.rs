@@ -329,12 +329,17 @@ pub fn coerce_single(def: &'static AttrDef, value: &Value) -> Result<Option<Valu
     let mut m = Map::new();
     for (k, v) in obj {
         let Some(sub) = def.sub(k) else { continue };
-        if sub.mutability == Mutability::ReadOnly && def.name != "members" {
+        if sub.mutability == Mutability::ReadOnly {
             continue;
         }
         if let Some(v) = coerce_scalar(sub, v)? {
             m.insert(sub.name.to_string(), v);
         }
+    }
+    if def.name == "members" && !m.contains_key("value") {
+        return Err(ScimError::invalid_value(
+            "each member needs a 'value': the id of a user",
+        ));
     }
     Ok(if m.is_empty() {
         None

@@ -468,12 +468,6 @@ static GROUP_ATTRIBUTES: &[AttrDef] = &[
                 ..REFERENCE
             },
             AttrDef {
-                name: "display",
-                description: "A human-readable name for the member.",
-                mutability: Mutability::ReadOnly,
-                ..STRING
-            },
-            AttrDef {
                 name: "type",
                 description: "A label indicating the type of resource.",
                 mutability: Mutability::Immutable,

@@ -841,6 +841,47 @@ impl GroupStore for DbTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn bump_group_version(
+        &mut self,
+        env: EnvironmentId,
+        id: GroupId,
+        at: Timestamp,
+        expected: Option<i64>,
+    ) -> StoreResult<Option<i64>> {
+        let mut qb =
+            QueryBuilder::new("update scim_group set version = version + 1, updated_at = ");
+        qb.push_bind(at.0)
+            .push(" where environment_id = ")
+            .push_bind(env.0)
+            .push(" and group_id = ")
+            .push_bind(id.0);
+        if let Some(v) = expected {
+            qb.push(" and version = ").push_bind(v);
+        }
+        qb.push(" returning version");
+        let row = qb.build().fetch_optional(self.c()).await.map_err(db_err)?;
+        row.as_ref().map(|r| get::<i64>(r, "version")).transpose()
+    }
+
+    async fn member_count_capped(
+        &mut self,
+        env: EnvironmentId,
+        group: GroupId,
+        cap: u64,
+    ) -> StoreResult<u64> {
+        let row = sqlx::query(
+            "select count(*) as n from (select 1 from group_member where environment_id = $1 and group_id = $2 limit $3) capped",
+        )
+        .bind(env.0)
+        .bind(group.0)
+        .bind(cap as i64)
+        .fetch_one(self.c())
+        .await
+        .map_err(db_err)?;
+        let n: i64 = get(&row, "n")?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn delete_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<bool> {
         sqlx::query("delete from group_member where environment_id = $1 and group_id = $2")
             .bind(env.0)

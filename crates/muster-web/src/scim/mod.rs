@@ -14,6 +14,7 @@ use axum::Router;
 use muster_core::provisioning::{etag, GroupView, UserView};
 use muster_core::ProviderCtx;
 use muster_scim::list::{list_response, ListParams};
+use muster_scim::patch;
 use muster_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use muster_scim::{Projection, ScimError};
 use serde_json::{Map, Value};
@@ -23,7 +24,12 @@ use crate::AppState;
 use extract::{Conditions, ProviderAuth, QueryPairs, ScimBody};
 
 /// Whether PATCH is implemented (advertised in `/ServiceProviderConfig`).
-pub const PATCH_SUPPORTED: bool = false;
+pub const PATCH_SUPPORTED: bool = true;
+
+/// A group PATCH without `attributes`/`excludedAttributes` answers 200 with the whole group when
+/// it has at most this many members, and 204 No Content (RFC 7644 §3.5.2 allows either) when it
+/// has more, so that a one-member change never serialises a huge member list.
+pub const PATCH_MEMBERS_INLINE: u64 = 1000;
 
 type ScimResult = Result<Response, ScimErrorResponse>;
 
@@ -37,7 +43,7 @@ pub fn router() -> Router<AppState> {
             get(get_user)
                 .put(replace_user)
                 .delete(delete_user)
-                .patch(patch_unsupported),
+                .patch(patch_user),
         )
         .route("/Groups", get(list_groups).post(create_group))
         .route("/Groups/.search", post(search_groups))
@@ -46,8 +52,9 @@ pub fn router() -> Router<AppState> {
             get(get_group)
                 .put(replace_group)
                 .delete(delete_group)
-                .patch(patch_unsupported),
+                .patch(patch_group),
         )
+        .route("/.search", post(search_all))
         .route(
             "/ServiceProviderConfig",
             get(discovery::get_service_provider_config),
@@ -90,10 +97,6 @@ fn single(
 
 async fn scim_not_found() -> ScimErrorResponse {
     ScimError::not_found("no such SCIM endpoint").into()
-}
-
-async fn patch_unsupported() -> ScimErrorResponse {
-    ScimError::new(501, None, "PATCH is not supported yet; use PUT").into()
 }
 
 fn user_out(
@@ -370,4 +373,151 @@ async fn search_groups(
     ScimBody(body): ScimBody,
 ) -> ScimResult {
     groups_page(&state, &ctx, ListParams::from_search_body(&body)?).await
+}
+
+/// `PATCH /Users/{id}` (RFC 7644 §3.5.2): 200 with the user.
+async fn patch_user(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryPairs,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> ScimResult {
+    let ops = patch::parse(&body)?;
+    let cond = Conditions::from_headers(&headers);
+    let v = state
+        .muster
+        .patch_user(&ctx, &id, &ops, cond.if_match.as_deref())
+        .await?;
+    let p = q.projection(&USER_RESOURCE);
+    Ok(single(
+        200,
+        user_out(&state, &ctx, &v, &p),
+        v.user.version,
+        None,
+    ))
+}
+
+/// `PATCH /Groups/{id}` (RFC 7644 §3.5.2): 200 with the group, subject to `attributes` and
+/// `excludedAttributes`; 204 when neither is given and the group is larger than
+/// [`PATCH_MEMBERS_INLINE`].
+async fn patch_group(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryPairs,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> ScimResult {
+    let ops = patch::parse(&body)?;
+    let cond = Conditions::from_headers(&headers);
+    let p = q.projection(&GROUP_RESOURCE);
+    let want_members = wants(&p, &GROUP_RESOURCE, "members");
+    let asked = q.get("attributes").is_some() || q.get("excludedAttributes").is_some();
+    let up_to = match (want_members, asked) {
+        (false, _) => None,
+        (true, true) => Some(u64::MAX),
+        (true, false) => Some(PATCH_MEMBERS_INLINE),
+    };
+    let v = state
+        .muster
+        .patch_group(&ctx, &id, &ops, cond.if_match.as_deref(), up_to)
+        .await?;
+    if want_members && v.members.is_none() {
+        let mut resp = StatusCode::NO_CONTENT.into_response();
+        if let Ok(tag) = HeaderValue::from_str(&etag(v.group.version)) {
+            resp.headers_mut().insert(header::ETAG, tag);
+        }
+        return Ok(resp);
+    }
+    Ok(single(
+        200,
+        group_out(&state, &ctx, &v, &p),
+        v.group.version,
+        None,
+    ))
+}
+
+/// `POST /.search` at the provider's root (RFC 7644 §3.4.3): users, then groups. A filter that
+/// names attributes only one resource type has selects from that type alone.
+async fn search_all(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    ScimBody(body): ScimBody,
+) -> ScimResult {
+    let params = ListParams::from_search_body(&body)?;
+    let size = params.page_size(state.muster.settings.max_page_size);
+    let start = params.start_index;
+    let mut total = 0u64;
+    let mut resources = Vec::new();
+    let mut first_error = None;
+    let mut answered = false;
+    // Users occupy positions 1..=users_total, groups follow.
+    let up = Projection::parse(
+        &USER_RESOURCE,
+        params.attributes.as_deref(),
+        params.excluded_attributes.as_deref(),
+    );
+    let users = state
+        .muster
+        .list_users(
+            &ctx,
+            &ListParams {
+                count: Some(size),
+                ..params.clone()
+            },
+            wants(&up, &USER_RESOURCE, "groups"),
+        )
+        .await;
+    let users_total = match users {
+        Ok(r) => {
+            answered = true;
+            resources.extend(
+                r.items
+                    .iter()
+                    .map(|v| Value::Object(user_out(&state, &ctx, v, &up))),
+            );
+            r.total
+        }
+        Err(e) => {
+            first_error = Some(e);
+            0
+        }
+    };
+    total += users_total;
+    let remaining = size.saturating_sub(resources.len() as u64);
+    let group_start = start.saturating_sub(users_total).max(1);
+    let gp = Projection::parse(
+        &GROUP_RESOURCE,
+        params.attributes.as_deref(),
+        params.excluded_attributes.as_deref(),
+    );
+    let group_params = ListParams {
+        start_index: group_start,
+        count: Some(remaining),
+        ..params.clone()
+    };
+    match state
+        .muster
+        .list_groups(&ctx, &group_params, wants(&gp, &GROUP_RESOURCE, "members"))
+        .await
+    {
+        Ok(r) => {
+            answered = true;
+            resources.extend(
+                r.items
+                    .iter()
+                    .map(|v| Value::Object(group_out(&state, &ctx, v, &gp))),
+            );
+            total += r.total;
+        }
+        Err(e) => {
+            first_error.get_or_insert(e);
+        }
+    }
+    match (answered, first_error) {
+        (false, Some(e)) => Err(e.into()),
+        _ => Ok(scim_json(200, &list_response(total, start, resources))),
+    }
 }
