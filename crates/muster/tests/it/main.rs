@@ -5,6 +5,7 @@ mod cli;
 mod discovery;
 mod providers;
 mod scim_groups;
+mod scim_patch;
 mod scim_users;
 mod store;
 pub mod support;
