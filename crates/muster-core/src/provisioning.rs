@@ -10,6 +10,7 @@ use muster_scim::list::ListParams;
 use muster_scim::patch::{self, MemberChange, PatchOp};
 use muster_scim::query::is_core;
 use muster_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use muster_scim::sort::SortSpec;
 use muster_scim::{normalize, CompareOp, Filter, Operand, Query, ScimError, ScimType};
 use serde_json::{json, Map, Value};
 
@@ -19,7 +20,7 @@ use crate::ids::{GroupId, UserId};
 use crate::lifecycle::{self, Transition};
 use crate::model::{Actor, GroupRecord, GroupRef, Outcome, SyncLogEntry, UserRecord, UserStatus};
 use crate::service::{Muster, ProviderCtx};
-use crate::store::{Cond, Cursor, Page, Tx};
+use crate::store::{Cond, Cursor, Order, OrderKey, Page, Tx};
 
 /// How many times a read-modify-write is retried when another writer moved the version.
 const WRITE_ATTEMPTS: usize = 5;
@@ -772,86 +773,74 @@ impl Muster {
         Err(busy())
     }
 
-    /// `GET /Users` (RFC 7644 §3.4.2): filtered, paged in a stable order.
+    /// `GET /Users` (RFC 7644 §3.4.2): filtered, sorted, paged in a stable order.
     pub async fn list_users(
         &self,
         ctx: &ProviderCtx,
         params: &ListParams,
         with_groups: bool,
     ) -> CoreResult<ListResult<UserView>> {
-        let query = check_filter(params, &USER_RESOURCE)?;
-        let (cond, exact) = match &query {
-            Some(q) => pushdown(q, false),
-            None => (None, true),
-        };
-        let size = params.page_size(self.settings.max_page_size);
-        let offset = params.start_index.saturating_sub(1);
-        let mut tx = self.store.read().await?;
+        let plan = ListPlan::new(params, &USER_RESOURCE, false, self.settings.max_page_size)?;
         let env = ctx.env();
-        let (total, users) = if exact {
-            let total = tx.count_users(env, ctx.id(), cond.as_ref()).await?;
-            let users = if size == 0 || offset >= total {
-                Vec::new()
-            } else {
-                tx.list_users(
-                    env,
-                    ctx.id(),
-                    cond.as_ref(),
-                    Page {
-                        offset,
-                        limit: size,
-                    },
-                )
-                .await?
-            };
-            (total, users)
-        } else {
-            let q = query
-                .as_ref()
-                .ok_or_else(|| StoreError::Corrupt("inexact listing without a filter".into()))?;
-            let needs_groups = mentions_attr(q, "groups");
-            let mut total = 0u64;
-            let mut page = Vec::new();
-            let mut after = None;
-            loop {
-                let chunk = tx
-                    .scan_users(env, ctx.id(), cond.as_ref(), after, SCAN_CHUNK)
-                    .await?;
-                let Some(last) = chunk.last() else { break };
-                after = Some(Cursor {
-                    created_at: last.created_at,
-                    id: last.id.uuid(),
-                });
-                let full = chunk.len() as u64 == SCAN_CHUNK;
-                let groups = if needs_groups {
-                    let ids: Vec<UserId> = chunk.iter().map(|u| u.id).collect();
-                    tx.groups_of_users(env, &ids).await?
-                } else {
+        let mut tx = self.store.read().await?;
+        let (total, users) = match plan.sql_order() {
+            Some(order) => {
+                let total = tx.count_users(env, ctx.id(), plan.cond.as_ref()).await?;
+                let users = if plan.size == 0 || plan.offset >= total {
                     Vec::new()
-                };
-                for user in chunk {
-                    let view = UserView {
-                        groups: needs_groups.then(|| {
-                            groups
-                                .iter()
-                                .filter(|(uid, _)| *uid == user.id)
-                                .map(|(_, g)| g.clone())
-                                .collect()
-                        }),
-                        user,
+                } else {
+                    let page = Page {
+                        offset: plan.offset,
+                        limit: plan.size,
                     };
-                    if q.matches(&self.render_user(ctx, &view)) {
-                        if total >= offset && (page.len() as u64) < size {
-                            page.push(view.user);
-                        }
-                        total += 1;
+                    tx.list_users(env, ctx.id(), plan.cond.as_ref(), order, page)
+                        .await?
+                };
+                (total, users)
+            }
+            None => {
+                let needs_groups = plan
+                    .query
+                    .as_ref()
+                    .is_some_and(|q| mentions_attr(q, "groups"));
+                let mut window = plan.window();
+                let mut after = None;
+                loop {
+                    let chunk = tx
+                        .scan_users(env, ctx.id(), plan.cond.as_ref(), after, SCAN_CHUNK)
+                        .await?;
+                    let Some(last) = chunk.last() else { break };
+                    after = Some(Cursor {
+                        created_at: last.created_at,
+                        id: last.id.uuid(),
+                    });
+                    let full = chunk.len() as u64 == SCAN_CHUNK;
+                    let groups = if needs_groups {
+                        let ids: Vec<UserId> = chunk.iter().map(|u| u.id).collect();
+                        tx.groups_of_users(env, &ids).await?
+                    } else {
+                        Vec::new()
+                    };
+                    for user in chunk {
+                        let view = UserView {
+                            groups: needs_groups.then(|| {
+                                groups
+                                    .iter()
+                                    .filter(|(uid, _)| *uid == user.id)
+                                    .map(|(_, g)| g.clone())
+                                    .collect()
+                            }),
+                            user,
+                        };
+                        let rendered = self.render_user(ctx, &view);
+                        window.offer(view.user, rendered)?;
+                    }
+                    if !full {
+                        break;
                     }
                 }
-                if !full {
-                    break;
-                }
+                window.finish()
             }
-            (total, page)
         };
         let items = self.attach_groups(&mut tx, ctx, users, with_groups).await?;
         Ok(ListResult {
@@ -1392,69 +1381,57 @@ impl Muster {
         params: &ListParams,
         with_members: bool,
     ) -> CoreResult<ListResult<GroupView>> {
-        let query = check_filter(params, &GROUP_RESOURCE)?;
-        let (cond, exact) = match &query {
-            Some(q) => pushdown(q, true),
-            None => (None, true),
-        };
-        let size = params.page_size(self.settings.max_page_size);
-        let offset = params.start_index.saturating_sub(1);
+        let plan = ListPlan::new(params, &GROUP_RESOURCE, true, self.settings.max_page_size)?;
         let env = ctx.env();
         let mut tx = self.store.read().await?;
-        let (total, groups) = if exact {
-            let total = tx.count_groups(env, ctx.id(), cond.as_ref()).await?;
-            let groups = if size == 0 || offset >= total {
-                Vec::new()
-            } else {
-                tx.list_groups(
-                    env,
-                    ctx.id(),
-                    cond.as_ref(),
-                    Page {
-                        offset,
-                        limit: size,
-                    },
-                )
-                .await?
-            };
-            (total, groups)
-        } else {
-            let q = query
-                .as_ref()
-                .ok_or_else(|| StoreError::Corrupt("inexact listing without a filter".into()))?;
-            let needs_members = mentions_attr(q, "members");
-            let mut total = 0u64;
-            let mut page = Vec::new();
-            let mut after = None;
-            loop {
-                let chunk = tx
-                    .scan_groups(env, ctx.id(), cond.as_ref(), after, SCAN_CHUNK)
-                    .await?;
-                let Some(last) = chunk.last() else { break };
-                after = Some(Cursor {
-                    created_at: last.created_at,
-                    id: last.id.uuid(),
-                });
-                let full = chunk.len() as u64 == SCAN_CHUNK;
-                for group in chunk {
-                    let members = if needs_members {
-                        Some(tx.member_ids(env, group.id).await?)
-                    } else {
-                        None
+        let (total, groups) = match plan.sql_order() {
+            Some(order) => {
+                let total = tx.count_groups(env, ctx.id(), plan.cond.as_ref()).await?;
+                let groups = if plan.size == 0 || plan.offset >= total {
+                    Vec::new()
+                } else {
+                    let page = Page {
+                        offset: plan.offset,
+                        limit: plan.size,
                     };
-                    let view = GroupView { group, members };
-                    if q.matches(&self.render_group(ctx, &view)) {
-                        if total >= offset && (page.len() as u64) < size {
-                            page.push(view.group);
-                        }
-                        total += 1;
+                    tx.list_groups(env, ctx.id(), plan.cond.as_ref(), order, page)
+                        .await?
+                };
+                (total, groups)
+            }
+            None => {
+                let needs_members = plan
+                    .query
+                    .as_ref()
+                    .is_some_and(|q| mentions_attr(q, "members"));
+                let mut window = plan.window();
+                let mut after = None;
+                loop {
+                    let chunk = tx
+                        .scan_groups(env, ctx.id(), plan.cond.as_ref(), after, SCAN_CHUNK)
+                        .await?;
+                    let Some(last) = chunk.last() else { break };
+                    after = Some(Cursor {
+                        created_at: last.created_at,
+                        id: last.id.uuid(),
+                    });
+                    let full = chunk.len() as u64 == SCAN_CHUNK;
+                    for group in chunk {
+                        let members = if needs_members {
+                            Some(tx.member_ids(env, group.id).await?)
+                        } else {
+                            None
+                        };
+                        let view = GroupView { group, members };
+                        let rendered = self.render_group(ctx, &view);
+                        window.offer(view.group, rendered)?;
+                    }
+                    if !full {
+                        break;
                     }
                 }
-                if !full {
-                    break;
-                }
+                window.finish()
             }
-            (total, page)
         };
         let mut items = Vec::with_capacity(groups.len());
         for group in groups {
@@ -1470,6 +1447,141 @@ impl Muster {
             start_index: params.start_index,
             items,
         })
+    }
+}
+
+/// The most resources a list sorts outside the database; past it, the client must filter.
+const MAX_SORTED_IN_MEMORY: usize = 50_000;
+
+/// How a listing will be answered: the filter (checked), the part of it SQL renders, the sort,
+/// and the page window.
+struct ListPlan {
+    query: Option<Query>,
+    cond: Option<Cond>,
+    exact: bool,
+    sort: Option<SortSpec>,
+    sort_key: Option<OrderKey>,
+    offset: u64,
+    size: u64,
+}
+
+impl ListPlan {
+    fn new(
+        params: &ListParams,
+        rt: &'static muster_scim::ResourceTypeDef,
+        group: bool,
+        max: u64,
+    ) -> CoreResult<ListPlan> {
+        let query = check_filter(params, rt)?;
+        let (cond, exact) = match &query {
+            Some(q) => pushdown(q, group),
+            None => (None, true),
+        };
+        let sort = params
+            .sort_by
+            .as_deref()
+            .map(|s| SortSpec::parse(rt, s, params.descending))
+            .transpose()?;
+        let sort_key = sort.as_ref().and_then(|s| order_key(&s.by, group));
+        Ok(ListPlan {
+            query,
+            cond,
+            exact,
+            sort,
+            sort_key,
+            offset: params.start_index.saturating_sub(1),
+            size: params.page_size(max),
+        })
+    }
+
+    /// The database order, when SQL can answer the whole listing.
+    fn sql_order(&self) -> Option<Order> {
+        if !self.exact {
+            return None;
+        }
+        match (&self.sort, self.sort_key) {
+            (None, _) => Some(Order::CREATED),
+            (Some(s), Some(key)) => Some(Order {
+                key,
+                descending: s.descending,
+            }),
+            (Some(_), None) => None,
+        }
+    }
+
+    fn window<T>(&self) -> Window<'_, T> {
+        Window {
+            plan: self,
+            total: 0,
+            page: Vec::new(),
+            sorted: Vec::new(),
+        }
+    }
+}
+
+/// Collects the matches of a scan: the page directly when unsorted (memory stays at one page),
+/// every match when it must be sorted first.
+struct Window<'a, T> {
+    plan: &'a ListPlan,
+    total: u64,
+    page: Vec<T>,
+    sorted: Vec<(T, Map<String, Value>)>,
+}
+
+impl<T> Window<'_, T> {
+    fn offer(&mut self, item: T, rendered: Map<String, Value>) -> CoreResult<()> {
+        if let Some(q) = &self.plan.query {
+            if !q.matches(&rendered) {
+                return Ok(());
+            }
+        }
+        if self.plan.sort.is_some() {
+            if self.sorted.len() >= MAX_SORTED_IN_MEMORY {
+                return Err(ScimError::bad_request(
+                    ScimType::TooMany,
+                    format!("sorting by this attribute is limited to {MAX_SORTED_IN_MEMORY} results: add a filter"),
+                )
+                .into());
+            }
+            self.sorted.push((item, rendered));
+        } else if self.total >= self.plan.offset && (self.page.len() as u64) < self.plan.size {
+            self.page.push(item);
+        }
+        self.total += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> (u64, Vec<T>) {
+        let Some(sort) = &self.plan.sort else {
+            return (self.total, self.page);
+        };
+        let mut sorted = self.sorted;
+        // Stable: equal keys keep the creation order of the scan.
+        sorted.sort_by(|a, b| sort.compare(&a.1, &b.1));
+        let page = sorted
+            .into_iter()
+            .skip(self.plan.offset as usize)
+            .take(self.plan.size as usize)
+            .map(|(item, _)| item)
+            .collect();
+        (self.total, page)
+    }
+}
+
+/// The database column a sort maps to, if any.
+fn order_key(by: &muster_scim::schema::Resolved, group: bool) -> Option<OrderKey> {
+    use muster_scim::schema::Container;
+    if by.container != Container::Core {
+        return None;
+    }
+    match (by.attr.name, by.sub.map(|s| s.name)) {
+        ("id", None) => Some(OrderKey::Id),
+        ("externalId", None) => Some(OrderKey::ExternalId),
+        ("userName", None) if !group => Some(OrderKey::UserName),
+        ("displayName", None) if group => Some(OrderKey::GroupName),
+        ("meta", Some("created")) => Some(OrderKey::Created),
+        ("meta", Some("lastModified")) => Some(OrderKey::LastModified),
+        _ => None,
     }
 }
 

@@ -40,6 +40,40 @@ pub enum Cond {
     Or(Box<Cond>, Box<Cond>),
 }
 
+/// The columns a listing can be ordered by in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderKey {
+    /// Creation time (the stable default order).
+    Created,
+    /// Last modification time.
+    LastModified,
+    /// The resource id.
+    Id,
+    /// `userName`, case-insensitively.
+    UserName,
+    /// `externalId`, exactly.
+    ExternalId,
+    /// A group's `displayName`, case-insensitively.
+    GroupName,
+}
+
+/// A listing order: a key, its direction, then creation time and id to break ties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    /// The key.
+    pub key: OrderKey,
+    /// Descending rather than ascending; missing values come first then, last otherwise.
+    pub descending: bool,
+}
+
+impl Order {
+    /// Creation time, ascending.
+    pub const CREATED: Order = Order {
+        key: OrderKey::Created,
+        descending: false,
+    };
+}
+
 /// Where a listing starts and how much it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
@@ -157,12 +191,13 @@ pub trait UserStore {
     /// Saves a user if its stored version is still `expected_version`; false if it moved.
     /// The record's own `version` is the new one.
     async fn update_user(&mut self, u: &UserRecord, expected_version: i64) -> StoreResult<bool>;
-    /// A provider's users that are not removed and match `cond`, in the stable order.
+    /// A provider's users that are not removed and match `cond`, in `order`.
     async fn list_users(
         &mut self,
         env: EnvironmentId,
         provider: ProviderId,
         cond: Option<&Cond>,
+        order: Order,
         page: Page,
     ) -> StoreResult<Vec<UserRecord>>;
     /// How many of a provider's users are not removed and match `cond`.
@@ -229,12 +264,13 @@ pub trait GroupStore {
     ) -> StoreResult<u64>;
     /// Deletes a group and its memberships.
     async fn delete_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<bool>;
-    /// A provider's groups matching `cond`, in the stable order.
+    /// A provider's groups matching `cond`, in `order`.
     async fn list_groups(
         &mut self,
         env: EnvironmentId,
         provider: ProviderId,
         cond: Option<&Cond>,
+        order: Order,
         page: Page,
     ) -> StoreResult<Vec<GroupRecord>>;
     /// How many of a provider's groups match `cond`.

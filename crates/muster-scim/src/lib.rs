@@ -15,6 +15,7 @@ pub mod patch;
 pub mod query;
 pub mod resource;
 pub mod schema;
+pub mod sort;
 
 pub use error::{ScimError, ScimType};
 pub use filter::{AttrPath, CompValue, CompareOp, Filter, FilterError, PatchPath};

@@ -15,8 +15,8 @@ use muster_core::model::{
     ProviderToken, SyncLogEntry, UserRecord, UserStatus,
 };
 use muster_core::store::{
-    Cond, Cursor, EnvironmentStore, GroupStore, OrgStore, Page, ProviderStore, StoreResult,
-    SyncLogStore, Tx, UserStore,
+    Cond, Cursor, EnvironmentStore, GroupStore, Order, OrderKey, OrgStore, Page, ProviderStore,
+    StoreResult, SyncLogStore, Tx, UserStore,
 };
 use serde_json::{Map, Value};
 use sqlx::{QueryBuilder, Row};
@@ -223,8 +223,34 @@ fn push_cond(qb: &mut QueryBuilder<'_, Db>, cond: &Cond, id_col: &str) {
 /// Which rows of a listing: after a cursor, then skipping `offset`, at most `limit`.
 struct Window {
     after: Option<Cursor>,
+    order: Order,
     offset: u64,
     limit: u64,
+}
+
+/// `order by` for a listing: the key (missing values last ascending, first descending, as RFC
+/// 7644 §3.4.2.3 asks), then creation time and id so that equal keys page stably. Text keys
+/// compare byte-wise on both databases.
+fn order_by(l: &Listing, order: Order) -> String {
+    let dir = if order.descending { "desc" } else { "asc" };
+    let tie = format!("created_at {dir}, {} {dir}", l.id_col);
+    let keyed = |col: &str, nullable: bool, text: bool| {
+        let collate = if text { super::BYTEWISE } else { "" };
+        let nulls = if nullable {
+            format!("({col} is null) {dir}, ")
+        } else {
+            String::new()
+        };
+        format!(" order by {nulls}{col}{collate} {dir}, {tie}")
+    };
+    match order.key {
+        OrderKey::Created => format!(" order by {tie}"),
+        OrderKey::LastModified => keyed("updated_at", false, false),
+        OrderKey::Id => format!(" order by {} {dir}", l.id_col),
+        OrderKey::UserName => keyed("user_name_key", false, true),
+        OrderKey::GroupName => keyed("display_name_key", false, true),
+        OrderKey::ExternalId => keyed("external_id", true, true),
+    }
 }
 
 /// Which listing: users or groups.
@@ -281,6 +307,7 @@ impl DbTx {
     ) -> StoreResult<Vec<DbRow>> {
         let Window {
             after,
+            order,
             offset,
             limit,
         } = window;
@@ -294,7 +321,8 @@ impl DbTx {
                 .push_bind(c.id)
                 .push("))");
         }
-        qb.push(format!(" order by created_at, {} limit ", l.id_col))
+        qb.push(order_by(l, order))
+            .push(" limit ")
             .push_bind(limit as i64);
         qb.push(" offset ").push_bind(offset as i64);
         qb.build().fetch_all(self.c()).await.map_err(db_err)
@@ -686,6 +714,7 @@ impl UserStore for DbTx {
         env: EnvironmentId,
         provider: ProviderId,
         cond: Option<&Cond>,
+        order: Order,
         page: Page,
     ) -> StoreResult<Vec<UserRecord>> {
         let rows = self
@@ -696,6 +725,7 @@ impl UserStore for DbTx {
                 cond,
                 Window {
                     after: None,
+                    order,
                     offset: page.offset,
                     limit: page.limit,
                 },
@@ -729,6 +759,7 @@ impl UserStore for DbTx {
                 cond,
                 Window {
                     after,
+                    order: Order::CREATED,
                     offset: 0,
                     limit,
                 },
@@ -904,6 +935,7 @@ impl GroupStore for DbTx {
         env: EnvironmentId,
         provider: ProviderId,
         cond: Option<&Cond>,
+        order: Order,
         page: Page,
     ) -> StoreResult<Vec<GroupRecord>> {
         let rows = self
@@ -914,6 +946,7 @@ impl GroupStore for DbTx {
                 cond,
                 Window {
                     after: None,
+                    order,
                     offset: page.offset,
                     limit: page.limit,
                 },
@@ -947,6 +980,7 @@ impl GroupStore for DbTx {
                 cond,
                 Window {
                     after,
+                    order: Order::CREATED,
                     offset: 0,
                     limit,
                 },

@@ -17,6 +17,9 @@ mod common;
 
 use common::{db_err, DbTx};
 
+/// What makes text compare byte-wise in `order by` (SQLite's default already does).
+const BYTEWISE: &str = " collate \"C\"";
+
 type Db = sqlx::Postgres;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -22,6 +22,9 @@ mod common;
 
 use common::{db_err, DbTx};
 
+/// What makes text compare byte-wise in `order by` (SQLite's default already does).
+const BYTEWISE: &str = "";
+
 type Db = sqlx::Sqlite;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -24,7 +24,7 @@ pub fn service_provider_config(base_url: &str, max_results: u64) -> Value {
         "bulk": {"supported": false, "maxOperations": BULK_MAX_OPERATIONS, "maxPayloadSize": MAX_BODY_BYTES},
         "filter": {"supported": true, "maxResults": max_results},
         "changePassword": {"supported": false},
-        "sort": {"supported": false},
+        "sort": {"supported": true},
         "etag": {"supported": true},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",

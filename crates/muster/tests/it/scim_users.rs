@@ -543,3 +543,85 @@ async fn page_size_is_capped(b: Backend) {
     assert_eq!(spc.body["filter"]["maxResults"], 100);
     app.finish().await;
 }
+
+on_both!(sorting);
+
+async fn sorting(b: Backend) {
+    let app = TestApp::new(b).await;
+    let p = app.provider("Okta").await;
+    for (name, ext, title) in [
+        ("bravo", Some("x2"), Some("Zed")),
+        ("Alpha", None, None),
+        ("charlie", Some("x1"), Some("amy")),
+        ("Émile", Some("x3"), Some("Bob")),
+    ] {
+        let mut body = json!({"userName": name});
+        if let Some(e) = ext {
+            body["externalId"] = json!(e);
+        }
+        if let Some(t) = title {
+            body["title"] = json!(t);
+        }
+        assert_eq!(
+            app.post(&p, "/Users", body).await.status,
+            StatusCode::CREATED
+        );
+        app.clock.advance_secs(1);
+    }
+    let names = |r: &crate::support::Resp| -> Vec<String> {
+        r.body["Resources"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|u| u["userName"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (query, expected) in [
+        (
+            "sortBy=userName",
+            vec!["Alpha", "bravo", "charlie", "Émile"],
+        ),
+        (
+            "sortBy=userName&sortOrder=descending",
+            vec!["Émile", "charlie", "bravo", "Alpha"],
+        ),
+        (
+            "sortBy=externalId",
+            vec!["charlie", "bravo", "Émile", "Alpha"],
+        ),
+        (
+            "sortBy=externalId&sortOrder=descending",
+            vec!["Alpha", "Émile", "bravo", "charlie"],
+        ),
+        ("sortBy=title", vec!["charlie", "Émile", "bravo", "Alpha"]),
+        (
+            "sortBy=title&sortOrder=descending",
+            vec!["Alpha", "bravo", "Émile", "charlie"],
+        ),
+        (
+            "sortBy=meta.created&sortOrder=descending",
+            vec!["Émile", "charlie", "Alpha", "bravo"],
+        ),
+        (
+            "sortBy=userName&startIndex=2&count=2",
+            vec!["bravo", "charlie"],
+        ),
+        ("sortBy=title&startIndex=2&count=2", vec!["Émile", "bravo"]),
+        (
+            "sortBy=userName&filter=title%20pr",
+            vec!["bravo", "charlie", "Émile"],
+        ),
+    ] {
+        let r = app.get(&p, &format!("/Users?{query}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {:?}", r.body);
+        assert_eq!(names(&r), expected, "{query}");
+    }
+    assert_scim_error(
+        &app.get(&p, "/Users?sortBy=nosuch").await,
+        400,
+        Some("invalidValue"),
+    );
+    app.finish().await;
+}

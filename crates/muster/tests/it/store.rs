@@ -167,6 +167,7 @@ async fn environments_never_mix(b: Backend) {
             one.env,
             one.provider,
             Some(&cond),
+            muster_core::store::Order::CREATED,
             Page {
                 offset: 0,
                 limit: 10,
