@@ -72,7 +72,7 @@ impl SortSpec {
 }
 
 /// A value to sort by.
-#[derive(Debug, Clone, PartialEq, PartialOrd)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SortValue {
     /// `false < true`.
     Bool(bool),
@@ -86,9 +86,32 @@ pub enum SortValue {
 
 impl Eq for SortValue {}
 
+impl SortValue {
+    fn rank(&self) -> u8 {
+        match self {
+            SortValue::Bool(_) => 0,
+            SortValue::Number(_) => 1,
+            SortValue::Time(_) => 2,
+            SortValue::Text(_) => 3,
+        }
+    }
+}
+
 impl Ord for SortValue {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.partial_cmp(other).unwrap_or(Ordering::Equal)
+        match (self, other) {
+            (SortValue::Bool(a), SortValue::Bool(b)) => a.cmp(b),
+            (SortValue::Number(a), SortValue::Number(b)) => a.total_cmp(b),
+            (SortValue::Time(a), SortValue::Time(b)) => a.cmp(b),
+            (SortValue::Text(a), SortValue::Text(b)) => a.cmp(b),
+            _ => self.rank().cmp(&other.rank()),
+        }
+    }
+}
+
+impl PartialOrd for SortValue {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
