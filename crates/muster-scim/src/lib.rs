@@ -8,6 +8,7 @@
 //! - [`resource`]: request bodies into canonical form, and `attributes`/`excludedAttributes`.
 //! - [`list`]: list query parameters and the ListResponse message (RFC 7644 §3.4.2).
 
+pub mod bulk;
 pub mod error;
 pub mod filter;
 pub mod list;

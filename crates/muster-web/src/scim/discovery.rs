@@ -21,7 +21,7 @@ pub fn service_provider_config(base_url: &str, max_results: u64) -> Value {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://github.com/muster-scim/muster/blob/main/docs/scim.md",
         "patch": {"supported": super::PATCH_SUPPORTED},
-        "bulk": {"supported": false, "maxOperations": BULK_MAX_OPERATIONS, "maxPayloadSize": MAX_BODY_BYTES},
+        "bulk": {"supported": true, "maxOperations": BULK_MAX_OPERATIONS, "maxPayloadSize": MAX_BODY_BYTES},
         "filter": {"supported": true, "maxResults": max_results},
         "changePassword": {"supported": false},
         "sort": {"supported": true},

@@ -3,6 +3,7 @@
 //! Handlers are thin: they extract, call the domain, and shape the response (status, headers,
 //! projection). Every response is `application/scim+json`.
 
+pub mod bulk;
 pub mod discovery;
 pub mod extract;
 
@@ -55,6 +56,7 @@ pub fn router() -> Router<AppState> {
                 .patch(patch_group),
         )
         .route("/.search", post(search_all))
+        .route("/Bulk", post(bulk::post_bulk))
         .route(
             "/ServiceProviderConfig",
             get(discovery::get_service_provider_config),

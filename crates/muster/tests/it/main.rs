@@ -4,6 +4,7 @@ mod auth;
 mod cli;
 mod discovery;
 mod providers;
+mod scim_bulk;
 mod scim_groups;
 mod scim_patch;
 mod scim_users;
