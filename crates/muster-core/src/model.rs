@@ -195,6 +195,29 @@ pub struct UserRecord {
     pub deactivate_at: Option<Timestamp>,
 }
 
+impl UserRecord {
+    /// The user's email addresses, lower-cased and without duplicates: what `emails.value`
+    /// filters are matched against in storage.
+    pub fn email_keys(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .resource
+            .get("emails")
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|e| e.get("value").and_then(Value::as_str))
+                    .map(|v| v.trim().to_lowercase())
+                    .filter(|v| !v.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 /// A SCIM group, owned by one provider. Its members live in their own table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupRecord {

@@ -285,8 +285,35 @@ fn pushdown(q: &Query, group: bool) -> (Option<Cond>, bool) {
                 (Some(Cond::UserNameKey(t.trim().to_string())), true)
             } else if group && is_core(r, "displayName") {
                 (Some(Cond::GroupNameKey(t.trim().to_string())), true)
+            } else if !group && is_emails_value(r) {
+                (Some(Cond::EmailKey(t.trim().to_string())), true)
             } else {
                 (None, false)
+            }
+        }
+        Query::Compare(r, op, Operand::DateTime(t)) if is_meta_time(r).is_some() => {
+            let column = match is_meta_time(r) {
+                Some(c) => c,
+                None => return (None, false),
+            };
+            match time_bounds(*op, t) {
+                Some((from, until)) => (
+                    Some(Cond::Time {
+                        column,
+                        from,
+                        until,
+                    }),
+                    true,
+                ),
+                None => (None, false),
+            }
+        }
+        Query::Element(r, inner) if !group && r.attr.name == "emails" => {
+            // `emails[type eq "work" and value eq "x"]`: the address narrows in SQL, the rest
+            // is checked on the rows it selects.
+            match element_value_eq(inner) {
+                Some(v) => (Some(Cond::EmailKey(v)), false),
+                None => (None, false),
             }
         }
         Query::Compare(r, CompareOp::Eq, Operand::Bool(b)) if !group && is_core(r, "active") => {
@@ -305,6 +332,53 @@ fn pushdown(q: &Query, group: bool) -> (Option<Cond>, bool) {
             _ => (None, false),
         },
         _ => (None, false),
+    }
+}
+
+fn is_emails_value(r: &muster_scim::schema::Resolved) -> bool {
+    r.container == muster_scim::schema::Container::Core
+        && r.attr.name == "emails"
+        && r.sub.is_some_and(|s| s.name == "value")
+}
+
+fn is_meta_time(r: &muster_scim::schema::Resolved) -> Option<crate::store::TimeColumn> {
+    if r.container != muster_scim::schema::Container::Core || r.attr.name != "meta" {
+        return None;
+    }
+    match r.sub.map(|s| s.name) {
+        Some("created") => Some(crate::store::TimeColumn::Created),
+        Some("lastModified") => Some(crate::store::TimeColumn::LastModified),
+        _ => None,
+    }
+}
+
+/// The stored-microsecond range matching a comparison of `meta` times, which are returned at
+/// millisecond precision: `ms = floor(µs / 1000)`, so `ms ≥ k ⟺ µs ≥ 1000·k`.
+fn time_bounds(op: CompareOp, t: &time::OffsetDateTime) -> Option<(Option<i64>, Option<i64>)> {
+    let t_us = i64::try_from(t.unix_timestamp_nanos().div_euclid(1000)).ok()?;
+    let floor_ms = t_us.div_euclid(1000);
+    let ceil_ms = floor_ms + i64::from(t_us.rem_euclid(1000) != 0);
+    Some(match op {
+        CompareOp::Gt => (Some((floor_ms + 1) * 1000), None),
+        CompareOp::Ge => (Some(ceil_ms * 1000), None),
+        CompareOp::Lt => (None, Some(ceil_ms * 1000)),
+        CompareOp::Le => (None, Some((floor_ms + 1) * 1000)),
+        CompareOp::Eq if t_us.rem_euclid(1000) == 0 => (Some(t_us), Some(t_us + 1000)),
+        CompareOp::Eq => (Some(1), Some(0)),
+        _ => return None,
+    })
+}
+
+/// The `value eq "x"` term of an `and`-only value filter over emails.
+fn element_value_eq(q: &Query) -> Option<String> {
+    match q {
+        Query::Compare(r, CompareOp::Eq, Operand::Text(t))
+            if r.sub.is_some_and(|s| s.name == "value") =>
+        {
+            Some(t.trim().to_string())
+        }
+        Query::And(a, b) => element_value_eq(a).or_else(|| element_value_eq(b)),
+        _ => None,
     }
 }
 

@@ -34,6 +34,17 @@ pub enum Cond {
     GroupNameKey(String),
     /// A user's SCIM `active`.
     Active(bool),
+    /// A user has this email address (lower-cased).
+    EmailKey(String),
+    /// A time column is in `[from, until)` (microseconds; either end open).
+    Time {
+        /// Which column.
+        column: TimeColumn,
+        /// Inclusive lower bound.
+        from: Option<i64>,
+        /// Exclusive upper bound.
+        until: Option<i64>,
+    },
     /// Both.
     And(Box<Cond>, Box<Cond>),
     /// Either.
@@ -72,6 +83,15 @@ impl Order {
         key: OrderKey::Created,
         descending: false,
     };
+}
+
+/// The time columns a condition can bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeColumn {
+    /// `meta.created`.
+    Created,
+    /// `meta.lastModified`.
+    LastModified,
 }
 
 /// Where a listing starts and how much it returns.

@@ -16,7 +16,7 @@ use muster_core::model::{
 };
 use muster_core::store::{
     Cond, Cursor, EnvironmentStore, GroupStore, Order, OrderKey, OrgStore, Page, ProviderStore,
-    StoreResult, SyncLogStore, Tx, UserStore,
+    StoreResult, SyncLogStore, TimeColumn, Tx, UserStore,
 };
 use serde_json::{Map, Value};
 use sqlx::{QueryBuilder, Row};
@@ -205,6 +205,29 @@ fn push_cond(qb: &mut QueryBuilder<'_, Db>, cond: &Cond, id_col: &str) {
         Cond::Active(b) => {
             qb.push("scim_active = ").push_bind(*b);
         }
+        Cond::EmailKey(v) => {
+            qb.push("exists (select 1 from user_email e where e.user_id = user_account.user_id and e.environment_id = user_account.environment_id and e.value_key = ")
+                .push_bind(v.clone())
+                .push(")");
+        }
+        Cond::Time {
+            column,
+            from,
+            until,
+        } => {
+            let col = match column {
+                TimeColumn::Created => "created_at",
+                TimeColumn::LastModified => "updated_at",
+            };
+            qb.push("(1 = 1");
+            if let Some(f) = from {
+                qb.push(format!(" and {col} >= ")).push_bind(*f);
+            }
+            if let Some(u) = until {
+                qb.push(format!(" and {col} < ")).push_bind(*u);
+            }
+            qb.push(")");
+        }
         Cond::And(a, b) | Cond::Or(a, b) => {
             let op = if matches!(cond, Cond::And(..)) {
                 " and "
@@ -297,6 +320,30 @@ fn listing_query<'a>(
 }
 
 impl DbTx {
+    /// Rewrites a user's email index rows.
+    async fn write_emails(&mut self, u: &UserRecord, replace: bool) -> StoreResult<()> {
+        if replace {
+            sqlx::query("delete from user_email where user_id = $1")
+                .bind(u.id.0)
+                .execute(self.c())
+                .await
+                .map_err(db_err)?;
+        }
+        let keys = u.email_keys();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut qb =
+            QueryBuilder::new("insert into user_email (user_id, environment_id, value_key) ");
+        qb.push_values(keys.iter().take(IN_CHUNK), |mut b, k| {
+            b.push_bind(u.id.0)
+                .push_bind(u.environment_id.0)
+                .push_bind(k.clone());
+        });
+        qb.build().execute(self.c()).await.map_err(db_err)?;
+        Ok(())
+    }
+
     async fn fetch_listing(
         &mut self,
         l: &Listing,
@@ -624,6 +671,7 @@ impl UserStore for DbTx {
         .execute(self.c())
         .await
         .map_err(db_err)?;
+        self.write_emails(u, false).await?;
         Ok(())
     }
 
@@ -706,7 +754,11 @@ impl UserStore for DbTx {
         .execute(self.c())
         .await
         .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.write_emails(u, true).await?;
+        Ok(true)
     }
 
     async fn list_users(

@@ -73,6 +73,7 @@ create unique index user_account_user_name_key_uq on user_account (environment_i
 create index user_account_provider_idx on user_account (environment_id, provider_id, created_at, user_id);
 create index user_account_external_id_idx on user_account (environment_id, provider_id, external_id);
 create index user_account_org_idx on user_account (environment_id, org_id);
+create index user_account_modified_idx on user_account (environment_id, provider_id, updated_at);
 create index user_account_deactivate_at_idx on user_account (deactivate_at) where deactivate_at is not null;
 
 create table scim_group (
@@ -89,7 +90,17 @@ create table scim_group (
 );
 create unique index scim_group_display_name_key_uq on scim_group (environment_id, provider_id, display_name_key);
 create index scim_group_provider_idx on scim_group (environment_id, provider_id, created_at, group_id);
+create index scim_group_modified_idx on scim_group (environment_id, provider_id, updated_at);
 create index scim_group_external_id_idx on scim_group (environment_id, provider_id, external_id);
+
+-- Each user's email addresses, lower-cased, so that `emails.value eq` filters use an index.
+create table user_email (
+    user_id blob not null references user_account (user_id) on delete cascade,
+    environment_id blob not null,
+    value_key text not null,
+    primary key (user_id, value_key)
+) without rowid;
+create index user_email_value_idx on user_email (environment_id, value_key, user_id);
 
 -- One row per membership: adding or removing a member touches one row, whatever the group's size.
 create table group_member (
