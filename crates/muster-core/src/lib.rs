@@ -16,6 +16,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod model;
 pub mod provisioning;
+pub mod scheduler;
 pub mod service;
 pub mod store;
 pub mod token;

@@ -820,6 +820,19 @@ impl UserStore for DbTx {
         rows.iter().map(user_from).collect()
     }
 
+    async fn due_deactivations(&mut self, now: Timestamp, limit: u64) -> StoreResult<Vec<UserRecord>> {
+        let rows = sqlx::query(&format!(
+            "select {USER_COLS} from user_account where deactivate_at is not null and deactivate_at <= $1 \
+             order by deactivate_at limit $2"
+        ))
+        .bind(now.0)
+        .bind(limit as i64)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(user_from).collect()
+    }
+
     async fn existing_user_ids(
         &mut self,
         env: EnvironmentId,

@@ -44,6 +44,8 @@ pub struct Config {
     pub sqlite_readers: u32,
     /// SQLite: fsync on every commit (survives power loss) rather than at checkpoints.
     pub sqlite_synchronous_full: bool,
+    /// Seconds between two runs of the deactivation scheduler.
+    pub scheduler_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             pg_max_connections: 16,
             sqlite_readers: 4,
             sqlite_synchronous_full: false,
+            scheduler_interval_secs: 5,
         }
     }
 }
@@ -176,6 +179,9 @@ impl Config {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("public_url must start with http:// or https://, not '{url}'");
             }
+        }
+        if self.scheduler_interval_secs == 0 {
+            bail!("scheduler_interval_secs must be at least 1");
         }
         if self.max_page_size == 0 {
             bail!("max_page_size must be at least 1");

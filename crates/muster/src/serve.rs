@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use muster_core::model::Environment;
@@ -71,16 +72,51 @@ pub async fn run(
         environment = %app.env.slug,
         "Muster is listening"
     );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(run_scheduler(
+        app.muster.clone(),
+        Duration::from_secs(cfg.scheduler_interval_secs),
+        stop_rx.clone(),
+    ));
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
     let router = muster_web::router(muster_web::AppState {
         muster: app.muster.clone(),
     });
+    let mut http_stop = stop_rx;
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.changed().await;
+        })
         .await
         .context("the server failed")?;
+    if let Err(e) = scheduler.await {
+        tracing::warn!(error = %e, "the scheduler task ended abnormally");
+    }
     tracing::info!("Muster stopped");
     app.store.close().await;
     Ok(())
+}
+
+/// The deactivation scheduler: runs due deactivations at start-up (overdue ones from before a
+/// restart) and then every `every`, until told to stop.
+async fn run_scheduler(muster: Muster, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                match muster.run_due_deactivations(muster.now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deactivated = n, "scheduled deactivations ran"),
+                    Err(e) => tracing::error!(error = %e, "scheduled deactivations failed; retrying at the next tick"),
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

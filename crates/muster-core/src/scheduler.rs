@@ -1,0 +1,81 @@
+//! Due deactivations: the work the background scheduler does on every tick.
+//!
+//! Deactivation times live in the database (`deactivate_at`), so they survive restarts and an
+//! overdue one runs at the next tick. Each user is deactivated in its own transaction guarded by
+//! the version it was read at: when several Muster processes share a database, the first to
+//! commit wins and the others find the version moved, so each deactivation, and its sync log
+//! entry, happens exactly once.
+
+use serde_json::json;
+
+use crate::clock::Timestamp;
+use crate::error::CoreResult;
+use crate::lifecycle;
+use crate::model::{Actor, Outcome, SyncLogEntry};
+use crate::service::Muster;
+
+/// How many due users one pass reads at a time.
+const BATCH: u64 = 200;
+
+impl Muster {
+    /// Deactivates every user whose deactivation is due at `now`; returns how many this call
+    /// deactivated. Safe to run concurrently, in one process or several.
+    pub async fn run_due_deactivations(&self, now: Timestamp) -> CoreResult<usize> {
+        let mut done = 0;
+        loop {
+            let due = {
+                let mut tx = self.store.read().await?;
+                tx.due_deactivations(now, BATCH).await?
+            };
+            if due.is_empty() {
+                return Ok(done);
+            }
+            let mut progressed = false;
+            for candidate in due {
+                let mut tx = self.store.write().await?;
+                // Read again inside the write: another process may have got there first.
+                let Some(mut u) = tx.find_user(candidate.environment_id, candidate.id).await? else { continue };
+                let expected = u.version;
+                let Some(t) = lifecycle::deactivate_if_due(&mut u, now) else {
+                    if u.deactivate_at.is_some_and(|d| d <= now) {
+                        // A schedule that no longer applies (the user is on legal hold, or was
+                        // deactivated by other means): drop it so it does not come back.
+                        u.deactivate_at = None;
+                        u.version += 1;
+                        if tx.update_user(&u, expected).await? {
+                            tx.commit().await?;
+                            progressed = true;
+                        }
+                    }
+                    continue;
+                };
+                u.version += 1;
+                u.updated_at = now;
+                if !tx.update_user(&u, expected).await? {
+                    continue;
+                }
+                tx.append_log(&[SyncLogEntry {
+                    environment_id: u.environment_id,
+                    at: now,
+                    provider_id: u.provider_id,
+                    actor: Actor::System,
+                    action: t.action().into(),
+                    subject_kind: Some("user".into()),
+                    subject_id: Some(u.id.to_string()),
+                    subject_name: Some(u.user_name.clone()),
+                    details: json!({"reason": "the provider's deactivation delay has passed"}),
+                    outcome: Outcome::Success,
+                    message: None,
+                }])
+                .await?;
+                tx.commit().await?;
+                done += 1;
+                progressed = true;
+            }
+            if !progressed {
+                // Everything read was handled elsewhere; the next tick will look again.
+                return Ok(done);
+            }
+        }
+    }
+}
