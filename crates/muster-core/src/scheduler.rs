@@ -34,7 +34,10 @@ impl Muster {
             for candidate in due {
                 let mut tx = self.store.write().await?;
                 // Read again inside the write: another process may have got there first.
-                let Some(mut u) = tx.find_user(candidate.environment_id, candidate.id).await? else { continue };
+                let Some(mut u) = tx.find_user(candidate.environment_id, candidate.id).await?
+                else {
+                    continue;
+                };
                 let expected = u.version;
                 let Some(t) = lifecycle::deactivate_if_due(&mut u, now) else {
                     if u.deactivate_at.is_some_and(|d| d <= now) {

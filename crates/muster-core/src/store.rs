@@ -237,7 +237,11 @@ pub trait UserStore {
         limit: u64,
     ) -> StoreResult<Vec<UserRecord>>;
     /// Users, in any environment, whose deactivation is due at `now`, earliest first.
-    async fn due_deactivations(&mut self, now: Timestamp, limit: u64) -> StoreResult<Vec<UserRecord>>;
+    async fn due_deactivations(
+        &mut self,
+        now: Timestamp,
+        limit: u64,
+    ) -> StoreResult<Vec<UserRecord>>;
     /// Those of `ids` that are users of the provider and not removed.
     async fn existing_user_ids(
         &mut self,

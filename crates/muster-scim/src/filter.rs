@@ -888,7 +888,12 @@ mod tests {
     /// Found by the `filter` fuzz target: large numbers must print and parse back exactly.
     #[test]
     fn numbers_round_trip_exactly() {
-        for text in ["meaf.milyName co 66666666666666666666e66", "x gt 1e308", "x lt -0.000000000000000000001", "x eq 18446744073709551616"] {
+        for text in [
+            "meaf.milyName co 66666666666666666666e66",
+            "x gt 1e308",
+            "x lt -0.000000000000000000001",
+            "x eq 18446744073709551616",
+        ] {
             let f = p(text);
             assert_eq!(p(&f.to_string()), f, "{text}");
         }

@@ -820,7 +820,11 @@ impl UserStore for DbTx {
         rows.iter().map(user_from).collect()
     }
 
-    async fn due_deactivations(&mut self, now: Timestamp, limit: u64) -> StoreResult<Vec<UserRecord>> {
+    async fn due_deactivations(
+        &mut self,
+        now: Timestamp,
+        limit: u64,
+    ) -> StoreResult<Vec<UserRecord>> {
         let rows = sqlx::query(&format!(
             "select {USER_COLS} from user_account where deactivate_at is not null and deactivate_at <= $1 \
              order by deactivate_at limit $2"

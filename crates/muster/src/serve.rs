@@ -102,7 +102,11 @@ pub async fn run(
 
 /// The deactivation scheduler: runs due deactivations at start-up (overdue ones from before a
 /// restart) and then every `every`, until told to stop.
-async fn run_scheduler(muster: Muster, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn run_scheduler(
+    muster: Muster,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {

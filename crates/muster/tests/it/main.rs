@@ -3,6 +3,7 @@
 mod auth;
 mod cli;
 mod discovery;
+mod lifecycle;
 mod providers;
 mod scim_bulk;
 mod scim_groups;
