@@ -1,0 +1,371 @@
+//! `muster-bench`: starts (or targets) a Muster server, loads a synthetic company over SCIM, and
+//! times scenarios at a given concurrency. Prints a table and JSON.
+//!
+//! # Layout
+//! - `main`: arguments, the server under test, the run.
+//! - `Stats`: latency percentiles and throughput of one scenario.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde_json::{json, Value};
+
+/// Times Muster's SCIM endpoints on a synthetic company.
+#[derive(Debug, Parser)]
+#[command(name = "muster-bench")]
+struct Args {
+    /// The `muster` binary to start (ignored with --url).
+    #[arg(long, default_value = "target/release/muster")]
+    muster: String,
+    /// Database for the started server (default: a fresh SQLite file).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Target a running server's SCIM base URL instead of starting one (needs --token).
+    #[arg(long, requires = "token")]
+    url: Option<String>,
+    /// Bearer token for --url.
+    #[arg(long)]
+    token: Option<String>,
+    /// Users in the synthetic company; all of them join the giant group.
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Requests per timed scenario.
+    #[arg(long, default_value_t = 2_000)]
+    requests: usize,
+    /// Scenarios to run (comma-separated), or "all".
+    #[arg(long, default_value = "all")]
+    scenarios: String,
+    /// Write the JSON report here too.
+    #[arg(long)]
+    json: Option<String>,
+}
+
+/// The server under test.
+struct Server {
+    base: String,
+    token: String,
+    child: Option<Child>,
+    dir: Option<std::path::PathBuf>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+impl Server {
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Peak resident memory of the started server, in MiB (Linux `VmHWM`).
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+}
+
+async fn start(args: &Args) -> anyhow::Result<Server> {
+    if let (Some(url), Some(token)) = (&args.url, &args.token) {
+        return Ok(Server { base: url.trim_end_matches('/').into(), token: token.clone(), child: None, dir: None });
+    }
+    let dir = std::env::temp_dir().join(format!("muster-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let env = |c: &mut Command| {
+        c.env("MUSTER_DATA_DIR", &dir)
+            .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("MUSTER_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+            .env("MUSTER_LOG", "warn");
+        if let Some(db) = &args.database_url {
+            c.env("MUSTER_DATABASE_URL", db);
+        }
+    };
+    let mut add = Command::new(&args.muster);
+    add.args(["provider", "add", "--name", "Bench", "--json"]);
+    env(&mut add);
+    let out = add.output().with_context(|| format!("cannot run {}", args.muster))?;
+    if !out.status.success() {
+        bail!("muster provider add failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let created: Value = serde_json::from_slice(&out.stdout)?;
+    let mut serve = Command::new(&args.muster);
+    serve.arg("serve").stdout(Stdio::null()).stderr(Stdio::inherit());
+    env(&mut serve);
+    let child = serve.spawn()?;
+    let server = Server {
+        base: created["provider"]["scimBaseUrl"].as_str().unwrap_or_default().to_string(),
+        token: created["token"]["secret"].as_str().unwrap_or_default().to_string(),
+        child: Some(child),
+        dir: Some(dir),
+    };
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(server);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the server did not become ready")
+}
+
+/// Latencies of one scenario.
+#[derive(Debug)]
+struct Stats {
+    name: String,
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    statuses: Vec<u16>,
+}
+
+impl Stats {
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        let mut l = self.latencies.clone();
+        l.sort();
+        let i = ((p / 100.0) * (l.len() as f64 - 1.0)).round() as usize;
+        l[i.min(l.len() - 1)].as_secs_f64() * 1000.0
+    }
+
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn json(&self) -> Value {
+        let mut statuses = self.statuses.clone();
+        statuses.sort();
+        statuses.dedup();
+        json!({
+            "scenario": self.name, "requests": self.requests, "errors": self.errors,
+            "seconds": self.elapsed.as_secs_f64(), "requests_per_second": self.rps(),
+            "p50_ms": self.percentile(50.0), "p90_ms": self.percentile(90.0), "p99_ms": self.percentile(99.0),
+            "statuses": statuses,
+        })
+    }
+}
+
+/// A request to send: method, path below the SCIM base, optional body.
+type Req = (reqwest::Method, String, Option<Value>);
+
+/// Sends `n` requests made by `make(i)` with `concurrency` clients; times each.
+async fn run<F>(server: &Server, name: &str, n: usize, concurrency: usize, make: F) -> Stats
+where
+    F: Fn(usize) -> Req + Send + Sync + 'static,
+{
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap_or_default();
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, make, next) = (client.clone(), make.clone(), next.clone());
+        let (base, token) = (server.base.clone(), server.token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let (method, path, body) = make(i);
+                let mut req = client.request(method, format!("{base}{path}")).bearer_auth(&token);
+                if let Some(b) = body {
+                    req = req.header("content-type", "application/scim+json").body(b.to_string());
+                }
+                let t = Instant::now();
+                let status = match req.send().await {
+                    Ok(r) => {
+                        let s = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        s
+                    }
+                    Err(_) => 0,
+                };
+                out.push((t.elapsed(), status));
+            }
+            out
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    for t in tasks {
+        for (l, s) in t.await.unwrap_or_default() {
+            latencies.push(l);
+            statuses.push(s);
+        }
+    }
+    let errors = statuses.iter().filter(|s| !(200..300).contains(*s)).count();
+    Stats { name: name.into(), requests: n, errors, elapsed: started.elapsed(), latencies, statuses }
+}
+
+fn user_body(i: usize) -> Value {
+    let title = ["Engineer", "Manager", "Analyst", "Designer"][i % 4];
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "userName": format!("user{i:07}@bench.example"),
+        "externalId": format!("00u{i:07}"),
+        "name": {"givenName": format!("Given{i}"), "familyName": format!("Family{}", i % 977), "formatted": format!("Given{i} Family{}", i % 977)},
+        "displayName": format!("Given{i} Family{}", i % 977),
+        "emails": [{"value": format!("user{i:07}@bench.example"), "type": "work", "primary": true}],
+        "title": title,
+        "active": true,
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": format!("Dept{}", i % 50), "employeeNumber": format!("{i}")},
+        "c42OrgName": format!("Office{}", i % 20),
+    })
+}
+
+fn patch(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let server = start(&args).await?;
+    let wants = |s: &str| args.scenarios == "all" || args.scenarios.split(',').any(|x| x.trim() == s);
+    let mut report = Vec::new();
+    let c = args.concurrency;
+    let client = reqwest::Client::new();
+
+    // Load: the users, a 10-member group and a giant group of every user.
+    let load = run(&server, "load: POST /Users", args.users, c, |i| (reqwest::Method::POST, "/Users".into(), Some(user_body(i)))).await;
+    report.push(load);
+    let mut ids = Vec::with_capacity(args.users);
+    let mut start = 1;
+    loop {
+        let page: Value = client
+            .get(format!("{}/Users?startIndex={start}&count=1000&attributes=id", server.base))
+            .bearer_auth(&server.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let items = page["Resources"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            break;
+        }
+        ids.extend(items.iter().filter_map(|u| u["id"].as_str().map(str::to_string)));
+        start += 1000;
+    }
+    if ids.len() < 12 {
+        bail!("the load created only {} users", ids.len());
+    }
+    let make_group = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": []});
+    let small: Value = client.post(format!("{}/Groups", server.base)).bearer_auth(&server.token).json(&make_group("Small")).send().await?.json().await?;
+    let giant: Value = client.post(format!("{}/Groups", server.base)).bearer_auth(&server.token).json(&make_group("Everyone")).send().await?.json().await?;
+    let (small_id, giant_id) = (small["id"].as_str().unwrap_or_default().to_string(), giant["id"].as_str().unwrap_or_default().to_string());
+    let members = |slice: &[String]| json!(slice.iter().map(|id| json!({"value": id})).collect::<Vec<_>>());
+    client
+        .patch(format!("{}/Groups/{small_id}", server.base))
+        .bearer_auth(&server.token)
+        .json(&patch(json!([{"op": "add", "path": "members", "value": members(&ids[..10])}])))
+        .send()
+        .await?;
+    let chunks: Vec<Vec<String>> = ids.chunks(1000).map(<[String]>::to_vec).collect();
+    let giant_path = format!("/Groups/{giant_id}");
+    let fill = {
+        let chunks = chunks.clone();
+        let giant_path = giant_path.clone();
+        run(&server, "load: PATCH giant group +1000", chunks.len(), 1, move |i| {
+            (reqwest::Method::PATCH, format!("{giant_path}?excludedAttributes=members"), Some(patch(json!([{"op": "add", "path": "members", "value": members(&chunks[i])}]))))
+        })
+        .await
+    };
+    report.push(fill);
+
+    let ids = Arc::new(ids);
+    let n = args.requests;
+    // One-member PATCH (remove then add back the same member) on the giant and the small group.
+    for (label, gid) in [("PATCH one member, giant group", giant_id.clone()), ("PATCH one member, 10-member group", small_id.clone())] {
+        if !wants("patch-member") {
+            break;
+        }
+        let ids = ids.clone();
+        let path = format!("/Groups/{gid}");
+        let giant = gid == giant_id;
+        let stats = run(&server, label, n, 1, move |i| {
+            // Sequential on one group: alternately remove and re-add one member.
+            let member = if giant { ids[(i / 2) % ids.len()].clone() } else { ids[(i / 2) % 10].clone() };
+            let op = if i % 2 == 0 {
+                json!([{"op": "remove", "path": format!("members[value eq \"{member}\"]")}])
+            } else {
+                json!([{"op": "add", "path": "members", "value": [{"value": member}]}])
+            };
+            (reqwest::Method::PATCH, path.clone(), Some(patch(op)))
+        })
+        .await;
+        report.push(stats);
+    }
+    if wants("get-user") {
+        let ids = ids.clone();
+        report.push(run(&server, "GET /Users/{id}", n, c, move |i| (reqwest::Method::GET, format!("/Users/{}", ids[i % ids.len()]), None)).await);
+    }
+    if wants("filter-username") {
+        let users = args.users;
+        report.push(
+            run(&server, "GET /Users?filter=userName eq", n, c, move |i| {
+                (reqwest::Method::GET, format!("/Users?filter=userName%20eq%20%22user{:07}%40bench.example%22", i % users), None)
+            })
+            .await,
+        );
+    }
+    if wants("list-page") {
+        let pages = (args.users / 100).max(1);
+        report.push(run(&server, "GET /Users page of 100", n.min(500), c, move |i| (reqwest::Method::GET, format!("/Users?startIndex={}&count=100", (i % pages) * 100 + 1), None)).await);
+    }
+    if wants("giant-group") {
+        report.push(run(&server, "GET giant group, excludedAttributes=members", n, c, {
+            let p = giant_path.clone();
+            move |_| (reqwest::Method::GET, format!("{p}?excludedAttributes=members"), None)
+        }).await);
+        report.push(run(&server, "GET giant group with members", 20.min(n), 1, {
+            let p = giant_path.clone();
+            move |_| (reqwest::Method::GET, p.clone(), None)
+        }).await);
+    }
+
+    let peak = server.peak_rss_mib();
+    println!("\n{:<48} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9}  statuses", "scenario", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms");
+    for s in &report {
+        let j = s.json();
+        println!(
+            "{:<48} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2}  {}",
+            s.name, s.requests, s.errors, s.rps(), s.percentile(50.0), s.percentile(90.0), s.percentile(99.0), j["statuses"]
+        );
+    }
+    if let Some(mib) = peak {
+        println!("server peak RSS: {mib:.1} MiB");
+    }
+    let full = json!({
+        "users": args.users, "concurrency": c, "database": if args.database_url.as_deref().is_some_and(|d| d.starts_with("postgres")) { "postgres" } else { "sqlite" },
+        "server_peak_rss_mib": peak, "scenarios": report.iter().map(Stats::json).collect::<Vec<_>>(),
+    });
+    println!("{}", serde_json::to_string(&full)?);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&full)?)?;
+    }
+    if report.iter().any(|s| s.errors > 0) {
+        bail!("some requests failed");
+    }
+    Ok(())
+}
