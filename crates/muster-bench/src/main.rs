@@ -83,11 +83,18 @@ impl Server {
 
 async fn start(args: &Args) -> anyhow::Result<Server> {
     if let (Some(url), Some(token)) = (&args.url, &args.token) {
-        return Ok(Server { base: url.trim_end_matches('/').into(), token: token.clone(), child: None, dir: None });
+        return Ok(Server {
+            base: url.trim_end_matches('/').into(),
+            token: token.clone(),
+            child: None,
+            dir: None,
+        });
     }
     let dir = std::env::temp_dir().join(format!("muster-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let env = |c: &mut Command| {
         c.env("MUSTER_DATA_DIR", &dir)
             .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
@@ -100,24 +107,43 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
     let mut add = Command::new(&args.muster);
     add.args(["provider", "add", "--name", "Bench", "--json"]);
     env(&mut add);
-    let out = add.output().with_context(|| format!("cannot run {}", args.muster))?;
+    let out = add
+        .output()
+        .with_context(|| format!("cannot run {}", args.muster))?;
     if !out.status.success() {
-        bail!("muster provider add failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "muster provider add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let created: Value = serde_json::from_slice(&out.stdout)?;
     let mut serve = Command::new(&args.muster);
-    serve.arg("serve").stdout(Stdio::null()).stderr(Stdio::inherit());
+    serve
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
     env(&mut serve);
     let child = serve.spawn()?;
     let server = Server {
-        base: created["provider"]["scimBaseUrl"].as_str().unwrap_or_default().to_string(),
-        token: created["token"]["secret"].as_str().unwrap_or_default().to_string(),
+        base: created["provider"]["scimBaseUrl"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        token: created["token"]["secret"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         child: Some(child),
         dir: Some(dir),
     };
     let client = reqwest::Client::new();
     for _ in 0..200 {
-        if client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return Ok(server);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -172,7 +198,10 @@ async fn run<F>(server: &Server, name: &str, n: usize, concurrency: usize, make:
 where
     F: Fn(usize) -> Req + Send + Sync + 'static,
 {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap_or_default();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap_or_default();
     let make = Arc::new(make);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -188,9 +217,13 @@ where
                     break;
                 }
                 let (method, path, body) = make(i);
-                let mut req = client.request(method, format!("{base}{path}")).bearer_auth(&token);
+                let mut req = client
+                    .request(method, format!("{base}{path}"))
+                    .bearer_auth(&token);
                 if let Some(b) = body {
-                    req = req.header("content-type", "application/scim+json").body(b.to_string());
+                    req = req
+                        .header("content-type", "application/scim+json")
+                        .body(b.to_string());
                 }
                 let t = Instant::now();
                 let status = match req.send().await {
@@ -215,7 +248,14 @@ where
         }
     }
     let errors = statuses.iter().filter(|s| !(200..300).contains(*s)).count();
-    Stats { name: name.into(), requests: n, errors, elapsed: started.elapsed(), latencies, statuses }
+    Stats {
+        name: name.into(),
+        requests: n,
+        errors,
+        elapsed: started.elapsed(),
+        latencies,
+        statuses,
+    }
 }
 
 fn user_body(i: usize) -> Value {
@@ -242,19 +282,26 @@ fn patch(ops: Value) -> Value {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let server = start(&args).await?;
-    let wants = |s: &str| args.scenarios == "all" || args.scenarios.split(',').any(|x| x.trim() == s);
+    let wants =
+        |s: &str| args.scenarios == "all" || args.scenarios.split(',').any(|x| x.trim() == s);
     let mut report = Vec::new();
     let c = args.concurrency;
     let client = reqwest::Client::new();
 
     // Load: the users, a 10-member group and a giant group of every user.
-    let load = run(&server, "load: POST /Users", args.users, c, |i| (reqwest::Method::POST, "/Users".into(), Some(user_body(i)))).await;
+    let load = run(&server, "load: POST /Users", args.users, c, |i| {
+        (reqwest::Method::POST, "/Users".into(), Some(user_body(i)))
+    })
+    .await;
     report.push(load);
     let mut ids = Vec::with_capacity(args.users);
     let mut start = 1;
     loop {
         let page: Value = client
-            .get(format!("{}/Users?startIndex={start}&count=1000&attributes=id", server.base))
+            .get(format!(
+                "{}/Users?startIndex={start}&count=1000&attributes=id",
+                server.base
+            ))
             .bearer_auth(&server.token)
             .send()
             .await?
@@ -264,21 +311,49 @@ async fn main() -> anyhow::Result<()> {
         if items.is_empty() {
             break;
         }
-        ids.extend(items.iter().filter_map(|u| u["id"].as_str().map(str::to_string)));
+        ids.extend(
+            items
+                .iter()
+                .filter_map(|u| u["id"].as_str().map(str::to_string)),
+        );
         start += 1000;
     }
     if ids.len() < 12 {
         bail!("the load created only {} users", ids.len());
     }
     let make_group = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": []});
-    let small: Value = client.post(format!("{}/Groups", server.base)).bearer_auth(&server.token).json(&make_group("Small")).send().await?.json().await?;
-    let giant: Value = client.post(format!("{}/Groups", server.base)).bearer_auth(&server.token).json(&make_group("Everyone")).send().await?.json().await?;
-    let (small_id, giant_id) = (small["id"].as_str().unwrap_or_default().to_string(), giant["id"].as_str().unwrap_or_default().to_string());
-    let members = |slice: &[String]| json!(slice.iter().map(|id| json!({"value": id})).collect::<Vec<_>>());
+    let small: Value = client
+        .post(format!("{}/Groups", server.base))
+        .bearer_auth(&server.token)
+        .json(&make_group("Small"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let giant: Value = client
+        .post(format!("{}/Groups", server.base))
+        .bearer_auth(&server.token)
+        .json(&make_group("Everyone"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let (small_id, giant_id) = (
+        small["id"].as_str().unwrap_or_default().to_string(),
+        giant["id"].as_str().unwrap_or_default().to_string(),
+    );
+    let members = |slice: &[String]| {
+        json!(slice
+            .iter()
+            .map(|id| json!({"value": id}))
+            .collect::<Vec<_>>())
+    };
     client
         .patch(format!("{}/Groups/{small_id}", server.base))
         .bearer_auth(&server.token)
-        .json(&patch(json!([{"op": "add", "path": "members", "value": members(&ids[..10])}])))
+        .json(&patch(
+            json!([{"op": "add", "path": "members", "value": members(&ids[..10])}]),
+        ))
         .send()
         .await?;
     let chunks: Vec<Vec<String>> = ids.chunks(1000).map(<[String]>::to_vec).collect();
@@ -286,9 +361,21 @@ async fn main() -> anyhow::Result<()> {
     let fill = {
         let chunks = chunks.clone();
         let giant_path = giant_path.clone();
-        run(&server, "load: PATCH giant group +1000", chunks.len(), 1, move |i| {
-            (reqwest::Method::PATCH, format!("{giant_path}?excludedAttributes=members"), Some(patch(json!([{"op": "add", "path": "members", "value": members(&chunks[i])}]))))
-        })
+        run(
+            &server,
+            "load: PATCH giant group +1000",
+            chunks.len(),
+            1,
+            move |i| {
+                (
+                    reqwest::Method::PATCH,
+                    format!("{giant_path}?excludedAttributes=members"),
+                    Some(patch(
+                        json!([{"op": "add", "path": "members", "value": members(&chunks[i])}]),
+                    )),
+                )
+            },
+        )
         .await
     };
     report.push(fill);
@@ -296,7 +383,10 @@ async fn main() -> anyhow::Result<()> {
     let ids = Arc::new(ids);
     let n = args.requests;
     // One-member PATCH (remove then add back the same member) on the giant and the small group.
-    for (label, gid) in [("PATCH one member, giant group", giant_id.clone()), ("PATCH one member, 10-member group", small_id.clone())] {
+    for (label, gid) in [
+        ("PATCH one member, giant group", giant_id.clone()),
+        ("PATCH one member, 10-member group", small_id.clone()),
+    ] {
         if !wants("patch-member") {
             break;
         }
@@ -305,7 +395,11 @@ async fn main() -> anyhow::Result<()> {
         let giant = gid == giant_id;
         let stats = run(&server, label, n, 1, move |i| {
             // Sequential on one group: alternately remove and re-add one member.
-            let member = if giant { ids[(i / 2) % ids.len()].clone() } else { ids[(i / 2) % 10].clone() };
+            let member = if giant {
+                ids[(i / 2) % ids.len()].clone()
+            } else {
+                ids[(i / 2) % 10].clone()
+            };
             let op = if i % 2 == 0 {
                 json!([{"op": "remove", "path": format!("members[value eq \"{member}\"]")}])
             } else {
@@ -318,39 +412,92 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("get-user") {
         let ids = ids.clone();
-        report.push(run(&server, "GET /Users/{id}", n, c, move |i| (reqwest::Method::GET, format!("/Users/{}", ids[i % ids.len()]), None)).await);
+        report.push(
+            run(&server, "GET /Users/{id}", n, c, move |i| {
+                (
+                    reqwest::Method::GET,
+                    format!("/Users/{}", ids[i % ids.len()]),
+                    None,
+                )
+            })
+            .await,
+        );
     }
     if wants("filter-username") {
         let users = args.users;
         report.push(
             run(&server, "GET /Users?filter=userName eq", n, c, move |i| {
-                (reqwest::Method::GET, format!("/Users?filter=userName%20eq%20%22user{:07}%40bench.example%22", i % users), None)
+                (
+                    reqwest::Method::GET,
+                    format!(
+                        "/Users?filter=userName%20eq%20%22user{:07}%40bench.example%22",
+                        i % users
+                    ),
+                    None,
+                )
             })
             .await,
         );
     }
     if wants("list-page") {
         let pages = (args.users / 100).max(1);
-        report.push(run(&server, "GET /Users page of 100", n.min(500), c, move |i| (reqwest::Method::GET, format!("/Users?startIndex={}&count=100", (i % pages) * 100 + 1), None)).await);
+        report.push(
+            run(&server, "GET /Users page of 100", n.min(500), c, move |i| {
+                (
+                    reqwest::Method::GET,
+                    format!("/Users?startIndex={}&count=100", (i % pages) * 100 + 1),
+                    None,
+                )
+            })
+            .await,
+        );
     }
     if wants("giant-group") {
-        report.push(run(&server, "GET giant group, excludedAttributes=members", n, c, {
-            let p = giant_path.clone();
-            move |_| (reqwest::Method::GET, format!("{p}?excludedAttributes=members"), None)
-        }).await);
-        report.push(run(&server, "GET giant group with members", 20.min(n), 1, {
-            let p = giant_path.clone();
-            move |_| (reqwest::Method::GET, p.clone(), None)
-        }).await);
+        report.push(
+            run(
+                &server,
+                "GET giant group, excludedAttributes=members",
+                n,
+                c,
+                {
+                    let p = giant_path.clone();
+                    move |_| {
+                        (
+                            reqwest::Method::GET,
+                            format!("{p}?excludedAttributes=members"),
+                            None,
+                        )
+                    }
+                },
+            )
+            .await,
+        );
+        report.push(
+            run(&server, "GET giant group with members", 20.min(n), 1, {
+                let p = giant_path.clone();
+                move |_| (reqwest::Method::GET, p.clone(), None)
+            })
+            .await,
+        );
     }
 
     let peak = server.peak_rss_mib();
-    println!("\n{:<48} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9}  statuses", "scenario", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms");
+    println!(
+        "\n{:<48} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9}  statuses",
+        "scenario", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms"
+    );
     for s in &report {
         let j = s.json();
         println!(
             "{:<48} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2}  {}",
-            s.name, s.requests, s.errors, s.rps(), s.percentile(50.0), s.percentile(90.0), s.percentile(99.0), j["statuses"]
+            s.name,
+            s.requests,
+            s.errors,
+            s.rps(),
+            s.percentile(50.0),
+            s.percentile(90.0),
+            s.percentile(99.0),
+            j["statuses"]
         );
     }
     if let Some(mib) = peak {

@@ -22,7 +22,45 @@ on_both!(
     large_group_patch_answers_204,
     etags_and_preconditions,
     search_endpoints,
+    attribute_names_are_case_insensitive_everywhere,
 );
+
+/// PROVIDERS.md hard case 10: attribute names in any case, in bodies, PATCH paths, filters and
+/// `attributes=`.
+async fn attribute_names_are_case_insensitive_everywhere(b: Backend) {
+    let app = TestApp::new(b).await;
+    let p = app.provider("Any").await;
+    let r = app.post(&p, "/Users", json!({"USERNAME": "Case@Example.com", "NAME": {"GIVENNAME": "C"}, "Emails": [{"VALUE": "c@example.com", "Type": "work"}]})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["name"], json!({"givenName": "C"}));
+    let id = r.body["id"].as_str().unwrap_or_default().to_string();
+    let r = app
+        .patch(&p, &format!("/Users/{id}"), ops(json!([
+            {"op": "REPLACE", "path": "NAME.FAMILYNAME", "value": "Sensitive"},
+            {"op": "Add", "path": "EMAILS[TYPE EQ \"work\"].DISPLAY", "value": "Work"},
+            {"op": "replace", "path": "URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:DEPARTMENT", "value": "QA"}
+        ])))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["name"]["familyName"], "Sensitive");
+    assert_eq!(r.body["emails"][0]["display"], "Work");
+    assert_eq!(r.body[ENTERPRISE]["department"], "QA");
+    let r = app
+        .get(
+            &p,
+            &format!(
+                "/Users?attributes=USERNAME,Name.GivenName&filter={}",
+                urlencode("EMAILS.VALUE EQ \"C@EXAMPLE.COM\"")
+            ),
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1);
+    let u = &r.body["Resources"][0];
+    assert_eq!(u["userName"], "Case@Example.com");
+    assert_eq!(u["name"], json!({"givenName": "C"}));
+    assert!(u.get("emails").is_none());
+    app.finish().await;
+}
 
 fn ops(ops: Value) -> Value {
     json!({"schemas": [PATCH], "Operations": ops})
