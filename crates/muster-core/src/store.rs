@@ -26,6 +26,8 @@ pub enum Cond {
     Never,
     /// The resource id.
     Id(uuid::Uuid),
+    /// One of these resource ids.
+    IdIn(Vec<uuid::Uuid>),
     /// `userName`, lower-cased.
     UserNameKey(String),
     /// `externalId`, exactly.

@@ -193,6 +193,17 @@ fn push_cond(qb: &mut QueryBuilder<'_, Db>, cond: &Cond, id_col: &str) {
         Cond::Id(u) => {
             qb.push(id_col).push(" = ").push_bind(*u);
         }
+        Cond::IdIn(ids) if ids.is_empty() => {
+            qb.push("1 = 0");
+        }
+        Cond::IdIn(ids) => {
+            qb.push(id_col).push(" in (");
+            let mut sep = qb.separated(", ");
+            for u in ids {
+                sep.push_bind(*u);
+            }
+            qb.push(")");
+        }
         Cond::UserNameKey(s) => {
             qb.push("user_name_key = ").push_bind(s.clone());
         }
@@ -206,7 +217,7 @@ fn push_cond(qb: &mut QueryBuilder<'_, Db>, cond: &Cond, id_col: &str) {
             qb.push("scim_active = ").push_bind(*b);
         }
         Cond::EmailKey(v) => {
-            qb.push("exists (select 1 from user_email e where e.user_id = user_account.user_id and e.environment_id = user_account.environment_id and e.value_key = ")
+            qb.push("user_id in (select e.user_id from user_email e where e.environment_id = user_account.environment_id and e.value_key = ")
                 .push_bind(v.clone())
                 .push(")");
         }
@@ -254,9 +265,15 @@ struct Window {
 /// `order by` for a listing: the key (missing values last ascending, first descending, as RFC
 /// 7644 §3.4.2.3 asks), then creation time and id so that equal keys page stably. Text keys
 /// compare byte-wise on both databases.
-fn order_by(l: &Listing, order: Order) -> String {
+///
+/// With a selective condition (an id, a userName, an email address), the creation-time index must
+/// not be used to produce the order: a planner that walks it to avoid a sort reads every row of
+/// the provider. `created_at + 0` keeps the order and takes that index out of the question; the few
+/// matching rows are then sorted.
+fn order_by(l: &Listing, order: Order, selective: bool) -> String {
     let dir = if order.descending { "desc" } else { "asc" };
-    let tie = format!("created_at {dir}, {} {dir}", l.id_col);
+    let created = if selective { "created_at + 0" } else { "created_at" };
+    let tie = format!("{created} {dir}, {} {dir}", l.id_col);
     let keyed = |col: &str, nullable: bool, text: bool| {
         let collate = if text { super::BYTEWISE } else { "" };
         let nulls = if nullable {
@@ -273,6 +290,22 @@ fn order_by(l: &Listing, order: Order) -> String {
         OrderKey::UserName => keyed("user_name_key", false, true),
         OrderKey::GroupName => keyed("display_name_key", false, true),
         OrderKey::ExternalId => keyed("external_id", true, true),
+    }
+}
+
+/// Whether a condition selects few rows through an index of its own.
+fn selective(cond: &Cond) -> bool {
+    match cond {
+        Cond::Never
+        | Cond::Id(_)
+        | Cond::IdIn(_)
+        | Cond::UserNameKey(_)
+        | Cond::ExternalId(_)
+        | Cond::GroupNameKey(_)
+        | Cond::EmailKey(_) => true,
+        Cond::Active(_) | Cond::Time { .. } => false,
+        Cond::And(a, b) => selective(a) || selective(b),
+        Cond::Or(a, b) => selective(a) && selective(b),
     }
 }
 
@@ -320,6 +353,33 @@ fn listing_query<'a>(
 }
 
 impl DbTx {
+    /// Replaces `EmailKey` conditions with the ids of the users that have the address, read from
+    /// `user_email` first: a short id list the planner looks up by primary key, rather than a
+    /// subquery a planner without statistics may run once per row.
+    async fn resolve_emails(&mut self, env: EnvironmentId, cond: &Cond) -> StoreResult<Cond> {
+        Ok(match cond {
+            Cond::EmailKey(v) => {
+                let rows = sqlx::query("select user_id from user_email where environment_id = $1 and value_key = $2 limit 10000")
+                    .bind(env.0)
+                    .bind(v)
+                    .fetch_all(self.c())
+                    .await
+                    .map_err(db_err)?;
+                let ids: StoreResult<Vec<Uuid>> = rows.iter().map(|r| get::<Uuid>(r, "user_id")).collect();
+                Cond::IdIn(ids?)
+            }
+            Cond::And(a, b) => Cond::And(
+                Box::new(Box::pin(self.resolve_emails(env, a)).await?),
+                Box::new(Box::pin(self.resolve_emails(env, b)).await?),
+            ),
+            Cond::Or(a, b) => Cond::Or(
+                Box::new(Box::pin(self.resolve_emails(env, a)).await?),
+                Box::new(Box::pin(self.resolve_emails(env, b)).await?),
+            ),
+            other => other.clone(),
+        })
+    }
+
     /// Rewrites a user's email index rows.
     async fn write_emails(&mut self, u: &UserRecord, replace: bool) -> StoreResult<()> {
         if replace {
@@ -352,6 +412,11 @@ impl DbTx {
         cond: Option<&Cond>,
         window: Window,
     ) -> StoreResult<Vec<DbRow>> {
+        let resolved = match cond {
+            Some(c) => Some(self.resolve_emails(env, c).await?),
+            None => None,
+        };
+        let cond = resolved.as_ref();
         let Window {
             after,
             order,
@@ -368,7 +433,7 @@ impl DbTx {
                 .push_bind(c.id)
                 .push("))");
         }
-        qb.push(order_by(l, order))
+        qb.push(order_by(l, order, cond.is_some_and(selective)))
             .push(" limit ")
             .push_bind(limit as i64);
         qb.push(" offset ").push_bind(offset as i64);
@@ -382,7 +447,11 @@ impl DbTx {
         provider: ProviderId,
         cond: Option<&Cond>,
     ) -> StoreResult<u64> {
-        let mut qb = listing_query(l, "count(*) as n", env, provider, cond);
+        let resolved = match cond {
+            Some(c) => Some(self.resolve_emails(env, c).await?),
+            None => None,
+        };
+        let mut qb = listing_query(l, "count(*) as n", env, provider, resolved.as_ref());
         let row = qb.build().fetch_one(self.c()).await.map_err(db_err)?;
         let n: i64 = get(&row, "n")?;
         Ok(n.max(0) as u64)

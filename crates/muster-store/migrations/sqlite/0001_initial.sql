@@ -71,7 +71,7 @@ create table user_account (
 );
 create unique index user_account_user_name_key_uq on user_account (environment_id, user_name_key);
 create index user_account_provider_idx on user_account (environment_id, provider_id, created_at, user_id);
-create index user_account_external_id_idx on user_account (environment_id, provider_id, external_id);
+create index user_account_external_id_idx on user_account (environment_id, provider_id, external_id, created_at);
 create index user_account_org_idx on user_account (environment_id, org_id);
 create index user_account_modified_idx on user_account (environment_id, provider_id, updated_at);
 create index user_account_deactivate_at_idx on user_account (deactivate_at) where deactivate_at is not null;
@@ -91,7 +91,7 @@ create table scim_group (
 create unique index scim_group_display_name_key_uq on scim_group (environment_id, provider_id, display_name_key);
 create index scim_group_provider_idx on scim_group (environment_id, provider_id, created_at, group_id);
 create index scim_group_modified_idx on scim_group (environment_id, provider_id, updated_at);
-create index scim_group_external_id_idx on scim_group (environment_id, provider_id, external_id);
+create index scim_group_external_id_idx on scim_group (environment_id, provider_id, external_id, created_at);
 
 -- Each user's email addresses, lower-cased, so that `emails.value eq` filters use an index.
 create table user_email (
