@@ -13,6 +13,8 @@ pub enum Unique {
     OrgName,
     /// A provider's display name within the environment.
     ProviderName,
+    /// A role's name within the environment.
+    RoleName,
     /// Anything else.
     Other,
 }

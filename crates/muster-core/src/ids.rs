@@ -59,4 +59,6 @@ id_type!(
     OrgId,
     /// A role of the catalog.
     RoleId,
+    /// An administrator API token.
+    AdminTokenId,
 );

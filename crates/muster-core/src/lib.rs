@@ -11,6 +11,7 @@
 //! - [`error`]: domain and storage errors.
 
 pub mod clock;
+pub mod directory;
 pub mod error;
 pub mod ids;
 pub mod lifecycle;

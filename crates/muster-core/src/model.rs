@@ -4,7 +4,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
-use crate::ids::{EnvironmentId, GroupId, OrgId, ProviderId, TokenId, UserId};
+use crate::ids::{
+    AdminTokenId, EnvironmentId, GroupId, OrgId, ProviderId, RoleId, TokenId, UserId,
+};
 
 /// The slug of the environment a fresh install has, and every command uses by default.
 pub const DEFAULT_ENVIRONMENT: &str = "default";
@@ -69,10 +71,97 @@ pub struct Org {
     pub name: String,
     /// Active or deactivated.
     pub status: OrgStatus,
+    /// Whether it sets its own default roles (otherwise it inherits its parent's).
+    pub own_default_roles: bool,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+}
+
+/// A role of the environment's catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Role {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// Its id.
+    pub id: RoleId,
+    /// Its name, unique case-insensitively.
+    pub name: String,
+    /// What it allows.
+    pub description: String,
+    /// One of the standard roles every environment starts with.
+    pub builtin: bool,
+    /// When it was added.
+    pub created_at: Timestamp,
+}
+
+/// The standard roles every environment starts with: name and description.
+pub const STANDARD_ROLES: &[(&str, &str)] = &[
+    ("Desktop User", "Signs in to the desktop app and backs up their own devices."),
+    ("PROe User", "Signs in to the app and the web restore; recommended with Desktop User for everyone who backs up."),
+    ("Customer Cloud Admin", "Manages everything in the environment, administrators and settings included."),
+    ("Identity Management Administrator", "Manages provisioning providers, organization mapping and role mapping."),
+    ("Org Admin", "Manages the users, devices and settings of their organization and its children."),
+    ("Org Manager", "Views and manages the users of their organization."),
+    ("Security Administrator", "Manages security settings and alerts."),
+    ("Audit Log Viewer", "Reads the audit and sync logs."),
+    ("Cross-Org Admin", "Manages users and devices across all organizations."),
+    ("Legal Hold Administrator", "Places users on legal hold and releases them."),
+];
+
+/// The roles a new environment's root organization gives its users by default.
+pub const ROOT_DEFAULT_ROLES: &[&str] = &["Desktop User", "PROe User"];
+
+/// Where a user's role comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleSource {
+    /// Set by an administrator.
+    Admin,
+    /// Set by role mapping.
+    Mapping,
+    /// Inherited from the organization's default roles.
+    Org,
+}
+
+impl RoleSource {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleSource::Admin => "admin",
+            RoleSource::Mapping => "mapping",
+            RoleSource::Org => "org",
+        }
+    }
+}
+
+/// An administrator API token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdminToken {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// Its id.
+    pub id: AdminTokenId,
+    /// A label, for people.
+    pub label: String,
+    /// The first characters, to recognise it by.
+    pub prefix: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// When it was last used.
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl AdminToken {
+    /// Whether the token authenticates requests at `now`.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
 }
 
 /// A provisioning provider: an identity provider that pushes users and groups over SCIM.

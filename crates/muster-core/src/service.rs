@@ -6,11 +6,11 @@ use serde_json::json;
 
 use crate::clock::{Clock, Timestamp};
 use crate::error::{CoreError, CoreResult, StoreError, Unique};
-use crate::ids::{EnvironmentId, OrgId, ProviderId, TokenId};
+use crate::ids::{EnvironmentId, OrgId, ProviderId, RoleId, TokenId};
 use crate::model::{
-    Actor, Environment, Org, OrgStatus, Outcome, Provider, ProviderToken, SyncLogEntry,
+    Actor, Environment, Org, OrgStatus, Outcome, Provider, ProviderToken, Role, SyncLogEntry,
     DEFAULT_DEACTIVATION_DELAY_SECS, DEFAULT_ENVIRONMENT, DEFAULT_ORG_NAME,
-    MAX_DEACTIVATION_DELAY_SECS,
+    MAX_DEACTIVATION_DELAY_SECS, ROOT_DEFAULT_ROLES, STANDARD_ROLES,
 };
 use crate::store::Store;
 use crate::token;
@@ -129,10 +129,27 @@ impl Muster {
                 parent_id: None,
                 name: DEFAULT_ORG_NAME.into(),
                 status: OrgStatus::Active,
+                own_default_roles: true,
                 created_at: now,
                 updated_at: now,
             };
             tx.insert_org(&org).await?;
+            let mut defaults = Vec::new();
+            for (name, description) in STANDARD_ROLES {
+                let role = Role {
+                    environment_id: env.id,
+                    id: RoleId::new(),
+                    name: (*name).into(),
+                    description: (*description).into(),
+                    builtin: true,
+                    created_at: now,
+                };
+                tx.insert_role(&role).await?;
+                if ROOT_DEFAULT_ROLES.contains(name) {
+                    defaults.push(role.id);
+                }
+            }
+            tx.set_org_default_roles(env.id, org.id, &defaults).await?;
         }
         tx.commit().await?;
         Ok(env)

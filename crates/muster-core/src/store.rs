@@ -9,10 +9,12 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::error::StoreError;
-use crate::ids::{EnvironmentId, GroupId, OrgId, ProviderId, TokenId, UserId};
+use crate::ids::{
+    AdminTokenId, EnvironmentId, GroupId, OrgId, ProviderId, RoleId, TokenId, UserId,
+};
 use crate::model::{
-    Environment, GroupRecord, GroupRef, MemberRef, Org, Provider, ProviderToken, SyncLogEntry,
-    UserRecord,
+    AdminToken, Environment, GroupRecord, GroupRef, MemberRef, Org, Provider, ProviderToken, Role,
+    RoleSource, SyncLogEntry, UserRecord,
 };
 
 /// Shorthand for storage results.
@@ -130,8 +132,98 @@ pub trait OrgStore {
     async fn find_root_org(&mut self, env: EnvironmentId) -> StoreResult<Option<Org>>;
     /// An organization by id.
     async fn find_org(&mut self, env: EnvironmentId, id: OrgId) -> StoreResult<Option<Org>>;
-    /// Adds an organization.
+    /// Adds an organization; `Conflict(OrgName)` if a sibling has that name.
     async fn insert_org(&mut self, org: &Org) -> StoreResult<()>;
+    /// Saves an organization's name, parent, status and default-roles flag.
+    async fn update_org(&mut self, org: &Org) -> StoreResult<()>;
+    /// Every organization of the environment.
+    async fn list_orgs(&mut self, env: EnvironmentId) -> StoreResult<Vec<Org>>;
+    /// A child of `parent` by lower-cased name.
+    async fn find_child_org(
+        &mut self,
+        env: EnvironmentId,
+        parent: OrgId,
+        name_key: &str,
+    ) -> StoreResult<Option<Org>>;
+    /// Every (organization, role) default-role pair of the environment.
+    async fn org_default_roles(&mut self, env: EnvironmentId) -> StoreResult<Vec<(OrgId, RoleId)>>;
+    /// Replaces an organization's own default roles.
+    async fn set_org_default_roles(
+        &mut self,
+        env: EnvironmentId,
+        org: OrgId,
+        roles: &[RoleId],
+    ) -> StoreResult<()>;
+    /// How many users (removed ones included) belong to the organization.
+    async fn count_org_users(&mut self, env: EnvironmentId, org: OrgId) -> StoreResult<u64>;
+}
+
+/// The role catalog.
+#[async_trait]
+pub trait RoleStore {
+    /// Adds a role; `Conflict(RoleName)` if the name is taken.
+    async fn insert_role(&mut self, role: &Role) -> StoreResult<()>;
+    /// Every role, by name.
+    async fn list_roles(&mut self, env: EnvironmentId) -> StoreResult<Vec<Role>>;
+    /// Deletes a role that nothing uses any more.
+    async fn delete_role(&mut self, env: EnvironmentId, id: RoleId) -> StoreResult<bool>;
+    /// How many users hold the role explicitly, and how many organizations give it by default.
+    async fn role_usage(&mut self, env: EnvironmentId, id: RoleId) -> StoreResult<(u64, u64)>;
+    /// The roles users hold explicitly, with where each came from.
+    async fn user_roles(
+        &mut self,
+        env: EnvironmentId,
+        users: &[UserId],
+    ) -> StoreResult<Vec<(UserId, RoleId, RoleSource)>>;
+    /// Replaces a user's explicit roles.
+    async fn set_user_roles(
+        &mut self,
+        env: EnvironmentId,
+        user: UserId,
+        roles: &[RoleId],
+        source: RoleSource,
+    ) -> StoreResult<()>;
+}
+
+/// Administrator API tokens.
+#[async_trait]
+pub trait AdminTokenStore {
+    /// Adds a token, stored by the SHA-256 of its secret.
+    async fn insert_admin_token(&mut self, t: &AdminToken, hash: &[u8]) -> StoreResult<()>;
+    /// The token whose secret hashes to `hash`, with that hash.
+    async fn find_admin_token_by_hash(
+        &mut self,
+        hash: &[u8],
+    ) -> StoreResult<Option<(AdminToken, Vec<u8>)>>;
+    /// Every token, newest first.
+    async fn list_admin_tokens(&mut self, env: EnvironmentId) -> StoreResult<Vec<AdminToken>>;
+    /// Revokes a token; false if there was no such live token.
+    async fn revoke_admin_token(
+        &mut self,
+        env: EnvironmentId,
+        id: AdminTokenId,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Records a token's use.
+    async fn touch_admin_token(
+        &mut self,
+        env: EnvironmentId,
+        id: AdminTokenId,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+}
+
+/// Which users an administrator's listing shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserQuery {
+    /// Only this organization's users.
+    pub org: Option<OrgId>,
+    /// Only users with this status.
+    pub status: Option<crate::model::UserStatus>,
+    /// Only this provider's users; `Some(None)` for local users.
+    pub provider: Option<Option<ProviderId>>,
+    /// userName or display name containing this text, case-insensitively.
+    pub text: Option<String>,
 }
 
 /// Providers and their tokens.
@@ -235,6 +327,14 @@ pub trait UserStore {
         env: EnvironmentId,
         provider: ProviderId,
         cond: Option<&Cond>,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<UserRecord>>;
+    /// Users for administrators, removed ones included, in creation order after `after`.
+    async fn query_users(
+        &mut self,
+        env: EnvironmentId,
+        q: &UserQuery,
         after: Option<Cursor>,
         limit: u64,
     ) -> StoreResult<Vec<UserRecord>>;
@@ -360,7 +460,15 @@ pub trait SyncLogStore {
 /// A transaction (or, from [`Store::read`], a connection) with every aggregate's operations.
 #[async_trait]
 pub trait Tx:
-    EnvironmentStore + OrgStore + ProviderStore + UserStore + GroupStore + SyncLogStore + Send
+    EnvironmentStore
+    + OrgStore
+    + RoleStore
+    + AdminTokenStore
+    + ProviderStore
+    + UserStore
+    + GroupStore
+    + SyncLogStore
+    + Send
 {
     /// Makes the changes durable. Dropping a transaction without committing rolls it back.
     async fn commit(self: Box<Self>) -> StoreResult<()>;

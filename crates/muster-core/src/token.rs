@@ -7,6 +7,8 @@ use subtle::ConstantTimeEq;
 
 /// Every Muster provider token starts with this, so secret scanners can recognise one.
 pub const TOKEN_PREFIX: &str = "mst_";
+/// Every administrator API token starts with this.
+pub const ADMIN_TOKEN_PREFIX: &str = "msa_";
 /// How many characters of a token a listing shows.
 pub const SHOWN_PREFIX_LEN: usize = 12;
 
@@ -30,11 +32,16 @@ impl std::fmt::Debug for NewSecret {
     }
 }
 
-/// Generates a token with 256 bits from the operating system's random source.
+/// Generates a provider token with 256 bits from the operating system's random source.
 pub fn generate() -> NewSecret {
+    generate_with(TOKEN_PREFIX)
+}
+
+/// Generates a token with the given prefix.
+pub fn generate_with(prefix: &str) -> NewSecret {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
+    let secret = format!("{prefix}{}", hex::encode(bytes));
     let hash = hash(&secret);
     let prefix = secret.chars().take(SHOWN_PREFIX_LEN).collect();
     NewSecret {

@@ -9,14 +9,16 @@
 use async_trait::async_trait;
 use muster_core::clock::Timestamp;
 use muster_core::error::StoreError;
-use muster_core::ids::{EnvironmentId, GroupId, OrgId, ProviderId, TokenId, UserId};
+use muster_core::ids::{
+    AdminTokenId, EnvironmentId, GroupId, OrgId, ProviderId, RoleId, TokenId, UserId,
+};
 use muster_core::model::{
-    Actor, Environment, GroupRecord, GroupRef, MemberRef, Org, OrgStatus, Outcome, Provider,
-    ProviderToken, SyncLogEntry, UserRecord, UserStatus,
+    Actor, AdminToken, Environment, GroupRecord, GroupRef, MemberRef, Org, OrgStatus, Outcome,
+    Provider, ProviderToken, Role, RoleSource, SyncLogEntry, UserRecord, UserStatus,
 };
 use muster_core::store::{
-    Cond, Cursor, EnvironmentStore, GroupStore, Order, OrderKey, OrgStore, Page, ProviderStore,
-    StoreResult, SyncLogStore, TimeColumn, Tx, UserStore,
+    AdminTokenStore, Cond, Cursor, EnvironmentStore, GroupStore, Order, OrderKey, OrgStore, Page,
+    ProviderStore, RoleStore, StoreResult, SyncLogStore, TimeColumn, Tx, UserQuery, UserStore,
 };
 use serde_json::{Map, Value};
 use sqlx::{QueryBuilder, Row};
@@ -108,6 +110,7 @@ fn org_from(row: &DbRow) -> StoreResult<Org> {
         name: get(row, "name")?,
         status: OrgStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("org status '{status}'")))?,
+        own_default_roles: get(row, "own_default_roles")?,
         created_at: ts(get(row, "created_at")?),
         updated_at: ts(get(row, "updated_at")?),
     })
@@ -272,7 +275,11 @@ struct Window {
 /// matching rows are then sorted.
 fn order_by(l: &Listing, order: Order, selective: bool) -> String {
     let dir = if order.descending { "desc" } else { "asc" };
-    let created = if selective { "created_at + 0" } else { "created_at" };
+    let created = if selective {
+        "created_at + 0"
+    } else {
+        "created_at"
+    };
     let tie = format!("{created} {dir}, {} {dir}", l.id_col);
     let keyed = |col: &str, nullable: bool, text: bool| {
         let collate = if text { super::BYTEWISE } else { "" };
@@ -365,7 +372,8 @@ impl DbTx {
                     .fetch_all(self.c())
                     .await
                     .map_err(db_err)?;
-                let ids: StoreResult<Vec<Uuid>> = rows.iter().map(|r| get::<Uuid>(r, "user_id")).collect();
+                let ids: StoreResult<Vec<Uuid>> =
+                    rows.iter().map(|r| get::<Uuid>(r, "user_id")).collect();
                 Cond::IdIn(ids?)
             }
             Cond::And(a, b) => Cond::And(
@@ -484,7 +492,8 @@ impl EnvironmentStore for DbTx {
     }
 }
 
-const ORG_COLS: &str = "org_id, environment_id, parent_id, name, status, created_at, updated_at";
+const ORG_COLS: &str =
+    "org_id, environment_id, parent_id, name, status, own_default_roles, created_at, updated_at";
 
 #[async_trait]
 impl OrgStore for DbTx {
@@ -513,8 +522,8 @@ impl OrgStore for DbTx {
 
     async fn insert_org(&mut self, org: &Org) -> StoreResult<()> {
         sqlx::query(
-            "insert into org (org_id, environment_id, parent_id, name, name_key, status, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "insert into org (org_id, environment_id, parent_id, name, name_key, status, own_default_roles, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(org.id.0)
         .bind(org.environment_id.0)
@@ -522,11 +531,341 @@ impl OrgStore for DbTx {
         .bind(&org.name)
         .bind(key(&org.name))
         .bind(org.status.as_str())
+        .bind(org.own_default_roles)
         .bind(org.created_at.0)
         .bind(org.updated_at.0)
         .execute(self.c())
         .await
         .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn update_org(&mut self, org: &Org) -> StoreResult<()> {
+        sqlx::query(
+            "update org set parent_id = $1, name = $2, name_key = $3, status = $4, own_default_roles = $5, updated_at = $6 \
+             where environment_id = $7 and org_id = $8",
+        )
+        .bind(org.parent_id.map(|p| p.0))
+        .bind(&org.name)
+        .bind(key(&org.name))
+        .bind(org.status.as_str())
+        .bind(org.own_default_roles)
+        .bind(org.updated_at.0)
+        .bind(org.environment_id.0)
+        .bind(org.id.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_orgs(&mut self, env: EnvironmentId) -> StoreResult<Vec<Org>> {
+        let rows = sqlx::query(&format!(
+            "select {ORG_COLS} from org where environment_id = $1 order by name_key, org_id"
+        ))
+        .bind(env.0)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(org_from).collect()
+    }
+
+    async fn find_child_org(
+        &mut self,
+        env: EnvironmentId,
+        parent: OrgId,
+        name_key: &str,
+    ) -> StoreResult<Option<Org>> {
+        let row = sqlx::query(&format!(
+            "select {ORG_COLS} from org where environment_id = $1 and parent_id = $2 and name_key = $3"
+        ))
+        .bind(env.0)
+        .bind(parent.0)
+        .bind(name_key)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(org_from).transpose()
+    }
+
+    async fn org_default_roles(&mut self, env: EnvironmentId) -> StoreResult<Vec<(OrgId, RoleId)>> {
+        let rows =
+            sqlx::query("select org_id, role_id from org_default_role where environment_id = $1")
+                .bind(env.0)
+                .fetch_all(self.c())
+                .await
+                .map_err(db_err)?;
+        rows.iter()
+            .map(|r| Ok((OrgId(get(r, "org_id")?), RoleId(get(r, "role_id")?))))
+            .collect()
+    }
+
+    async fn set_org_default_roles(
+        &mut self,
+        env: EnvironmentId,
+        org: OrgId,
+        roles: &[RoleId],
+    ) -> StoreResult<()> {
+        sqlx::query("delete from org_default_role where environment_id = $1 and org_id = $2")
+            .bind(env.0)
+            .bind(org.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
+        if roles.is_empty() {
+            return Ok(());
+        }
+        let mut qb =
+            QueryBuilder::new("insert into org_default_role (org_id, role_id, environment_id) ");
+        qb.push_values(roles, |mut b, r| {
+            b.push_bind(org.0).push_bind(r.0).push_bind(env.0);
+        });
+        qb.push(" on conflict do nothing");
+        qb.build().execute(self.c()).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn count_org_users(&mut self, env: EnvironmentId, org: OrgId) -> StoreResult<u64> {
+        let row = sqlx::query(
+            "select count(*) as n from user_account where environment_id = $1 and org_id = $2",
+        )
+        .bind(env.0)
+        .bind(org.0)
+        .fetch_one(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(get::<i64>(&row, "n")?.max(0) as u64)
+    }
+}
+
+fn role_from(row: &DbRow) -> StoreResult<Role> {
+    Ok(Role {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: RoleId(get(row, "role_id")?),
+        name: get(row, "name")?,
+        description: get(row, "description")?,
+        builtin: get(row, "builtin")?,
+        created_at: ts(get(row, "created_at")?),
+    })
+}
+
+#[async_trait]
+impl RoleStore for DbTx {
+    async fn insert_role(&mut self, role: &Role) -> StoreResult<()> {
+        sqlx::query(
+            "insert into role (role_id, environment_id, name, name_key, description, builtin, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(role.id.0)
+        .bind(role.environment_id.0)
+        .bind(&role.name)
+        .bind(key(&role.name))
+        .bind(&role.description)
+        .bind(role.builtin)
+        .bind(role.created_at.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_roles(&mut self, env: EnvironmentId) -> StoreResult<Vec<Role>> {
+        let rows = sqlx::query(
+            "select role_id, environment_id, name, description, builtin, created_at from role \
+             where environment_id = $1 order by name_key",
+        )
+        .bind(env.0)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(role_from).collect()
+    }
+
+    async fn delete_role(&mut self, env: EnvironmentId, id: RoleId) -> StoreResult<bool> {
+        let done = sqlx::query("delete from role where environment_id = $1 and role_id = $2")
+            .bind(env.0)
+            .bind(id.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn role_usage(&mut self, env: EnvironmentId, id: RoleId) -> StoreResult<(u64, u64)> {
+        let row = sqlx::query(
+            "select (select count(*) from user_role where environment_id = $1 and role_id = $2) as users, \
+             (select count(*) from org_default_role where environment_id = $1 and role_id = $2) as orgs",
+        )
+        .bind(env.0)
+        .bind(id.0)
+        .fetch_one(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok((
+            get::<i64>(&row, "users")?.max(0) as u64,
+            get::<i64>(&row, "orgs")?.max(0) as u64,
+        ))
+    }
+
+    async fn user_roles(
+        &mut self,
+        env: EnvironmentId,
+        users: &[UserId],
+    ) -> StoreResult<Vec<(UserId, RoleId, RoleSource)>> {
+        let mut out = Vec::new();
+        for chunk in users.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::new(
+                "select user_id, role_id, source from user_role where environment_id = ",
+            );
+            qb.push_bind(env.0).push(" and user_id in (");
+            let mut sep = qb.separated(", ");
+            for u in chunk {
+                sep.push_bind(u.0);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+                let source: String = get(&row, "source")?;
+                let source = if source == "mapping" {
+                    RoleSource::Mapping
+                } else {
+                    RoleSource::Admin
+                };
+                out.push((
+                    UserId(get(&row, "user_id")?),
+                    RoleId(get(&row, "role_id")?),
+                    source,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_user_roles(
+        &mut self,
+        env: EnvironmentId,
+        user: UserId,
+        roles: &[RoleId],
+        source: RoleSource,
+    ) -> StoreResult<()> {
+        sqlx::query("delete from user_role where environment_id = $1 and user_id = $2")
+            .bind(env.0)
+            .bind(user.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
+        if roles.is_empty() {
+            return Ok(());
+        }
+        let mut qb =
+            QueryBuilder::new("insert into user_role (user_id, role_id, environment_id, source) ");
+        qb.push_values(roles, |mut b, r| {
+            b.push_bind(user.0)
+                .push_bind(r.0)
+                .push_bind(env.0)
+                .push_bind(source.as_str());
+        });
+        qb.push(" on conflict do nothing");
+        qb.build().execute(self.c()).await.map_err(db_err)?;
+        Ok(())
+    }
+}
+
+const ADMIN_TOKEN_COLS: &str = "admin_token_id, environment_id, label, prefix, created_at, expires_at, revoked_at, last_used_at";
+
+fn admin_token_from(row: &DbRow) -> StoreResult<AdminToken> {
+    Ok(AdminToken {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: AdminTokenId(get(row, "admin_token_id")?),
+        label: get(row, "label")?,
+        prefix: get(row, "prefix")?,
+        created_at: ts(get(row, "created_at")?),
+        expires_at: ts_opt(get(row, "expires_at")?),
+        revoked_at: ts_opt(get(row, "revoked_at")?),
+        last_used_at: ts_opt(get(row, "last_used_at")?),
+    })
+}
+
+#[async_trait]
+impl AdminTokenStore for DbTx {
+    async fn insert_admin_token(&mut self, t: &AdminToken, hash: &[u8]) -> StoreResult<()> {
+        sqlx::query(
+            "insert into admin_token (admin_token_id, environment_id, label, prefix, token_hash, created_at, expires_at, \
+             revoked_at, last_used_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(t.id.0)
+        .bind(t.environment_id.0)
+        .bind(&t.label)
+        .bind(&t.prefix)
+        .bind(hash.to_vec())
+        .bind(t.created_at.0)
+        .bind(t.expires_at.map(|x| x.0))
+        .bind(t.revoked_at.map(|x| x.0))
+        .bind(t.last_used_at.map(|x| x.0))
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_admin_token_by_hash(
+        &mut self,
+        hash: &[u8],
+    ) -> StoreResult<Option<(AdminToken, Vec<u8>)>> {
+        let row = sqlx::query(&format!(
+            "select {ADMIN_TOKEN_COLS}, token_hash from admin_token where token_hash = $1"
+        ))
+        .bind(hash.to_vec())
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
+        match row {
+            Some(r) => Ok(Some((admin_token_from(&r)?, get(&r, "token_hash")?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_admin_tokens(&mut self, env: EnvironmentId) -> StoreResult<Vec<AdminToken>> {
+        let rows = sqlx::query(&format!(
+            "select {ADMIN_TOKEN_COLS} from admin_token where environment_id = $1 order by created_at desc, admin_token_id desc"
+        ))
+        .bind(env.0)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(admin_token_from).collect()
+    }
+
+    async fn revoke_admin_token(
+        &mut self,
+        env: EnvironmentId,
+        id: AdminTokenId,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "update admin_token set revoked_at = $1 where environment_id = $2 and admin_token_id = $3 and revoked_at is null",
+        )
+        .bind(at.0)
+        .bind(env.0)
+        .bind(id.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn touch_admin_token(
+        &mut self,
+        env: EnvironmentId,
+        id: AdminTokenId,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("update admin_token set last_used_at = $1 where environment_id = $2 and admin_token_id = $3")
+            .bind(at.0)
+            .bind(env.0)
+            .bind(id.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 }
@@ -886,6 +1225,60 @@ impl UserStore for DbTx {
                 },
             )
             .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn query_users(
+        &mut self,
+        env: EnvironmentId,
+        q: &UserQuery,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let mut qb = QueryBuilder::new(format!(
+            "select {USER_COLS} from user_account where environment_id = "
+        ));
+        qb.push_bind(env.0);
+        if let Some(org) = q.org {
+            qb.push(" and org_id = ").push_bind(org.0);
+        }
+        if let Some(status) = q.status {
+            qb.push(" and status = ").push_bind(status.as_str());
+        }
+        match q.provider {
+            Some(Some(p)) => {
+                qb.push(" and provider_id = ").push_bind(p.0);
+            }
+            Some(None) => {
+                qb.push(" and provider_id is null");
+            }
+            None => {}
+        }
+        if let Some(text) = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            let escaped = text
+                .to_lowercase()
+                .replace('!', "!!")
+                .replace('%', "!%")
+                .replace('_', "!_");
+            let pattern = format!("%{escaped}%");
+            qb.push(" and (user_name_key like ")
+                .push_bind(pattern.clone())
+                .push(" escape '!' or lower(coalesce(display_name, '')) like ")
+                .push_bind(pattern)
+                .push(" escape '!')");
+        }
+        if let Some(c) = after {
+            qb.push(" and (created_at > ")
+                .push_bind(c.created_at.0)
+                .push(" or (created_at = ")
+                .push_bind(c.created_at.0)
+                .push(" and user_id > ")
+                .push_bind(c.id)
+                .push("))");
+        }
+        qb.push(" order by created_at, user_id limit ")
+            .push_bind(limit as i64);
+        let rows = qb.build().fetch_all(self.c()).await.map_err(db_err)?;
         rows.iter().map(user_from).collect()
     }
 

@@ -31,6 +31,8 @@ fn classify(text: &str) -> Unique {
         Unique::OrgName
     } else if text.contains("provider.name_key") || text.contains("provider_name_key") {
         Unique::ProviderName
+    } else if text.contains("role.name_key") || text.contains("role_name_key") {
+        Unique::RoleName
     } else {
         Unique::Other
     }

@@ -2,10 +2,13 @@
 //!
 //! # Layout
 //! - [`scim`]: the SCIM 2.0 endpoints at each provider's base URL (`/scim/v2/{provider}`).
+//! - [`api`]: the administration REST API under `/api/v1`, with its OpenAPI document.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`request_log`]: request ids and request logging.
 //! - [`error`]: errors in each audience's protocol.
+#![recursion_limit = "512"]
 
+pub mod api;
 pub mod error;
 pub mod health;
 pub mod request_log;
@@ -29,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(scim::router())
+        .merge(api::router())
         .layer(axum::middleware::from_fn(request_log::track))
         .with_state(state)
 }

@@ -31,6 +31,18 @@ pub enum Command {
     /// Provisioning providers and their tokens.
     #[command(subcommand)]
     Provider(ProviderCmd),
+    /// Administrator API tokens.
+    #[command(subcommand)]
+    Admin(crate::admin_cli::AdminCmd),
+    /// Organizations.
+    #[command(subcommand)]
+    Org(crate::admin_cli::OrgCmd),
+    /// The role catalog.
+    #[command(subcommand)]
+    Role(crate::admin_cli::RoleCmd),
+    /// Users.
+    #[command(subcommand)]
+    User(crate::admin_cli::UserCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,7 +185,7 @@ fn token_json(t: &ProviderToken, now: Timestamp) -> serde_json::Value {
     })
 }
 
-fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+pub fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -185,12 +197,28 @@ fn cli_actor() -> Actor {
     }
 }
 
-/// Runs an administration command.
-pub async fn run_admin(cfg: &Config, cmd: ProviderCmd) -> anyhow::Result<()> {
+/// Runs an administration command against the configured database.
+pub async fn run_command(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
     let app = serve::open(cfg).await?;
-    let m = &app.muster;
-    let env = app.env.id;
+    let (m, env) = (&app.muster, app.env.id);
     let result = match cmd {
+        Command::Provider(p) => run_provider(m, env, p).await,
+        Command::Admin(c) => crate::admin_cli::run_admin_tokens(m, env, c).await,
+        Command::Org(c) => crate::admin_cli::run_org(m, env, c).await,
+        Command::Role(c) => crate::admin_cli::run_role(m, env, c).await,
+        Command::User(c) => crate::admin_cli::run_user(m, env, c).await,
+        Command::Serve | Command::Migrate => Ok(()),
+    };
+    app.store.close().await;
+    result
+}
+
+async fn run_provider(
+    m: &muster_core::Muster,
+    env: muster_core::ids::EnvironmentId,
+    cmd: ProviderCmd,
+) -> anyhow::Result<()> {
+    match cmd {
         ProviderCmd::Add { name, json } => {
             let created = m.create_provider(env, &name, &cli_actor()).await?;
             if json {
@@ -293,9 +321,7 @@ pub async fn run_admin(cfg: &Config, cmd: ProviderCmd) -> anyhow::Result<()> {
             Ok(())
         }
         ProviderCmd::Token(t) => run_token(m, env, t).await,
-    };
-    app.store.close().await;
-    result
+    }
 }
 
 async fn run_token(

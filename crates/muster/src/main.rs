@@ -1,5 +1,6 @@
 //! `muster`: the one binary. Parses the command line and dispatches.
 
+mod admin_cli;
 mod cli;
 mod config;
 mod serve;
@@ -69,7 +70,7 @@ fn main() -> std::process::ExitCode {
                 app.store.close().await;
                 Ok(())
             }
-            Command::Provider(cmd) => cli::run_admin(&cfg, cmd).await,
+            other => cli::run_command(&cfg, other).await,
         }
     });
     match result {

@@ -70,7 +70,7 @@ create table user_account (
     deactivate_at bigint
 );
 create unique index user_account_user_name_key_uq on user_account (environment_id, user_name_key);
-create index user_account_provider_idx on user_account (environment_id, provider_id, created_at, user_id);
+create index user_account_provider_idx on user_account (environment_id, provider_id, created_at, user_id) where removed_at is null;
 create index user_account_external_id_idx on user_account (environment_id, provider_id, external_id, created_at);
 create index user_account_org_idx on user_account (environment_id, org_id);
 create index user_account_modified_idx on user_account (environment_id, provider_id, updated_at);

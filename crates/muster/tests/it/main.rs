@@ -1,5 +1,6 @@
 //! Muster's integration tests: one binary, one module per area.
 
+mod api;
 mod auth;
 mod cli;
 mod discovery;

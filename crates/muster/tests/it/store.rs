@@ -43,6 +43,7 @@ async fn seed(tx: &mut Box<dyn muster_core::store::Tx>, slug: &str) -> Seed {
         parent_id: None,
         name: "Root".into(),
         status: OrgStatus::Active,
+        own_default_roles: true,
         created_at: now,
         updated_at: now,
     };

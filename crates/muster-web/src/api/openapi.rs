@@ -1,0 +1,157 @@
+//! The OpenAPI 3.1 document of the administration API.
+
+use serde_json::{json, Value};
+
+fn error_responses() -> Value {
+    json!({
+        "400": {"$ref": "#/components/responses/Error"},
+        "401": {"$ref": "#/components/responses/Error"},
+        "404": {"$ref": "#/components/responses/Error"},
+        "409": {"$ref": "#/components/responses/Error"}
+    })
+}
+
+fn op(
+    summary: &str,
+    tag: &str,
+    params: Value,
+    body: Option<&str>,
+    ok_status: &str,
+    ok_schema: Option<&str>,
+) -> Value {
+    let mut responses = error_responses();
+    let ok = match ok_schema {
+        Some(s) => {
+            json!({"description": "Success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{s}")}}}})
+        }
+        None => json!({"description": "Success"}),
+    };
+    responses[ok_status] = ok;
+    let mut o =
+        json!({"summary": summary, "tags": [tag], "parameters": params, "responses": responses});
+    if let Some(b) = body {
+        o["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{b}")}}}});
+    }
+    o
+}
+
+fn path_id(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
+}
+
+fn query(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}})
+}
+
+/// The document, with `server_url` as its server.
+pub fn document(server_url: &str) -> Value {
+    let id = || json!([path_id("id")]);
+    let string = json!({"type": "string"});
+    let nullable_string = json!({"type": ["string", "null"]});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Muster administration API",
+            "version": "1",
+            "description": "Organizations, roles, users and provisioning providers. Authenticate with an administrator API token (`muster admin token create`) as `Authorization: Bearer msa_...`."
+        },
+        "servers": [{"url": server_url}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "tags": ["meta"], "security": [], "responses": {"200": {"description": "The OpenAPI document"}}}},
+            "/api/v1/orgs": {
+                "get": op("List organizations", "orgs", json!([query("status", "active or deactivated")]), None, "200", Some("OrgList")),
+                "post": op("Add an organization (under the default organization unless parentId)", "orgs", json!([]), Some("CreateOrg"), "201", Some("Org"))
+            },
+            "/api/v1/orgs/tree": {"get": op("The organization tree", "orgs", json!([]), None, "200", Some("OrgTree"))},
+            "/api/v1/orgs/{id}": {
+                "get": op("One organization", "orgs", id(), None, "200", Some("Org")),
+                "patch": op("Rename, move, deactivate (with its descendants) or reactivate", "orgs", id(), Some("UpdateOrg"), "200", Some("Org"))
+            },
+            "/api/v1/orgs/{id}/default-roles": {"put": op("Set the default roles, or inherit them (roleIds: null)", "orgs", id(), Some("DefaultRoles"), "200", Some("Org"))},
+            "/api/v1/roles": {
+                "get": op("The role catalog", "roles", json!([]), None, "200", Some("RoleList")),
+                "post": op("Add a role", "roles", json!([]), Some("CreateRole"), "201", Some("Role"))
+            },
+            "/api/v1/roles/{id}": {"delete": op("Delete a role nothing uses", "roles", id(), None, "204", None)},
+            "/api/v1/users": {
+                "get": op("List users", "users", json!([
+                    query("org", "organization id"), query("status", "active, blocked or deactivated"),
+                    query("provider", "provider id, or 'local'"), query("q", "text in userName or display name"),
+                    query("cursor", "nextCursor of the previous page"),
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+                ]), None, "200", Some("UserList")),
+                "post": op("Add a local user", "users", json!([]), Some("CreateUser"), "201", Some("User"))
+            },
+            "/api/v1/users/{id}": {
+                "get": op("One user, with organization, effective roles and their sources", "users", id(), None, "200", Some("User")),
+                "patch": op("Block, unblock, deactivate, reactivate, move, set roles, legal hold", "users", id(), Some("UpdateUser"), "200", Some("User"))
+            },
+            "/api/v1/providers": {
+                "get": op("List provisioning providers", "providers", json!([]), None, "200", Some("ProviderList")),
+                "post": op("Add a provider; the response has its first token's secret, shown once", "providers", json!([]), Some("CreateProvider"), "201", Some("Provider"))
+            },
+            "/api/v1/providers/{id}": {
+                "get": op("One provider", "providers", id(), None, "200", Some("Provider")),
+                "patch": op("Rename, or set the deactivation delay", "providers", id(), Some("UpdateProvider"), "200", Some("Provider"))
+            },
+            "/api/v1/providers/{id}/tokens": {
+                "get": op("A provider's tokens (prefixes only)", "providers", id(), None, "200", Some("TokenList")),
+                "post": op("Add a token; its secret is shown once", "providers", id(), Some("CreateToken"), "201", Some("Token"))
+            },
+            "/api/v1/providers/{id}/tokens/{tokenId}": {
+                "delete": op("Revoke a token", "providers", json!([path_id("id"), path_id("tokenId")]), None, "204", None)
+            }
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                "Error": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": string, "message": string}}}},
+                "Role": {"type": "object", "properties": {"id": string, "name": string, "description": string, "builtin": {"type": "boolean"}}},
+                "RoleList": {"type": "object", "properties": {"roles": {"type": "array", "items": {"$ref": "#/components/schemas/Role"}}}},
+                "CreateRole": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {"name": string, "description": string}},
+                "Org": {"type": "object", "properties": {
+                    "id": string, "name": string, "parentId": nullable_string, "path": {"type": "array", "items": string},
+                    "status": {"enum": ["active", "deactivated"]},
+                    "defaultRoles": {"type": "array", "items": {"$ref": "#/components/schemas/Role"}},
+                    "defaultRolesInherited": {"type": "boolean"}, "defaultRolesFrom": nullable_string,
+                    "createdAt": string, "updatedAt": string}},
+                "OrgList": {"type": "object", "properties": {"orgs": {"type": "array", "items": {"$ref": "#/components/schemas/Org"}}}},
+                "OrgTree": {"type": "object", "properties": {"id": string, "name": string, "status": string, "children": {"type": "array", "items": {"$ref": "#/components/schemas/OrgTree"}}}},
+                "CreateOrg": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {"name": {"type": "string", "minLength": 3, "maxLength": 220}, "parentId": string}},
+                "UpdateOrg": {"type": "object", "additionalProperties": false, "properties": {"name": string, "parentId": string, "status": {"enum": ["active", "deactivated"]}}},
+                "DefaultRoles": {"type": "object", "required": ["roleIds"], "additionalProperties": false, "properties": {"roleIds": {"type": ["array", "null"], "items": string}}},
+                "User": {"type": "object", "properties": {
+                    "id": string, "userName": string, "displayName": nullable_string,
+                    "status": {"enum": ["active", "blocked", "deactivated"]}, "orgId": string,
+                    "org": {"type": "object", "properties": {"id": string, "name": string}},
+                    "roles": {"type": "array", "items": {"type": "object", "properties": {"id": string, "name": string, "source": {"enum": ["admin", "mapping", "org"]}}}},
+                    "owner": {"type": "object", "properties": {"kind": {"enum": ["local", "provider"]}, "providerId": string, "providerName": string}},
+                    "legalHold": {"type": "boolean"}, "changedOutsideProvisioning": {"type": "boolean"},
+                    "pendingDeactivationAt": nullable_string, "removedByProvider": {"type": "boolean"},
+                    "createdAt": string, "updatedAt": string, "scim": {"type": "object"}}},
+                "UserList": {"type": "object", "properties": {"users": {"type": "array", "items": {"$ref": "#/components/schemas/User"}}, "nextCursor": nullable_string}},
+                "CreateUser": {"type": "object", "required": ["userName"], "additionalProperties": false, "properties": {"userName": string, "displayName": string, "email": string, "orgId": string}},
+                "UpdateUser": {"type": "object", "additionalProperties": false, "properties": {
+                    "status": {"enum": ["active", "blocked", "deactivated"]}, "orgId": string,
+                    "roleIds": {"type": "array", "items": string}, "legalHold": {"type": "boolean"}}},
+                "Provider": {"type": "object", "properties": {
+                    "id": string, "name": string, "scimBaseUrl": string, "deactivationDelaySeconds": {"type": "integer"},
+                    "createdAt": string, "lastSyncAt": nullable_string,
+                    "token": {"type": "object", "description": "Only in the response that creates the provider", "properties": {"id": string, "prefix": string, "secret": string}}}},
+                "ProviderList": {"type": "object", "properties": {"providers": {"type": "array", "items": {"$ref": "#/components/schemas/Provider"}}}},
+                "CreateProvider": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {"name": string}},
+                "UpdateProvider": {"type": "object", "additionalProperties": false, "properties": {"name": string, "deactivationDelaySeconds": {"type": "integer", "minimum": 0, "maximum": 7776000}}},
+                "Token": {"type": "object", "properties": {
+                    "id": string, "label": string, "prefix": string, "createdAt": string, "expiresAt": nullable_string,
+                    "revokedAt": nullable_string, "lastUsedAt": nullable_string, "live": {"type": "boolean"},
+                    "secret": {"type": "string", "description": "Only in the response that creates the token"}}},
+                "TokenList": {"type": "object", "properties": {"tokens": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}}}},
+                "CreateToken": {"type": "object", "additionalProperties": false, "properties": {"label": string, "expiresAt": {"type": "string", "format": "date-time"}}}
+            }
+        }
+    })
+}

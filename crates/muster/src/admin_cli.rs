@@ -1,0 +1,529 @@
+//! Administration commands beyond providers: administrator API tokens, organizations, roles and
+//! users. Each prints a readable result, or JSON with `--json`.
+
+use anyhow::Context;
+use clap::Subcommand;
+use muster_core::directory::{OrgTree, UserAction, UserDetail};
+use muster_core::ids::{AdminTokenId, EnvironmentId, OrgId, ProviderId, RoleId, UserId};
+use muster_core::model::{Actor, OrgStatus, UserStatus};
+use muster_core::store::UserQuery;
+use muster_core::Muster;
+use serde_json::json;
+
+use crate::cli::{parse_duration_secs, print_json};
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCmd {
+    /// Administrator API tokens for the REST API.
+    #[command(subcommand)]
+    Token(AdminTokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCmd {
+    /// Create an API token (shown once).
+    Create {
+        /// A label to recognise it by.
+        #[arg(long, default_value = "api")]
+        label: String,
+        /// Expire after this long (such as 90d).
+        #[arg(long, value_parser = parse_duration_secs)]
+        expires_in: Option<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List API tokens (prefixes only).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API token.
+    Revoke {
+        /// The token's id.
+        id: AdminTokenId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCmd {
+    /// List organizations.
+    List {
+        /// Only active or deactivated ones.
+        #[arg(long)]
+        status: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the organization tree.
+    Tree {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add an organization (under the default organization unless --parent).
+    Create {
+        /// Its name (3 to 220 characters).
+        #[arg(long)]
+        name: String,
+        /// The parent organization's id.
+        #[arg(long)]
+        parent: Option<OrgId>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename an organization.
+    Rename {
+        /// The organization's id.
+        id: OrgId,
+        /// The new name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Move an organization under another parent.
+    Move {
+        /// The organization's id.
+        id: OrgId,
+        /// The new parent's id.
+        #[arg(long)]
+        parent: OrgId,
+    },
+    /// Deactivate an organization and every organization below it.
+    Deactivate {
+        /// The organization's id.
+        id: OrgId,
+    },
+    /// Reactivate an organization.
+    Reactivate {
+        /// The organization's id.
+        id: OrgId,
+    },
+    /// Set an organization's default roles, or make it inherit its parent's (--inherit).
+    DefaultRoles {
+        /// The organization's id.
+        id: OrgId,
+        /// Role ids (repeat the flag).
+        #[arg(long = "role")]
+        roles: Vec<RoleId>,
+        /// Inherit the parent's default roles.
+        #[arg(long, conflicts_with = "roles")]
+        inherit: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCmd {
+    /// List the role catalog.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a role.
+    Add {
+        /// Its name.
+        #[arg(long)]
+        name: String,
+        /// What it allows.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Delete a role nothing uses.
+    Delete {
+        /// The role's id.
+        id: RoleId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// List users.
+    List {
+        /// Only this organization's.
+        #[arg(long)]
+        org: Option<OrgId>,
+        /// Only active, blocked or deactivated ones.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this provider's (or "local").
+        #[arg(long)]
+        provider: Option<String>,
+        /// Text in userName or display name.
+        #[arg(long)]
+        search: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user with organization and roles.
+    Show {
+        /// The user's id.
+        id: UserId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a local user.
+    Create {
+        /// The userName.
+        #[arg(long)]
+        user_name: String,
+        /// A display name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// An email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// The organization's id (default: the default organization).
+        #[arg(long)]
+        org: Option<OrgId>,
+    },
+    /// Block a user (cannot sign in; data kept).
+    Block { id: UserId },
+    /// Unblock a user.
+    Unblock { id: UserId },
+    /// Deactivate a user at once.
+    Deactivate { id: UserId },
+    /// Reactivate a user.
+    Reactivate { id: UserId },
+    /// Move a user to another organization.
+    Move {
+        id: UserId,
+        /// The organization's id.
+        #[arg(long)]
+        org: OrgId,
+    },
+    /// Set a user's roles (none: the organization's defaults apply).
+    Roles {
+        id: UserId,
+        /// Role ids (repeat the flag).
+        #[arg(long = "role")]
+        roles: Vec<RoleId>,
+    },
+    /// Set or clear legal hold.
+    LegalHold {
+        id: UserId,
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+}
+
+fn actor() -> Actor {
+    Actor::Admin {
+        name: format!(
+            "cli:{}",
+            std::env::var("USER").unwrap_or_else(|_| "operator".into())
+        ),
+    }
+}
+
+fn print_tree(t: &OrgTree, depth: usize) {
+    let status = if t.org.status == OrgStatus::Deactivated {
+        "  (deactivated)"
+    } else {
+        ""
+    };
+    println!(
+        "{}{}  [{}]{status}",
+        "  ".repeat(depth),
+        t.org.name,
+        t.org.id
+    );
+    for c in &t.children {
+        print_tree(c, depth + 1);
+    }
+}
+
+fn user_detail_json(d: &UserDetail) -> serde_json::Value {
+    json!({
+        "id": d.user.id.to_string(), "userName": d.user.user_name, "displayName": d.user.display_name,
+        "status": d.user.status.as_str(), "org": {"id": d.org.id.to_string(), "name": d.org.name},
+        "roles": d.roles.iter().map(|h| json!({"id": h.role.id.to_string(), "name": h.role.name, "source": h.source.as_str()})).collect::<Vec<_>>(),
+        "providerId": d.user.provider_id.map(|p| p.to_string()), "legalHold": d.user.legal_hold,
+        "changedOutsideProvisioning": d.user.changed_outside,
+        "pendingDeactivationAt": d.user.deactivate_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+fn print_user(d: &UserDetail) {
+    println!("{} ({})", d.user.user_name, d.user.id);
+    println!(
+        "  Status:        {}{}",
+        d.user.status.as_str(),
+        if d.user.legal_hold {
+            ", on legal hold"
+        } else {
+            ""
+        }
+    );
+    println!("  Organization:  {}", d.org.name);
+    let roles: Vec<String> = d
+        .roles
+        .iter()
+        .map(|h| format!("{} ({})", h.role.name, h.source.as_str()))
+        .collect();
+    println!(
+        "  Roles:         {}",
+        if roles.is_empty() {
+            "none".into()
+        } else {
+            roles.join(", ")
+        }
+    );
+    println!(
+        "  Owner:         {}",
+        d.user
+            .provider_id
+            .map(|p| format!("provider {p}"))
+            .unwrap_or_else(|| "local".into())
+    );
+    if let Some(t) = d.user.deactivate_at {
+        println!("  Deactivation:  due {t}");
+    }
+    if d.user.changed_outside {
+        println!("  Changed outside provisioning until the provider next updates the user.");
+    }
+}
+
+pub async fn run_admin_tokens(m: &Muster, env: EnvironmentId, cmd: AdminCmd) -> anyhow::Result<()> {
+    let AdminCmd::Token(cmd) = cmd;
+    match cmd {
+        AdminTokenCmd::Create {
+            label,
+            expires_in,
+            json,
+        } => {
+            let expires = expires_in.map(|s| m.now().plus_secs(s));
+            let c = m.create_admin_token(env, &label, expires, &actor()).await?;
+            if json {
+                print_json(
+                    &json!({"id": c.token.id.to_string(), "label": c.token.label, "prefix": c.token.prefix, "secret": c.secret,
+                                   "expiresAt": c.token.expires_at.map(|t| t.to_rfc3339())}),
+                )?;
+            } else {
+                println!("API token created ({}).\n\n  Token: {}\n\nIt is shown only once. Send it as 'Authorization: Bearer <token>' to /api/v1.", c.token.id, c.secret);
+            }
+        }
+        AdminTokenCmd::List { json } => {
+            let now = m.now();
+            let tokens = m.list_admin_tokens(env).await?;
+            if json {
+                print_json(&json!(tokens.iter().map(|t| json!({"id": t.id.to_string(), "label": t.label, "prefix": t.prefix,
+                    "createdAt": t.created_at.to_rfc3339(), "expiresAt": t.expires_at.map(|x| x.to_rfc3339()),
+                    "revokedAt": t.revoked_at.map(|x| x.to_rfc3339()), "lastUsedAt": t.last_used_at.map(|x| x.to_rfc3339()), "live": t.is_live(now)})).collect::<Vec<_>>()))?;
+            } else {
+                for t in tokens {
+                    println!(
+                        "{}  {:<12}  {:<20}  {}",
+                        t.id,
+                        t.prefix,
+                        t.label,
+                        if t.is_live(now) {
+                            "live"
+                        } else {
+                            "revoked or expired"
+                        }
+                    );
+                }
+            }
+        }
+        AdminTokenCmd::Revoke { id } => {
+            m.revoke_admin_token(env, id, &actor()).await?;
+            println!("API token {id} revoked.");
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_org(m: &Muster, env: EnvironmentId, cmd: OrgCmd) -> anyhow::Result<()> {
+    let a = actor();
+    match cmd {
+        OrgCmd::List { status, json } => {
+            let status = status
+                .as_deref()
+                .map(|s| OrgStatus::parse(s).context("--status must be active or deactivated"))
+                .transpose()?;
+            let orgs = m.list_orgs(env, status).await?;
+            if json {
+                print_json(&serde_json::to_value(&orgs)?)?;
+            } else {
+                for o in orgs {
+                    let roles: Vec<&str> = o
+                        .effective_default_roles
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .collect();
+                    println!(
+                        "{}  {:<11}  {}  (default roles: {})",
+                        o.org.id,
+                        o.org.status.as_str(),
+                        o.path.join(" / "),
+                        roles.join(", ")
+                    );
+                }
+            }
+        }
+        OrgCmd::Tree { json } => {
+            let tree = m.org_tree(env).await?;
+            if json {
+                print_json(&serde_json::to_value(&tree)?)?;
+            } else {
+                print_tree(&tree, 0);
+            }
+        }
+        OrgCmd::Create { name, parent, json } => {
+            let org = m.create_org(env, &name, parent, &a).await?;
+            if json {
+                print_json(&serde_json::to_value(m.get_org(env, org.id).await?)?)?;
+            } else {
+                println!("Organization \"{}\" created ({}).", org.name, org.id);
+            }
+        }
+        OrgCmd::Rename { id, name } => {
+            let org = m.rename_org(env, id, &name, &a).await?;
+            println!("Organization renamed to \"{}\".", org.name);
+        }
+        OrgCmd::Move { id, parent } => {
+            m.move_org(env, id, parent, &a).await?;
+            println!("Organization moved.");
+        }
+        OrgCmd::Deactivate { id } => {
+            let changed = m.set_org_active(env, id, false, &a).await?;
+            println!("{} organization(s) deactivated.", changed.len());
+        }
+        OrgCmd::Reactivate { id } => {
+            let changed = m.set_org_active(env, id, true, &a).await?;
+            println!("{} organization(s) reactivated.", changed.len());
+        }
+        OrgCmd::DefaultRoles { id, roles, inherit } => {
+            let view = m
+                .set_org_default_roles(env, id, if inherit { None } else { Some(roles) }, &a)
+                .await?;
+            let names: Vec<&str> = view
+                .effective_default_roles
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect();
+            println!(
+                "Default roles of \"{}\": {}",
+                view.org.name,
+                names.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_role(m: &Muster, env: EnvironmentId, cmd: RoleCmd) -> anyhow::Result<()> {
+    match cmd {
+        RoleCmd::List { json } => {
+            let roles = m.list_roles(env).await?;
+            if json {
+                print_json(&serde_json::to_value(&roles)?)?;
+            } else {
+                for r in roles {
+                    println!("{}  {:<36}  {}", r.id, r.name, r.description);
+                }
+            }
+        }
+        RoleCmd::Add { name, description } => {
+            let r = m.create_role(env, &name, &description, &actor()).await?;
+            println!("Role \"{}\" added ({}).", r.name, r.id);
+        }
+        RoleCmd::Delete { id } => {
+            m.delete_role(env, id, &actor()).await?;
+            println!("Role {id} deleted.");
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::Result<()> {
+    let a = actor();
+    let action = |id: UserId, act: UserAction| (id, act);
+    let (id, act) = match cmd {
+        UserCmd::List {
+            org,
+            status,
+            provider,
+            search,
+            limit,
+            json,
+        } => {
+            let q = UserQuery {
+                org,
+                status: status
+                    .as_deref()
+                    .map(|s| {
+                        UserStatus::parse(s)
+                            .context("--status must be active, blocked or deactivated")
+                    })
+                    .transpose()?,
+                provider: match provider.as_deref() {
+                    None => None,
+                    Some("local") => Some(None),
+                    Some(p) => Some(Some(
+                        p.parse::<ProviderId>()
+                            .context("--provider must be a provider id or 'local'")?,
+                    )),
+                },
+                text: search,
+            };
+            let (users, _) = m.query_users(env, &q, None, limit).await?;
+            if json {
+                print_json(&json!(users.iter().map(|u| json!({"id": u.id.to_string(), "userName": u.user_name, "status": u.status.as_str(),
+                    "orgId": u.org_id.to_string(), "providerId": u.provider_id.map(|p| p.to_string())})).collect::<Vec<_>>()))?;
+            } else {
+                for u in users {
+                    println!("{}  {:<11}  {}", u.id, u.status.as_str(), u.user_name);
+                }
+            }
+            return Ok(());
+        }
+        UserCmd::Show { id, json } => {
+            let d = m.user_detail(env, id).await?;
+            if json {
+                print_json(&user_detail_json(&d))?;
+            } else {
+                print_user(&d);
+            }
+            return Ok(());
+        }
+        UserCmd::Create {
+            user_name,
+            display_name,
+            email,
+            org,
+        } => {
+            let d = m
+                .create_local_user(
+                    env,
+                    &user_name,
+                    display_name.as_deref(),
+                    email.as_deref(),
+                    org,
+                    &a,
+                )
+                .await?;
+            print_user(&d);
+            return Ok(());
+        }
+        UserCmd::Block { id } => action(id, UserAction::Block),
+        UserCmd::Unblock { id } => action(id, UserAction::Unblock),
+        UserCmd::Deactivate { id } => action(id, UserAction::Deactivate),
+        UserCmd::Reactivate { id } => action(id, UserAction::Reactivate),
+        UserCmd::Move { id, org } => action(id, UserAction::Move(org)),
+        UserCmd::Roles { id, roles } => action(id, UserAction::SetRoles(roles)),
+        UserCmd::LegalHold { id, state } => action(id, UserAction::LegalHold(state == "on")),
+    };
+    let d = m.act_on_user(env, id, act, &a).await?;
+    print_user(&d);
+    Ok(())
+}

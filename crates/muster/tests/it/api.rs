@@ -1,0 +1,740 @@
+//! The administration REST API (`/api/v1`): organizations, roles, users, providers, tokens,
+//! authentication, errors, and the OpenAPI document.
+
+use std::collections::BTreeSet;
+
+use axum::http::{Method, StatusCode};
+use muster_core::model::Actor;
+use serde_json::{json, Value};
+
+use crate::on_both;
+use crate::support::{Backend, Resp, TestApp};
+
+on_both!(
+    organizations,
+    roles,
+    users_and_lifecycle_actions,
+    providers_and_tokens,
+    authentication_and_errors
+);
+
+struct Api<'a> {
+    app: &'a TestApp,
+    token: String,
+}
+
+impl Api<'_> {
+    async fn new(app: &TestApp) -> Api<'_> {
+        let c = app
+            .muster
+            .create_admin_token(
+                app.env.id,
+                "tests",
+                None,
+                &Actor::Admin { name: "t".into() },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Api {
+            app,
+            token: c.secret,
+        }
+    }
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        self.app
+            .send(method, &format!("/api/v1{path}"), Some(&self.token), body)
+            .await
+    }
+    async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(body)).await
+    }
+    async fn patch(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+    async fn put(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+    async fn delete(&self, path: &str) -> Resp {
+        self.call(Method::DELETE, path, None).await
+    }
+}
+
+fn assert_api_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status.as_u16(), status, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], code, "{:?}", r.body);
+    assert!(!r.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty());
+}
+
+fn id(r: &Resp) -> String {
+    r.body["id"].as_str().unwrap_or_default().to_string()
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn organizations(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    let tree = api.get("/orgs/tree").await;
+    assert_eq!(tree.status, StatusCode::OK);
+    assert_eq!(tree.body["name"], "Default Organization");
+    let root = tree.body["id"].as_str().unwrap_or_default().to_string();
+    let sales = api.post("/orgs", json!({"name": "  Sales  "})).await;
+    assert_eq!(sales.status, StatusCode::CREATED, "{:?}", sales.body);
+    assert_eq!(sales.body["name"], "Sales", "names are trimmed");
+    assert_eq!(
+        sales.body["parentId"], root,
+        "added under the default organization"
+    );
+    assert_eq!(sales.body["path"], json!(["Default Organization", "Sales"]));
+    assert_eq!(
+        names(&sales.body["defaultRoles"]),
+        vec!["Desktop User", "PROe User"]
+    );
+    assert_eq!(sales.body["defaultRolesInherited"], true);
+    let sales_id = id(&sales);
+    assert_api_error(
+        &api.post("/orgs", json!({"name": "SALES"})).await,
+        409,
+        "conflict",
+    );
+    assert_api_error(
+        &api.post("/orgs", json!({"name": "ab"})).await,
+        400,
+        "invalid",
+    );
+    assert_api_error(
+        &api.post("/orgs", json!({"name": "x".repeat(221)})).await,
+        400,
+        "invalid",
+    );
+    let emea = api
+        .post("/orgs", json!({"name": "EMEA", "parentId": sales_id}))
+        .await;
+    let emea_id = id(&emea);
+    assert_eq!(
+        emea.body["path"],
+        json!(["Default Organization", "Sales", "EMEA"])
+    );
+    // The same name under another parent is fine.
+    assert_eq!(
+        api.post("/orgs", json!({"name": "EMEA"})).await.status,
+        StatusCode::CREATED
+    );
+    // Rename, and moves: never under itself or a descendant.
+    let r = api
+        .patch(
+            &format!("/orgs/{sales_id}"),
+            json!({"name": "Sales & Marketing"}),
+        )
+        .await;
+    assert_eq!(r.body["name"], "Sales & Marketing");
+    assert_api_error(
+        &api.patch(&format!("/orgs/{sales_id}"), json!({"parentId": emea_id}))
+            .await,
+        400,
+        "invalid",
+    );
+    assert_api_error(
+        &api.patch(&format!("/orgs/{sales_id}"), json!({"parentId": sales_id}))
+            .await,
+        400,
+        "invalid",
+    );
+    assert_api_error(
+        &api.patch(&format!("/orgs/{root}"), json!({"parentId": sales_id}))
+            .await,
+        400,
+        "invalid",
+    );
+    let ops = api.post("/orgs", json!({"name": "Ops"})).await;
+    let r = api
+        .patch(&format!("/orgs/{emea_id}"), json!({"parentId": id(&ops)}))
+        .await;
+    assert_eq!(
+        r.body["path"],
+        json!(["Default Organization", "Ops", "EMEA"])
+    );
+    // Deactivation takes the descendants along; reactivation needs an active parent.
+    let r = api
+        .patch(
+            &format!("/orgs/{}", id(&ops)),
+            json!({"status": "deactivated"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "deactivated");
+    assert_eq!(
+        api.get(&format!("/orgs/{emea_id}")).await.body["status"],
+        "deactivated"
+    );
+    assert_api_error(
+        &api.patch(&format!("/orgs/{emea_id}"), json!({"status": "active"}))
+            .await,
+        400,
+        "invalid",
+    );
+    let listed = api.get("/orgs?status=deactivated").await;
+    assert_eq!(listed.body["orgs"].as_array().map(Vec::len), Some(2));
+    assert_api_error(
+        &api.post("/orgs", json!({"name": "Under", "parentId": id(&ops)}))
+            .await,
+        400,
+        "invalid",
+    );
+    api.patch(&format!("/orgs/{}", id(&ops)), json!({"status": "active"}))
+        .await;
+    assert_eq!(
+        api.get(&format!("/orgs/{emea_id}")).await.body["status"],
+        "deactivated",
+        "children stay deactivated"
+    );
+    assert_eq!(
+        api.patch(&format!("/orgs/{emea_id}"), json!({"status": "active"}))
+            .await
+            .body["status"],
+        "active"
+    );
+    assert_api_error(
+        &api.patch(&format!("/orgs/{root}"), json!({"status": "deactivated"}))
+            .await,
+        400,
+        "invalid",
+    );
+    // Default roles: set on an organization, inherited below it, inheritance restored.
+    let roles = api.get("/roles").await;
+    let audit = roles.body["roles"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["name"] == "Audit Log Viewer"))
+        .map(|r| r["id"].clone())
+        .unwrap_or_default();
+    let r = api
+        .put(
+            &format!("/orgs/{}/default-roles", id(&ops)),
+            json!({"roleIds": [audit]}),
+        )
+        .await;
+    assert_eq!(names(&r.body["defaultRoles"]), vec!["Audit Log Viewer"]);
+    assert_eq!(r.body["defaultRolesInherited"], false);
+    let child = api.get(&format!("/orgs/{emea_id}")).await;
+    assert_eq!(names(&child.body["defaultRoles"]), vec!["Audit Log Viewer"]);
+    assert_eq!(child.body["defaultRolesFrom"], id(&ops));
+    let r = api
+        .put(
+            &format!("/orgs/{}/default-roles", id(&ops)),
+            json!({"roleIds": null}),
+        )
+        .await;
+    assert_eq!(
+        names(&r.body["defaultRoles"]),
+        vec!["Desktop User", "PROe User"]
+    );
+    assert_api_error(
+        &api.put(
+            &format!("/orgs/{root}/default-roles"),
+            json!({"roleIds": null}),
+        )
+        .await,
+        400,
+        "invalid",
+    );
+    let tree = api.get("/orgs/tree").await;
+    let top: Vec<String> = names(&tree.body["children"]);
+    assert_eq!(top, vec!["EMEA", "Ops", "Sales & Marketing"]);
+    app.finish().await;
+}
+
+async fn roles(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    let r = api.get("/roles").await;
+    let all = names(&r.body["roles"]);
+    for standard in [
+        "Desktop User",
+        "PROe User",
+        "Customer Cloud Admin",
+        "Identity Management Administrator",
+        "Org Admin",
+        "Org Manager",
+        "Security Administrator",
+        "Audit Log Viewer",
+        "Cross-Org Admin",
+        "Legal Hold Administrator",
+    ] {
+        assert!(all.contains(&standard.to_string()), "{standard}");
+    }
+    assert!(r.body["roles"].as_array().is_some_and(|a| a
+        .iter()
+        .all(|r| !r["description"].as_str().unwrap_or_default().is_empty())));
+    let custom = api
+        .post(
+            "/roles",
+            json!({"name": "Backup Auditor", "description": "Reads backup reports"}),
+        )
+        .await;
+    assert_eq!(custom.status, StatusCode::CREATED);
+    assert_eq!(custom.body["builtin"], false);
+    assert_api_error(
+        &api.post("/roles", json!({"name": "backup auditor"})).await,
+        409,
+        "conflict",
+    );
+    // In use by a user: refused; then freed: deleted.
+    let user = api
+        .post("/users", json!({"userName": "auditor@example.com"}))
+        .await;
+    api.patch(
+        &format!("/users/{}", id(&user)),
+        json!({"roleIds": [id(&custom)]}),
+    )
+    .await;
+    assert_api_error(
+        &api.delete(&format!("/roles/{}", id(&custom))).await,
+        409,
+        "conflict",
+    );
+    api.patch(&format!("/users/{}", id(&user)), json!({"roleIds": []}))
+        .await;
+    assert_eq!(
+        api.delete(&format!("/roles/{}", id(&custom))).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let builtin = r.body["roles"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_api_error(
+        &api.delete(&format!("/roles/{builtin}")).await,
+        400,
+        "invalid",
+    );
+    assert_api_error(
+        &api.delete(&format!("/roles/{}", id(&custom))).await,
+        404,
+        "not_found",
+    );
+    app.finish().await;
+}
+
+async fn users_and_lifecycle_actions(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    let p = app.provider("Okta").await;
+    let local = api.post("/users", json!({"userName": "Local@Example.com", "displayName": "Local Person", "email": "local@example.com"})).await;
+    assert_eq!(local.status, StatusCode::CREATED, "{:?}", local.body);
+    assert_eq!(local.body["owner"]["kind"], "local");
+    assert_eq!(local.body["org"]["name"], "Default Organization");
+    assert_eq!(
+        local.body["roles"],
+        json!([
+        {"id": local.body["roles"][0]["id"], "name": "Desktop User", "source": "org"},
+        {"id": local.body["roles"][1]["id"], "name": "PROe User", "source": "org"}])
+    );
+    // A provider cannot take a local user's userName.
+    let r = app
+        .post(&p, "/Users", json!({"userName": "local@example.com"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("local user"),
+        "{:?}",
+        r.body
+    );
+    assert_api_error(
+        &api.post("/users", json!({"userName": "LOCAL@example.com"}))
+            .await,
+        409,
+        "conflict",
+    );
+    // Provisioned users.
+    let mut provisioned = Vec::new();
+    for i in 0..5 {
+        provisioned.push(app.create_user(&p, &format!("prov{i}@example.com")).await);
+    }
+    let sales = api.post("/orgs", json!({"name": "Sales"})).await;
+    let sales_id = id(&sales);
+    // Administrator actions on a provisioned user.
+    let u = &provisioned[0];
+    let r = api
+        .patch(&format!("/users/{u}"), json!({"orgId": sales_id}))
+        .await;
+    assert_eq!(r.body["org"]["name"], "Sales");
+    assert_eq!(r.body["changedOutsideProvisioning"], true);
+    assert_eq!(r.body["owner"]["providerName"], "Okta");
+    let r = api
+        .patch(&format!("/users/{u}"), json!({"status": "blocked"}))
+        .await;
+    assert_eq!(r.body["status"], "blocked");
+    let r = api
+        .patch(&format!("/users/{u}"), json!({"status": "active"}))
+        .await;
+    assert_eq!(r.body["status"], "active");
+    let r = api
+        .patch(&format!("/users/{u}"), json!({"status": "deactivated"}))
+        .await;
+    assert_eq!(r.body["status"], "deactivated", "at once");
+    let r = api
+        .patch(&format!("/users/{u}"), json!({"status": "active"}))
+        .await;
+    assert_eq!(r.body["status"], "active");
+    let roles = api.get("/roles").await;
+    let org_admin = roles.body["roles"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["name"] == "Org Admin"))
+        .map(|r| r["id"].clone())
+        .unwrap_or_default();
+    let r = api
+        .patch(&format!("/users/{u}"), json!({"roleIds": [org_admin]}))
+        .await;
+    assert_eq!(
+        r.body["roles"],
+        json!([{"id": org_admin, "name": "Org Admin", "source": "admin"}])
+    );
+    let r = api
+        .patch(&format!("/users/{u}"), json!({"legalHold": true}))
+        .await;
+    assert_eq!(r.body["legalHold"], true);
+    assert_api_error(
+        &api.patch(&format!("/users/{u}"), json!({"status": "deactivated"}))
+            .await,
+        400,
+        "invalid",
+    );
+    // The provider's next update clears the "changed outside provisioning" mark.
+    app.put(
+        &p,
+        &format!("/Users/{u}"),
+        json!({"userName": "prov0@example.com", "title": "Updated"}),
+    )
+    .await;
+    assert_eq!(
+        api.get(&format!("/users/{u}")).await.body["changedOutsideProvisioning"],
+        false
+    );
+    // A user turned off by the provider shows its pending deactivation.
+    let off = &provisioned[1];
+    app.put(
+        &p,
+        &format!("/Users/{off}"),
+        json!({"userName": "prov1@example.com", "active": false}),
+    )
+    .await;
+    let r = api.get(&format!("/users/{off}")).await;
+    assert_eq!(r.body["status"], "blocked");
+    assert!(r.body["pendingDeactivationAt"].is_string());
+    // Listing: filters and keyset pages.
+    let count = |r: &Resp| r.body["users"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(count(&api.get("/users").await), 6);
+    assert_eq!(count(&api.get("/users?provider=local").await), 1);
+    assert_eq!(
+        count(&api.get(&format!("/users?provider={}", p.id)).await),
+        5
+    );
+    assert_eq!(count(&api.get(&format!("/users?org={sales_id}")).await), 1);
+    assert_eq!(count(&api.get("/users?status=blocked").await), 1);
+    assert_eq!(
+        count(&api.get("/users?q=PERSON").await),
+        1,
+        "display name search, case-insensitive"
+    );
+    assert_eq!(count(&api.get("/users?q=prov").await), 5);
+    assert_eq!(count(&api.get("/users?q=100%25").await), 0, "% is literal");
+    let mut seen = BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/users?limit=2&cursor={c}"),
+            None => "/users?limit=2".to_string(),
+        };
+        let page = api.get(&path).await;
+        for u in page.body["users"].as_array().cloned().unwrap_or_default() {
+            assert!(
+                seen.insert(u["id"].as_str().unwrap_or_default().to_string()),
+                "no user twice"
+            );
+        }
+        match page.body["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 6);
+    assert_api_error(&api.get("/users?cursor=garbage").await, 400, "invalid");
+    assert_api_error(&api.get("/users?status=sleeping").await, 400, "invalid");
+    assert_api_error(
+        &api.get("/users/0191d6a0-0000-7000-8000-000000000000").await,
+        404,
+        "not_found",
+    );
+    // Every administrator action is in the sync log, with the administrator as actor.
+    let mut tx = app
+        .muster
+        .store
+        .read()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let log = tx
+        .recent_log(app.env.id, 200)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for action in [
+        "user.moved",
+        "user.blocked",
+        "user.unblocked",
+        "user.deactivated",
+        "user.reactivated",
+        "user.roles_changed",
+        "user.legal_hold_set",
+    ] {
+        let e = log
+            .iter()
+            .find(|e| e.action == action && e.subject_id.as_deref() == Some(u.as_str()));
+        assert!(e.is_some_and(|e| matches!(e.actor, Actor::Admin { .. }) && e.provider_id == Some(p.id)), "{action}");
+    }
+    drop(tx);
+    app.finish().await;
+}
+
+async fn providers_and_tokens(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    let r = api.post("/providers", json!({"name": "Entra ID"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let pid = id(&r);
+    let secret = r.body["token"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(secret.starts_with("mst_"));
+    assert_eq!(r.body["deactivationDelaySeconds"], 900);
+    assert!(r.body["scimBaseUrl"]
+        .as_str()
+        .unwrap_or_default()
+        .ends_with(&format!("/scim/v2/{pid}")));
+    // The token works for SCIM.
+    let scim = app
+        .send(
+            Method::GET,
+            &format!("/scim/v2/{pid}/Users"),
+            Some(&secret),
+            None,
+        )
+        .await;
+    assert_eq!(scim.status, StatusCode::OK);
+    assert_api_error(
+        &api.post("/providers", json!({"name": "entra id"})).await,
+        409,
+        "conflict",
+    );
+    let r = api
+        .patch(
+            &format!("/providers/{pid}"),
+            json!({"deactivationDelaySeconds": 86400, "name": "Entra"}),
+        )
+        .await;
+    assert_eq!(r.body["deactivationDelaySeconds"], 86400);
+    assert_eq!(r.body["name"], "Entra");
+    assert_api_error(
+        &api.patch(
+            &format!("/providers/{pid}"),
+            json!({"deactivationDelaySeconds": 7776001}),
+        )
+        .await,
+        400,
+        "invalid",
+    );
+    let listed = api.get("/providers").await;
+    assert_eq!(listed.body["providers"].as_array().map(Vec::len), Some(1));
+    assert!(
+        !listed.body.to_string().contains(&secret),
+        "secrets are shown once"
+    );
+    let t = api
+        .post(
+            &format!("/providers/{pid}/tokens"),
+            json!({"label": "rotation", "expiresAt": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::CREATED);
+    let second = t.body["secret"].as_str().unwrap_or_default().to_string();
+    let tokens = api.get(&format!("/providers/{pid}/tokens")).await;
+    assert_eq!(tokens.body["tokens"].as_array().map(Vec::len), Some(2));
+    assert!(!tokens.body.to_string().contains(&second));
+    let first_id = tokens.body["tokens"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["label"] == "initial"))
+        .map(|t| t["id"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        api.delete(&format!("/providers/{pid}/tokens/{first_id}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.send(
+            Method::GET,
+            &format!("/scim/v2/{pid}/Users"),
+            Some(&secret),
+            None
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.send(
+            Method::GET,
+            &format!("/scim/v2/{pid}/Users"),
+            Some(&second),
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_api_error(
+        &api.delete(&format!("/providers/{pid}/tokens/{first_id}"))
+            .await,
+        404,
+        "not_found",
+    );
+    assert_api_error(
+        &api.post(
+            &format!("/providers/{pid}/tokens"),
+            json!({"expiresAt": "tomorrow"}),
+        )
+        .await,
+        400,
+        "invalid",
+    );
+    app.finish().await;
+}
+
+async fn authentication_and_errors(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    let p = app.provider("Okta").await;
+    let r = app.send(Method::GET, "/api/v1/orgs", None, None).await;
+    assert_api_error(&r, 401, "unauthorized");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"Muster API\"")
+    );
+    assert_api_error(
+        &app.send(Method::GET, "/api/v1/orgs", Some(&p.token), None)
+            .await,
+        401,
+        "unauthorized",
+    );
+    assert_api_error(
+        &app.send(Method::GET, "/api/v1/orgs", Some("msa_nope"), None)
+            .await,
+        401,
+        "unauthorized",
+    );
+    let tokens = app
+        .muster
+        .list_admin_tokens(app.env.id)
+        .await
+        .unwrap_or_default();
+    app.muster
+        .revoke_admin_token(app.env.id, tokens[0].id, &Actor::Admin { name: "t".into() })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_api_error(&api.get("/orgs").await, 401, "unauthorized");
+    let api = Api::new(&app).await;
+    let junk = app
+        .raw(
+            axum::http::Request::builder()
+                .method(Method::POST)
+                .uri("/api/v1/orgs")
+                .header("authorization", format!("Bearer {}", api.token))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from("{nope"))
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .await;
+    assert_api_error(&junk, 400, "invalid");
+    assert_api_error(
+        &api.post("/orgs", json!({"name": "Valid", "colour": "red"}))
+            .await,
+        400,
+        "invalid",
+    );
+    assert_api_error(
+        &api.post("/orgs", json!({"name": "Valid", "parentId": "nope"}))
+            .await,
+        404,
+        "not_found",
+    );
+    assert_api_error(&api.get("/nope").await, 404, "not_found");
+    assert_api_error(
+        &api.patch("/orgs/0191d6a0-0000-7000-8000-000000000000", json!({}))
+            .await,
+        400,
+        "invalid",
+    );
+    app.finish().await;
+}
+
+/// The OpenAPI document describes exactly the routes the API has, and every one of them exists.
+#[tokio::test]
+async fn openapi_matches_the_router() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let doc = app
+        .send(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc.body["paths"].as_object().cloned().unwrap_or_default() {
+        for method in item
+            .as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            documented.insert((method, path.clone()));
+        }
+    }
+    let routed: BTreeSet<(String, String)> = muster_web::api::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, routed);
+    let api = Api::new(&app).await;
+    for (method, path) in muster_web::api::ROUTES {
+        let concrete = path
+            .replace("{id}", "0191d6a0-0000-7000-8000-000000000000")
+            .replace("{tokenId}", "0191d6a0-0000-7000-8000-000000000001");
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap_or(Method::GET);
+        let body = matches!(*method, "post" | "put" | "patch").then(|| json!({}));
+        let r = app.send(m, &concrete, Some(&api.token), body).await;
+        assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        if r.status == StatusCode::NOT_FOUND {
+            assert!(
+                !r.body["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("no such API endpoint"),
+                "{method} {path} is not routed"
+            );
+        }
+    }
+    app.finish().await;
+}
