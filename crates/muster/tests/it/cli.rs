@@ -174,3 +174,133 @@ async fn provider_add_then_serve_over_tcp() {
     assert!(!logs.contains(&token), "the token never appears in logs");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Three `muster serve` processes on one PostgreSQL database, 200 users due for deactivation at
+/// the same moment: each user is deactivated exactly once, with one sync log entry.
+#[tokio::test]
+async fn three_servers_deactivate_each_user_once() {
+    use sqlx::Connection;
+    let db = crate::support::TestDb::new(crate::support::Backend::Postgres).await;
+    let dir = std::env::temp_dir().join(format!("muster-three-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let with_db = |c: &mut Command| {
+        c.env("MUSTER_DATABASE_URL", &db.url).env("MUSTER_LOG", "warn");
+    };
+    let mut add = muster(&dir);
+    add.args(["provider", "add", "--name", "Okta", "--json"]);
+    with_db(&mut add);
+    let added = run_json(&mut add);
+    let pid = added["provider"]["id"].as_str().unwrap_or_default().to_string();
+    let token = added["token"]["secret"].as_str().unwrap_or_default().to_string();
+    let mut delay = muster(&dir);
+    delay.args(["provider", "update", &pid, "--deactivation-delay", "3s", "--json"]);
+    with_db(&mut delay);
+    run_json(&mut delay);
+    let mut servers = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..3 {
+        let port = free_port();
+        let mut c = muster(&dir);
+        c.arg("serve")
+            .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("MUSTER_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        with_db(&mut c);
+        // Every instance runs its scheduler every second.
+        let cfg = dir.join(format!("muster-{port}.toml"));
+        std::fs::write(&cfg, "scheduler_interval_secs = 1\n").unwrap_or_else(|e| panic!("{e}"));
+        c.env("MUSTER_CONFIG", &cfg);
+        servers.push(c.spawn().unwrap_or_else(|e| panic!("serve: {e}")));
+        ports.push(port);
+    }
+    let client = reqwest::Client::new();
+    for port in &ports {
+        let started = Instant::now();
+        while !client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            assert!(started.elapsed() < Duration::from_secs(30), "server on {port} not ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // 200 users, spread over the three servers, all turned off within a moment.
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let port = ports[i % 3];
+        let base = format!("http://127.0.0.1:{port}/scim/v2/{pid}");
+        let r: Value = client
+            .post(format!("{base}/Users"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"userName": format!("due{i}@example.com")}))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        ids.push(r["id"].as_str().unwrap_or_default().to_string());
+    }
+    let patches = ids.iter().enumerate().map(|(i, id)| {
+        let url = format!("http://127.0.0.1:{}/scim/v2/{pid}/Users/{id}", ports[i % 3]);
+        let client = client.clone();
+        let token = token.clone();
+        async move {
+            client
+                .patch(url)
+                .bearer_auth(token)
+                .json(&serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "active", "value": false}]}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    for status in futures_join(patches).await {
+        assert_eq!(status.unwrap_or(0), 200);
+    }
+    // Wait for the deactivations (3 s delay, 1 s ticks).
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    loop {
+        let (n,): (i64,) = sqlx::query_as("select count(*) from user_account where status = 'deactivated'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if n == 200 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "only {n} of 200 deactivated");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Give the other schedulers a few more ticks to do it again, if they were going to.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "select subject_id, count(*) from sync_log where action = 'user.deactivated' group by subject_id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rows.len(), 200);
+    assert!(rows.iter().all(|(_, n)| *n == 1), "a user deactivated twice: {:?}", rows.iter().find(|(_, n)| *n != 1));
+    let _ = conn.close().await;
+    for mut s in servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    db.drop_db().await;
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn futures_join<F: std::future::Future + Send + 'static>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
