@@ -431,7 +431,24 @@ impl DbTx {
             offset,
             limit,
         } = window;
-        let mut qb = listing_query(l, l.cols, env, provider, cond);
+        let ordering = order_by(l, order, cond.is_some_and(selective));
+        // Rows skipped by OFFSET are read from the index alone: the inner query selects only ids
+        // (covered by the listing index), the outer one reads the page's rows.
+        let mut qb = if offset > 0 {
+            let mut qb = QueryBuilder::new(format!("select {} from {} where {} in (", l.cols, l.table, l.id_col));
+            qb.push(format!("select {} from {} where environment_id = ", l.id_col, l.table))
+                .push_bind(env.0)
+                .push(" and provider_id = ")
+                .push_bind(provider.0)
+                .push(l.extra);
+            if let Some(c) = cond {
+                qb.push(" and ");
+                push_cond(&mut qb, c, l.id_col);
+            }
+            qb
+        } else {
+            listing_query(l, l.cols, env, provider, cond)
+        };
         if let Some(c) = after {
             qb.push(" and (created_at > ")
                 .push_bind(c.created_at.0)
@@ -441,10 +458,10 @@ impl DbTx {
                 .push_bind(c.id)
                 .push("))");
         }
-        qb.push(order_by(l, order, cond.is_some_and(selective)))
-            .push(" limit ")
-            .push_bind(limit as i64);
-        qb.push(" offset ").push_bind(offset as i64);
+        qb.push(&ordering).push(" limit ").push_bind(limit as i64);
+        if offset > 0 {
+            qb.push(" offset ").push_bind(offset as i64).push(")").push(&ordering);
+        }
         qb.build().fetch_all(self.c()).await.map_err(db_err)
     }
 
