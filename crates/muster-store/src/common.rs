@@ -1626,28 +1626,40 @@ impl GroupStore for DbTx {
         env: EnvironmentId,
         users: &[UserId],
     ) -> StoreResult<Vec<(UserId, GroupRef)>> {
-        let mut out = Vec::new();
+        // Two index-driven steps rather than one join: a planner that starts a join from the
+        // group side walks every member of a giant group to find a page of users.
+        let mut pairs: Vec<(UserId, GroupId)> = Vec::new();
         for chunk in users.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::new(
-                "select m.user_id, g.group_id, g.display_name from group_member m \
-                 join scim_group g on g.group_id = m.group_id where m.environment_id = ",
-            );
-            qb.push_bind(env.0).push(" and m.user_id in (");
+            let mut qb = QueryBuilder::new("select user_id, group_id from group_member where user_id in (");
             let mut sep = qb.separated(", ");
             for u in chunk {
                 sep.push_bind(u.0);
             }
-            qb.push(") order by g.display_name, g.group_id");
+            qb.push(") and environment_id = ").push_bind(env.0);
             for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
-                out.push((
-                    UserId(get(&row, "user_id")?),
-                    GroupRef {
-                        group_id: GroupId(get(&row, "group_id")?),
-                        display: get(&row, "display_name")?,
-                    },
-                ));
+                pairs.push((UserId(get(&row, "user_id")?), GroupId(get(&row, "group_id")?)));
             }
         }
+        let mut group_ids: Vec<GroupId> = pairs.iter().map(|(_, g)| *g).collect();
+        group_ids.sort();
+        group_ids.dedup();
+        let mut names: std::collections::HashMap<GroupId, String> = std::collections::HashMap::new();
+        for chunk in group_ids.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::new("select group_id, display_name from scim_group where group_id in (");
+            let mut sep = qb.separated(", ");
+            for g in chunk {
+                sep.push_bind(g.0);
+            }
+            qb.push(") and environment_id = ").push_bind(env.0);
+            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+                names.insert(GroupId(get(&row, "group_id")?), get(&row, "display_name")?);
+            }
+        }
+        let mut out: Vec<(UserId, GroupRef)> = pairs
+            .into_iter()
+            .filter_map(|(u, g)| names.get(&g).map(|d| (u, GroupRef { group_id: g, display: d.clone() })))
+            .collect();
+        out.sort_by(|a, b| (&a.1.display, a.1.group_id).cmp(&(&b.1.display, b.1.group_id)));
         Ok(out)
     }
 }
