@@ -20,6 +20,7 @@ pub mod provisioning;
 pub mod scheduler;
 pub mod service;
 pub mod store;
+pub mod synclog;
 pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

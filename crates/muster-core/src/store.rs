@@ -237,6 +237,9 @@ pub trait ProviderStore {
         env: EnvironmentId,
         id: ProviderId,
     ) -> StoreResult<Option<Provider>>;
+    /// A provider by id alone, in whichever environment it is: provider ids are globally unique,
+    /// and a request names one before anything tells which environment it belongs to.
+    async fn locate_provider(&mut self, id: ProviderId) -> StoreResult<Option<Provider>>;
     /// Every provider, oldest first.
     async fn list_providers(&mut self, env: EnvironmentId) -> StoreResult<Vec<Provider>>;
     /// Saves a provider's name and deactivation delay.
@@ -444,11 +447,45 @@ pub trait GroupStore {
     ) -> StoreResult<Vec<(UserId, GroupRef)>>;
 }
 
+/// Which sync log entries a query selects.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogQuery {
+    /// At or after.
+    pub since: Option<Timestamp>,
+    /// Before.
+    pub until: Option<Timestamp>,
+    /// Of this provider.
+    pub provider: Option<ProviderId>,
+    /// About this subject (user or group id).
+    pub subject: Option<String>,
+    /// With this action (`user.created`), or a family of them (`user.` for every user action).
+    pub action: Option<String>,
+    /// With this outcome.
+    pub outcome: Option<crate::model::Outcome>,
+}
+
 /// The sync log.
 #[async_trait]
 pub trait SyncLogStore {
     /// Appends entries.
     async fn append_log(&mut self, entries: &[SyncLogEntry]) -> StoreResult<()>;
+    /// Entries matching `q`, newest first, strictly before the entry `before` (an id) if given.
+    async fn query_log(
+        &mut self,
+        env: EnvironmentId,
+        q: &LogQuery,
+        before: Option<(Timestamp, i64)>,
+        limit: u64,
+    ) -> StoreResult<Vec<(i64, SyncLogEntry)>>;
+    /// How many error entries a provider has since `since`.
+    async fn count_log_errors(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        since: Timestamp,
+    ) -> StoreResult<u64>;
+    /// Deletes at most `limit` entries older than `cutoff`, in any environment; returns how many.
+    async fn delete_log_before(&mut self, cutoff: Timestamp, limit: u64) -> StoreResult<u64>;
     /// The newest entries, newest first (most `limit`).
     async fn recent_log(
         &mut self,

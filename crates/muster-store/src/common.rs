@@ -17,8 +17,9 @@ use muster_core::model::{
     Provider, ProviderToken, Role, RoleSource, SyncLogEntry, UserRecord, UserStatus,
 };
 use muster_core::store::{
-    AdminTokenStore, Cond, Cursor, EnvironmentStore, GroupStore, Order, OrderKey, OrgStore, Page,
-    ProviderStore, RoleStore, StoreResult, SyncLogStore, TimeColumn, Tx, UserQuery, UserStore,
+    AdminTokenStore, Cond, Cursor, EnvironmentStore, GroupStore, LogQuery, Order, OrderKey,
+    OrgStore, Page, ProviderStore, RoleStore, StoreResult, SyncLogStore, TimeColumn, Tx, UserQuery,
+    UserStore,
 };
 use serde_json::{Map, Value};
 use sqlx::{QueryBuilder, Row};
@@ -435,12 +436,18 @@ impl DbTx {
         // Rows skipped by OFFSET are read from the index alone: the inner query selects only ids
         // (covered by the listing index), the outer one reads the page's rows.
         let mut qb = if offset > 0 {
-            let mut qb = QueryBuilder::new(format!("select {} from {} where {} in (", l.cols, l.table, l.id_col));
-            qb.push(format!("select {} from {} where environment_id = ", l.id_col, l.table))
-                .push_bind(env.0)
-                .push(" and provider_id = ")
-                .push_bind(provider.0)
-                .push(l.extra);
+            let mut qb = QueryBuilder::new(format!(
+                "select {} from {} where {} in (",
+                l.cols, l.table, l.id_col
+            ));
+            qb.push(format!(
+                "select {} from {} where environment_id = ",
+                l.id_col, l.table
+            ))
+            .push_bind(env.0)
+            .push(" and provider_id = ")
+            .push_bind(provider.0)
+            .push(l.extra);
             if let Some(c) = cond {
                 qb.push(" and ");
                 push_cond(&mut qb, c, l.id_col);
@@ -460,7 +467,10 @@ impl DbTx {
         }
         qb.push(&ordering).push(" limit ").push_bind(limit as i64);
         if offset > 0 {
-            qb.push(" offset ").push_bind(offset as i64).push(")").push(&ordering);
+            qb.push(" offset ")
+                .push_bind(offset as i64)
+                .push(")")
+                .push(&ordering);
         }
         qb.build().fetch_all(self.c()).await.map_err(db_err)
     }
@@ -922,6 +932,17 @@ impl ProviderStore for DbTx {
             "select {PROVIDER_COLS} from provider where environment_id = $1 and provider_id = $2"
         ))
         .bind(env.0)
+        .bind(id.0)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(provider_from).transpose()
+    }
+
+    async fn locate_provider(&mut self, id: ProviderId) -> StoreResult<Option<Provider>> {
+        let row = sqlx::query(&format!(
+            "select {PROVIDER_COLS} from provider where provider_id = $1"
+        ))
         .bind(id.0)
         .fetch_optional(self.c())
         .await
@@ -1630,22 +1651,29 @@ impl GroupStore for DbTx {
         // group side walks every member of a giant group to find a page of users.
         let mut pairs: Vec<(UserId, GroupId)> = Vec::new();
         for chunk in users.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::new("select user_id, group_id from group_member where user_id in (");
+            let mut qb =
+                QueryBuilder::new("select user_id, group_id from group_member where user_id in (");
             let mut sep = qb.separated(", ");
             for u in chunk {
                 sep.push_bind(u.0);
             }
             qb.push(") and environment_id = ").push_bind(env.0);
             for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
-                pairs.push((UserId(get(&row, "user_id")?), GroupId(get(&row, "group_id")?)));
+                pairs.push((
+                    UserId(get(&row, "user_id")?),
+                    GroupId(get(&row, "group_id")?),
+                ));
             }
         }
         let mut group_ids: Vec<GroupId> = pairs.iter().map(|(_, g)| *g).collect();
         group_ids.sort();
         group_ids.dedup();
-        let mut names: std::collections::HashMap<GroupId, String> = std::collections::HashMap::new();
+        let mut names: std::collections::HashMap<GroupId, String> =
+            std::collections::HashMap::new();
         for chunk in group_ids.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::new("select group_id, display_name from scim_group where group_id in (");
+            let mut qb = QueryBuilder::new(
+                "select group_id, display_name from scim_group where group_id in (",
+            );
             let mut sep = qb.separated(", ");
             for g in chunk {
                 sep.push_bind(g.0);
@@ -1657,12 +1685,26 @@ impl GroupStore for DbTx {
         }
         let mut out: Vec<(UserId, GroupRef)> = pairs
             .into_iter()
-            .filter_map(|(u, g)| names.get(&g).map(|d| (u, GroupRef { group_id: g, display: d.clone() })))
+            .filter_map(|(u, g)| {
+                names.get(&g).map(|d| {
+                    (
+                        u,
+                        GroupRef {
+                            group_id: g,
+                            display: d.clone(),
+                        },
+                    )
+                })
+            })
             .collect();
         out.sort_by(|a, b| (&a.1.display, a.1.group_id).cmp(&(&b.1.display, b.1.group_id)));
         Ok(out)
     }
 }
+
+const LOG_COLS: &str =
+    "environment_id, at, provider_id, actor_kind, actor_id, actor_name, action, subject_kind, \
+     subject_id, subject_name, details, outcome, message";
 
 fn actor_columns(a: &Actor) -> (&'static str, Option<String>, Option<String>) {
     match a {
@@ -1738,16 +1780,98 @@ impl SyncLogStore for DbTx {
         Ok(())
     }
 
+    async fn query_log(
+        &mut self,
+        env: EnvironmentId,
+        q: &LogQuery,
+        before: Option<(Timestamp, i64)>,
+        limit: u64,
+    ) -> StoreResult<Vec<(i64, SyncLogEntry)>> {
+        let mut qb = QueryBuilder::new(format!(
+            "select sync_log_id, {LOG_COLS} from sync_log where environment_id = "
+        ));
+        qb.push_bind(env.0);
+        if let Some(t) = q.since {
+            qb.push(" and at >= ").push_bind(t.0);
+        }
+        if let Some(t) = q.until {
+            qb.push(" and at < ").push_bind(t.0);
+        }
+        if let Some(p) = q.provider {
+            qb.push(" and provider_id = ").push_bind(p.0);
+        }
+        if let Some(s) = &q.subject {
+            qb.push(" and subject_id = ").push_bind(s.clone());
+        }
+        match q.action.as_deref() {
+            Some(a) if a.ends_with('.') => {
+                // A family: `user.` is every user action. `.` never needs escaping in LIKE.
+                qb.push(" and action like ")
+                    .push_bind(format!("{}%", a.replace(['%', '_'], "")));
+            }
+            Some(a) => {
+                qb.push(" and action = ").push_bind(a.to_string());
+            }
+            None => {}
+        }
+        if let Some(o) = q.outcome {
+            qb.push(" and outcome = ").push_bind(o.as_str());
+        }
+        if let Some((at, id)) = before {
+            qb.push(" and (at < ")
+                .push_bind(at.0)
+                .push(" or (at = ")
+                .push_bind(at.0)
+                .push(" and sync_log_id < ")
+                .push_bind(id)
+                .push("))");
+        }
+        qb.push(" order by at desc, sync_log_id desc limit ")
+            .push_bind(limit as i64);
+        let rows = qb.build().fetch_all(self.c()).await.map_err(db_err)?;
+        rows.iter()
+            .map(|r| Ok((get::<i64>(r, "sync_log_id")?, log_from(r)?)))
+            .collect()
+    }
+
+    async fn count_log_errors(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        since: Timestamp,
+    ) -> StoreResult<u64> {
+        let row = sqlx::query(
+            "select count(*) as n from sync_log where environment_id = $1 and provider_id = $2 and outcome = 'error' and at >= $3",
+        )
+        .bind(env.0)
+        .bind(provider.0)
+        .bind(since.0)
+        .fetch_one(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(get::<i64>(&row, "n")?.max(0) as u64)
+    }
+
+    async fn delete_log_before(&mut self, cutoff: Timestamp, limit: u64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "delete from sync_log where sync_log_id in (select sync_log_id from sync_log where at < $1 order by at limit $2)",
+        )
+        .bind(cutoff.0)
+        .bind(limit as i64)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn recent_log(
         &mut self,
         env: EnvironmentId,
         limit: u64,
     ) -> StoreResult<Vec<SyncLogEntry>> {
-        let rows = sqlx::query(
-            "select environment_id, at, provider_id, actor_kind, actor_id, actor_name, action, subject_kind, subject_id, \
-             subject_name, details, outcome, message from sync_log where environment_id = $1 \
-             order by at desc, sync_log_id desc limit $2",
-        )
+        let rows = sqlx::query(&format!(
+            "select {LOG_COLS} from sync_log where environment_id = $1 order by at desc, sync_log_id desc limit $2"
+        ))
         .bind(env.0)
         .bind(limit as i64)
         .fetch_all(self.c())

@@ -31,7 +31,12 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
-        .merge(scim::router())
+        .merge(
+            scim::router().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                scim::log_rejections,
+            )),
+        )
         .merge(api::router())
         .layer(axum::middleware::from_fn(request_log::track))
         .with_state(state)

@@ -527,3 +527,135 @@ pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::R
     print_user(&d);
     Ok(())
 }
+
+#[derive(Debug, Subcommand)]
+pub enum SyncLogCmd {
+    /// List entries, newest first.
+    List {
+        #[command(flatten)]
+        filter: LogFilterArgs,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the matching entries as CSV to standard output (streamed).
+    Export {
+        #[command(flatten)]
+        filter: LogFilterArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogFilterArgs {
+    /// From this time (RFC 3339), inclusive.
+    #[arg(long)]
+    since: Option<String>,
+    /// Until this time (RFC 3339), exclusive.
+    #[arg(long)]
+    until: Option<String>,
+    /// Only this provider's entries.
+    #[arg(long)]
+    provider: Option<ProviderId>,
+    /// Only entries about this user or group (id).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Only this action (user.created), or family (user.).
+    #[arg(long)]
+    action: Option<String>,
+    /// Only success or error entries.
+    #[arg(long, value_parser = ["success", "error"])]
+    result: Option<String>,
+}
+
+impl LogFilterArgs {
+    fn query(&self) -> anyhow::Result<muster_core::store::LogQuery> {
+        let time = |v: &Option<String>,
+                    name: &str|
+         -> anyhow::Result<Option<muster_core::Timestamp>> {
+            v.as_deref()
+                .map(|t| {
+                    muster_core::Timestamp::parse_rfc3339(t).with_context(|| {
+                        format!("--{name} must be an RFC 3339 time such as 2027-01-01T00:00:00Z")
+                    })
+                })
+                .transpose()
+        };
+        Ok(muster_core::store::LogQuery {
+            since: time(&self.since, "since")?,
+            until: time(&self.until, "until")?,
+            provider: self.provider,
+            subject: self.subject.clone(),
+            action: self.action.clone(),
+            outcome: match self.result.as_deref() {
+                Some("error") => Some(muster_core::model::Outcome::Error),
+                Some(_) => Some(muster_core::model::Outcome::Success),
+                None => None,
+            },
+        })
+    }
+}
+
+pub async fn run_sync_log(m: &Muster, env: EnvironmentId, cmd: SyncLogCmd) -> anyhow::Result<()> {
+    use std::io::Write;
+    let names = m.provider_names(env).await?;
+    match cmd {
+        SyncLogCmd::List {
+            filter,
+            limit,
+            json,
+        } => {
+            let (rows, _) = m.query_sync_log(env, &filter.query()?, None, limit).await?;
+            if json {
+                print_json(&serde_json::to_value(
+                    rows.iter()
+                        .map(|(id, e)| json!({"id": id, "entry": e}))
+                        .collect::<Vec<_>>(),
+                )?)?;
+            } else {
+                for (_, e) in rows {
+                    let provider = e
+                        .provider_id
+                        .and_then(|p| names.get(&p))
+                        .map(String::as_str)
+                        .unwrap_or("-");
+                    let subject = e.subject_name.as_deref().unwrap_or("-");
+                    let result = if e.outcome == muster_core::model::Outcome::Error {
+                        format!("ERROR {}", e.message.as_deref().unwrap_or(""))
+                    } else {
+                        String::new()
+                    };
+                    println!(
+                        "{}  {:<16}  {:<26}  {}  {}",
+                        e.at, provider, e.action, subject, result
+                    );
+                }
+            }
+        }
+        SyncLogCmd::Export { filter } => {
+            let q = filter.query()?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            out.write_all(muster_core::synclog::csv_header().as_bytes())?;
+            let mut before = None;
+            loop {
+                let (rows, next) = m.query_sync_log(env, &q, before, 1000).await?;
+                for (id, e) in &rows {
+                    let name = e
+                        .provider_id
+                        .and_then(|p| names.get(&p))
+                        .map(String::as_str);
+                    out.write_all(muster_core::synclog::csv_line(*id, e, name).as_bytes())?;
+                }
+                match next {
+                    Some(n) => before = Some(n),
+                    None => break,
+                }
+            }
+            out.flush()?;
+        }
+    }
+    Ok(())
+}

@@ -43,6 +43,9 @@ pub enum Command {
     /// Users.
     #[command(subcommand)]
     User(crate::admin_cli::UserCmd),
+    /// The sync log: list and export.
+    #[command(subcommand, name = "sync-log")]
+    SyncLog(crate::admin_cli::SyncLogCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,6 +210,7 @@ pub async fn run_command(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
         Command::Org(c) => crate::admin_cli::run_org(m, env, c).await,
         Command::Role(c) => crate::admin_cli::run_role(m, env, c).await,
         Command::User(c) => crate::admin_cli::run_user(m, env, c).await,
+        Command::SyncLog(c) => crate::admin_cli::run_sync_log(m, env, c).await,
         Command::Serve | Command::Migrate => Ok(()),
     };
     app.store.close().await;

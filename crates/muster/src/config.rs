@@ -46,6 +46,8 @@ pub struct Config {
     pub sqlite_synchronous_full: bool,
     /// Seconds between two runs of the deactivation scheduler.
     pub scheduler_interval_secs: u64,
+    /// Days sync log entries are kept.
+    pub sync_log_retention_days: u32,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             sqlite_readers: 4,
             sqlite_synchronous_full: false,
             scheduler_interval_secs: 5,
+            sync_log_retention_days: 90,
         }
     }
 }
@@ -179,6 +182,9 @@ impl Config {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("public_url must start with http:// or https://, not '{url}'");
             }
+        }
+        if self.sync_log_retention_days == 0 {
+            bail!("sync_log_retention_days must be at least 1");
         }
         if self.scheduler_interval_secs == 0 {
             bail!("scheduler_interval_secs must be at least 1");

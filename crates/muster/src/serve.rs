@@ -78,6 +78,11 @@ pub async fn run(
         Duration::from_secs(cfg.scheduler_interval_secs),
         stop_rx.clone(),
     ));
+    let retention = tokio::spawn(run_retention(
+        app.muster.clone(),
+        cfg.sync_log_retention_days,
+        stop_rx.clone(),
+    ));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -94,6 +99,9 @@ pub async fn run(
         .context("the server failed")?;
     if let Err(e) = scheduler.await {
         tracing::warn!(error = %e, "the scheduler task ended abnormally");
+    }
+    if let Err(e) = retention.await {
+        tracing::warn!(error = %e, "the retention task ended abnormally");
     }
     tracing::info!("Muster stopped");
     app.store.close().await;
@@ -116,6 +124,25 @@ async fn run_scheduler(
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deactivated = n, "scheduled deactivations ran"),
                     Err(e) => tracing::error!(error = %e, "scheduled deactivations failed; retrying at the next tick"),
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Sync log retention: at start-up and hourly, deletes entries older than the retention period,
+/// in small batches so provisioning never waits long for the writer.
+async fn run_retention(muster: Muster, days: u32, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(3600));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                match muster.prune_sync_log(days).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, retention_days = days, "old sync log entries removed"),
+                    Err(e) => tracing::error!(error = %e, "sync log retention failed; retrying in an hour"),
                 }
             }
             _ = stop.changed() => break,

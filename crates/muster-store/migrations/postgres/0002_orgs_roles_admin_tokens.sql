@@ -49,3 +49,7 @@ create unique index admin_token_hash_uq on admin_token (token_hash);
 create index org_parent_idx on org (environment_id, parent_id);
 create index user_account_status_idx on user_account (environment_id, status, created_at, user_id);
 create index user_account_env_created_idx on user_account (environment_id, created_at, user_id);
+
+-- Sync log queries by action and by outcome, newest first.
+create index sync_log_action_idx on sync_log (environment_id, action, at, sync_log_id);
+create index sync_log_outcome_idx on sync_log (environment_id, outcome, at, sync_log_id);

@@ -15,8 +15,11 @@ use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use muster_core::directory::{HeldRole, OrgView, UserAction, UserDetail};
 use muster_core::ids::{EnvironmentId, OrgId, ProviderId, RoleId, TokenId, UserId};
-use muster_core::model::{Actor, OrgStatus, Provider, ProviderToken, Role, UserRecord, UserStatus};
-use muster_core::store::{Cursor, UserQuery};
+use muster_core::model::{
+    Actor, OrgStatus, Outcome, Provider, ProviderToken, Role, SyncLogEntry, UserRecord, UserStatus,
+};
+use muster_core::store::{Cursor, LogQuery, UserQuery};
+use muster_core::synclog::{csv_header, csv_line, LogCursor};
 use muster_core::{CoreError, Timestamp};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -48,6 +51,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/providers/{id}/tokens"),
     ("post", "/api/v1/providers/{id}/tokens"),
     ("delete", "/api/v1/providers/{id}/tokens/{tokenId}"),
+    ("get", "/api/v1/sync-log"),
+    ("get", "/api/v1/sync-log/export.csv"),
 ];
 
 /// The API routes.
@@ -69,6 +74,8 @@ pub fn router() -> Router<AppState> {
             get(list_tokens).post(create_token),
         )
         .route("/providers/{id}/tokens/{token_id}", delete(revoke_token))
+        .route("/sync-log", get(list_sync_log))
+        .route("/sync-log/export.csv", get(export_sync_log))
         .fallback(api_not_found)
         .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES));
     Router::new().nest("/api/v1", api)
@@ -827,4 +834,185 @@ async fn revoke_token(
         .revoke_token(auth.env, tid, &auth.actor)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct LogFilter {
+    since: Option<String>,
+    until: Option<String>,
+    provider: Option<String>,
+    user: Option<String>,
+    group: Option<String>,
+    action: Option<String>,
+    result: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u64>,
+}
+
+fn log_query(f: &LogFilter) -> Result<LogQuery, ApiError> {
+    let time = |name: &str, v: &Option<String>| -> Result<Option<Timestamp>, ApiError> {
+        v.as_deref()
+            .map(|t| {
+                Timestamp::parse_rfc3339(t).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "{name} must be an RFC 3339 time such as 2027-01-01T00:00:00Z"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let subject = match (&f.user, &f.group) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give user or group, not both")),
+        (Some(u), None) => Some(parse_id::<UserId>(u, "user")?.to_string()),
+        (None, Some(g)) => Some(parse_id::<muster_core::ids::GroupId>(g, "group")?.to_string()),
+        (None, None) => None,
+    };
+    Ok(LogQuery {
+        since: time("since", &f.since)?,
+        until: time("until", &f.until)?,
+        provider: f
+            .provider
+            .as_deref()
+            .map(|p| parse_id::<ProviderId>(p, "provider"))
+            .transpose()?,
+        subject,
+        action: f.action.clone().filter(|a| !a.is_empty()),
+        outcome: match f.result.as_deref() {
+            None => None,
+            Some("success") => Some(Outcome::Success),
+            Some("error") => Some(Outcome::Error),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "result must be success or error, not '{other}'"
+                )))
+            }
+        },
+    })
+}
+
+fn log_json(id: i64, e: &SyncLogEntry, providers: &HashMap<ProviderId, String>) -> Value {
+    let actor = match &e.actor {
+        Actor::Provider { id } => {
+            json!({"kind": "provider", "providerId": id.to_string(), "name": providers.get(id)})
+        }
+        Actor::Admin { name } => json!({"kind": "admin", "name": name}),
+        Actor::System => json!({"kind": "system", "name": "muster"}),
+    };
+    json!({
+        "id": id, "at": e.at.to_rfc3339(), "providerId": e.provider_id.map(|p| p.to_string()),
+        "provider": e.provider_id.and_then(|p| providers.get(&p)), "actor": actor, "action": e.action,
+        "subject": {"kind": e.subject_kind, "id": e.subject_id, "name": e.subject_name},
+        "result": e.outcome.as_str(), "message": e.message, "details": e.details,
+    })
+}
+
+/// `GET /api/v1/sync-log`: entries newest first, filtered by time range (`since` inclusive,
+/// `until` exclusive), provider, user or group, action (`user.` for a family) and result, in pages
+/// linked by `nextCursor`.
+async fn list_sync_log(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    f: axum::extract::Query<LogFilter>,
+) -> ApiResult {
+    let q = log_query(&f)?;
+    let before = f
+        .cursor
+        .as_deref()
+        .map(|c| {
+            LogCursor::decode(c).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid cursor: pass back the nextCursor of the previous page",
+                )
+            })
+        })
+        .transpose()?;
+    let (rows, next) = state
+        .muster
+        .query_sync_log(auth.env, &q, before, f.limit.unwrap_or(100))
+        .await?;
+    let providers = state.muster.provider_names(auth.env).await?;
+    ok(
+        StatusCode::OK,
+        json!({"entries": rows.iter().map(|(id, e)| log_json(*id, e, &providers)).collect::<Vec<_>>(), "nextCursor": next.map(|c| c.encode())}),
+    )
+}
+
+/// `GET /api/v1/sync-log/export.csv`: the matching entries as CSV, streamed in batches so that
+/// memory does not grow with the number of rows.
+async fn export_sync_log(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    f: axum::extract::Query<LogFilter>,
+) -> ApiResult {
+    let q = log_query(&f)?;
+    let providers = state.muster.provider_names(auth.env).await?;
+    struct Cursor {
+        before: Option<LogCursor>,
+        header: bool,
+        done: bool,
+    }
+    let muster = state.muster.clone();
+    let env = auth.env;
+    let stream = futures_util::stream::unfold(
+        Cursor {
+            before: None,
+            header: true,
+            done: false,
+        },
+        move |mut c| {
+            let (muster, q, providers) = (muster.clone(), q.clone(), providers.clone());
+            async move {
+                if c.done {
+                    return None;
+                }
+                let mut chunk = String::new();
+                if c.header {
+                    chunk.push_str(&csv_header());
+                    c.header = false;
+                }
+                match muster.query_sync_log(env, &q, c.before, 1000).await {
+                    Ok((rows, next)) => {
+                        for (id, e) in &rows {
+                            chunk.push_str(&csv_line(
+                                *id,
+                                e,
+                                e.provider_id
+                                    .and_then(|p| providers.get(&p))
+                                    .map(String::as_str),
+                            ));
+                        }
+                        c.before = next;
+                        c.done = next.is_none();
+                        Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), c))
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "sync log export failed");
+                        c.done = true;
+                        Some((
+                            Err(std::io::Error::other(
+                                "the export failed; see the server log",
+                            )),
+                            c,
+                        ))
+                    }
+                }
+            }
+        },
+    );
+    let name = format!(
+        "muster-sync-log-{}.csv",
+        state.muster.now().to_rfc3339().replace(':', "")
+    );
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }

@@ -99,6 +99,24 @@ pub fn document(server_url: &str) -> Value {
                 "get": op("A provider's tokens (prefixes only)", "providers", id(), None, "200", Some("TokenList")),
                 "post": op("Add a token; its secret is shown once", "providers", id(), Some("CreateToken"), "201", Some("Token"))
             },
+            "/api/v1/sync-log": {
+                "get": op("Sync log entries, newest first", "sync-log", json!([
+                    query("since", "RFC 3339 time, inclusive"), query("until", "RFC 3339 time, exclusive"),
+                    query("provider", "provider id"), query("user", "user id"), query("group", "group id"),
+                    query("action", "an action such as user.created, or a family such as user."),
+                    query("result", "success or error"), query("cursor", "nextCursor of the previous page"),
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+                ]), None, "200", Some("LogPage"))
+            },
+            "/api/v1/sync-log/export.csv": {
+                "get": {
+                    "summary": "Sync log entries as CSV (same filters), streamed", "tags": ["sync-log"],
+                    "parameters": [query("since", "RFC 3339 time, inclusive"), query("until", "RFC 3339 time, exclusive"),
+                        query("provider", "provider id"), query("user", "user id"), query("group", "group id"),
+                        query("action", "action or family"), query("result", "success or error")],
+                    "responses": {"200": {"description": "CSV: id, time, provider_id, provider, actor_kind, actor, action, subject_kind, subject_id, subject_name, result, message, details", "content": {"text/csv": {"schema": {"type": "string"}}}}, "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"}}
+                }
+            },
             "/api/v1/providers/{id}/tokens/{tokenId}": {
                 "delete": op("Revoke a token", "providers", json!([path_id("id"), path_id("tokenId")]), None, "204", None)
             }
@@ -140,7 +158,7 @@ pub fn document(server_url: &str) -> Value {
                     "roleIds": {"type": "array", "items": string}, "legalHold": {"type": "boolean"}}},
                 "Provider": {"type": "object", "properties": {
                     "id": string, "name": string, "scimBaseUrl": string, "deactivationDelaySeconds": {"type": "integer"},
-                    "createdAt": string, "lastSyncAt": nullable_string,
+                    "createdAt": string, "lastSyncAt": nullable_string, "errorsLast24h": {"type": "integer"},
                     "token": {"type": "object", "description": "Only in the response that creates the provider", "properties": {"id": string, "prefix": string, "secret": string}}}},
                 "ProviderList": {"type": "object", "properties": {"providers": {"type": "array", "items": {"$ref": "#/components/schemas/Provider"}}}},
                 "CreateProvider": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {"name": string}},
@@ -150,6 +168,13 @@ pub fn document(server_url: &str) -> Value {
                     "revokedAt": nullable_string, "lastUsedAt": nullable_string, "live": {"type": "boolean"},
                     "secret": {"type": "string", "description": "Only in the response that creates the token"}}},
                 "TokenList": {"type": "object", "properties": {"tokens": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}}}},
+                "LogEntry": {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "at": string, "providerId": nullable_string, "provider": nullable_string,
+                    "actor": {"type": "object", "properties": {"kind": {"enum": ["provider", "admin", "system"]}, "name": nullable_string, "providerId": string}},
+                    "action": string,
+                    "subject": {"type": "object", "properties": {"kind": nullable_string, "id": nullable_string, "name": nullable_string}},
+                    "result": {"enum": ["success", "error"]}, "message": nullable_string, "details": {}}},
+                "LogPage": {"type": "object", "properties": {"entries": {"type": "array", "items": {"$ref": "#/components/schemas/LogEntry"}}, "nextCursor": nullable_string}},
                 "CreateToken": {"type": "object", "additionalProperties": false, "properties": {"label": string, "expiresAt": {"type": "string", "format": "date-time"}}}
             }
         }

@@ -55,10 +55,19 @@ impl FromRequestParts<AppState> for ProviderAuth {
             }
         };
         let ctx = state.muster.authenticate_provider(provider, token).await?;
+        if let Some(slot) = parts.extensions.get::<CtxSlot>() {
+            if let Ok(mut s) = slot.0.lock() {
+                *s = Some(ctx.clone());
+            }
+        }
         tracing::Span::current().record("provider", tracing::field::display(provider));
         Ok(ProviderAuth(ctx))
     }
 }
+
+/// Where the authenticated provider is left for the rejection log, which runs after the handler.
+#[derive(Debug, Clone, Default)]
+pub struct CtxSlot(pub std::sync::Arc<std::sync::Mutex<Option<ProviderCtx>>>);
 
 /// A JSON request body: `application/scim+json` or `application/json` (RFC 7644 §3.8), read
 /// into a value. Malformed JSON is 400 `invalidSyntax`; an oversized body is 413.

@@ -70,6 +70,71 @@ pub fn router() -> Router<AppState> {
     Router::new().nest("/scim/v2/{provider}", scim)
 }
 
+/// Middleware: records every SCIM request Muster refuses (4xx) or fails (5xx) in the sync log
+/// of the provider it was for: method, path, status, `scimType` and reason, never credentials.
+pub async fn log_rejections(
+    State(state): State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let slot = extract::CtxSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    if resp.status().as_u16() < 400 {
+        return resp;
+    }
+    let Some(err) = resp.extensions().get::<ScimError>().cloned() else {
+        return resp;
+    };
+    let known = slot
+        .0
+        .lock()
+        .ok()
+        .and_then(|s| s.clone())
+        .map(|c| (c.env(), c.id()));
+    let target = match known {
+        Some(t) => Some(t),
+        None => {
+            // Not authenticated: attribute the refusal to the provider the URL names, if any.
+            let id = path
+                .split('/')
+                .nth(3)
+                .and_then(|p| p.parse::<muster_core::ids::ProviderId>().ok());
+            match id {
+                Some(id) => match state.muster.store.read().await {
+                    Ok(mut tx) => tx
+                        .locate_provider(id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|p| (p.environment_id, p.id)),
+                    Err(_) => None,
+                },
+                None => None,
+            }
+        }
+    };
+    if let Some((env, provider)) = target {
+        let rejection = muster_core::synclog::Rejection {
+            method: &method,
+            path: &path,
+            status: err.status,
+            scim_type: err.scim_type.map(|t| t.as_str()),
+            detail: &err.detail,
+        };
+        if let Err(e) = state
+            .muster
+            .record_rejection(env, provider, &rejection)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a rejected request in the sync log");
+        }
+    }
+    resp
+}
+
 /// A JSON body with the SCIM media type.
 pub fn scim_json(status: u16, body: &Value) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);

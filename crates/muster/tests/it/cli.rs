@@ -184,16 +184,30 @@ async fn three_servers_deactivate_each_user_once() {
     let dir = std::env::temp_dir().join(format!("muster-three-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let with_db = |c: &mut Command| {
-        c.env("MUSTER_DATABASE_URL", &db.url).env("MUSTER_LOG", "warn");
+        c.env("MUSTER_DATABASE_URL", &db.url)
+            .env("MUSTER_LOG", "warn");
     };
     let mut add = muster(&dir);
     add.args(["provider", "add", "--name", "Okta", "--json"]);
     with_db(&mut add);
     let added = run_json(&mut add);
-    let pid = added["provider"]["id"].as_str().unwrap_or_default().to_string();
-    let token = added["token"]["secret"].as_str().unwrap_or_default().to_string();
+    let pid = added["provider"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let token = added["token"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut delay = muster(&dir);
-    delay.args(["provider", "update", &pid, "--deactivation-delay", "3s", "--json"]);
+    delay.args([
+        "provider",
+        "update",
+        &pid,
+        "--deactivation-delay",
+        "3s",
+        "--json",
+    ]);
     with_db(&mut delay);
     run_json(&mut delay);
     let mut servers = Vec::new();
@@ -217,8 +231,16 @@ async fn three_servers_deactivate_each_user_once() {
     let client = reqwest::Client::new();
     for port in &ports {
         let started = Instant::now();
-        while !client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            assert!(started.elapsed() < Duration::from_secs(30), "server on {port} not ready");
+        while !client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "server on {port} not ready"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -258,17 +280,23 @@ async fn three_servers_deactivate_each_user_once() {
         assert_eq!(status.unwrap_or(0), 200);
     }
     // Wait for the deactivations (3 s delay, 1 s ticks).
-    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = sqlx::PgConnection::connect(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();
     loop {
-        let (n,): (i64,) = sqlx::query_as("select count(*) from user_account where status = 'deactivated'")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (n,): (i64,) =
+            sqlx::query_as("select count(*) from user_account where status = 'deactivated'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
         if n == 200 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "only {n} of 200 deactivated");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "only {n} of 200 deactivated"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     // Give the other schedulers a few more ticks to do it again, if they were going to.
@@ -280,7 +308,11 @@ async fn three_servers_deactivate_each_user_once() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rows.len(), 200);
-    assert!(rows.iter().all(|(_, n)| *n == 1), "a user deactivated twice: {:?}", rows.iter().find(|(_, n)| *n != 1));
+    assert!(
+        rows.iter().all(|(_, n)| *n == 1),
+        "a user deactivated twice: {:?}",
+        rows.iter().find(|(_, n)| *n != 1)
+    );
     let _ = conn.close().await;
     for mut s in servers {
         let _ = s.kill();
@@ -291,7 +323,9 @@ async fn three_servers_deactivate_each_user_once() {
 }
 
 /// Runs futures concurrently and collects their outputs in order.
-async fn futures_join<F: std::future::Future + Send + 'static>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join<F: std::future::Future + Send + 'static>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<F::Output>
 where
     F::Output: Send + 'static,
 {

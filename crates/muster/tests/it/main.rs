@@ -12,3 +12,4 @@ mod scim_patch;
 mod scim_users;
 mod store;
 pub mod support;
+mod synclog;
