@@ -244,7 +244,7 @@ pub trait ProviderStore {
     async fn list_providers(&mut self, env: EnvironmentId) -> StoreResult<Vec<Provider>>;
     /// Saves a provider's name and deactivation delay.
     async fn update_provider(&mut self, p: &Provider) -> StoreResult<()>;
-    /// Records that the provider changed something at `at`.
+    /// Records that the provider changed something at `at` (precise to 5 seconds).
     async fn touch_provider_sync(
         &mut self,
         env: EnvironmentId,

@@ -984,12 +984,16 @@ impl ProviderStore for DbTx {
         id: ProviderId,
         at: Timestamp,
     ) -> StoreResult<()> {
+        // Only when the stored time is 5 seconds old: every provisioning write passes here, and an
+        // unconditional update would make concurrent writers of one provider queue on its row.
         sqlx::query(
-            "update provider set last_sync_at = $1 where environment_id = $2 and provider_id = $3",
+            "update provider set last_sync_at = $1 where environment_id = $2 and provider_id = $3 \
+             and (last_sync_at is null or last_sync_at < $4)",
         )
         .bind(at.0)
         .bind(env.0)
         .bind(id.0)
+        .bind(at.0 - 5_000_000)
         .execute(self.c())
         .await
         .map_err(db_err)?;
