@@ -520,6 +520,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn read(&self) -> StoreResult<Box<dyn Tx>>;
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// Refreshes the planner's statistics (PostgreSQL `ANALYZE`, SQLite `PRAGMA optimize`), so
+    /// that tables that grew quickly (an initial sync) keep their index plans. Cheap; run
+    /// periodically.
+    async fn maintain(&self) -> StoreResult<()>;
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 }

@@ -83,6 +83,14 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn maintain(&self) -> StoreResult<()> {
+        sqlx::query("analyze user_account, user_email, scim_group, group_member, sync_log, provider_token, org, user_role")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

@@ -147,6 +147,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn maintain(&self) -> StoreResult<()> {
+        sqlx::query("pragma optimize")
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }

@@ -83,6 +83,7 @@ pub async fn run(
         cfg.sync_log_retention_days,
         stop_rx.clone(),
     ));
+    let maintenance = tokio::spawn(run_maintenance(app.muster.clone(), stop_rx.clone()));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -102,6 +103,9 @@ pub async fn run(
     }
     if let Err(e) = retention.await {
         tracing::warn!(error = %e, "the retention task ended abnormally");
+    }
+    if let Err(e) = maintenance.await {
+        tracing::warn!(error = %e, "the maintenance task ended abnormally");
     }
     tracing::info!("Muster stopped");
     app.store.close().await;
@@ -124,6 +128,24 @@ async fn run_scheduler(
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deactivated = n, "scheduled deactivations ran"),
                     Err(e) => tracing::error!(error = %e, "scheduled deactivations failed; retrying at the next tick"),
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Planner statistics: refreshed every five minutes, so that a table that grew fast (an initial
+/// sync of a whole company) keeps its index plans even where the database's own autovacuum is off
+/// or behind.
+async fn run_maintenance(muster: Muster, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(300));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(e) = muster.store.maintain().await {
+                    tracing::warn!(error = %e, "refreshing planner statistics failed");
                 }
             }
             _ = stop.changed() => break,
