@@ -457,13 +457,16 @@ impl DbTx {
             listing_query(l, l.cols, env, provider, cond)
         };
         if let Some(c) = after {
-            qb.push(" and (created_at > ")
+            // `created_at >= t` is an index range; the rest picks up where the last page ended.
+            // (An `a > t or (a = t and b > id)` form is not a range, and reading from the start
+            // for every page makes a scan quadratic.)
+            qb.push(" and created_at >= ")
                 .push_bind(c.created_at.0)
-                .push(" or (created_at = ")
+                .push(" and (created_at > ")
                 .push_bind(c.created_at.0)
-                .push(format!(" and {} > ", l.id_col))
+                .push(format!(" or {} > ", l.id_col))
                 .push_bind(c.id)
-                .push("))");
+                .push(")");
         }
         qb.push(&ordering).push(" limit ").push_bind(limit as i64);
         if offset > 0 {
@@ -1310,13 +1313,13 @@ impl UserStore for DbTx {
                 .push(" escape '!')");
         }
         if let Some(c) = after {
-            qb.push(" and (created_at > ")
+            qb.push(" and created_at >= ")
                 .push_bind(c.created_at.0)
-                .push(" or (created_at = ")
+                .push(" and (created_at > ")
                 .push_bind(c.created_at.0)
-                .push(" and user_id > ")
+                .push(" or user_id > ")
                 .push_bind(c.id)
-                .push("))");
+                .push(")");
         }
         qb.push(" order by created_at, user_id limit ")
             .push_bind(limit as i64);
@@ -1822,13 +1825,14 @@ impl SyncLogStore for DbTx {
             qb.push(" and outcome = ").push_bind(o.as_str());
         }
         if let Some((at, id)) = before {
-            qb.push(" and (at < ")
+            // A range on `at` the index can start from, then the tie-break on the id.
+            qb.push(" and at <= ")
                 .push_bind(at.0)
-                .push(" or (at = ")
+                .push(" and (at < ")
                 .push_bind(at.0)
-                .push(" and sync_log_id < ")
+                .push(" or sync_log_id < ")
                 .push_bind(id)
-                .push("))");
+                .push(")");
         }
         qb.push(" order by at desc, sync_log_id desc limit ")
             .push_bind(limit as i64);
