@@ -675,8 +675,8 @@ impl Muster {
         Ok(role)
     }
 
-    /// Deletes a role; refused while a user or an organization still uses it, and for the
-    /// standard roles.
+    /// Deletes a role; refused while a user, an organization or a role mapping still uses it,
+    /// and for the standard roles.
     pub async fn delete_role(
         &self,
         env: EnvironmentId,
@@ -698,6 +698,15 @@ impl Muster {
             )));
         }
         let (users, orgs) = tx.role_usage(env, id).await?;
+        let groups = tx.role_mapping_groups(env, id).await?;
+        if !groups.is_empty() {
+            return Err(CoreError::Conflict(format!(
+                "'{}' is given by the role mapping of {} SCIM group(s) ({}): remove it from those mappings first",
+                role.name,
+                groups.len(),
+                groups.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
         if users > 0 || orgs > 0 {
             return Err(CoreError::Conflict(format!(
                 "'{}' is still in use ({users} user(s) hold it, {orgs} organization(s) give it by default): remove it from them first",

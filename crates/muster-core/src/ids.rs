@@ -61,4 +61,6 @@ id_type!(
     RoleId,
     /// An administrator API token.
     AdminTokenId,
+    /// An entry of a provider's group-to-organization mapping.
+    GroupMappingId,
 );

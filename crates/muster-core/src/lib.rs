@@ -7,6 +7,7 @@
 //! - [`service`]: [`Muster`], the entry point every interface calls; providers and tokens.
 //! - [`provisioning`]: what SCIM requests do to users and groups.
 //! - [`lifecycle`]: blocking, deactivation and reactivation rules.
+//! - [`mapping`]: organization mapping and role mapping, with preview and re-apply.
 //! - [`token`]: bearer token generation, hashing and comparison.
 //! - [`error`]: domain and storage errors.
 
@@ -15,6 +16,7 @@ pub mod directory;
 pub mod error;
 pub mod ids;
 pub mod lifecycle;
+pub mod mapping;
 pub mod model;
 pub mod provisioning;
 pub mod scheduler;

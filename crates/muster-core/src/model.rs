@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
 use crate::ids::{
-    AdminTokenId, EnvironmentId, GroupId, OrgId, ProviderId, RoleId, TokenId, UserId,
+    AdminTokenId, EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId, TokenId,
+    UserId,
 };
 
 /// The slug of the environment a fresh install has, and every command uses by default.
@@ -411,4 +412,81 @@ pub struct SyncLogEntry {
     pub outcome: Outcome,
     /// For errors: why.
     pub message: Option<String>,
+}
+
+/// How a provider's users are placed in organizations (PRODUCT.md "Organization mapping").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgMethod {
+    /// Every new user goes to one organization, once, when created.
+    Single,
+    /// The `c42OrgName` attribute names the organization.
+    C42OrgName,
+    /// An attribute the administrator chose names the organization.
+    Attribute,
+    /// The user's highest-priority mapped SCIM group decides.
+    Groups,
+}
+
+impl OrgMethod {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgMethod::Single => "single",
+            OrgMethod::C42OrgName => "c42_org_name",
+            OrgMethod::Attribute => "attribute",
+            OrgMethod::Groups => "groups",
+        }
+    }
+    /// Reads the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "single" => Some(OrgMethod::Single),
+            "c42_org_name" => Some(OrgMethod::C42OrgName),
+            "attribute" => Some(OrgMethod::Attribute),
+            "groups" => Some(OrgMethod::Groups),
+            _ => None,
+        }
+    }
+}
+
+/// A provider's organization mapping method and its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrgMapping {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// The provider it belongs to.
+    pub provider_id: ProviderId,
+    /// The method.
+    pub method: OrgMethod,
+    /// `Single`: the organization new users go to.
+    pub org_id: Option<OrgId>,
+    /// `Attribute`: the SCIM attribute path whose value names the organization.
+    pub attribute: Option<String>,
+    /// `C42OrgName`, `Attribute`: where organizations the mapping creates go (`None`: the root).
+    pub parent_org_id: Option<OrgId>,
+    /// `C42OrgName`, `Attribute`, `Groups`: where users the mapping cannot place go (`None`: the
+    /// root).
+    pub unmapped_org_id: Option<OrgId>,
+    /// When it was last set.
+    pub updated_at: Timestamp,
+}
+
+/// One entry of a provider's group-to-organization mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupOrgMapping {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// Its id.
+    pub id: GroupMappingId,
+    /// The provider it belongs to.
+    pub provider_id: ProviderId,
+    /// The organization its groups' members go to.
+    pub org_id: OrgId,
+    /// Its rank: 1 wins over 2 for a user in groups of both.
+    pub priority: i64,
+    /// Its groups (each group is in at most one entry).
+    pub groups: Vec<GroupId>,
+    /// When it was added.
+    pub created_at: Timestamp,
 }

@@ -16,9 +16,12 @@ use serde_json::{json, Map, Value};
 
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult, StoreError, Unique};
-use crate::ids::{GroupId, UserId};
+use crate::ids::{GroupId, RoleId, UserId};
 use crate::lifecycle::{self, Transition};
-use crate::model::{Actor, GroupRecord, GroupRef, Outcome, SyncLogEntry, UserRecord, UserStatus};
+use crate::mapping::{roles_differ, Cause, OrgCache, Rules};
+use crate::model::{
+    Actor, GroupRecord, GroupRef, Outcome, RoleSource, SyncLogEntry, UserRecord, UserStatus,
+};
 use crate::service::{Muster, ProviderCtx};
 use crate::store::{Cond, Cursor, Order, OrderKey, Page, Tx};
 
@@ -193,6 +196,29 @@ fn user_entry(
         outcome: Outcome::Success,
         message: None,
     }
+}
+
+fn provisioning_cause<'a>(ctx: &ProviderCtx, actor: &'a Actor, at: Timestamp) -> Cause<'a> {
+    Cause {
+        env: ctx.env(),
+        provider: ctx.id(),
+        actor,
+        at,
+        reason: "provisioning",
+    }
+}
+
+/// The explicit roles a user holds, with where they came from.
+async fn current_roles(
+    tx: &mut Box<dyn Tx>,
+    u: &UserRecord,
+) -> CoreResult<Vec<(RoleId, RoleSource)>> {
+    Ok(tx
+        .user_roles(u.environment_id, &[u.id])
+        .await?
+        .into_iter()
+        .map(|(_, r, s)| (r, s))
+        .collect())
 }
 
 /// A sync log entry about a group, caused by a provider.
@@ -525,9 +551,9 @@ impl Muster {
                     None => continue,
                 }
             }
-            let root = tx.find_root_org(ctx.env()).await?.ok_or_else(|| {
-                StoreError::Corrupt("the environment has no root organization".into())
-            })?;
+            let rules = Rules::load(&mut tx, ctx.env(), ctx.id()).await?;
+            let actor = Actor::Provider { id: ctx.id() };
+            let cause = provisioning_cause(ctx, &actor, now);
             let mut user = UserRecord {
                 environment_id: ctx.env(),
                 id: UserId::new(),
@@ -537,7 +563,7 @@ impl Muster {
                 display_name: fields.display_name.clone(),
                 scim_active: fields.active,
                 status: UserStatus::Active,
-                org_id: root.id,
+                org_id: rules.root(),
                 legal_hold: false,
                 changed_outside: false,
                 resource: n.resource.clone(),
@@ -547,6 +573,17 @@ impl Muster {
                 removed_at: None,
                 deactivate_at: None,
             };
+            let (org_name, placed) = self
+                .place_user(
+                    &mut tx,
+                    &rules,
+                    &cause,
+                    &mut user,
+                    &[],
+                    true,
+                    &mut OrgCache::default(),
+                )
+                .await?;
             let transitions = if fields.active {
                 Vec::new()
             } else {
@@ -555,13 +592,16 @@ impl Muster {
             tx.insert_user(&user)
                 .await
                 .map_err(|e| map_user_conflict(e, &fields.user_name))?;
-            let mut log = vec![user_entry(
+            let (mut log, rest): (Vec<SyncLogEntry>, Vec<SyncLogEntry>) =
+                placed.into_iter().partition(|e| e.action == "org.created");
+            log.push(user_entry(
                 ctx,
                 now,
                 "user.created",
                 &user,
-                json!({"org": root.name, "active": fields.active}),
-            )];
+                json!({"org": org_name, "active": fields.active}),
+            ));
+            log.extend(rest);
             log.extend(transition_entries(ctx, now, &user, &transitions));
             tx.append_log(&log).await?;
             tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
@@ -588,6 +628,16 @@ impl Muster {
         fields: &UserFields,
         now: Timestamp,
     ) -> CoreResult<Option<UserView>> {
+        let rules = Rules::load(tx, ctx.env(), ctx.id()).await?;
+        let actor = Actor::Provider { id: ctx.id() };
+        let cause = provisioning_cause(ctx, &actor, now);
+        let groups: Vec<GroupRef> = tx
+            .groups_of_users(ctx.env(), &[existing.id])
+            .await?
+            .into_iter()
+            .map(|(_, g)| g)
+            .collect();
+        let gids: Vec<GroupId> = groups.iter().map(|g| g.group_id).collect();
         let mut u = existing.clone();
         let was_removed = u.removed_at.is_some();
         u.removed_at = None;
@@ -604,6 +654,17 @@ impl Muster {
         } else {
             lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now)
         };
+        let (_, placed) = self
+            .place_user(
+                tx,
+                &rules,
+                &cause,
+                &mut u,
+                &gids,
+                false,
+                &mut OrgCache::default(),
+            )
+            .await?;
         if !tx
             .update_user(&u, existing.version)
             .await
@@ -611,6 +672,10 @@ impl Muster {
         {
             return Ok(None);
         }
+        let current = current_roles(tx, &u).await?;
+        let roles_log = self
+            .assign_roles(tx, &rules, &cause, &u, &gids, &current)
+            .await?;
         let changes = diff_resources(&existing.resource, &u.resource);
         let mut log = Vec::new();
         if was_removed {
@@ -631,14 +696,10 @@ impl Muster {
             ));
         }
         log.extend(transition_entries(ctx, now, &u, &transitions));
+        log.extend(placed);
+        log.extend(roles_log);
         tx.append_log(&log).await?;
         tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
-        let groups = tx
-            .groups_of_users(ctx.env(), &[u.id])
-            .await?
-            .into_iter()
-            .map(|(_, g)| g)
-            .collect();
         Ok(Some(UserView {
             user: u,
             groups: Some(groups),
@@ -755,13 +816,37 @@ impl Muster {
             };
             u.scim_active = fields.active;
             let changes = diff_resources(&existing.resource, &u.resource);
-            let groups = tx
+            let groups: Vec<GroupRef> = tx
                 .groups_of_users(ctx.env(), &[uid])
                 .await?
                 .into_iter()
                 .map(|(_, g)| g)
                 .collect();
-            if changes.is_empty() && transitions.is_empty() && !existing.changed_outside {
+            let gids: Vec<GroupId> = groups.iter().map(|g| g.group_id).collect();
+            let rules = Rules::load(&mut tx, ctx.env(), ctx.id()).await?;
+            let actor = Actor::Provider { id: ctx.id() };
+            let cause = provisioning_cause(ctx, &actor, now);
+            let (_, placed) = self
+                .place_user(
+                    &mut tx,
+                    &rules,
+                    &cause,
+                    &mut u,
+                    &gids,
+                    false,
+                    &mut OrgCache::default(),
+                )
+                .await?;
+            let current = current_roles(&mut tx, &u).await?;
+            let roles_change = rules
+                .want_roles(&gids, &current)
+                .is_some_and(|t| roles_differ(&current, &t));
+            if changes.is_empty()
+                && transitions.is_empty()
+                && !existing.changed_outside
+                && u.org_id == existing.org_id
+                && !roles_change
+            {
                 // Nothing changed (Okta PUTs back what it read): no new version, no log entry.
                 return Ok(UserView {
                     user: existing,
@@ -789,6 +874,11 @@ impl Muster {
                 ));
             }
             log.extend(transition_entries(ctx, now, &u, &transitions));
+            log.extend(placed);
+            log.extend(
+                self.assign_roles(&mut tx, &rules, &cause, &u, &gids, &current)
+                    .await?,
+            );
             tx.append_log(&log).await?;
             tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
@@ -1201,6 +1291,11 @@ impl Muster {
                     member_details(&removed),
                 ));
             }
+            let touched: Vec<UserId> = to_add.iter().chain(&to_remove).copied().collect();
+            match self.remap_members(&mut tx, ctx, gid, &touched, now).await? {
+                Some(entries) => log.extend(entries),
+                None => continue,
+            }
             tx.append_log(&log).await?;
             tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
             let members = tx.member_ids(ctx.env(), gid).await?;
@@ -1395,6 +1490,19 @@ impl Muster {
                     member_details(&net_removed),
                 ));
             }
+            let touched: Vec<UserId> = net_added.iter().chain(&net_removed).copied().collect();
+            match self.remap_members(&mut tx, ctx, gid, &touched, now).await? {
+                Some(entries) => log.extend(entries),
+                None if if_match.is_some() => {
+                    return Err(ScimError::new(
+                        412,
+                        None,
+                        "a member changed while this request ran",
+                    )
+                    .into())
+                }
+                None => continue,
+            }
             tx.append_log(&log).await?;
             tx.touch_provider_sync(env, ctx.id(), now).await?;
             let members = self
@@ -1404,6 +1512,33 @@ impl Muster {
             return Ok(GroupView { group: g, members });
         }
         Err(busy())
+    }
+
+    /// Re-evaluates the mappings of members added to or removed from a group, when the group
+    /// is in a mapping. `None` when a member changed under us (retry).
+    async fn remap_members(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        ctx: &ProviderCtx,
+        gid: GroupId,
+        touched: &[UserId],
+        now: Timestamp,
+    ) -> CoreResult<Option<Vec<SyncLogEntry>>> {
+        if touched.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let rules = Rules::load(tx, ctx.env(), ctx.id()).await?;
+        let aspects = rules.aspects_of(&[gid]);
+        if !aspects.any() {
+            return Ok(Some(Vec::new()));
+        }
+        let actor = Actor::Provider { id: ctx.id() };
+        let cause = Cause {
+            reason: "group membership",
+            ..provisioning_cause(ctx, &actor, now)
+        };
+        self.reevaluate_users(tx, &rules, &cause, touched, aspects)
+            .await
     }
 
     async fn members_if_small(
@@ -1432,20 +1567,48 @@ impl Muster {
         if_match: Option<&str>,
     ) -> CoreResult<()> {
         let gid = parse_group_id(id)?;
-        let now = self.now();
-        let mut tx = self.store.write().await?;
-        let existing = tx
-            .find_group(ctx.env(), gid)
-            .await?
-            .filter(|g| g.provider_id == ctx.id())
-            .ok_or_else(|| group_not_found(id))?;
-        check_if_match(if_match, existing.version)?;
-        tx.delete_group(ctx.env(), gid).await?;
-        tx.append_log(&[group_entry(ctx, now, "group.deleted", &existing, json!({}))])
-            .await?;
-        tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
-        tx.commit().await?;
-        Ok(())
+        for _ in 0..WRITE_ATTEMPTS {
+            let now = self.now();
+            let env = ctx.env();
+            let mut tx = self.store.write().await?;
+            let existing = tx
+                .find_group(env, gid)
+                .await?
+                .filter(|g| g.provider_id == ctx.id())
+                .ok_or_else(|| group_not_found(id))?;
+            check_if_match(if_match, existing.version)?;
+            // What the group took part in, read before it (and its mappings) go.
+            let aspects = Rules::load(&mut tx, env, ctx.id())
+                .await?
+                .aspects_of(&[gid]);
+            let members = if aspects.any() {
+                tx.member_ids(env, gid).await?
+            } else {
+                Vec::new()
+            };
+            tx.delete_group(env, gid).await?;
+            let mut log = vec![group_entry(ctx, now, "group.deleted", &existing, json!({}))];
+            if aspects.any() {
+                let rules = Rules::load(&mut tx, env, ctx.id()).await?;
+                let actor = Actor::Provider { id: ctx.id() };
+                let cause = Cause {
+                    reason: "group deleted",
+                    ..provisioning_cause(ctx, &actor, now)
+                };
+                match self
+                    .reevaluate_users(&mut tx, &rules, &cause, &members, aspects)
+                    .await?
+                {
+                    Some(entries) => log.extend(entries),
+                    None => continue,
+                }
+            }
+            tx.append_log(&log).await?;
+            tx.touch_provider_sync(env, ctx.id(), now).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        Err(busy())
     }
 
     /// `GET /Groups` (RFC 7644 §3.4.2).

@@ -10,11 +10,12 @@ use async_trait::async_trait;
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::ids::{
-    AdminTokenId, EnvironmentId, GroupId, OrgId, ProviderId, RoleId, TokenId, UserId,
+    AdminTokenId, EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId, TokenId,
+    UserId,
 };
 use crate::model::{
-    AdminToken, Environment, GroupRecord, GroupRef, MemberRef, Org, Provider, ProviderToken, Role,
-    RoleSource, SyncLogEntry, UserRecord,
+    AdminToken, Environment, GroupOrgMapping, GroupRecord, GroupRef, MemberRef, Org, OrgMapping,
+    Provider, ProviderToken, Role, RoleSource, SyncLogEntry, UserRecord,
 };
 
 /// Shorthand for storage results.
@@ -134,6 +135,10 @@ pub trait OrgStore {
     async fn find_org(&mut self, env: EnvironmentId, id: OrgId) -> StoreResult<Option<Org>>;
     /// Adds an organization; `Conflict(OrgName)` if a sibling has that name.
     async fn insert_org(&mut self, org: &Org) -> StoreResult<()>;
+    /// Adds an organization unless its parent already has one of that name, and returns the one
+    /// that exists afterwards. Concurrent callers get the same organization (on PostgreSQL the
+    /// second waits for the first to commit).
+    async fn ensure_child_org(&mut self, org: &Org) -> StoreResult<(Org, bool)>;
     /// Saves an organization's name, parent, status and default-roles flag.
     async fn update_org(&mut self, org: &Org) -> StoreResult<()>;
     /// Every organization of the environment.
@@ -347,6 +352,12 @@ pub trait UserStore {
         now: Timestamp,
         limit: u64,
     ) -> StoreResult<Vec<UserRecord>>;
+    /// The users with these ids (in no particular order; unknown ids are skipped).
+    async fn users_by_ids(
+        &mut self,
+        env: EnvironmentId,
+        ids: &[UserId],
+    ) -> StoreResult<Vec<UserRecord>>;
     /// Those of `ids` that are users of the provider and not removed.
     async fn existing_user_ids(
         &mut self,
@@ -494,11 +505,61 @@ pub trait SyncLogStore {
     ) -> StoreResult<Vec<SyncLogEntry>>;
 }
 
+/// Organization mapping and role mapping.
+#[async_trait]
+pub trait MappingStore {
+    /// A provider's organization mapping method, if one was chosen.
+    async fn org_mapping(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<Option<OrgMapping>>;
+    /// Sets a provider's organization mapping method.
+    async fn put_org_mapping(&mut self, m: &OrgMapping) -> StoreResult<()>;
+    /// A provider's group-to-organization entries, by priority.
+    async fn group_org_mappings(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<Vec<GroupOrgMapping>>;
+    /// Adds an entry with its groups.
+    async fn insert_group_org_mapping(&mut self, m: &GroupOrgMapping) -> StoreResult<()>;
+    /// Saves an entry's organization, priority and groups.
+    async fn update_group_org_mapping(&mut self, m: &GroupOrgMapping) -> StoreResult<()>;
+    /// Deletes an entry; false if there was none.
+    async fn delete_group_org_mapping(
+        &mut self,
+        env: EnvironmentId,
+        id: GroupMappingId,
+    ) -> StoreResult<bool>;
+    /// Every (group, role) pair of a provider's role mappings.
+    async fn role_mappings(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<Vec<(GroupId, RoleId)>>;
+    /// Replaces a group's role mapping (no roles: the group has none).
+    async fn put_role_mapping(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        group: GroupId,
+        roles: &[RoleId],
+    ) -> StoreResult<()>;
+    /// The groups whose role mapping gives the role, with their display names.
+    async fn role_mapping_groups(
+        &mut self,
+        env: EnvironmentId,
+        role: RoleId,
+    ) -> StoreResult<Vec<String>>;
+}
+
 /// A transaction (or, from [`Store::read`], a connection) with every aggregate's operations.
 #[async_trait]
 pub trait Tx:
     EnvironmentStore
     + OrgStore
+    + MappingStore
     + RoleStore
     + AdminTokenStore
     + ProviderStore

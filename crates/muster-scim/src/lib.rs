@@ -7,6 +7,7 @@
 //! - [`query`]: a filter checked against a schema, and evaluated over a resource's JSON.
 //! - [`resource`]: request bodies into canonical form, and `attributes`/`excludedAttributes`.
 //! - [`list`]: list query parameters and the ListResponse message (RFC 7644 §3.4.2).
+//! - [`select`]: one value read out of a resource by attribute path (for org mapping).
 
 pub mod bulk;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod patch;
 pub mod query;
 pub mod resource;
 pub mod schema;
+pub mod select;
 pub mod sort;
 
 pub use error::{ScimError, ScimType};

@@ -255,7 +255,7 @@ fn apply_key(
 
 /// Resolves a path: core, schema-qualified, or an unqualified extension attribute (`manager`,
 /// `c42OrgName`) when no core attribute has that name.
-fn resolve(rt: &'static ResourceTypeDef, key: &str) -> Option<Resolved> {
+pub(crate) fn resolve(rt: &'static ResourceTypeDef, key: &str) -> Option<Resolved> {
     if let Some(r) = rt.resolve_key(key) {
         return Some(r);
     }

@@ -10,16 +10,18 @@ use async_trait::async_trait;
 use muster_core::clock::Timestamp;
 use muster_core::error::StoreError;
 use muster_core::ids::{
-    AdminTokenId, EnvironmentId, GroupId, OrgId, ProviderId, RoleId, TokenId, UserId,
+    AdminTokenId, EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId, TokenId,
+    UserId,
 };
 use muster_core::model::{
-    Actor, AdminToken, Environment, GroupRecord, GroupRef, MemberRef, Org, OrgStatus, Outcome,
-    Provider, ProviderToken, Role, RoleSource, SyncLogEntry, UserRecord, UserStatus,
+    Actor, AdminToken, Environment, GroupOrgMapping, GroupRecord, GroupRef, MemberRef, Org,
+    OrgMapping, OrgMethod, OrgStatus, Outcome, Provider, ProviderToken, Role, RoleSource,
+    SyncLogEntry, UserRecord, UserStatus,
 };
 use muster_core::store::{
-    AdminTokenStore, Cond, Cursor, EnvironmentStore, GroupStore, LogQuery, Order, OrderKey,
-    OrgStore, Page, ProviderStore, RoleStore, StoreResult, SyncLogStore, TimeColumn, Tx, UserQuery,
-    UserStore,
+    AdminTokenStore, Cond, Cursor, EnvironmentStore, GroupStore, LogQuery, MappingStore, Order,
+    OrderKey, OrgStore, Page, ProviderStore, RoleStore, StoreResult, SyncLogStore, TimeColumn, Tx,
+    UserQuery, UserStore,
 };
 use serde_json::{Map, Value};
 use sqlx::{QueryBuilder, Row};
@@ -598,6 +600,37 @@ impl OrgStore for DbTx {
         .await
         .map_err(db_err)?;
         rows.iter().map(org_from).collect()
+    }
+
+    async fn ensure_child_org(&mut self, org: &Org) -> StoreResult<(Org, bool)> {
+        let parent = org.parent_id.ok_or_else(|| {
+            StoreError::Corrupt("an organization made by mapping needs a parent".into())
+        })?;
+        // `on conflict do nothing`: a concurrent insert of the same name (PostgreSQL waits for
+        // it to commit) leaves this one a no-op; the select then reads the winner.
+        let inserted = sqlx::query(
+            "insert into org (org_id, environment_id, parent_id, name, name_key, status, own_default_roles, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict do nothing",
+        )
+        .bind(org.id.0)
+        .bind(org.environment_id.0)
+        .bind(parent.0)
+        .bind(&org.name)
+        .bind(key(&org.name))
+        .bind(org.status.as_str())
+        .bind(org.own_default_roles)
+        .bind(org.created_at.0)
+        .bind(org.updated_at.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        let found = self
+            .find_child_org(org.environment_id, parent, &key(&org.name))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("an organization vanished while created".into()))?;
+        Ok((found, inserted))
     }
 
     async fn find_child_org(
@@ -1344,6 +1377,29 @@ impl UserStore for DbTx {
         rows.iter().map(user_from).collect()
     }
 
+    async fn users_by_ids(
+        &mut self,
+        env: EnvironmentId,
+        ids: &[UserId],
+    ) -> StoreResult<Vec<UserRecord>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::new(format!(
+                "select {USER_COLS} from user_account where environment_id = "
+            ));
+            qb.push_bind(env.0).push(" and user_id in (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.0);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+                out.push(user_from(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn existing_user_ids(
         &mut self,
         env: EnvironmentId,
@@ -1490,12 +1546,25 @@ impl GroupStore for DbTx {
     }
 
     async fn delete_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<bool> {
-        sqlx::query("delete from group_member where environment_id = $1 and group_id = $2")
+        for table in ["group_member", "role_mapping", "group_org_mapping_group"] {
+            sqlx::query(&format!(
+                "delete from {table} where environment_id = $1 and group_id = $2"
+            ))
             .bind(env.0)
             .bind(id.0)
             .execute(self.c())
             .await
             .map_err(db_err)?;
+        }
+        // An organization mapping entry left without groups maps nothing: it goes too.
+        sqlx::query(
+            "delete from group_org_mapping where environment_id = $1 and not exists \
+             (select 1 from group_org_mapping_group g where g.group_org_mapping_id = group_org_mapping.group_org_mapping_id)",
+        )
+        .bind(env.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
         let done =
             sqlx::query("delete from scim_group where environment_id = $1 and group_id = $2")
                 .bind(env.0)
@@ -1886,6 +1955,242 @@ impl SyncLogStore for DbTx {
         .await
         .map_err(db_err)?;
         rows.iter().map(log_from).collect()
+    }
+}
+
+fn org_mapping_from(row: &DbRow) -> StoreResult<OrgMapping> {
+    let method: String = get(row, "method")?;
+    Ok(OrgMapping {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        provider_id: ProviderId(get(row, "provider_id")?),
+        method: OrgMethod::parse(&method)
+            .ok_or_else(|| StoreError::Corrupt(format!("org mapping method '{method}'")))?,
+        org_id: get::<Option<Uuid>>(row, "org_id")?.map(OrgId),
+        attribute: get(row, "attribute")?,
+        parent_org_id: get::<Option<Uuid>>(row, "parent_org_id")?.map(OrgId),
+        unmapped_org_id: get::<Option<Uuid>>(row, "unmapped_org_id")?.map(OrgId),
+        updated_at: ts(get(row, "updated_at")?),
+    })
+}
+
+impl DbTx {
+    async fn write_group_org_mapping_groups(&mut self, m: &GroupOrgMapping) -> StoreResult<()> {
+        sqlx::query("delete from group_org_mapping_group where group_org_mapping_id = $1")
+            .bind(m.id.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
+        for chunk in m.groups.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::new(
+                "insert into group_org_mapping_group (group_id, group_org_mapping_id, environment_id) ",
+            );
+            qb.push_values(chunk, |mut b, g| {
+                b.push_bind(g.0)
+                    .push_bind(m.id.0)
+                    .push_bind(m.environment_id.0);
+            });
+            qb.build().execute(self.c()).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MappingStore for DbTx {
+    async fn org_mapping(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<Option<OrgMapping>> {
+        let row = sqlx::query(
+            "select provider_id, environment_id, method, org_id, attribute, parent_org_id, unmapped_org_id, updated_at \
+             from org_mapping where environment_id = $1 and provider_id = $2",
+        )
+        .bind(env.0)
+        .bind(provider.0)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(org_mapping_from).transpose()
+    }
+
+    async fn put_org_mapping(&mut self, m: &OrgMapping) -> StoreResult<()> {
+        sqlx::query(
+            "insert into org_mapping (provider_id, environment_id, method, org_id, attribute, parent_org_id, unmapped_org_id, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8) \
+             on conflict (provider_id) do update set method = excluded.method, org_id = excluded.org_id, \
+             attribute = excluded.attribute, parent_org_id = excluded.parent_org_id, \
+             unmapped_org_id = excluded.unmapped_org_id, updated_at = excluded.updated_at",
+        )
+        .bind(m.provider_id.0)
+        .bind(m.environment_id.0)
+        .bind(m.method.as_str())
+        .bind(m.org_id.map(|o| o.0))
+        .bind(m.attribute.as_deref())
+        .bind(m.parent_org_id.map(|o| o.0))
+        .bind(m.unmapped_org_id.map(|o| o.0))
+        .bind(m.updated_at.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn group_org_mappings(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<Vec<GroupOrgMapping>> {
+        let rows = sqlx::query(
+            "select m.group_org_mapping_id, m.org_id, m.priority, m.created_at, g.group_id \
+             from group_org_mapping m left join group_org_mapping_group g on g.group_org_mapping_id = m.group_org_mapping_id \
+             where m.environment_id = $1 and m.provider_id = $2 \
+             order by m.priority, m.created_at, m.group_org_mapping_id, g.group_id",
+        )
+        .bind(env.0)
+        .bind(provider.0)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        let mut out: Vec<GroupOrgMapping> = Vec::new();
+        for row in &rows {
+            let id = GroupMappingId(get(row, "group_org_mapping_id")?);
+            let group = get::<Option<Uuid>>(row, "group_id")?.map(GroupId);
+            match out.last_mut() {
+                Some(last) if last.id == id => last.groups.extend(group),
+                _ => out.push(GroupOrgMapping {
+                    environment_id: env,
+                    id,
+                    provider_id: provider,
+                    org_id: OrgId(get(row, "org_id")?),
+                    priority: get(row, "priority")?,
+                    groups: group.into_iter().collect(),
+                    created_at: ts(get(row, "created_at")?),
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert_group_org_mapping(&mut self, m: &GroupOrgMapping) -> StoreResult<()> {
+        sqlx::query(
+            "insert into group_org_mapping (group_org_mapping_id, environment_id, provider_id, org_id, priority, created_at) \
+             values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(m.id.0)
+        .bind(m.environment_id.0)
+        .bind(m.provider_id.0)
+        .bind(m.org_id.0)
+        .bind(m.priority)
+        .bind(m.created_at.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        self.write_group_org_mapping_groups(m).await
+    }
+
+    async fn update_group_org_mapping(&mut self, m: &GroupOrgMapping) -> StoreResult<()> {
+        sqlx::query(
+            "update group_org_mapping set org_id = $1, priority = $2 \
+             where environment_id = $3 and group_org_mapping_id = $4",
+        )
+        .bind(m.org_id.0)
+        .bind(m.priority)
+        .bind(m.environment_id.0)
+        .bind(m.id.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        self.write_group_org_mapping_groups(m).await
+    }
+
+    async fn delete_group_org_mapping(
+        &mut self,
+        env: EnvironmentId,
+        id: GroupMappingId,
+    ) -> StoreResult<bool> {
+        sqlx::query("delete from group_org_mapping_group where environment_id = $1 and group_org_mapping_id = $2")
+            .bind(env.0)
+            .bind(id.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
+        let n = sqlx::query(
+            "delete from group_org_mapping where environment_id = $1 and group_org_mapping_id = $2",
+        )
+        .bind(env.0)
+        .bind(id.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn role_mappings(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<Vec<(GroupId, RoleId)>> {
+        let rows = sqlx::query(
+            "select group_id, role_id from role_mapping where environment_id = $1 and provider_id = $2 \
+             order by group_id, role_id",
+        )
+        .bind(env.0)
+        .bind(provider.0)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| Ok((GroupId(get(r, "group_id")?), RoleId(get(r, "role_id")?))))
+            .collect()
+    }
+
+    async fn put_role_mapping(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        group: GroupId,
+        roles: &[RoleId],
+    ) -> StoreResult<()> {
+        sqlx::query("delete from role_mapping where environment_id = $1 and group_id = $2")
+            .bind(env.0)
+            .bind(group.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
+        if roles.is_empty() {
+            return Ok(());
+        }
+        let mut qb = QueryBuilder::new(
+            "insert into role_mapping (group_id, role_id, environment_id, provider_id) ",
+        );
+        qb.push_values(roles, |mut b, r| {
+            b.push_bind(group.0)
+                .push_bind(r.0)
+                .push_bind(env.0)
+                .push_bind(provider.0);
+        });
+        qb.push(" on conflict do nothing");
+        qb.build().execute(self.c()).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn role_mapping_groups(
+        &mut self,
+        env: EnvironmentId,
+        role: RoleId,
+    ) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "select g.display_name from role_mapping m join scim_group g on g.group_id = m.group_id \
+             where m.environment_id = $1 and m.role_id = $2 order by g.display_name_key",
+        )
+        .bind(env.0)
+        .bind(role.0)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(|r| get(r, "display_name")).collect()
     }
 }
 

@@ -216,12 +216,7 @@ pub enum UserCmd {
 }
 
 fn actor() -> Actor {
-    Actor::Admin {
-        name: format!(
-            "cli:{}",
-            std::env::var("USER").unwrap_or_else(|_| "operator".into())
-        ),
-    }
+    crate::cli::cli_actor()
 }
 
 fn print_tree(t: &OrgTree, depth: usize) {

@@ -46,6 +46,9 @@ pub enum Command {
     /// The sync log: list and export.
     #[command(subcommand, name = "sync-log")]
     SyncLog(crate::admin_cli::SyncLogCmd),
+    /// Organization mapping and role mapping: set, preview, re-apply.
+    #[command(subcommand)]
+    Mapping(crate::mapping_cli::MappingCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,7 +196,7 @@ pub fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cli_actor() -> Actor {
+pub(crate) fn cli_actor() -> Actor {
     let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
     Actor::Admin {
         name: format!("cli:{who}"),
@@ -211,6 +214,7 @@ pub async fn run_command(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
         Command::Role(c) => crate::admin_cli::run_role(m, env, c).await,
         Command::User(c) => crate::admin_cli::run_user(m, env, c).await,
         Command::SyncLog(c) => crate::admin_cli::run_sync_log(m, env, c).await,
+        Command::Mapping(c) => crate::mapping_cli::run_mapping(m, env, c).await,
         Command::Serve | Command::Migrate => Ok(()),
     };
     app.store.close().await;

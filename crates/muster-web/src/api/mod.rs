@@ -2,6 +2,7 @@
 //! API tokens (`Authorization: Bearer msa_...`), described by an OpenAPI document at
 //! `/api/v1/openapi.json`.
 
+mod mapping;
 pub mod openapi;
 
 use std::collections::HashMap;
@@ -51,6 +52,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/providers/{id}/tokens"),
     ("post", "/api/v1/providers/{id}/tokens"),
     ("delete", "/api/v1/providers/{id}/tokens/{tokenId}"),
+    ("get", "/api/v1/providers/{id}/mapping"),
+    ("put", "/api/v1/providers/{id}/mapping/org"),
+    ("post", "/api/v1/providers/{id}/mapping/groups"),
+    ("put", "/api/v1/providers/{id}/mapping/groups/{mappingId}"),
+    (
+        "delete",
+        "/api/v1/providers/{id}/mapping/groups/{mappingId}",
+    ),
+    ("put", "/api/v1/providers/{id}/mapping/group-order"),
+    ("put", "/api/v1/providers/{id}/mapping/roles/{groupId}"),
+    ("delete", "/api/v1/providers/{id}/mapping/roles/{groupId}"),
+    ("get", "/api/v1/providers/{id}/mapping/preview"),
+    ("post", "/api/v1/providers/{id}/mapping/apply"),
     ("get", "/api/v1/sync-log"),
     ("get", "/api/v1/sync-log/export.csv"),
 ];
@@ -74,6 +88,7 @@ pub fn router() -> Router<AppState> {
             get(list_tokens).post(create_token),
         )
         .route("/providers/{id}/tokens/{token_id}", delete(revoke_token))
+        .merge(mapping::routes())
         .route("/sync-log", get(list_sync_log))
         .route("/sync-log/export.csv", get(export_sync_log))
         .fallback(api_not_found)

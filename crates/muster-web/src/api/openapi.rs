@@ -43,8 +43,82 @@ fn query(name: &str, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}})
 }
 
+/// The mapping endpoints and their schemas.
+fn mapping_paths() -> (Value, Value) {
+    let id = || json!([path_id("id")]);
+    let string = json!({"type": "string"});
+    let ids = json!({"type": "array", "items": {"type": "string", "format": "uuid"}});
+    let summary = json!({"type": ["object", "null"], "properties": {"id": string, "name": string}});
+    let group = json!({"type": "object", "properties": {"id": string, "displayName": string, "members": {"type": "integer"}}});
+    let status = json!({"type": "object", "properties": {
+        "state": {"enum": ["no_groups", "all_mapped", "unmapped_groups"]}, "message": string,
+        "unmappedGroups": {"type": "array", "items": group}}});
+    let paths = json!({
+        "/api/v1/providers/{id}/mapping": {"get": op("A provider's organization mapping and role mapping, with status messages", "mapping", id(), None, "200", Some("Mapping"))},
+        "/api/v1/providers/{id}/mapping/org": {"put": op("Choose the organization mapping method (moves nobody by itself)", "mapping", id(), Some("OrgMappingInput"), "200", Some("Mapping"))},
+        "/api/v1/providers/{id}/mapping/groups": {"post": op("Map SCIM groups to an organization, at the lowest priority", "mapping", id(), Some("GroupMappingInput"), "201", Some("Mapping"))},
+        "/api/v1/providers/{id}/mapping/groups/{mappingId}": {
+            "put": op("Change an entry's groups and organization", "mapping", json!([path_id("id"), path_id("mappingId")]), Some("GroupMappingInput"), "200", Some("Mapping")),
+            "delete": op("Delete an entry", "mapping", json!([path_id("id"), path_id("mappingId")]), None, "200", Some("Mapping"))
+        },
+        "/api/v1/providers/{id}/mapping/group-order": {"put": op("Set the entries' priority order (every entry id, highest first)", "mapping", id(), Some("GroupOrder"), "200", Some("Mapping"))},
+        "/api/v1/providers/{id}/mapping/roles/{groupId}": {
+            "put": op("Set a group's role mapping; roles it no longer gives are taken from members at once", "mapping", json!([path_id("id"), path_id("groupId")]), Some("RoleMappingInput"), "200", Some("Mapping")),
+            "delete": op("Remove a group's role mapping; members lose its roles at once", "mapping", json!([path_id("id"), path_id("groupId")]), None, "200", Some("Mapping"))
+        },
+        "/api/v1/providers/{id}/mapping/preview": {"get": op("Every user the current mappings would move or give other roles", "mapping", json!([path_id("id"),
+            {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": 100000}}]), None, "200", Some("Preview"))},
+        "/api/v1/providers/{id}/mapping/apply": {"post": op("Re-apply the mappings: perform the preview (409 if digest no longer matches)", "mapping", id(), Some("ApplyInput"), "200", Some("Applied"))}
+    });
+    let schemas = json!({
+        "Mapping": {"type": "object", "properties": {
+            "orgMapping": {"type": ["object", "null"], "properties": {
+                "method": {"enum": ["single", "c42_org_name", "attribute", "groups"]}, "org": summary,
+                "attribute": {"type": ["string", "null"]}, "parentOrg": summary, "unmappedOrg": summary, "updatedAt": string}},
+            "groupMappings": {"type": "array", "items": {"type": "object", "properties": {
+                "id": string, "priority": {"type": "integer"}, "org": summary, "groups": {"type": "array", "items": group}}}},
+            "groupMappingStatus": status, "roleMappingStatus": status,
+            "roleMappings": {"type": "array", "items": {"type": "object", "properties": {"group": group, "roles": {"type": "array", "items": summary}}}},
+            "groupsWithoutRoleMapping": {"type": "array", "items": group}}},
+        "OrgMappingInput": {"type": "object", "required": ["method"], "additionalProperties": false, "properties": {
+            "method": {"enum": ["single", "c42_org_name", "attribute", "groups"]}, "orgId": string,
+            "attribute": {"type": "string", "description": "A SCIM attribute path, e.g. title or addresses[type eq \"work\"].locality"},
+            "parentOrgId": string, "unmappedOrgId": string}},
+        "GroupMappingInput": {"type": "object", "required": ["groupIds", "orgId"], "additionalProperties": false, "properties": {"groupIds": ids, "orgId": string}},
+        "GroupOrder": {"type": "object", "required": ["order"], "additionalProperties": false, "properties": {"order": ids}},
+        "RoleMappingInput": {"type": "object", "required": ["roleIds"], "additionalProperties": false, "properties": {"roleIds": ids}},
+        "Preview": {"type": "object", "properties": {
+            "users": {"type": "integer"}, "changed": {"type": "integer"}, "orgChanges": {"type": "integer"}, "roleChanges": {"type": "integer"},
+            "orgsToCreate": {"type": "array", "items": string}, "digest": string,
+            "changes": {"type": "array", "items": {"type": "object", "properties": {
+                "userId": string, "userName": string, "orgFrom": summary,
+                "orgTo": {"type": ["object", "null"], "properties": {"id": {"type": ["string", "null"]}, "name": string, "new": {"type": "boolean"}}},
+                "rolesFrom": {"type": "array", "items": string}, "rolesTo": {"type": ["array", "null"], "items": string}}}}}},
+        "ApplyInput": {"type": "object", "additionalProperties": false, "properties": {"digest": string}},
+        "Applied": {"type": "object", "properties": {"applied": {"type": "object", "properties": {
+            "users": {"type": "integer"}, "moved": {"type": "integer"}, "rolesChanged": {"type": "integer"}, "orgsCreated": {"type": "integer"}}}}}
+    });
+    (paths, schemas)
+}
+
 /// The document, with `server_url` as its server.
 pub fn document(server_url: &str) -> Value {
+    let mut doc = base_document(server_url);
+    let (paths, schemas) = mapping_paths();
+    for (section, extra) in [("paths", paths), ("schemas", schemas)] {
+        let target = if section == "paths" {
+            doc.get_mut("paths")
+        } else {
+            doc.get_mut("components").and_then(|c| c.get_mut("schemas"))
+        };
+        if let (Some(Value::Object(t)), Value::Object(e)) = (target, extra) {
+            t.extend(e);
+        }
+    }
+    doc
+}
+
+fn base_document(server_url: &str) -> Value {
     let id = || json!([path_id("id")]);
     let string = json!({"type": "string"});
     let nullable_string = json!({"type": ["string", "null"]});

@@ -8,7 +8,7 @@ use muster_core::model::Actor;
 use serde_json::{json, Value};
 
 use crate::on_both;
-use crate::support::{Backend, Resp, TestApp};
+use crate::support::{Api, Backend, Resp, TestApp};
 
 on_both!(
     organizations,
@@ -18,51 +18,7 @@ on_both!(
     authentication_and_errors
 );
 
-struct Api<'a> {
-    app: &'a TestApp,
-    token: String,
-}
-
-impl Api<'_> {
-    async fn new(app: &TestApp) -> Api<'_> {
-        let c = app
-            .muster
-            .create_admin_token(
-                app.env.id,
-                "tests",
-                None,
-                &Actor::Admin { name: "t".into() },
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        Api {
-            app,
-            token: c.secret,
-        }
-    }
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
-        self.app
-            .send(method, &format!("/api/v1{path}"), Some(&self.token), body)
-            .await
-    }
-    async fn get(&self, path: &str) -> Resp {
-        self.call(Method::GET, path, None).await
-    }
-    async fn post(&self, path: &str, body: Value) -> Resp {
-        self.call(Method::POST, path, Some(body)).await
-    }
-    async fn patch(&self, path: &str, body: Value) -> Resp {
-        self.call(Method::PATCH, path, Some(body)).await
-    }
-    async fn put(&self, path: &str, body: Value) -> Resp {
-        self.call(Method::PUT, path, Some(body)).await
-    }
-    async fn delete(&self, path: &str) -> Resp {
-        self.call(Method::DELETE, path, None).await
-    }
-}
-
-fn assert_api_error(r: &Resp, status: u16, code: &str) {
+pub fn assert_api_error(r: &Resp, status: u16, code: &str) {
     assert_eq!(r.status.as_u16(), status, "{:?}", r.body);
     assert_eq!(r.body["error"]["code"], code, "{:?}", r.body);
     assert!(!r.body["error"]["message"]

@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod discovery;
 mod lifecycle;
+mod mapping;
 mod providers;
 mod scim_bulk;
 mod scim_groups;

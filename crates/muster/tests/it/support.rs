@@ -325,6 +325,51 @@ impl TestApp {
     }
 }
 
+/// The administration API, called with an administrator token of its own.
+pub struct Api<'a> {
+    pub app: &'a TestApp,
+    pub token: String,
+}
+
+impl Api<'_> {
+    pub async fn new(app: &TestApp) -> Api<'_> {
+        let c = app
+            .muster
+            .create_admin_token(
+                app.env.id,
+                "tests",
+                None,
+                &Actor::Admin { name: "t".into() },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Api {
+            app,
+            token: c.secret,
+        }
+    }
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        self.app
+            .send(method, &format!("/api/v1{path}"), Some(&self.token), body)
+            .await
+    }
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.call(Method::DELETE, path, None).await
+    }
+}
+
 /// Asserts a SCIM error response: status, `scimType` (if any), and the error schema.
 pub fn assert_scim_error(r: &Resp, status: u16, scim_type: Option<&str>) {
     assert_eq!(r.status.as_u16(), status, "{:?}", r.body);

@@ -1,0 +1,314 @@
+//! `muster mapping`: a provider's organization mapping and role mapping, and their preview and
+//! re-apply. Each prints a readable result, or JSON with `--json`.
+
+use clap::Subcommand;
+use muster_core::ids::{EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId};
+use muster_core::mapping::{MappingView, OrgMappingInput, Preview};
+use muster_core::model::OrgMethod;
+use muster_core::Muster;
+
+use crate::cli::{cli_actor, print_json};
+
+#[derive(Debug, Subcommand)]
+pub enum MappingCmd {
+    /// Show a provider's mappings and whether every SCIM group is mapped.
+    Show {
+        /// The provider's id.
+        #[arg(long)]
+        provider: ProviderId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Choose the organization mapping method (moves nobody by itself: preview, then apply).
+    SetOrg {
+        /// The provider's id.
+        #[arg(long)]
+        provider: ProviderId,
+        /// single, c42-org-name, attribute or groups.
+        #[arg(long, value_parser = parse_method)]
+        method: OrgMethod,
+        /// single: the organization every new user goes to.
+        #[arg(long)]
+        org: Option<OrgId>,
+        /// attribute: a SCIM attribute path, such as title or
+        /// 'addresses[type eq "work"].locality'.
+        #[arg(long)]
+        attribute: Option<String>,
+        /// c42-org-name, attribute: where organizations the mapping creates go (default: the
+        /// default organization).
+        #[arg(long)]
+        parent: Option<OrgId>,
+        /// c42-org-name, attribute, groups: where users the mapping cannot place go (default:
+        /// the default organization).
+        #[arg(long)]
+        unmapped: Option<OrgId>,
+    },
+    /// Map one or more SCIM groups to an organization (lowest priority).
+    AddGroups {
+        /// The provider's id.
+        #[arg(long)]
+        provider: ProviderId,
+        /// A SCIM group's id (repeat the flag).
+        #[arg(long = "group", required = true)]
+        groups: Vec<GroupId>,
+        /// The organization.
+        #[arg(long)]
+        org: OrgId,
+    },
+    /// Change a group mapping entry's groups and organization.
+    UpdateGroups {
+        /// The provider's id.
+        #[arg(long)]
+        provider: ProviderId,
+        /// The entry's id.
+        id: GroupMappingId,
+        /// A SCIM group's id (repeat the flag).
+        #[arg(long = "group", required = true)]
+        groups: Vec<GroupId>,
+        /// The organization.
+        #[arg(long)]
+        org: OrgId,
+    },
+    /// Delete a group mapping entry.
+    DeleteGroups {
+        /// The provider's id.
+        #[arg(long)]
+        provider: ProviderId,
+        /// The entry's id.
+        id: GroupMappingId,
+    },
+    /// Set the priority order of the group mapping entries (every entry, highest first).
+    Order {
+        /// The provider's id.
+        #[arg(long)]
+        provider: ProviderId,
+        /// Entry ids, highest priority first.
+        #[arg(required = true)]
+        ids: Vec<GroupMappingId>,
+    },
+    /// Set a SCIM group's roles (removed roles are taken from its members at once).
+    SetRoles {
+        /// The provider's id.
+        #[arg(long)]
+        provider: ProviderId,
+        /// The SCIM group's id.
+        #[arg(long)]
+        group: GroupId,
+        /// A role's id (repeat the flag).
+        #[arg(long = "role", required = true)]
+        roles: Vec<RoleId>,
+    },
+    /// Remove a SCIM group's role mapping (its members lose those roles at once).
+    DeleteRoles {
+        /// The provider's id.
+        #[arg(long)]
+        provider: ProviderId,
+        /// The SCIM group's id.
+        #[arg(long)]
+        group: GroupId,
+    },
+    /// List every user the current mappings would move or give other roles.
+    Preview {
+        /// The provider's id.
+        #[arg(long)]
+        provider: ProviderId,
+        /// List at most this many users (totals count all).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-apply the mappings: perform what the preview lists.
+    Apply {
+        /// The provider's id.
+        #[arg(long)]
+        provider: ProviderId,
+        /// Apply only if the preview still has this digest.
+        #[arg(long)]
+        digest: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_method(s: &str) -> Result<OrgMethod, String> {
+    OrgMethod::parse(&s.replace('-', "_"))
+        .ok_or_else(|| "use single, c42-org-name, attribute or groups".to_string())
+}
+
+fn print_view(v: &MappingView) {
+    match &v.org_mapping {
+        None => println!("Organization mapping: none (new users go to the default organization)"),
+        Some(m) => {
+            println!("Organization mapping: {}", m.method.as_str());
+            if let Some(o) = &m.org {
+                println!("  organization: {} ({})", o.name, o.id);
+            }
+            if let Some(a) = &m.attribute {
+                println!("  attribute: {a}");
+            }
+            if let Some(o) = &m.parent_org {
+                println!("  new organizations under: {} ({})", o.name, o.id);
+            }
+            if let Some(o) = &m.unmapped_org {
+                println!("  unmapped users: {} ({})", o.name, o.id);
+            }
+        }
+    }
+    if !v.group_mappings.is_empty() {
+        println!("Group mappings (by priority):");
+        for e in &v.group_mappings {
+            let groups: Vec<&str> = e.groups.iter().map(|g| g.display_name.as_str()).collect();
+            println!(
+                "  {}. {} -> {}  [{}]",
+                e.priority,
+                groups.join(", "),
+                e.org.name,
+                e.id
+            );
+        }
+    }
+    println!("  {}", v.group_mapping_status.message);
+    println!("Role mappings:");
+    for r in &v.role_mappings {
+        let roles: Vec<&str> = r.roles.iter().map(|x| x.name.as_str()).collect();
+        println!("  {} -> {}", r.group.display_name, roles.join(", "));
+    }
+    println!("  {}", v.role_mapping_status.message);
+}
+
+fn print_preview(p: &Preview) {
+    println!(
+        "{} of {} user(s) would change: {} move(s), {} role change(s)",
+        p.changed, p.users, p.org_changes, p.role_changes
+    );
+    if !p.orgs_to_create.is_empty() {
+        println!("Organizations to create: {}", p.orgs_to_create.join(", "));
+    }
+    for c in &p.changes {
+        let mut parts = Vec::new();
+        if let Some(t) = &c.org_to {
+            parts.push(format!(
+                "org {} -> {}{}",
+                c.org_from.name,
+                t.name,
+                if t.new { " (new)" } else { "" }
+            ));
+        }
+        if let Some(r) = &c.roles_to {
+            let show = |v: &[String]| {
+                if v.is_empty() {
+                    "(organization defaults)".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            parts.push(format!("roles {} -> {}", show(&c.roles_from), show(r)));
+        }
+        println!("  {}: {}", c.user_name, parts.join("; "));
+    }
+    if (p.changes.len() as u64) < p.changed {
+        println!("  ... and {} more", p.changed - p.changes.len() as u64);
+    }
+    println!("Digest: {}", p.digest);
+}
+
+pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> anyhow::Result<()> {
+    let actor = cli_actor();
+    let view = match cmd {
+        MappingCmd::Show { provider, json } => {
+            let v = m.mapping_view(env, provider).await?;
+            if json {
+                return print_json(&serde_json::to_value(&v)?);
+            }
+            v
+        }
+        MappingCmd::SetOrg {
+            provider,
+            method,
+            org,
+            attribute,
+            parent,
+            unmapped,
+        } => {
+            let input = OrgMappingInput {
+                method: Some(method),
+                org_id: org,
+                attribute,
+                parent_org_id: parent,
+                unmapped_org_id: unmapped,
+            };
+            m.set_org_mapping(env, provider, &input, &actor).await?
+        }
+        MappingCmd::AddGroups {
+            provider,
+            groups,
+            org,
+        } => {
+            m.add_group_mapping(env, provider, &groups, org, &actor)
+                .await?
+        }
+        MappingCmd::UpdateGroups {
+            provider,
+            id,
+            groups,
+            org,
+        } => {
+            m.update_group_mapping(env, provider, id, &groups, org, &actor)
+                .await?
+        }
+        MappingCmd::DeleteGroups { provider, id } => {
+            m.delete_group_mapping(env, provider, id, &actor).await?
+        }
+        MappingCmd::Order { provider, ids } => {
+            m.reorder_group_mappings(env, provider, &ids, &actor)
+                .await?
+        }
+        MappingCmd::SetRoles {
+            provider,
+            group,
+            roles,
+        } => {
+            m.set_role_mapping(env, provider, group, &roles, &actor)
+                .await?
+        }
+        MappingCmd::DeleteRoles { provider, group } => {
+            m.set_role_mapping(env, provider, group, &[], &actor)
+                .await?
+        }
+        MappingCmd::Preview {
+            provider,
+            limit,
+            json,
+        } => {
+            let p = m.preview_mappings(env, provider, limit).await?;
+            if json {
+                return print_json(&serde_json::to_value(&p)?);
+            }
+            print_preview(&p);
+            return Ok(());
+        }
+        MappingCmd::Apply {
+            provider,
+            digest,
+            json,
+        } => {
+            let a = m
+                .apply_mappings(env, provider, digest.as_deref(), &actor)
+                .await?;
+            if json {
+                return print_json(&serde_json::to_value(&a)?);
+            }
+            println!(
+                "Re-applied to {} user(s): {} moved, {} with new roles, {} organization(s) created",
+                a.users, a.moved, a.roles_changed, a.orgs_created
+            );
+            return Ok(());
+        }
+    };
+    print_view(&view);
+    Ok(())
+}
