@@ -20,6 +20,8 @@ on_both!(
     group_deletion_and_rename_reevaluate_members,
     concurrent_creates_share_one_new_org,
     preview_and_apply,
+    bulk_operations_apply_mappings,
+    cli_preview_and_apply,
     seed_walkthrough_as_okta_would
 );
 
@@ -1024,5 +1026,124 @@ async fn seed_walkthrough_as_okta_would(backend: Backend) {
     // Nothing left for a re-apply to do.
     let p = fx.api.get(&fx.mapping("/preview")).await;
     assert_eq!(p.body["changed"], 0, "{:?}", p.body);
+    app.finish().await;
+}
+
+async fn bulk_operations_apply_mappings(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let fx = Fx::new(&app).await;
+    let eng = fx.org("Engineering", None).await;
+    let desktop = fx.role_id("Desktop User").await;
+    fx.set_method(json!({"method": "groups"})).await;
+    let g = fx.group("Developers").await;
+    fx.api
+        .post(
+            &fx.mapping("/groups"),
+            json!({"groupIds": [g], "orgId": eng}),
+        )
+        .await;
+    fx.api
+        .put(
+            &fx.mapping(&format!("/roles/{g}")),
+            json!({"roleIds": [desktop]}),
+        )
+        .await;
+    let r = app
+        .post(&fx.p, "/Bulk", json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "u", "data": {"userName": "bulk@example.com"}},
+            {"method": "PATCH", "path": format!("/Groups/{g}"), "data": {"Operations": [{"op": "add", "path": "members", "value": [{"value": "bulkId:u"}]}]}}
+        ]}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let location = r.body["Operations"][0]["location"]
+        .as_str()
+        .unwrap_or_default();
+    let id = location.rsplit('/').next().unwrap_or_default().to_string();
+    let (org, roles) = fx.placed(&id).await;
+    assert_eq!(org, "Engineering");
+    assert_eq!(
+        roles,
+        [("Desktop User".to_string(), "mapping".to_string())]
+            .into_iter()
+            .collect()
+    );
+    app.finish().await;
+}
+
+/// `muster mapping preview` and `apply`, run as a binary against the same database.
+async fn cli_preview_and_apply(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let fx = Fx::new(&app).await;
+    fx.user("cli-a", json!({"c42OrgName": "Oslo"})).await;
+    fx.user("cli-b", json!({"title": "x"})).await;
+    let dir = std::env::temp_dir().join(format!("muster-map-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MUSTER_DATA_DIR", &dir)
+            .env("MUSTER_DATABASE_URL", &app.db.url)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run muster: {e}"));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let pid = fx.p.id.to_string();
+    let (ok, _, err) = run(&[
+        "mapping",
+        "set-org",
+        "--provider",
+        &pid,
+        "--method",
+        "attribute",
+        "--attribute",
+        "nosuch",
+    ]);
+    assert!(!ok, "an invalid path is refused");
+    assert!(err.contains("nosuch"), "{err}");
+    let (ok, out, err) = run(&[
+        "mapping",
+        "set-org",
+        "--provider",
+        &pid,
+        "--method",
+        "c42-org-name",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("c42_org_name"), "{out}");
+    let (ok, out, err) = run(&["mapping", "preview", "--provider", &pid, "--json"]);
+    assert!(ok, "{err}");
+    let preview: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(preview["changed"], 1, "{preview}");
+    assert_eq!(preview["orgsToCreate"], json!(["Oslo"]));
+    let (ok, out, err) = run(&["mapping", "preview", "--provider", &pid]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("cli-a: org") && out.contains("Oslo (new)"),
+        "{out}"
+    );
+    let digest = preview["digest"].as_str().unwrap_or_default();
+    let (ok, out, err) = run(&[
+        "mapping",
+        "apply",
+        "--provider",
+        &pid,
+        "--digest",
+        digest,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let applied: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(applied["moved"], 1);
+    assert_eq!(applied["orgsCreated"], 1);
+    let (ok, _, err) = run(&["mapping", "apply", "--provider", &pid, "--digest", digest]);
+    assert!(!ok, "a stale digest is refused");
+    assert!(err.contains("preview again"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
     app.finish().await;
 }
