@@ -30,6 +30,12 @@ struct Args {
     /// Bearer token for --url.
     #[arg(long)]
     token: Option<String>,
+    /// Administrator API token for --url (the mapping scenario needs one).
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// SCIM groups the mapping scenario maps (each user joins one).
+    #[arg(long, default_value_t = 1_000)]
+    groups: usize,
     /// Users in the synthetic company; all of them join the giant group.
     #[arg(long, default_value_t = 10_000)]
     users: usize,
@@ -51,6 +57,7 @@ struct Args {
 struct Server {
     base: String,
     token: String,
+    admin_token: Option<String>,
     child: Option<Child>,
     dir: Option<std::path::PathBuf>,
 }
@@ -86,6 +93,7 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
         return Ok(Server {
             base: url.trim_end_matches('/').into(),
             token: token.clone(),
+            admin_token: args.admin_token.clone(),
             child: None,
             dir: None,
         });
@@ -117,6 +125,17 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
         );
     }
     let created: Value = serde_json::from_slice(&out.stdout)?;
+    let mut admin = Command::new(&args.muster);
+    admin.args(["admin", "token", "create", "--label", "bench", "--json"]);
+    env(&mut admin);
+    let out = admin.output()?;
+    if !out.status.success() {
+        bail!(
+            "muster admin token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let admin_token: Value = serde_json::from_slice(&out.stdout)?;
     let mut serve = Command::new(&args.muster);
     serve
         .arg("serve")
@@ -133,6 +152,7 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
             .as_str()
             .unwrap_or_default()
             .to_string(),
+        admin_token: admin_token["secret"].as_str().map(str::to_string),
         child: Some(child),
         dir: Some(dir),
     };
@@ -272,6 +292,261 @@ fn user_body(i: usize) -> Value {
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": format!("Dept{}", i % 50), "employeeNumber": format!("{i}")},
         "c42OrgName": format!("Office{}", i % 20),
     })
+}
+
+/// One timed call, as a scenario of one request.
+fn single(name: &str, elapsed: Duration, status: u16) -> Stats {
+    Stats {
+        name: name.into(),
+        requests: 1,
+        errors: usize::from(!(200..300).contains(&status)),
+        elapsed,
+        latencies: vec![elapsed],
+        statuses: vec![status],
+    }
+}
+
+/// Organization and role mapping over the loaded company: `groups` SCIM groups (each user in
+/// one), pushed and filled before any mapping exists, as when an administrator assigns people
+/// first; then 100 organizations with 10 groups each, role mappings for every group, and the
+/// timed preview and re-apply that place every user.
+async fn mapping_scenario(
+    server: &Server,
+    ids: &[String],
+    groups: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Stats>> {
+    let Some(admin) = &server.admin_token else {
+        bail!("the mapping scenario needs an administrator API token (--admin-token)");
+    };
+    let groups = groups.clamp(1, ids.len());
+    let api = match server.base.split_once("/scim/v2/") {
+        Some((root, _)) => format!("{root}/api/v1"),
+        None => bail!("cannot tell the API address from {}", server.base),
+    };
+    let provider = server
+        .base
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let client = reqwest::Client::new();
+    let mut report = Vec::new();
+    let names: Vec<String> = (0..groups).map(|g| format!("Team {g:04}")).collect();
+    let pushed = run(server, "mapping: POST /Groups", groups, concurrency, {
+        let names = names.clone();
+        move |g| {
+            (
+                reqwest::Method::POST,
+                "/Groups".into(),
+                Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": names[g], "members": []})),
+            )
+        }
+    })
+    .await;
+    report.push(pushed);
+    // The groups' ids, by name.
+    let mut group_ids = vec![String::new(); groups];
+    let mut start = 1;
+    loop {
+        let page: Value = client
+            .get(format!(
+                "{}/Groups?startIndex={start}&count=1000&excludedAttributes=members",
+                server.base
+            ))
+            .bearer_auth(&server.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let items = page["Resources"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            break;
+        }
+        for g in items {
+            let name = g["displayName"].as_str().unwrap_or_default();
+            if let Some(i) = names.iter().position(|n| n == name) {
+                group_ids[i] = g["id"].as_str().unwrap_or_default().to_string();
+            }
+        }
+        start += 1000;
+    }
+    let ids = Arc::new(ids.to_vec());
+    let fill = run(
+        server,
+        "mapping: PATCH members into groups",
+        groups,
+        concurrency,
+        {
+            let ids = ids.clone();
+            let group_ids = group_ids.clone();
+            move |g| {
+                let members: Vec<Value> = ids
+                    .iter()
+                    .skip(g)
+                    .step_by(groups)
+                    .map(|id| json!({"value": id}))
+                    .collect();
+                (
+                    reqwest::Method::PATCH,
+                    format!("/Groups/{}?excludedAttributes=members", group_ids[g]),
+                    Some(patch(
+                        json!([{"op": "add", "path": "members", "value": members}]),
+                    )),
+                )
+            }
+        },
+    )
+    .await;
+    report.push(fill);
+
+    let call = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut req = client
+            .request(method, format!("{api}{path}"))
+            .bearer_auth(admin);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req
+    };
+    let roles: Value = call(reqwest::Method::GET, "/roles".into(), None)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let role = |name: &str| {
+        roles["roles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"] == name)
+            .and_then(|r| r["id"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (desktop, proe, org_admin) = (role("Desktop User"), role("PROe User"), role("Org Admin"));
+    let orgs = groups.div_ceil(10);
+    let mut org_ids = Vec::with_capacity(orgs);
+    for o in 0..orgs {
+        let r: Value = call(
+            reqwest::Method::POST,
+            "/orgs".into(),
+            Some(json!({"name": format!("Division {o:03}")})),
+        )
+        .send()
+        .await?
+        .json()
+        .await?;
+        org_ids.push(r["id"].as_str().unwrap_or_default().to_string());
+    }
+    let r = call(
+        reqwest::Method::PUT,
+        format!("/providers/{provider}/mapping/org"),
+        Some(json!({"method": "groups"})),
+    )
+    .send()
+    .await?;
+    if !r.status().is_success() {
+        bail!("setting the mapping method failed: {}", r.text().await?);
+    }
+    for (o, org) in org_ids.iter().enumerate() {
+        let entry: Vec<&String> = group_ids.iter().skip(o * 10).take(10).collect();
+        let r = call(
+            reqwest::Method::POST,
+            format!("/providers/{provider}/mapping/groups"),
+            Some(json!({"groupIds": entry, "orgId": org})),
+        )
+        .send()
+        .await?;
+        if !r.status().is_success() {
+            bail!("adding a group mapping failed: {}", r.text().await?);
+        }
+    }
+    for (g, gid) in group_ids.iter().enumerate() {
+        let mut roles = vec![&desktop, &proe];
+        if g % 10 == 0 {
+            roles.push(&org_admin);
+        }
+        let r = call(
+            reqwest::Method::PUT,
+            format!("/providers/{provider}/mapping/roles/{gid}"),
+            Some(json!({"roleIds": roles})),
+        )
+        .send()
+        .await?;
+        if !r.status().is_success() {
+            bail!("adding a role mapping failed: {}", r.text().await?);
+        }
+    }
+
+    let t = Instant::now();
+    let r = call(
+        reqwest::Method::GET,
+        format!("/providers/{provider}/mapping/preview?limit=100"),
+        None,
+    )
+    .send()
+    .await?;
+    let status = r.status().as_u16();
+    let preview: Value = r.json().await.unwrap_or_default();
+    let elapsed = t.elapsed();
+    println!(
+        "mapping preview: {} of {} users change ({} moves, {} role changes) in {:.2} s",
+        preview["changed"],
+        preview["users"],
+        preview["orgChanges"],
+        preview["roleChanges"],
+        elapsed.as_secs_f64()
+    );
+    report.push(single(
+        &format!("mapping: preview ({} users)", preview["users"]),
+        elapsed,
+        status,
+    ));
+    let t = Instant::now();
+    let r = call(
+        reqwest::Method::POST,
+        format!("/providers/{provider}/mapping/apply"),
+        Some(json!({"digest": preview["digest"]})),
+    )
+    .send()
+    .await?;
+    let status = r.status().as_u16();
+    let applied: Value = r.json().await.unwrap_or_default();
+    let elapsed = t.elapsed();
+    println!(
+        "mapping apply: {} moved, {} role changes in {:.2} s",
+        applied["applied"]["moved"],
+        applied["applied"]["rolesChanged"],
+        elapsed.as_secs_f64()
+    );
+    report.push(single(
+        &format!("mapping: apply ({} moved)", applied["applied"]["moved"]),
+        elapsed,
+        status,
+    ));
+    let t = Instant::now();
+    let r = call(
+        reqwest::Method::GET,
+        format!("/providers/{provider}/mapping/preview?limit=100"),
+        None,
+    )
+    .send()
+    .await?;
+    let status = r.status().as_u16();
+    let after: Value = r.json().await.unwrap_or_default();
+    if after["changed"] != 0 {
+        bail!(
+            "after the apply, the preview still lists {} changes",
+            after["changed"]
+        );
+    }
+    report.push(single(
+        "mapping: preview after apply (0 changes)",
+        t.elapsed(),
+        status,
+    ));
+    Ok(report)
 }
 
 fn patch(ops: Value) -> Value {
@@ -479,6 +754,10 @@ async fn main() -> anyhow::Result<()> {
             })
             .await,
         );
+    }
+
+    if wants("mapping") {
+        report.extend(mapping_scenario(&server, &ids, args.groups, c).await?);
     }
 
     let peak = server.peak_rss_mib();

@@ -285,9 +285,27 @@ impl Cause<'_> {
 pub(crate) struct OrgCache {
     by_id: HashMap<OrgId, Option<Org>>,
     by_name: HashMap<(OrgId, String), Option<Org>>,
+    role_names: Option<HashMap<RoleId, String>>,
 }
 
 impl OrgCache {
+    async fn role_names(
+        &mut self,
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+    ) -> CoreResult<&HashMap<RoleId, String>> {
+        if self.role_names.is_none() {
+            let names = tx
+                .list_roles(env)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r.name))
+                .collect();
+            self.role_names = Some(names);
+        }
+        Ok(self.role_names.get_or_insert_with(HashMap::new))
+    }
+
     async fn org(
         &mut self,
         tx: &mut Box<dyn Tx>,
@@ -551,6 +569,7 @@ impl Muster {
 
     /// Sets a saved user's roles by role mapping, given the explicit roles it holds now.
     /// Nothing when the provider maps no roles or the roles are already right.
+    #[allow(clippy::too_many_arguments)] // the transaction, the rules, and one user's facts
     pub(crate) async fn assign_roles(
         &self,
         tx: &mut Box<dyn Tx>,
@@ -559,6 +578,7 @@ impl Muster {
         u: &UserRecord,
         groups: &[GroupId],
         current: &[(RoleId, RoleSource)],
+        cache: &mut OrgCache,
     ) -> CoreResult<Vec<SyncLogEntry>> {
         let Some(target) = rules.want_roles(groups, current) else {
             return Ok(Vec::new());
@@ -568,12 +588,7 @@ impl Muster {
         }
         tx.set_user_roles(cause.env, u.id, &target, RoleSource::Mapping)
             .await?;
-        let catalog: HashMap<RoleId, String> = tx
-            .list_roles(cause.env)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r.name))
-            .collect();
+        let catalog = cache.role_names(tx, cause.env).await?;
         let names = |ids: &mut dyn Iterator<Item = RoleId>| -> Vec<String> {
             let mut v: Vec<String> = ids.filter_map(|r| catalog.get(&r).cloned()).collect();
             v.sort();
@@ -628,16 +643,19 @@ impl Muster {
                     log.extend(entries);
                 }
                 if changed.org_id != u.org_id {
-                    changed.version += 1;
-                    changed.updated_at = cause.at;
-                    if !tx.update_user(&changed, u.version).await? {
+                    if !tx
+                        .move_user(cause.env, u.id, changed.org_id, u.version, cause.at)
+                        .await?
+                    {
                         return Ok(None);
                     }
+                    changed.version += 1;
+                    changed.updated_at = cause.at;
                 }
                 if aspects.roles {
                     let current = roles.get(&u.id).map(Vec::as_slice).unwrap_or_default();
                     log.extend(
-                        self.assign_roles(tx, rules, cause, &changed, g, current)
+                        self.assign_roles(tx, rules, cause, &changed, g, current, &mut cache)
                             .await?,
                     );
                 }
@@ -1663,7 +1681,10 @@ impl Muster {
                 if changed.org_id != u.org_id {
                     changed.version += 1;
                     changed.updated_at = now;
-                    if !tx.update_user(&changed, u.version).await? {
+                    if !tx
+                        .move_user(env, u.id, changed.org_id, u.version, now)
+                        .await?
+                    {
                         // Its provider changed it meanwhile, placing it by the same mappings.
                         log.extend(entries.into_iter().filter(|e| e.action == "org.created"));
                         continue;
@@ -1673,7 +1694,7 @@ impl Muster {
                 log.extend(entries);
                 let current = roles.get(&u.id).map(Vec::as_slice).unwrap_or_default();
                 let entries = self
-                    .assign_roles(&mut tx, &rules, &cause, &changed, g, current)
+                    .assign_roles(&mut tx, &rules, &cause, &changed, g, current, &mut cache)
                     .await?;
                 if !entries.is_empty() {
                     done.roles_changed += 1;

@@ -674,7 +674,15 @@ impl Muster {
         }
         let current = current_roles(tx, &u).await?;
         let roles_log = self
-            .assign_roles(tx, &rules, &cause, &u, &gids, &current)
+            .assign_roles(
+                tx,
+                &rules,
+                &cause,
+                &u,
+                &gids,
+                &current,
+                &mut OrgCache::default(),
+            )
             .await?;
         let changes = diff_resources(&existing.resource, &u.resource);
         let mut log = Vec::new();
@@ -876,8 +884,16 @@ impl Muster {
             log.extend(transition_entries(ctx, now, &u, &transitions));
             log.extend(placed);
             log.extend(
-                self.assign_roles(&mut tx, &rules, &cause, &u, &gids, &current)
-                    .await?,
+                self.assign_roles(
+                    &mut tx,
+                    &rules,
+                    &cause,
+                    &u,
+                    &gids,
+                    &current,
+                    &mut OrgCache::default(),
+                )
+                .await?,
             );
             tx.append_log(&log).await?;
             tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;

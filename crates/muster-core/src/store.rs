@@ -352,6 +352,16 @@ pub trait UserStore {
         now: Timestamp,
         limit: u64,
     ) -> StoreResult<Vec<UserRecord>>;
+    /// Moves a user to another organization and bumps its version, if its version is still
+    /// `expected_version`; false otherwise. Touches nothing else (no resource rewrite).
+    async fn move_user(
+        &mut self,
+        env: EnvironmentId,
+        id: UserId,
+        org: OrgId,
+        expected_version: i64,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
     /// The users with these ids (in no particular order; unknown ids are skipped).
     async fn users_by_ids(
         &mut self,

@@ -1377,6 +1377,29 @@ impl UserStore for DbTx {
         rows.iter().map(user_from).collect()
     }
 
+    async fn move_user(
+        &mut self,
+        env: EnvironmentId,
+        id: UserId,
+        org: OrgId,
+        expected_version: i64,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "update user_account set org_id = $1, version = version + 1, updated_at = $2 \
+             where environment_id = $3 and user_id = $4 and version = $5",
+        )
+        .bind(org.0)
+        .bind(at.0)
+        .bind(env.0)
+        .bind(id.0)
+        .bind(expected_version)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn users_by_ids(
         &mut self,
         env: EnvironmentId,
