@@ -974,28 +974,16 @@ impl Muster {
         env: EnvironmentId,
         provider: ProviderId,
     ) -> CoreResult<Vec<GroupSummary>> {
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let chunk = tx.scan_groups(env, provider, None, after, CHUNK).await?;
-            let Some(last) = chunk.last() else { break };
-            after = Some(Cursor {
-                created_at: last.created_at,
-                id: last.id.uuid(),
-            });
-            let full = chunk.len() as u64 == CHUNK;
-            for g in chunk {
-                let members = tx.member_count_capped(env, g.id, i64::MAX as u64).await?;
-                out.push(GroupSummary {
-                    id: g.id,
-                    display_name: g.display_name,
-                    members,
-                });
-            }
-            if !full {
-                break;
-            }
-        }
+        let mut out: Vec<GroupSummary> = tx
+            .group_summaries(env, provider)
+            .await?
+            .into_iter()
+            .map(|(id, display_name, members)| GroupSummary {
+                id,
+                display_name,
+                members,
+            })
+            .collect();
         out.sort_by_key(|a| key(&a.display_name));
         Ok(out)
     }

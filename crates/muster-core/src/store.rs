@@ -414,6 +414,12 @@ pub trait GroupStore {
         group: GroupId,
         cap: u64,
     ) -> StoreResult<u64>;
+    /// Every group of the provider with its displayName and member count (one query).
+    async fn group_summaries(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<Vec<(GroupId, String, u64)>>;
     /// Deletes a group and its memberships.
     async fn delete_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<bool>;
     /// A provider's groups matching `cond`, in `order`.

@@ -1568,6 +1568,32 @@ impl GroupStore for DbTx {
         Ok(n.max(0) as u64)
     }
 
+    async fn group_summaries(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<Vec<(GroupId, String, u64)>> {
+        let rows = sqlx::query(
+            "select g.group_id, g.display_name, \
+             (select count(*) from group_member m where m.group_id = g.group_id) as n \
+             from scim_group g where g.environment_id = $1 and g.provider_id = $2",
+        )
+        .bind(env.0)
+        .bind(provider.0)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    GroupId(get(r, "group_id")?),
+                    get(r, "display_name")?,
+                    get::<i64>(r, "n")?.max(0) as u64,
+                ))
+            })
+            .collect()
+    }
+
     async fn delete_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<bool> {
         for table in ["group_member", "role_mapping", "group_org_mapping_group"] {
             sqlx::query(&format!(

@@ -106,14 +106,45 @@ impl SqliteStore {
             .map_err(|e| StoreError::Database(Box::new(e)))
     }
 
-    /// Writes a consistent copy of the database to `path` while it is in use (`VACUUM INTO`).
-    pub async fn backup_to(&self, path: &str) -> StoreResult<()> {
+    /// Writes a consistent copy of the database to `path` while it is in use: `VACUUM INTO` a
+    /// temporary file beside it (a read transaction: writers carry on), `PRAGMA quick_check` on
+    /// the copy, then a rename, so `path` only ever holds a complete, checked database. Returns
+    /// how many users the copy holds.
+    pub async fn backup_to(&self, path: &std::path::Path) -> StoreResult<u64> {
+        let partial = path.with_extension("partial");
+        let _ = std::fs::remove_file(&partial);
+        let target = partial.to_string_lossy().to_string();
         sqlx::query("vacuum into $1")
-            .bind(path)
-            .execute(&self.writer)
+            .bind(&target)
+            .execute(&self.reader)
             .await
             .map_err(db_err)?;
-        Ok(())
+        let opts = SqliteConnectOptions::new()
+            .filename(&partial)
+            .read_only(true);
+        let copy = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(db_err)?;
+        let check: (String,) = sqlx::query_as("pragma quick_check")
+            .fetch_one(&copy)
+            .await
+            .map_err(db_err)?;
+        let users: (i64,) = sqlx::query_as("select count(*) from user_account")
+            .fetch_one(&copy)
+            .await
+            .map_err(db_err)?;
+        copy.close().await;
+        if check.0 != "ok" {
+            let _ = std::fs::remove_file(&partial);
+            return Err(StoreError::Corrupt(format!(
+                "the backup failed its integrity check: {}",
+                check.0
+            )));
+        }
+        std::fs::rename(&partial, path).map_err(|e| StoreError::Database(Box::new(e)))?;
+        Ok(users.0.max(0) as u64)
     }
 
     /// Closes the pools.

@@ -6,6 +6,7 @@ mod cli;
 mod discovery;
 mod lifecycle;
 mod mapping;
+mod operations;
 mod providers;
 mod scim_bulk;
 mod scim_groups;
