@@ -1429,21 +1429,26 @@ impl UserStore for DbTx {
         provider: ProviderId,
         ids: &[UserId],
     ) -> StoreResult<Vec<UserId>> {
+        // By primary key only, the rest checked here: given `provider_id = ? and removed_at is
+        // null`, SQLite's planner prefers the provider's partial index and scans every user of
+        // the provider (10 ms a call at 20,000 users, measured).
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
-            let mut qb =
-                QueryBuilder::new("select user_id from user_account where environment_id = ");
-            qb.push_bind(env.0)
-                .push(" and provider_id = ")
-                .push_bind(provider.0)
-                .push(" and removed_at is null and user_id in (");
+            let mut qb = QueryBuilder::new(
+                "select user_id, environment_id, provider_id, removed_at from user_account where user_id in (",
+            );
             let mut sep = qb.separated(", ");
             for id in chunk {
                 sep.push_bind(id.0);
             }
             qb.push(")");
             for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
-                out.push(UserId(get(&row, "user_id")?));
+                let in_env = get::<Uuid>(&row, "environment_id")? == env.0;
+                let mine = get::<Option<Uuid>>(&row, "provider_id")? == Some(provider.0);
+                let live = get::<Option<i64>>(&row, "removed_at")?.is_none();
+                if in_env && mine && live {
+                    out.push(UserId(get(&row, "user_id")?));
+                }
             }
         }
         Ok(out)

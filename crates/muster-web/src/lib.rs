@@ -4,6 +4,7 @@
 //! - [`scim`]: the SCIM 2.0 endpoints at each provider's base URL (`/scim/v2/{provider}`).
 //! - [`api`]: the administration REST API under `/api/v1`, with its OpenAPI document.
 //! - [`health`]: `/healthz` and `/readyz`.
+//! - [`limits`]: rate limits and the request timeout.
 //! - [`request_log`]: request ids and request logging.
 //! - [`error`]: errors in each audience's protocol.
 #![recursion_limit = "512"]
@@ -11,6 +12,7 @@
 pub mod api;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod request_log;
 pub mod scim;
 
@@ -25,6 +27,23 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     /// The domain services.
     pub muster: Muster,
+    /// This instance's rate limits and timeouts.
+    pub limits: std::sync::Arc<limits::Limits>,
+}
+
+impl AppState {
+    /// The state with the default limits.
+    pub fn new(muster: Muster) -> Self {
+        Self::with_limits(muster, limits::LimitSettings::default())
+    }
+
+    /// The state with these limits.
+    pub fn with_limits(muster: Muster, settings: limits::LimitSettings) -> Self {
+        Self {
+            muster,
+            limits: std::sync::Arc::new(limits::Limits::new(settings)),
+        }
+    }
 }
 
 /// The whole application: every router merged once, with the request-id middleware.
@@ -38,6 +57,10 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .merge(api::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::request_timeout,
+        ))
         .layer(axum::middleware::from_fn(request_log::track))
         .with_state(state)
 }

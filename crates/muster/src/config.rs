@@ -48,6 +48,21 @@ pub struct Config {
     pub scheduler_interval_secs: u64,
     /// Days sync log entries are kept.
     pub sync_log_retention_days: u32,
+    /// PEM certificate chain: with `tls_key_file`, `muster serve` speaks HTTPS itself.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// The longest a request may take, reading its body included (seconds).
+    pub request_timeout_secs: u64,
+    /// The longest a connection may take to send a request's headers, and stay idle between
+    /// requests (seconds).
+    pub header_timeout_secs: u64,
+    /// Average SCIM requests a second per provider (0: no limit).
+    pub rate_limit_per_second: u32,
+    /// The largest burst of SCIM requests per provider.
+    pub rate_limit_burst: u32,
+    /// Failed authentications a minute per client address (0: no limit).
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Config {
@@ -66,6 +81,13 @@ impl Default for Config {
             sqlite_synchronous_full: false,
             scheduler_interval_secs: 5,
             sync_log_retention_days: 90,
+            tls_cert_file: None,
+            tls_key_file: None,
+            request_timeout_secs: 30,
+            header_timeout_secs: 10,
+            rate_limit_per_second: 1000,
+            rate_limit_burst: 2000,
+            auth_failures_per_minute: 10,
         }
     }
 }
@@ -192,6 +214,12 @@ impl Config {
         if self.max_page_size == 0 {
             bail!("max_page_size must be at least 1");
         }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            bail!("tls_cert_file and tls_key_file go together: set both, or neither");
+        }
+        if self.request_timeout_secs == 0 || self.header_timeout_secs == 0 {
+            bail!("request_timeout_secs and header_timeout_secs must be at least 1");
+        }
         Ok(())
     }
 
@@ -205,9 +233,14 @@ impl Config {
 
     /// The public base URL in force, without a trailing slash.
     pub fn public_url(&self) -> String {
+        let scheme = if self.tls_cert_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let url = match &self.public_url {
             Some(url) => url.clone(),
-            None => format!("http://{}", self.listen_addr),
+            None => format!("{scheme}://{}", self.listen_addr),
         };
         url.trim_end_matches('/').to_string()
     }

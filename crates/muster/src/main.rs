@@ -3,6 +3,7 @@
 mod admin_cli;
 mod cli;
 mod config;
+mod http;
 mod mapping_cli;
 mod serve;
 

@@ -63,10 +63,15 @@ pub async fn run(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let tls = match (&cfg.tls_cert_file, &cfg.tls_key_file) {
+        (Some(cert), Some(key)) => Some(crate::http::load_tls(cert, key)?),
+        _ => None,
+    };
     let app = open(&cfg).await?;
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,
+        tls = tls.is_some(),
         public_url = %cfg.public_url(),
         database = app.muster.store.backend(),
         environment = %app.env.slug,
@@ -88,14 +93,22 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let router = muster_web::router(muster_web::AppState {
-        muster: app.muster.clone(),
-    });
-    let mut http_stop = stop_rx;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.changed().await;
-        })
+    let limits = muster_web::limits::LimitSettings {
+        per_second: cfg.rate_limit_per_second,
+        burst: cfg.rate_limit_burst,
+        auth_failures_per_minute: cfg.auth_failures_per_minute,
+        request_timeout: Duration::from_secs(cfg.request_timeout_secs),
+    };
+    let router = muster_web::router(muster_web::AppState::with_limits(
+        app.muster.clone(),
+        limits,
+    ));
+    let opts = crate::http::ServerOptions {
+        tls: tls.clone(),
+        header_timeout: Duration::from_secs(cfg.header_timeout_secs),
+        drain_timeout: Duration::from_secs(cfg.request_timeout_secs),
+    };
+    crate::http::serve(listener, router, opts, stop_rx)
         .await
         .context("the server failed")?;
     if let Err(e) = scheduler.await {

@@ -102,6 +102,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -110,6 +111,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
     fn bad_request(message: impl Into<String>) -> Self {
@@ -148,6 +150,11 @@ impl IntoResponse for ApiError {
             Json(json!({"error": {"code": self.code, "message": self.message}})),
         )
             .into_response();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -180,7 +187,21 @@ impl FromRequestParts<AppState> for AdminAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let who = (crate::scim::extract::peer_ip(parts), "api".to_string());
+        if let Err(wait) = state.limits.may_authenticate(&who) {
+            let secs = crate::limits::retry_after_secs(wait);
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many failed authentications from this address: retry after {secs} second(s)"),
+            );
+            e.retry_after = Some(secs);
+            return Err(e);
+        }
+        let unauthorized = |m: &str| {
+            state.limits.failed_authentication(&who);
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+        };
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -196,7 +217,11 @@ impl FromRequestParts<AppState> for AdminAuth {
                 ))
             }
         };
-        let t = state.muster.authenticate_admin(token).await?;
+        let t = match state.muster.authenticate_admin(token).await {
+            Ok(t) => t,
+            Err(CoreError::Unauthorized(m)) => return Err(unauthorized(&m)),
+            Err(e) => return Err(e.into()),
+        };
         Ok(AdminAuth {
             env: t.environment_id,
             actor: Actor::Admin {

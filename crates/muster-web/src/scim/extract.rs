@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use muster_core::ids::ProviderId;
 use muster_core::ProviderCtx;
 use muster_scim::list::ListParams;
@@ -13,7 +14,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 use crate::error::ScimErrorResponse;
-use crate::AppState;
+use crate::{limits, AppState};
 
 /// The provider a SCIM request is for, authenticated by its bearer token.
 #[derive(Debug, Clone)]
@@ -23,38 +24,69 @@ fn unauthorized(detail: &str) -> ScimErrorResponse {
     ScimErrorResponse(ScimError::new(401, None, detail))
 }
 
+/// The client's address, when the server knows it.
+pub fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 impl FromRequestParts<AppState> for ProviderAuth {
-    type Rejection = ScimErrorResponse;
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let params: Path<HashMap<String, String>> = Path::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ScimErrorResponse(ScimError::not_found("no such SCIM endpoint")))?;
+        let params: Path<HashMap<String, String>> =
+            Path::from_request_parts(parts, state).await.map_err(|_| {
+                ScimErrorResponse(ScimError::not_found("no such SCIM endpoint")).into_response()
+            })?;
         let provider: ProviderId = params
             .get("provider")
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| {
                 ScimErrorResponse(ScimError::not_found("no provisioning provider at this URL"))
+                    .into_response()
             })?;
+        let who = (peer_ip(parts), provider.to_string());
+        if let Err(wait) = state.limits.may_authenticate(&who) {
+            return Err(limits::too_many_scim(
+                wait,
+                "too many failed authentications from this address",
+            ));
+        }
+        let fail = |r: ScimErrorResponse| {
+            state.limits.failed_authentication(&who);
+            r.into_response()
+        };
         let Some(value) = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         else {
-            return Err(unauthorized("authentication required: send the provider's token as 'Authorization: Bearer <token>'"));
+            return Err(fail(unauthorized("authentication required: send the provider's token as 'Authorization: Bearer <token>'")));
         };
         let token = match value.trim().split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
             _ => {
-                return Err(unauthorized(
+                return Err(fail(unauthorized(
                     "the Authorization header must use the Bearer scheme",
-                ))
+                )))
             }
         };
-        let ctx = state.muster.authenticate_provider(provider, token).await?;
+        let ctx = match state.muster.authenticate_provider(provider, token).await {
+            Ok(ctx) => ctx,
+            Err(e @ muster_core::CoreError::Unauthorized(_)) => return Err(fail(e.into())),
+            Err(e) => return Err(ScimErrorResponse::from(e).into_response()),
+        };
+        if let Err(wait) = state.limits.provider_request(provider) {
+            return Err(limits::too_many_scim(
+                wait,
+                "this provider is over its request rate limit",
+            ));
+        }
         if let Some(slot) = parts.extensions.get::<CtxSlot>() {
             if let Ok(mut s) = slot.0.lock() {
                 *s = Some(ctx.clone());

@@ -166,9 +166,7 @@ impl TestApp {
             .ensure_environment("default")
             .await
             .unwrap_or_else(|e| panic!("environment: {e}"));
-        let router = muster_web::router(muster_web::AppState {
-            muster: muster.clone(),
-        });
+        let router = muster_web::router(muster_web::AppState::new(muster.clone()));
         TestApp {
             db,
             store,

@@ -1,0 +1,256 @@
+//! Rate limits and the request timeout.
+//!
+//! - Each provider may make `per_second` SCIM requests a second on average, in bursts of up to
+//!   `burst`; past that, 429 with `Retry-After` (RFC 7644 §3.12 lists 429 among SCIM's statuses).
+//! - Each client address may fail authentication `auth_failures_per_minute` times a minute
+//!   against one provider's URL (or the API); past that, its requests there get 429 before any
+//!   token is looked at, so guessing is slowed down and failures cannot flood the log.
+//! - Every request must complete within the request timeout (slow clients included: the body is
+//!   read inside it); past it, 408 in the caller's protocol.
+//!
+//! Limits are kept in memory, per instance: several instances each apply them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use muster_scim::ScimError;
+
+use crate::error::ScimErrorResponse;
+use crate::AppState;
+
+/// Past this many tracked keys, idle ones are dropped, so memory stays bounded whatever clients do.
+const MAX_KEYS: usize = 50_000;
+
+/// The configured limits.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitSettings {
+    /// Average SCIM requests a second per provider (0: no limit).
+    pub per_second: u32,
+    /// The largest burst per provider.
+    pub burst: u32,
+    /// Failed authentications a minute per client address and target (0: no limit).
+    pub auth_failures_per_minute: u32,
+    /// The longest a request may take, body included.
+    pub request_timeout: Duration,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            per_second: 1000,
+            burst: 2000,
+            auth_failures_per_minute: 10,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Token buckets by key.
+#[derive(Debug)]
+struct Buckets<K> {
+    rate: f64,
+    burst: f64,
+    map: Mutex<HashMap<K, Bucket>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
+    fn new(rate: f64, burst: f64) -> Self {
+        Self {
+            rate,
+            burst,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn refill(&self, b: &mut Bucket, now: Instant) {
+        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * self.rate).min(self.burst);
+        b.at = now;
+    }
+
+    /// Takes one token; `Err(wait)` if there is none.
+    fn take(&self, key: &K) -> Result<(), Duration> {
+        let now = Instant::now();
+        let Ok(mut map) = self.map.lock() else {
+            return Ok(());
+        };
+        if map.len() >= MAX_KEYS && !map.contains_key(key) {
+            let (rate, burst) = (self.rate, self.burst);
+            // Full buckets carry no state worth keeping.
+            map.retain(|_, b| {
+                let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+                b.tokens + elapsed * rate < burst
+            });
+        }
+        let b = map.entry(key.clone()).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        self.refill(b, now);
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.rate))
+        }
+    }
+
+    /// Whether a token is available, without taking it; `Err(wait)` if not.
+    fn peek(&self, key: &K) -> Result<(), Duration> {
+        let now = Instant::now();
+        let Ok(mut map) = self.map.lock() else {
+            return Ok(());
+        };
+        let Some(b) = map.get_mut(key) else {
+            return Ok(());
+        };
+        self.refill(b, now);
+        if b.tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.rate))
+        }
+    }
+}
+
+/// Who failed to authenticate, against what.
+pub type FailureKey = (Option<IpAddr>, String);
+
+/// The rate limits of one Muster instance.
+#[derive(Debug)]
+pub struct Limits {
+    settings: LimitSettings,
+    providers: Option<Buckets<muster_core::ids::ProviderId>>,
+    failures: Option<Buckets<FailureKey>>,
+}
+
+impl Limits {
+    /// Limits with these settings.
+    pub fn new(settings: LimitSettings) -> Self {
+        Self {
+            settings,
+            providers: (settings.per_second > 0).then(|| {
+                Buckets::new(
+                    f64::from(settings.per_second),
+                    f64::from(settings.burst.max(1)),
+                )
+            }),
+            failures: (settings.auth_failures_per_minute > 0).then(|| {
+                let n = f64::from(settings.auth_failures_per_minute);
+                Buckets::new(n / 60.0, n)
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> LimitSettings {
+        self.settings
+    }
+
+    /// Counts one SCIM request of a provider; `Err(retry_after)` past its limit.
+    pub fn provider_request(&self, p: muster_core::ids::ProviderId) -> Result<(), Duration> {
+        match &self.providers {
+            Some(b) => b.take(&p),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether this client may still try to authenticate against `target`.
+    pub fn may_authenticate(&self, key: &FailureKey) -> Result<(), Duration> {
+        match &self.failures {
+            Some(b) => b.peek(key),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication.
+    pub fn failed_authentication(&self, key: &FailureKey) {
+        if let Some(b) = &self.failures {
+            let _ = b.take(key);
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new(LimitSettings::default())
+    }
+}
+
+/// Whole seconds to wait, at least one (the `Retry-After` header's unit).
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// A SCIM 429 with `Retry-After`.
+pub fn too_many_scim(wait: Duration, what: &str) -> Response {
+    let secs = retry_after_secs(wait);
+    let mut resp = ScimErrorResponse(ScimError::new(
+        429,
+        None,
+        format!("{what}: retry after {secs} second(s)"),
+    ))
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// Ends requests that run past the request timeout with 408, in the caller's protocol.
+pub async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.limits.settings().request_timeout;
+    let scim = req.uri().path().starts_with("/scim/");
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let detail = format!(
+                "the request did not complete within {} seconds",
+                limit.as_secs()
+            );
+            if scim {
+                ScimErrorResponse(ScimError::new(408, None, detail)).into_response()
+            } else {
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    axum::Json(
+                        serde_json::json!({"error": {"code": "timeout", "message": detail}}),
+                    ),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_says_how_long_to_wait() {
+        let b: Buckets<u8> = Buckets::new(10.0, 5.0);
+        for _ in 0..5 {
+            assert!(b.take(&1).is_ok());
+        }
+        let wait = b.take(&1).err().unwrap_or_default();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
+        assert!(b.take(&2).is_ok(), "keys are independent");
+        assert!(b.peek(&3).is_ok(), "an unknown key may go");
+    }
+}
