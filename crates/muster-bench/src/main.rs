@@ -103,8 +103,12 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
+    // The load generator is one client sending as fast as it can: no per-provider rate limit.
+    let config = dir.join("muster.toml");
+    std::fs::write(&config, "rate_limit_per_second = 0\n")?;
     let env = |c: &mut Command| {
-        c.env("MUSTER_DATA_DIR", &dir)
+        c.env("MUSTER_CONFIG", &config)
+            .env("MUSTER_DATA_DIR", &dir)
             .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("MUSTER_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
             .env("MUSTER_LOG", "warn");

@@ -27,6 +27,9 @@ use crate::AppState;
 /// Past this many tracked keys, idle ones are dropped, so memory stays bounded whatever clients do.
 const MAX_KEYS: usize = 50_000;
 
+/// How long a long administrative operation (a mappings re-apply) may run.
+pub const LONG_OPERATION: Duration = Duration::from_secs(3600);
+
 /// The configured limits.
 #[derive(Debug, Clone, Copy)]
 pub struct LimitSettings {
@@ -211,8 +214,14 @@ pub fn too_many_scim(wait: Duration, what: &str) -> Response {
 
 /// Ends requests that run past the request timeout with 408, in the caller's protocol.
 pub async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let limit = state.limits.settings().request_timeout;
     let scim = req.uri().path().starts_with("/scim/");
+    // A re-apply of mappings is server-side work over every user of a provider, not a slow
+    // client: it gets an hour (its body is a few bytes).
+    let limit = if req.uri().path().ends_with("/mapping/apply") {
+        LONG_OPERATION
+    } else {
+        state.limits.settings().request_timeout
+    };
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {

@@ -3,6 +3,8 @@
 mod api;
 mod auth;
 mod cli;
+mod concurrency;
+mod crash;
 mod discovery;
 mod lifecycle;
 mod mapping;
@@ -12,6 +14,8 @@ mod scim_bulk;
 mod scim_groups;
 mod scim_patch;
 mod scim_users;
+mod security;
+mod server;
 mod store;
 pub mod support;
 mod synclog;

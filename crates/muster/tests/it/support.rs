@@ -154,6 +154,14 @@ pub const PUBLIC_URL: &str = "https://muster.test";
 
 impl TestApp {
     pub async fn new(backend: Backend) -> TestApp {
+        Self::with_limits(backend, muster_web::limits::LimitSettings::default()).await
+    }
+
+    /// The application with these rate limits and timeouts.
+    pub async fn with_limits(
+        backend: Backend,
+        limits: muster_web::limits::LimitSettings,
+    ) -> TestApp {
         let db = TestDb::new(backend).await;
         let store = db.open().await;
         let clock = ManualClock::new(Timestamp(1_800_000_000_000_000));
@@ -166,7 +174,7 @@ impl TestApp {
             .ensure_environment("default")
             .await
             .unwrap_or_else(|e| panic!("environment: {e}"));
-        let router = muster_web::router(muster_web::AppState::new(muster.clone()));
+        let router = muster_web::router(muster_web::AppState::with_limits(muster.clone(), limits));
         TestApp {
             db,
             store,
