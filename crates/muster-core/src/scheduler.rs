@@ -17,7 +17,33 @@ use crate::service::Muster;
 /// How many due users one pass reads at a time.
 const BATCH: u64 = 200;
 
+/// Scheduled deactivations, as `/metrics` reports them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backlog {
+    /// Users blocked and waiting for their deactivation.
+    pub pending: u64,
+    /// Of them, those whose time has passed.
+    pub overdue: u64,
+    /// How long the oldest overdue one has been due, in seconds (0 when none).
+    pub lag_secs: f64,
+}
+
 impl Muster {
+    /// Scheduled deactivations at `now`: pending, overdue, and the scheduler's lag.
+    pub async fn deactivation_backlog(&self, now: Timestamp) -> CoreResult<Backlog> {
+        let mut tx = self.store.read().await?;
+        let (pending, overdue, oldest) = tx.deactivation_backlog(now).await?;
+        let lag_secs = oldest
+            .filter(|t| *t <= now)
+            .map(|t| (now.0 - t.0) as f64 / 1e6)
+            .unwrap_or(0.0);
+        Ok(Backlog {
+            pending,
+            overdue,
+            lag_secs,
+        })
+    }
+
     /// Deactivates every user whose deactivation is due at `now`; returns how many this call
     /// deactivated. Safe to run concurrently, in one process or several.
     pub async fn run_due_deactivations(&self, now: Timestamp) -> CoreResult<usize> {

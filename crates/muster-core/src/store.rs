@@ -346,6 +346,12 @@ pub trait UserStore {
         after: Option<Cursor>,
         limit: u64,
     ) -> StoreResult<Vec<UserRecord>>;
+    /// Users blocked with a deactivation scheduled (every environment): how many, how many are
+    /// due at `now`, and the earliest due time.
+    async fn deactivation_backlog(
+        &mut self,
+        now: Timestamp,
+    ) -> StoreResult<(u64, u64, Option<Timestamp>)>;
     /// Users, in any environment, whose deactivation is due at `now`, earliest first.
     async fn due_deactivations(
         &mut self,
@@ -603,4 +609,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn maintain(&self) -> StoreResult<()>;
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+    /// Writes the database's metrics (Prometheus text format): pools, waits, transactions.
+    fn render_metrics(&self, _out: &mut String) {}
 }

@@ -37,8 +37,8 @@ const IN_CHUNK: usize = 500;
 
 /// A transaction, or a plain pooled connection for reads.
 pub enum DbTx {
-    /// A write (or read) transaction.
-    Tx(sqlx::Transaction<'static, Db>),
+    /// A write transaction, with when it started.
+    Tx(sqlx::Transaction<'static, Db>, std::time::Instant),
     /// A pooled connection in autocommit mode.
     Conn(sqlx::pool::PoolConnection<Db>),
 }
@@ -46,7 +46,7 @@ pub enum DbTx {
 impl DbTx {
     fn c(&mut self) -> &mut DbConn {
         match self {
-            DbTx::Tx(t) => t,
+            DbTx::Tx(t, _) => t,
             DbTx::Conn(c) => c,
         }
     }
@@ -1377,6 +1377,26 @@ impl UserStore for DbTx {
         rows.iter().map(user_from).collect()
     }
 
+    async fn deactivation_backlog(
+        &mut self,
+        now: Timestamp,
+    ) -> StoreResult<(u64, u64, Option<Timestamp>)> {
+        let row = sqlx::query(
+            "select count(*) as pending, \
+             coalesce(sum(case when deactivate_at <= $1 then 1 else 0 end), 0) as overdue, \
+             min(deactivate_at) as oldest from user_account where deactivate_at is not null",
+        )
+        .bind(now.0)
+        .fetch_one(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok((
+            get::<i64>(&row, "pending")?.max(0) as u64,
+            get::<i64>(&row, "overdue")?.max(0) as u64,
+            get::<Option<i64>>(&row, "oldest")?.map(Timestamp),
+        ))
+    }
+
     async fn move_user(
         &mut self,
         env: EnvironmentId,
@@ -1884,6 +1904,8 @@ fn log_from(row: &DbRow) -> StoreResult<SyncLogEntry> {
 #[async_trait]
 impl SyncLogStore for DbTx {
     async fn append_log(&mut self, entries: &[SyncLogEntry]) -> StoreResult<()> {
+        crate::stats::SYNC_LOG_ENTRIES
+            .fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for chunk in entries.chunks(100) {
             let mut qb = QueryBuilder::new(
                 "insert into sync_log (environment_id, at, provider_id, actor_kind, actor_id, actor_name, action, \
@@ -2252,7 +2274,13 @@ impl MappingStore for DbTx {
 impl Tx for DbTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         match *self {
-            DbTx::Tx(t) => t.commit().await.map_err(db_err),
+            DbTx::Tx(t, started) => {
+                let at = std::time::Instant::now();
+                let done = t.commit().await.map_err(db_err);
+                crate::stats::COMMIT.observe(at.elapsed());
+                crate::stats::WRITE_TX.observe(started.elapsed());
+                done
+            }
             DbTx::Conn(_) => Ok(()),
         }
     }

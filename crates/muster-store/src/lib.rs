@@ -13,6 +13,7 @@ use muster_core::store::Store;
 
 pub mod postgres;
 pub mod sqlite;
+pub mod stats;
 
 pub use postgres::PgStore;
 pub use sqlite::{SqliteSettings, SqliteStore};

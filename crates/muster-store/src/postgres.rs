@@ -66,13 +66,25 @@ impl PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
+        let asked = std::time::Instant::now();
         let tx = self.pool.begin().await.map_err(db_err)?;
-        Ok(Box::new(DbTx::Tx(tx)))
+        crate::stats::WRITE_WAIT.observe(asked.elapsed());
+        Ok(Box::new(DbTx::Tx(tx, std::time::Instant::now())))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
+        let asked = std::time::Instant::now();
         let conn = self.pool.acquire().await.map_err(db_err)?;
+        crate::stats::READ_WAIT.observe(asked.elapsed());
         Ok(Box::new(DbTx::Conn(conn)))
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        crate::stats::render(
+            out,
+            "postgres",
+            &[("main", self.pool.size(), self.pool.num_idle())],
+        );
     }
 
     async fn ping(&self) -> StoreResult<()> {

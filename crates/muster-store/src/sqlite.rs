@@ -157,17 +157,32 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
+        let asked = std::time::Instant::now();
         let tx = self
             .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_err)?;
-        Ok(Box::new(DbTx::Tx(tx)))
+        crate::stats::WRITE_WAIT.observe(asked.elapsed());
+        Ok(Box::new(DbTx::Tx(tx, std::time::Instant::now())))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
+        let asked = std::time::Instant::now();
         let conn = self.reader.acquire().await.map_err(db_err)?;
+        crate::stats::READ_WAIT.observe(asked.elapsed());
         Ok(Box::new(DbTx::Conn(conn)))
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        crate::stats::render(
+            out,
+            "sqlite",
+            &[
+                ("writer", self.writer.size(), self.writer.num_idle()),
+                ("reader", self.reader.size(), self.reader.num_idle()),
+            ],
+        );
     }
 
     async fn ping(&self) -> StoreResult<()> {

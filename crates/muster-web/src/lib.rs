@@ -5,6 +5,7 @@
 //! - [`api`]: the administration REST API under `/api/v1`, with its OpenAPI document.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`limits`]: rate limits and the request timeout.
+//! - [`metrics`]: `/metrics` in the Prometheus format.
 //! - [`request_log`]: request ids and request logging.
 //! - [`error`]: errors in each audience's protocol.
 #![recursion_limit = "512"]
@@ -13,6 +14,7 @@ pub mod api;
 pub mod error;
 pub mod health;
 pub mod limits;
+pub mod metrics;
 pub mod request_log;
 pub mod scim;
 
@@ -29,6 +31,8 @@ pub struct AppState {
     pub muster: Muster,
     /// This instance's rate limits and timeouts.
     pub limits: std::sync::Arc<limits::Limits>,
+    /// This instance's request metrics.
+    pub metrics: std::sync::Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -42,6 +46,7 @@ impl AppState {
         Self {
             muster,
             limits: std::sync::Arc::new(limits::Limits::new(settings)),
+            metrics: std::sync::Arc::default(),
         }
     }
 }
@@ -57,6 +62,10 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .merge(api::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::request_timeout,

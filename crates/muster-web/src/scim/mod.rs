@@ -77,8 +77,14 @@ pub async fn log_rejections(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let slot = extract::CtxSlot::default();
-    req.extensions_mut().insert(slot.clone());
+    let slot = match req.extensions().get::<extract::CtxSlot>() {
+        Some(s) => s.clone(),
+        None => {
+            let s = extract::CtxSlot::default();
+            req.extensions_mut().insert(s.clone());
+            s
+        }
+    };
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let resp = next.run(req).await;

@@ -8,6 +8,7 @@ mod crash;
 mod discovery;
 mod lifecycle;
 mod mapping;
+mod metrics;
 mod operations;
 mod providers;
 mod scim_bulk;
