@@ -175,8 +175,9 @@ async fn provider_add_then_serve_over_tcp() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Three `muster serve` processes on one PostgreSQL database, 200 users due for deactivation at
-/// the same moment: each user is deactivated exactly once, with one sync log entry.
+/// Three `muster serve` processes on one PostgreSQL database: 200 users created at once naming
+/// one new organization make one organization; due for deactivation at the same moment, each
+/// user is deactivated exactly once, with one sync log entry.
 #[tokio::test]
 async fn three_servers_deactivate_each_user_once() {
     use sqlx::Connection;
@@ -210,6 +211,23 @@ async fn three_servers_deactivate_each_user_once() {
     ]);
     with_db(&mut delay);
     run_json(&mut delay);
+    // Users name their organization: every instance races to create the same new one.
+    let mut mapping = muster(&dir);
+    mapping.args([
+        "mapping",
+        "set-org",
+        "--provider",
+        &pid,
+        "--method",
+        "c42-org-name",
+    ]);
+    with_db(&mut mapping);
+    let out = mapping.output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut servers = Vec::new();
     let mut ports = Vec::new();
     for _ in 0..3 {
@@ -244,23 +262,48 @@ async fn three_servers_deactivate_each_user_once() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    // 200 users, spread over the three servers, all turned off within a moment.
-    let mut ids = Vec::new();
-    for i in 0..200 {
-        let port = ports[i % 3];
-        let base = format!("http://127.0.0.1:{port}/scim/v2/{pid}");
-        let r: Value = client
-            .post(format!("{base}/Users"))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({"userName": format!("due{i}@example.com")}))
-            .send()
+    // 200 users, created at once over the three servers, all naming one new organization, then
+    // all turned off within a moment.
+    let creates = (0..200).map(|i| {
+        let url = format!("http://127.0.0.1:{}/scim/v2/{pid}/Users", ports[i % 3]);
+        let (client, token) = (client.clone(), token.clone());
+        async move {
+            let r: Value = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&serde_json::json!({"userName": format!("due{i}@example.com"), "c42OrgName": "Shared Co"}))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .unwrap_or_else(|e| panic!("{e}"))
+                .json()
+                .await
+                .unwrap_or_default();
+            r["id"].as_str().unwrap_or_default().to_string()
+        }
+    });
+    let ids: Vec<String> = futures_join(creates).await;
+    {
+        let mut conn = sqlx::PgConnection::connect(&db.url)
             .await
-            .and_then(|r| r.error_for_status())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let orgs: Vec<(uuid::Uuid,)> =
+            sqlx::query_as("select org_id from org where name_key = 'shared co'")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            orgs.len(),
+            1,
+            "one organization, whichever instance made it"
+        );
+        let (n,): (i64,) = sqlx::query_as("select count(*) from user_account where org_id = $1")
+            .bind(orgs[0].0)
+            .fetch_one(&mut conn)
             .await
-            .unwrap_or_default();
-        ids.push(r["id"].as_str().unwrap_or_default().to_string());
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, 200);
+        let _ = conn.close().await;
     }
     let patches = ids.iter().enumerate().map(|(i, id)| {
         let url = format!("http://127.0.0.1:{}/scim/v2/{pid}/Users/{id}", ports[i % 3]);
