@@ -492,12 +492,7 @@ impl Muster {
         }
         if let Some(members) = &v.members {
             if !members.is_empty() {
-                let list: Vec<Value> = members
-                    .iter()
-                    .map(|m| {
-                        json!({"value": m.to_string(), "$ref": format!("{}/Users/{}", ctx.base_url, m), "type": "User"})
-                    })
-                    .collect();
+                let list: Vec<Value> = members.iter().map(|m| self.member_json(ctx, *m)).collect();
                 out.insert("members".into(), Value::Array(list));
             }
         }
@@ -1190,6 +1185,45 @@ impl Muster {
             None
         };
         Ok(GroupView { group, members })
+    }
+
+    /// A group of the provider with, when it has at most `inline_up_to` members, its members;
+    /// with more, `members` is `None` and the caller reads them page by page
+    /// ([`Muster::member_page`]) so that memory does not grow with the group.
+    pub async fn get_group_bounded(
+        &self,
+        ctx: &ProviderCtx,
+        id: &str,
+        inline_up_to: u64,
+    ) -> CoreResult<GroupView> {
+        let gid = parse_group_id(id)?;
+        let mut tx = self.store.read().await?;
+        let group = tx
+            .find_group(ctx.env(), gid)
+            .await?
+            .filter(|g| g.provider_id == ctx.id())
+            .ok_or_else(|| group_not_found(id))?;
+        let members = self
+            .members_if_small(&mut tx, ctx.env(), gid, Some(inline_up_to))
+            .await?;
+        Ok(GroupView { group, members })
+    }
+
+    /// A page of a group's member ids, after `after`, by id.
+    pub async fn member_page(
+        &self,
+        ctx: &ProviderCtx,
+        group: GroupId,
+        after: Option<UserId>,
+        limit: u64,
+    ) -> CoreResult<Vec<UserId>> {
+        let mut tx = self.store.read().await?;
+        Ok(tx.member_ids_page(ctx.env(), group, after, limit).await?)
+    }
+
+    /// The SCIM representation of one member (RFC 7643 §4.2).
+    pub fn member_json(&self, ctx: &ProviderCtx, m: UserId) -> Value {
+        json!({"value": m.to_string(), "$ref": format!("{}/Users/{}", ctx.base_url, m), "type": "User"})
     }
 
     /// `PUT /Groups/{id}` (RFC 7644 §3.5.1): replaces the group, its members included; only the

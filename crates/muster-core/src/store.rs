@@ -470,6 +470,14 @@ pub trait GroupStore {
     ) -> StoreResult<Vec<UserId>>;
     /// The ids of a group's members.
     async fn member_ids(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<UserId>>;
+    /// Up to `limit` member ids after `after`, by id: a page of a group's members.
+    async fn member_ids_page(
+        &mut self,
+        env: EnvironmentId,
+        group: GroupId,
+        after: Option<UserId>,
+        limit: u64,
+    ) -> StoreResult<Vec<UserId>>;
     /// A group's members with their display names, in the order they were added.
     async fn members(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<MemberRef>>;
     /// The groups each of these users belongs to.

@@ -1771,6 +1771,30 @@ impl GroupStore for DbTx {
             .collect()
     }
 
+    async fn member_ids_page(
+        &mut self,
+        env: EnvironmentId,
+        group: GroupId,
+        after: Option<UserId>,
+        limit: u64,
+    ) -> StoreResult<Vec<UserId>> {
+        // The primary key (group_id, user_id) serves the range and the order.
+        let rows = sqlx::query(
+            "select user_id from group_member where environment_id = $1 and group_id = $2 \
+             and user_id > $3 order by user_id limit $4",
+        )
+        .bind(env.0)
+        .bind(group.0)
+        .bind(after.map(|u| u.0).unwrap_or(Uuid::nil()))
+        .bind(limit.min(i64::MAX as u64) as i64)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| Ok(UserId(get(r, "user_id")?)))
+            .collect()
+    }
+
     async fn members(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<MemberRef>> {
         let rows = sqlx::query(
             "select m.user_id, coalesce(u.display_name, u.user_name) as display from group_member m \

@@ -18,7 +18,7 @@ use muster_scim::list::{list_response, ListParams};
 use muster_scim::patch;
 use muster_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use muster_scim::{Projection, ScimError};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::error::{ScimErrorResponse, SCIM_CONTENT_TYPE};
 use crate::AppState;
@@ -356,12 +356,20 @@ async fn get_group(
     headers: HeaderMap,
 ) -> ScimResult {
     let p = q.projection(&GROUP_RESOURCE);
-    let v = state
-        .muster
-        .get_group(&ctx, &id, wants(&p, &GROUP_RESOURCE, "members"))
-        .await?;
+    let want_members = wants(&p, &GROUP_RESOURCE, "members");
+    let v = if want_members {
+        state
+            .muster
+            .get_group_bounded(&ctx, &id, STREAM_MEMBERS_ABOVE)
+            .await?
+    } else {
+        state.muster.get_group(&ctx, &id, false).await?
+    };
     if not_modified(&headers, v.group.version) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    if want_members && v.members.is_none() {
+        return Ok(stream_group(state, ctx, v, p));
     }
     Ok(single(
         200,
@@ -369,6 +377,96 @@ async fn get_group(
         v.group.version,
         None,
     ))
+}
+
+/// Members above this many are streamed rather than built in memory.
+pub const STREAM_MEMBERS_ABOVE: u64 = 1000;
+/// Members read and written per round of a streamed group.
+const STREAM_PAGE: u64 = 2000;
+
+/// A large group as a streamed body: the group's other attributes, then its members read a page
+/// at a time from the database and written as they come, so that memory stays flat whatever the
+/// group's size. The projection applies to each page exactly as to a whole group.
+fn stream_group(state: AppState, ctx: ProviderCtx, v: GroupView, p: Projection) -> Response {
+    use futures_util::StreamExt;
+    let version = v.group.version;
+    let gid = v.group.id;
+    let head = Value::Object(group_out(&state, &ctx, &v, &p)).to_string();
+    // `head` is a JSON object with at least `schemas` and `id`: reopen it to append `members`.
+    let prefix = format!("{},\"members\":[", head.strip_suffix('}').unwrap_or(&head));
+    struct Cursor {
+        after: Option<muster_core::ids::UserId>,
+        first: bool,
+        done: bool,
+    }
+    let pages = futures_util::stream::unfold(
+        Cursor {
+            after: None,
+            first: true,
+            done: false,
+        },
+        move |mut cur| {
+            let (state, ctx, p) = (state.clone(), ctx.clone(), p.clone());
+            async move {
+                if cur.done {
+                    return None;
+                }
+                let page = match state
+                    .muster
+                    .member_page(&ctx, gid, cur.after, STREAM_PAGE)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => {
+                        // The status is sent: end the body early; the client sees invalid JSON.
+                        tracing::error!(error = %e, "streaming a group's members failed");
+                        return Some((Err(std::io::Error::other("member page")), cur));
+                    }
+                };
+                cur.done = (page.len() as u64) < STREAM_PAGE;
+                cur.after = page.last().copied();
+                let mut wrapper = Map::new();
+                wrapper.insert("schemas".into(), json!([GROUP_RESOURCE.schema.id]));
+                wrapper.insert(
+                    "members".into(),
+                    Value::Array(
+                        page.iter()
+                            .map(|m| state.muster.member_json(&ctx, *m))
+                            .collect(),
+                    ),
+                );
+                p.apply(&GROUP_RESOURCE, &mut wrapper);
+                let mut out = String::with_capacity(page.len() * 160 + 2);
+                if let Some(Value::Array(items)) = wrapper.get("members") {
+                    for item in items {
+                        if !cur.first {
+                            out.push(',');
+                        }
+                        cur.first = false;
+                        out.push_str(&item.to_string());
+                    }
+                }
+                if cur.done {
+                    out.push_str("]}");
+                }
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(out)), cur))
+            }
+        },
+    );
+    let body =
+        futures_util::stream::once(
+            async move { Ok::<_, std::io::Error>(bytes::Bytes::from(prefix)) },
+        )
+        .chain(pages);
+    let mut resp = Response::new(axum::body::Body::from_stream(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::error::SCIM_CONTENT_TYPE),
+    );
+    if let Ok(tag) = HeaderValue::from_str(&etag(version)) {
+        resp.headers_mut().insert(header::ETAG, tag);
+    }
+    resp
 }
 
 /// `PUT /Groups/{id}` (RFC 7644 §3.5.1).

@@ -15,6 +15,7 @@ on_both!(
     members_must_be_users_of_the_provider,
     put_replaces_membership_by_difference,
     deleting_a_user_or_group_cleans_membership,
+    large_groups_are_streamed_whole,
 );
 
 async fn groups_with_members_and_user_groups(b: Backend) {
@@ -255,5 +256,103 @@ async fn deleting_a_user_or_group_cleans_membership(b: Backend) {
     assert_scim_error(&app.get(&p, &format!("/Groups/{gid}")).await, 404, None);
     let u = app.get(&p, &format!("/Users/{u2}")).await;
     assert!(u.body.get("groups").is_none(), "{:?}", u.body);
+    app.finish().await;
+}
+
+/// A group above 1,000 members is streamed page by page: the document is the same valid JSON,
+/// every member is there once, and `attributes` applies to each member.
+async fn large_groups_are_streamed_whole(b: Backend) {
+    let app = TestApp::new(b).await;
+    let p = app.provider("Okta").await;
+    let mut ids = Vec::new();
+    for batch in 0..3 {
+        let ops: Vec<serde_json::Value> = (0..850)
+            .map(|i| {
+                json!({"method": "POST", "path": "/Users", "bulkId": format!("u{i}"),
+                            "data": {"userName": format!("big{batch}-{i}@example.com")}})
+            })
+            .collect();
+        let r = app
+            .post(&p, "/Bulk", json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        ids.extend(
+            r.body["Operations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|o| {
+                    o["location"]
+                        .as_str()
+                        .and_then(|l| l.rsplit('/').next())
+                        .map(str::to_string)
+                }),
+        );
+    }
+    assert_eq!(ids.len(), 2550);
+    let g = app
+        .post(&p, "/Groups", json!({"displayName": "Everyone"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for chunk in ids.chunks(900) {
+        let members: Vec<serde_json::Value> = chunk.iter().map(|id| json!({"value": id})).collect();
+        let r = app
+            .patch(
+                &p,
+                &format!("/Groups/{g}"),
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": members}]}),
+            )
+            .await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+    }
+    let r = app.get(&p, &format!("/Groups/{g}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("etag").is_some_and(|e| e.starts_with("W/")));
+    assert_eq!(r.header("content-type"), Some("application/scim+json"));
+    assert_eq!(r.body["displayName"], "Everyone");
+    assert_eq!(r.body["meta"]["resourceType"], "Group");
+    let members = r.body["members"].as_array().cloned().unwrap_or_default();
+    assert_eq!(members.len(), 2550);
+    let mut seen: Vec<String> = members
+        .iter()
+        .filter_map(|m| m["value"].as_str().map(str::to_string))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(seen, want, "every member exactly once");
+    assert!(members[0]["$ref"]
+        .as_str()
+        .is_some_and(|r| r.ends_with(members[0]["value"].as_str().unwrap_or("?"))));
+    // The projection applies to streamed members too.
+    let r = app
+        .get(&p, &format!("/Groups/{g}?attributes=members.value"))
+        .await;
+    let members = r.body["members"].as_array().cloned().unwrap_or_default();
+    assert_eq!(members.len(), 2550);
+    assert!(members
+        .iter()
+        .all(|m| m.as_object().is_some_and(|o| o.len() == 1)));
+    assert!(r.body.get("displayName").is_none());
+    // A conditional GET still answers 304.
+    let etag = app
+        .get(&p, &format!("/Groups/{g}?excludedAttributes=members"))
+        .await;
+    let etag = etag.header("etag").unwrap_or_default().to_string();
+    let r = app
+        .send_with(
+            axum::http::Method::GET,
+            &format!("{}/Groups/{g}", p.base),
+            Some(&p.token),
+            None,
+            &[("if-none-match", etag.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
     app.finish().await;
 }
