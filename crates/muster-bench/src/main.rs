@@ -217,6 +217,77 @@ impl Stats {
 /// A request to send: method, path below the SCIM base, optional body.
 type Req = (reqwest::Method, String, Option<Value>);
 
+/// Sends `n` units of requests made by `make(i)`, one after the other within a unit, with
+/// `concurrency` clients; times each unit (its last status counts).
+async fn run_units<F>(server: &Server, name: &str, n: usize, concurrency: usize, make: F) -> Stats
+where
+    F: Fn(usize) -> Vec<Req> + Send + Sync + 'static,
+{
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap_or_default();
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, make, next) = (client.clone(), make.clone(), next.clone());
+        let (base, token) = (server.base.clone(), server.token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let t = Instant::now();
+                let mut status = 0;
+                for (method, path, body) in make(i) {
+                    let mut req = client
+                        .request(method, format!("{base}{path}"))
+                        .bearer_auth(&token);
+                    if let Some(b) = body {
+                        req = req
+                            .header("content-type", "application/scim+json")
+                            .body(b.to_string());
+                    }
+                    status = match req.send().await {
+                        Ok(r) => {
+                            let s = r.status().as_u16();
+                            let _ = r.bytes().await;
+                            s
+                        }
+                        Err(_) => 0,
+                    };
+                    if !(200..300).contains(&status) {
+                        break;
+                    }
+                }
+                out.push((t.elapsed(), status));
+            }
+            out
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    for t in tasks {
+        for (l, s) in t.await.unwrap_or_default() {
+            latencies.push(l);
+            statuses.push(s);
+        }
+    }
+    let errors = statuses.iter().filter(|s| !(200..300).contains(*s)).count();
+    Stats {
+        name: name.into(),
+        requests: n,
+        errors,
+        elapsed: started.elapsed(),
+        latencies,
+        statuses,
+    }
+}
+
 /// Sends `n` requests made by `make(i)` with `concurrency` clients; times each.
 async fn run<F>(server: &Server, name: &str, n: usize, concurrency: usize, make: F) -> Stats
 where
@@ -568,17 +639,34 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::new();
 
     // Load: the users, a 10-member group and a giant group of every user.
-    let load = run(&server, "load: POST /Users", args.users, c, |i| {
-        (reqwest::Method::POST, "/Users".into(), Some(user_body(i)))
-    })
+    // Okta's initial sync: for each user, an existence check by filter, then the POST.
+    let load = run_units(
+        &server,
+        "load: filter userName eq, then POST /Users",
+        args.users,
+        c,
+        |i| {
+            vec![
+                (
+                    reqwest::Method::GET,
+                    format!(
+                        "/Users?filter=userName%20eq%20%22user{i:07}%40bench.example%22&startIndex=1&count=100"
+                    ),
+                    None,
+                ),
+                (reqwest::Method::POST, "/Users".into(), Some(user_body(i))),
+            ]
+        },
+    )
     .await;
     report.push(load);
-    let mut ids = Vec::with_capacity(args.users);
+    // The users' ids, in the order of their index (their userName says it).
+    let mut indexed: Vec<(usize, String)> = Vec::with_capacity(args.users);
     let mut start = 1;
     loop {
         let page: Value = client
             .get(format!(
-                "{}/Users?startIndex={start}&count=1000&attributes=id",
+                "{}/Users?startIndex={start}&count=1000&attributes=id,userName",
                 server.base
             ))
             .bearer_auth(&server.token)
@@ -590,13 +678,15 @@ async fn main() -> anyhow::Result<()> {
         if items.is_empty() {
             break;
         }
-        ids.extend(
-            items
-                .iter()
-                .filter_map(|u| u["id"].as_str().map(str::to_string)),
-        );
+        indexed.extend(items.iter().filter_map(|u| {
+            let name = u["userName"].as_str()?;
+            let i: usize = name.strip_prefix("user")?.split('@').next()?.parse().ok()?;
+            Some((i, u["id"].as_str()?.to_string()))
+        }));
         start += 1000;
     }
+    indexed.sort();
+    let ids: Vec<String> = indexed.into_iter().map(|(_, id)| id).collect();
     if ids.len() < 12 {
         bail!("the load created only {} users", ids.len());
     }
@@ -688,6 +778,41 @@ async fn main() -> anyhow::Result<()> {
         })
         .await;
         report.push(stats);
+    }
+    if wants("patch-active") {
+        let ids = ids.clone();
+        report.push(
+            run(&server, "PATCH active false / true", n, c, move |i| {
+                // Each user turned off, then back on, by the next request for it.
+                let u = &ids[(i / 2) % ids.len()];
+                let active = i % 2 == 1;
+                (
+                    reqwest::Method::PATCH,
+                    format!("/Users/{u}"),
+                    Some(patch(
+                        json!([{"op": "replace", "path": "active", "value": active}]),
+                    )),
+                )
+            })
+            .await,
+        );
+    }
+    if wants("put-user") {
+        let ids = ids.clone();
+        let users = args.users;
+        report.push(
+            run(&server, "PUT /Users/{id} (title changed)", n, c, move |i| {
+                let k = i % users.min(ids.len());
+                let mut body = user_body(k);
+                body["title"] = json!(format!("Title {i}"));
+                (
+                    reqwest::Method::PUT,
+                    format!("/Users/{}", ids[k]),
+                    Some(body),
+                )
+            })
+            .await,
+        );
     }
     if wants("get-user") {
         let ids = ids.clone();
