@@ -63,4 +63,8 @@ id_type!(
     AdminTokenId,
     /// An entry of a provider's group-to-organization mapping.
     GroupMappingId,
+    /// An administrator who signs in to the console.
+    AdminId,
+    /// A console session.
+    SessionId,
 );

@@ -8,9 +8,11 @@
 //! - [`provisioning`]: what SCIM requests do to users and groups.
 //! - [`lifecycle`]: blocking, deactivation and reactivation rules.
 //! - [`mapping`]: organization mapping and role mapping, with preview and re-apply.
+//! - [`admins`]: console administrators, password sign-in and sessions.
 //! - [`token`]: bearer token generation, hashing and comparison.
 //! - [`error`]: domain and storage errors.
 
+pub mod admins;
 pub mod clock;
 pub mod directory;
 pub mod error;

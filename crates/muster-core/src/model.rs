@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
 use crate::ids::{
-    AdminTokenId, EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId, TokenId,
-    UserId,
+    AdminId, AdminTokenId, EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId,
+    SessionId, TokenId, UserId,
 };
 
 /// The slug of the environment a fresh install has, and every command uses by default.
@@ -489,4 +489,86 @@ pub struct GroupOrgMapping {
     pub groups: Vec<GroupId>,
     /// When it was added.
     pub created_at: Timestamp,
+}
+
+/// What an administrator may do in the console (PRODUCT.md "Interfaces").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminRole {
+    /// Everything.
+    CustomerCloudAdmin,
+    /// Providers and mappings.
+    IdentityManagementAdmin,
+    /// The sync log, read-only.
+    AuditLogViewer,
+}
+
+impl AdminRole {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminRole::CustomerCloudAdmin => "customer_cloud_admin",
+            AdminRole::IdentityManagementAdmin => "identity_management_admin",
+            AdminRole::AuditLogViewer => "audit_log_viewer",
+        }
+    }
+    /// Reads the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "customer_cloud_admin" => Some(AdminRole::CustomerCloudAdmin),
+            "identity_management_admin" => Some(AdminRole::IdentityManagementAdmin),
+            "audit_log_viewer" => Some(AdminRole::AuditLogViewer),
+            _ => None,
+        }
+    }
+    /// The role's name in the catalog.
+    pub fn title(self) -> &'static str {
+        match self {
+            AdminRole::CustomerCloudAdmin => "Customer Cloud Admin",
+            AdminRole::IdentityManagementAdmin => "Identity Management Administrator",
+            AdminRole::AuditLogViewer => "Audit Log Viewer",
+        }
+    }
+}
+
+/// An administrator who signs in to the console, without the password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdminAccount {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// Its id.
+    pub id: AdminId,
+    /// The name it signs in with.
+    pub username: String,
+    /// What it may do.
+    pub role: AdminRole,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last signed in.
+    pub last_sign_in_at: Option<Timestamp>,
+    /// Consecutive failed sign-ins.
+    pub failed_sign_ins: i64,
+    /// Sign-in is refused until then, after repeated failures.
+    pub locked_until: Option<Timestamp>,
+}
+
+/// A console session, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSession {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// Its id.
+    pub id: SessionId,
+    /// Who it belongs to.
+    pub admin_id: AdminId,
+    /// The token every form of this session carries (CSRF).
+    pub csrf_token: String,
+    /// When it began.
+    pub created_at: Timestamp,
+    /// When it was last used.
+    pub last_seen_at: Timestamp,
+    /// When it ends whatever happens.
+    pub expires_at: Timestamp,
+    /// When it was signed out.
+    pub revoked_at: Option<Timestamp>,
 }

@@ -10,12 +10,13 @@ use async_trait::async_trait;
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::ids::{
-    AdminTokenId, EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId, TokenId,
-    UserId,
+    AdminId, AdminTokenId, EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId,
+    SessionId, TokenId, UserId,
 };
 use crate::model::{
-    AdminToken, Environment, GroupOrgMapping, GroupRecord, GroupRef, MemberRef, Org, OrgMapping,
-    Provider, ProviderToken, Role, RoleSource, SyncLogEntry, UserRecord,
+    AdminAccount, AdminSession, AdminToken, Environment, GroupOrgMapping, GroupRecord, GroupRef,
+    MemberRef, Org, OrgMapping, Provider, ProviderToken, Role, RoleSource, SyncLogEntry,
+    UserRecord,
 };
 
 /// Shorthand for storage results.
@@ -535,6 +536,36 @@ pub trait SyncLogStore {
     ) -> StoreResult<Vec<SyncLogEntry>>;
 }
 
+/// Console administrators and their sessions.
+#[async_trait]
+pub trait AdminAccountStore {
+    /// Adds an administrator; `Conflict(Other)` if the username is taken.
+    async fn insert_admin(&mut self, a: &AdminAccount, password_hash: &str) -> StoreResult<()>;
+    /// An administrator by lower-cased username, with its password hash.
+    async fn find_admin_by_username(
+        &mut self,
+        env: EnvironmentId,
+        username_key: &str,
+    ) -> StoreResult<Option<(AdminAccount, String)>>;
+    /// Every administrator, by username.
+    async fn list_admins(&mut self, env: EnvironmentId) -> StoreResult<Vec<AdminAccount>>;
+    /// Saves the sign-in bookkeeping: last sign-in, failures, lock.
+    async fn update_admin_sign_in(&mut self, a: &AdminAccount) -> StoreResult<()>;
+    /// Adds a session, stored by the SHA-256 of its secret.
+    async fn insert_session(&mut self, s: &AdminSession, token_hash: &[u8]) -> StoreResult<()>;
+    /// The session whose secret hashes to `hash`, with its administrator.
+    async fn find_session_by_hash(
+        &mut self,
+        hash: &[u8],
+    ) -> StoreResult<Option<(AdminSession, AdminAccount)>>;
+    /// Records a session's use.
+    async fn touch_session(&mut self, id: SessionId, at: Timestamp) -> StoreResult<()>;
+    /// Ends a session.
+    async fn revoke_session(&mut self, id: SessionId, at: Timestamp) -> StoreResult<()>;
+    /// Ends every session of an administrator.
+    async fn revoke_sessions_of(&mut self, admin: AdminId, at: Timestamp) -> StoreResult<()>;
+}
+
 /// Organization mapping and role mapping.
 #[async_trait]
 pub trait MappingStore {
@@ -589,6 +620,7 @@ pub trait MappingStore {
 pub trait Tx:
     EnvironmentStore
     + OrgStore
+    + AdminAccountStore
     + MappingStore
     + RoleStore
     + AdminTokenStore

@@ -10,18 +10,18 @@ use async_trait::async_trait;
 use muster_core::clock::Timestamp;
 use muster_core::error::StoreError;
 use muster_core::ids::{
-    AdminTokenId, EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId, TokenId,
-    UserId,
+    AdminId, AdminTokenId, EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId,
+    SessionId, TokenId, UserId,
 };
 use muster_core::model::{
-    Actor, AdminToken, Environment, GroupOrgMapping, GroupRecord, GroupRef, MemberRef, Org,
-    OrgMapping, OrgMethod, OrgStatus, Outcome, Provider, ProviderToken, Role, RoleSource,
-    SyncLogEntry, UserRecord, UserStatus,
+    Actor, AdminAccount, AdminRole, AdminSession, AdminToken, Environment, GroupOrgMapping,
+    GroupRecord, GroupRef, MemberRef, Org, OrgMapping, OrgMethod, OrgStatus, Outcome, Provider,
+    ProviderToken, Role, RoleSource, SyncLogEntry, UserRecord, UserStatus,
 };
 use muster_core::store::{
-    AdminTokenStore, Cond, Cursor, EnvironmentStore, GroupStore, LogQuery, MappingStore, Order,
-    OrderKey, OrgStore, Page, ProviderStore, RoleStore, StoreResult, SyncLogStore, TimeColumn, Tx,
-    UserQuery, UserStore,
+    AdminAccountStore, AdminTokenStore, Cond, Cursor, EnvironmentStore, GroupStore, LogQuery,
+    MappingStore, Order, OrderKey, OrgStore, Page, ProviderStore, RoleStore, StoreResult,
+    SyncLogStore, TimeColumn, Tx, UserQuery, UserStore,
 };
 use serde_json::{Map, Value};
 use sqlx::{QueryBuilder, Row};
@@ -2055,6 +2055,170 @@ impl SyncLogStore for DbTx {
         .await
         .map_err(db_err)?;
         rows.iter().map(log_from).collect()
+    }
+}
+
+const ADMIN_COLS: &str = "a.admin_id, a.environment_id, a.username, a.role, a.created_at, a.last_sign_in_at, a.failed_sign_ins, a.locked_until";
+
+fn admin_from(row: &DbRow) -> StoreResult<AdminAccount> {
+    let role: String = get(row, "role")?;
+    Ok(AdminAccount {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: AdminId(get(row, "admin_id")?),
+        username: get(row, "username")?,
+        role: AdminRole::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("admin role '{role}'")))?,
+        created_at: ts(get(row, "created_at")?),
+        last_sign_in_at: ts_opt(get(row, "last_sign_in_at")?),
+        failed_sign_ins: get(row, "failed_sign_ins")?,
+        locked_until: ts_opt(get(row, "locked_until")?),
+    })
+}
+
+#[async_trait]
+impl AdminAccountStore for DbTx {
+    async fn insert_admin(&mut self, a: &AdminAccount, password_hash: &str) -> StoreResult<()> {
+        sqlx::query(
+            "insert into admin_account (admin_id, environment_id, username, username_key, password_hash, role, created_at, failed_sign_ins) \
+             values ($1, $2, $3, $4, $5, $6, $7, 0)",
+        )
+        .bind(a.id.0)
+        .bind(a.environment_id.0)
+        .bind(&a.username)
+        .bind(key(&a.username))
+        .bind(password_hash)
+        .bind(a.role.as_str())
+        .bind(a.created_at.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_admin_by_username(
+        &mut self,
+        env: EnvironmentId,
+        username_key: &str,
+    ) -> StoreResult<Option<(AdminAccount, String)>> {
+        let row = sqlx::query(&format!(
+            "select {ADMIN_COLS}, a.password_hash from admin_account a where a.environment_id = $1 and a.username_key = $2"
+        ))
+        .bind(env.0)
+        .bind(username_key)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
+        match row {
+            Some(r) => Ok(Some((admin_from(&r)?, get(&r, "password_hash")?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_admins(&mut self, env: EnvironmentId) -> StoreResult<Vec<AdminAccount>> {
+        let rows = sqlx::query(&format!(
+            "select {ADMIN_COLS} from admin_account a where a.environment_id = $1 order by a.username_key"
+        ))
+        .bind(env.0)
+        .fetch_all(self.c())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(admin_from).collect()
+    }
+
+    async fn update_admin_sign_in(&mut self, a: &AdminAccount) -> StoreResult<()> {
+        sqlx::query(
+            "update admin_account set last_sign_in_at = $1, failed_sign_ins = $2, locked_until = $3 \
+             where environment_id = $4 and admin_id = $5",
+        )
+        .bind(a.last_sign_in_at.map(|t| t.0))
+        .bind(a.failed_sign_ins)
+        .bind(a.locked_until.map(|t| t.0))
+        .bind(a.environment_id.0)
+        .bind(a.id.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_session(&mut self, s: &AdminSession, token_hash: &[u8]) -> StoreResult<()> {
+        sqlx::query(
+            "insert into admin_session (session_id, environment_id, admin_id, token_hash, csrf_token, created_at, last_seen_at, expires_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(s.id.0)
+        .bind(s.environment_id.0)
+        .bind(s.admin_id.0)
+        .bind(token_hash)
+        .bind(&s.csrf_token)
+        .bind(s.created_at.0)
+        .bind(s.last_seen_at.0)
+        .bind(s.expires_at.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_session_by_hash(
+        &mut self,
+        hash: &[u8],
+    ) -> StoreResult<Option<(AdminSession, AdminAccount)>> {
+        let row = sqlx::query(&format!(
+            "select {ADMIN_COLS}, s.session_id, s.csrf_token, s.created_at as s_created, s.last_seen_at, s.expires_at, s.revoked_at \
+             from admin_session s join admin_account a on a.admin_id = s.admin_id where s.token_hash = $1"
+        ))
+        .bind(hash)
+        .fetch_optional(self.c())
+        .await
+        .map_err(db_err)?;
+        let Some(r) = row else { return Ok(None) };
+        let admin = admin_from(&r)?;
+        let session = AdminSession {
+            environment_id: admin.environment_id,
+            id: SessionId(get(&r, "session_id")?),
+            admin_id: admin.id,
+            csrf_token: get(&r, "csrf_token")?,
+            created_at: ts(get(&r, "s_created")?),
+            last_seen_at: ts(get(&r, "last_seen_at")?),
+            expires_at: ts(get(&r, "expires_at")?),
+            revoked_at: ts_opt(get(&r, "revoked_at")?),
+        };
+        Ok(Some((session, admin)))
+    }
+
+    async fn touch_session(&mut self, id: SessionId, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("update admin_session set last_seen_at = $1 where session_id = $2")
+            .bind(at.0)
+            .bind(id.0)
+            .execute(self.c())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn revoke_session(&mut self, id: SessionId, at: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "update admin_session set revoked_at = $1 where session_id = $2 and revoked_at is null",
+        )
+        .bind(at.0)
+        .bind(id.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn revoke_sessions_of(&mut self, admin: AdminId, at: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "update admin_session set revoked_at = $1 where admin_id = $2 and revoked_at is null",
+        )
+        .bind(at.0)
+        .bind(admin.0)
+        .execute(self.c())
+        .await
+        .map_err(db_err)?;
+        Ok(())
     }
 }
 

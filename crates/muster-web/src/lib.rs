@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`scim`]: the SCIM 2.0 endpoints at each provider's base URL (`/scim/v2/{provider}`).
 //! - [`api`]: the administration REST API under `/api/v1`, with its OpenAPI document.
+//! - [`console`]: the administration console under `/console`.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`limits`]: rate limits and the request timeout.
 //! - [`metrics`]: `/metrics` in the Prometheus format.
@@ -11,6 +12,7 @@
 #![recursion_limit = "512"]
 
 pub mod api;
+pub mod console;
 pub mod error;
 pub mod health;
 pub mod limits;
@@ -33,6 +35,8 @@ pub struct AppState {
     pub limits: std::sync::Arc<limits::Limits>,
     /// This instance's request metrics.
     pub metrics: std::sync::Arc<metrics::Metrics>,
+    /// The environment the console signs administrators in to.
+    pub environment: String,
 }
 
 impl AppState {
@@ -47,7 +51,14 @@ impl AppState {
             muster,
             limits: std::sync::Arc::new(limits::Limits::new(settings)),
             metrics: std::sync::Arc::default(),
+            environment: "default".into(),
         }
+    }
+
+    /// The state for another environment than `default`.
+    pub fn for_environment(mut self, slug: &str) -> Self {
+        self.environment = slug.to_string();
+        self
     }
 }
 
@@ -62,6 +73,7 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .merge(api::router())
+        .merge(console::router(state.clone()))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -14,9 +14,66 @@ use crate::cli::{parse_duration_secs, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCmd {
+    /// Create an administrator who signs in to the console. The password is read from standard
+    /// input (typed twice, hidden, at a terminal).
+    Create {
+        /// The name to sign in with.
+        #[arg(long)]
+        username: String,
+        /// customer-cloud-admin (everything), identity-management-admin (providers and
+        /// mappings) or audit-log-viewer (the sync log, read-only).
+        #[arg(long, value_parser = parse_admin_role, default_value = "customer-cloud-admin")]
+        role: muster_core::model::AdminRole,
+    },
+    /// List the console's administrators.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Administrator API tokens for the REST API.
     #[command(subcommand)]
     Token(AdminTokenCmd),
+}
+
+fn parse_admin_role(s: &str) -> Result<muster_core::model::AdminRole, String> {
+    muster_core::model::AdminRole::parse(&s.replace('-', "_")).ok_or_else(|| {
+        "use customer-cloud-admin, identity-management-admin or audit-log-viewer".to_string()
+    })
+}
+
+/// Reads a password from standard input: at a terminal, twice and without echo.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let stty = |arg: &str| {
+        let _ = std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status();
+    };
+    let ask = |prompt: &str| -> anyhow::Result<String> {
+        eprint!("{prompt}");
+        std::io::stderr().flush()?;
+        stty("-echo");
+        let mut line = String::new();
+        let read = stdin.lock().read_line(&mut line);
+        stty("echo");
+        eprintln!();
+        read?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    let first = ask("Password: ")?;
+    let second = ask("Again: ")?;
+    if first != second {
+        anyhow::bail!("the two passwords differ");
+    }
+    Ok(first)
 }
 
 #[derive(Debug, Subcommand)]
@@ -288,7 +345,38 @@ fn print_user(d: &UserDetail) {
 }
 
 pub async fn run_admin_tokens(m: &Muster, env: EnvironmentId, cmd: AdminCmd) -> anyhow::Result<()> {
-    let AdminCmd::Token(cmd) = cmd;
+    let cmd = match cmd {
+        AdminCmd::Create { username, role } => {
+            let password = read_password()?;
+            let a = m
+                .create_admin(env, &username, &password, role, &actor())
+                .await?;
+            println!(
+                "Administrator '{}' created ({}). Sign in at /console.",
+                a.username,
+                a.role.title()
+            );
+            return Ok(());
+        }
+        AdminCmd::List { json: as_json } => {
+            let admins = m.list_admins(env).await?;
+            if as_json {
+                return print_json(&serde_json::to_value(&admins)?);
+            }
+            for a in admins {
+                println!(
+                    "{}  {}  last sign-in {}",
+                    a.username,
+                    a.role.title(),
+                    a.last_sign_in_at
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "never".into())
+                );
+            }
+            return Ok(());
+        }
+        AdminCmd::Token(cmd) => cmd,
+    };
     match cmd {
         AdminTokenCmd::Create {
             label,

@@ -99,10 +99,10 @@ pub async fn run(
         auth_failures_per_minute: cfg.auth_failures_per_minute,
         request_timeout: Duration::from_secs(cfg.request_timeout_secs),
     };
-    let router = muster_web::router(muster_web::AppState::with_limits(
-        app.muster.clone(),
-        limits,
-    ));
+    let router = muster_web::router(
+        muster_web::AppState::with_limits(app.muster.clone(), limits)
+            .for_environment(&app.env.slug),
+    );
     let opts = crate::http::ServerOptions {
         tls: tls.clone(),
         header_timeout: Duration::from_secs(cfg.header_timeout_secs),

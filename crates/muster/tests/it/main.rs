@@ -4,6 +4,7 @@ mod api;
 mod auth;
 mod cli;
 mod concurrency;
+mod console;
 mod crash;
 mod discovery;
 mod lifecycle;

@@ -1,0 +1,492 @@
+//! The administration console under `/console`: server-rendered pages, every asset in the
+//! binary, no script.
+//!
+//! Sign-in is by username and password (argon2id); the session lives in an `HttpOnly`,
+//! `SameSite=Strict` cookie (`Secure` when Muster is served over HTTPS) and ends after 30 minutes
+//! without a request. Every state-changing request is a POST carrying the session's CSRF token.
+//! Every response carries a strict Content-Security-Policy, `X-Frame-Options: DENY`,
+//! `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`. What an administrator may
+//! open follows their role: Customer Cloud Admin everything, Identity Management Administrator
+//! providers and mappings, Audit Log Viewer the sync log, read-only.
+
+mod html;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use muster_core::model::{AdminAccount, AdminRole, AdminSession};
+use muster_core::store::LogQuery;
+use serde::Deserialize;
+
+use crate::AppState;
+use html::{esc, Page};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "muster_session";
+const CSS: &str = include_str!("../../assets/console.css");
+
+/// The console's routes.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/console", get(dashboard))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/assets/console.css", get(css))
+        .route("/console/providers", get(providers))
+        .route("/console/orgs", get(orgs))
+        .route("/console/sync-log", get(sync_log))
+        .fallback(|| async { error_page(StatusCode::NOT_FOUND, "There is no such page.") })
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            security_headers,
+        ))
+}
+
+/// Adds the console's security headers to every response under `/console`.
+async fn security_headers(State(_state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    let page = Page::bare(status.canonical_reason().unwrap_or("Error"))
+        .body(format!(
+            "<main><div class=\"card\"><h1>{}</h1><p>{}</p><p><a href=\"/console\">Back to the console</a></p></div></main>",
+            esc(status.canonical_reason().unwrap_or("Error")),
+            esc(message)
+        ));
+    (status, page.render()).into_response()
+}
+
+fn redirect(to: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn cookie_value(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A signed-in administrator; requests without a live session are sent to the sign-in page.
+pub struct Console {
+    /// Who.
+    pub admin: AdminAccount,
+    /// Their session.
+    pub session: AdminSession,
+}
+
+impl FromRequestParts<AppState> for Console {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Some(secret) = cookie_value(parts) else {
+            return Err(redirect("/console/login"));
+        };
+        match state.muster.console_session(&secret).await {
+            Ok(Some((session, admin))) => Ok(Console { admin, session }),
+            Ok(None) => Err(redirect("/console/login?expired=1")),
+            Err(e) => {
+                tracing::error!(error = %e, "reading a console session failed");
+                Err(error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong. The server log has the details.",
+                ))
+            }
+        }
+    }
+}
+
+impl Console {
+    /// The refusal page when the administrator's role does not allow `roles`' pages.
+    fn deny(&self, roles: &[AdminRole]) -> Option<Response> {
+        if roles.contains(&self.admin.role) {
+            None
+        } else {
+            Some(error_page(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "Your role ({}) does not give access to this page.",
+                    self.admin.role.title()
+                ),
+            ))
+        }
+    }
+
+    fn page(&self, title: &str, current: &str) -> Page {
+        Page::new(title, current, &self.admin, &self.session.csrf_token)
+    }
+
+    /// Checks the CSRF token a form sent.
+    fn bad_csrf(&self, sent: &str) -> Option<Response> {
+        if muster_core::token::hashes_match(sent.as_bytes(), self.session.csrf_token.as_bytes()) {
+            None
+        } else {
+            Some(error_page(
+                StatusCode::FORBIDDEN,
+                "This form has expired or did not come from this console. Reload the page and try again.",
+            ))
+        }
+    }
+}
+
+/// Who may open what.
+const EVERYONE: &[AdminRole] = &[
+    AdminRole::CustomerCloudAdmin,
+    AdminRole::IdentityManagementAdmin,
+    AdminRole::AuditLogViewer,
+];
+const PROVIDERS: &[AdminRole] = &[
+    AdminRole::CustomerCloudAdmin,
+    AdminRole::IdentityManagementAdmin,
+];
+const DIRECTORY: &[AdminRole] = &[AdminRole::CustomerCloudAdmin];
+const SYNC_LOG: &[AdminRole] = &[AdminRole::CustomerCloudAdmin, AdminRole::AuditLogViewer];
+
+/// The links of the navigation bar a role sees.
+pub fn nav_for(role: AdminRole) -> Vec<(&'static str, &'static str)> {
+    let mut out = vec![("/console", "Overview")];
+    if DIRECTORY.contains(&role) {
+        out.push(("/console/orgs", "Organizations"));
+    }
+    if PROVIDERS.contains(&role) {
+        out.push(("/console/providers", "Identity Management"));
+    }
+    if SYNC_LOG.contains(&role) {
+        out.push(("/console/sync-log", "Sync Log"));
+    }
+    out
+}
+
+async fn css() -> Response {
+    let mut resp = CSS.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    resp
+}
+
+#[derive(Deserialize, Default)]
+struct LoginQuery {
+    expired: Option<String>,
+}
+
+fn login_form(error: Option<&str>, username: &str) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    format!(
+        "<main class=\"signin\"><div class=\"card\"><h1>Sign in to Muster</h1>{error}\
+         <form class=\"stack\" method=\"post\" action=\"/console/login\">\
+         <label>Username <input name=\"username\" autocomplete=\"username\" required value=\"{}\" autofocus></label>\
+         <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+         <button type=\"submit\">Sign in</button></form></div></main>",
+        esc(username)
+    )
+}
+
+async fn login_page(q: axum::extract::Query<LoginQuery>) -> Response {
+    let note = q
+        .expired
+        .as_ref()
+        .map(|_| "Your session has ended. Sign in again.");
+    Page::bare("Sign in")
+        .body(login_form(note, ""))
+        .render()
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let who = (crate::scim::extract::peer_ip(&parts), "console".to_string());
+    let bytes = match axum::body::to_bytes(body, 16 * 1024).await {
+        Ok(b) => b,
+        Err(_) => return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."),
+    };
+    let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&bytes) else {
+        let page =
+            Page::bare("Sign in").body(login_form(Some("Enter a username and a password."), ""));
+        return (StatusCode::BAD_REQUEST, page.render()).into_response();
+    };
+    let refuse = |status: StatusCode, message: &str| {
+        let page = Page::bare("Sign in").body(login_form(Some(message), &form.username));
+        (status, page.render()).into_response()
+    };
+    if let Err(wait) = state.limits.may_authenticate(&who) {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many failed sign-ins from this address: try again in {} seconds.",
+                crate::limits::retry_after_secs(wait)
+            ),
+        );
+    }
+    let env = match state.muster.store.read().await {
+        Ok(mut tx) => match tx.find_environment(&state.environment).await {
+            Ok(Some(env)) => env.id,
+            _ => {
+                return refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The console is not ready.",
+                )
+            }
+        },
+        Err(_) => {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database does not answer.",
+            )
+        }
+    };
+    match state
+        .muster
+        .sign_in(env, &form.username, &form.password)
+        .await
+    {
+        Ok(Ok(signed)) => {
+            let secure = if state.muster.settings.public_url.starts_with("https://") {
+                "; Secure"
+            } else {
+                ""
+            };
+            let cookie = format!(
+                "{COOKIE}={}; Path=/console; HttpOnly; SameSite=Strict{secure}",
+                signed.secret
+            );
+            let mut resp = redirect("/console");
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Ok(Err(refused)) => {
+            state.limits.failed_authentication(&who);
+            let status = if refused.retry_after.is_some() {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            refuse(status, &refused.message)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a console sign-in failed");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong. The server log has the details.",
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(State(state): State<AppState>, console: Console, body: Bytes) -> Response {
+    let form: CsrfForm = serde_urlencoded::from_bytes(&body).unwrap_or(CsrfForm {
+        csrf: String::new(),
+    });
+    if let Some(r) = console.bad_csrf(&form.csrf) {
+        return r;
+    }
+    if let Err(e) = state.muster.sign_out(console.session.id).await {
+        tracing::error!(error = %e, "signing out failed");
+    }
+    let mut resp = redirect("/console/login");
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "muster_session=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0",
+        ),
+    );
+    resp
+}
+
+async fn dashboard(State(state): State<AppState>, console: Console) -> Response {
+    if let Some(r) = console.deny(EVERYONE) {
+        return r;
+    }
+    let env = console.admin.environment_id;
+    let mut body = format!(
+        "<h1>Overview</h1><p>Signed in as <strong>{}</strong> ({}).</p>",
+        esc(&console.admin.username),
+        esc(console.admin.role.title())
+    );
+    if PROVIDERS.contains(&console.admin.role) {
+        match state.muster.list_providers(env).await {
+            Ok(ps) => {
+                body.push_str("<div class=\"grid\">");
+                body.push_str(&format!(
+                    "<div class=\"card\"><div class=\"muted\">Provisioning providers</div><div class=\"stat\">{}</div><a href=\"/console/providers\">Identity Management</a></div>",
+                    ps.len()
+                ));
+                body.push_str("</div>");
+            }
+            Err(e) => tracing::error!(error = %e, "listing providers failed"),
+        }
+    }
+    console
+        .page("Overview", "/console")
+        .body(body)
+        .render()
+        .into_response()
+}
+
+async fn providers(State(state): State<AppState>, console: Console) -> Response {
+    if let Some(r) = console.deny(PROVIDERS) {
+        return r;
+    }
+    let ps = match state
+        .muster
+        .list_providers(console.admin.environment_id)
+        .await
+    {
+        Ok(ps) => ps,
+        Err(e) => {
+            tracing::error!(error = %e, "listing providers failed");
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.");
+        }
+    };
+    let mut body = String::from("<h1>Identity Management</h1><h2>Provisioning</h2>");
+    if ps.is_empty() {
+        body.push_str("<p class=\"muted\">No provisioning provider yet.</p>");
+    } else {
+        body.push_str("<table><thead><tr><th scope=\"col\">Provider</th><th scope=\"col\">SCIM base URL</th><th scope=\"col\">Deactivation delay</th><th scope=\"col\">Last sync</th></tr></thead><tbody>");
+        for p in &ps {
+            body.push_str(&format!(
+                "<tr><td>{}</td><td><code>{}</code></td><td>{} s</td><td>{}</td></tr>",
+                esc(&p.name),
+                esc(&state.muster.scim_base_url(p.id)),
+                p.deactivation_delay_secs,
+                p.last_sync_at
+                    .map(|t| esc(&t.to_rfc3339()))
+                    .unwrap_or_else(|| "never".into())
+            ));
+        }
+        body.push_str("</tbody></table>");
+    }
+    console
+        .page("Identity Management", "/console/providers")
+        .body(body)
+        .render()
+        .into_response()
+}
+
+async fn orgs(State(state): State<AppState>, console: Console) -> Response {
+    if let Some(r) = console.deny(DIRECTORY) {
+        return r;
+    }
+    let orgs = match state
+        .muster
+        .list_orgs(console.admin.environment_id, None)
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "listing organizations failed");
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.");
+        }
+    };
+    let mut body = String::from("<h1>Organizations</h1><table><thead><tr><th scope=\"col\">Organization</th><th scope=\"col\">Status</th><th scope=\"col\">Default roles</th></tr></thead><tbody>");
+    for o in &orgs {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&o.path.join(" › ")),
+            esc(o.org.status.as_str()),
+            esc(&o
+                .effective_default_roles
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "))
+        ));
+    }
+    body.push_str("</tbody></table>");
+    console
+        .page("Organizations", "/console/orgs")
+        .body(body)
+        .render()
+        .into_response()
+}
+
+async fn sync_log(State(state): State<AppState>, console: Console) -> Response {
+    if let Some(r) = console.deny(SYNC_LOG) {
+        return r;
+    }
+    let q = LogQuery::default();
+    let (entries, _) = match state
+        .muster
+        .query_sync_log(console.admin.environment_id, &q, None, 100)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "reading the sync log failed");
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.");
+        }
+    };
+    let mut body = String::from("<h1>Sync Log</h1><table><thead><tr><th scope=\"col\">Time</th><th scope=\"col\">Action</th><th scope=\"col\">Subject</th><th scope=\"col\">Result</th><th scope=\"col\">Message</th></tr></thead><tbody>");
+    for (_, e) in &entries {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&e.at.to_rfc3339()),
+            esc(&e.action),
+            esc(e.subject_name.as_deref().unwrap_or("")),
+            esc(e.outcome.as_str()),
+            esc(e.message.as_deref().unwrap_or(""))
+        ));
+    }
+    body.push_str("</tbody></table>");
+    console
+        .page("Sync Log", "/console/sync-log")
+        .body(body)
+        .render()
+        .into_response()
+}

@@ -1,0 +1,356 @@
+//! The console's sign-in, sessions, CSRF, permissions and security headers.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use muster_core::model::{Actor, AdminRole};
+
+use crate::on_both;
+use crate::support::{Backend, Resp, TestApp};
+
+on_both!(
+    sign_in_session_and_sign_out,
+    sessions_end_after_inactivity,
+    pages_follow_the_administrators_role,
+    repeated_failed_sign_ins_are_slowed_down
+);
+
+const PASSWORD: &str = "a long enough passphrase";
+
+async fn admin(app: &TestApp, name: &str, role: AdminRole) {
+    app.muster
+        .create_admin(app.env.id, name, PASSWORD, role, &Actor::System)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Resp {
+    let mut b = Request::builder().method(Method::GET).uri(path);
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    app.raw(b.body(Body::empty()).unwrap_or_else(|e| panic!("{e}")))
+        .await
+}
+
+async fn post_form(app: &TestApp, path: &str, cookie: Option<&str>, form: &str) -> Resp {
+    let mut b = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    app.raw(
+        b.body(Body::from(form.to_string()))
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await
+}
+
+async fn sign_in(app: &TestApp, user: &str, password: &str) -> Resp {
+    post_form(
+        app,
+        "/console/login",
+        None,
+        &format!("username={user}&password={}", password.replace(' ', "+")),
+    )
+    .await
+}
+
+/// Signs in and returns the `name=value` cookie pair.
+async fn session(app: &TestApp, user: &str) -> String {
+    let r = sign_in(app, user, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
+    r.header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn html(r: &Resp) -> String {
+    r.body.as_str().unwrap_or_default().to_string()
+}
+
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn assert_security_headers(r: &Resp) {
+    let csp = r.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+}
+
+async fn sign_in_session_and_sign_out(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ada", AdminRole::CustomerCloudAdmin).await;
+    let r = get(&app, "/console", None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/console/login"));
+    let r = get(&app, "/console/login", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_security_headers(&r);
+    let page = html(&r);
+    assert!(
+        page.contains("<label>Username <input name=\"username\""),
+        "{page}"
+    );
+    assert!(page.contains("type=\"password\""));
+
+    // A wrong password: the form again, with the error, and no session.
+    let r = sign_in(&app, "ada", "not the password at all").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(html(&r).contains("The username or password is not right."));
+    assert!(html(&r).contains("value=\"ada\""), "the username is kept");
+    assert!(r.header("set-cookie").is_none());
+    // An unknown user gets the same answer.
+    let r = sign_in(&app, "nobody", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(html(&r).contains("The username or password is not right."));
+
+    let r = sign_in(&app, "ADA", PASSWORD).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "usernames are case-insensitive"
+    );
+    let set = r.header("set-cookie").unwrap_or_default().to_string();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/console", "Secure"] {
+        assert!(set.contains(flag), "{set}");
+    }
+    assert!(!set.contains(PASSWORD));
+    let cookie = set.split(';').next().unwrap_or_default().to_string();
+    let r = get(&app, "/console", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_security_headers(&r);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let page = html(&r);
+    assert!(page.contains("Signed in as <strong>ada</strong>"), "{page}");
+    let csrf = csrf_of(&page);
+    assert_eq!(csrf.len(), 64);
+
+    // Sign-out needs the CSRF token.
+    let r = post_form(&app, "/console/logout", Some(&cookie), "").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(html(&r).contains("did not come from this console"));
+    let r = post_form(&app, "/console/logout", Some(&cookie), "csrf=0000").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(&app, "/console", Some(&cookie)).await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+    let r = post_form(
+        &app,
+        "/console/logout",
+        Some(&cookie),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r
+        .header("set-cookie")
+        .is_some_and(|c| c.contains("Max-Age=0")));
+    let r = get(&app, "/console", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "the session is over");
+    // A made-up cookie is no session.
+    let r = get(&app, "/console", Some("muster_session=mss_0000")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    app.finish().await;
+}
+
+async fn sessions_end_after_inactivity(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ada", AdminRole::CustomerCloudAdmin).await;
+    let cookie = session(&app, "ada").await;
+    // Activity keeps it alive.
+    for _ in 0..3 {
+        app.clock.advance_secs(20 * 60);
+        assert_eq!(
+            get(&app, "/console", Some(&cookie)).await.status,
+            StatusCode::OK
+        );
+    }
+    // 31 minutes idle ends it.
+    app.clock.advance_secs(31 * 60);
+    let r = get(&app, "/console", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/console/login?expired=1"));
+    let r = get(&app, "/console/login?expired=1", None).await;
+    assert!(html(&r).contains("Your session has ended"));
+    // And no session lives past 12 hours, however busy.
+    let cookie = session(&app, "ada").await;
+    for _ in 0..25 {
+        app.clock.advance_secs(29 * 60);
+        let _ = get(&app, "/console", Some(&cookie)).await;
+    }
+    assert_eq!(
+        get(&app, "/console", Some(&cookie)).await.status,
+        StatusCode::SEE_OTHER
+    );
+    app.finish().await;
+}
+
+async fn pages_follow_the_administrators_role(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "cca", AdminRole::CustomerCloudAdmin).await;
+    admin(&app, "ima", AdminRole::IdentityManagementAdmin).await;
+    admin(&app, "alv", AdminRole::AuditLogViewer).await;
+    app.provider("Okta").await;
+    for (user, allowed, denied) in [
+        (
+            "cca",
+            vec!["/console/providers", "/console/orgs", "/console/sync-log"],
+            vec![],
+        ),
+        (
+            "ima",
+            vec!["/console/providers"],
+            vec!["/console/orgs", "/console/sync-log"],
+        ),
+        (
+            "alv",
+            vec!["/console/sync-log"],
+            vec!["/console/providers", "/console/orgs"],
+        ),
+    ] {
+        let cookie = session(&app, user).await;
+        let home = html(&get(&app, "/console", Some(&cookie)).await);
+        for path in &allowed {
+            let r = get(&app, path, Some(&cookie)).await;
+            assert_eq!(r.status, StatusCode::OK, "{user} {path}");
+            assert!(
+                home.contains(&format!("href=\"{path}\"")),
+                "{user} sees a link to {path}"
+            );
+        }
+        for path in &denied {
+            let r = get(&app, path, Some(&cookie)).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{user} {path}");
+            assert!(html(&r).contains("does not give access"));
+            assert!(
+                !home.contains(&format!("href=\"{path}\"")),
+                "{user} has no link to {path}"
+            );
+        }
+    }
+    // What the pages show is real and escaped.
+    let cookie = session(&app, "cca").await;
+    let page = html(&get(&app, "/console/providers", Some(&cookie)).await);
+    assert!(
+        page.contains("Okta") && page.contains("/scim/v2/"),
+        "{page}"
+    );
+    let log = html(&get(&app, "/console/sync-log", Some(&cookie)).await);
+    assert!(log.contains("provider.created"), "{log}");
+    app.finish().await;
+}
+
+async fn repeated_failed_sign_ins_are_slowed_down(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ada", AdminRole::CustomerCloudAdmin).await;
+    for _ in 0..5 {
+        let r = sign_in(&app, "ada", "wrong wrong wrong").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // Now even the right password must wait, and the page says how long.
+    let r = sign_in(&app, "ada", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(html(&r).contains("try again in 30 seconds"), "{}", html(&r));
+    app.clock.advance_secs(31);
+    let r = sign_in(&app, "ada", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    // Success resets the count; failures are in the sync log.
+    let r = sign_in(&app, "ada", "wrong wrong wrong").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let (entries, _) = app
+        .muster
+        .query_sync_log(
+            app.env.id,
+            &muster_core::store::LogQuery {
+                action: Some("admin.sign_in_failed".into()),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(entries.len(), 6);
+    assert!(
+        !format!("{entries:?}").contains("wrong wrong"),
+        "no password in the log"
+    );
+    app.finish().await;
+}
+
+/// `muster admin create` reads the password from standard input; the administrator can then sign
+/// in. Weak passwords are refused.
+#[tokio::test]
+async fn admin_create_from_the_command_line() {
+    use std::io::Write;
+    let app = TestApp::new(Backend::Sqlite).await;
+    let dir = std::env::temp_dir().join(format!("muster-adm-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MUSTER_DATA_DIR", &dir)
+            .env("MUSTER_DATABASE_URL", &app.db.url)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(mut i) = child.stdin.take() {
+            let _ = i.write_all(stdin.as_bytes());
+        }
+        child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let weak = run(&["admin", "create", "--username", "root"], "short\n");
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12"));
+    let ok = run(
+        &[
+            "admin",
+            "create",
+            "--username",
+            "root",
+            "--role",
+            "audit-log-viewer",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("Audit Log Viewer"));
+    let dup = run(
+        &["admin", "create", "--username", "ROOT"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(!dup.status.success());
+    let listed = run(&["admin", "list", "--json"], "");
+    let v: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap_or_default();
+    assert_eq!(v[0]["username"], "root");
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains("argon2"),
+        "no hash is shown"
+    );
+    let r = sign_in(&app, "root", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let _ = std::fs::remove_dir_all(&dir);
+    app.finish().await;
+}
