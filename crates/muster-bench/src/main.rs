@@ -184,6 +184,14 @@ struct Stats {
     elapsed: Duration,
     latencies: Vec<Duration>,
     statuses: Vec<u16>,
+    /// The server's peak RSS once this scenario was over (MiB), when the bench started it.
+    peak_rss: Option<f64>,
+}
+
+/// Adds a scenario's stats to the report, with the server's peak memory so far.
+fn push(report: &mut Vec<Stats>, server: &Server, mut stats: Stats) {
+    stats.peak_rss = server.peak_rss_mib();
+    report.push(stats);
 }
 
 impl Stats {
@@ -209,7 +217,7 @@ impl Stats {
             "scenario": self.name, "requests": self.requests, "errors": self.errors,
             "seconds": self.elapsed.as_secs_f64(), "requests_per_second": self.rps(),
             "p50_ms": self.percentile(50.0), "p90_ms": self.percentile(90.0), "p99_ms": self.percentile(99.0),
-            "statuses": statuses,
+            "statuses": statuses, "server_peak_rss_mib_after": self.peak_rss,
         })
     }
 }
@@ -285,6 +293,7 @@ where
         elapsed: started.elapsed(),
         latencies,
         statuses,
+        peak_rss: None,
     }
 }
 
@@ -350,6 +359,7 @@ where
         elapsed: started.elapsed(),
         latencies,
         statuses,
+        peak_rss: None,
     }
 }
 
@@ -378,6 +388,7 @@ fn single(name: &str, elapsed: Duration, status: u16) -> Stats {
         elapsed,
         latencies: vec![elapsed],
         statuses: vec![status],
+        peak_rss: None,
     }
 }
 
@@ -419,7 +430,7 @@ async fn mapping_scenario(
         }
     })
     .await;
-    report.push(pushed);
+    push(&mut report, server, pushed);
     // The groups' ids, by name.
     let mut group_ids = vec![String::new(); groups];
     let mut start = 1;
@@ -473,7 +484,7 @@ async fn mapping_scenario(
         },
     )
     .await;
-    report.push(fill);
+    push(&mut report, server, fill);
 
     let call = |method: reqwest::Method, path: String, body: Option<Value>| {
         let mut req = client
@@ -573,7 +584,7 @@ async fn mapping_scenario(
         preview["roleChanges"],
         elapsed.as_secs_f64()
     );
-    report.push(single(
+    push(&mut report, server, single(
         &format!("mapping: preview ({} users)", preview["users"]),
         elapsed,
         status,
@@ -595,7 +606,7 @@ async fn mapping_scenario(
         applied["applied"]["rolesChanged"],
         elapsed.as_secs_f64()
     );
-    report.push(single(
+    push(&mut report, server, single(
         &format!("mapping: apply ({} moved)", applied["applied"]["moved"]),
         elapsed,
         status,
@@ -616,7 +627,7 @@ async fn mapping_scenario(
             after["changed"]
         );
     }
-    report.push(single(
+    push(&mut report, server, single(
         "mapping: preview after apply (0 changes)",
         t.elapsed(),
         status,
@@ -659,7 +670,7 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await;
-    report.push(load);
+    push(&mut report, &server, load);
     // The users' ids, in the order of their index (their userName says it).
     let mut indexed: Vec<(usize, String)> = Vec::with_capacity(args.users);
     let mut start = 1;
@@ -747,7 +758,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await
     };
-    report.push(fill);
+    push(&mut report, &server, fill);
 
     let ids = Arc::new(ids);
     let n = args.requests;
@@ -777,11 +788,11 @@ async fn main() -> anyhow::Result<()> {
             (reqwest::Method::PATCH, path.clone(), Some(patch(op)))
         })
         .await;
-        report.push(stats);
+        push(&mut report, &server, stats);
     }
     if wants("patch-active") {
         let ids = ids.clone();
-        report.push(
+        push(&mut report, &server, 
             run(&server, "PATCH active false / true", n, c, move |i| {
                 // Each user turned off, then back on, by the next request for it.
                 let u = &ids[(i / 2) % ids.len()];
@@ -800,7 +811,7 @@ async fn main() -> anyhow::Result<()> {
     if wants("put-user") {
         let ids = ids.clone();
         let users = args.users;
-        report.push(
+        push(&mut report, &server, 
             run(&server, "PUT /Users/{id} (title changed)", n, c, move |i| {
                 let k = i % users.min(ids.len());
                 let mut body = user_body(k);
@@ -816,7 +827,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("get-user") {
         let ids = ids.clone();
-        report.push(
+        push(&mut report, &server, 
             run(&server, "GET /Users/{id}", n, c, move |i| {
                 (
                     reqwest::Method::GET,
@@ -829,7 +840,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("filter-username") {
         let users = args.users;
-        report.push(
+        push(&mut report, &server, 
             run(&server, "GET /Users?filter=userName eq", n, c, move |i| {
                 (
                     reqwest::Method::GET,
@@ -845,7 +856,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("list-page") {
         let pages = (args.users / 100).max(1);
-        report.push(
+        push(&mut report, &server, 
             run(&server, "GET /Users page of 100", n.min(500), c, move |i| {
                 (
                     reqwest::Method::GET,
@@ -857,7 +868,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     if wants("giant-group") {
-        report.push(
+        push(&mut report, &server, 
             run(
                 &server,
                 "GET giant group, excludedAttributes=members",
@@ -876,7 +887,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .await,
         );
-        report.push(
+        push(&mut report, &server, 
             run(&server, "GET giant group with members", 20.min(n), 1, {
                 let p = giant_path.clone();
                 move |_| (reqwest::Method::GET, p.clone(), None)
@@ -891,13 +902,13 @@ async fn main() -> anyhow::Result<()> {
 
     let peak = server.peak_rss_mib();
     println!(
-        "\n{:<48} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9}  statuses",
-        "scenario", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms"
+        "\n{:<48} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}  statuses",
+        "scenario", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "peak MiB"
     );
     for s in &report {
         let j = s.json();
         println!(
-            "{:<48} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2}  {}",
+            "{:<48} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9}  {}",
             s.name,
             s.requests,
             s.errors,
@@ -905,6 +916,9 @@ async fn main() -> anyhow::Result<()> {
             s.percentile(50.0),
             s.percentile(90.0),
             s.percentile(99.0),
+            s.peak_rss
+                .map(|m| format!("{m:.1}"))
+                .unwrap_or_else(|| "-".into()),
             j["statuses"]
         );
     }
