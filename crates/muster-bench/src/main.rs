@@ -584,11 +584,15 @@ async fn mapping_scenario(
         preview["roleChanges"],
         elapsed.as_secs_f64()
     );
-    push(&mut report, server, single(
-        &format!("mapping: preview ({} users)", preview["users"]),
-        elapsed,
-        status,
-    ));
+    push(
+        &mut report,
+        server,
+        single(
+            &format!("mapping: preview ({} users)", preview["users"]),
+            elapsed,
+            status,
+        ),
+    );
     let t = Instant::now();
     let r = call(
         reqwest::Method::POST,
@@ -606,11 +610,15 @@ async fn mapping_scenario(
         applied["applied"]["rolesChanged"],
         elapsed.as_secs_f64()
     );
-    push(&mut report, server, single(
-        &format!("mapping: apply ({} moved)", applied["applied"]["moved"]),
-        elapsed,
-        status,
-    ));
+    push(
+        &mut report,
+        server,
+        single(
+            &format!("mapping: apply ({} moved)", applied["applied"]["moved"]),
+            elapsed,
+            status,
+        ),
+    );
     let t = Instant::now();
     let r = call(
         reqwest::Method::GET,
@@ -627,11 +635,15 @@ async fn mapping_scenario(
             after["changed"]
         );
     }
-    push(&mut report, server, single(
-        "mapping: preview after apply (0 changes)",
-        t.elapsed(),
-        status,
-    ));
+    push(
+        &mut report,
+        server,
+        single(
+            "mapping: preview after apply (0 changes)",
+            t.elapsed(),
+            status,
+        ),
+    );
     Ok(report)
 }
 
@@ -792,7 +804,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("patch-active") {
         let ids = ids.clone();
-        push(&mut report, &server, 
+        push(
+            &mut report,
+            &server,
             run(&server, "PATCH active false / true", n, c, move |i| {
                 // Each user turned off, then back on, by the next request for it.
                 let u = &ids[(i / 2) % ids.len()];
@@ -811,7 +825,9 @@ async fn main() -> anyhow::Result<()> {
     if wants("put-user") {
         let ids = ids.clone();
         let users = args.users;
-        push(&mut report, &server, 
+        push(
+            &mut report,
+            &server,
             run(&server, "PUT /Users/{id} (title changed)", n, c, move |i| {
                 let k = i % users.min(ids.len());
                 let mut body = user_body(k);
@@ -827,7 +843,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("get-user") {
         let ids = ids.clone();
-        push(&mut report, &server, 
+        push(
+            &mut report,
+            &server,
             run(&server, "GET /Users/{id}", n, c, move |i| {
                 (
                     reqwest::Method::GET,
@@ -840,7 +858,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("filter-username") {
         let users = args.users;
-        push(&mut report, &server, 
+        push(
+            &mut report,
+            &server,
             run(&server, "GET /Users?filter=userName eq", n, c, move |i| {
                 (
                     reqwest::Method::GET,
@@ -856,7 +876,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("list-page") {
         let pages = (args.users / 100).max(1);
-        push(&mut report, &server, 
+        push(
+            &mut report,
+            &server,
             run(&server, "GET /Users page of 100", n.min(500), c, move |i| {
                 (
                     reqwest::Method::GET,
@@ -868,7 +890,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     if wants("giant-group") {
-        push(&mut report, &server, 
+        push(
+            &mut report,
+            &server,
             run(
                 &server,
                 "GET giant group, excludedAttributes=members",
@@ -887,7 +911,9 @@ async fn main() -> anyhow::Result<()> {
             )
             .await,
         );
-        push(&mut report, &server, 
+        push(
+            &mut report,
+            &server,
             run(&server, "GET giant group with members", 20.min(n), 1, {
                 let p = giant_path.clone();
                 move |_| (reqwest::Method::GET, p.clone(), None)

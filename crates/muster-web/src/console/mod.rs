@@ -401,10 +401,10 @@ async fn providers(State(state): State<AppState>, console: Console) -> Response 
         body.push_str("<table><thead><tr><th scope=\"col\">Provider</th><th scope=\"col\">SCIM base URL</th><th scope=\"col\">Deactivation delay</th><th scope=\"col\">Last sync</th></tr></thead><tbody>");
         for p in &ps {
             body.push_str(&format!(
-                "<tr><td>{}</td><td><code>{}</code></td><td>{} s</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
                 esc(&p.name),
                 esc(&state.muster.scim_base_url(p.id)),
-                p.deactivation_delay_secs,
+                esc(&duration_words(p.deactivation_delay_secs)),
                 p.last_sync_at
                     .map(|t| esc(&t.to_rfc3339()))
                     .unwrap_or_else(|| "never".into())
@@ -417,6 +417,18 @@ async fn providers(State(state): State<AppState>, console: Console) -> Response 
         .body(body)
         .render()
         .into_response()
+}
+
+/// A delay in words: "at once", "15 minutes", "2 hours", "7 days".
+fn duration_words(secs: i64) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match secs {
+        0 => "at once".into(),
+        s if s % 86_400 == 0 => plural(s / 86_400, "day"),
+        s if s % 3600 == 0 => plural(s / 3600, "hour"),
+        s if s % 60 == 0 => plural(s / 60, "minute"),
+        s => plural(s, "second"),
+    }
 }
 
 async fn orgs(State(state): State<AppState>, console: Console) -> Response {
@@ -489,4 +501,18 @@ async fn sync_log(State(state): State<AppState>, console: Console) -> Response {
         .body(body)
         .render()
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_read_as_words() {
+        assert_eq!(duration_words(0), "at once");
+        assert_eq!(duration_words(900), "15 minutes");
+        assert_eq!(duration_words(3600), "1 hour");
+        assert_eq!(duration_words(7 * 86_400), "7 days");
+        assert_eq!(duration_words(90), "90 seconds");
+    }
 }

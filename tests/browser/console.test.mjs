@@ -1,0 +1,160 @@
+// The console in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
+// sign-in, navigation by keyboard, pages by role, CSRF, and screenshots of the main pages for
+// docs/screenshots/. Run by scripts/test: `MUSTER_BIN=target/debug/muster node --test tests/browser/`.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import net from "node:net";
+import { chromium } from "playwright-core";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const bin = process.env.MUSTER_BIN ?? join(root, "target", "debug", "muster");
+const shots = join(root, "docs", "screenshots");
+const PASSWORD = "a long enough passphrase";
+
+let server;
+let browser;
+let base;
+let dir;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+function muster(args, input) {
+  const r = spawnSync(bin, args, {
+    env: { PATH: process.env.PATH, MUSTER_DATA_DIR: dir, MUSTER_PUBLIC_URL: base },
+    input,
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, `muster ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "muster-browser-"));
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  muster(["admin", "create", "--username", "admin"], `${PASSWORD}\n`);
+  muster(["admin", "create", "--username", "auditor", "--role", "audit-log-viewer"], `${PASSWORD}\n`);
+  muster(["provider", "add", "--name", "Okta", "--json"]);
+  muster(["org", "create", "--name", "Engineering"]);
+  server = spawn(bin, ["serve"], {
+    env: { PATH: process.env.PATH, MUSTER_DATA_DIR: dir, MUSTER_PUBLIC_URL: base, MUSTER_LISTEN_ADDR: `127.0.0.1:${port}` },
+    stdio: "ignore",
+  });
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(`${base}/readyz`);
+      if (r.ok) break;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox"],
+  });
+  mkdirSync(shots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function nav(page, name) {
+  return page.getByRole("navigation", { name: "Main" }).getByRole("link", { name });
+}
+
+async function signIn(page, username) {
+  await page.goto(`${base}/console`);
+  assert.match(page.url(), /\/console\/login$/);
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${base}/console`);
+}
+
+test("an administrator signs in, walks the console and signs out with the keyboard", async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(`${base}/console/login`);
+  await page.screenshot({ path: join(shots, "console-sign-in.png") });
+  // A wrong password: the error is on the form, the username kept.
+  await page.getByLabel("Username").fill("admin");
+  await page.getByLabel("Password").fill("not the password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").filter({ hasText: "The username or password is not right." }).waitFor();
+  assert.equal(await page.getByLabel("Username").inputValue(), "admin");
+
+  await signIn(page, "admin");
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === "muster_session");
+  assert.ok(session?.httpOnly, "the session cookie is HttpOnly");
+  assert.equal(session.sameSite, "Strict");
+  await page.screenshot({ path: join(shots, "console-overview.png") });
+
+  await nav(page, "Identity Management").click();
+  await page.getByRole("cell", { name: "Okta" }).waitFor();
+  await page.screenshot({ path: join(shots, "console-providers.png") });
+  await nav(page, "Organizations").click();
+  await page.getByRole("cell", { name: /Engineering/ }).waitFor();
+  await page.screenshot({ path: join(shots, "console-organizations.png") });
+  await nav(page, "Sync Log").click();
+  await page.getByRole("cell", { name: "provider.created" }).first().waitFor();
+  await page.screenshot({ path: join(shots, "console-sync-log.png") });
+
+  // Narrow screens keep everything reachable.
+  await page.setViewportSize({ width: 420, height: 800 });
+  await nav(page, "Overview").waitFor();
+
+  // Sign out with the keyboard alone.
+  await page.getByRole("button", { name: "Sign out" }).focus();
+  await page.keyboard.press("Enter");
+  await page.waitForURL(`${base}/console/login`);
+  await page.goto(`${base}/console`);
+  assert.match(page.url(), /\/console\/login$/, "the session is over");
+  await context.close();
+});
+
+test("an Audit Log Viewer sees the sync log and nothing else", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, "auditor");
+  assert.equal(await nav(page, "Identity Management").count(), 0);
+  assert.equal(await nav(page, "Sync Log").count(), 1);
+  const resp = await page.goto(`${base}/console/providers`);
+  assert.equal(resp.status(), 403);
+  await page.getByText("does not give access").waitFor();
+  await context.close();
+});
+
+test("a form post without the session's CSRF token changes nothing", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, "admin");
+  // The browser's cookie, a forged form without the token.
+  const forged = await context.request.post(`${base}/console/logout`, { form: { csrf: "forged" } });
+  assert.equal(forged.status(), 403);
+  const still = await page.goto(`${base}/console`);
+  assert.equal(still.status(), 200, "still signed in");
+  const headers = still.headers();
+  assert.match(headers["content-security-policy"], /frame-ancestors 'none'/);
+  assert.equal(headers["x-frame-options"], "DENY");
+  await context.close();
+});
