@@ -113,8 +113,20 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   await page.getByRole("cell", { name: "Okta" }).waitFor();
   await page.screenshot({ path: join(shots, "console-providers.png") });
   await nav(page, "Organizations").click();
-  await page.getByRole("cell", { name: /Engineering/ }).waitFor();
-  await page.screenshot({ path: join(shots, "console-organizations.png") });
+  await page.getByRole("cell", { name: "Engineering", exact: true }).waitFor();
+  // Step 1 of the guide: add an organization, then a child from the organization's row.
+  await page.getByLabel("Name", { exact: true }).fill("Sales");
+  await page.getByRole("button", { name: "Add organization" }).click();
+  await page.getByRole("cell", { name: "Sales", exact: true }).waitFor();
+  const sales = page.getByRole("row").filter({ has: page.getByRole("cell", { name: "Sales", exact: true }) });
+  await sales.getByLabel("Add child organization").fill("Sales EMEA");
+  await sales.getByRole("button", { name: "Add child" }).click();
+  await page.getByRole("cell", { name: "Sales EMEA", exact: true }).waitFor();
+  // A duplicate is refused, with the reason on the page.
+  await page.getByLabel("Name", { exact: true }).fill("sales");
+  await page.getByRole("button", { name: "Add organization" }).click();
+  await page.getByRole("alert").filter({ hasText: "already has an organization named" }).waitFor();
+  await page.screenshot({ path: join(shots, "console-organizations.png"), fullPage: true });
   await nav(page, "Sync Log").click();
   await page.getByRole("cell", { name: "provider.created" }).first().waitFor();
   await page.screenshot({ path: join(shots, "console-sync-log.png") });

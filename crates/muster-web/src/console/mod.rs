@@ -38,7 +38,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/logout", post(logout))
         .route("/console/assets/console.css", get(css))
         .route("/console/providers", get(providers))
-        .route("/console/orgs", get(orgs))
+        .route("/console/orgs", get(orgs).post(org_action))
         .route("/console/sync-log", get(sync_log))
         .fallback(|| async { error_page(StatusCode::NOT_FOUND, "There is no such page.") })
         .layer(axum::middleware::from_fn_with_state(
@@ -431,11 +431,38 @@ fn duration_words(secs: i64) -> String {
     }
 }
 
-async fn orgs(State(state): State<AppState>, console: Console) -> Response {
+#[derive(Deserialize, Default)]
+struct OrgsQuery {
+    status: Option<String>,
+}
+
+/// Organizations (the administrator guide, Step 1): the active or deactivated ones as a tree,
+/// and forms to add one (at the top or under another), rename, move, deactivate and reactivate.
+async fn orgs(
+    State(state): State<AppState>,
+    console: Console,
+    q: axum::extract::Query<OrgsQuery>,
+) -> Response {
     if let Some(r) = console.deny(DIRECTORY) {
         return r;
     }
-    let orgs = match state
+    orgs_page(&state, &console, q.status.as_deref(), None, StatusCode::OK).await
+}
+
+async fn orgs_page(
+    state: &AppState,
+    console: &Console,
+    status: Option<&str>,
+    error: Option<(&str, &str)>,
+    code: StatusCode,
+) -> Response {
+    use muster_core::model::OrgStatus;
+    let show = if status == Some("deactivated") {
+        OrgStatus::Deactivated
+    } else {
+        OrgStatus::Active
+    };
+    let all = match state
         .muster
         .list_orgs(console.admin.environment_id, None)
         .await
@@ -446,12 +473,101 @@ async fn orgs(State(state): State<AppState>, console: Console) -> Response {
             return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.");
         }
     };
-    let mut body = String::from("<h1>Organizations</h1><table><thead><tr><th scope=\"col\">Organization</th><th scope=\"col\">Status</th><th scope=\"col\">Default roles</th></tr></thead><tbody>");
-    for o in &orgs {
+    let csrf = esc(&console.session.csrf_token);
+    let active: Vec<_> = all
+        .iter()
+        .filter(|o| o.org.status == OrgStatus::Active)
+        .collect();
+    let options = |selected: Option<muster_core::ids::OrgId>| -> String {
+        active
+            .iter()
+            .map(|o| {
+                let sel = if Some(o.org.id) == selected {
+                    " selected"
+                } else {
+                    ""
+                };
+                format!(
+                    "<option value=\"{}\"{sel}>{}</option>",
+                    o.org.id,
+                    esc(&o.path.join(" › "))
+                )
+            })
+            .collect()
+    };
+    let alert = |form: &str| -> String {
+        match error {
+            Some((f, message)) if f == form => {
+                format!("<p class=\"error\" role=\"alert\">{}</p>", esc(message))
+            }
+            _ => String::new(),
+        }
+    };
+    let (active_cur, deact_cur) = if show == OrgStatus::Active {
+        (" aria-current=\"page\"", "")
+    } else {
+        ("", " aria-current=\"page\"")
+    };
+    let mut body = format!(
+        "<h1>Organizations</h1><p><a href=\"/console/orgs\"{active_cur}>Active</a> · \
+         <a href=\"/console/orgs?status=deactivated\"{deact_cur}>Deactivated</a></p>"
+    );
+    if show == OrgStatus::Active {
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&o.path.join(" › ")),
-            esc(o.org.status.as_str()),
+            "<div class=\"card\"><h2>Add organization</h2>{}\
+             <form class=\"stack\" method=\"post\" action=\"/console/orgs\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"action\" value=\"create\">\
+             <label>Name <input name=\"name\" required minlength=\"3\" maxlength=\"220\"></label>\
+             <label>Parent organization <select name=\"parent\">{}</select></label>\
+             <button type=\"submit\">Add organization</button></form></div>",
+            alert("create"),
+            options(None)
+        ));
+    }
+    body.push_str(&alert("row"));
+    body.push_str("<table><thead><tr><th scope=\"col\">Organization</th><th scope=\"col\">Default roles</th><th scope=\"col\">Actions</th></tr></thead><tbody>");
+    for o in all.iter().filter(|o| o.org.status == show) {
+        let depth = o.path.len().saturating_sub(1);
+        let id = o.org.id;
+        let hidden = |action: &str| {
+            format!(
+                "<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"action\" value=\"{action}\"><input type=\"hidden\" name=\"org\" value=\"{id}\">"
+            )
+        };
+        let mut actions = String::new();
+        if show == OrgStatus::Active {
+            actions.push_str(&format!(
+                "<form method=\"post\" action=\"/console/orgs\">{}<label>Rename <input name=\"name\" value=\"{}\" required minlength=\"3\" maxlength=\"220\"></label> <button class=\"secondary\" type=\"submit\">Rename</button></form>",
+                hidden("rename"),
+                esc(&o.org.name)
+            ));
+            actions.push_str(&format!(
+                "<form method=\"post\" action=\"/console/orgs\">{}<label>Add child organization <input name=\"name\" required minlength=\"3\" maxlength=\"220\"></label> <button class=\"secondary\" type=\"submit\">Add child</button></form>",
+                hidden("child")
+            ));
+            if o.org.parent_id.is_some() {
+                actions.push_str(&format!(
+                    "<form method=\"post\" action=\"/console/orgs\">{}<label>Move under <select name=\"parent\">{}</select></label> <button class=\"secondary\" type=\"submit\">Move</button></form>",
+                    hidden("move"),
+                    options(o.org.parent_id)
+                ));
+                actions.push_str(&format!(
+                    "<form method=\"post\" action=\"/console/orgs\">{}<button class=\"secondary\" type=\"submit\">Deactivate {}</button></form>",
+                    hidden("deactivate"),
+                    esc(&o.org.name)
+                ));
+            }
+        } else {
+            actions.push_str(&format!(
+                "<form method=\"post\" action=\"/console/orgs\">{}<button class=\"secondary\" type=\"submit\">Reactivate {}</button></form>",
+                hidden("reactivate"),
+                esc(&o.org.name)
+            ));
+        }
+        body.push_str(&format!(
+            "<tr><td class=\"depth{}\">{}</td><td>{}</td><td class=\"actions\">{actions}</td></tr>",
+            depth.min(8),
+            esc(&o.org.name),
             esc(&o
                 .effective_default_roles
                 .iter()
@@ -461,11 +577,139 @@ async fn orgs(State(state): State<AppState>, console: Console) -> Response {
         ));
     }
     body.push_str("</tbody></table>");
-    console
-        .page("Organizations", "/console/orgs")
-        .body(body)
-        .render()
+    (
+        code,
+        console
+            .page("Organizations", "/console/orgs")
+            .body(body)
+            .render(),
+    )
         .into_response()
+}
+
+#[derive(Deserialize)]
+struct OrgForm {
+    #[serde(default)]
+    csrf: String,
+    action: String,
+    org: Option<String>,
+    name: Option<String>,
+    parent: Option<String>,
+}
+
+async fn org_action(State(state): State<AppState>, console: Console, body: Bytes) -> Response {
+    if let Some(r) = console.deny(DIRECTORY) {
+        return r;
+    }
+    let Ok(form) = serde_urlencoded::from_bytes::<OrgForm>(&body) else {
+        return error_page(StatusCode::BAD_REQUEST, "The form could not be read.");
+    };
+    if let Some(r) = console.bad_csrf(&form.csrf) {
+        return r;
+    }
+    let m = &state.muster;
+    let env = console.admin.environment_id;
+    let actor = muster_core::model::Actor::Admin {
+        name: format!("console:{}", console.admin.username),
+    };
+    let org_id = |v: &Option<String>| -> Option<muster_core::ids::OrgId> {
+        v.as_deref().and_then(|s| s.parse().ok())
+    };
+    let name = form.name.clone().unwrap_or_default();
+    let (which, result) = match form.action.as_str() {
+        "create" => (
+            "create",
+            m.create_org(env, &name, org_id(&form.parent), &actor)
+                .await
+                .map(|_| ()),
+        ),
+        "child" => match org_id(&form.org) {
+            Some(parent) => (
+                "row",
+                m.create_org(env, &name, Some(parent), &actor)
+                    .await
+                    .map(|_| ()),
+            ),
+            None => (
+                "row",
+                Err(muster_core::CoreError::Invalid(
+                    "no such organization".into(),
+                )),
+            ),
+        },
+        "rename" => match org_id(&form.org) {
+            Some(id) => (
+                "row",
+                m.rename_org(env, id, &name, &actor).await.map(|_| ()),
+            ),
+            None => (
+                "row",
+                Err(muster_core::CoreError::Invalid(
+                    "no such organization".into(),
+                )),
+            ),
+        },
+        "move" => match (org_id(&form.org), org_id(&form.parent)) {
+            (Some(id), Some(parent)) => {
+                ("row", m.move_org(env, id, parent, &actor).await.map(|_| ()))
+            }
+            _ => (
+                "row",
+                Err(muster_core::CoreError::Invalid(
+                    "choose an organization to move it under".into(),
+                )),
+            ),
+        },
+        "deactivate" | "reactivate" => match org_id(&form.org) {
+            Some(id) => (
+                "row",
+                m.set_org_active(env, id, form.action == "reactivate", &actor)
+                    .await
+                    .map(|_| ()),
+            ),
+            None => (
+                "row",
+                Err(muster_core::CoreError::Invalid(
+                    "no such organization".into(),
+                )),
+            ),
+        },
+        _ => return error_page(StatusCode::BAD_REQUEST, "Unknown action."),
+    };
+    match result {
+        Ok(()) => redirect(if form.action == "reactivate" {
+            "/console/orgs?status=deactivated"
+        } else {
+            "/console/orgs"
+        }),
+        Err(muster_core::CoreError::Store(e)) => {
+            tracing::error!(error = %e, "an organization change failed");
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong. The server log has the details.",
+            )
+        }
+        Err(e) => {
+            let status = if form.action == "reactivate" {
+                Some("deactivated")
+            } else {
+                None
+            };
+            let code = match e {
+                muster_core::CoreError::Conflict(_) => StatusCode::CONFLICT,
+                muster_core::CoreError::NotFound(_) => StatusCode::NOT_FOUND,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            orgs_page(
+                &state,
+                &console,
+                status,
+                Some((which, &e.to_string())),
+                code,
+            )
+            .await
+        }
+    }
 }
 
 async fn sync_log(State(state): State<AppState>, console: Console) -> Response {

@@ -11,7 +11,8 @@ on_both!(
     sign_in_session_and_sign_out,
     sessions_end_after_inactivity,
     pages_follow_the_administrators_role,
-    repeated_failed_sign_ins_are_slowed_down
+    repeated_failed_sign_ins_are_slowed_down,
+    organizations_are_managed_through_forms
 );
 
 const PASSWORD: &str = "a long enough passphrase";
@@ -352,5 +353,123 @@ async fn admin_create_from_the_command_line() {
     let r = sign_in(&app, "root", PASSWORD).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let _ = std::fs::remove_dir_all(&dir);
+    app.finish().await;
+}
+
+async fn organizations_are_managed_through_forms(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ada", AdminRole::CustomerCloudAdmin).await;
+    admin(&app, "ima", AdminRole::IdentityManagementAdmin).await;
+    let cookie = session(&app, "ada").await;
+    let page = html(&get(&app, "/console/orgs", Some(&cookie)).await);
+    let csrf = csrf_of(&page);
+    assert!(
+        page.contains("<label>Name <input name=\"name\""),
+        "labelled fields"
+    );
+    let root = app
+        .muster
+        .org_tree(app.env.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .org
+        .id;
+    let post = |form: String| {
+        let cookie = cookie.clone();
+        let app = &app;
+        async move { post_form(app, "/console/orgs", Some(&cookie), &form).await }
+    };
+    // Without the CSRF token nothing is created.
+    let r = post(format!("action=create&name=Forged&parent={root}")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Add, add a child, rename, refuse a duplicate with the error on the page, move, deactivate.
+    let r = post(format!(
+        "csrf={csrf}&action=create&name=Engineering&parent={root}"
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    let orgs = app
+        .muster
+        .list_orgs(app.env.id, None)
+        .await
+        .unwrap_or_default();
+    let eng = orgs
+        .iter()
+        .find(|o| o.org.name == "Engineering")
+        .map(|o| o.org.id);
+    let eng = eng.unwrap_or_else(|| panic!("Engineering was not created"));
+    let r = post(format!("csrf={csrf}&action=child&org={eng}&name=Platform")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = post(format!("csrf={csrf}&action=child&org={eng}&name=platform")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let page = html(&r);
+    assert!(
+        page.contains("role=\"alert\"") && page.contains("already has an organization named"),
+        "{page}"
+    );
+    let r = post(format!("csrf={csrf}&action=create&name=ab&parent={root}")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("3 to 220"));
+    let r = post(format!("csrf={csrf}&action=rename&org={eng}&name=R%26D")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = html(&get(&app, "/console/orgs", Some(&cookie)).await);
+    assert!(
+        page.contains("R&amp;D") && page.contains("Platform"),
+        "{page}"
+    );
+    let orgs = app
+        .muster
+        .list_orgs(app.env.id, None)
+        .await
+        .unwrap_or_default();
+    let platform = orgs
+        .iter()
+        .find(|o| o.org.name == "Platform")
+        .map(|o| o.org.id);
+    let platform = platform.unwrap_or_else(|| panic!("Platform was not created"));
+    let r = post(format!(
+        "csrf={csrf}&action=move&org={platform}&parent={root}"
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = post(format!("csrf={csrf}&action=deactivate&org={eng}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = html(&get(&app, "/console/orgs?status=deactivated", Some(&cookie)).await);
+    assert!(page.contains("Reactivate R&amp;D"), "{page}");
+    let r = post(format!("csrf={csrf}&action=reactivate&org={eng}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let orgs = app
+        .muster
+        .list_orgs(app.env.id, None)
+        .await
+        .unwrap_or_default();
+    assert!(orgs.iter().all(|o| o.org.status.as_str() == "active"));
+    assert!(orgs
+        .iter()
+        .any(|o| o.org.name == "Platform" && o.org.parent_id == Some(root)));
+    // Every change is in the sync log with the console administrator as actor.
+    let (entries, _) = app
+        .muster
+        .query_sync_log(
+            app.env.id,
+            &muster_core::store::LogQuery::default(),
+            None,
+            100,
+        )
+        .await
+        .unwrap_or_default();
+    assert!(entries.iter().any(|(_, e)| e.action == "org.renamed"
+        && matches!(&e.actor, Actor::Admin { name } if name == "console:ada")));
+    // An Identity Management Administrator may not change organizations.
+    let ima = session(&app, "ima").await;
+    let ima_csrf = csrf_of(&html(&get(&app, "/console", Some(&ima)).await));
+    let r = post_form(
+        &app,
+        "/console/orgs",
+        Some(&ima),
+        &format!("csrf={ima_csrf}&action=create&name=Nope&parent={root}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
     app.finish().await;
 }
