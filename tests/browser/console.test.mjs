@@ -112,6 +112,33 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   await nav(page, "Identity Management").click();
   await page.getByRole("cell", { name: "Okta" }).waitFor();
   await page.screenshot({ path: join(shots, "console-providers.png") });
+  // Steps 2-3: add a provider; the dialog shows the base URL and the token, once.
+  await page.getByLabel("Display name").fill("Entra ID");
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("dialog", { name: "Add SCIM Provisioning" }).waitFor();
+  await page.getByText("shows it only once").waitFor();
+  const baseUrl = await page.getByLabel("SCIM base URL").inputValue();
+  const token = await page.getByLabel("Token").inputValue();
+  assert.match(token, /^mst_[0-9a-f]{64}$/);
+  assert.ok(baseUrl.startsWith(`${base}/scim/v2/`), baseUrl);
+  assert.equal(await page.getByRole("button", { name: "Copy token" }).count(), 1);
+  await page.screenshot({ path: join(shots, "console-add-provider.png") });
+  // The provider pushes a group and a user with that token, as Okta or Entra ID would.
+  const scim = (method, path, body) =>
+    fetch(`${baseUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/scim+json" },
+      body: body && JSON.stringify(body),
+    });
+  const user = await (await scim("POST", "/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "ana@example.com" })).json();
+  const group = await scim("POST", "/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "Engineering", members: [{ value: user.id }] });
+  assert.equal(group.status, 201);
+  await page.getByRole("link", { name: "Done" }).click();
+  await page.getByRole("heading", { name: "Entra ID" }).waitFor();
+  assert.equal(await page.getByText(token).count(), 0, "the token is not shown again");
+  await page.getByRole("cell", { name: "Engineering", exact: true }).waitFor();
+  await page.getByText("1 SCIM group(s) are not mapped: Engineering").first().waitFor();
+  await page.screenshot({ path: join(shots, "console-provider-details.png"), fullPage: true });
   await nav(page, "Organizations").click();
   await page.getByRole("cell", { name: "Engineering", exact: true }).waitFor();
   // Step 1 of the guide: add an organization, then a child from the organization's row.

@@ -80,7 +80,8 @@ impl Page {
         axum::response::Html(format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>{} · Muster</title><link rel=\"stylesheet\" href=\"/console/assets/console.css\"></head>\
+             <title>{} · Muster</title><link rel=\"stylesheet\" href=\"/console/assets/console.css\">\
+             <script src=\"/console/assets/console.js\" defer></script></head>\
              <body>{}{}</body></html>",
             esc(&self.title),
             self.header,

@@ -10,6 +10,7 @@
 //! providers and mappings, Audit Log Viewer the sync log, read-only.
 
 mod html;
+mod providers;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Request, State};
@@ -29,6 +30,7 @@ use html::{esc, Page};
 /// The session cookie's name.
 pub const COOKIE: &str = "muster_session";
 const CSS: &str = include_str!("../../assets/console.css");
+const JS: &str = include_str!("../../assets/console.js");
 
 /// The console's routes.
 pub fn router(state: AppState) -> Router<AppState> {
@@ -37,7 +39,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/assets/console.css", get(css))
-        .route("/console/providers", get(providers))
+        .route("/console/providers", get(providers).post(providers::create))
+        .route(
+            "/console/providers/{id}",
+            get(providers::details).post(providers::act),
+        )
+        .route("/console/assets/console.js", get(js))
         .route("/console/orgs", get(orgs).post(org_action))
         .route("/console/sync-log", get(sync_log))
         .fallback(|| async { error_page(StatusCode::NOT_FOUND, "There is no such page.") })
@@ -54,7 +61,7 @@ async fn security_headers(State(_state): State<AppState>, req: Request, next: Ne
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -72,7 +79,7 @@ async fn security_headers(State(_state): State<AppState>, req: Request, next: Ne
     resp
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     let page = Page::bare(status.canonical_reason().unwrap_or("Error"))
         .body(format!(
             "<main><div class=\"card\"><h1>{}</h1><p>{}</p><p><a href=\"/console\">Back to the console</a></p></div></main>",
@@ -82,7 +89,7 @@ fn error_page(status: StatusCode, message: &str) -> Response {
     (status, page.render()).into_response()
 }
 
-fn redirect(to: &str) -> Response {
+pub(crate) fn redirect(to: &str) -> Response {
     let mut resp = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(to) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -133,7 +140,7 @@ impl FromRequestParts<AppState> for Console {
 
 impl Console {
     /// The refusal page when the administrator's role does not allow `roles`' pages.
-    fn deny(&self, roles: &[AdminRole]) -> Option<Response> {
+    pub(crate) fn deny(&self, roles: &[AdminRole]) -> Option<Response> {
         if roles.contains(&self.admin.role) {
             None
         } else {
@@ -147,12 +154,12 @@ impl Console {
         }
     }
 
-    fn page(&self, title: &str, current: &str) -> Page {
+    pub(crate) fn page(&self, title: &str, current: &str) -> Page {
         Page::new(title, current, &self.admin, &self.session.csrf_token)
     }
 
     /// Checks the CSRF token a form sent.
-    fn bad_csrf(&self, sent: &str) -> Option<Response> {
+    pub(crate) fn bad_csrf(&self, sent: &str) -> Option<Response> {
         if muster_core::token::hashes_match(sent.as_bytes(), self.session.csrf_token.as_bytes()) {
             None
         } else {
@@ -170,7 +177,7 @@ const EVERYONE: &[AdminRole] = &[
     AdminRole::IdentityManagementAdmin,
     AdminRole::AuditLogViewer,
 ];
-const PROVIDERS: &[AdminRole] = &[
+pub(crate) const PROVIDERS: &[AdminRole] = &[
     AdminRole::CustomerCloudAdmin,
     AdminRole::IdentityManagementAdmin,
 ];
@@ -190,6 +197,19 @@ pub fn nav_for(role: AdminRole) -> Vec<(&'static str, &'static str)> {
         out.push(("/console/sync-log", "Sync Log"));
     }
     out
+}
+
+async fn js() -> Response {
+    let mut resp = JS.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    resp
 }
 
 async fn css() -> Response {
@@ -395,13 +415,15 @@ async fn providers(State(state): State<AppState>, console: Console) -> Response 
         }
     };
     let mut body = String::from("<h1>Identity Management</h1><h2>Provisioning</h2>");
+    body.push_str(&providers::add_form(&console.session.csrf_token, None, ""));
     if ps.is_empty() {
         body.push_str("<p class=\"muted\">No provisioning provider yet.</p>");
     } else {
         body.push_str("<table><thead><tr><th scope=\"col\">Provider</th><th scope=\"col\">SCIM base URL</th><th scope=\"col\">Deactivation delay</th><th scope=\"col\">Last sync</th></tr></thead><tbody>");
         for p in &ps {
             body.push_str(&format!(
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                "<tr><td><a href=\"/console/providers/{}\">{}</a></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                p.id,
                 esc(&p.name),
                 esc(&state.muster.scim_base_url(p.id)),
                 esc(&duration_words(p.deactivation_delay_secs)),
@@ -420,7 +442,7 @@ async fn providers(State(state): State<AppState>, console: Console) -> Response 
 }
 
 /// A delay in words: "at once", "15 minutes", "2 hours", "7 days".
-fn duration_words(secs: i64) -> String {
+pub(crate) fn duration_words(secs: i64) -> String {
     let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     match secs {
         0 => "at once".into(),

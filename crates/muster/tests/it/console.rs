@@ -12,7 +12,8 @@ on_both!(
     sessions_end_after_inactivity,
     pages_follow_the_administrators_role,
     repeated_failed_sign_ins_are_slowed_down,
-    organizations_are_managed_through_forms
+    organizations_are_managed_through_forms,
+    providers_are_added_and_their_token_shown_once
 );
 
 const PASSWORD: &str = "a long enough passphrase";
@@ -471,5 +472,128 @@ async fn organizations_are_managed_through_forms(b: Backend) {
     )
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    app.finish().await;
+}
+
+async fn providers_are_added_and_their_token_shown_once(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ima", AdminRole::IdentityManagementAdmin).await;
+    admin(&app, "alv", AdminRole::AuditLogViewer).await;
+    let cookie = session(&app, "ima").await;
+    let page = html(&get(&app, "/console/providers", Some(&cookie)).await);
+    assert!(page.contains("Add Provisioning Provider"));
+    let csrf = csrf_of(&page);
+    let r = post_form(
+        &app,
+        "/console/providers",
+        Some(&cookie),
+        &format!("csrf={csrf}&name=Okta"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", html(&r));
+    let page = html(&r);
+    assert!(page.contains("Add SCIM Provisioning") && page.contains("shows it only once"));
+    let token = page
+        .split("id=\"token\" readonly value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(token.starts_with("mst_"), "{page}");
+    let base = page
+        .split("id=\"base-url\" readonly value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let path = base
+        .trim_start_matches(crate::support::PUBLIC_URL)
+        .to_string();
+    assert!(path.starts_with("/scim/v2/"));
+    // The token works for SCIM.
+    let r = app
+        .send(Method::GET, &format!("{path}/Users"), Some(&token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // The details page never shows it again.
+    let pid = path.trim_start_matches("/scim/v2/").to_string();
+    let details = html(&get(&app, &format!("/console/providers/{pid}"), Some(&cookie)).await);
+    assert!(!details.contains(&token));
+    assert!(details.contains("15 minutes"));
+    assert!(details.contains("There are no SCIM groups available"));
+    assert!(details.contains("Wait to assign people or groups"));
+    // The delay is edited; a new token is shown once; revoking the first stops it at once.
+    let r = post_form(
+        &app,
+        &format!("/console/providers/{pid}"),
+        Some(&cookie),
+        &format!("csrf={csrf}&action=delay&amount=2&unit=3600"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let details = html(&get(&app, &format!("/console/providers/{pid}"), Some(&cookie)).await);
+    assert!(details.contains("2 hours"), "{details}");
+    let r = post_form(
+        &app,
+        &format!("/console/providers/{pid}"),
+        Some(&cookie),
+        &format!("csrf={csrf}&action=delay&amount=-1&unit=60"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("whole number"));
+    let r = post_form(
+        &app,
+        &format!("/console/providers/{pid}"),
+        Some(&cookie),
+        &format!("csrf={csrf}&action=token&label=rotation&days=30"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(html(&r).contains("New token"));
+    let tokens = app
+        .muster
+        .list_tokens(app.env.id, pid.parse().unwrap_or_else(|e| panic!("{e}")))
+        .await
+        .unwrap_or_default();
+    assert_eq!(tokens.len(), 2);
+    let first = tokens
+        .iter()
+        .find(|t| token.starts_with(&t.prefix))
+        .map(|t| t.id.to_string())
+        .unwrap_or_default();
+    let r = post_form(
+        &app,
+        &format!("/console/providers/{pid}"),
+        Some(&cookie),
+        &format!("csrf={csrf}&action=revoke&token={first}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = app
+        .send(Method::GET, &format!("{path}/Users"), Some(&token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "revoked at once");
+    // Without the CSRF token, or as an Audit Log Viewer: refused.
+    let r = post_form(&app, "/console/providers", Some(&cookie), "name=Forged").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let alv = session(&app, "alv").await;
+    let alv_csrf = csrf_of(&html(&get(&app, "/console", Some(&alv)).await));
+    let r = post_form(
+        &app,
+        "/console/providers",
+        Some(&alv),
+        &format!("csrf={alv_csrf}&name=Nope"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.muster
+            .list_providers(app.env.id)
+            .await
+            .unwrap_or_default()
+            .len(),
+        1
+    );
     app.finish().await;
 }

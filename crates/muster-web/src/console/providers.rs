@@ -1,0 +1,482 @@
+//! Identity Management, Provisioning (the administrator guide, Steps 2 to 7): adding a provider
+//! and showing its SCIM base URL and token once, and a provider's details — tokens, deactivation
+//! delay, SCIM groups, mappings with their status messages, preview and re-apply, last sync and
+//! recent errors.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use muster_core::ids::{ProviderId, TokenId};
+use muster_core::model::Actor;
+use muster_core::CoreError;
+use serde::Deserialize;
+
+use super::html::esc;
+use super::{duration_words, error_page, redirect, Console, PROVIDERS};
+use crate::AppState;
+
+fn actor(console: &Console) -> Actor {
+    Actor::Admin {
+        name: format!("console:{}", console.admin.username),
+    }
+}
+
+fn internal(e: &CoreError) -> Response {
+    tracing::error!(error = %e, "a console request failed");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong. The server log has the details.",
+    )
+}
+
+/// The secret shown once, with copy buttons and the warning.
+fn secret_card(title: &str, base_url: &str, secret: &str, done: &str) -> String {
+    format!(
+        "<div class=\"card\" role=\"dialog\" aria-labelledby=\"secret-title\"><h2 id=\"secret-title\">{}</h2>\
+         <p class=\"error\" role=\"alert\">Copy the token now: Muster shows it only once and keeps only its hash.</p>\
+         <label>SCIM base URL <input id=\"base-url\" readonly value=\"{}\"></label> \
+         <button type=\"button\" class=\"secondary\" data-copy=\"base-url\">Copy base URL</button>\
+         <label>Token <input id=\"token\" readonly value=\"{}\"></label> \
+         <button type=\"button\" class=\"secondary\" data-copy=\"token\">Copy token</button>\
+         <p><a class=\"button\" href=\"{}\">Done</a></p></div>",
+        esc(title),
+        esc(base_url),
+        esc(secret),
+        esc(done)
+    )
+}
+
+#[derive(Deserialize)]
+struct CreateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// "Add Provisioning Provider": a display name, then the "Add SCIM Provisioning" dialog with the
+/// base URL and the token, shown once.
+pub async fn create(State(state): State<AppState>, console: Console, body: Bytes) -> Response {
+    if let Some(r) = console.deny(PROVIDERS) {
+        return r;
+    }
+    let form: CreateForm = serde_urlencoded::from_bytes(&body).unwrap_or(CreateForm {
+        csrf: String::new(),
+        name: String::new(),
+    });
+    if let Some(r) = console.bad_csrf(&form.csrf) {
+        return r;
+    }
+    match state
+        .muster
+        .create_provider(console.admin.environment_id, &form.name, &actor(&console))
+        .await
+    {
+        Ok(c) => {
+            let body = secret_card(
+                "Add SCIM Provisioning",
+                &c.scim_base_url,
+                &c.secret,
+                &format!("/console/providers/{}", c.provider.id),
+            );
+            console
+                .page("Add SCIM Provisioning", "/console/providers")
+                .body(format!(
+                    "<h1>{}</h1><p>Enter these in {}'s SCIM provisioning settings.</p>{body}",
+                    esc(&c.provider.name),
+                    esc(&c.provider.name)
+                ))
+                .render()
+                .into_response()
+        }
+        Err(CoreError::Store(e)) => internal(&CoreError::Store(e)),
+        Err(e) => {
+            let code = if matches!(e, CoreError::Conflict(_)) {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            (
+                code,
+                console
+                    .page("Identity Management", "/console/providers")
+                    .body(format!(
+                        "<h1>Add Provisioning Provider</h1>{}",
+                        add_form(
+                            &console.session.csrf_token,
+                            Some(&e.to_string()),
+                            &form.name
+                        )
+                    ))
+                    .render(),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The "Add Provisioning Provider" form.
+pub fn add_form(csrf: &str, error: Option<&str>, name: &str) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    format!(
+        "<div class=\"card\"><h2>Add Provisioning Provider</h2>{error}\
+         <form class=\"stack\" method=\"post\" action=\"/console/providers\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <label>Display name <input name=\"name\" required maxlength=\"100\" value=\"{}\"></label>\
+         <button type=\"submit\">Next</button></form></div>",
+        esc(csrf),
+        esc(name)
+    )
+}
+
+/// A provider's details page.
+pub async fn details(
+    State(state): State<AppState>,
+    console: Console,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = console.deny(PROVIDERS) {
+        return r;
+    }
+    let Ok(pid) = id.parse::<ProviderId>() else {
+        return error_page(StatusCode::NOT_FOUND, "There is no such provider.");
+    };
+    details_page(&state, &console, pid, None, None).await
+}
+
+async fn details_page(
+    state: &AppState,
+    console: &Console,
+    pid: ProviderId,
+    error: Option<&str>,
+    secret: Option<String>,
+) -> Response {
+    let m = &state.muster;
+    let env = console.admin.environment_id;
+    let p = match m.get_provider(env, pid).await {
+        Ok(p) => p,
+        Err(CoreError::NotFound(_)) => {
+            return error_page(StatusCode::NOT_FOUND, "There is no such provider.")
+        }
+        Err(e) => return internal(&e),
+    };
+    let (tokens, mapping, errors, preview) = match (
+        m.list_tokens(env, pid).await,
+        m.mapping_view(env, pid).await,
+        m.provider_errors_last_day(env, pid).await,
+        m.preview_mappings(env, pid, 20).await,
+    ) {
+        (Ok(t), Ok(mv), Ok(e), Ok(pv)) => (t, mv, e, pv),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
+            return internal(&e)
+        }
+    };
+    let csrf = esc(&console.session.csrf_token);
+    let now = m.now();
+    let action = format!("/console/providers/{pid}");
+    let mut body = format!("<h1>{}</h1>", esc(&p.name));
+    if let Some(e) = error {
+        body.push_str(&format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)));
+    }
+    if let Some(s) = secret {
+        body.push_str(&secret_card(
+            "New token",
+            &m.scim_base_url(pid),
+            &s,
+            &action,
+        ));
+    }
+    body.push_str(&format!(
+        "<div class=\"grid\"><div class=\"card\"><div class=\"muted\">SCIM base URL</div><code id=\"base\">{}</code></div>\
+         <div class=\"card\"><div class=\"muted\">Last sync</div>{}</div>\
+         <div class=\"card\"><div class=\"muted\">Errors in the last 24 hours</div><div class=\"stat\">{errors}</div><a href=\"/console/sync-log\">Sync Log</a></div></div>",
+        esc(&m.scim_base_url(pid)),
+        p.last_sync_at.map(|t| esc(&t.to_rfc3339())).unwrap_or_else(|| "never".into())
+    ));
+    if mapping.org_mapping.is_none() && mapping.role_mappings.is_empty() {
+        body.push_str("<p class=\"error\" role=\"note\">Wait to assign people or groups to the app in your provider: configure organization mapping and role mapping first, or users will not be mapped to organizations and roles.</p>");
+    }
+    // Deactivation delay.
+    body.push_str(&format!(
+        "<div class=\"card\"><h2>Deactivation delay</h2><p>Users this provider turns off are blocked at once and deactivated after <strong>{}</strong>.</p>\
+         <form method=\"post\" action=\"{action}\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"action\" value=\"delay\">\
+         <label>Delay <input name=\"amount\" type=\"number\" min=\"0\" required value=\"{}\"></label>\
+         <label>Unit <select name=\"unit\"><option value=\"60\" selected>minutes</option><option value=\"3600\">hours</option><option value=\"86400\">days</option></select></label>\
+         <button type=\"submit\">Save delay</button></form></div>",
+        esc(&duration_words(p.deactivation_delay_secs)),
+        p.deactivation_delay_secs / 60
+    ));
+    // Tokens.
+    body.push_str("<div class=\"card\"><h2>Tokens</h2><table><thead><tr><th scope=\"col\">Token</th><th scope=\"col\">Label</th><th scope=\"col\">Created</th><th scope=\"col\">Expires</th><th scope=\"col\">Last used</th><th scope=\"col\">State</th><th scope=\"col\"></th></tr></thead><tbody>");
+    for t in &tokens {
+        let live = t.is_live(now);
+        let revoke = if live {
+            format!(
+                "<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"action\" value=\"revoke\"><input type=\"hidden\" name=\"token\" value=\"{}\"><button class=\"secondary\" type=\"submit\">Revoke {}</button></form>",
+                t.id,
+                esc(&t.prefix)
+            )
+        } else {
+            String::new()
+        };
+        body.push_str(&format!(
+            "<tr><td><code>{}…</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{revoke}</td></tr>",
+            esc(&t.prefix),
+            esc(&t.label),
+            esc(&t.created_at.to_rfc3339()),
+            t.expires_at.map(|x| esc(&x.to_rfc3339())).unwrap_or_else(|| "never".into()),
+            t.last_used_at.map(|x| esc(&x.to_rfc3339())).unwrap_or_else(|| "never".into()),
+            if live { "live" } else if t.revoked_at.is_some() { "revoked" } else { "expired" }
+        ));
+    }
+    body.push_str(&format!(
+        "</tbody></table><form method=\"post\" action=\"{action}\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"action\" value=\"token\">\
+         <label>Label <input name=\"label\" maxlength=\"100\" value=\"rotation\"></label>\
+         <label>Expires after (days, empty: never) <input name=\"days\" type=\"number\" min=\"1\" max=\"3650\"></label>\
+         <button type=\"submit\">Add token</button></form></div>"
+    ));
+    // SCIM groups and mappings.
+    let groups: Vec<_> = mapping
+        .group_mapping_status
+        .unmapped_groups
+        .iter()
+        .chain(mapping.group_mappings.iter().flat_map(|e| e.groups.iter()))
+        .collect();
+    body.push_str("<div class=\"card\"><h2>Organization Mapping</h2>");
+    match &mapping.org_mapping {
+        None => body
+            .push_str("<p>No organization mapping: new users go to the default organization.</p>"),
+        Some(om) => {
+            body.push_str(&format!(
+                "<p>Method: <strong>{}</strong>",
+                esc(om.method.as_str())
+            ));
+            if let Some(o) = &om.org {
+                body.push_str(&format!(" — {}", esc(&o.name)));
+            }
+            if let Some(a) = &om.attribute {
+                body.push_str(&format!(" — attribute <code>{}</code>", esc(a)));
+            }
+            if let Some(o) = &om.unmapped_org {
+                body.push_str(&format!("; unmapped users: {}", esc(&o.name)));
+            }
+            body.push_str("</p>");
+        }
+    }
+    if !mapping.group_mappings.is_empty() {
+        body.push_str("<table><thead><tr><th scope=\"col\">Priority</th><th scope=\"col\">SCIM groups</th><th scope=\"col\">Organization</th></tr></thead><tbody>");
+        for e in &mapping.group_mappings {
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e.priority,
+                esc(&e
+                    .groups
+                    .iter()
+                    .map(|g| g.display_name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")),
+                esc(&e.org.name)
+            ));
+        }
+        body.push_str("</tbody></table>");
+    }
+    body.push_str(&format!(
+        "<p class=\"muted\" role=\"status\">{}</p></div>",
+        esc(&mapping.group_mapping_status.message)
+    ));
+    body.push_str("<div class=\"card\"><h2>Role Mapping</h2>");
+    if mapping.role_mappings.is_empty() {
+        body.push_str("<p>No role mapping: users get their organization's default roles.</p>");
+    } else {
+        body.push_str("<table><thead><tr><th scope=\"col\">SCIM group</th><th scope=\"col\">Roles</th></tr></thead><tbody>");
+        for r in &mapping.role_mappings {
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td></tr>",
+                esc(&r.group.display_name),
+                esc(&r
+                    .roles
+                    .iter()
+                    .map(|x| x.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+            ));
+        }
+        body.push_str("</tbody></table>");
+    }
+    body.push_str(&format!(
+        "<p class=\"muted\" role=\"status\">{}</p><p class=\"muted\">We recommend including Desktop User and PROe User for everyone who backs up computers; external groups (outside legal counsel, for example) do not need them.</p></div>",
+        esc(&mapping.role_mapping_status.message)
+    ));
+    body.push_str(&format!(
+        "<div class=\"card\"><h2>SCIM groups</h2><p>{} group(s) pushed by this provider.</p><table><thead><tr><th scope=\"col\">Group</th><th scope=\"col\">Members</th></tr></thead><tbody>",
+        groups.len()
+    ));
+    for g in &groups {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td></tr>",
+            esc(&g.display_name),
+            g.members
+        ));
+    }
+    body.push_str("</tbody></table></div>");
+    // Preview and re-apply.
+    body.push_str(&format!(
+        "<div class=\"card\"><h2>Re-apply mappings</h2><p>{} of {} user(s) would change: {} move(s), {} role change(s).</p>",
+        preview.changed, preview.users, preview.org_changes, preview.role_changes
+    ));
+    if !preview.changes.is_empty() {
+        body.push_str("<table><thead><tr><th scope=\"col\">User</th><th scope=\"col\">Organization</th><th scope=\"col\">Roles</th></tr></thead><tbody>");
+        for c in &preview.changes {
+            let org = c
+                .org_to
+                .as_ref()
+                .map(|t| {
+                    format!(
+                        "{} → {}{}",
+                        esc(&c.org_from.name),
+                        esc(&t.name),
+                        if t.new { " (new)" } else { "" }
+                    )
+                })
+                .unwrap_or_default();
+            let roles = c
+                .roles_to
+                .as_ref()
+                .map(|r| format!("{} → {}", esc(&c.roles_from.join(", ")), esc(&r.join(", "))))
+                .unwrap_or_default();
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{org}</td><td>{roles}</td></tr>",
+                esc(&c.user_name)
+            ));
+        }
+        body.push_str("</tbody></table>");
+        body.push_str(&format!(
+            "<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"action\" value=\"apply\"><input type=\"hidden\" name=\"digest\" value=\"{}\"><button type=\"submit\">Re-apply mappings</button></form>",
+            esc(&preview.digest)
+        ));
+    }
+    body.push_str("</div>");
+    console
+        .page(&p.name, "/console/providers")
+        .body(body)
+        .render()
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct DetailsForm {
+    #[serde(default)]
+    csrf: String,
+    action: String,
+    amount: Option<String>,
+    unit: Option<String>,
+    label: Option<String>,
+    days: Option<String>,
+    token: Option<String>,
+    digest: Option<String>,
+}
+
+/// The forms of a provider's details page.
+pub async fn act(
+    State(state): State<AppState>,
+    console: Console,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = console.deny(PROVIDERS) {
+        return r;
+    }
+    let Ok(pid) = id.parse::<ProviderId>() else {
+        return error_page(StatusCode::NOT_FOUND, "There is no such provider.");
+    };
+    let Ok(form) = serde_urlencoded::from_bytes::<DetailsForm>(&body) else {
+        return error_page(StatusCode::BAD_REQUEST, "The form could not be read.");
+    };
+    if let Some(r) = console.bad_csrf(&form.csrf) {
+        return r;
+    }
+    let m = &state.muster;
+    let env = console.admin.environment_id;
+    let who = actor(&console);
+    let back = format!("/console/providers/{pid}");
+    let result: Result<Option<String>, CoreError> = match form.action.as_str() {
+        "delay" => {
+            let amount = form.amount.as_deref().unwrap_or("").trim().parse::<i64>();
+            let unit = form
+                .unit
+                .as_deref()
+                .unwrap_or("60")
+                .parse::<i64>()
+                .unwrap_or(60);
+            match amount {
+                Ok(a) if a >= 0 => m
+                    .update_provider(env, pid, None, Some(a.saturating_mul(unit)), &who)
+                    .await
+                    .map(|_| None),
+                _ => Err(CoreError::Invalid(
+                    "the delay must be a whole number, 0 or more".into(),
+                )),
+            }
+        }
+        "token" => {
+            let days = form
+                .days
+                .as_deref()
+                .map(str::trim)
+                .filter(|d| !d.is_empty());
+            let expires = match days.map(str::parse::<i64>) {
+                None => Ok(None),
+                Some(Ok(d)) if d > 0 => Ok(Some(m.now().plus_secs(d * 86_400))),
+                Some(_) => Err(CoreError::Invalid("expiry must be a number of days".into())),
+            };
+            match expires {
+                Ok(exp) => m
+                    .create_token(
+                        env,
+                        pid,
+                        form.label.as_deref().unwrap_or("token"),
+                        exp,
+                        &who,
+                    )
+                    .await
+                    .map(|c| Some(c.secret)),
+                Err(e) => Err(e),
+            }
+        }
+        "revoke" => match form
+            .token
+            .as_deref()
+            .and_then(|t| t.parse::<TokenId>().ok())
+        {
+            Some(t) => m.revoke_token(env, t, &who).await.map(|_| None),
+            None => Err(CoreError::Invalid("no such token".into())),
+        },
+        "apply" => m
+            .apply_mappings(env, pid, form.digest.as_deref(), &who)
+            .await
+            .map(|_| None),
+        _ => return error_page(StatusCode::BAD_REQUEST, "Unknown action."),
+    };
+    match result {
+        Ok(None) => redirect(&back),
+        // A new token is shown on the page itself, once; never through a redirect.
+        Ok(Some(secret)) => details_page(&state, &console, pid, None, Some(secret)).await,
+        Err(CoreError::Store(e)) => internal(&CoreError::Store(e)),
+        Err(e) => {
+            let code = match e {
+                CoreError::Conflict(_) => StatusCode::CONFLICT,
+                CoreError::NotFound(_) => StatusCode::NOT_FOUND,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let page = details_page(&state, &console, pid, Some(&e.to_string()), None).await;
+            let (mut parts, body) = page.into_parts();
+            if parts.status == StatusCode::OK {
+                parts.status = code;
+            }
+            Response::from_parts(parts, body)
+        }
+    }
+}
