@@ -139,6 +139,19 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   await page.getByRole("cell", { name: "Engineering", exact: true }).waitFor();
   await page.getByText("1 SCIM group(s) are not mapped: Engineering").first().waitFor();
   await page.screenshot({ path: join(shots, "console-provider-details.png"), fullPage: true });
+  // The provider turns Ana off: the console shows her blocked, with her deactivation due.
+  const off = await scim("PATCH", `/Users/${user.id}`, {
+    schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    Operations: [{ op: "replace", path: "active", value: false }],
+  });
+  assert.equal(off.status, 200);
+  await nav(page, "Users").click();
+  await page.getByLabel("Search").fill("ana");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByRole("link", { name: "ana@example.com" }).click();
+  await page.getByRole("row", { name: /Status blocked/ }).waitFor();
+  await page.getByRole("row", { name: /Pending deactivation due/ }).waitFor();
+  await page.screenshot({ path: join(shots, "console-user.png"), fullPage: true });
   await nav(page, "Organizations").click();
   await page.getByRole("cell", { name: "Engineering", exact: true }).waitFor();
   // Step 1 of the guide: add an organization, then a child from the organization's row.

@@ -11,6 +11,7 @@
 
 mod html;
 mod providers;
+mod users;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Request, State};
@@ -45,6 +46,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(providers::details).post(providers::act),
         )
         .route("/console/assets/console.js", get(js))
+        .route("/console/users", get(users::list))
+        .route("/console/users/{id}", get(users::show).post(users::act))
         .route("/console/orgs", get(orgs).post(org_action))
         .route("/console/sync-log", get(sync_log))
         .fallback(|| async { error_page(StatusCode::NOT_FOUND, "There is no such page.") })
@@ -181,7 +184,7 @@ pub(crate) const PROVIDERS: &[AdminRole] = &[
     AdminRole::CustomerCloudAdmin,
     AdminRole::IdentityManagementAdmin,
 ];
-const DIRECTORY: &[AdminRole] = &[AdminRole::CustomerCloudAdmin];
+pub(crate) const DIRECTORY: &[AdminRole] = &[AdminRole::CustomerCloudAdmin];
 const SYNC_LOG: &[AdminRole] = &[AdminRole::CustomerCloudAdmin, AdminRole::AuditLogViewer];
 
 /// The links of the navigation bar a role sees.
@@ -189,6 +192,7 @@ pub fn nav_for(role: AdminRole) -> Vec<(&'static str, &'static str)> {
     let mut out = vec![("/console", "Overview")];
     if DIRECTORY.contains(&role) {
         out.push(("/console/orgs", "Organizations"));
+        out.push(("/console/users", "Users"));
     }
     if PROVIDERS.contains(&role) {
         out.push(("/console/providers", "Identity Management"));

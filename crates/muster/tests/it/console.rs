@@ -13,7 +13,8 @@ on_both!(
     pages_follow_the_administrators_role,
     repeated_failed_sign_ins_are_slowed_down,
     organizations_are_managed_through_forms,
-    providers_are_added_and_their_token_shown_once
+    providers_are_added_and_their_token_shown_once,
+    users_are_searched_shown_and_acted_on
 );
 
 const PASSWORD: &str = "a long enough passphrase";
@@ -595,5 +596,93 @@ async fn providers_are_added_and_their_token_shown_once(b: Backend) {
             .len(),
         1
     );
+    app.finish().await;
+}
+
+async fn users_are_searched_shown_and_acted_on(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ada", AdminRole::CustomerCloudAdmin).await;
+    let p = app.provider("Okta").await;
+    let ana = app.create_user(&p, "ana@example.com").await;
+    app.create_user(&p, "ben@example.com").await;
+    // The provider turns Ana off: blocked, deactivation pending.
+    let r = app
+        .patch(
+            &p,
+            &format!("/Users/{ana}"),
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let cookie = session(&app, "ada").await;
+    let page = html(&get(&app, "/console/users?q=ana", Some(&cookie)).await);
+    assert!(
+        page.contains("ana@example.com") && !page.contains("ben@example.com"),
+        "{page}"
+    );
+    let page = html(&get(&app, "/console/users?status=blocked", Some(&cookie)).await);
+    assert!(page.contains("ana@example.com") && !page.contains("ben@example.com"));
+    let page = html(
+        &get(
+            &app,
+            &format!("/console/users?provider={}", p.id),
+            Some(&cookie),
+        )
+        .await,
+    );
+    assert!(page.contains("ben@example.com"));
+    let page = html(&get(&app, "/console/users?provider=local", Some(&cookie)).await);
+    assert!(page.contains("No user matches"));
+    let user_page = format!("/console/users/{ana}");
+    let page = html(&get(&app, &user_page, Some(&cookie)).await);
+    assert!(
+        page.contains("blocked") && page.contains("Pending deactivation"),
+        "{page}"
+    );
+    assert!(page.contains("provisioned by Okta"));
+    assert!(page.contains("Desktop User (organization default)"));
+    assert!(page.contains("user.blocked"), "the user's sync log");
+    let csrf = csrf_of(&page);
+    // Actions: without CSRF refused; legal hold; roles; move; a refused action says why.
+    let r = post_form(&app, &user_page, Some(&cookie), "action=deactivate").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = post_form(
+        &app,
+        &user_page,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=hold_on"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = post_form(
+        &app,
+        &user_page,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=deactivate"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("legal hold"));
+    let roles = app.muster.list_roles(app.env.id).await.unwrap_or_default();
+    let ids: Vec<String> = roles
+        .iter()
+        .filter(|r| r.name == "Org Admin" || r.name == "PROe User")
+        .map(|r| r.id.to_string())
+        .collect();
+    let r = post_form(
+        &app,
+        &user_page,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=roles&role={}&role={}", ids[0], ids[1]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = html(&get(&app, &user_page, Some(&cookie)).await);
+    assert!(
+        page.contains("Org Admin (set by an administrator)"),
+        "{page}"
+    );
+    assert!(page.contains("Changed outside provisioning</th><td>yes"));
     app.finish().await;
 }
