@@ -169,7 +169,18 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   await page.screenshot({ path: join(shots, "console-organizations.png"), fullPage: true });
   await nav(page, "Sync Log").click();
   await page.getByRole("cell", { name: "provider.created" }).first().waitFor();
+  await page.getByLabel("Action").fill("user.");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByRole("cell", { name: "user.blocked" }).waitFor();
   await page.screenshot({ path: join(shots, "console-sync-log.png") });
+  // Export what the filters select.
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("link", { name: "Export these entries as CSV" }).click(),
+  ]);
+  const csv = await (await import("node:fs/promises")).readFile(await download.path(), "utf8");
+  assert.match(csv.split("\r\n")[0], /^id,time,provider_id/);
+  assert.ok(csv.includes("user.blocked") && !csv.includes("provider.created"), csv);
 
   // Narrow screens keep everything reachable.
   await page.setViewportSize({ width: 420, height: 800 });

@@ -11,6 +11,7 @@
 
 mod html;
 mod providers;
+mod synclog;
 mod users;
 
 use axum::body::Bytes;
@@ -22,7 +23,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use muster_core::model::{AdminAccount, AdminRole, AdminSession};
-use muster_core::store::LogQuery;
 use serde::Deserialize;
 
 use crate::AppState;
@@ -49,7 +49,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/users", get(users::list))
         .route("/console/users/{id}", get(users::show).post(users::act))
         .route("/console/orgs", get(orgs).post(org_action))
-        .route("/console/sync-log", get(sync_log))
+        .route("/console/sync-log", get(synclog::page))
+        .route("/console/sync-log/export.csv", get(synclog::export))
         .fallback(|| async { error_page(StatusCode::NOT_FOUND, "There is no such page.") })
         .layer(axum::middleware::from_fn_with_state(
             state,
@@ -185,7 +186,8 @@ pub(crate) const PROVIDERS: &[AdminRole] = &[
     AdminRole::IdentityManagementAdmin,
 ];
 pub(crate) const DIRECTORY: &[AdminRole] = &[AdminRole::CustomerCloudAdmin];
-const SYNC_LOG: &[AdminRole] = &[AdminRole::CustomerCloudAdmin, AdminRole::AuditLogViewer];
+pub(crate) const SYNC_LOG: &[AdminRole] =
+    &[AdminRole::CustomerCloudAdmin, AdminRole::AuditLogViewer];
 
 /// The links of the navigation bar a role sees.
 pub fn nav_for(role: AdminRole) -> Vec<(&'static str, &'static str)> {
@@ -736,41 +738,6 @@ async fn org_action(State(state): State<AppState>, console: Console, body: Bytes
             .await
         }
     }
-}
-
-async fn sync_log(State(state): State<AppState>, console: Console) -> Response {
-    if let Some(r) = console.deny(SYNC_LOG) {
-        return r;
-    }
-    let q = LogQuery::default();
-    let (entries, _) = match state
-        .muster
-        .query_sync_log(console.admin.environment_id, &q, None, 100)
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "reading the sync log failed");
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.");
-        }
-    };
-    let mut body = String::from("<h1>Sync Log</h1><table><thead><tr><th scope=\"col\">Time</th><th scope=\"col\">Action</th><th scope=\"col\">Subject</th><th scope=\"col\">Result</th><th scope=\"col\">Message</th></tr></thead><tbody>");
-    for (_, e) in &entries {
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&e.at.to_rfc3339()),
-            esc(&e.action),
-            esc(e.subject_name.as_deref().unwrap_or("")),
-            esc(e.outcome.as_str()),
-            esc(e.message.as_deref().unwrap_or(""))
-        ));
-    }
-    body.push_str("</tbody></table>");
-    console
-        .page("Sync Log", "/console/sync-log")
-        .body(body)
-        .render()
-        .into_response()
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ on_both!(
     repeated_failed_sign_ins_are_slowed_down,
     organizations_are_managed_through_forms,
     providers_are_added_and_their_token_shown_once,
-    users_are_searched_shown_and_acted_on
+    users_are_searched_shown_and_acted_on,
+    the_sync_log_is_filtered_paged_and_exported
 );
 
 const PASSWORD: &str = "a long enough passphrase";
@@ -684,5 +685,54 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
         "{page}"
     );
     assert!(page.contains("Changed outside provisioning</th><td>yes"));
+    app.finish().await;
+}
+
+async fn the_sync_log_is_filtered_paged_and_exported(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "alv", AdminRole::AuditLogViewer).await;
+    let p = app.provider("Okta").await;
+    for i in 0..120 {
+        app.create_user(&p, &format!("u{i}@example.com")).await;
+    }
+    let cookie = session(&app, "alv").await;
+    let page = html(&get(&app, "/console/sync-log?action=user.created", Some(&cookie)).await);
+    assert_eq!(
+        page.matches("<td>user.created</td>").count(),
+        100,
+        "a page of 100"
+    );
+    assert!(page.contains("Older entries"));
+    let older = page
+        .split("href=\"/console/sync-log?")
+        .filter_map(|s| s.split('"').next())
+        .find(|s| s.contains("before="))
+        .unwrap_or_default()
+        .replace("&amp;", "&");
+    let page2 = html(&get(&app, &format!("/console/sync-log?{older}"), Some(&cookie)).await);
+    assert_eq!(page2.matches("<td>user.created</td>").count(), 20);
+    assert!(page2.contains("<details><summary>Details</summary>"));
+    let r = get(&app, "/console/sync-log?since=yesterday", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("must be a date"));
+    let r = get(&app, "/console/sync-log?result=error", Some(&cookie)).await;
+    assert!(html(&r).contains("No entry matches"));
+    // The export: CSV with the same filters.
+    let r = get(
+        &app,
+        "/console/sync-log/export.csv?action=user.created&since=2020-01-01",
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/csv")));
+    let csv = r.body.as_str().unwrap_or_default().to_string();
+    assert_eq!(csv.lines().count(), 121, "a header and 120 entries");
+    assert!(csv.lines().skip(1).all(|l| l.contains("user.created")));
+    // Not for an unsigned visitor.
+    let r = get(&app, "/console/sync-log/export.csv", None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
     app.finish().await;
 }
