@@ -109,6 +109,21 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   assert.equal(session.sameSite, "Strict");
   await page.screenshot({ path: join(shots, "console-overview.png") });
 
+  await nav(page, "Organizations").click();
+  await page.getByRole("cell", { name: "Engineering", exact: true }).waitFor();
+  // Step 1 of the guide: add an organization, then a child from the organization's row.
+  await page.getByLabel("Name", { exact: true }).fill("Sales");
+  await page.getByRole("button", { name: "Add organization" }).click();
+  await page.getByRole("cell", { name: "Sales", exact: true }).waitFor();
+  const sales = page.getByRole("row").filter({ has: page.getByRole("cell", { name: "Sales", exact: true }) });
+  await sales.getByLabel("Add child organization").fill("Sales EMEA");
+  await sales.getByRole("button", { name: "Add child" }).click();
+  await page.getByRole("cell", { name: "Sales EMEA", exact: true }).waitFor();
+  // A duplicate is refused, with the reason on the page.
+  await page.getByLabel("Name", { exact: true }).fill("sales");
+  await page.getByRole("button", { name: "Add organization" }).click();
+  await page.getByRole("alert").filter({ hasText: "already has an organization named" }).waitFor();
+  await page.screenshot({ path: join(shots, "console-organizations.png"), fullPage: true });
   await nav(page, "Identity Management").click();
   await page.getByRole("cell", { name: "Okta" }).waitFor();
   await page.screenshot({ path: join(shots, "console-providers.png") });
@@ -138,7 +153,52 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   assert.equal(await page.getByText(token).count(), 0, "the token is not shown again");
   await page.getByRole("cell", { name: "Engineering", exact: true }).waitFor();
   await page.getByText("1 SCIM group(s) are not mapped: Engineering").first().waitFor();
+  // Steps 6-7: organization mapping by SCIM groups with priorities, then role mapping.
+  const platform = await (await scim("POST", "/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "Platform", members: [] })).json();
+  await page.reload();
+  await page.getByLabel("SCIM groups (custom SCIM mapping)").check();
+  await page.getByRole("button", { name: "Save", exact: true }).click();
+  const addMapping = () => page.locator("form", { has: page.getByText("Add Mapping: select one or more SCIM groups") });
+  await addMapping().getByRole("checkbox", { name: "Engineering" }).check();
+  await addMapping().getByLabel("Select an organization").selectOption({ label: "Default Organization › Engineering" });
+  await addMapping().getByRole("button", { name: "Save mapping" }).click();
+  await addMapping().getByRole("checkbox", { name: "Platform" }).check();
+  await addMapping().getByLabel("Select an organization").selectOption({ label: "Default Organization › Sales › Sales EMEA" });
+  await addMapping().getByRole("button", { name: "Save mapping" }).click();
+  await page.getByText("All SCIM groups are mapped").first().waitFor();
+  await page.getByRole("button", { name: "Move up Platform" }).click();
+  const priorities = page.locator("table", { has: page.getByRole("columnheader", { name: "Priority" }) });
+  assert.match(await priorities.locator("tbody tr").first().innerText(), /Platform/);
+  const addRole = () => page.locator("form", { has: page.getByRole("heading", { name: "Add Role Mapping" }) });
+  await addRole().getByLabel("SCIM group").selectOption({ label: "Engineering" });
+  await addRole().getByRole("checkbox", { name: "Desktop User" }).check();
+  await addRole().getByRole("checkbox", { name: "PROe User" }).check();
+  await addRole().getByRole("button", { name: "Add" }).click();
+  await addRole().getByLabel("SCIM group").selectOption({ label: "Platform" });
+  await addRole().getByRole("checkbox", { name: "Org Admin", exact: true }).check();
+  await addRole().getByRole("button", { name: "Add" }).click();
+  await page.getByText("All SCIM groups are mapped").nth(1).waitFor();
+  // A user the provider adds to both groups lands by priority, with the union of the roles.
+  const ben = await (await scim("POST", "/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "ben@example.com" })).json();
+  for (const g of [(await group.json()).id, platform.id]) {
+    const r = await scim("PATCH", `/Groups/${g}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "add", path: "members", value: [{ value: ben.id }] }] });
+    assert.ok(r.ok, `${r.status}`);
+  }
+  // Ana arrived before the mappings: the preview lists her, the re-apply moves her.
+  await page.reload();
+  await page.getByRole("cell", { name: "ana@example.com" }).waitFor();
   await page.screenshot({ path: join(shots, "console-provider-details.png"), fullPage: true });
+  await page.getByRole("button", { name: "Re-apply mappings" }).click();
+  await page.getByText("0 of 2 user(s) would change").waitFor();
+  await page.goto(`${base}/console/users/${ben.id}`);
+  await page.getByRole("row", { name: /Organization Sales EMEA/ }).waitFor();
+  const roles = await page.getByRole("row", { name: /Roles/ }).innerText();
+  for (const r of ["Desktop User (role mapping)", "PROe User (role mapping)", "Org Admin (role mapping)"]) {
+    assert.ok(roles.includes(r), roles);
+  }
+  await page.goto(`${base}/console/users/${user.id}`);
+  await page.getByRole("row", { name: /Organization Engineering/ }).waitFor();
+  await page.goBack();
   // The provider turns Ana off: the console shows her blocked, with her deactivation due.
   const off = await scim("PATCH", `/Users/${user.id}`, {
     schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -152,21 +212,6 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   await page.getByRole("row", { name: /Status blocked/ }).waitFor();
   await page.getByRole("row", { name: /Pending deactivation due/ }).waitFor();
   await page.screenshot({ path: join(shots, "console-user.png"), fullPage: true });
-  await nav(page, "Organizations").click();
-  await page.getByRole("cell", { name: "Engineering", exact: true }).waitFor();
-  // Step 1 of the guide: add an organization, then a child from the organization's row.
-  await page.getByLabel("Name", { exact: true }).fill("Sales");
-  await page.getByRole("button", { name: "Add organization" }).click();
-  await page.getByRole("cell", { name: "Sales", exact: true }).waitFor();
-  const sales = page.getByRole("row").filter({ has: page.getByRole("cell", { name: "Sales", exact: true }) });
-  await sales.getByLabel("Add child organization").fill("Sales EMEA");
-  await sales.getByRole("button", { name: "Add child" }).click();
-  await page.getByRole("cell", { name: "Sales EMEA", exact: true }).waitFor();
-  // A duplicate is refused, with the reason on the page.
-  await page.getByLabel("Name", { exact: true }).fill("sales");
-  await page.getByRole("button", { name: "Add organization" }).click();
-  await page.getByRole("alert").filter({ hasText: "already has an organization named" }).waitFor();
-  await page.screenshot({ path: join(shots, "console-organizations.png"), fullPage: true });
   await nav(page, "Sync Log").click();
   await page.getByRole("cell", { name: "provider.created" }).first().waitFor();
   await page.getByLabel("Action").fill("user.");

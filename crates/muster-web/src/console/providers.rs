@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use muster_core::ids::{ProviderId, TokenId};
-use muster_core::model::Actor;
+use muster_core::model::{Actor, OrgMethod};
 use muster_core::CoreError;
 use serde::Deserialize;
 
@@ -19,6 +19,15 @@ use crate::AppState;
 fn actor(console: &Console) -> Actor {
     Actor::Admin {
         name: format!("console:{}", console.admin.username),
+    }
+}
+
+fn method_title(m: OrgMethod) -> &'static str {
+    match m {
+        OrgMethod::Single => "Single Organization",
+        OrgMethod::C42OrgName => "\"c42OrgName\" attribute",
+        OrgMethod::Attribute => "Custom attribute",
+        OrgMethod::Groups => "SCIM groups",
     }
 }
 
@@ -245,14 +254,44 @@ async fn details_page(
         .iter()
         .chain(mapping.group_mappings.iter().flat_map(|e| e.groups.iter()))
         .collect();
+    let orgs = match m.list_orgs(env, None).await {
+        Ok(o) => o,
+        Err(e) => return internal(&e),
+    };
+    let roles = match m.list_roles(env).await {
+        Ok(r) => r,
+        Err(e) => return internal(&e),
+    };
+    let org_options = |selected: Option<muster_core::ids::OrgId>, none: Option<&str>| -> String {
+        let mut out = none
+            .map(|n| format!("<option value=\"\">{}</option>", esc(n)))
+            .unwrap_or_default();
+        for o in orgs.iter().filter(|o| o.org.status.as_str() == "active") {
+            out.push_str(&format!(
+                "<option value=\"{}\"{}>{}</option>",
+                o.org.id,
+                if Some(o.org.id) == selected {
+                    " selected"
+                } else {
+                    ""
+                },
+                esc(&o.path.join(" › "))
+            ));
+        }
+        out
+    };
+    let hidden = |act: &str| {
+        format!("<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"action\" value=\"{act}\">")
+    };
     body.push_str("<div class=\"card\"><h2>Organization Mapping</h2>");
-    match &mapping.org_mapping {
+    let om = mapping.org_mapping.as_ref();
+    match om {
         None => body
             .push_str("<p>No organization mapping: new users go to the default organization.</p>"),
         Some(om) => {
             body.push_str(&format!(
                 "<p>Method: <strong>{}</strong>",
-                esc(om.method.as_str())
+                esc(method_title(om.method))
             ));
             if let Some(o) = &om.org {
                 body.push_str(&format!(" — {}", esc(&o.name)));
@@ -266,22 +305,83 @@ async fn details_page(
             body.push_str("</p>");
         }
     }
-    if !mapping.group_mappings.is_empty() {
-        body.push_str("<table><thead><tr><th scope=\"col\">Priority</th><th scope=\"col\">SCIM groups</th><th scope=\"col\">Organization</th></tr></thead><tbody>");
-        for e in &mapping.group_mappings {
-            body.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                e.priority,
-                esc(&e
+    let current = om.map(|o| o.method);
+    let radio = |value: &str, label: &str, method: OrgMethod| {
+        format!(
+            "<label class=\"check\"><input type=\"radio\" name=\"method\" value=\"{value}\"{}> {}</label>",
+            if current == Some(method) { " checked" } else { "" },
+            esc(label)
+        )
+    };
+    body.push_str(&format!(
+        "<details{}><summary>{}</summary><form class=\"stack\" method=\"post\" action=\"{action}\">{}\
+         <fieldset><legend>Edit Organization Mapping Method</legend>{}{}{}{}</fieldset>\
+         <label>Organization (single organization) <select name=\"org\">{}</select></label>\
+         <label>SCIM attribute (custom attribute) <input name=\"attribute\" value=\"{}\" placeholder=\"title, addresses[type eq &quot;work&quot;].locality\"></label>\
+         <label>New organizations go under (attributes) <select name=\"parent\">{}</select></label>\
+         <label>Unmapped users go to <select name=\"unmapped\">{}</select></label>\
+         <button type=\"submit\">Save</button></form></details>",
+        if om.is_none() { " open" } else { "" },
+        if om.is_none() { "Add Organization Mapping" } else { "Edit Organization Mapping Method" },
+        hidden("method"),
+        radio("single", "Single Organization", OrgMethod::Single),
+        radio("c42_org_name", "\"c42OrgName\" attribute", OrgMethod::C42OrgName),
+        radio("attribute", "Custom attribute", OrgMethod::Attribute),
+        radio("groups", "SCIM groups (custom SCIM mapping)", OrgMethod::Groups),
+        org_options(om.and_then(|o| o.org.as_ref().map(|x| x.id)), None),
+        esc(om.and_then(|o| o.attribute.as_deref()).unwrap_or("")),
+        org_options(om.and_then(|o| o.parent_org.as_ref().map(|x| x.id)), Some("the default organization")),
+        org_options(om.and_then(|o| o.unmapped_org.as_ref().map(|x| x.id)), Some("the default organization")),
+    ));
+    if current == Some(OrgMethod::Groups) {
+        if !mapping.group_mappings.is_empty() {
+            body.push_str("<table><thead><tr><th scope=\"col\">Priority</th><th scope=\"col\">SCIM groups</th><th scope=\"col\">Organization</th><th scope=\"col\"></th></tr></thead><tbody>");
+            let n = mapping.group_mappings.len();
+            for (i, e) in mapping.group_mappings.iter().enumerate() {
+                let names = e
                     .groups
                     .iter()
                     .map(|g| g.display_name.as_str())
                     .collect::<Vec<_>>()
-                    .join(", ")),
-                esc(&e.org.name)
+                    .join(", ");
+                let mut buttons = String::new();
+                for (act, label, show) in [
+                    ("up", "Move up", i > 0),
+                    ("down", "Move down", i + 1 < n),
+                    ("unmap", "Delete", true),
+                ] {
+                    if show {
+                        buttons.push_str(&format!(
+                            "<form method=\"post\" action=\"{action}\">{}<input type=\"hidden\" name=\"entry\" value=\"{}\"><button class=\"secondary\" type=\"submit\" aria-label=\"{label} {}\">{label}</button></form>",
+                            hidden(act),
+                            e.id,
+                            esc(&names)
+                        ));
+                    }
+                }
+                body.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"actions\">{buttons}</td></tr>",
+                    e.priority,
+                    esc(&names),
+                    esc(&e.org.name)
+                ));
+            }
+            body.push_str("</tbody></table>");
+        }
+        let boxes: String = mapping
+            .group_mapping_status
+            .unmapped_groups
+            .iter()
+            .map(|g| format!("<label class=\"check\"><input type=\"checkbox\" name=\"group\" value=\"{}\"> {}</label>", g.id, esc(&g.display_name)))
+            .collect();
+        if !boxes.is_empty() {
+            body.push_str(&format!(
+                "<form method=\"post\" action=\"{action}\">{}<fieldset><legend>Add Mapping: select one or more SCIM groups</legend>{boxes}</fieldset>\
+                 <label>Select an organization <select name=\"org\">{}</select></label> <button type=\"submit\">Save mapping</button></form>",
+                hidden("map"),
+                org_options(None, None)
             ));
         }
-        body.push_str("</tbody></table>");
     }
     body.push_str(&format!(
         "<p class=\"muted\" role=\"status\">{}</p></div>",
@@ -291,20 +391,40 @@ async fn details_page(
     if mapping.role_mappings.is_empty() {
         body.push_str("<p>No role mapping: users get their organization's default roles.</p>");
     } else {
-        body.push_str("<table><thead><tr><th scope=\"col\">SCIM group</th><th scope=\"col\">Roles</th></tr></thead><tbody>");
+        body.push_str("<table><thead><tr><th scope=\"col\">SCIM group</th><th scope=\"col\">Roles</th><th scope=\"col\"></th></tr></thead><tbody>");
         for r in &mapping.role_mappings {
             body.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td><form method=\"post\" action=\"{action}\">{}<input type=\"hidden\" name=\"group\" value=\"{}\"><button class=\"secondary\" type=\"submit\" aria-label=\"Delete the role mapping of {}\">Delete</button></form></td></tr>",
                 esc(&r.group.display_name),
-                esc(&r
-                    .roles
-                    .iter()
-                    .map(|x| x.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "))
+                esc(&r.roles.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", ")),
+                hidden("unrole"),
+                r.group.id,
+                esc(&r.group.display_name)
             ));
         }
         body.push_str("</tbody></table>");
+    }
+    if !mapping.groups_without_role_mapping.is_empty() {
+        let options: String = mapping
+            .groups_without_role_mapping
+            .iter()
+            .map(|g| {
+                format!(
+                    "<option value=\"{}\">{}</option>",
+                    g.id,
+                    esc(&g.display_name)
+                )
+            })
+            .collect();
+        let boxes: String = roles
+            .iter()
+            .map(|r| format!("<label class=\"check\"><input type=\"checkbox\" name=\"role\" value=\"{}\"> {}</label>", r.id, esc(&r.name)))
+            .collect();
+        body.push_str(&format!(
+            "<form method=\"post\" action=\"{action}\">{}<h3>Add Role Mapping</h3><label>SCIM group <select name=\"group\">{options}</select></label>\
+             <fieldset><legend>Roles</legend>{boxes}</fieldset><button type=\"submit\">Add</button></form>",
+            hidden("role")
+        ));
     }
     body.push_str(&format!(
         "<p class=\"muted\" role=\"status\">{}</p><p class=\"muted\">We recommend including Desktop User and PROe User for everyone who backs up computers; external groups (outside legal counsel, for example) do not need them.</p></div>",
@@ -366,19 +486,6 @@ async fn details_page(
         .into_response()
 }
 
-#[derive(Deserialize)]
-struct DetailsForm {
-    #[serde(default)]
-    csrf: String,
-    action: String,
-    amount: Option<String>,
-    unit: Option<String>,
-    label: Option<String>,
-    days: Option<String>,
-    token: Option<String>,
-    digest: Option<String>,
-}
-
 /// The forms of a provider's details page.
 pub async fn act(
     State(state): State<AppState>,
@@ -392,24 +499,39 @@ pub async fn act(
     let Ok(pid) = id.parse::<ProviderId>() else {
         return error_page(StatusCode::NOT_FOUND, "There is no such provider.");
     };
-    let Ok(form) = serde_urlencoded::from_bytes::<DetailsForm>(&body) else {
+    let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
         return error_page(StatusCode::BAD_REQUEST, "The form could not be read.");
     };
-    if let Some(r) = console.bad_csrf(&form.csrf) {
+    let field = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let all = |k: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    if let Some(r) = console.bad_csrf(&field("csrf").unwrap_or_default()) {
         return r;
     }
     let m = &state.muster;
     let env = console.admin.environment_id;
     let who = actor(&console);
     let back = format!("/console/providers/{pid}");
-    let result: Result<Option<String>, CoreError> = match form.action.as_str() {
+    let action = field("action").unwrap_or_default();
+    let ids = |k: &str| -> Vec<muster_core::ids::GroupId> {
+        all(k).iter().filter_map(|v| v.parse().ok()).collect()
+    };
+    let result: Result<Option<String>, CoreError> = match action.as_str() {
         "delay" => {
-            let amount = form.amount.as_deref().unwrap_or("").trim().parse::<i64>();
-            let unit = form
-                .unit
-                .as_deref()
-                .unwrap_or("60")
-                .parse::<i64>()
+            let amount = field("amount").unwrap_or_default().parse::<i64>();
+            let unit = field("unit")
+                .and_then(|u| u.parse::<i64>().ok())
                 .unwrap_or(60);
             match amount {
                 Ok(a) if a >= 0 => m
@@ -422,12 +544,7 @@ pub async fn act(
             }
         }
         "token" => {
-            let days = form
-                .days
-                .as_deref()
-                .map(str::trim)
-                .filter(|d| !d.is_empty());
-            let expires = match days.map(str::parse::<i64>) {
+            let expires = match field("days").as_deref().map(str::parse::<i64>) {
                 None => Ok(None),
                 Some(Ok(d)) if d > 0 => Ok(Some(m.now().plus_secs(d * 86_400))),
                 Some(_) => Err(CoreError::Invalid("expiry must be a number of days".into())),
@@ -437,7 +554,7 @@ pub async fn act(
                     .create_token(
                         env,
                         pid,
-                        form.label.as_deref().unwrap_or("token"),
+                        &field("label").unwrap_or_else(|| "token".into()),
                         exp,
                         &who,
                     )
@@ -446,18 +563,85 @@ pub async fn act(
                 Err(e) => Err(e),
             }
         }
-        "revoke" => match form
-            .token
-            .as_deref()
-            .and_then(|t| t.parse::<TokenId>().ok())
-        {
+        "revoke" => match field("token").and_then(|t| t.parse::<TokenId>().ok()) {
             Some(t) => m.revoke_token(env, t, &who).await.map(|_| None),
             None => Err(CoreError::Invalid("no such token".into())),
         },
         "apply" => m
-            .apply_mappings(env, pid, form.digest.as_deref(), &who)
+            .apply_mappings(env, pid, field("digest").as_deref(), &who)
             .await
             .map(|_| None),
+        "method" => {
+            let input = muster_core::mapping::OrgMappingInput {
+                method: field("method").and_then(|v| OrgMethod::parse(&v)),
+                org_id: field("org").and_then(|v| v.parse().ok()),
+                attribute: field("attribute"),
+                parent_org_id: field("parent").and_then(|v| v.parse().ok()),
+                unmapped_org_id: field("unmapped").and_then(|v| v.parse().ok()),
+            };
+            m.set_org_mapping(env, pid, &input, &who)
+                .await
+                .map(|_| None)
+        }
+        "map" => match field("org").and_then(|v| v.parse().ok()) {
+            Some(org) => m
+                .add_group_mapping(env, pid, &ids("group"), org, &who)
+                .await
+                .map(|_| None),
+            None => Err(CoreError::Invalid("select an organization".into())),
+        },
+        "up" | "down" | "unmap" => {
+            let entry =
+                field("entry").and_then(|v| v.parse::<muster_core::ids::GroupMappingId>().ok());
+            match (entry, m.mapping_view(env, pid).await) {
+                (Some(e), Ok(view)) if action == "unmap" => {
+                    let _ = view;
+                    m.delete_group_mapping(env, pid, e, &who)
+                        .await
+                        .map(|_| None)
+                }
+                (Some(e), Ok(view)) => {
+                    let mut order: Vec<_> = view.group_mappings.iter().map(|g| g.id).collect();
+                    match order.iter().position(|x| *x == e) {
+                        Some(i) => {
+                            let j = if action == "up" {
+                                i.saturating_sub(1)
+                            } else {
+                                (i + 1).min(order.len() - 1)
+                            };
+                            order.swap(i, j);
+                            m.reorder_group_mappings(env, pid, &order, &who)
+                                .await
+                                .map(|_| None)
+                        }
+                        None => Err(CoreError::NotFound("no such mapping entry".into())),
+                    }
+                }
+                (_, Err(e)) => Err(e),
+                (None, _) => Err(CoreError::NotFound("no such mapping entry".into())),
+            }
+        }
+        "role" => match ids("group").first() {
+            Some(g) => {
+                let roles: Vec<muster_core::ids::RoleId> =
+                    all("role").iter().filter_map(|v| v.parse().ok()).collect();
+                if roles.is_empty() {
+                    Err(CoreError::Invalid("choose one or more roles".into()))
+                } else {
+                    m.set_role_mapping(env, pid, *g, &roles, &who)
+                        .await
+                        .map(|_| None)
+                }
+            }
+            None => Err(CoreError::Invalid("select a SCIM group".into())),
+        },
+        "unrole" => match ids("group").first() {
+            Some(g) => m
+                .set_role_mapping(env, pid, *g, &[], &who)
+                .await
+                .map(|_| None),
+            None => Err(CoreError::Invalid("select a SCIM group".into())),
+        },
         _ => return error_page(StatusCode::BAD_REQUEST, "Unknown action."),
     };
     match result {

@@ -15,7 +15,8 @@ on_both!(
     organizations_are_managed_through_forms,
     providers_are_added_and_their_token_shown_once,
     users_are_searched_shown_and_acted_on,
-    the_sync_log_is_filtered_paged_and_exported
+    the_sync_log_is_filtered_paged_and_exported,
+    mappings_are_configured_through_forms
 );
 
 const PASSWORD: &str = "a long enough passphrase";
@@ -734,5 +735,99 @@ async fn the_sync_log_is_filtered_paged_and_exported(b: Backend) {
     // Not for an unsigned visitor.
     let r = get(&app, "/console/sync-log/export.csv", None).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    app.finish().await;
+}
+
+async fn mappings_are_configured_through_forms(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ima", AdminRole::IdentityManagementAdmin).await;
+    let p = app.provider("Okta").await;
+    let g = app
+        .post(&p, "/Groups", serde_json::json!({"displayName": "Sellers"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let cookie = session(&app, "ima").await;
+    let path = format!("/console/providers/{}", p.id);
+    let page = html(&get(&app, &path, Some(&cookie)).await);
+    assert!(page.contains("Add Organization Mapping"));
+    assert!(page.contains("1 SCIM group(s) are not mapped: Sellers"));
+    let csrf = csrf_of(&page);
+    // An attribute path that cannot hold a value is refused on the page, and nothing is saved.
+    let r = post_form(
+        &app,
+        &path,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=method&method=attribute&attribute=nosuch"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("nosuch") && html(&r).contains("role=\"alert\""));
+    // Without the CSRF token: refused.
+    let r = post_form(&app, &path, Some(&cookie), "action=method&method=groups").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(app
+        .muster
+        .mapping_view(app.env.id, p.id)
+        .await
+        .map(|v| v.org_mapping.is_none())
+        .unwrap_or(false));
+    // The groups method, an entry, a role mapping.
+    let r = post_form(
+        &app,
+        &path,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=method&method=groups"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    let root = app
+        .muster
+        .org_tree(app.env.id)
+        .await
+        .map(|t| t.org.id.to_string())
+        .unwrap_or_default();
+    let r = post_form(
+        &app,
+        &path,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=map&group={g}&org={root}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    let roles = app.muster.list_roles(app.env.id).await.unwrap_or_default();
+    let desktop = roles
+        .iter()
+        .find(|r| r.name == "Desktop User")
+        .map(|r| r.id.to_string())
+        .unwrap_or_default();
+    let r = post_form(
+        &app,
+        &path,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=role&group={g}"),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "a role mapping needs roles"
+    );
+    let r = post_form(
+        &app,
+        &path,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=role&group={g}&role={desktop}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = html(&get(&app, &path, Some(&cookie)).await);
+    assert_eq!(
+        page.matches("All SCIM groups are mapped").count(),
+        2,
+        "{page}"
+    );
     app.finish().await;
 }
