@@ -501,6 +501,13 @@ async fn orgs_page(
             return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.");
         }
     };
+    let roles = match state.muster.list_roles(console.admin.environment_id).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "listing roles failed");
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.");
+        }
+    };
     let csrf = esc(&console.session.csrf_token);
     let active: Vec<_> = all
         .iter()
@@ -572,6 +579,27 @@ async fn orgs_page(
             actions.push_str(&format!(
                 "<form method=\"post\" action=\"/console/orgs\">{}<label>Add child organization <input name=\"name\" required minlength=\"3\" maxlength=\"220\"></label> <button class=\"secondary\" type=\"submit\">Add child</button></form>",
                 hidden("child")
+            ));
+            let own = o.default_roles_from == Some(o.org.id);
+            let held: Vec<_> = o.effective_default_roles.iter().map(|r| r.id).collect();
+            let boxes: String = roles
+                .iter()
+                .map(|r| {
+                    format!(
+                        "<label class=\"check\"><input type=\"checkbox\" name=\"role\" value=\"{}\"{}> {}</label>",
+                        r.id,
+                        if held.contains(&r.id) { " checked" } else { "" },
+                        esc(&r.name)
+                    )
+                })
+                .collect();
+            actions.push_str(&format!(
+                "<details><summary>Default roles of {}</summary><form method=\"post\" action=\"/console/orgs\">{}<fieldset><legend>Default roles</legend>{boxes}</fieldset>\
+                 <label class=\"check\"><input type=\"checkbox\" name=\"inherit\" value=\"1\"{}> Inherit the parent's default roles</label> \
+                 <button class=\"secondary\" type=\"submit\">Save default roles</button></form></details>",
+                esc(&o.org.name),
+                hidden("roles"),
+                if own || o.org.parent_id.is_none() { "" } else { " checked" }
             ));
             if o.org.parent_id.is_some() {
                 actions.push_str(&format!(
@@ -685,6 +713,30 @@ async fn org_action(State(state): State<AppState>, console: Console, body: Bytes
                 "row",
                 Err(muster_core::CoreError::Invalid(
                     "choose an organization to move it under".into(),
+                )),
+            ),
+        },
+        "roles" => match org_id(&form.org) {
+            Some(id) => {
+                let pairs: Vec<(String, String)> =
+                    serde_urlencoded::from_bytes(&body).unwrap_or_default();
+                let inherit = pairs.iter().any(|(k, _)| k == "inherit");
+                let chosen: Vec<muster_core::ids::RoleId> = pairs
+                    .iter()
+                    .filter(|(k, _)| k == "role")
+                    .filter_map(|(_, v)| v.parse().ok())
+                    .collect();
+                (
+                    "row",
+                    m.set_org_default_roles(env, id, (!inherit).then_some(chosen), &actor)
+                        .await
+                        .map(|_| ()),
+                )
+            }
+            None => (
+                "row",
+                Err(muster_core::CoreError::Invalid(
+                    "no such organization".into(),
                 )),
             ),
         },

@@ -442,6 +442,37 @@ async fn organizations_are_managed_through_forms(b: Backend) {
     assert!(page.contains("Reactivate R&amp;D"), "{page}");
     let r = post(format!("csrf={csrf}&action=reactivate&org={eng}")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // Default roles: R&D sets its own, then inherits again.
+    let roles = app.muster.list_roles(app.env.id).await.unwrap_or_default();
+    let org_admin = roles
+        .iter()
+        .find(|r| r.name == "Org Admin")
+        .map(|r| r.id.to_string())
+        .unwrap_or_default();
+    let r = post(format!(
+        "csrf={csrf}&action=roles&org={eng}&role={org_admin}"
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    let view = app
+        .muster
+        .get_org(app.env.id, eng)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = view
+        .effective_default_roles
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["Org Admin"]);
+    let r = post(format!("csrf={csrf}&action=roles&org={eng}&inherit=1")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let view = app
+        .muster
+        .get_org(app.env.id, eng)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(view.default_roles_from, Some(eng), "inherited again");
     let orgs = app
         .muster
         .list_orgs(app.env.id, None)
