@@ -201,7 +201,7 @@ async fn details_page(
     body.push_str(&format!(
         "<div class=\"grid\"><div class=\"card\"><div class=\"muted\">SCIM base URL</div><code id=\"base\">{}</code></div>\
          <div class=\"card\"><div class=\"muted\">Last sync</div>{}</div>\
-         <div class=\"card\"><div class=\"muted\">Errors in the last 24 hours</div><div class=\"stat\">{errors}</div><a href=\"/console/sync-log\">Sync Log</a></div></div>",
+         <div class=\"card\"><div class=\"muted\">Errors in the last 24 hours</div><div class=\"stat\">{errors}</div><a href=\"/console/sync-log?provider={pid}&amp;result=error\">See the errors</a></div></div>",
         esc(&m.scim_base_url(pid)),
         p.last_sync_at.map(|t| esc(&t.to_rfc3339())).unwrap_or_else(|| "never".into())
     ));
