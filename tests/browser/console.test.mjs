@@ -186,6 +186,7 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   }
   // Ana arrived before the mappings: the preview lists her, the re-apply moves her.
   await page.reload();
+  await page.getByRole("link", { name: "Preview a re-apply" }).click();
   await page.getByRole("cell", { name: "ana@example.com" }).waitFor();
   await page.screenshot({ path: join(shots, "console-provider-details.png"), fullPage: true });
   await page.getByRole("button", { name: "Re-apply mappings" }).click();

@@ -142,10 +142,16 @@ pub fn add_form(csrf: &str, error: Option<&str>, name: &str) -> String {
 }
 
 /// A provider's details page.
+#[derive(Deserialize, Default)]
+pub struct DetailsQuery {
+    preview: Option<String>,
+}
+
 pub async fn details(
     State(state): State<AppState>,
     console: Console,
     Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<DetailsQuery>,
 ) -> Response {
     if let Some(r) = console.deny(PROVIDERS) {
         return r;
@@ -153,7 +159,7 @@ pub async fn details(
     let Ok(pid) = id.parse::<ProviderId>() else {
         return error_page(StatusCode::NOT_FOUND, "There is no such provider.");
     };
-    details_page(&state, &console, pid, None, None).await
+    details_page(&state, &console, pid, None, None, q.preview.is_some()).await
 }
 
 async fn details_page(
@@ -162,6 +168,7 @@ async fn details_page(
     pid: ProviderId,
     error: Option<&str>,
     secret: Option<String>,
+    with_preview: bool,
 ) -> Response {
     let m = &state.muster;
     let env = console.admin.environment_id;
@@ -172,16 +179,22 @@ async fn details_page(
         }
         Err(e) => return internal(&e),
     };
-    let (tokens, mapping, errors, preview) = match (
+    let (tokens, mapping, errors) = match (
         m.list_tokens(env, pid).await,
         m.mapping_view(env, pid).await,
         m.provider_errors_last_day(env, pid).await,
-        m.preview_mappings(env, pid, 20).await,
     ) {
-        (Ok(t), Ok(mv), Ok(e), Ok(pv)) => (t, mv, e, pv),
-        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
-            return internal(&e)
+        (Ok(t), Ok(mv), Ok(e)) => (t, mv, e),
+        (Err(e), ..) | (_, Err(e), _) | (_, _, Err(e)) => return internal(&e),
+    };
+    // The preview reads every user of the provider: only when asked for.
+    let preview = if with_preview {
+        match m.preview_mappings(env, pid, 20).await {
+            Ok(p) => Some(p),
+            Err(e) => return internal(&e),
         }
+    } else {
+        None
     };
     let csrf = esc(&console.session.csrf_token);
     let now = m.now();
@@ -443,8 +456,19 @@ async fn details_page(
     }
     body.push_str("</tbody></table></div>");
     // Preview and re-apply.
+    let Some(preview) = preview else {
+        body.push_str(&format!(
+            "<div class=\"card\"><h2>Re-apply mappings</h2><p>Changing a mapping moves nobody by itself. \
+             <a href=\"{action}?preview=1#reapply\">Preview a re-apply</a>: every user whose organization or roles the current mappings would change.</p></div>"
+        ));
+        return console
+            .page(&p.name, "/console/providers")
+            .body(body)
+            .render()
+            .into_response();
+    };
     body.push_str(&format!(
-        "<div class=\"card\"><h2>Re-apply mappings</h2><p>{} of {} user(s) would change: {} move(s), {} role change(s).</p>",
+        "<div class=\"card\" id=\"reapply\"><h2>Re-apply mappings</h2><p>{} of {} user(s) would change: {} move(s), {} role change(s).</p>",
         preview.changed, preview.users, preview.org_changes, preview.role_changes
     ));
     if !preview.changes.is_empty() {
@@ -645,9 +669,10 @@ pub async fn act(
         _ => return error_page(StatusCode::BAD_REQUEST, "Unknown action."),
     };
     match result {
+        Ok(None) if action == "apply" => redirect(&format!("{back}?preview=1#reapply")),
         Ok(None) => redirect(&back),
         // A new token is shown on the page itself, once; never through a redirect.
-        Ok(Some(secret)) => details_page(&state, &console, pid, None, Some(secret)).await,
+        Ok(Some(secret)) => details_page(&state, &console, pid, None, Some(secret), false).await,
         Err(CoreError::Store(e)) => internal(&CoreError::Store(e)),
         Err(e) => {
             let code = match e {
@@ -655,7 +680,7 @@ pub async fn act(
                 CoreError::NotFound(_) => StatusCode::NOT_FOUND,
                 _ => StatusCode::BAD_REQUEST,
             };
-            let page = details_page(&state, &console, pid, Some(&e.to_string()), None).await;
+            let page = details_page(&state, &console, pid, Some(&e.to_string()), None, false).await;
             let (mut parts, body) = page.into_parts();
             if parts.status == StatusCode::OK {
                 parts.status = code;
