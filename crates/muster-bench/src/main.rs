@@ -302,65 +302,7 @@ async fn run<F>(server: &Server, name: &str, n: usize, concurrency: usize, make:
 where
     F: Fn(usize) -> Req + Send + Sync + 'static,
 {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap_or_default();
-    let make = Arc::new(make);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        let (client, make, next) = (client.clone(), make.clone(), next.clone());
-        let (base, token) = (server.base.clone(), server.token.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let (method, path, body) = make(i);
-                let mut req = client
-                    .request(method, format!("{base}{path}"))
-                    .bearer_auth(&token);
-                if let Some(b) = body {
-                    req = req
-                        .header("content-type", "application/scim+json")
-                        .body(b.to_string());
-                }
-                let t = Instant::now();
-                let status = match req.send().await {
-                    Ok(r) => {
-                        let s = r.status().as_u16();
-                        let _ = r.bytes().await;
-                        s
-                    }
-                    Err(_) => 0,
-                };
-                out.push((t.elapsed(), status));
-            }
-            out
-        }));
-    }
-    let mut latencies = Vec::with_capacity(n);
-    let mut statuses = Vec::with_capacity(n);
-    for t in tasks {
-        for (l, s) in t.await.unwrap_or_default() {
-            latencies.push(l);
-            statuses.push(s);
-        }
-    }
-    let errors = statuses.iter().filter(|s| !(200..300).contains(*s)).count();
-    Stats {
-        name: name.into(),
-        requests: n,
-        errors,
-        elapsed: started.elapsed(),
-        latencies,
-        statuses,
-        peak_rss: None,
-    }
+    run_units(server, name, n, concurrency, move |i| vec![make(i)]).await
 }
 
 fn user_body(i: usize) -> Value {
