@@ -73,6 +73,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("temp_store", "memory")
+            // The writer's page cache: 16 MiB.
             .pragma("cache_size", "-16000");
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let writer = SqlitePoolOptions::new()
@@ -91,7 +92,9 @@ impl SqliteStore {
                 .max_connections(settings.readers.max(1))
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .connect_with(base.read_only(true))
+                // Readers share the operating system's file cache; 4 MiB each keeps the hot
+                // index pages without multiplying memory by the number of readers.
+                .connect_with(base.read_only(true).pragma("cache_size", "-4000"))
                 .await
                 .map_err(db_err)?
         };
