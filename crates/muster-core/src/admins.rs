@@ -80,9 +80,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|_| StoreError::Corrupt("a password check did not finish".into()).into())
 }
 
-fn key(name: &str) -> String {
-    name.trim().to_lowercase()
-}
+use crate::provisioning::name_key as key;
 
 /// Checks a new password: long enough, not the username.
 pub fn check_password(username: &str, password: &str) -> CoreResult<()> {

@@ -131,9 +131,7 @@ pub fn check_org_name(name: &str) -> CoreResult<String> {
     Ok(name.to_string())
 }
 
-fn key(name: &str) -> String {
-    name.trim().to_lowercase()
-}
+use crate::provisioning::name_key as key;
 
 /// The organizations of an environment, indexed for tree questions.
 struct Orgs {

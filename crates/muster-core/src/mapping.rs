@@ -44,9 +44,7 @@ fn c42_path() -> String {
     format!("{MUSTER_USER_SCHEMA}:c42OrgName")
 }
 
-fn key(name: &str) -> String {
-    name.trim().to_lowercase()
-}
+use crate::provisioning::name_key as key;
 
 /// A provider's mappings, read in one transaction.
 pub(crate) struct Rules {
@@ -1143,7 +1141,7 @@ impl Muster {
             }
         }
         tx.put_org_mapping(&m).await?;
-        tx.append_log(&[provider_entry(
+        let entry = provider_entry(
             env,
             now,
             actor,
@@ -1156,11 +1154,8 @@ impl Muster {
                 "parentOrgId": m.parent_org_id,
                 "unmappedOrgId": m.unmapped_org_id,
             }),
-        )])
-        .await?;
-        let view = self.mapping_view_in(&mut tx, env, provider).await?;
-        tx.commit().await?;
-        Ok(view)
+        );
+        self.log_and_view(tx, env, provider, entry).await
     }
 
     /// Checks the groups of a group mapping entry: some, all of the provider, none in another
@@ -1233,18 +1228,15 @@ impl Muster {
             created_at: now,
         };
         tx.insert_group_org_mapping(&entry).await?;
-        tx.append_log(&[provider_entry(
+        let entry = provider_entry(
             env,
             now,
             actor,
             &p,
             "mapping.group_mapping_added",
             json!({"id": entry.id, "org": org.name, "groups": entry.groups, "priority": entry.priority}),
-        )])
-        .await?;
-        let view = self.mapping_view_in(&mut tx, env, provider).await?;
-        tx.commit().await?;
-        Ok(view)
+        );
+        self.log_and_view(tx, env, provider, entry).await
     }
 
     /// Changes a group-to-organization entry's groups and organization.
@@ -1272,18 +1264,15 @@ impl Muster {
         let org = self.active_org(&mut tx, env, org, "orgId").await?;
         entry.org_id = org.id;
         tx.update_group_org_mapping(&entry).await?;
-        tx.append_log(&[provider_entry(
+        let entry = provider_entry(
             env,
             now,
             actor,
             &p,
             "mapping.group_mapping_updated",
             json!({"id": id, "org": org.name, "groups": entry.groups, "priority": entry.priority}),
-        )])
-        .await?;
-        let view = self.mapping_view_in(&mut tx, env, provider).await?;
-        tx.commit().await?;
-        Ok(view)
+        );
+        self.log_and_view(tx, env, provider, entry).await
     }
 
     /// Deletes a group-to-organization entry; the others keep their order.
@@ -1306,15 +1295,26 @@ impl Muster {
         tx.delete_group_org_mapping(env, id).await?;
         let rest: Vec<GroupMappingId> = entries.iter().map(|e| e.id).filter(|e| *e != id).collect();
         self.renumber(&mut tx, env, provider, &rest).await?;
-        tx.append_log(&[provider_entry(
+        let entry = provider_entry(
             env,
             now,
             actor,
             &p,
             "mapping.group_mapping_deleted",
             json!({"id": id}),
-        )])
-        .await?;
+        );
+        self.log_and_view(tx, env, provider, entry).await
+    }
+
+    /// Logs a mapping change and commits it, answering with the mappings as they now are.
+    async fn log_and_view(
+        &self,
+        mut tx: Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+        entry: SyncLogEntry,
+    ) -> CoreResult<MappingView> {
+        tx.append_log(&[entry]).await?;
         let view = self.mapping_view_in(&mut tx, env, provider).await?;
         tx.commit().await?;
         Ok(view)
@@ -1363,18 +1363,15 @@ impl Muster {
             )));
         }
         self.renumber(&mut tx, env, provider, order).await?;
-        tx.append_log(&[provider_entry(
+        let entry = provider_entry(
             env,
             now,
             actor,
             &p,
             "mapping.group_priorities_changed",
             json!({"order": order}),
-        )])
-        .await?;
-        let view = self.mapping_view_in(&mut tx, env, provider).await?;
-        tx.commit().await?;
-        Ok(view)
+        );
+        self.log_and_view(tx, env, provider, entry).await
     }
 
     /// Sets a group's role mapping (no roles: removes it). Roles the mapping no longer gives are

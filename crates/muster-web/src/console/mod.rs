@@ -93,6 +93,15 @@ pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     (status, page.render()).into_response()
 }
 
+/// The page for a failure the administrator cannot fix; the cause goes to the server log.
+pub(crate) fn internal(e: &muster_core::CoreError) -> Response {
+    tracing::error!(error = %e, "a console request failed");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong. The server log has the details.",
+    )
+}
+
 pub(crate) fn redirect(to: &str) -> Response {
     let mut resp = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(to) {

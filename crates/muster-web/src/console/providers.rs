@@ -13,7 +13,7 @@ use muster_core::CoreError;
 use serde::Deserialize;
 
 use super::html::esc;
-use super::{duration_words, error_page, redirect, Console, PROVIDERS};
+use super::{duration_words, error_page, internal, redirect, Console, PROVIDERS};
 use crate::AppState;
 
 fn actor(console: &Console) -> Actor {
@@ -29,14 +29,6 @@ fn method_title(m: OrgMethod) -> &'static str {
         OrgMethod::Attribute => "Custom attribute",
         OrgMethod::Groups => "SCIM groups",
     }
-}
-
-fn internal(e: &CoreError) -> Response {
-    tracing::error!(error = %e, "a console request failed");
-    error_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong. The server log has the details.",
-    )
 }
 
 /// The secret shown once, with copy buttons and the warning.

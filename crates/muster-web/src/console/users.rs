@@ -17,7 +17,7 @@ use muster_core::{CoreError, Timestamp};
 use serde::Deserialize;
 
 use super::html::esc;
-use super::{error_page, redirect, Console, DIRECTORY};
+use super::{error_page, internal, redirect, Console, DIRECTORY};
 use crate::AppState;
 
 const PAGE: u64 = 50;
@@ -29,14 +29,6 @@ pub struct UsersQuery {
     status: Option<String>,
     provider: Option<String>,
     after: Option<String>,
-}
-
-fn internal(e: &CoreError) -> Response {
-    tracing::error!(error = %e, "a console request failed");
-    error_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong. The server log has the details.",
-    )
 }
 
 fn encode(c: &Cursor) -> String {
