@@ -51,6 +51,10 @@ struct Args {
     /// Write the JSON report here too.
     #[arg(long)]
     json: Option<String>,
+    /// A line of `muster.toml` for the started server, such as `sqlite_synchronous_full = false`
+    /// (repeatable).
+    #[arg(long = "server-setting", value_name = "KEY = VALUE")]
+    server_settings: Vec<String>,
 }
 
 /// The server under test.
@@ -105,7 +109,12 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
         .port();
     // The load generator is one client sending as fast as it can: no per-provider rate limit.
     let config = dir.join("muster.toml");
-    std::fs::write(&config, "rate_limit_per_second = 0\n")?;
+    let mut toml = String::from("rate_limit_per_second = 0\n");
+    for line in &args.server_settings {
+        toml.push_str(line);
+        toml.push('\n');
+    }
+    std::fs::write(&config, toml)?;
     let env = |c: &mut Command| {
         c.env("MUSTER_CONFIG", &config)
             .env("MUSTER_DATA_DIR", &dir)

@@ -13,6 +13,7 @@
 //! - [`error`]: domain and storage errors.
 
 pub mod admins;
+mod auth_cache;
 pub mod clock;
 pub mod directory;
 pub mod error;

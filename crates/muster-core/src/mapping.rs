@@ -96,12 +96,8 @@ impl Rules {
         tx: &mut Box<dyn Tx>,
         env: EnvironmentId,
         provider: ProviderId,
+        root: OrgId,
     ) -> CoreResult<Rules> {
-        let root = tx
-            .find_root_org(env)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("the environment has no root organization".into()))?
-            .id;
         let org = tx.org_mapping(env, provider).await?;
         let selector = match org.as_ref().map(|m| (m.method, m.attribute.as_deref())) {
             Some((OrgMethod::C42OrgName, _)) => Selector::parse(&USER_RESOURCE, &c42_path()).ok(),
@@ -1442,7 +1438,7 @@ impl Muster {
                 json!({"group": g.display_name, "groupId": group, "before": names(&before), "after": names(&wanted)}),
             )];
             if removed {
-                let rules = Rules::load(&mut tx, env, provider).await?;
+                let rules = self.rules(&mut tx, env, provider).await?;
                 let members = tx.member_ids(env, group).await?;
                 let cause = Cause {
                     env,
@@ -1483,7 +1479,7 @@ impl Muster {
     ) -> CoreResult<Preview> {
         let mut tx = self.store.read().await?;
         self.mapping_provider(&mut tx, env, provider).await?;
-        let rules = Rules::load(&mut tx, env, provider).await?;
+        let rules = self.rules(&mut tx, env, provider).await?;
         let catalog: HashMap<RoleId, String> = tx
             .list_roles(env)
             .await?
@@ -1618,7 +1614,7 @@ impl Muster {
             let now = self.now();
             let mut tx = self.store.write().await?;
             let p = self.mapping_provider(&mut tx, env, provider).await?;
-            let rules = Rules::load(&mut tx, env, provider).await?;
+            let rules = self.rules(&mut tx, env, provider).await?;
             let chunk = tx.scan_users(env, provider, None, after, CHUNK).await?;
             let Some(last) = chunk.last() else {
                 tx.append_log(&[provider_entry(

@@ -18,7 +18,7 @@ use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult, StoreError, Unique};
 use crate::ids::{GroupId, RoleId, UserId};
 use crate::lifecycle::{self, Transition};
-use crate::mapping::{roles_differ, Cause, OrgCache, Rules};
+use crate::mapping::{roles_differ, Cause, OrgCache};
 use crate::model::{
     Actor, GroupRecord, GroupRef, Outcome, RoleSource, SyncLogEntry, UserRecord, UserStatus,
 };
@@ -519,20 +519,28 @@ impl Muster {
         let n = normalize(&USER_RESOURCE, body)?;
         let fields = UserFields::read(&n.resource);
         let key = name_key(&fields.user_name);
+        // Whether someone holds this userName (or, for a returning user, this externalId) is
+        // read first from a read connection, so the single writer of SQLite spends its time on
+        // the insert alone when, as in an initial sync, nobody does. When someone does, or when
+        // the insert meets a userName taken in between (the unique index says so), the check is
+        // made again inside the write transaction, which decides.
+        let mut check_in_tx = {
+            let mut r = self.store.read().await?;
+            self.holder(&mut r, ctx, &key, &fields).await?.is_some()
+        };
         for _ in 0..WRITE_ATTEMPTS {
             let now = self.now();
             let mut tx = self.store.write().await?;
-            let mut returning = tx.find_user_by_name(ctx.env(), &key).await?;
+            let returning = if check_in_tx {
+                self.holder(&mut tx, ctx, &key, &fields).await?
+            } else {
+                None
+            };
             if let Some(existing) = &returning {
                 let mine = existing.provider_id == Some(ctx.id());
                 if !mine || (existing.removed_at.is_none() && existing.scim_active) {
                     return Err(uniqueness_user(&fields.user_name, existing, ctx));
                 }
-            } else if let Some(ext) = &fields.external_id {
-                returning = tx
-                    .find_user_by_external_id(ctx.env(), ctx.id(), ext)
-                    .await?
-                    .filter(|u| u.removed_at.is_some() || !u.scim_active);
             }
             if let Some(existing) = returning {
                 match self
@@ -546,7 +554,7 @@ impl Muster {
                     None => continue,
                 }
             }
-            let rules = Rules::load(&mut tx, ctx.env(), ctx.id()).await?;
+            let rules = self.rules(&mut tx, ctx.env(), ctx.id()).await?;
             let actor = Actor::Provider { id: ctx.id() };
             let cause = provisioning_cause(ctx, &actor, now);
             let mut user = UserRecord {
@@ -584,9 +592,15 @@ impl Muster {
             } else {
                 lifecycle::turn_off(&mut user, ctx.provider.deactivation_delay_secs, now)
             };
-            tx.insert_user(&user)
-                .await
-                .map_err(|e| map_user_conflict(e, &fields.user_name))?;
+            match tx.insert_user(&user).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(Unique::UserName)) if !check_in_tx => {
+                    // Taken since the first look: decide inside the transaction.
+                    check_in_tx = true;
+                    continue;
+                }
+                Err(e) => return Err(map_user_conflict(e, &fields.user_name)),
+            }
             let (mut log, rest): (Vec<SyncLogEntry>, Vec<SyncLogEntry>) =
                 placed.into_iter().partition(|e| e.action == "org.created");
             log.push(user_entry(
@@ -599,7 +613,7 @@ impl Muster {
             log.extend(rest);
             log.extend(transition_entries(ctx, now, &user, &transitions));
             tx.append_log(&log).await?;
-            tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+            self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
             return Ok(Created {
                 view: UserView {
@@ -610,6 +624,27 @@ impl Muster {
             });
         }
         Err(busy())
+    }
+
+    /// Who stands in the way of creating this user: the holder of its userName (any provider's,
+    /// any state), else this provider's turned-off or deleted user with its externalId.
+    async fn holder(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        ctx: &ProviderCtx,
+        key: &str,
+        fields: &UserFields,
+    ) -> CoreResult<Option<UserRecord>> {
+        if let Some(u) = tx.find_user_by_name(ctx.env(), key).await? {
+            return Ok(Some(u));
+        }
+        Ok(match &fields.external_id {
+            Some(ext) => tx
+                .find_user_by_external_id(ctx.env(), ctx.id(), ext)
+                .await?
+                .filter(|u| u.removed_at.is_some() || !u.scim_active),
+            None => None,
+        })
     }
 
     /// Brings back a user the provider had turned off or deleted, with the resource it now sent.
@@ -623,7 +658,7 @@ impl Muster {
         fields: &UserFields,
         now: Timestamp,
     ) -> CoreResult<Option<UserView>> {
-        let rules = Rules::load(tx, ctx.env(), ctx.id()).await?;
+        let rules = self.rules(tx, ctx.env(), ctx.id()).await?;
         let actor = Actor::Provider { id: ctx.id() };
         let cause = provisioning_cause(ctx, &actor, now);
         let groups: Vec<GroupRef> = tx
@@ -702,7 +737,7 @@ impl Muster {
         log.extend(placed);
         log.extend(roles_log);
         tx.append_log(&log).await?;
-        tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+        self.touch_sync(tx, ctx.env(), ctx.id(), now).await?;
         Ok(Some(UserView {
             user: u,
             groups: Some(groups),
@@ -826,7 +861,7 @@ impl Muster {
                 .map(|(_, g)| g)
                 .collect();
             let gids: Vec<GroupId> = groups.iter().map(|g| g.group_id).collect();
-            let rules = Rules::load(&mut tx, ctx.env(), ctx.id()).await?;
+            let rules = self.rules(&mut tx, ctx.env(), ctx.id()).await?;
             let actor = Actor::Provider { id: ctx.id() };
             let cause = provisioning_cause(ctx, &actor, now);
             let (_, placed) = self
@@ -891,7 +926,7 @@ impl Muster {
                 .await?,
             );
             tx.append_log(&log).await?;
-            tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+            self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
             return Ok(UserView {
                 user: u,
@@ -941,7 +976,7 @@ impl Muster {
             }
             log.extend(transition_entries(ctx, now, &u, &transitions));
             tx.append_log(&log).await?;
-            tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+            self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
             return Ok(());
         }
@@ -960,16 +995,16 @@ impl Muster {
         let mut tx = self.store.read().await?;
         let (total, users) = match plan.sql_order() {
             Some(order) => {
-                let total = tx.count_users(env, ctx.id(), plan.cond.as_ref()).await?;
-                let users = if plan.size == 0 || plan.offset >= total {
-                    Vec::new()
-                } else {
-                    let page = Page {
-                        offset: plan.offset,
-                        limit: plan.size,
-                    };
-                    tx.list_users(env, ctx.id(), plan.cond.as_ref(), order, page)
-                        .await?
+                let users = match plan.page() {
+                    Some(page) => {
+                        tx.list_users(env, ctx.id(), plan.cond.as_ref(), order, page)
+                            .await?
+                    }
+                    None => Vec::new(),
+                };
+                let total = match plan.total_from_page(users.len()) {
+                    Some(total) => total,
+                    None => tx.count_users(env, ctx.id(), plan.cond.as_ref()).await?,
                 };
                 (total, users)
             }
@@ -1156,7 +1191,7 @@ impl Muster {
             ));
         }
         tx.append_log(&log).await?;
-        tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+        self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
         let view_members = tx.member_ids(ctx.env(), group.id).await?;
         tx.commit().await?;
         Ok(GroupView {
@@ -1347,7 +1382,7 @@ impl Muster {
                 None => continue,
             }
             tx.append_log(&log).await?;
-            tx.touch_provider_sync(ctx.env(), ctx.id(), now).await?;
+            self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             let members = tx.member_ids(ctx.env(), gid).await?;
             tx.commit().await?;
             return Ok(GroupView {
@@ -1554,7 +1589,7 @@ impl Muster {
                 None => continue,
             }
             tx.append_log(&log).await?;
-            tx.touch_provider_sync(env, ctx.id(), now).await?;
+            self.touch_sync(&mut tx, env, ctx.id(), now).await?;
             let members = self
                 .members_if_small(&mut tx, env, gid, members_up_to)
                 .await?;
@@ -1577,7 +1612,7 @@ impl Muster {
         if touched.is_empty() {
             return Ok(Some(Vec::new()));
         }
-        let rules = Rules::load(tx, ctx.env(), ctx.id()).await?;
+        let rules = self.rules(tx, ctx.env(), ctx.id()).await?;
         let aspects = rules.aspects_of(&[gid]);
         if !aspects.any() {
             return Ok(Some(Vec::new()));
@@ -1628,9 +1663,7 @@ impl Muster {
                 .ok_or_else(|| group_not_found(id))?;
             check_if_match(if_match, existing.version)?;
             // What the group took part in, read before it (and its mappings) go.
-            let aspects = Rules::load(&mut tx, env, ctx.id())
-                .await?
-                .aspects_of(&[gid]);
+            let aspects = self.rules(&mut tx, env, ctx.id()).await?.aspects_of(&[gid]);
             let members = if aspects.any() {
                 tx.member_ids(env, gid).await?
             } else {
@@ -1639,7 +1672,7 @@ impl Muster {
             tx.delete_group(env, gid).await?;
             let mut log = vec![group_entry(ctx, now, "group.deleted", &existing, json!({}))];
             if aspects.any() {
-                let rules = Rules::load(&mut tx, env, ctx.id()).await?;
+                let rules = self.rules(&mut tx, env, ctx.id()).await?;
                 let actor = Actor::Provider { id: ctx.id() };
                 let cause = Cause {
                     reason: "group deleted",
@@ -1654,7 +1687,7 @@ impl Muster {
                 }
             }
             tx.append_log(&log).await?;
-            tx.touch_provider_sync(env, ctx.id(), now).await?;
+            self.touch_sync(&mut tx, env, ctx.id(), now).await?;
             tx.commit().await?;
             return Ok(());
         }
@@ -1673,16 +1706,16 @@ impl Muster {
         let mut tx = self.store.read().await?;
         let (total, groups) = match plan.sql_order() {
             Some(order) => {
-                let total = tx.count_groups(env, ctx.id(), plan.cond.as_ref()).await?;
-                let groups = if plan.size == 0 || plan.offset >= total {
-                    Vec::new()
-                } else {
-                    let page = Page {
-                        offset: plan.offset,
-                        limit: plan.size,
-                    };
-                    tx.list_groups(env, ctx.id(), plan.cond.as_ref(), order, page)
-                        .await?
+                let groups = match plan.page() {
+                    Some(page) => {
+                        tx.list_groups(env, ctx.id(), plan.cond.as_ref(), order, page)
+                            .await?
+                    }
+                    None => Vec::new(),
+                };
+                let total = match plan.total_from_page(groups.len()) {
+                    Some(total) => total,
+                    None => tx.count_groups(env, ctx.id(), plan.cond.as_ref()).await?,
                 };
                 (total, groups)
             }
@@ -1794,6 +1827,23 @@ impl ListPlan {
             }),
             (Some(_), None) => None,
         }
+    }
+
+    /// The rows to read for this page, if any.
+    fn page(&self) -> Option<Page> {
+        (self.size > 0).then_some(Page {
+            offset: self.offset,
+            limit: self.size,
+        })
+    }
+
+    /// `totalResults` read off the page, when the page tells it: a short page that holds rows,
+    /// or starts at the first, ends the results. Saves the count for the common case of a
+    /// filter that matches a few resources (`userName eq`, Okta's existence check).
+    fn total_from_page(&self, rows: usize) -> Option<u64> {
+        let rows = rows as u64;
+        (self.size > 0 && rows < self.size && (rows > 0 || self.offset == 0))
+            .then_some(self.offset + rows)
     }
 
     fn window<T>(&self) -> Window<'_, T> {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::auth_cache::AuthCache;
 use crate::clock::{Clock, Timestamp};
 use crate::error::{CoreError, CoreResult, StoreError, Unique};
 use crate::ids::{EnvironmentId, OrgId, ProviderId, RoleId, TokenId};
@@ -12,7 +13,7 @@ use crate::model::{
     DEFAULT_DEACTIVATION_DELAY_SECS, DEFAULT_ENVIRONMENT, DEFAULT_ORG_NAME,
     MAX_DEACTIVATION_DELAY_SECS, ROOT_DEFAULT_ROLES, STANDARD_ROLES,
 };
-use crate::store::Store;
+use crate::store::{Store, Tx};
 use crate::token;
 
 /// Settings the domain needs.
@@ -22,6 +23,9 @@ pub struct Settings {
     pub public_url: String,
     /// The largest page a SCIM list returns (RFC 7644 §3.4.2.4; advertised as `filter.maxResults`).
     pub max_page_size: u64,
+    /// How long a provider token found valid is trusted without reading the database again
+    /// (zero: never). Changes this process makes apply at once; see [`crate::auth_cache`].
+    pub token_cache_ttl: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -29,6 +33,7 @@ impl Default for Settings {
         Self {
             public_url: "http://127.0.0.1:8080".into(),
             max_page_size: 1000,
+            token_cache_ttl: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -42,6 +47,17 @@ pub struct Muster {
     pub clock: Arc<dyn Clock>,
     /// Settings.
     pub settings: Arc<Settings>,
+    /// Provider tokens recently found valid.
+    auth: Arc<AuthCache>,
+    /// What this process remembers to spare the database a statement: each environment's root
+    /// organization (it never changes), and when it last recorded each provider's sync.
+    memo: Arc<Memo>,
+}
+
+#[derive(Debug, Default)]
+struct Memo {
+    roots: std::sync::RwLock<std::collections::HashMap<EnvironmentId, OrgId>>,
+    synced: std::sync::Mutex<std::collections::HashMap<ProviderId, Timestamp>>,
 }
 
 /// A provider as the subject of a request, with its environment.
@@ -92,6 +108,8 @@ impl Muster {
         Self {
             store,
             clock,
+            auth: Arc::new(AuthCache::new(settings.token_cache_ttl)),
+            memo: Arc::default(),
             settings: Arc::new(settings),
         }
     }
@@ -287,6 +305,7 @@ impl Muster {
         )])
         .await?;
         tx.commit().await?;
+        self.credentials_changed();
         Ok(p)
     }
 
@@ -380,6 +399,7 @@ impl Muster {
         )])
         .await?;
         tx.commit().await?;
+        self.credentials_changed();
         Ok(())
     }
 
@@ -399,6 +419,14 @@ impl Muster {
         };
         let presented = token::hash(secret);
         let now = self.now();
+        if let Some(hit) = self.auth.get(&presented) {
+            // The hash is the key, so it matched; the provider and the expiry are checked
+            // again because a token only ever authenticates its own provider until it expires.
+            if hit.token.provider_id == provider && hit.token.is_live(now) {
+                return Ok(hit.ctx);
+            }
+            return Err(denied());
+        }
         let mut tx = self.store.read().await?;
         let Some((tok, stored)) = tx.find_token_by_hash(&presented).await? else {
             return Err(denied());
@@ -423,10 +451,74 @@ impl Muster {
             w.touch_token(tok.environment_id, tok.id, now).await?;
             w.commit().await?;
         }
-        Ok(ProviderCtx {
+        let ctx = ProviderCtx {
             base_url: self.scim_base_url(p.id),
             provider: p,
-        })
+        };
+        self.auth.put(presented, tok, ctx.clone());
+        Ok(ctx)
+    }
+
+    /// A provider's mapping rules, read in `tx`.
+    pub(crate) async fn rules(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> CoreResult<crate::mapping::Rules> {
+        let known = self
+            .memo
+            .roots
+            .read()
+            .ok()
+            .and_then(|r| r.get(&env).copied());
+        let root = match known {
+            Some(root) => root,
+            None => {
+                let root = tx
+                    .find_root_org(env)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("the environment has no root organization".into())
+                    })?
+                    .id;
+                if let Ok(mut r) = self.memo.roots.write() {
+                    r.insert(env, root);
+                }
+                root
+            }
+        };
+        crate::mapping::Rules::load(tx, env, provider, root).await
+    }
+
+    /// Records in `tx` that the provider changed something at `now`, precise to 5 seconds: the
+    /// statement is skipped when this process recorded a time less than 5 seconds before.
+    pub(crate) async fn touch_sync(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+        now: Timestamp,
+    ) -> CoreResult<()> {
+        let recent = self
+            .memo
+            .synced
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&provider).copied())
+            .is_some_and(|t| t.micros() <= now.micros() && now.micros() - t.micros() < 5_000_000);
+        if !recent {
+            tx.touch_provider_sync(env, provider, now).await?;
+            if let Ok(mut m) = self.memo.synced.lock() {
+                m.insert(provider, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets every cached token check: a provider or a token changed.
+    pub(crate) fn credentials_changed(&self) {
+        self.auth.clear();
     }
 }
 

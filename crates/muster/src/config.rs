@@ -63,6 +63,10 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// Failed authentications a minute per client address (0: no limit).
     pub auth_failures_per_minute: u32,
+    /// How long a provider token found valid is trusted before the database is read again
+    /// (milliseconds; 0: every request reads it). Revocations made through this server apply
+    /// at once whatever the value; this bounds how late another server or the CLI is seen.
+    pub token_cache_ms: u64,
 }
 
 impl Default for Config {
@@ -88,6 +92,7 @@ impl Default for Config {
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
             auth_failures_per_minute: 10,
+            token_cache_ms: 1000,
         }
     }
 }
@@ -216,6 +221,9 @@ impl Config {
         }
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             bail!("tls_cert_file and tls_key_file go together: set both, or neither");
+        }
+        if self.token_cache_ms > 60_000 {
+            bail!("token_cache_ms must be at most 60000 (one minute)");
         }
         if self.request_timeout_secs == 0 || self.header_timeout_secs == 0 {
             bail!("request_timeout_secs and header_timeout_secs must be at least 1");

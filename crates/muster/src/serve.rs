@@ -48,6 +48,7 @@ pub async fn open(cfg: &Config) -> anyhow::Result<App> {
     let settings = Settings {
         public_url: cfg.public_url(),
         max_page_size: cfg.max_page_size,
+        token_cache_ttl: Duration::from_millis(cfg.token_cache_ms),
     };
     let muster = Muster::new(store.shared(), Arc::new(SystemClock), settings);
     let env = muster

@@ -11,7 +11,8 @@ use crate::support::{assert_scim_error, Backend, TestApp};
 on_both!(
     tokens_are_checked,
     providers_are_isolated,
-    tokens_rotate_and_expire
+    tokens_rotate_and_expire,
+    revocation_reaches_other_servers_within_the_token_cache
 );
 
 async fn tokens_are_checked(b: Backend) {
@@ -305,4 +306,79 @@ impl TestApp {
         use muster_core::Clock;
         self.clock.now()
     }
+}
+
+/// Two servers on one database: the one that revokes a token refuses it at once; the other
+/// trusts its last check for at most its token cache's time, then refuses it too; with no
+/// cache it refuses at once.
+async fn revocation_reaches_other_servers_within_the_token_cache(b: Backend) {
+    use muster_core::{Muster, Settings};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let app = TestApp::new(b).await;
+    let p = app.provider("Okta").await;
+    let admin = Actor::Admin {
+        name: "test".into(),
+    };
+    let server = |ttl: Duration| {
+        Muster::new(
+            app.store.shared(),
+            Arc::new(app.clock.clone()),
+            Settings {
+                token_cache_ttl: ttl,
+                ..Settings::default()
+            },
+        )
+    };
+    let cached = server(Duration::from_millis(400));
+    let uncached = server(Duration::ZERO);
+    let checked_at = std::time::Instant::now();
+    for m in [&app.muster, &cached, &uncached] {
+        assert!(m.authenticate_provider(p.id, &p.token).await.is_ok());
+    }
+    // A valid token of another provider never authenticates this one, cached or not.
+    let other = app.provider("Entra").await;
+    assert!(cached
+        .authenticate_provider(other.id, &other.token)
+        .await
+        .is_ok());
+    assert!(cached
+        .authenticate_provider(p.id, &other.token)
+        .await
+        .is_err());
+    let id = app
+        .muster
+        .list_tokens(app.env.id, p.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))[0]
+        .id;
+    app.muster
+        .revoke_token(app.env.id, id, &admin)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        app.muster
+            .authenticate_provider(p.id, &p.token)
+            .await
+            .is_err(),
+        "the server that revoked refuses at once"
+    );
+    assert!(
+        uncached
+            .authenticate_provider(p.id, &p.token)
+            .await
+            .is_err(),
+        "a server without a token cache refuses at once"
+    );
+    // The other server answers from its last check until that check is 400 ms old: this is
+    // what the cache saves (no database read), and the bound it keeps.
+    if checked_at.elapsed() < Duration::from_millis(300) {
+        assert!(cached.authenticate_provider(p.id, &p.token).await.is_ok());
+    }
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(
+        cached.authenticate_provider(p.id, &p.token).await.is_err(),
+        "refused once the cached check is older than the cache's time"
+    );
+    app.finish().await;
 }

@@ -168,6 +168,7 @@ impl TestApp {
         let settings = Settings {
             public_url: PUBLIC_URL.into(),
             max_page_size: 100,
+            ..Settings::default()
         };
         let muster = Muster::new(store.shared(), Arc::new(clock.clone()), settings);
         let env = muster
