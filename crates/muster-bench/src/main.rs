@@ -45,7 +45,8 @@ struct Args {
     /// Requests per timed scenario.
     #[arg(long, default_value_t = 2_000)]
     requests: usize,
-    /// Scenarios to run (comma-separated), or "all".
+    /// Scenarios to run after the load (comma-separated), or "all": post-user, patch-member,
+    /// patch-active, put-user, get-user, filter-username, list-page, giant-group, mapping.
     #[arg(long, default_value = "all")]
     scenarios: String,
     /// Write the JSON report here too.
@@ -343,34 +344,20 @@ fn single(name: &str, elapsed: Duration, status: u16) -> Stats {
     }
 }
 
-/// Organization and role mapping over the loaded company: `groups` SCIM groups (each user in
-/// one), pushed and filled before any mapping exists, as when an administrator assigns people
-/// first; then 100 organizations with 10 groups each, role mappings for every group, and the
-/// timed preview and re-apply that place every user.
-async fn mapping_scenario(
+/// The groups of the initial sync: `groups` SCIM groups, each POSTed with `members: []`, then
+/// filled by membership PATCHes of at most 100 members, every user in one group, as Okta pushes
+/// groups. Returns the timings and the groups' ids.
+async fn sync_groups(
     server: &Server,
     ids: &[String],
     groups: usize,
     concurrency: usize,
-) -> anyhow::Result<Vec<Stats>> {
-    let Some(admin) = &server.admin_token else {
-        bail!("the mapping scenario needs an administrator API token (--admin-token)");
-    };
+) -> anyhow::Result<(Vec<Stats>, Vec<String>)> {
     let groups = groups.clamp(1, ids.len());
-    let api = match server.base.split_once("/scim/v2/") {
-        Some((root, _)) => format!("{root}/api/v1"),
-        None => bail!("cannot tell the API address from {}", server.base),
-    };
-    let provider = server
-        .base
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
     let client = reqwest::Client::new();
     let mut report = Vec::new();
     let names: Vec<String> = (0..groups).map(|g| format!("Team {g:04}")).collect();
-    let pushed = run(server, "mapping: POST /Groups", groups, concurrency, {
+    let pushed = run(server, "load: POST /Groups (members: [])", groups, concurrency, {
         let names = names.clone();
         move |g| {
             (
@@ -408,25 +395,29 @@ async fn mapping_scenario(
         }
         start += 1000;
     }
-    let ids = Arc::new(ids.to_vec());
+    // Group g holds the users g, g + groups, g + 2 * groups, …, sent 100 at a time.
+    let mut batches: Vec<(usize, Vec<String>)> = Vec::new();
+    for (g, _) in group_ids.iter().enumerate() {
+        let members: Vec<String> = ids.iter().skip(g).step_by(groups).cloned().collect();
+        for chunk in members.chunks(100) {
+            batches.push((g, chunk.to_vec()));
+        }
+    }
+    let batches = Arc::new(batches);
     let fill = run(
         server,
-        "mapping: PATCH members into groups",
-        groups,
+        "load: PATCH group members, batches of 100",
+        batches.len(),
         concurrency,
         {
-            let ids = ids.clone();
             let group_ids = group_ids.clone();
-            move |g| {
-                let members: Vec<Value> = ids
-                    .iter()
-                    .skip(g)
-                    .step_by(groups)
-                    .map(|id| json!({"value": id}))
-                    .collect();
+            let batches = batches.clone();
+            move |i| {
+                let (g, members) = &batches[i];
+                let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
                 (
                     reqwest::Method::PATCH,
-                    format!("/Groups/{}?excludedAttributes=members", group_ids[g]),
+                    format!("/Groups/{}?excludedAttributes=members", group_ids[*g]),
                     Some(patch(
                         json!([{"op": "add", "path": "members", "value": members}]),
                     )),
@@ -436,6 +427,33 @@ async fn mapping_scenario(
     )
     .await;
     push(&mut report, server, fill);
+    Ok((report, group_ids))
+}
+
+/// Organization and role mapping over the loaded company and the groups of its initial sync
+/// (each user in one), filled before any mapping exists, as when an administrator assigns
+/// people first: 100 organizations with 10 groups each, role mappings for every group, and the
+/// timed preview and re-apply that place every user.
+async fn mapping_scenario(
+    server: &Server,
+    group_ids: &[String],
+) -> anyhow::Result<Vec<Stats>> {
+    let Some(admin) = &server.admin_token else {
+        bail!("the mapping scenario needs an administrator API token (--admin-token)");
+    };
+    let groups = group_ids.len();
+    let api = match server.base.split_once("/scim/v2/") {
+        Some((root, _)) => format!("{root}/api/v1"),
+        None => bail!("cannot tell the API address from {}", server.base),
+    };
+    let provider = server
+        .base
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let client = reqwest::Client::new();
+    let mut report = Vec::new();
 
     let call = |method: reqwest::Method, path: String, body: Option<Value>| {
         let mut req = client
@@ -664,6 +682,26 @@ async fn main() -> anyhow::Result<()> {
     if ids.len() < 12 {
         bail!("the load created only {} users", ids.len());
     }
+    // The groups of the initial sync, and its total: users, groups and memberships.
+    let users_elapsed = report.last().map(|s: &Stats| s.elapsed).unwrap_or_default();
+    let users_requests = report.last().map(|s: &Stats| s.requests * 2).unwrap_or_default();
+    let (group_stats, group_ids) = sync_groups(&server, &ids, args.groups, c).await?;
+    let total = Stats {
+        name: format!(
+            "initial sync total: {} users, {} groups, {} members",
+            ids.len(),
+            group_ids.len(),
+            ids.len()
+        ),
+        requests: users_requests + group_stats.iter().map(|s| s.requests).sum::<usize>(),
+        errors: report.iter().chain(&group_stats).map(|s| s.errors).sum(),
+        elapsed: users_elapsed + group_stats.iter().map(|s| s.elapsed).sum::<Duration>(),
+        latencies: Vec::new(),
+        statuses: Vec::new(),
+        peak_rss: None,
+    };
+    report.extend(group_stats);
+    push(&mut report, &server, total);
     let make_group = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": []});
     let small: Value = client
         .post(format!("{}/Groups", server.base))
@@ -725,6 +763,18 @@ async fn main() -> anyhow::Result<()> {
 
     let ids = Arc::new(ids);
     let n = args.requests;
+    if wants("post-user") {
+        // New users, after the company's: a POST each, no existence check.
+        let first = args.users;
+        push(
+            &mut report,
+            &server,
+            run(&server, "POST /Users (new user)", n, c, move |i| {
+                (reqwest::Method::POST, "/Users".into(), Some(user_body(first + i)))
+            })
+            .await,
+        );
+    }
     // One-member PATCH (remove then add back the same member) on the giant and the small group.
     for (label, gid) in [
         ("PATCH one member, giant group", giant_id.clone()),
@@ -874,18 +924,18 @@ async fn main() -> anyhow::Result<()> {
     }
 
     if wants("mapping") {
-        report.extend(mapping_scenario(&server, &ids, args.groups, c).await?);
+        report.extend(mapping_scenario(&server, &group_ids).await?);
     }
 
     let peak = server.peak_rss_mib();
     println!(
-        "\n{:<48} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}  statuses",
+        "\n{:<56} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}  statuses",
         "scenario", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "peak MiB"
     );
     for s in &report {
         let j = s.json();
         println!(
-            "{:<48} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9}  {}",
+            "{:<56} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9}  {}",
             s.name,
             s.requests,
             s.errors,
