@@ -434,10 +434,7 @@ async fn sync_groups(
 /// (each user in one), filled before any mapping exists, as when an administrator assigns
 /// people first: 100 organizations with 10 groups each, role mappings for every group, and the
 /// timed preview and re-apply that place every user.
-async fn mapping_scenario(
-    server: &Server,
-    group_ids: &[String],
-) -> anyhow::Result<Vec<Stats>> {
+async fn mapping_scenario(server: &Server, group_ids: &[String]) -> anyhow::Result<Vec<Stats>> {
     let Some(admin) = &server.admin_token else {
         bail!("the mapping scenario needs an administrator API token (--admin-token)");
     };
@@ -684,7 +681,10 @@ async fn main() -> anyhow::Result<()> {
     }
     // The groups of the initial sync, and its total: users, groups and memberships.
     let users_elapsed = report.last().map(|s: &Stats| s.elapsed).unwrap_or_default();
-    let users_requests = report.last().map(|s: &Stats| s.requests * 2).unwrap_or_default();
+    let users_requests = report
+        .last()
+        .map(|s: &Stats| s.requests * 2)
+        .unwrap_or_default();
     let (group_stats, group_ids) = sync_groups(&server, &ids, args.groups, c).await?;
     let total = Stats {
         name: format!(
@@ -770,7 +770,11 @@ async fn main() -> anyhow::Result<()> {
             &mut report,
             &server,
             run(&server, "POST /Users (new user)", n, c, move |i| {
-                (reqwest::Method::POST, "/Users".into(), Some(user_body(first + i)))
+                (
+                    reqwest::Method::POST,
+                    "/Users".into(),
+                    Some(user_body(first + i)),
+                )
             })
             .await,
         );

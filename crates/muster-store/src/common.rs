@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use sqlx::{QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{classify_unique, Db};
+use super::{classify_unique, Db, Held};
 
 type DbRow = <Db as sqlx::Database>::Row;
 type DbConn = <Db as sqlx::Database>::Connection;
@@ -36,11 +36,15 @@ type DbConn = <Db as sqlx::Database>::Connection;
 const IN_CHUNK: usize = 500;
 
 /// A transaction, or a plain pooled connection for reads.
+// Each backend builds only its own variants: PostgreSQL the pooled ones, SQLite `Held`.
+#[allow(dead_code)]
 pub enum DbTx {
     /// A write transaction, with when it started.
     Tx(sqlx::Transaction<'static, Db>, std::time::Instant),
     /// A pooled connection in autocommit mode.
     Conn(sqlx::pool::PoolConnection<Db>),
+    /// A connection the backend holds itself, in a write transaction or not (SQLite).
+    Held(Held),
 }
 
 impl DbTx {
@@ -48,6 +52,7 @@ impl DbTx {
         match self {
             DbTx::Tx(t, _) => t,
             DbTx::Conn(c) => c,
+            DbTx::Held(h) => h.conn(),
         }
     }
 }
@@ -2470,6 +2475,7 @@ impl Tx for DbTx {
                 done
             }
             DbTx::Conn(_) => Ok(()),
+            DbTx::Held(h) => h.commit().await,
         }
     }
 }

@@ -22,6 +22,18 @@ const BYTEWISE: &str = " collate \"C\"";
 
 type Db = sqlx::Postgres;
 
+/// PostgreSQL connections all come from the pool: no connection is held outside it.
+pub enum Held {}
+
+impl Held {
+    fn conn(&mut self) -> &mut sqlx::PgConnection {
+        match *self {}
+    }
+    async fn commit(self) -> StoreResult<()> {
+        match self {}
+    }
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 fn classify_unique(message: &str, constraint: Option<&str>) -> Unique {

@@ -7,13 +7,13 @@
 //! commits, which `MUSTER_SQLITE_SYNCHRONOUS=full` prevents at the cost of an fsync per commit.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use muster_core::error::{StoreError, Unique};
 use muster_core::store::{Store, StoreResult, Tx};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
 
 // The shared SQL, compiled for this backend (see common.rs).
 #[allow(clippy::duplicate_mod)]
@@ -21,6 +21,12 @@ use sqlx::SqlitePool;
 mod common;
 
 use common::{db_err, DbTx};
+
+#[path = "sqlite_conns.rs"]
+mod conns;
+
+use conns::Conns;
+pub use conns::Held;
 
 /// What makes text compare byte-wise in `order by` (SQLite's default already does).
 const BYTEWISE: &str = "";
@@ -54,8 +60,8 @@ impl Default for SqliteSettings {
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    writer: Arc<Conns>,
+    reader: Arc<Conns>,
 }
 
 impl SqliteStore {
@@ -76,35 +82,29 @@ impl SqliteStore {
             // The writer's page cache: 16 MiB.
             .pragma("cache_size", "-16000");
         let memory = url.contains(":memory:") || url.contains("mode=memory");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(base.clone())
-            .await
-            .map_err(db_err)?;
+        let writer = Arc::new(Conns::open(&base, 1).await?);
         let reader = if memory {
             // An in-memory database exists on one connection only: share it.
             writer.clone()
         } else {
-            SqlitePoolOptions::new()
-                .max_connections(settings.readers.max(1))
-                .idle_timeout(None)
-                .max_lifetime(None)
-                // Readers share the operating system's file cache; 4 MiB each keeps the hot
-                // index pages without multiplying memory by the number of readers.
-                .connect_with(base.read_only(true).pragma("cache_size", "-4000"))
-                .await
-                .map_err(db_err)?
+            // Readers share the operating system's file cache; 4 MiB each keeps the hot index
+            // pages without multiplying memory by the number of readers.
+            Arc::new(
+                Conns::open(
+                    &base.read_only(true).pragma("cache_size", "-4000"),
+                    settings.readers,
+                )
+                .await?,
+            )
         };
         Ok(Self { writer, reader })
     }
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> StoreResult<()> {
+        let mut w = self.writer.take().await?;
         MIGRATOR
-            .run(&self.writer)
+            .run(w.conn())
             .await
             .map_err(|e| StoreError::Database(Box::new(e)))
     }
@@ -117,9 +117,10 @@ impl SqliteStore {
         let partial = path.with_extension("partial");
         let _ = std::fs::remove_file(&partial);
         let target = partial.to_string_lossy().to_string();
+        let mut r = self.reader.take().await?;
         sqlx::query("vacuum into $1")
             .bind(&target)
-            .execute(&self.reader)
+            .execute(r.conn())
             .await
             .map_err(db_err)?;
         let opts = SqliteConnectOptions::new()
@@ -150,7 +151,7 @@ impl SqliteStore {
         Ok(users.0.max(0) as u64)
     }
 
-    /// Closes the pools.
+    /// Closes the connections.
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
@@ -161,20 +162,17 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         let asked = std::time::Instant::now();
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
+        let mut held = self.writer.take().await?;
         crate::stats::WRITE_WAIT.observe(asked.elapsed());
-        Ok(Box::new(DbTx::Tx(tx, std::time::Instant::now())))
+        held.begin("BEGIN IMMEDIATE").await?;
+        Ok(Box::new(DbTx::Held(held)))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
         let asked = std::time::Instant::now();
-        let conn = self.reader.acquire().await.map_err(db_err)?;
+        let held = self.reader.take().await?;
         crate::stats::READ_WAIT.observe(asked.elapsed());
-        Ok(Box::new(DbTx::Conn(conn)))
+        Ok(Box::new(DbTx::Held(held)))
     }
 
     fn render_metrics(&self, out: &mut String) {
@@ -182,23 +180,25 @@ impl Store for SqliteStore {
             out,
             "sqlite",
             &[
-                ("writer", self.writer.size(), self.writer.num_idle()),
-                ("reader", self.reader.size(), self.reader.num_idle()),
+                ("writer", self.writer.size(), self.writer.free()),
+                ("reader", self.reader.size(), self.reader.free()),
             ],
         );
     }
 
     async fn ping(&self) -> StoreResult<()> {
+        let mut r = self.reader.take().await?;
         sqlx::query("select 1")
-            .execute(&self.reader)
+            .execute(r.conn())
             .await
             .map_err(db_err)?;
         Ok(())
     }
 
     async fn maintain(&self) -> StoreResult<()> {
+        let mut w = self.writer.take().await?;
         sqlx::query("pragma optimize")
-            .execute(&self.writer)
+            .execute(w.conn())
             .await
             .map_err(db_err)?;
         Ok(())
