@@ -2471,6 +2471,10 @@ impl Tx for DbTx {
                 let at = std::time::Instant::now();
                 let done = t.commit().await.map_err(db_err);
                 crate::stats::COMMIT.observe(at.elapsed());
+                if done.is_ok() {
+                    crate::stats::COMMITTED_TRANSACTIONS
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 crate::stats::WRITE_TX.observe(started.elapsed());
                 done
             }

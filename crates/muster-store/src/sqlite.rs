@@ -1,10 +1,11 @@
 //! SQLite: a file in WAL mode, one writer connection and a pool of read-only readers.
 //!
-//! Writes go through a single connection and start with `BEGIN IMMEDIATE`, so they queue in
-//! the pool rather than failing with "database is locked"; other processes (the CLI while the
-//! server runs) wait on the busy timeout. `synchronous = NORMAL` in WAL mode keeps every
-//! committed transaction across a crash of the process; only a power loss can lose the last
-//! commits, which `MUSTER_SQLITE_SYNCHRONOUS=full` prevents at the cost of an fsync per commit.
+//! Writes go through a single connection and start with `BEGIN IMMEDIATE`, so they queue for
+//! it rather than failing with "database is locked"; other processes (the CLI while the server
+//! runs) wait on the busy timeout. With `synchronous = FULL` (the default) every commit is
+//! fsynced before it returns, and concurrent writes share commits (see `sqlite_conns.rs`), so an
+//! acknowledged write survives a power loss without an fsync per request. `NORMAL` (the
+//! `sqlite_synchronous_full = false` setting) keeps commits across a crash of the process only.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -25,8 +26,32 @@ use common::{db_err, DbTx};
 #[path = "sqlite_conns.rs"]
 mod conns;
 
-use conns::Conns;
-pub use conns::Held;
+use conns::{Conns, ReadConn, WriteTx, Writer};
+
+/// A connection held for a request: a reader, or the writer in a transaction.
+#[derive(Debug)]
+pub enum Held {
+    /// A read connection.
+    Read(ReadConn),
+    /// The writer, in this request's transaction.
+    Write(WriteTx),
+}
+
+impl Held {
+    fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        match self {
+            Held::Read(r) => r.conn(),
+            Held::Write(w) => w.conn(),
+        }
+    }
+
+    async fn commit(self) -> StoreResult<()> {
+        match self {
+            Held::Read(_) => Ok(()),
+            Held::Write(w) => w.commit().await,
+        }
+    }
+}
 
 /// What makes text compare byte-wise in `order by` (SQLite's default already does).
 const BYTEWISE: &str = "";
@@ -52,7 +77,7 @@ impl Default for SqliteSettings {
     fn default() -> Self {
         Self {
             readers: 4,
-            synchronous_full: false,
+            synchronous_full: true,
         }
     }
 }
@@ -60,7 +85,7 @@ impl Default for SqliteSettings {
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: Arc<Conns>,
+    writer: Arc<Writer>,
     reader: Arc<Conns>,
 }
 
@@ -81,28 +106,28 @@ impl SqliteStore {
             .pragma("temp_store", "memory")
             // The writer's page cache: 16 MiB.
             .pragma("cache_size", "-16000");
-        let memory = url.contains(":memory:") || url.contains("mode=memory");
-        let writer = Arc::new(Conns::open(&base, 1).await?);
-        let reader = if memory {
-            // An in-memory database exists on one connection only: share it.
-            writer.clone()
-        } else {
-            // Readers share the operating system's file cache; 4 MiB each keeps the hot index
-            // pages without multiplying memory by the number of readers.
-            Arc::new(
-                Conns::open(
-                    &base.read_only(true).pragma("cache_size", "-4000"),
-                    settings.readers,
-                )
-                .await?,
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            // Readers and the writer are separate connections: they must share a file.
+            return Err(StoreError::Database(Box::new(std::io::Error::other(
+                "an in-memory SQLite database is not supported: give a file (sqlite://muster.db)",
+            ))));
+        }
+        let writer = Arc::new(Writer::open(&base).await?);
+        // Readers share the operating system's file cache; 4 MiB each keeps the hot index pages
+        // without multiplying memory by the number of readers.
+        let reader = Arc::new(
+            Conns::open(
+                &base.read_only(true).pragma("cache_size", "-4000"),
+                settings.readers,
             )
-        };
+            .await?,
+        );
         Ok(Self { writer, reader })
     }
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> StoreResult<()> {
-        let mut w = self.writer.take().await?;
+        let mut w = self.writer.exclusive().await?;
         MIGRATOR
             .run(w.conn())
             .await
@@ -162,17 +187,16 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         let asked = std::time::Instant::now();
-        let mut held = self.writer.take().await?;
+        let tx = self.writer.begin().await?;
         crate::stats::WRITE_WAIT.observe(asked.elapsed());
-        held.begin("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(DbTx::Held(held)))
+        Ok(Box::new(DbTx::Held(Held::Write(tx))))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
         let asked = std::time::Instant::now();
         let held = self.reader.take().await?;
         crate::stats::READ_WAIT.observe(asked.elapsed());
-        Ok(Box::new(DbTx::Held(held)))
+        Ok(Box::new(DbTx::Held(Held::Read(held))))
     }
 
     fn render_metrics(&self, out: &mut String) {
@@ -180,7 +204,7 @@ impl Store for SqliteStore {
             out,
             "sqlite",
             &[
-                ("writer", self.writer.size(), self.writer.free()),
+                ("writer", 1, usize::from(self.writer.is_free())),
                 ("reader", self.reader.size(), self.reader.free()),
             ],
         );
@@ -196,7 +220,7 @@ impl Store for SqliteStore {
     }
 
     async fn maintain(&self) -> StoreResult<()> {
-        let mut w = self.writer.take().await?;
+        let mut w = self.writer.exclusive().await?;
         sqlx::query("pragma optimize")
             .execute(w.conn())
             .await

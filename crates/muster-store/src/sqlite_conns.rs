@@ -8,23 +8,33 @@
 //! profile in `docs/benchmarks.md`). These connections are files on the same machine: nothing
 //! can hang up on them, so there is nothing for a ping to find.
 //!
-//! [`Conns`] is a fixed set of connections, each behind its own lock, with a semaphore counting
-//! the free ones. [`Held`] is one of them, taken until dropped; for the writer it carries the
-//! open transaction, rolled back if it is dropped uncommitted.
+//! [`Conns`] is a fixed set of read connections, each behind its own lock, with a semaphore
+//! counting the free ones; [`ReadConn`] is one of them, taken until dropped.
+//!
+//! [`Writer`] is the one write connection, with group commit: a write transaction is a
+//! savepoint inside a database transaction that several requests share. When a request
+//! finishes its work while others wait for the writer, it releases its savepoint and hands the
+//! open transaction on; the last one (or the fifth millisecond, or the 64th request) commits,
+//! and every request in the batch gets its answer only once that COMMIT, and its fsync, is done.
+//! One fsync then makes many requests durable, and the pages they share (the same index leaves,
+//! the sync log's last page) are written once. A request that fails or is abandoned rolls back
+//! to its savepoint: the others' work stays. A failed COMMIT fails every request of the batch:
+//! none of them has been answered yet.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use muster_core::error::StoreError;
 use muster_core::store::StoreResult;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection, Database, Sqlite, TransactionManager};
-use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::{
+    watch, Mutex, OwnedMappedMutexGuard, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore,
+};
 
 use super::common::db_err;
 
-type Manager = <Sqlite as Database>::TransactionManager;
 type Slot = Arc<Mutex<Option<SqliteConnection>>>;
 
 fn unavailable(why: &str) -> StoreError {
@@ -59,7 +69,7 @@ impl Conns {
     }
 
     /// A connection, waiting for one to be free.
-    pub async fn take(&self) -> StoreResult<Held> {
+    pub async fn take(&self) -> StoreResult<ReadConn> {
         let permit = self
             .free
             .clone()
@@ -73,10 +83,9 @@ impl Conns {
         for k in 0..n {
             if let Ok(guard) = self.slots[(start + k) % n].clone().try_lock_owned() {
                 let conn = OwnedMutexGuard::try_map(guard, Option::as_mut).map_err(|_| closed())?;
-                return Ok(Held {
+                return Ok(ReadConn {
                     conn,
                     _permit: permit,
-                    open: None,
                 });
             }
         }
@@ -107,51 +116,305 @@ impl Conns {
 
 /// One connection of a [`Conns`], exclusively, until dropped.
 #[derive(Debug)]
-pub struct Held {
+pub struct ReadConn {
     // Dropped before the permit: the slot is unlocked before another may look for it.
     conn: OwnedMappedMutexGuard<Option<SqliteConnection>, SqliteConnection>,
     _permit: OwnedSemaphorePermit,
-    /// When the open write transaction began, if one is open.
-    open: Option<Instant>,
 }
 
-impl Held {
+impl ReadConn {
     /// The connection.
     pub fn conn(&mut self) -> &mut SqliteConnection {
         &mut self.conn
     }
+}
 
-    /// Opens a write transaction with `statement` (`BEGIN IMMEDIATE`).
-    pub async fn begin(&mut self, statement: &'static str) -> StoreResult<()> {
-        Manager::begin(&mut self.conn, Some(statement.into()))
-            .await
-            .map_err(db_err)?;
-        self.open = Some(Instant::now());
-        Ok(())
-    }
+/// The most requests one COMMIT covers.
+const BATCH_MEMBERS: usize = 64;
+/// The longest a batch stays open while requests keep arriving.
+const BATCH_AGE: Duration = Duration::from_millis(5);
 
-    /// Commits the open transaction, if any.
-    pub async fn commit(mut self) -> StoreResult<()> {
-        let Some(started) = self.open.take() else {
-            return Ok(());
-        };
-        let at = Instant::now();
-        let done = Manager::commit(&mut self.conn).await.map_err(db_err);
-        crate::stats::COMMIT.observe(at.elapsed());
-        crate::stats::WRITE_TX.observe(started.elapsed());
-        if done.is_err() && Manager::get_transaction_depth(&self.conn) > 0 {
-            // A failed COMMIT leaves the transaction open: end it before the next user.
-            Manager::start_rollback(&mut self.conn);
-        }
-        done
+/// The write connection and its shared transaction.
+#[derive(Debug)]
+struct WriterState {
+    conn: SqliteConnection,
+    /// The open database transaction, if any.
+    batch: Option<Batch>,
+    /// A request left without finishing: its savepoint is open and must be rolled back before
+    /// anything else runs.
+    abandoned: bool,
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct Batch {
+    id: u64,
+    /// Requests whose work is in it, waiting for its COMMIT.
+    members: usize,
+    started: Instant,
+    /// Whether the COMMIT succeeded, once it ran.
+    done: watch::Sender<Option<bool>>,
+    /// Whether a task already makes sure the batch ends.
+    closer: bool,
+}
+
+/// The single write connection, with group commit.
+#[derive(Debug)]
+pub struct Writer {
+    state: Arc<Mutex<WriterState>>,
+    /// Requests waiting for the connection.
+    waiting: Arc<AtomicUsize>,
+    next_batch: Arc<AtomicU64>,
+}
+
+/// Counts a request waiting for the writer, also when it gives up waiting.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-impl Drop for Held {
-    fn drop(&mut self) {
-        if self.open.is_some() {
-            // Queued on the connection's thread ahead of anything the next user sends.
-            Manager::start_rollback(&mut self.conn);
+impl Writer {
+    /// Opens the write connection.
+    pub async fn open(options: &SqliteConnectOptions) -> StoreResult<Writer> {
+        let conn = options.connect().await.map_err(db_err)?;
+        Ok(Writer {
+            state: Arc::new(Mutex::new(WriterState {
+                conn,
+                batch: None,
+                abandoned: false,
+                closed: false,
+            })),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            next_batch: Arc::new(AtomicU64::new(1)),
+        })
+    }
+
+    async fn lock(&self) -> StoreResult<OwnedMutexGuard<WriterState>> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let waiting = Waiting(self.waiting.clone());
+        let mut g = self.state.clone().lock_owned().await;
+        drop(waiting);
+        if g.closed {
+            return Err(closed());
+        }
+        g.recover().await;
+        Ok(g)
+    }
+
+    /// The write connection outside any transaction (migrations, maintenance).
+    pub async fn exclusive(&self) -> StoreResult<Exclusive> {
+        let mut g = self.lock().await?;
+        if g.batch.is_some() {
+            g.end_batch().await?;
+        }
+        Ok(Exclusive(g))
+    }
+
+    /// Starts a write transaction: a savepoint in the shared transaction, opened with
+    /// `BEGIN IMMEDIATE` when none is open.
+    pub async fn begin(&self) -> StoreResult<WriteTx> {
+        let mut g = self.lock().await?;
+        if g.batch.is_none() {
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut g.conn)
+                .await
+                .map_err(db_err)?;
+            let (done, _) = watch::channel(None);
+            g.batch = Some(Batch {
+                id: self.next_batch.fetch_add(1, Ordering::Relaxed),
+                members: 0,
+                started: Instant::now(),
+                done,
+                closer: false,
+            });
+        }
+        if let Err(e) = sqlx::query("SAVEPOINT request").execute(&mut g.conn).await {
+            // The shared transaction may be gone with it: end it for everyone.
+            let _ = g.end_batch().await;
+            return Err(db_err(e));
+        }
+        Ok(WriteTx {
+            g,
+            state: self.state.clone(),
+            waiting: self.waiting.clone(),
+            started: Instant::now(),
+            finished: false,
+        })
+    }
+
+    /// Whether no request holds the writer now.
+    pub fn is_free(&self) -> bool {
+        self.state.try_lock().is_ok()
+    }
+
+    /// Waits for the open batch to end, then refuses new transactions.
+    pub async fn close(&self) {
+        let mut g = self.state.lock().await;
+        g.recover().await;
+        if g.batch.is_some() {
+            let _ = g.end_batch().await;
+        }
+        g.closed = true;
+    }
+}
+
+impl WriterState {
+    /// Rolls back an abandoned request's savepoint.
+    async fn recover(&mut self) {
+        if !self.abandoned {
+            return;
+        }
+        self.abandoned = false;
+        let undone = sqlx::query("ROLLBACK TO request; RELEASE request")
+            .execute(&mut self.conn)
+            .await;
+        if undone.is_err() {
+            // The shared transaction went with the failure: nothing of it can commit.
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            if let Some(b) = self.batch.take() {
+                b.done.send_replace(Some(false));
+            }
         }
     }
+
+    /// Commits the open batch (or rolls back an empty one) and tells its members.
+    async fn end_batch(&mut self) -> StoreResult<()> {
+        let Some(batch) = self.batch.take() else {
+            return Ok(());
+        };
+        if batch.members == 0 {
+            return sqlx::query("ROLLBACK")
+                .execute(&mut self.conn)
+                .await
+                .map(|_| ())
+                .map_err(db_err);
+        }
+        let at = Instant::now();
+        let done = sqlx::query("COMMIT").execute(&mut self.conn).await;
+        crate::stats::COMMIT.observe(at.elapsed());
+        let ok = done.is_ok();
+        if ok {
+            crate::stats::COMMITTED_TRANSACTIONS.fetch_add(batch.members as u64, Ordering::Relaxed);
+        }
+        if !ok {
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+        }
+        batch.done.send_replace(Some(ok));
+        done.map(|_| ()).map_err(db_err)
+    }
+}
+
+/// The write connection, alone, outside any transaction.
+#[derive(Debug)]
+pub struct Exclusive(OwnedMutexGuard<WriterState>);
+
+impl Exclusive {
+    /// The connection.
+    pub fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.0.conn
+    }
+}
+
+/// One request's write transaction: a savepoint in the shared transaction.
+#[derive(Debug)]
+pub struct WriteTx {
+    g: OwnedMutexGuard<WriterState>,
+    state: Arc<Mutex<WriterState>>,
+    waiting: Arc<AtomicUsize>,
+    started: Instant,
+    finished: bool,
+}
+
+impl WriteTx {
+    /// The connection.
+    pub fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.g.conn
+    }
+
+    /// Makes this request's work part of the shared transaction and returns once that is
+    /// committed: at once if no other request waits for the writer, else when the batch ends.
+    pub async fn commit(mut self) -> StoreResult<()> {
+        crate::stats::WRITE_TX.observe(self.started.elapsed());
+        if let Err(e) = sqlx::query("RELEASE request")
+            .execute(&mut self.g.conn)
+            .await
+        {
+            // Still open: rolled back by whoever takes the writer next.
+            return Err(db_err(e));
+        }
+        self.finished = true;
+        let Some(batch) = self.g.batch.as_mut() else {
+            return Err(StoreError::Corrupt(
+                "the write transaction ended early".into(),
+            ));
+        };
+        batch.members += 1;
+        let mut done = batch.done.subscribe();
+        let full = batch.members >= BATCH_MEMBERS || batch.started.elapsed() >= BATCH_AGE;
+        if full || self.waiting.load(Ordering::SeqCst) == 0 {
+            return self.g.end_batch().await;
+        }
+        // Others wait: leave the batch open for them, and make sure it ends even if they give
+        // up before taking the writer.
+        if !batch.closer {
+            batch.closer = true;
+            let id = batch.id;
+            spawn_closer(self.state.clone(), self.waiting.clone(), id);
+        }
+        drop(self);
+        let committed = done
+            .wait_for(Option::is_some)
+            .await
+            .is_ok_and(|v| *v == Some(true));
+        match committed {
+            true => Ok(()),
+            false => Err(StoreError::Database(Box::new(std::io::Error::other(
+                "the transaction this change was part of failed to commit",
+            )))),
+        }
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Left without commit (an error, or the request went away): roll this request back
+        // before anything else runs, and make sure the batch still ends.
+        self.g.abandoned = true;
+        if let Some(batch) = self.g.batch.as_mut() {
+            if !batch.closer && tokio::runtime::Handle::try_current().is_ok() {
+                batch.closer = true;
+                spawn_closer(self.state.clone(), self.waiting.clone(), batch.id);
+            }
+        }
+    }
+}
+
+/// Ends batch `id` once no request waits to join it.
+fn spawn_closer(state: Arc<Mutex<WriterState>>, waiting: Arc<AtomicUsize>, id: u64) {
+    tokio::spawn(async move {
+        loop {
+            {
+                let mut g = state.lock().await;
+                g.recover().await;
+                let Some(batch) = g.batch.as_ref() else {
+                    return;
+                };
+                if batch.id != id {
+                    return;
+                }
+                let full = batch.members >= BATCH_MEMBERS || batch.started.elapsed() >= BATCH_AGE;
+                if full || waiting.load(Ordering::SeqCst) == 0 {
+                    let _ = g.end_batch().await;
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
 }

@@ -67,6 +67,8 @@ pub static WRITE_TX: Timing = Timing::new();
 pub static COMMIT: Timing = Timing::new();
 /// Sync log entries written.
 pub static SYNC_LOG_ENTRIES: AtomicU64 = AtomicU64::new(0);
+/// Write transactions made durable by a commit (on SQLite several share one: group commit).
+pub static COMMITTED_TRANSACTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Writes the database metrics, with the pools' current connections.
 pub fn render(out: &mut String, backend: &str, pools: &[(&str, u32, usize)]) {
@@ -94,6 +96,12 @@ pub fn render(out: &mut String, backend: &str, pools: &[(&str, u32, usize)]) {
     WRITE_TX.render(out, "muster_db_write_transaction_seconds", &b);
     out.push_str("# HELP muster_db_commit_seconds The commit of a write transaction.\n# TYPE muster_db_commit_seconds histogram\n");
     COMMIT.render(out, "muster_db_commit_seconds", &b);
+    out.push_str("# HELP muster_db_committed_transactions_total Write transactions committed; divided by muster_db_commit_seconds_count, the requests one commit covers.\n# TYPE muster_db_committed_transactions_total counter\n");
+    let _ = writeln!(
+        out,
+        "muster_db_committed_transactions_total{{{b}}} {}",
+        COMMITTED_TRANSACTIONS.load(Ordering::Relaxed)
+    );
     out.push_str("# HELP muster_sync_log_entries_total Sync log entries written.\n# TYPE muster_sync_log_entries_total counter\n");
     let _ = writeln!(
         out,

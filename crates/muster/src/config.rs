@@ -42,7 +42,8 @@ pub struct Config {
     pub pg_max_connections: u32,
     /// SQLite read connections.
     pub sqlite_readers: u32,
-    /// SQLite: fsync on every commit (survives power loss) rather than at checkpoints.
+    /// SQLite: fsync on every commit (survives power loss) rather than at checkpoints. On by
+    /// default; group commit keeps its cost low.
     pub sqlite_synchronous_full: bool,
     /// Seconds between two runs of the deactivation scheduler.
     pub scheduler_interval_secs: u64,
@@ -82,7 +83,7 @@ impl Default for Config {
             max_page_size: 1000,
             pg_max_connections: 16,
             sqlite_readers: 4,
-            sqlite_synchronous_full: false,
+            sqlite_synchronous_full: true,
             scheduler_interval_secs: 5,
             sync_log_retention_days: 90,
             tls_cert_file: None,

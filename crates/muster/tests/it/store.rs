@@ -17,7 +17,8 @@ on_both!(
     unique_rules_are_reported,
     versions_guard_updates,
     membership_rows_are_idempotent,
-    rollback_leaves_nothing
+    rollback_leaves_nothing,
+    concurrent_transactions_commit_or_roll_back_alone
 );
 
 struct Seed {
@@ -361,4 +362,91 @@ fn migration_versions_match() {
     let sqlite = versions("sqlite");
     assert!(!sqlite.is_empty());
     assert_eq!(sqlite, versions("postgres"));
+}
+
+/// Many write transactions at once (on SQLite several share one COMMIT): each committed one is
+/// readable as soon as its commit returns, and one that is dropped, or whose request is
+/// cancelled halfway, leaves nothing while the others' work stays.
+async fn concurrent_transactions_commit_or_roll_back_alone(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = std::sync::Arc::new(seed(&mut tx, "g").await);
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut tasks = Vec::new();
+    for k in 0..90usize {
+        let (store, s) = (store.clone(), s.clone());
+        tasks.push(tokio::spawn(async move {
+            let name = format!("batch{k}@example.com");
+            let work = async {
+                let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+                tx.insert_user(&user(&s, &name))
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                match k % 3 {
+                    0 => tx.commit().await.unwrap_or_else(|e| panic!("{e}")),
+                    1 => drop(tx),
+                    _ => {
+                        // Still working when the request goes away (below).
+                        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                        tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+                    }
+                }
+            };
+            if k % 3 == 2 {
+                // Cancelled while it holds the transaction, or still waits for it.
+                let cut = tokio::time::timeout(std::time::Duration::from_millis(20), work).await;
+                assert!(cut.is_err(), "task {k} should have been cut off");
+                return;
+            }
+            work.await;
+            if k % 3 == 0 {
+                // Acknowledged means committed: a reader sees it now.
+                let mut r = store.read().await.unwrap_or_else(|e| panic!("{e}"));
+                let seen = r
+                    .find_user_by_name(s.env, &name)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert!(seen.is_some(), "{name} committed but not readable");
+            }
+        }));
+    }
+    for (k, task) in tasks.into_iter().enumerate() {
+        task.await.unwrap_or_else(|e| panic!("task {k}: {e}"));
+    }
+    let mut r = store.read().await.unwrap_or_else(|e| panic!("{e}"));
+    for k in 0..90usize {
+        let found = r
+            .find_user_by_name(s.env, &format!("batch{k}@example.com"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found.is_some(), k % 3 == 0, "user {k}");
+    }
+    drop(r);
+    if b == Backend::Sqlite {
+        // Requests waiting together shared commits.
+        let mut text = String::new();
+        store.render_metrics(&mut text);
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let commits = value("muster_db_commit_seconds_count");
+        let committed = value("muster_db_committed_transactions_total");
+        assert!(committed >= 31.0, "{committed} transactions committed");
+        assert!(
+            commits < committed,
+            "{commits} commits for {committed} transactions: no commit was shared"
+        );
+    }
+    // The writer still works after all that.
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    tx.insert_user(&user(&s, "after@example.com"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    db.drop_db().await;
 }
