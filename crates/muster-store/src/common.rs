@@ -1826,6 +1826,35 @@ impl GroupStore for DbTx {
         env: EnvironmentId,
         users: &[UserId],
     ) -> StoreResult<Vec<(UserId, GroupRef)>> {
+        if let [one] = users {
+            // One user (GET of a user): one statement. The group's name comes from a subquery
+            // by primary key, so the plan starts from the member index whatever the planner
+            // thinks of the tables (as a join, SQLite chose to scan every group).
+            let rows = sqlx::query(
+                "select m.group_id, (select g.display_name from scim_group g \
+                 where g.group_id = m.group_id and g.environment_id = m.environment_id) as display_name \
+                 from group_member m where m.user_id = $1 and m.environment_id = $2",
+            )
+            .bind(one.0)
+            .bind(env.0)
+            .fetch_all(self.c())
+            .await
+            .map_err(db_err)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                if let Some(display) = get::<Option<String>>(&row, "display_name")? {
+                    out.push((
+                        *one,
+                        GroupRef {
+                            group_id: GroupId(get(&row, "group_id")?),
+                            display,
+                        },
+                    ));
+                }
+            }
+            out.sort_by(|a, b| (&a.1.display, a.1.group_id).cmp(&(&b.1.display, b.1.group_id)));
+            return Ok(out);
+        }
         // Two index-driven steps rather than one join: a planner that starts a join from the
         // group side walks every member of a giant group to find a page of users.
         let mut pairs: Vec<(UserId, GroupId)> = Vec::new();
