@@ -49,8 +49,10 @@ fn closed() -> StoreError {
 #[derive(Debug)]
 pub struct Conns {
     slots: Vec<Slot>,
+    /// The slots no one holds. A slot goes back on this list after it is unlocked and before
+    /// its permit is returned, so whoever gets a permit finds an unlocked slot here.
+    idle: Arc<std::sync::Mutex<Vec<usize>>>,
     free: Arc<Semaphore>,
-    next: AtomicUsize,
 }
 
 impl Conns {
@@ -63,8 +65,8 @@ impl Conns {
         }
         Ok(Conns {
             free: Arc::new(Semaphore::new(slots.len())),
+            idle: Arc::new(std::sync::Mutex::new((0..slots.len()).collect())),
             slots,
-            next: AtomicUsize::new(0),
         })
     }
 
@@ -76,20 +78,25 @@ impl Conns {
             .acquire_owned()
             .await
             .map_err(|_| closed())?;
-        // Holding a permit, at least one slot is unlocked: each holder of a permit locks one
-        // slot at most, and a holder unlocks its slot before giving its permit back.
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.slots.len();
-        for k in 0..n {
-            if let Ok(guard) = self.slots[(start + k) % n].clone().try_lock_owned() {
-                let conn = OwnedMutexGuard::try_map(guard, Option::as_mut).map_err(|_| closed())?;
-                return Ok(ReadConn {
-                    conn,
-                    _permit: permit,
-                });
-            }
-        }
-        Err(unavailable("no free database connection"))
+        let id = self
+            .idle
+            .lock()
+            .map_err(|_| unavailable("the connection list is poisoned"))?
+            .pop();
+        let back = Back {
+            id: id.ok_or_else(|| unavailable("no idle database connection"))?,
+            idle: self.idle.clone(),
+        };
+        let guard = self.slots[back.id]
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| unavailable("an idle database connection is in use"))?;
+        let conn = OwnedMutexGuard::try_map(guard, Option::as_mut).map_err(|_| closed())?;
+        Ok(ReadConn {
+            conn,
+            _back: back,
+            _permit: permit,
+        })
     }
 
     /// How many connections there are.
@@ -114,11 +121,28 @@ impl Conns {
     }
 }
 
+/// Puts a slot back on the idle list when dropped.
+#[derive(Debug)]
+struct Back {
+    id: usize,
+    idle: Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl Drop for Back {
+    fn drop(&mut self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(self.id);
+        }
+    }
+}
+
 /// One connection of a [`Conns`], exclusively, until dropped.
 #[derive(Debug)]
 pub struct ReadConn {
-    // Dropped before the permit: the slot is unlocked before another may look for it.
+    // Fields drop in this order: the slot is unlocked, then listed as idle, then its permit
+    // returned.
     conn: OwnedMappedMutexGuard<Option<SqliteConnection>, SqliteConnection>,
+    _back: Back,
     _permit: OwnedSemaphorePermit,
 }
 
