@@ -12,9 +12,9 @@
 //! counting the free ones; [`ReadConn`] is one of them, taken until dropped.
 //!
 //! [`Writer`] is the one write connection, with group commit: a write transaction is a
-//! savepoint inside a database transaction that several requests share. When a request
-//! finishes its work while others wait for the writer, it releases its savepoint and hands the
-//! open transaction on; the last one (or the fifth millisecond, or the 64th request) commits,
+//! savepoint inside a database transaction that several requests share (each request's nested
+//! in the one before). When a request finishes its work while others wait for the writer, it
+//! hands the open transaction on; the last one (or the fifth millisecond, or the 64th request) commits,
 //! and every request in the batch gets its answer only once that COMMIT, and its fsync, is done.
 //! One fsync then makes many requests durable, and the pages they share (the same index leaves,
 //! the sync log's last page) are written once. A request that fails or is abandoned rolls back
@@ -362,13 +362,8 @@ impl WriteTx {
     /// committed: at once if no other request waits for the writer, else when the batch ends.
     pub async fn commit(mut self) -> StoreResult<()> {
         crate::stats::WRITE_TX.observe(self.started.elapsed());
-        if let Err(e) = sqlx::query("RELEASE request")
-            .execute(&mut self.g.conn)
-            .await
-        {
-            // Still open: rolled back by whoever takes the writer next.
-            return Err(db_err(e));
-        }
+        // The savepoint stays: the next request's nests inside it, and the COMMIT ends them
+        // all. A RELEASE would cost a round trip to the connection's thread and change nothing.
         self.finished = true;
         let Some(batch) = self.g.batch.as_mut() else {
             return Err(StoreError::Corrupt(
