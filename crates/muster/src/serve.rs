@@ -149,15 +149,26 @@ async fn run_scheduler(
     }
 }
 
-/// Planner statistics: refreshed every five minutes, so that a table that grew fast (an initial
-/// sync of a whole company) keeps its index plans even where the database's own autovacuum is off
-/// or behind.
+/// Planner statistics: refreshed when the data has grown (checked every 30 seconds: as many
+/// sync log entries written since the last refresh as before it, and at least 1,000) and every
+/// five minutes, so that tables that grow fast (an initial sync of a whole company) keep their
+/// index plans even where the database's own autovacuum is off or behind. The doubling keeps the
+/// refreshes of a long sync to a handful.
 async fn run_maintenance(muster: Muster, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(300));
+    use std::sync::atomic::Ordering;
+    let written = || muster_store::stats::SYNC_LOG_ENTRIES.load(Ordering::Relaxed);
+    let mut ticks = tokio::time::interval(Duration::from_secs(30));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last = (written(), std::time::Instant::now());
     loop {
         tokio::select! {
             _ = ticks.tick() => {
+                let now = written();
+                let grown = now.saturating_sub(last.0) >= last.0.max(1_000);
+                if !grown && last.1.elapsed() < Duration::from_secs(300) {
+                    continue;
+                }
+                last = (now, std::time::Instant::now());
                 if let Err(e) = muster.store.maintain().await {
                     tracing::warn!(error = %e, "refreshing planner statistics failed");
                 }
