@@ -688,7 +688,7 @@ async fn main() -> anyhow::Result<()> {
     let (group_stats, group_ids) = sync_groups(&server, &ids, args.groups, c).await?;
     let total = Stats {
         name: format!(
-            "initial sync total: {} users, {} groups, {} members",
+            "initial sync: {} users, {} groups, {} members",
             ids.len(),
             group_ids.len(),
             ids.len()
@@ -938,15 +938,20 @@ async fn main() -> anyhow::Result<()> {
     );
     for s in &report {
         let j = s.json();
+        // A total row sums other rows: it has no latencies of its own.
+        let pct = |p: f64| match s.latencies.is_empty() {
+            true => "-".to_string(),
+            false => format!("{:.2}", s.percentile(p)),
+        };
         println!(
-            "{:<56} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9}  {}",
+            "{:<56} {:>9} {:>7} {:>10.0} {:>9} {:>9} {:>9} {:>9}  {}",
             s.name,
             s.requests,
             s.errors,
             s.rps(),
-            s.percentile(50.0),
-            s.percentile(90.0),
-            s.percentile(99.0),
+            pct(50.0),
+            pct(90.0),
+            pct(99.0),
             s.peak_rss
                 .map(|m| format!("{m:.1}"))
                 .unwrap_or_else(|| "-".into()),
