@@ -21,7 +21,7 @@
 //! to its savepoint: the others' work stays. A failed COMMIT fails every request of the batch:
 //! none of them has been answered yet.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -172,14 +172,11 @@ struct WriterState {
 
 #[derive(Debug)]
 struct Batch {
-    id: u64,
     /// Requests whose work is in it, waiting for its COMMIT.
     members: usize,
     started: Instant,
     /// Whether the COMMIT succeeded, once it ran.
     done: watch::Sender<Option<bool>>,
-    /// Whether a task already makes sure the batch ends.
-    closer: bool,
 }
 
 /// The single write connection, with group commit.
@@ -188,15 +185,22 @@ pub struct Writer {
     state: Arc<Mutex<WriterState>>,
     /// Requests waiting for the connection.
     waiting: Arc<AtomicUsize>,
-    next_batch: Arc<AtomicU64>,
 }
 
 /// Counts a request waiting for the writer, also when it gives up waiting.
-struct Waiting(Arc<AtomicUsize>);
+struct Waiting {
+    count: Arc<AtomicUsize>,
+    state: Arc<Mutex<WriterState>>,
+    took_it: bool,
+}
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let left = self.count.fetch_sub(1, Ordering::SeqCst) - 1;
+        if !self.took_it && left == 0 {
+            // The last waiter gave up: a batch left open for it has nobody to end it.
+            spawn_ender(self.state.clone(), self.count.clone());
+        }
     }
 }
 
@@ -212,14 +216,18 @@ impl Writer {
                 closed: false,
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
-            next_batch: Arc::new(AtomicU64::new(1)),
         })
     }
 
     async fn lock(&self) -> StoreResult<OwnedMutexGuard<WriterState>> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
-        let waiting = Waiting(self.waiting.clone());
+        let mut waiting = Waiting {
+            count: self.waiting.clone(),
+            state: self.state.clone(),
+            took_it: false,
+        };
         let mut g = self.state.clone().lock_owned().await;
+        waiting.took_it = true;
         drop(waiting);
         if g.closed {
             return Err(closed());
@@ -248,11 +256,9 @@ impl Writer {
                 .map_err(db_err)?;
             let (done, _) = watch::channel(None);
             g.batch = Some(Batch {
-                id: self.next_batch.fetch_add(1, Ordering::Relaxed),
                 members: 0,
                 started: Instant::now(),
                 done,
-                closer: false,
             });
         }
         if let Err(e) = sqlx::query("SAVEPOINT request").execute(&mut g.conn).await {
@@ -376,13 +382,8 @@ impl WriteTx {
         if full || self.waiting.load(Ordering::SeqCst) == 0 {
             return self.g.end_batch().await;
         }
-        // Others wait: leave the batch open for them, and make sure it ends even if they give
-        // up before taking the writer.
-        if !batch.closer {
-            batch.closer = true;
-            let id = batch.id;
-            spawn_closer(self.state.clone(), self.waiting.clone(), id);
-        }
+        // Others wait: leave the batch open for them. The next one ends it or hands it on; if
+        // they all give up before taking the writer, the last to go starts an ender.
         drop(self);
         let committed = done
             .wait_for(Option::is_some)
@@ -403,37 +404,26 @@ impl Drop for WriteTx {
             return;
         }
         // Left without commit (an error, or the request went away): roll this request back
-        // before anything else runs, and make sure the batch still ends.
+        // before anything else runs, and end the batch if nobody waits to carry it on.
         self.g.abandoned = true;
-        if let Some(batch) = self.g.batch.as_mut() {
-            if !batch.closer && tokio::runtime::Handle::try_current().is_ok() {
-                batch.closer = true;
-                spawn_closer(self.state.clone(), self.waiting.clone(), batch.id);
-            }
+        if self.g.batch.is_some() {
+            spawn_ender(self.state.clone(), self.waiting.clone());
         }
     }
 }
 
-/// Ends batch `id` once no request waits to join it.
-fn spawn_closer(state: Arc<Mutex<WriterState>>, waiting: Arc<AtomicUsize>, id: u64) {
+/// Ends the open batch, unless a request waits to carry it on (that request will end it, hand
+/// it on, or, giving up, start another ender). Outside a runtime (shutdown) nothing is started:
+/// the next writer finds the batch and carries it on.
+fn spawn_ender(state: Arc<Mutex<WriterState>>, waiting: Arc<AtomicUsize>) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
     tokio::spawn(async move {
-        loop {
-            {
-                let mut g = state.lock().await;
-                g.recover().await;
-                let Some(batch) = g.batch.as_ref() else {
-                    return;
-                };
-                if batch.id != id {
-                    return;
-                }
-                let full = batch.members >= BATCH_MEMBERS || batch.started.elapsed() >= BATCH_AGE;
-                if full || waiting.load(Ordering::SeqCst) == 0 {
-                    let _ = g.end_batch().await;
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        let mut g = state.lock().await;
+        g.recover().await;
+        if g.batch.is_some() && waiting.load(Ordering::SeqCst) == 0 {
+            let _ = g.end_batch().await;
         }
     });
 }
