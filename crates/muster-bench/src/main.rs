@@ -389,8 +389,12 @@ async fn sync_groups(
         }
         for g in items {
             let name = g["displayName"].as_str().unwrap_or_default();
-            if let Some(i) = names.iter().position(|n| n == name) {
-                group_ids[i] = g["id"].as_str().unwrap_or_default().to_string();
+            // "Team 0042" is group 42.
+            let index = name
+                .strip_prefix("Team ")
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(slot) = index.and_then(|i| group_ids.get_mut(i)) {
+                *slot = g["id"].as_str().unwrap_or_default().to_string();
             }
         }
         start += 1000;

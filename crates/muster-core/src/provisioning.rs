@@ -1200,36 +1200,15 @@ impl Muster {
         })
     }
 
-    /// `GET /Groups/{id}` (RFC 7644 §3.4.1); members only when they will be returned.
+    /// `GET /Groups/{id}` (RFC 7644 §3.4.1). With `members_up_to: Some(n)`, its members when it
+    /// has at most `n`; with more (or with `None`, when they will not be returned), `members` is
+    /// `None` and a caller that wants them reads them page by page ([`Muster::member_page`]) so
+    /// that memory does not grow with the group.
     pub async fn get_group(
         &self,
         ctx: &ProviderCtx,
         id: &str,
-        with_members: bool,
-    ) -> CoreResult<GroupView> {
-        let gid = parse_group_id(id)?;
-        let mut tx = self.store.read().await?;
-        let group = tx
-            .find_group(ctx.env(), gid)
-            .await?
-            .filter(|g| g.provider_id == ctx.id())
-            .ok_or_else(|| group_not_found(id))?;
-        let members = if with_members {
-            Some(tx.member_ids(ctx.env(), gid).await?)
-        } else {
-            None
-        };
-        Ok(GroupView { group, members })
-    }
-
-    /// A group of the provider with, when it has at most `inline_up_to` members, its members;
-    /// with more, `members` is `None` and the caller reads them page by page
-    /// ([`Muster::member_page`]) so that memory does not grow with the group.
-    pub async fn get_group_bounded(
-        &self,
-        ctx: &ProviderCtx,
-        id: &str,
-        inline_up_to: u64,
+        members_up_to: Option<u64>,
     ) -> CoreResult<GroupView> {
         let gid = parse_group_id(id)?;
         let mut tx = self.store.read().await?;
@@ -1239,7 +1218,7 @@ impl Muster {
             .filter(|g| g.provider_id == ctx.id())
             .ok_or_else(|| group_not_found(id))?;
         let members = self
-            .members_if_small(&mut tx, ctx.env(), gid, Some(inline_up_to))
+            .members_if_small(&mut tx, ctx.env(), gid, members_up_to)
             .await?;
         Ok(GroupView { group, members })
     }

@@ -357,14 +357,8 @@ async fn get_group(
 ) -> ScimResult {
     let p = q.projection(&GROUP_RESOURCE);
     let want_members = wants(&p, &GROUP_RESOURCE, "members");
-    let v = if want_members {
-        state
-            .muster
-            .get_group_bounded(&ctx, &id, STREAM_MEMBERS_ABOVE)
-            .await?
-    } else {
-        state.muster.get_group(&ctx, &id, false).await?
-    };
+    let inline_up_to = want_members.then_some(STREAM_MEMBERS_ABOVE);
+    let v = state.muster.get_group(&ctx, &id, inline_up_to).await?;
     if not_modified(&headers, v.group.version) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
