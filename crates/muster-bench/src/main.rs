@@ -46,7 +46,7 @@ struct Args {
     #[arg(long, default_value_t = 2_000)]
     requests: usize,
     /// Scenarios to run after the load (comma-separated), or "all": post-user, patch-member,
-    /// patch-active, put-user, get-user, filter-username, list-page, giant-group, mapping.
+    /// patch-active, put-user, ceiling, get-user, filter-username, list-page, giant-group, mapping.
     #[arg(long, default_value = "all")]
     scenarios: String,
     /// Write the JSON report here too.
@@ -847,6 +847,22 @@ async fn main() -> anyhow::Result<()> {
                     Some(body),
                 )
             })
+            .await,
+        );
+    }
+    if wants("ceiling") {
+        // The same HTTP, authentication and JSON path with no database read: what this
+        // machine and load generator allow, against which the reads below compare.
+        push(
+            &mut report,
+            &server,
+            run(
+                &server,
+                "GET /ServiceProviderConfig (no database)",
+                n,
+                c,
+                |_| (reqwest::Method::GET, "/ServiceProviderConfig".into(), None),
+            )
             .await,
         );
     }

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use super::{classify_unique, Db, Held};
 
-type DbRow = <Db as sqlx::Database>::Row;
+use super::DbRow;
 type DbConn = <Db as sqlx::Database>::Connection;
 
 /// The most ids bound in one `in (...)` list.
@@ -80,6 +80,146 @@ fn ts(v: i64) -> Timestamp {
 
 fn ts_opt(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp)
+}
+
+/// A value bound to a [`Stmt`].
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Uuid(Uuid),
+    Int(i64),
+    Text(String),
+    Bool(bool),
+}
+
+impl From<Uuid> for Arg {
+    fn from(v: Uuid) -> Self {
+        Arg::Uuid(v)
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+
+/// SQL and the values bound to its `$n` placeholders, built once and run either through sqlx or,
+/// for a SQLite reader's index lookups, on the calling thread (`sqlite_fast.rs`).
+#[derive(Debug, Default)]
+pub struct Stmt {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl Stmt {
+    fn new(sql: impl Into<String>) -> Self {
+        Stmt {
+            sql: sql.into(),
+            args: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends the next placeholder and its value.
+    fn bind(&mut self, v: impl Into<Arg>) -> &mut Self {
+        self.args.push(v.into());
+        self.sql.push('$');
+        self.sql.push_str(&self.args.len().to_string());
+        self
+    }
+
+    /// Binds the value of the next `$n` already written in the SQL.
+    fn arg(mut self, v: impl Into<Arg>) -> Self {
+        self.args.push(v.into());
+        self
+    }
+
+    fn query(&self) -> sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments<'_>> {
+        let mut q = sqlx::query(&self.sql);
+        for a in &self.args {
+            q = match a {
+                Arg::Uuid(v) => q.bind(*v),
+                Arg::Int(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.as_str()),
+                Arg::Bool(v) => q.bind(*v),
+            };
+        }
+        q
+    }
+}
+
+/// A row's columns by name, however the row was read.
+pub trait Cols {
+    fn uuid(&self, col: &str) -> StoreResult<Uuid>;
+    fn uuid_opt(&self, col: &str) -> StoreResult<Option<Uuid>>;
+    fn text(&self, col: &str) -> StoreResult<String>;
+    fn text_opt(&self, col: &str) -> StoreResult<Option<String>>;
+    fn int(&self, col: &str) -> StoreResult<i64>;
+    fn int_opt(&self, col: &str) -> StoreResult<Option<i64>>;
+    fn flag(&self, col: &str) -> StoreResult<bool>;
+}
+
+impl Cols for DbRow {
+    fn uuid(&self, col: &str) -> StoreResult<Uuid> {
+        get(self, col)
+    }
+    fn uuid_opt(&self, col: &str) -> StoreResult<Option<Uuid>> {
+        get(self, col)
+    }
+    fn text(&self, col: &str) -> StoreResult<String> {
+        get(self, col)
+    }
+    fn text_opt(&self, col: &str) -> StoreResult<Option<String>> {
+        get(self, col)
+    }
+    fn int(&self, col: &str) -> StoreResult<i64> {
+        get(self, col)
+    }
+    fn int_opt(&self, col: &str) -> StoreResult<Option<i64>> {
+        get(self, col)
+    }
+    fn flag(&self, col: &str) -> StoreResult<bool> {
+        get(self, col)
+    }
+}
+
+/// Decodes one row.
+pub type Decode<T> = fn(&dyn Cols) -> StoreResult<T>;
+
+impl DbTx {
+    /// Runs a statement and decodes its rows.
+    async fn fetch<T: Send>(&mut self, stmt: &Stmt, decode: Decode<T>) -> StoreResult<Vec<T>> {
+        let rows = stmt.query().fetch_all(self.c()).await.map_err(db_err)?;
+        rows.iter().map(|r| decode(r)).collect()
+    }
+
+    /// Runs a statement that reads a few rows through an index. A backend that can run it on
+    /// the calling thread does (a SQLite reader, where handing it to sqlx's connection thread
+    /// and back costs more than the read); otherwise it goes through sqlx.
+    async fn lookup<T: Send>(&mut self, stmt: &Stmt, decode: Decode<T>) -> StoreResult<Vec<T>> {
+        if let DbTx::Held(h) = self {
+            if let Some(fast) = h.fast() {
+                return fast.lookup(stmt, decode);
+            }
+        }
+        self.fetch(stmt, decode).await
+    }
 }
 
 fn json_map(text: &str) -> StoreResult<Map<String, Value>> {
@@ -153,83 +293,85 @@ fn token_from(row: &DbRow) -> StoreResult<ProviderToken> {
 const USER_COLS: &str = "user_id, environment_id, provider_id, user_name, external_id, display_name, scim_active, status, \
      org_id, legal_hold, changed_outside, resource, version, created_at, updated_at, removed_at, deactivate_at";
 
-fn user_from(row: &DbRow) -> StoreResult<UserRecord> {
-    let status: String = get(row, "status")?;
-    let resource: String = get(row, "resource")?;
+fn user_from(row: &dyn Cols) -> StoreResult<UserRecord> {
+    let status = row.text("status")?;
+    let resource = row.text("resource")?;
     Ok(UserRecord {
-        environment_id: EnvironmentId(get(row, "environment_id")?),
-        id: UserId(get(row, "user_id")?),
-        provider_id: get::<Option<Uuid>>(row, "provider_id")?.map(ProviderId),
-        user_name: get(row, "user_name")?,
-        external_id: get(row, "external_id")?,
-        display_name: get(row, "display_name")?,
-        scim_active: get(row, "scim_active")?,
+        environment_id: EnvironmentId(row.uuid("environment_id")?),
+        id: UserId(row.uuid("user_id")?),
+        provider_id: row.uuid_opt("provider_id")?.map(ProviderId),
+        user_name: row.text("user_name")?,
+        external_id: row.text_opt("external_id")?,
+        display_name: row.text_opt("display_name")?,
+        scim_active: row.flag("scim_active")?,
         status: UserStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("user status '{status}'")))?,
-        org_id: OrgId(get(row, "org_id")?),
-        legal_hold: get(row, "legal_hold")?,
-        changed_outside: get(row, "changed_outside")?,
+        org_id: OrgId(row.uuid("org_id")?),
+        legal_hold: row.flag("legal_hold")?,
+        changed_outside: row.flag("changed_outside")?,
         resource: json_map(&resource)?,
-        version: get(row, "version")?,
-        created_at: ts(get(row, "created_at")?),
-        updated_at: ts(get(row, "updated_at")?),
-        removed_at: ts_opt(get(row, "removed_at")?),
-        deactivate_at: ts_opt(get(row, "deactivate_at")?),
+        version: row.int("version")?,
+        created_at: ts(row.int("created_at")?),
+        updated_at: ts(row.int("updated_at")?),
+        removed_at: ts_opt(row.int_opt("removed_at")?),
+        deactivate_at: ts_opt(row.int_opt("deactivate_at")?),
     })
 }
 
 const GROUP_COLS: &str =
     "group_id, environment_id, provider_id, display_name, external_id, resource, version, created_at, updated_at";
 
-fn group_from(row: &DbRow) -> StoreResult<GroupRecord> {
-    let resource: String = get(row, "resource")?;
+fn group_from(row: &dyn Cols) -> StoreResult<GroupRecord> {
+    let resource = row.text("resource")?;
     Ok(GroupRecord {
-        environment_id: EnvironmentId(get(row, "environment_id")?),
-        id: GroupId(get(row, "group_id")?),
-        provider_id: ProviderId(get(row, "provider_id")?),
-        display_name: get(row, "display_name")?,
-        external_id: get(row, "external_id")?,
+        environment_id: EnvironmentId(row.uuid("environment_id")?),
+        id: GroupId(row.uuid("group_id")?),
+        provider_id: ProviderId(row.uuid("provider_id")?),
+        display_name: row.text("display_name")?,
+        external_id: row.text_opt("external_id")?,
         resource: json_map(&resource)?,
-        version: get(row, "version")?,
-        created_at: ts(get(row, "created_at")?),
-        updated_at: ts(get(row, "updated_at")?),
+        version: row.int("version")?,
+        created_at: ts(row.int("created_at")?),
+        updated_at: ts(row.int("updated_at")?),
     })
 }
 
-fn push_cond(qb: &mut QueryBuilder<'_, Db>, cond: &Cond, id_col: &str) {
+fn push_cond(q: &mut Stmt, cond: &Cond, id_col: &str) {
     match cond {
         Cond::Never => {
-            qb.push("1 = 0");
+            q.push("1 = 0");
         }
         Cond::Id(u) => {
-            qb.push(id_col).push(" = ").push_bind(*u);
+            q.push(id_col).push(" = ").bind(*u);
         }
         Cond::IdIn(ids) if ids.is_empty() => {
-            qb.push("1 = 0");
+            q.push("1 = 0");
         }
         Cond::IdIn(ids) => {
-            qb.push(id_col).push(" in (");
-            let mut sep = qb.separated(", ");
-            for u in ids {
-                sep.push_bind(*u);
+            q.push(id_col).push(" in (");
+            for (i, u) in ids.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind(*u);
             }
-            qb.push(")");
+            q.push(")");
         }
         Cond::UserNameKey(s) => {
-            qb.push("user_name_key = ").push_bind(s.clone());
+            q.push("user_name_key = ").bind(s.as_str());
         }
         Cond::ExternalId(s) => {
-            qb.push("external_id = ").push_bind(s.clone());
+            q.push("external_id = ").bind(s.as_str());
         }
         Cond::GroupNameKey(s) => {
-            qb.push("display_name_key = ").push_bind(s.clone());
+            q.push("display_name_key = ").bind(s.as_str());
         }
         Cond::Active(b) => {
-            qb.push("scim_active = ").push_bind(*b);
+            q.push("scim_active = ").bind(*b);
         }
         Cond::EmailKey(v) => {
-            qb.push("user_id in (select e.user_id from user_email e where e.environment_id = user_account.environment_id and e.value_key = ")
-                .push_bind(v.clone())
+            q.push("user_id in (select e.user_id from user_email e where e.environment_id = user_account.environment_id and e.value_key = ")
+                .bind(v.as_str())
                 .push(")");
         }
         Cond::Time {
@@ -241,14 +383,14 @@ fn push_cond(qb: &mut QueryBuilder<'_, Db>, cond: &Cond, id_col: &str) {
                 TimeColumn::Created => "created_at",
                 TimeColumn::LastModified => "updated_at",
             };
-            qb.push("(1 = 1");
+            q.push("(1 = 1");
             if let Some(f) = from {
-                qb.push(format!(" and {col} >= ")).push_bind(*f);
+                q.push(&format!(" and {col} >= ")).bind(*f);
             }
             if let Some(u) = until {
-                qb.push(format!(" and {col} < ")).push_bind(*u);
+                q.push(&format!(" and {col} < ")).bind(*u);
             }
-            qb.push(")");
+            q.push(")");
         }
         Cond::And(a, b) | Cond::Or(a, b) => {
             let op = if matches!(cond, Cond::And(..)) {
@@ -256,11 +398,11 @@ fn push_cond(qb: &mut QueryBuilder<'_, Db>, cond: &Cond, id_col: &str) {
             } else {
                 " or "
             };
-            qb.push("(");
-            push_cond(qb, a, id_col);
-            qb.push(op);
-            push_cond(qb, b, id_col);
-            qb.push(")");
+            q.push("(");
+            push_cond(q, a, id_col);
+            q.push(op);
+            push_cond(q, b, id_col);
+            q.push(")");
         }
     }
 }
@@ -345,26 +487,26 @@ const GROUPS: Listing = Listing {
     extra: "",
 };
 
-fn listing_query<'a>(
+fn listing_query(
     l: &Listing,
     select: &str,
     env: EnvironmentId,
     provider: ProviderId,
     cond: Option<&Cond>,
-) -> QueryBuilder<'a, Db> {
-    let mut qb = QueryBuilder::new(format!(
+) -> Stmt {
+    let mut q = Stmt::new(format!(
         "select {select} from {} where environment_id = ",
         l.table
     ));
-    qb.push_bind(env.0)
+    q.bind(env.0)
         .push(" and provider_id = ")
-        .push_bind(provider.0)
+        .bind(provider.0)
         .push(l.extra);
     if let Some(c) = cond {
-        qb.push(" and ");
-        push_cond(&mut qb, c, l.id_col);
+        q.push(" and ");
+        push_cond(&mut q, c, l.id_col);
     }
-    qb
+    q
 }
 
 impl DbTx {
@@ -374,15 +516,10 @@ impl DbTx {
     async fn resolve_emails(&mut self, env: EnvironmentId, cond: &Cond) -> StoreResult<Cond> {
         Ok(match cond {
             Cond::EmailKey(v) => {
-                let rows = sqlx::query("select user_id from user_email where environment_id = $1 and value_key = $2 limit 10000")
-                    .bind(env.0)
-                    .bind(v)
-                    .fetch_all(self.c())
-                    .await
-                    .map_err(db_err)?;
-                let ids: StoreResult<Vec<Uuid>> =
-                    rows.iter().map(|r| get::<Uuid>(r, "user_id")).collect();
-                Cond::IdIn(ids?)
+                let q = Stmt::new("select user_id from user_email where environment_id = $1 and value_key = $2 limit 10000")
+                    .arg(env.0)
+                    .arg(v.as_str());
+                Cond::IdIn(self.lookup(&q, |r| r.uuid("user_id")).await?)
             }
             Cond::And(a, b) => Cond::And(
                 Box::new(Box::pin(self.resolve_emails(env, a)).await?),
@@ -420,14 +557,15 @@ impl DbTx {
         Ok(())
     }
 
-    async fn fetch_listing(
+    async fn fetch_listing<T: Send>(
         &mut self,
         l: &Listing,
         env: EnvironmentId,
         provider: ProviderId,
         cond: Option<&Cond>,
         window: Window,
-    ) -> StoreResult<Vec<DbRow>> {
+        decode: Decode<T>,
+    ) -> StoreResult<Vec<T>> {
         let resolved = match cond {
             Some(c) => Some(self.resolve_emails(env, c).await?),
             None => None,
@@ -439,27 +577,28 @@ impl DbTx {
             offset,
             limit,
         } = window;
-        let ordering = order_by(l, order, cond.is_some_and(selective));
+        let few = cond.is_some_and(selective);
+        let ordering = order_by(l, order, few);
         // Rows skipped by OFFSET are read from the index alone: the inner query selects only ids
         // (covered by the listing index), the outer one reads the page's rows.
-        let mut qb = if offset > 0 {
-            let mut qb = QueryBuilder::new(format!(
+        let mut q = if offset > 0 {
+            let mut q = Stmt::new(format!(
                 "select {} from {} where {} in (",
                 l.cols, l.table, l.id_col
             ));
-            qb.push(format!(
+            q.push(&format!(
                 "select {} from {} where environment_id = ",
                 l.id_col, l.table
             ))
-            .push_bind(env.0)
+            .bind(env.0)
             .push(" and provider_id = ")
-            .push_bind(provider.0)
+            .bind(provider.0)
             .push(l.extra);
             if let Some(c) = cond {
-                qb.push(" and ");
-                push_cond(&mut qb, c, l.id_col);
+                q.push(" and ");
+                push_cond(&mut q, c, l.id_col);
             }
-            qb
+            q
         } else {
             listing_query(l, l.cols, env, provider, cond)
         };
@@ -467,22 +606,28 @@ impl DbTx {
             // `created_at >= t` is an index range; the rest picks up where the last page ended.
             // (An `a > t or (a = t and b > id)` form is not a range, and reading from the start
             // for every page makes a scan quadratic.)
-            qb.push(" and created_at >= ")
-                .push_bind(c.created_at.0)
+            q.push(" and created_at >= ")
+                .bind(c.created_at.0)
                 .push(" and (created_at > ")
-                .push_bind(c.created_at.0)
-                .push(format!(" or {} > ", l.id_col))
-                .push_bind(c.id)
+                .bind(c.created_at.0)
+                .push(&format!(" or {} > ", l.id_col))
+                .bind(c.id)
                 .push(")");
         }
-        qb.push(&ordering).push(" limit ").push_bind(limit as i64);
+        q.push(&ordering).push(" limit ").bind(limit as i64);
         if offset > 0 {
-            qb.push(" offset ")
-                .push_bind(offset as i64)
+            q.push(" offset ")
+                .bind(offset as i64)
                 .push(")")
                 .push(&ordering);
         }
-        qb.build().fetch_all(self.c()).await.map_err(db_err)
+        // A selective condition (a userName, an id, an email address) names a handful of rows
+        // through an index of its own, whatever the page size asked for.
+        if few {
+            self.lookup(&q, decode).await
+        } else {
+            self.fetch(&q, decode).await
+        }
     }
 
     async fn count_listing(
@@ -496,10 +641,13 @@ impl DbTx {
             Some(c) => Some(self.resolve_emails(env, c).await?),
             None => None,
         };
-        let mut qb = listing_query(l, "count(*) as n", env, provider, resolved.as_ref());
-        let row = qb.build().fetch_one(self.c()).await.map_err(db_err)?;
-        let n: i64 = get(&row, "n")?;
-        Ok(n.max(0) as u64)
+        let few = resolved.as_ref().is_some_and(selective);
+        let q = listing_query(l, "count(*) as n", env, provider, resolved.as_ref());
+        let counted = match few {
+            true => self.lookup(&q, |r| r.int("n")).await?,
+            false => self.fetch(&q, |r| r.int("n")).await?,
+        };
+        Ok(counted.first().copied().unwrap_or(0).max(0) as u64)
     }
 }
 
@@ -1171,15 +1319,12 @@ impl UserStore for DbTx {
         env: EnvironmentId,
         id: UserId,
     ) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query(&format!(
+        let q = Stmt::new(format!(
             "select {USER_COLS} from user_account where environment_id = $1 and user_id = $2"
         ))
-        .bind(env.0)
-        .bind(id.0)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
-        row.as_ref().map(user_from).transpose()
+        .arg(env.0)
+        .arg(id.0);
+        Ok(self.lookup(&q, user_from).await?.into_iter().next())
     }
 
     async fn find_user_by_name(
@@ -1187,15 +1332,12 @@ impl UserStore for DbTx {
         env: EnvironmentId,
         user_name_key: &str,
     ) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query(&format!(
+        let q = Stmt::new(format!(
             "select {USER_COLS} from user_account where environment_id = $1 and user_name_key = $2"
         ))
-        .bind(env.0)
-        .bind(user_name_key)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
-        row.as_ref().map(user_from).transpose()
+        .arg(env.0)
+        .arg(user_name_key);
+        Ok(self.lookup(&q, user_from).await?.into_iter().next())
     }
 
     async fn find_user_by_external_id(
@@ -1204,17 +1346,14 @@ impl UserStore for DbTx {
         provider: ProviderId,
         external_id: &str,
     ) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query(&format!(
+        let q = Stmt::new(format!(
             "select {USER_COLS} from user_account where environment_id = $1 and provider_id = $2 and external_id = $3 \
              order by created_at desc limit 1"
         ))
-        .bind(env.0)
-        .bind(provider.0)
-        .bind(external_id)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
-        row.as_ref().map(user_from).transpose()
+            .arg(env.0)
+            .arg(provider.0)
+            .arg(external_id);
+        Ok(self.lookup(&q, user_from).await?.into_iter().next())
     }
 
     async fn update_user(&mut self, u: &UserRecord, expected_version: i64) -> StoreResult<bool> {
@@ -1260,21 +1399,20 @@ impl UserStore for DbTx {
         order: Order,
         page: Page,
     ) -> StoreResult<Vec<UserRecord>> {
-        let rows = self
-            .fetch_listing(
-                &USERS,
-                env,
-                provider,
-                cond,
-                Window {
-                    after: None,
-                    order,
-                    offset: page.offset,
-                    limit: page.limit,
-                },
-            )
-            .await?;
-        rows.iter().map(user_from).collect()
+        self.fetch_listing(
+            &USERS,
+            env,
+            provider,
+            cond,
+            Window {
+                after: None,
+                order,
+                offset: page.offset,
+                limit: page.limit,
+            },
+            user_from,
+        )
+        .await
     }
 
     async fn count_users(
@@ -1294,21 +1432,20 @@ impl UserStore for DbTx {
         after: Option<Cursor>,
         limit: u64,
     ) -> StoreResult<Vec<UserRecord>> {
-        let rows = self
-            .fetch_listing(
-                &USERS,
-                env,
-                provider,
-                cond,
-                Window {
-                    after,
-                    order: Order::CREATED,
-                    offset: 0,
-                    limit,
-                },
-            )
-            .await?;
-        rows.iter().map(user_from).collect()
+        self.fetch_listing(
+            &USERS,
+            env,
+            provider,
+            cond,
+            Window {
+                after,
+                order: Order::CREATED,
+                offset: 0,
+                limit,
+            },
+            user_from,
+        )
+        .await
     }
 
     async fn query_users(
@@ -1362,7 +1499,7 @@ impl UserStore for DbTx {
         qb.push(" order by created_at, user_id limit ")
             .push_bind(limit as i64);
         let rows = qb.build().fetch_all(self.c()).await.map_err(db_err)?;
-        rows.iter().map(user_from).collect()
+        rows.iter().map(|r| user_from(r)).collect()
     }
 
     async fn due_deactivations(
@@ -1379,7 +1516,7 @@ impl UserStore for DbTx {
         .fetch_all(self.c())
         .await
         .map_err(db_err)?;
-        rows.iter().map(user_from).collect()
+        rows.iter().map(|r| user_from(r)).collect()
     }
 
     async fn deactivation_backlog(
@@ -1508,15 +1645,12 @@ impl GroupStore for DbTx {
         env: EnvironmentId,
         id: GroupId,
     ) -> StoreResult<Option<GroupRecord>> {
-        let row = sqlx::query(&format!(
+        let q = Stmt::new(format!(
             "select {GROUP_COLS} from scim_group where environment_id = $1 and group_id = $2"
         ))
-        .bind(env.0)
-        .bind(id.0)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
-        row.as_ref().map(group_from).transpose()
+        .arg(env.0)
+        .arg(id.0);
+        Ok(self.lookup(&q, group_from).await?.into_iter().next())
     }
 
     async fn find_group_by_name(
@@ -1525,16 +1659,13 @@ impl GroupStore for DbTx {
         provider: ProviderId,
         name_key: &str,
     ) -> StoreResult<Option<GroupRecord>> {
-        let row = sqlx::query(&format!(
+        let q = Stmt::new(format!(
             "select {GROUP_COLS} from scim_group where environment_id = $1 and provider_id = $2 and display_name_key = $3"
         ))
-        .bind(env.0)
-        .bind(provider.0)
-        .bind(name_key)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
-        row.as_ref().map(group_from).transpose()
+            .arg(env.0)
+            .arg(provider.0)
+            .arg(name_key);
+        Ok(self.lookup(&q, group_from).await?.into_iter().next())
     }
 
     async fn update_group(&mut self, g: &GroupRecord, expected_version: i64) -> StoreResult<bool> {
@@ -1662,21 +1793,20 @@ impl GroupStore for DbTx {
         order: Order,
         page: Page,
     ) -> StoreResult<Vec<GroupRecord>> {
-        let rows = self
-            .fetch_listing(
-                &GROUPS,
-                env,
-                provider,
-                cond,
-                Window {
-                    after: None,
-                    order,
-                    offset: page.offset,
-                    limit: page.limit,
-                },
-            )
-            .await?;
-        rows.iter().map(group_from).collect()
+        self.fetch_listing(
+            &GROUPS,
+            env,
+            provider,
+            cond,
+            Window {
+                after: None,
+                order,
+                offset: page.offset,
+                limit: page.limit,
+            },
+            group_from,
+        )
+        .await
     }
 
     async fn count_groups(
@@ -1696,21 +1826,20 @@ impl GroupStore for DbTx {
         after: Option<Cursor>,
         limit: u64,
     ) -> StoreResult<Vec<GroupRecord>> {
-        let rows = self
-            .fetch_listing(
-                &GROUPS,
-                env,
-                provider,
-                cond,
-                Window {
-                    after,
-                    order: Order::CREATED,
-                    offset: 0,
-                    limit,
-                },
-            )
-            .await?;
-        rows.iter().map(group_from).collect()
+        self.fetch_listing(
+            &GROUPS,
+            env,
+            provider,
+            cond,
+            Window {
+                after,
+                order: Order::CREATED,
+                offset: 0,
+                limit,
+            },
+            group_from,
+        )
+        .await
     }
 
     async fn add_members(
@@ -1830,28 +1959,32 @@ impl GroupStore for DbTx {
             // One user (GET of a user): one statement. The group's name comes from a subquery
             // by primary key, so the plan starts from the member index whatever the planner
             // thinks of the tables (as a join, SQLite chose to scan every group).
-            let rows = sqlx::query(
+            let q = Stmt::new(
                 "select m.group_id, (select g.display_name from scim_group g \
                  where g.group_id = m.group_id and g.environment_id = m.environment_id) as display_name \
                  from group_member m where m.user_id = $1 and m.environment_id = $2",
             )
-            .bind(one.0)
-            .bind(env.0)
-            .fetch_all(self.c())
-            .await
-            .map_err(db_err)?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                if let Some(display) = get::<Option<String>>(&row, "display_name")? {
-                    out.push((
-                        *one,
-                        GroupRef {
-                            group_id: GroupId(get(&row, "group_id")?),
-                            display,
-                        },
-                    ));
-                }
-            }
+            .arg(one.0)
+            .arg(env.0);
+            let rows = self
+                .lookup(&q, |r| {
+                    Ok((r.uuid("group_id")?, r.text_opt("display_name")?))
+                })
+                .await?;
+            let mut out: Vec<(UserId, GroupRef)> = rows
+                .into_iter()
+                .filter_map(|(g, name)| {
+                    name.map(|display| {
+                        (
+                            *one,
+                            GroupRef {
+                                group_id: GroupId(g),
+                                display,
+                            },
+                        )
+                    })
+                })
+                .collect();
             out.sort_by(|a, b| (&a.1.display, a.1.group_id).cmp(&(&b.1.display, b.1.group_id)));
             return Ok(out);
         }

@@ -21,6 +21,7 @@ use common::{db_err, DbTx};
 const BYTEWISE: &str = " collate \"C\"";
 
 type Db = sqlx::Postgres;
+type DbRow = sqlx::postgres::PgRow;
 
 /// PostgreSQL connections all come from the pool: no connection is held outside it.
 pub enum Held {}
@@ -29,8 +30,20 @@ impl Held {
     fn conn(&mut self) -> &mut sqlx::PgConnection {
         match *self {}
     }
+    fn fast(&mut self) -> Option<&mut Fast> {
+        match *self {}
+    }
     async fn commit(self) -> StoreResult<()> {
         match self {}
+    }
+}
+
+/// PostgreSQL runs every statement through sqlx: there is no connection on the caller's thread.
+pub enum Fast {}
+
+impl Fast {
+    fn lookup<T>(&mut self, _: &common::Stmt, _: common::Decode<T>) -> StoreResult<Vec<T>> {
+        match *self {}
     }
 }
 

@@ -28,6 +28,11 @@ mod conns;
 
 use conns::{Conns, ReadConn, WriteTx, Writer};
 
+#[path = "sqlite_fast.rs"]
+mod fast;
+
+use fast::Fast;
+
 /// A connection held for a request: a reader, or the writer in a transaction.
 #[derive(Debug)]
 pub enum Held {
@@ -45,6 +50,14 @@ impl Held {
         }
     }
 
+    /// The connection for lookups on this thread: a reader's.
+    fn fast(&mut self) -> Option<&mut Fast> {
+        match self {
+            Held::Read(r) => Some(r.fast()),
+            Held::Write(_) => None,
+        }
+    }
+
     async fn commit(self) -> StoreResult<()> {
         match self {
             Held::Read(_) => Ok(()),
@@ -57,6 +70,7 @@ impl Held {
 const BYTEWISE: &str = "";
 
 type Db = sqlx::Sqlite;
+type DbRow = sqlx::sqlite::SqliteRow;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -113,12 +127,14 @@ impl SqliteStore {
             ))));
         }
         let writer = Arc::new(Writer::open(&base).await?);
-        // Readers share the operating system's file cache; 4 MiB each keeps the hot index pages
-        // without multiplying memory by the number of readers.
+        // Readers share the operating system's file cache. Each has two connections: the one
+        // for lookups on the request's thread keeps the hot index pages (4 MiB), the sqlx one
+        // runs scans and pages (2 MiB), so memory does not grow with the number of readers.
         let reader = Arc::new(
             Conns::open(
-                &base.read_only(true).pragma("cache_size", "-4000"),
+                &base.read_only(true).pragma("cache_size", "-2000"),
                 settings.readers,
+                4000,
             )
             .await?,
         );

@@ -8,7 +8,8 @@
 //! profile in `docs/benchmarks.md`). These connections are files on the same machine: nothing
 //! can hang up on them, so there is nothing for a ping to find.
 //!
-//! [`Conns`] is a fixed set of read connections, each behind its own lock, with a semaphore
+//! [`Conns`] is a fixed set of readers (each a sqlx connection and a `Fast` one for lookups on
+//! the caller's thread, see `sqlite_fast.rs`), each behind its own lock, with a semaphore
 //! counting the free ones; [`ReadConn`] is one of them, taken until dropped.
 //!
 //! [`Writer`] is the one write connection, with group commit: a write transaction is a
@@ -35,7 +36,14 @@ use tokio::sync::{
 
 use super::common::db_err;
 
-type Slot = Arc<Mutex<Option<SqliteConnection>>>;
+/// A reader: a sqlx connection, and one for lookups on the caller's thread.
+#[derive(Debug)]
+pub struct Reader {
+    conn: SqliteConnection,
+    fast: super::Fast,
+}
+
+type Slot = Arc<Mutex<Option<Reader>>>;
 
 fn unavailable(why: &str) -> StoreError {
     StoreError::Database(Box::new(std::io::Error::other(why.to_string())))
@@ -56,12 +64,18 @@ pub struct Conns {
 }
 
 impl Conns {
-    /// Opens `n` connections (at least one) with `options`.
-    pub async fn open(options: &SqliteConnectOptions, n: u32) -> StoreResult<Conns> {
+    /// Opens `n` readers (at least one) with `options`, their lookup connections with a page
+    /// cache of `fast_cache_kib`.
+    pub async fn open(
+        options: &SqliteConnectOptions,
+        n: u32,
+        fast_cache_kib: u32,
+    ) -> StoreResult<Conns> {
         let mut slots = Vec::new();
         for _ in 0..n.max(1) {
             let conn = options.connect().await.map_err(db_err)?;
-            slots.push(Arc::new(Mutex::new(Some(conn))));
+            let fast = super::Fast::open(options.get_filename(), fast_cache_kib)?;
+            slots.push(Arc::new(Mutex::new(Some(Reader { conn, fast }))));
         }
         Ok(Conns {
             free: Arc::new(Semaphore::new(slots.len())),
@@ -114,8 +128,8 @@ impl Conns {
         self.free.close();
         for slot in &self.slots {
             let taken = slot.lock().await.take();
-            if let Some(conn) = taken {
-                let _ = conn.close().await;
+            if let Some(r) = taken {
+                let _ = r.conn.close().await;
             }
         }
     }
@@ -141,15 +155,20 @@ impl Drop for Back {
 pub struct ReadConn {
     // Fields drop in this order: the slot is unlocked, then listed as idle, then its permit
     // returned.
-    conn: OwnedMappedMutexGuard<Option<SqliteConnection>, SqliteConnection>,
+    conn: OwnedMappedMutexGuard<Option<Reader>, Reader>,
     _back: Back,
     _permit: OwnedSemaphorePermit,
 }
 
 impl ReadConn {
-    /// The connection.
+    /// The sqlx connection.
     pub fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.conn
+        &mut self.conn.conn
+    }
+
+    /// The connection for lookups on this thread.
+    pub fn fast(&mut self) -> &mut super::Fast {
+        &mut self.conn.fast
     }
 }
 

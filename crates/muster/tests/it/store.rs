@@ -5,7 +5,7 @@ use muster_core::ids::{EnvironmentId, GroupId, OrgId, ProviderId, UserId};
 use muster_core::model::{
     Environment, GroupRecord, Org, OrgStatus, Provider, UserRecord, UserStatus,
 };
-use muster_core::store::{Cond, Page};
+use muster_core::store::{Cond, Order, OrderKey, Page};
 use muster_core::Timestamp;
 use serde_json::{json, Map};
 
@@ -18,7 +18,8 @@ on_both!(
     versions_guard_updates,
     membership_rows_are_idempotent,
     rollback_leaves_nothing,
-    concurrent_transactions_commit_or_roll_back_alone
+    concurrent_transactions_commit_or_roll_back_alone,
+    lookups_read_what_the_writer_wrote
 );
 
 struct Seed {
@@ -448,5 +449,126 @@ async fn concurrent_transactions_commit_or_roll_back_alone(b: Backend) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    db.drop_db().await;
+}
+
+/// Index lookups on a read connection (on SQLite, run on the caller's thread by a second
+/// connection, not through sqlx) return exactly what the write connection reads back: every
+/// column type, nulls and non-nulls, for each lookup the read paths use.
+async fn lookups_read_what_the_writer_wrote(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = seed(&mut tx, "lookups").await;
+    let plain = user(&s, "plain@example.com");
+    let mut full = user(&s, "Full@Example.com");
+    full.external_id = Some("00u-full".into());
+    full.display_name = Some("Full Name \u{e9}\u{4e16}".into());
+    full.scim_active = false;
+    full.status = UserStatus::Blocked;
+    full.legal_hold = true;
+    full.changed_outside = true;
+    full.version = 7;
+    full.created_at = Timestamp(1_700_000_000_123_456);
+    full.updated_at = Timestamp(1_700_000_000_654_321);
+    full.deactivate_at = Some(Timestamp(1_800_000_000_000_000));
+    full.resource.insert(
+        "emails".into(),
+        json!([{"value": "Shared@Example.com", "primary": true}]),
+    );
+    full.resource
+        .insert("nested".into(), json!({"a": [1, 2.5, null, true, "x"]}));
+    for u in [&plain, &full] {
+        tx.insert_user(u).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let (g1, mut g2) = (group(&s, "Beta"), group(&s, "Alpha"));
+    g2.external_id = Some("grp-2".into());
+    for g in [&g1, &g2] {
+        tx.insert_group(g).await.unwrap_or_else(|e| panic!("{e}"));
+        tx.add_members(s.env, g.id, &[full.id], Timestamp(20))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+
+    let by_name = Cond::UserNameKey("full@example.com".into());
+    let by_email = Cond::EmailKey("shared@example.com".into());
+    let order = Order {
+        key: OrderKey::Created,
+        descending: false,
+    };
+    let page = Page {
+        offset: 0,
+        limit: 100,
+    };
+    let inline_reads = |store: &std::sync::Arc<dyn muster_core::store::Store>| {
+        let mut text = String::new();
+        store.render_metrics(&mut text);
+        text.lines()
+            .find(|l| l.starts_with("muster_db_inline_read_seconds_count"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = inline_reads(&store);
+    // The same lookups through the writer (sqlx on both databases) and through a reader.
+    let mut answers = Vec::new();
+    for read in [false, true] {
+        let mut tx = match read {
+            true => store.read().await,
+            false => store.write().await,
+        }
+        .unwrap_or_else(|e| panic!("{e}"));
+        let found = (
+            tx.find_user(s.env, full.id).await,
+            tx.find_user(s.env, plain.id).await,
+            tx.find_user(s.env, UserId::new()).await,
+            tx.find_user_by_name(s.env, "full@example.com").await,
+            tx.find_user_by_external_id(s.env, s.provider, "00u-full")
+                .await,
+            tx.list_users(s.env, s.provider, Some(&by_name), order, page)
+                .await,
+            tx.list_users(s.env, s.provider, Some(&by_email), order, page)
+                .await,
+            tx.count_users(s.env, s.provider, Some(&by_name)).await,
+            tx.groups_of_users(s.env, &[full.id]).await,
+            tx.find_group(s.env, g2.id).await,
+            tx.find_group_by_name(s.env, s.provider, "beta").await,
+        );
+        answers.push(format!("{found:?}"));
+        if !read {
+            let (one, other, none, named, external, listed, emailed, counted, groups, g, gn) =
+                found;
+            let one = one.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(one.as_ref(), Some(&full));
+            assert_eq!(other.unwrap_or_else(|e| panic!("{e}")), Some(plain.clone()));
+            assert_eq!(none.unwrap_or_else(|e| panic!("{e}")), None);
+            assert_eq!(named.unwrap_or_else(|e| panic!("{e}")), one);
+            assert_eq!(external.unwrap_or_else(|e| panic!("{e}")), one);
+            assert_eq!(listed.unwrap_or_else(|e| panic!("{e}")), vec![full.clone()]);
+            assert_eq!(
+                emailed.unwrap_or_else(|e| panic!("{e}")),
+                vec![full.clone()]
+            );
+            assert_eq!(counted.unwrap_or_else(|e| panic!("{e}")), 1);
+            let groups = groups.unwrap_or_else(|e| panic!("{e}"));
+            let names: Vec<&str> = groups.iter().map(|(_, g)| g.display.as_str()).collect();
+            assert_eq!(names, ["Alpha", "Beta"]);
+            assert_eq!(g.unwrap_or_else(|e| panic!("{e}")), Some(g2.clone()));
+            assert_eq!(gn.unwrap_or_else(|e| panic!("{e}")), Some(g1.clone()));
+        }
+        drop(tx);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "a reader's lookups differ from the writer's"
+    );
+    if b == Backend::Sqlite {
+        // The reader ran them on its own connection, not through sqlx.
+        let ran = inline_reads(&store) - before;
+        assert!(ran >= 11, "{ran} lookups ran on the caller's thread");
+    } else {
+        assert_eq!(inline_reads(&store), 0);
+    }
     db.drop_db().await;
 }
