@@ -24,7 +24,7 @@ use muster_core::store::{
     SyncLogStore, TimeColumn, Tx, UserQuery, UserStore,
 };
 use serde_json::{Map, Value};
-use sqlx::{QueryBuilder, Row};
+use sqlx::Row as _;
 use uuid::Uuid;
 
 use super::{classify_unique, Db, Held};
@@ -48,12 +48,95 @@ pub enum DbTx {
 }
 
 impl DbTx {
-    fn c(&mut self) -> &mut DbConn {
+    /// The sqlx connection, for a statement that runs through sqlx.
+    fn c(&mut self) -> StoreResult<&mut DbConn> {
         match self {
-            DbTx::Tx(t, _) => t,
-            DbTx::Conn(c) => c,
-            DbTx::Held(h) => h.conn(),
+            DbTx::Tx(t, _) => Ok(t),
+            DbTx::Conn(c) => Ok(c),
+            DbTx::Held(h) => h.conn().ok_or_else(|| {
+                StoreError::Database(Box::new(std::io::Error::other(
+                    "this connection runs its statements on the caller's thread",
+                )))
+            }),
         }
+    }
+
+    /// The connection that runs statements on the calling thread, if this one has it: SQLite's
+    /// writer for every statement, a SQLite reader for index lookups (`lookup`) only.
+    fn inline(&mut self, lookup: bool) -> Option<&mut super::Fast> {
+        match self {
+            DbTx::Held(h) => h.fast(lookup),
+            _ => None,
+        }
+    }
+
+    /// Runs a statement that returns no rows; how many rows it changed.
+    async fn exec(&mut self, stmt: &Stmt) -> StoreResult<u64> {
+        if let Some(fast) = self.inline(false) {
+            let changed = fast.exec(stmt);
+            tokio::task::consume_budget().await;
+            return changed;
+        }
+        let done = stmt.query().execute(self.c()?).await.map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    /// Runs a statement; its rows.
+    async fn rows(&mut self, stmt: &Stmt) -> StoreResult<Vec<Row>> {
+        if let Some(fast) = self.inline(false) {
+            let rows = fast.rows(stmt, None);
+            tokio::task::consume_budget().await;
+            return Ok(rows?.into_iter().map(Row::Held).collect());
+        }
+        let rows = stmt.query().fetch_all(self.c()?).await.map_err(db_err)?;
+        Ok(rows.into_iter().map(Row::Db).collect())
+    }
+
+    /// Runs a statement; its first row, if any.
+    async fn row(&mut self, stmt: &Stmt) -> StoreResult<Option<Row>> {
+        if let Some(fast) = self.inline(false) {
+            let row = fast.rows(stmt, Some(1));
+            tokio::task::consume_budget().await;
+            return Ok(row?.pop().map(Row::Held));
+        }
+        let row = stmt
+            .query()
+            .fetch_optional(self.c()?)
+            .await
+            .map_err(db_err)?;
+        Ok(row.map(Row::Db))
+    }
+
+    /// Runs a statement that returns a row.
+    async fn one(&mut self, stmt: &Stmt) -> StoreResult<Row> {
+        self.row(stmt).await?.ok_or_else(|| {
+            StoreError::Database(Box::new(std::io::Error::other(
+                "a statement that returns a row returned none",
+            )))
+        })
+    }
+
+    /// Runs a statement and decodes its rows.
+    async fn fetch<T: Send>(&mut self, stmt: &Stmt, decode: Decode<T>) -> StoreResult<Vec<T>> {
+        if let Some(fast) = self.inline(false) {
+            let found = fast.lookup(stmt, decode);
+            tokio::task::consume_budget().await;
+            return found;
+        }
+        let rows = stmt.query().fetch_all(self.c()?).await.map_err(db_err)?;
+        rows.iter().map(|r| decode(r)).collect()
+    }
+
+    /// Runs a statement that reads a few rows through an index. A SQLite reader runs it on the
+    /// calling thread (handing it to sqlx's connection thread and back costs more than the
+    /// read), like every statement of SQLite's writer; anything else goes through sqlx.
+    async fn lookup<T: Send>(&mut self, stmt: &Stmt, decode: Decode<T>) -> StoreResult<Vec<T>> {
+        if let Some(fast) = self.inline(true) {
+            let found = fast.lookup(stmt, decode);
+            tokio::task::consume_budget().await;
+            return found;
+        }
+        self.fetch(stmt, decode).await
     }
 }
 
@@ -67,56 +150,44 @@ pub fn db_err(e: sqlx::Error) -> StoreError {
     StoreError::Database(Box::new(e))
 }
 
-fn get<'r, T>(row: &'r DbRow, col: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
-{
-    row.try_get(col).map_err(db_err)
-}
-
-fn ts(v: i64) -> Timestamp {
-    Timestamp(v)
-}
-
-fn ts_opt(v: Option<i64>) -> Option<Timestamp> {
-    v.map(Timestamp)
-}
-
-/// A value bound to a [`Stmt`].
+/// A value bound to a [`Stmt`]. Nulls keep their type: PostgreSQL needs it.
 #[derive(Debug, Clone)]
 pub enum Arg {
-    Uuid(Uuid),
-    Int(i64),
-    Text(String),
+    Uuid(Option<Uuid>),
+    Int(Option<i64>),
+    Text(Option<String>),
     Bool(bool),
+    Bytes(Vec<u8>),
 }
 
-impl From<Uuid> for Arg {
-    fn from(v: Uuid) -> Self {
-        Arg::Uuid(v)
-    }
+macro_rules! arg_from {
+    ($($t:ty => |$v:ident| $e:expr;)*) => {
+        $(impl From<$t> for Arg {
+            fn from($v: $t) -> Self {
+                $e
+            }
+        })*
+    };
 }
 
-impl From<i64> for Arg {
-    fn from(v: i64) -> Self {
-        Arg::Int(v)
-    }
+arg_from! {
+    Uuid => |v| Arg::Uuid(Some(v));
+    Option<Uuid> => |v| Arg::Uuid(v);
+    i64 => |v| Arg::Int(Some(v));
+    Option<i64> => |v| Arg::Int(v);
+    bool => |v| Arg::Bool(v);
+    String => |v| Arg::Text(Some(v));
+    &String => |v| Arg::Text(Some(v.clone()));
+    &str => |v| Arg::Text(Some(v.to_string()));
+    Option<String> => |v| Arg::Text(v);
+    &Option<String> => |v| Arg::Text(v.clone());
+    Option<&str> => |v| Arg::Text(v.map(str::to_string));
+    Vec<u8> => |v| Arg::Bytes(v);
+    &[u8] => |v| Arg::Bytes(v.to_vec());
 }
 
-impl From<&str> for Arg {
-    fn from(v: &str) -> Self {
-        Arg::Text(v.to_string())
-    }
-}
-
-impl From<bool> for Arg {
-    fn from(v: bool) -> Self {
-        Arg::Bool(v)
-    }
-}
-
-/// SQL and the values bound to its `$n` placeholders, built once and run either through sqlx or,
-/// for a SQLite reader's index lookups, on the calling thread (`sqlite_fast.rs`).
+/// SQL and the values bound to its `$n` placeholders, written once for both databases and run
+/// either through sqlx or, on SQLite, on the calling thread (`sqlite_fast.rs`).
 #[derive(Debug, Default)]
 pub struct Stmt {
     pub sql: String,
@@ -131,22 +202,53 @@ impl Stmt {
         }
     }
 
-    fn push(&mut self, sql: &str) -> &mut Self {
-        self.sql.push_str(sql);
+    fn push(&mut self, sql: impl std::fmt::Display) -> &mut Self {
+        use std::fmt::Write;
+        let _ = write!(self.sql, "{sql}");
         self
     }
 
     /// Appends the next placeholder and its value.
     fn bind(&mut self, v: impl Into<Arg>) -> &mut Self {
         self.args.push(v.into());
-        self.sql.push('$');
-        self.sql.push_str(&self.args.len().to_string());
-        self
+        let n = self.args.len();
+        self.push(format_args!("${n}"))
+    }
+
+    fn push_bind(&mut self, v: impl Into<Arg>) -> &mut Self {
+        self.bind(v)
     }
 
     /// Binds the value of the next `$n` already written in the SQL.
     fn arg(mut self, v: impl Into<Arg>) -> Self {
         self.args.push(v.into());
+        self
+    }
+
+    /// Placeholders separated by `sep`.
+    fn separated(&mut self, sep: &'static str) -> Separated<'_> {
+        Separated {
+            stmt: self,
+            sep,
+            first: true,
+        }
+    }
+
+    /// `values (…), (…)`: one tuple of placeholders per item.
+    fn push_values<I, F>(&mut self, items: I, mut tuple: F) -> &mut Self
+    where
+        I: IntoIterator,
+        F: FnMut(Separated<'_>, I::Item),
+    {
+        self.push("values ");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.push("(");
+            tuple(self.separated(", "), item);
+            self.push(")");
+        }
         self
     }
 
@@ -156,70 +258,154 @@ impl Stmt {
             q = match a {
                 Arg::Uuid(v) => q.bind(*v),
                 Arg::Int(v) => q.bind(*v),
-                Arg::Text(v) => q.bind(v.as_str()),
+                Arg::Text(v) => q.bind(v.as_deref()),
                 Arg::Bool(v) => q.bind(*v),
+                Arg::Bytes(v) => q.bind(v.as_slice()),
             };
         }
         q
     }
 }
 
+/// Placeholders with a separator between them.
+struct Separated<'a> {
+    stmt: &'a mut Stmt,
+    sep: &'static str,
+    first: bool,
+}
+
+impl Separated<'_> {
+    fn push_bind(&mut self, v: impl Into<Arg>) -> &mut Self {
+        if !self.first {
+            self.stmt.push(self.sep);
+        }
+        self.first = false;
+        self.stmt.bind(v);
+        self
+    }
+}
+
 /// A row's columns by name, however the row was read.
 pub trait Cols {
-    fn uuid(&self, col: &str) -> StoreResult<Uuid>;
-    fn uuid_opt(&self, col: &str) -> StoreResult<Option<Uuid>>;
-    fn text(&self, col: &str) -> StoreResult<String>;
-    fn text_opt(&self, col: &str) -> StoreResult<Option<String>>;
-    fn int(&self, col: &str) -> StoreResult<i64>;
-    fn int_opt(&self, col: &str) -> StoreResult<Option<i64>>;
+    fn uuid(&self, col: &str) -> StoreResult<Option<Uuid>>;
+    fn text(&self, col: &str) -> StoreResult<Option<String>>;
+    fn int(&self, col: &str) -> StoreResult<Option<i64>>;
     fn flag(&self, col: &str) -> StoreResult<bool>;
+    fn bytes(&self, col: &str) -> StoreResult<Vec<u8>>;
+}
+
+fn null(col: &str) -> StoreError {
+    StoreError::Corrupt(format!("the column {col} is null"))
 }
 
 impl Cols for DbRow {
-    fn uuid(&self, col: &str) -> StoreResult<Uuid> {
-        get(self, col)
+    fn uuid(&self, col: &str) -> StoreResult<Option<Uuid>> {
+        self.try_get(col).map_err(db_err)
     }
-    fn uuid_opt(&self, col: &str) -> StoreResult<Option<Uuid>> {
-        get(self, col)
+    fn text(&self, col: &str) -> StoreResult<Option<String>> {
+        self.try_get(col).map_err(db_err)
     }
-    fn text(&self, col: &str) -> StoreResult<String> {
-        get(self, col)
-    }
-    fn text_opt(&self, col: &str) -> StoreResult<Option<String>> {
-        get(self, col)
-    }
-    fn int(&self, col: &str) -> StoreResult<i64> {
-        get(self, col)
-    }
-    fn int_opt(&self, col: &str) -> StoreResult<Option<i64>> {
-        get(self, col)
+    fn int(&self, col: &str) -> StoreResult<Option<i64>> {
+        self.try_get(col).map_err(db_err)
     }
     fn flag(&self, col: &str) -> StoreResult<bool> {
-        get(self, col)
+        self.try_get(col).map_err(db_err)
     }
+    fn bytes(&self, col: &str) -> StoreResult<Vec<u8>> {
+        self.try_get(col).map_err(db_err)
+    }
+}
+
+/// A row from either kind of connection.
+pub enum Row {
+    Db(DbRow),
+    Held(super::HeldRow),
+}
+
+impl Cols for Row {
+    fn uuid(&self, col: &str) -> StoreResult<Option<Uuid>> {
+        match self {
+            Row::Db(r) => r.uuid(col),
+            Row::Held(r) => r.uuid(col),
+        }
+    }
+    fn text(&self, col: &str) -> StoreResult<Option<String>> {
+        match self {
+            Row::Db(r) => r.text(col),
+            Row::Held(r) => r.text(col),
+        }
+    }
+    fn int(&self, col: &str) -> StoreResult<Option<i64>> {
+        match self {
+            Row::Db(r) => r.int(col),
+            Row::Held(r) => r.int(col),
+        }
+    }
+    fn flag(&self, col: &str) -> StoreResult<bool> {
+        match self {
+            Row::Db(r) => r.flag(col),
+            Row::Held(r) => r.flag(col),
+        }
+    }
+    fn bytes(&self, col: &str) -> StoreResult<Vec<u8>> {
+        match self {
+            Row::Db(r) => r.bytes(col),
+            Row::Held(r) => r.bytes(col),
+        }
+    }
+}
+
+/// A column's value as a Rust type.
+trait FromCol: Sized {
+    fn from_col<R: Cols + ?Sized>(row: &R, col: &str) -> StoreResult<Self>;
+}
+
+macro_rules! from_col {
+    ($($t:ty => $m:ident;)*) => {
+        $(impl FromCol for Option<$t> {
+            fn from_col<R: Cols + ?Sized>(row: &R, col: &str) -> StoreResult<Self> {
+                row.$m(col)
+            }
+        }
+        impl FromCol for $t {
+            fn from_col<R: Cols + ?Sized>(row: &R, col: &str) -> StoreResult<Self> {
+                row.$m(col)?.ok_or_else(|| null(col))
+            }
+        })*
+    };
+}
+
+from_col! {
+    Uuid => uuid;
+    String => text;
+    i64 => int;
+}
+
+impl FromCol for bool {
+    fn from_col<R: Cols + ?Sized>(row: &R, col: &str) -> StoreResult<Self> {
+        row.flag(col)
+    }
+}
+
+impl FromCol for Vec<u8> {
+    fn from_col<R: Cols + ?Sized>(row: &R, col: &str) -> StoreResult<Self> {
+        row.bytes(col)
+    }
+}
+
+fn get<T: FromCol, R: Cols + ?Sized>(row: &R, col: &str) -> StoreResult<T> {
+    T::from_col(row, col)
 }
 
 /// Decodes one row.
 pub type Decode<T> = fn(&dyn Cols) -> StoreResult<T>;
 
-impl DbTx {
-    /// Runs a statement and decodes its rows.
-    async fn fetch<T: Send>(&mut self, stmt: &Stmt, decode: Decode<T>) -> StoreResult<Vec<T>> {
-        let rows = stmt.query().fetch_all(self.c()).await.map_err(db_err)?;
-        rows.iter().map(|r| decode(r)).collect()
-    }
+fn ts(v: i64) -> Timestamp {
+    Timestamp(v)
+}
 
-    /// Runs a statement that reads a few rows through an index. A backend that can run it on
-    /// the calling thread does (a SQLite reader, where handing it to sqlx's connection thread
-    /// and back costs more than the read); otherwise it goes through sqlx.
-    async fn lookup<T: Send>(&mut self, stmt: &Stmt, decode: Decode<T>) -> StoreResult<Vec<T>> {
-        if let DbTx::Held(h) = self {
-            if let Some(fast) = h.fast() {
-                return fast.lookup(stmt, decode);
-            }
-        }
-        self.fetch(stmt, decode).await
-    }
+fn ts_opt(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp)
 }
 
 fn json_map(text: &str) -> StoreResult<Map<String, Value>> {
@@ -240,7 +426,7 @@ fn key(name: &str) -> String {
     name.trim().to_lowercase()
 }
 
-fn environment_from(row: &DbRow) -> StoreResult<Environment> {
+fn environment_from<R: Cols + ?Sized>(row: &R) -> StoreResult<Environment> {
     Ok(Environment {
         id: EnvironmentId(get(row, "environment_id")?),
         slug: get(row, "slug")?,
@@ -249,12 +435,12 @@ fn environment_from(row: &DbRow) -> StoreResult<Environment> {
     })
 }
 
-fn org_from(row: &DbRow) -> StoreResult<Org> {
+fn org_from<R: Cols + ?Sized>(row: &R) -> StoreResult<Org> {
     let status: String = get(row, "status")?;
     Ok(Org {
         environment_id: EnvironmentId(get(row, "environment_id")?),
         id: OrgId(get(row, "org_id")?),
-        parent_id: get::<Option<Uuid>>(row, "parent_id")?.map(OrgId),
+        parent_id: get::<Option<Uuid>, _>(row, "parent_id")?.map(OrgId),
         name: get(row, "name")?,
         status: OrgStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("org status '{status}'")))?,
@@ -264,7 +450,7 @@ fn org_from(row: &DbRow) -> StoreResult<Org> {
     })
 }
 
-fn provider_from(row: &DbRow) -> StoreResult<Provider> {
+fn provider_from<R: Cols + ?Sized>(row: &R) -> StoreResult<Provider> {
     Ok(Provider {
         environment_id: EnvironmentId(get(row, "environment_id")?),
         id: ProviderId(get(row, "provider_id")?),
@@ -276,7 +462,7 @@ fn provider_from(row: &DbRow) -> StoreResult<Provider> {
     })
 }
 
-fn token_from(row: &DbRow) -> StoreResult<ProviderToken> {
+fn token_from<R: Cols + ?Sized>(row: &R) -> StoreResult<ProviderToken> {
     Ok(ProviderToken {
         environment_id: EnvironmentId(get(row, "environment_id")?),
         id: TokenId(get(row, "provider_token_id")?),
@@ -293,46 +479,46 @@ fn token_from(row: &DbRow) -> StoreResult<ProviderToken> {
 const USER_COLS: &str = "user_id, environment_id, provider_id, user_name, external_id, display_name, scim_active, status, \
      org_id, legal_hold, changed_outside, resource, version, created_at, updated_at, removed_at, deactivate_at";
 
-fn user_from(row: &dyn Cols) -> StoreResult<UserRecord> {
-    let status = row.text("status")?;
-    let resource = row.text("resource")?;
+fn user_from<R: Cols + ?Sized>(row: &R) -> StoreResult<UserRecord> {
+    let status: String = get(row, "status")?;
+    let resource: String = get(row, "resource")?;
     Ok(UserRecord {
-        environment_id: EnvironmentId(row.uuid("environment_id")?),
-        id: UserId(row.uuid("user_id")?),
-        provider_id: row.uuid_opt("provider_id")?.map(ProviderId),
-        user_name: row.text("user_name")?,
-        external_id: row.text_opt("external_id")?,
-        display_name: row.text_opt("display_name")?,
-        scim_active: row.flag("scim_active")?,
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: UserId(get(row, "user_id")?),
+        provider_id: get::<Option<Uuid>, _>(row, "provider_id")?.map(ProviderId),
+        user_name: get(row, "user_name")?,
+        external_id: get(row, "external_id")?,
+        display_name: get(row, "display_name")?,
+        scim_active: get(row, "scim_active")?,
         status: UserStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("user status '{status}'")))?,
-        org_id: OrgId(row.uuid("org_id")?),
-        legal_hold: row.flag("legal_hold")?,
-        changed_outside: row.flag("changed_outside")?,
+        org_id: OrgId(get(row, "org_id")?),
+        legal_hold: get(row, "legal_hold")?,
+        changed_outside: get(row, "changed_outside")?,
         resource: json_map(&resource)?,
-        version: row.int("version")?,
-        created_at: ts(row.int("created_at")?),
-        updated_at: ts(row.int("updated_at")?),
-        removed_at: ts_opt(row.int_opt("removed_at")?),
-        deactivate_at: ts_opt(row.int_opt("deactivate_at")?),
+        version: get(row, "version")?,
+        created_at: ts(get(row, "created_at")?),
+        updated_at: ts(get(row, "updated_at")?),
+        removed_at: ts_opt(get(row, "removed_at")?),
+        deactivate_at: ts_opt(get(row, "deactivate_at")?),
     })
 }
 
 const GROUP_COLS: &str =
     "group_id, environment_id, provider_id, display_name, external_id, resource, version, created_at, updated_at";
 
-fn group_from(row: &dyn Cols) -> StoreResult<GroupRecord> {
-    let resource = row.text("resource")?;
+fn group_from<R: Cols + ?Sized>(row: &R) -> StoreResult<GroupRecord> {
+    let resource: String = get(row, "resource")?;
     Ok(GroupRecord {
-        environment_id: EnvironmentId(row.uuid("environment_id")?),
-        id: GroupId(row.uuid("group_id")?),
-        provider_id: ProviderId(row.uuid("provider_id")?),
-        display_name: row.text("display_name")?,
-        external_id: row.text_opt("external_id")?,
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: GroupId(get(row, "group_id")?),
+        provider_id: ProviderId(get(row, "provider_id")?),
+        display_name: get(row, "display_name")?,
+        external_id: get(row, "external_id")?,
         resource: json_map(&resource)?,
-        version: row.int("version")?,
-        created_at: ts(row.int("created_at")?),
-        updated_at: ts(row.int("updated_at")?),
+        version: get(row, "version")?,
+        created_at: ts(get(row, "created_at")?),
+        updated_at: ts(get(row, "updated_at")?),
     })
 }
 
@@ -385,10 +571,10 @@ fn push_cond(q: &mut Stmt, cond: &Cond, id_col: &str) {
             };
             q.push("(1 = 1");
             if let Some(f) = from {
-                q.push(&format!(" and {col} >= ")).bind(*f);
+                q.push(format!(" and {col} >= ")).bind(*f);
             }
             if let Some(u) = until {
-                q.push(&format!(" and {col} < ")).bind(*u);
+                q.push(format!(" and {col} < ")).bind(*u);
             }
             q.push(")");
         }
@@ -519,7 +705,7 @@ impl DbTx {
                 let q = Stmt::new("select user_id from user_email where environment_id = $1 and value_key = $2 limit 10000")
                     .arg(env.0)
                     .arg(v.as_str());
-                Cond::IdIn(self.lookup(&q, |r| r.uuid("user_id")).await?)
+                Cond::IdIn(self.lookup(&q, |r| get(r, "user_id")).await?)
             }
             Cond::And(a, b) => Cond::And(
                 Box::new(Box::pin(self.resolve_emails(env, a)).await?),
@@ -536,24 +722,20 @@ impl DbTx {
     /// Rewrites a user's email index rows.
     async fn write_emails(&mut self, u: &UserRecord, replace: bool) -> StoreResult<()> {
         if replace {
-            sqlx::query("delete from user_email where user_id = $1")
-                .bind(u.id.0)
-                .execute(self.c())
-                .await
-                .map_err(db_err)?;
+            self.exec(&Stmt::new("delete from user_email where user_id = $1").arg(u.id.0))
+                .await?;
         }
         let keys = u.email_keys();
         if keys.is_empty() {
             return Ok(());
         }
-        let mut qb =
-            QueryBuilder::new("insert into user_email (user_id, environment_id, value_key) ");
+        let mut qb = Stmt::new("insert into user_email (user_id, environment_id, value_key) ");
         qb.push_values(keys.iter().take(IN_CHUNK), |mut b, k| {
             b.push_bind(u.id.0)
                 .push_bind(u.environment_id.0)
                 .push_bind(k.clone());
         });
-        qb.build().execute(self.c()).await.map_err(db_err)?;
+        self.exec(&qb).await?;
         Ok(())
     }
 
@@ -586,7 +768,7 @@ impl DbTx {
                 "select {} from {} where {} in (",
                 l.cols, l.table, l.id_col
             ));
-            q.push(&format!(
+            q.push(format!(
                 "select {} from {} where environment_id = ",
                 l.id_col, l.table
             ))
@@ -610,7 +792,7 @@ impl DbTx {
                 .bind(c.created_at.0)
                 .push(" and (created_at > ")
                 .bind(c.created_at.0)
-                .push(&format!(" or {} > ", l.id_col))
+                .push(format!(" or {} > ", l.id_col))
                 .bind(c.id)
                 .push(")");
         }
@@ -644,8 +826,8 @@ impl DbTx {
         let few = resolved.as_ref().is_some_and(selective);
         let q = listing_query(l, "count(*) as n", env, provider, resolved.as_ref());
         let counted = match few {
-            true => self.lookup(&q, |r| r.int("n")).await?,
-            false => self.fetch(&q, |r| r.int("n")).await?,
+            true => self.lookup(&q, |r| get::<i64, _>(r, "n")).await?,
+            false => self.fetch(&q, |r| get::<i64, _>(r, "n")).await?,
         };
         Ok(counted.first().copied().unwrap_or(0).max(0) as u64)
     }
@@ -654,25 +836,12 @@ impl DbTx {
 #[async_trait]
 impl EnvironmentStore for DbTx {
     async fn find_environment(&mut self, slug: &str) -> StoreResult<Option<Environment>> {
-        let row = sqlx::query(
-            "select environment_id, slug, name, created_at from environment where slug = $1",
-        )
-        .bind(slug)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
+        let row = self.row(&Stmt::new("select environment_id, slug, name, created_at from environment where slug = $1").arg(slug)).await?;
         row.as_ref().map(environment_from).transpose()
     }
 
     async fn insert_environment(&mut self, env: &Environment) -> StoreResult<()> {
-        sqlx::query("insert into environment (environment_id, slug, name, created_at) values ($1, $2, $3, $4)")
-            .bind(env.id.0)
-            .bind(&env.slug)
-            .bind(&env.name)
-            .bind(env.created_at.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
+        self.exec(&Stmt::new("insert into environment (environment_id, slug, name, created_at) values ($1, $2, $3, $4)").arg(env.id.0).arg(&env.slug).arg(&env.name).arg(env.created_at.0)).await?;
         Ok(())
     }
 }
@@ -683,75 +852,51 @@ const ORG_COLS: &str =
 #[async_trait]
 impl OrgStore for DbTx {
     async fn find_root_org(&mut self, env: EnvironmentId) -> StoreResult<Option<Org>> {
-        let row = sqlx::query(&format!(
-            "select {ORG_COLS} from org where environment_id = $1 and parent_id is null"
-        ))
-        .bind(env.0)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
+        let row = self
+            .row(
+                &Stmt::new(format!(
+                    "select {ORG_COLS} from org where environment_id = $1 and parent_id is null"
+                ))
+                .arg(env.0),
+            )
+            .await?;
         row.as_ref().map(org_from).transpose()
     }
 
     async fn find_org(&mut self, env: EnvironmentId, id: OrgId) -> StoreResult<Option<Org>> {
-        let row = sqlx::query(&format!(
-            "select {ORG_COLS} from org where environment_id = $1 and org_id = $2"
-        ))
-        .bind(env.0)
-        .bind(id.0)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
+        let row = self
+            .row(
+                &Stmt::new(format!(
+                    "select {ORG_COLS} from org where environment_id = $1 and org_id = $2"
+                ))
+                .arg(env.0)
+                .arg(id.0),
+            )
+            .await?;
         row.as_ref().map(org_from).transpose()
     }
 
     async fn insert_org(&mut self, org: &Org) -> StoreResult<()> {
-        sqlx::query(
-            "insert into org (org_id, environment_id, parent_id, name, name_key, status, own_default_roles, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(org.id.0)
-        .bind(org.environment_id.0)
-        .bind(org.parent_id.map(|p| p.0))
-        .bind(&org.name)
-        .bind(key(&org.name))
-        .bind(org.status.as_str())
-        .bind(org.own_default_roles)
-        .bind(org.created_at.0)
-        .bind(org.updated_at.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("insert into org (org_id, environment_id, parent_id, name, name_key, status, own_default_roles, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)").arg(org.id.0).arg(org.environment_id.0).arg(org.parent_id.map(|p| p.0)).arg(&org.name).arg(key(&org.name)).arg(org.status.as_str()).arg(org.own_default_roles).arg(org.created_at.0).arg(org.updated_at.0)).await?;
         Ok(())
     }
 
     async fn update_org(&mut self, org: &Org) -> StoreResult<()> {
-        sqlx::query(
-            "update org set parent_id = $1, name = $2, name_key = $3, status = $4, own_default_roles = $5, updated_at = $6 \
-             where environment_id = $7 and org_id = $8",
-        )
-        .bind(org.parent_id.map(|p| p.0))
-        .bind(&org.name)
-        .bind(key(&org.name))
-        .bind(org.status.as_str())
-        .bind(org.own_default_roles)
-        .bind(org.updated_at.0)
-        .bind(org.environment_id.0)
-        .bind(org.id.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("update org set parent_id = $1, name = $2, name_key = $3, status = $4, own_default_roles = $5, updated_at = $6 \
+             where environment_id = $7 and org_id = $8").arg(org.parent_id.map(|p| p.0)).arg(&org.name).arg(key(&org.name)).arg(org.status.as_str()).arg(org.own_default_roles).arg(org.updated_at.0).arg(org.environment_id.0).arg(org.id.0)).await?;
         Ok(())
     }
 
     async fn list_orgs(&mut self, env: EnvironmentId) -> StoreResult<Vec<Org>> {
-        let rows = sqlx::query(&format!(
+        let rows = self
+            .rows(
+                &Stmt::new(format!(
             "select {ORG_COLS} from org where environment_id = $1 order by name_key, org_id"
         ))
-        .bind(env.0)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+                .arg(env.0),
+            )
+            .await?;
         rows.iter().map(org_from).collect()
     }
 
@@ -761,23 +906,8 @@ impl OrgStore for DbTx {
         })?;
         // `on conflict do nothing`: a concurrent insert of the same name (PostgreSQL waits for
         // it to commit) leaves this one a no-op; the select then reads the winner.
-        let inserted = sqlx::query(
-            "insert into org (org_id, environment_id, parent_id, name, name_key, status, own_default_roles, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict do nothing",
-        )
-        .bind(org.id.0)
-        .bind(org.environment_id.0)
-        .bind(parent.0)
-        .bind(&org.name)
-        .bind(key(&org.name))
-        .bind(org.status.as_str())
-        .bind(org.own_default_roles)
-        .bind(org.created_at.0)
-        .bind(org.updated_at.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?
-        .rows_affected()
+        let inserted = self.exec(&Stmt::new("insert into org (org_id, environment_id, parent_id, name, name_key, status, own_default_roles, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict do nothing").arg(org.id.0).arg(org.environment_id.0).arg(parent.0).arg(&org.name).arg(key(&org.name)).arg(org.status.as_str()).arg(org.own_default_roles).arg(org.created_at.0).arg(org.updated_at.0)).await?
             == 1;
         let found = self
             .find_child_org(org.environment_id, parent, &key(&org.name))
@@ -792,25 +922,21 @@ impl OrgStore for DbTx {
         parent: OrgId,
         name_key: &str,
     ) -> StoreResult<Option<Org>> {
-        let row = sqlx::query(&format!(
+        let row = self.row(&Stmt::new(format!(
             "select {ORG_COLS} from org where environment_id = $1 and parent_id = $2 and name_key = $3"
-        ))
-        .bind(env.0)
-        .bind(parent.0)
-        .bind(name_key)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
+        )).arg(env.0).arg(parent.0).arg(name_key)).await?;
         row.as_ref().map(org_from).transpose()
     }
 
     async fn org_default_roles(&mut self, env: EnvironmentId) -> StoreResult<Vec<(OrgId, RoleId)>> {
-        let rows =
-            sqlx::query("select org_id, role_id from org_default_role where environment_id = $1")
-                .bind(env.0)
-                .fetch_all(self.c())
-                .await
-                .map_err(db_err)?;
+        let rows = self
+            .rows(
+                &Stmt::new(
+                    "select org_id, role_id from org_default_role where environment_id = $1",
+                )
+                .arg(env.0),
+            )
+            .await?;
         rows.iter()
             .map(|r| Ok((OrgId(get(r, "org_id")?), RoleId(get(r, "role_id")?))))
             .collect()
@@ -822,39 +948,31 @@ impl OrgStore for DbTx {
         org: OrgId,
         roles: &[RoleId],
     ) -> StoreResult<()> {
-        sqlx::query("delete from org_default_role where environment_id = $1 and org_id = $2")
-            .bind(env.0)
-            .bind(org.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
+        self.exec(
+            &Stmt::new("delete from org_default_role where environment_id = $1 and org_id = $2")
+                .arg(env.0)
+                .arg(org.0),
+        )
+        .await?;
         if roles.is_empty() {
             return Ok(());
         }
-        let mut qb =
-            QueryBuilder::new("insert into org_default_role (org_id, role_id, environment_id) ");
+        let mut qb = Stmt::new("insert into org_default_role (org_id, role_id, environment_id) ");
         qb.push_values(roles, |mut b, r| {
             b.push_bind(org.0).push_bind(r.0).push_bind(env.0);
         });
         qb.push(" on conflict do nothing");
-        qb.build().execute(self.c()).await.map_err(db_err)?;
+        self.exec(&qb).await?;
         Ok(())
     }
 
     async fn count_org_users(&mut self, env: EnvironmentId, org: OrgId) -> StoreResult<u64> {
-        let row = sqlx::query(
-            "select count(*) as n from user_account where environment_id = $1 and org_id = $2",
-        )
-        .bind(env.0)
-        .bind(org.0)
-        .fetch_one(self.c())
-        .await
-        .map_err(db_err)?;
-        Ok(get::<i64>(&row, "n")?.max(0) as u64)
+        let row = self.one(&Stmt::new("select count(*) as n from user_account where environment_id = $1 and org_id = $2").arg(env.0).arg(org.0)).await?;
+        Ok(get::<i64, _>(&row, "n")?.max(0) as u64)
     }
 }
 
-fn role_from(row: &DbRow) -> StoreResult<Role> {
+fn role_from<R: Cols + ?Sized>(row: &R) -> StoreResult<Role> {
     Ok(Role {
         environment_id: EnvironmentId(get(row, "environment_id")?),
         id: RoleId(get(row, "role_id")?),
@@ -868,58 +986,34 @@ fn role_from(row: &DbRow) -> StoreResult<Role> {
 #[async_trait]
 impl RoleStore for DbTx {
     async fn insert_role(&mut self, role: &Role) -> StoreResult<()> {
-        sqlx::query(
-            "insert into role (role_id, environment_id, name, name_key, description, builtin, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(role.id.0)
-        .bind(role.environment_id.0)
-        .bind(&role.name)
-        .bind(key(&role.name))
-        .bind(&role.description)
-        .bind(role.builtin)
-        .bind(role.created_at.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("insert into role (role_id, environment_id, name, name_key, description, builtin, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7)").arg(role.id.0).arg(role.environment_id.0).arg(&role.name).arg(key(&role.name)).arg(&role.description).arg(role.builtin).arg(role.created_at.0)).await?;
         Ok(())
     }
 
     async fn list_roles(&mut self, env: EnvironmentId) -> StoreResult<Vec<Role>> {
-        let rows = sqlx::query(
-            "select role_id, environment_id, name, description, builtin, created_at from role \
-             where environment_id = $1 order by name_key",
-        )
-        .bind(env.0)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+        let rows = self.rows(&Stmt::new("select role_id, environment_id, name, description, builtin, created_at from role \
+             where environment_id = $1 order by name_key").arg(env.0)).await?;
         rows.iter().map(role_from).collect()
     }
 
     async fn delete_role(&mut self, env: EnvironmentId, id: RoleId) -> StoreResult<bool> {
-        let done = sqlx::query("delete from role where environment_id = $1 and role_id = $2")
-            .bind(env.0)
-            .bind(id.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+        let done = self
+            .exec(
+                &Stmt::new("delete from role where environment_id = $1 and role_id = $2")
+                    .arg(env.0)
+                    .arg(id.0),
+            )
+            .await?;
+        Ok(done == 1)
     }
 
     async fn role_usage(&mut self, env: EnvironmentId, id: RoleId) -> StoreResult<(u64, u64)> {
-        let row = sqlx::query(
-            "select (select count(*) from user_role where environment_id = $1 and role_id = $2) as users, \
-             (select count(*) from org_default_role where environment_id = $1 and role_id = $2) as orgs",
-        )
-        .bind(env.0)
-        .bind(id.0)
-        .fetch_one(self.c())
-        .await
-        .map_err(db_err)?;
+        let row = self.one(&Stmt::new("select (select count(*) from user_role where environment_id = $1 and role_id = $2) as users, \
+             (select count(*) from org_default_role where environment_id = $1 and role_id = $2) as orgs").arg(env.0).arg(id.0)).await?;
         Ok((
-            get::<i64>(&row, "users")?.max(0) as u64,
-            get::<i64>(&row, "orgs")?.max(0) as u64,
+            get::<i64, _>(&row, "users")?.max(0) as u64,
+            get::<i64, _>(&row, "orgs")?.max(0) as u64,
         ))
     }
 
@@ -930,16 +1024,15 @@ impl RoleStore for DbTx {
     ) -> StoreResult<Vec<(UserId, RoleId, RoleSource)>> {
         let mut out = Vec::new();
         for chunk in users.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::new(
-                "select user_id, role_id, source from user_role where environment_id = ",
-            );
+            let mut qb =
+                Stmt::new("select user_id, role_id, source from user_role where environment_id = ");
             qb.push_bind(env.0).push(" and user_id in (");
             let mut sep = qb.separated(", ");
             for u in chunk {
                 sep.push_bind(u.0);
             }
             qb.push(")");
-            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+            for row in self.rows(&qb).await? {
                 let source: String = get(&row, "source")?;
                 let source = if source == "mapping" {
                     RoleSource::Mapping
@@ -963,17 +1056,16 @@ impl RoleStore for DbTx {
         roles: &[RoleId],
         source: RoleSource,
     ) -> StoreResult<()> {
-        sqlx::query("delete from user_role where environment_id = $1 and user_id = $2")
-            .bind(env.0)
-            .bind(user.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
+        self.exec(
+            &Stmt::new("delete from user_role where environment_id = $1 and user_id = $2")
+                .arg(env.0)
+                .arg(user.0),
+        )
+        .await?;
         if roles.is_empty() {
             return Ok(());
         }
-        let mut qb =
-            QueryBuilder::new("insert into user_role (user_id, role_id, environment_id, source) ");
+        let mut qb = Stmt::new("insert into user_role (user_id, role_id, environment_id, source) ");
         qb.push_values(roles, |mut b, r| {
             b.push_bind(user.0)
                 .push_bind(r.0)
@@ -981,14 +1073,14 @@ impl RoleStore for DbTx {
                 .push_bind(source.as_str());
         });
         qb.push(" on conflict do nothing");
-        qb.build().execute(self.c()).await.map_err(db_err)?;
+        self.exec(&qb).await?;
         Ok(())
     }
 }
 
 const ADMIN_TOKEN_COLS: &str = "admin_token_id, environment_id, label, prefix, created_at, expires_at, revoked_at, last_used_at";
 
-fn admin_token_from(row: &DbRow) -> StoreResult<AdminToken> {
+fn admin_token_from<R: Cols + ?Sized>(row: &R) -> StoreResult<AdminToken> {
     Ok(AdminToken {
         environment_id: EnvironmentId(get(row, "environment_id")?),
         id: AdminTokenId(get(row, "admin_token_id")?),
@@ -1004,22 +1096,8 @@ fn admin_token_from(row: &DbRow) -> StoreResult<AdminToken> {
 #[async_trait]
 impl AdminTokenStore for DbTx {
     async fn insert_admin_token(&mut self, t: &AdminToken, hash: &[u8]) -> StoreResult<()> {
-        sqlx::query(
-            "insert into admin_token (admin_token_id, environment_id, label, prefix, token_hash, created_at, expires_at, \
-             revoked_at, last_used_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(t.id.0)
-        .bind(t.environment_id.0)
-        .bind(&t.label)
-        .bind(&t.prefix)
-        .bind(hash.to_vec())
-        .bind(t.created_at.0)
-        .bind(t.expires_at.map(|x| x.0))
-        .bind(t.revoked_at.map(|x| x.0))
-        .bind(t.last_used_at.map(|x| x.0))
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("insert into admin_token (admin_token_id, environment_id, label, prefix, token_hash, created_at, expires_at, \
+             revoked_at, last_used_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)").arg(t.id.0).arg(t.environment_id.0).arg(&t.label).arg(&t.prefix).arg(hash.to_vec()).arg(t.created_at.0).arg(t.expires_at.map(|x| x.0)).arg(t.revoked_at.map(|x| x.0)).arg(t.last_used_at.map(|x| x.0))).await?;
         Ok(())
     }
 
@@ -1027,13 +1105,14 @@ impl AdminTokenStore for DbTx {
         &mut self,
         hash: &[u8],
     ) -> StoreResult<Option<(AdminToken, Vec<u8>)>> {
-        let row = sqlx::query(&format!(
-            "select {ADMIN_TOKEN_COLS}, token_hash from admin_token where token_hash = $1"
-        ))
-        .bind(hash.to_vec())
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
+        let row = self
+            .row(
+                &Stmt::new(format!(
+                    "select {ADMIN_TOKEN_COLS}, token_hash from admin_token where token_hash = $1"
+                ))
+                .arg(hash.to_vec()),
+            )
+            .await?;
         match row {
             Some(r) => Ok(Some((admin_token_from(&r)?, get(&r, "token_hash")?))),
             None => Ok(None),
@@ -1041,13 +1120,9 @@ impl AdminTokenStore for DbTx {
     }
 
     async fn list_admin_tokens(&mut self, env: EnvironmentId) -> StoreResult<Vec<AdminToken>> {
-        let rows = sqlx::query(&format!(
+        let rows = self.rows(&Stmt::new(format!(
             "select {ADMIN_TOKEN_COLS} from admin_token where environment_id = $1 order by created_at desc, admin_token_id desc"
-        ))
-        .bind(env.0)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+        )).arg(env.0)).await?;
         rows.iter().map(admin_token_from).collect()
     }
 
@@ -1057,16 +1132,8 @@ impl AdminTokenStore for DbTx {
         id: AdminTokenId,
         at: Timestamp,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "update admin_token set revoked_at = $1 where environment_id = $2 and admin_token_id = $3 and revoked_at is null",
-        )
-        .bind(at.0)
-        .bind(env.0)
-        .bind(id.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+        let done = self.exec(&Stmt::new("update admin_token set revoked_at = $1 where environment_id = $2 and admin_token_id = $3 and revoked_at is null").arg(at.0).arg(env.0).arg(id.0)).await?;
+        Ok(done == 1)
     }
 
     async fn touch_admin_token(
@@ -1075,13 +1142,7 @@ impl AdminTokenStore for DbTx {
         id: AdminTokenId,
         at: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query("update admin_token set last_used_at = $1 where environment_id = $2 and admin_token_id = $3")
-            .bind(at.0)
-            .bind(env.0)
-            .bind(id.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
+        self.exec(&Stmt::new("update admin_token set last_used_at = $1 where environment_id = $2 and admin_token_id = $3").arg(at.0).arg(env.0).arg(id.0)).await?;
         Ok(())
     }
 }
@@ -1094,21 +1155,8 @@ const TOKEN_COLS: &str =
 #[async_trait]
 impl ProviderStore for DbTx {
     async fn insert_provider(&mut self, p: &Provider) -> StoreResult<()> {
-        sqlx::query(
-            "insert into provider (provider_id, environment_id, name, name_key, deactivation_delay_secs, created_at, \
-             updated_at, last_sync_at) values ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(p.id.0)
-        .bind(p.environment_id.0)
-        .bind(&p.name)
-        .bind(key(&p.name))
-        .bind(p.deactivation_delay_secs)
-        .bind(p.created_at.0)
-        .bind(p.updated_at.0)
-        .bind(p.last_sync_at.map(|t| t.0))
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("insert into provider (provider_id, environment_id, name, name_key, deactivation_delay_secs, created_at, \
+             updated_at, last_sync_at) values ($1, $2, $3, $4, $5, $6, $7, $8)").arg(p.id.0).arg(p.environment_id.0).arg(&p.name).arg(key(&p.name)).arg(p.deactivation_delay_secs).arg(p.created_at.0).arg(p.updated_at.0).arg(p.last_sync_at.map(|t| t.0))).await?;
         Ok(())
     }
 
@@ -1117,53 +1165,40 @@ impl ProviderStore for DbTx {
         env: EnvironmentId,
         id: ProviderId,
     ) -> StoreResult<Option<Provider>> {
-        let row = sqlx::query(&format!(
+        let row = self
+            .row(
+                &Stmt::new(format!(
             "select {PROVIDER_COLS} from provider where environment_id = $1 and provider_id = $2"
         ))
-        .bind(env.0)
-        .bind(id.0)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
+                .arg(env.0)
+                .arg(id.0),
+            )
+            .await?;
         row.as_ref().map(provider_from).transpose()
     }
 
     async fn locate_provider(&mut self, id: ProviderId) -> StoreResult<Option<Provider>> {
-        let row = sqlx::query(&format!(
-            "select {PROVIDER_COLS} from provider where provider_id = $1"
-        ))
-        .bind(id.0)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
+        let row = self
+            .row(
+                &Stmt::new(format!(
+                    "select {PROVIDER_COLS} from provider where provider_id = $1"
+                ))
+                .arg(id.0),
+            )
+            .await?;
         row.as_ref().map(provider_from).transpose()
     }
 
     async fn list_providers(&mut self, env: EnvironmentId) -> StoreResult<Vec<Provider>> {
-        let rows = sqlx::query(&format!(
+        let rows = self.rows(&Stmt::new(format!(
             "select {PROVIDER_COLS} from provider where environment_id = $1 order by created_at, provider_id"
-        ))
-        .bind(env.0)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+        )).arg(env.0)).await?;
         rows.iter().map(provider_from).collect()
     }
 
     async fn update_provider(&mut self, p: &Provider) -> StoreResult<()> {
-        sqlx::query(
-            "update provider set name = $1, name_key = $2, deactivation_delay_secs = $3, updated_at = $4 \
-             where environment_id = $5 and provider_id = $6",
-        )
-        .bind(&p.name)
-        .bind(key(&p.name))
-        .bind(p.deactivation_delay_secs)
-        .bind(p.updated_at.0)
-        .bind(p.environment_id.0)
-        .bind(p.id.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("update provider set name = $1, name_key = $2, deactivation_delay_secs = $3, updated_at = $4 \
+             where environment_id = $5 and provider_id = $6").arg(&p.name).arg(key(&p.name)).arg(p.deactivation_delay_secs).arg(p.updated_at.0).arg(p.environment_id.0).arg(p.id.0)).await?;
         Ok(())
     }
 
@@ -1175,38 +1210,14 @@ impl ProviderStore for DbTx {
     ) -> StoreResult<()> {
         // Only when the stored time is 5 seconds old: every provisioning write passes here, and an
         // unconditional update would make concurrent writers of one provider queue on its row.
-        sqlx::query(
-            "update provider set last_sync_at = $1 where environment_id = $2 and provider_id = $3 \
-             and (last_sync_at is null or last_sync_at < $4)",
-        )
-        .bind(at.0)
-        .bind(env.0)
-        .bind(id.0)
-        .bind(at.0 - 5_000_000)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("update provider set last_sync_at = $1 where environment_id = $2 and provider_id = $3 \
+             and (last_sync_at is null or last_sync_at < $4)").arg(at.0).arg(env.0).arg(id.0).arg(at.0 - 5_000_000)).await?;
         Ok(())
     }
 
     async fn insert_token(&mut self, t: &ProviderToken, hash: &[u8]) -> StoreResult<()> {
-        sqlx::query(
-            "insert into provider_token (provider_token_id, environment_id, provider_id, label, prefix, token_hash, \
-             created_at, expires_at, revoked_at, last_used_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(t.id.0)
-        .bind(t.environment_id.0)
-        .bind(t.provider_id.0)
-        .bind(&t.label)
-        .bind(&t.prefix)
-        .bind(hash.to_vec())
-        .bind(t.created_at.0)
-        .bind(t.expires_at.map(|x| x.0))
-        .bind(t.revoked_at.map(|x| x.0))
-        .bind(t.last_used_at.map(|x| x.0))
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("insert into provider_token (provider_token_id, environment_id, provider_id, label, prefix, token_hash, \
+             created_at, expires_at, revoked_at, last_used_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)").arg(t.id.0).arg(t.environment_id.0).arg(t.provider_id.0).arg(&t.label).arg(&t.prefix).arg(hash.to_vec()).arg(t.created_at.0).arg(t.expires_at.map(|x| x.0)).arg(t.revoked_at.map(|x| x.0)).arg(t.last_used_at.map(|x| x.0))).await?;
         Ok(())
     }
 
@@ -1214,13 +1225,14 @@ impl ProviderStore for DbTx {
         &mut self,
         hash: &[u8],
     ) -> StoreResult<Option<(ProviderToken, Vec<u8>)>> {
-        let row = sqlx::query(&format!(
-            "select {TOKEN_COLS}, token_hash from provider_token where token_hash = $1"
-        ))
-        .bind(hash.to_vec())
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
+        let row = self
+            .row(
+                &Stmt::new(format!(
+                    "select {TOKEN_COLS}, token_hash from provider_token where token_hash = $1"
+                ))
+                .arg(hash.to_vec()),
+            )
+            .await?;
         match row {
             Some(r) => Ok(Some((token_from(&r)?, get(&r, "token_hash")?))),
             None => Ok(None),
@@ -1232,15 +1244,10 @@ impl ProviderStore for DbTx {
         env: EnvironmentId,
         provider: ProviderId,
     ) -> StoreResult<Vec<ProviderToken>> {
-        let rows = sqlx::query(&format!(
+        let rows = self.rows(&Stmt::new(format!(
             "select {TOKEN_COLS} from provider_token where environment_id = $1 and provider_id = $2 \
              order by created_at desc, provider_token_id desc"
-        ))
-        .bind(env.0)
-        .bind(provider.0)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+        )).arg(env.0).arg(provider.0)).await?;
         rows.iter().map(token_from).collect()
     }
 
@@ -1250,17 +1257,18 @@ impl ProviderStore for DbTx {
         id: TokenId,
         at: Timestamp,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "update provider_token set revoked_at = $1 \
+        let done = self
+            .exec(
+                &Stmt::new(
+                    "update provider_token set revoked_at = $1 \
              where environment_id = $2 and provider_token_id = $3 and revoked_at is null",
-        )
-        .bind(at.0)
-        .bind(env.0)
-        .bind(id.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+                )
+                .arg(at.0)
+                .arg(env.0)
+                .arg(id.0),
+            )
+            .await?;
+        Ok(done == 1)
     }
 
     async fn touch_token(
@@ -1269,13 +1277,7 @@ impl ProviderStore for DbTx {
         id: TokenId,
         at: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query("update provider_token set last_used_at = $1 where environment_id = $2 and provider_token_id = $3")
-            .bind(at.0)
-            .bind(env.0)
-            .bind(id.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
+        self.exec(&Stmt::new("update provider_token set last_used_at = $1 where environment_id = $2 and provider_token_id = $3").arg(at.0).arg(env.0).arg(id.0)).await?;
         Ok(())
     }
 }
@@ -1283,33 +1285,10 @@ impl ProviderStore for DbTx {
 #[async_trait]
 impl UserStore for DbTx {
     async fn insert_user(&mut self, u: &UserRecord) -> StoreResult<()> {
-        sqlx::query(
-            "insert into user_account (user_id, environment_id, provider_id, user_name, user_name_key, external_id, \
+        self.exec(&Stmt::new("insert into user_account (user_id, environment_id, provider_id, user_name, user_name_key, external_id, \
              display_name, scim_active, status, org_id, legal_hold, changed_outside, resource, version, created_at, \
              updated_at, removed_at, deactivate_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        )
-        .bind(u.id.0)
-        .bind(u.environment_id.0)
-        .bind(u.provider_id.map(|p| p.0))
-        .bind(&u.user_name)
-        .bind(key(&u.user_name))
-        .bind(&u.external_id)
-        .bind(&u.display_name)
-        .bind(u.scim_active)
-        .bind(u.status.as_str())
-        .bind(u.org_id.0)
-        .bind(u.legal_hold)
-        .bind(u.changed_outside)
-        .bind(to_text(&u.resource))
-        .bind(u.version)
-        .bind(u.created_at.0)
-        .bind(u.updated_at.0)
-        .bind(u.removed_at.map(|t| t.0))
-        .bind(u.deactivate_at.map(|t| t.0))
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)").arg(u.id.0).arg(u.environment_id.0).arg(u.provider_id.map(|p| p.0)).arg(&u.user_name).arg(key(&u.user_name)).arg(&u.external_id).arg(&u.display_name).arg(u.scim_active).arg(u.status.as_str()).arg(u.org_id.0).arg(u.legal_hold).arg(u.changed_outside).arg(to_text(&u.resource)).arg(u.version).arg(u.created_at.0).arg(u.updated_at.0).arg(u.removed_at.map(|t| t.0)).arg(u.deactivate_at.map(|t| t.0))).await?;
         self.write_emails(u, false).await?;
         Ok(())
     }
@@ -1324,7 +1303,7 @@ impl UserStore for DbTx {
         ))
         .arg(env.0)
         .arg(id.0);
-        Ok(self.lookup(&q, user_from).await?.into_iter().next())
+        Ok(self.lookup(&q, |r| user_from(r)).await?.into_iter().next())
     }
 
     async fn find_user_by_name(
@@ -1337,7 +1316,7 @@ impl UserStore for DbTx {
         ))
         .arg(env.0)
         .arg(user_name_key);
-        Ok(self.lookup(&q, user_from).await?.into_iter().next())
+        Ok(self.lookup(&q, |r| user_from(r)).await?.into_iter().next())
     }
 
     async fn find_user_by_external_id(
@@ -1353,38 +1332,15 @@ impl UserStore for DbTx {
             .arg(env.0)
             .arg(provider.0)
             .arg(external_id);
-        Ok(self.lookup(&q, user_from).await?.into_iter().next())
+        Ok(self.lookup(&q, |r| user_from(r)).await?.into_iter().next())
     }
 
     async fn update_user(&mut self, u: &UserRecord, expected_version: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "update user_account set provider_id = $1, user_name = $2, user_name_key = $3, external_id = $4, \
+        let done = self.exec(&Stmt::new("update user_account set provider_id = $1, user_name = $2, user_name_key = $3, external_id = $4, \
              display_name = $5, scim_active = $6, status = $7, org_id = $8, legal_hold = $9, changed_outside = $10, \
              resource = $11, version = $12, updated_at = $13, removed_at = $14, deactivate_at = $15 \
-             where environment_id = $16 and user_id = $17 and version = $18",
-        )
-        .bind(u.provider_id.map(|p| p.0))
-        .bind(&u.user_name)
-        .bind(key(&u.user_name))
-        .bind(&u.external_id)
-        .bind(&u.display_name)
-        .bind(u.scim_active)
-        .bind(u.status.as_str())
-        .bind(u.org_id.0)
-        .bind(u.legal_hold)
-        .bind(u.changed_outside)
-        .bind(to_text(&u.resource))
-        .bind(u.version)
-        .bind(u.updated_at.0)
-        .bind(u.removed_at.map(|t| t.0))
-        .bind(u.deactivate_at.map(|t| t.0))
-        .bind(u.environment_id.0)
-        .bind(u.id.0)
-        .bind(expected_version)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() != 1 {
+             where environment_id = $16 and user_id = $17 and version = $18").arg(u.provider_id.map(|p| p.0)).arg(&u.user_name).arg(key(&u.user_name)).arg(&u.external_id).arg(&u.display_name).arg(u.scim_active).arg(u.status.as_str()).arg(u.org_id.0).arg(u.legal_hold).arg(u.changed_outside).arg(to_text(&u.resource)).arg(u.version).arg(u.updated_at.0).arg(u.removed_at.map(|t| t.0)).arg(u.deactivate_at.map(|t| t.0)).arg(u.environment_id.0).arg(u.id.0).arg(expected_version)).await?;
+        if done != 1 {
             return Ok(false);
         }
         self.write_emails(u, true).await?;
@@ -1410,7 +1366,7 @@ impl UserStore for DbTx {
                 offset: page.offset,
                 limit: page.limit,
             },
-            user_from,
+            |r| user_from(r),
         )
         .await
     }
@@ -1443,7 +1399,7 @@ impl UserStore for DbTx {
                 offset: 0,
                 limit,
             },
-            user_from,
+            |r| user_from(r),
         )
         .await
     }
@@ -1455,7 +1411,7 @@ impl UserStore for DbTx {
         after: Option<Cursor>,
         limit: u64,
     ) -> StoreResult<Vec<UserRecord>> {
-        let mut qb = QueryBuilder::new(format!(
+        let mut qb = Stmt::new(format!(
             "select {USER_COLS} from user_account where environment_id = "
         ));
         qb.push_bind(env.0);
@@ -1498,8 +1454,8 @@ impl UserStore for DbTx {
         }
         qb.push(" order by created_at, user_id limit ")
             .push_bind(limit as i64);
-        let rows = qb.build().fetch_all(self.c()).await.map_err(db_err)?;
-        rows.iter().map(|r| user_from(r)).collect()
+        let rows = self.rows(&qb).await?;
+        rows.iter().map(user_from).collect()
     }
 
     async fn due_deactivations(
@@ -1507,35 +1463,31 @@ impl UserStore for DbTx {
         now: Timestamp,
         limit: u64,
     ) -> StoreResult<Vec<UserRecord>> {
-        let rows = sqlx::query(&format!(
+        let rows = self.rows(&Stmt::new(format!(
             "select {USER_COLS} from user_account where deactivate_at is not null and deactivate_at <= $1 \
              order by deactivate_at limit $2"
-        ))
-        .bind(now.0)
-        .bind(limit as i64)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(|r| user_from(r)).collect()
+        )).arg(now.0).arg(limit as i64)).await?;
+        rows.iter().map(user_from).collect()
     }
 
     async fn deactivation_backlog(
         &mut self,
         now: Timestamp,
     ) -> StoreResult<(u64, u64, Option<Timestamp>)> {
-        let row = sqlx::query(
-            "select count(*) as pending, \
+        let row = self
+            .one(
+                &Stmt::new(
+                    "select count(*) as pending, \
              coalesce(sum(case when deactivate_at <= $1 then 1 else 0 end), 0) as overdue, \
              min(deactivate_at) as oldest from user_account where deactivate_at is not null",
-        )
-        .bind(now.0)
-        .fetch_one(self.c())
-        .await
-        .map_err(db_err)?;
+                )
+                .arg(now.0),
+            )
+            .await?;
         Ok((
-            get::<i64>(&row, "pending")?.max(0) as u64,
-            get::<i64>(&row, "overdue")?.max(0) as u64,
-            get::<Option<i64>>(&row, "oldest")?.map(Timestamp),
+            get::<i64, _>(&row, "pending")?.max(0) as u64,
+            get::<i64, _>(&row, "overdue")?.max(0) as u64,
+            get::<Option<i64>, _>(&row, "oldest")?.map(Timestamp),
         ))
     }
 
@@ -1547,19 +1499,20 @@ impl UserStore for DbTx {
         expected_version: i64,
         at: Timestamp,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "update user_account set org_id = $1, version = version + 1, updated_at = $2 \
+        let done = self
+            .exec(
+                &Stmt::new(
+                    "update user_account set org_id = $1, version = version + 1, updated_at = $2 \
              where environment_id = $3 and user_id = $4 and version = $5",
-        )
-        .bind(org.0)
-        .bind(at.0)
-        .bind(env.0)
-        .bind(id.0)
-        .bind(expected_version)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+                )
+                .arg(org.0)
+                .arg(at.0)
+                .arg(env.0)
+                .arg(id.0)
+                .arg(expected_version),
+            )
+            .await?;
+        Ok(done == 1)
     }
 
     async fn users_by_ids(
@@ -1569,7 +1522,7 @@ impl UserStore for DbTx {
     ) -> StoreResult<Vec<UserRecord>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::new(format!(
+            let mut qb = Stmt::new(format!(
                 "select {USER_COLS} from user_account where environment_id = "
             ));
             qb.push_bind(env.0).push(" and user_id in (");
@@ -1578,7 +1531,7 @@ impl UserStore for DbTx {
                 sep.push_bind(id.0);
             }
             qb.push(")");
-            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+            for row in self.rows(&qb).await? {
                 out.push(user_from(&row)?);
             }
         }
@@ -1596,7 +1549,7 @@ impl UserStore for DbTx {
         // the provider (10 ms a call at 20,000 users, measured).
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::new(
+            let mut qb = Stmt::new(
                 "select user_id, environment_id, provider_id, removed_at from user_account where user_id in (",
             );
             let mut sep = qb.separated(", ");
@@ -1604,10 +1557,10 @@ impl UserStore for DbTx {
                 sep.push_bind(id.0);
             }
             qb.push(")");
-            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
-                let in_env = get::<Uuid>(&row, "environment_id")? == env.0;
-                let mine = get::<Option<Uuid>>(&row, "provider_id")? == Some(provider.0);
-                let live = get::<Option<i64>>(&row, "removed_at")?.is_none();
+            for row in self.rows(&qb).await? {
+                let in_env = get::<Uuid, _>(&row, "environment_id")? == env.0;
+                let mine = get::<Option<Uuid>, _>(&row, "provider_id")? == Some(provider.0);
+                let live = get::<Option<i64>, _>(&row, "removed_at")?.is_none();
                 if in_env && mine && live {
                     out.push(UserId(get(&row, "user_id")?));
                 }
@@ -1620,23 +1573,8 @@ impl UserStore for DbTx {
 #[async_trait]
 impl GroupStore for DbTx {
     async fn insert_group(&mut self, g: &GroupRecord) -> StoreResult<()> {
-        sqlx::query(
-            "insert into scim_group (group_id, environment_id, provider_id, display_name, display_name_key, external_id, \
-             resource, version, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(g.id.0)
-        .bind(g.environment_id.0)
-        .bind(g.provider_id.0)
-        .bind(&g.display_name)
-        .bind(key(&g.display_name))
-        .bind(&g.external_id)
-        .bind(to_text(&g.resource))
-        .bind(g.version)
-        .bind(g.created_at.0)
-        .bind(g.updated_at.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("insert into scim_group (group_id, environment_id, provider_id, display_name, display_name_key, external_id, \
+             resource, version, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)").arg(g.id.0).arg(g.environment_id.0).arg(g.provider_id.0).arg(&g.display_name).arg(key(&g.display_name)).arg(&g.external_id).arg(to_text(&g.resource)).arg(g.version).arg(g.created_at.0).arg(g.updated_at.0)).await?;
         Ok(())
     }
 
@@ -1650,7 +1588,7 @@ impl GroupStore for DbTx {
         ))
         .arg(env.0)
         .arg(id.0);
-        Ok(self.lookup(&q, group_from).await?.into_iter().next())
+        Ok(self.lookup(&q, |r| group_from(r)).await?.into_iter().next())
     }
 
     async fn find_group_by_name(
@@ -1665,27 +1603,13 @@ impl GroupStore for DbTx {
             .arg(env.0)
             .arg(provider.0)
             .arg(name_key);
-        Ok(self.lookup(&q, group_from).await?.into_iter().next())
+        Ok(self.lookup(&q, |r| group_from(r)).await?.into_iter().next())
     }
 
     async fn update_group(&mut self, g: &GroupRecord, expected_version: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "update scim_group set display_name = $1, display_name_key = $2, external_id = $3, resource = $4, \
-             version = $5, updated_at = $6 where environment_id = $7 and group_id = $8 and version = $9",
-        )
-        .bind(&g.display_name)
-        .bind(key(&g.display_name))
-        .bind(&g.external_id)
-        .bind(to_text(&g.resource))
-        .bind(g.version)
-        .bind(g.updated_at.0)
-        .bind(g.environment_id.0)
-        .bind(g.id.0)
-        .bind(expected_version)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+        let done = self.exec(&Stmt::new("update scim_group set display_name = $1, display_name_key = $2, external_id = $3, resource = $4, \
+             version = $5, updated_at = $6 where environment_id = $7 and group_id = $8 and version = $9").arg(&g.display_name).arg(key(&g.display_name)).arg(&g.external_id).arg(to_text(&g.resource)).arg(g.version).arg(g.updated_at.0).arg(g.environment_id.0).arg(g.id.0).arg(expected_version)).await?;
+        Ok(done == 1)
     }
 
     async fn bump_group_version(
@@ -1695,8 +1619,7 @@ impl GroupStore for DbTx {
         at: Timestamp,
         expected: Option<i64>,
     ) -> StoreResult<Option<i64>> {
-        let mut qb =
-            QueryBuilder::new("update scim_group set version = version + 1, updated_at = ");
+        let mut qb = Stmt::new("update scim_group set version = version + 1, updated_at = ");
         qb.push_bind(at.0)
             .push(" where environment_id = ")
             .push_bind(env.0)
@@ -1706,8 +1629,10 @@ impl GroupStore for DbTx {
             qb.push(" and version = ").push_bind(v);
         }
         qb.push(" returning version");
-        let row = qb.build().fetch_optional(self.c()).await.map_err(db_err)?;
-        row.as_ref().map(|r| get::<i64>(r, "version")).transpose()
+        let row = self.row(&qb).await?;
+        row.as_ref()
+            .map(|r| get::<i64, _>(r, "version"))
+            .transpose()
     }
 
     async fn member_count_capped(
@@ -1716,15 +1641,7 @@ impl GroupStore for DbTx {
         group: GroupId,
         cap: u64,
     ) -> StoreResult<u64> {
-        let row = sqlx::query(
-            "select count(*) as n from (select 1 from group_member where environment_id = $1 and group_id = $2 limit $3) capped",
-        )
-        .bind(env.0)
-        .bind(group.0)
-        .bind(cap as i64)
-        .fetch_one(self.c())
-        .await
-        .map_err(db_err)?;
+        let row = self.one(&Stmt::new("select count(*) as n from (select 1 from group_member where environment_id = $1 and group_id = $2 limit $3) capped").arg(env.0).arg(group.0).arg(cap as i64)).await?;
         let n: i64 = get(&row, "n")?;
         Ok(n.max(0) as u64)
     }
@@ -1734,22 +1651,23 @@ impl GroupStore for DbTx {
         env: EnvironmentId,
         provider: ProviderId,
     ) -> StoreResult<Vec<(GroupId, String, u64)>> {
-        let rows = sqlx::query(
-            "select g.group_id, g.display_name, \
+        let rows = self
+            .rows(
+                &Stmt::new(
+                    "select g.group_id, g.display_name, \
              (select count(*) from group_member m where m.group_id = g.group_id) as n \
              from scim_group g where g.environment_id = $1 and g.provider_id = $2",
-        )
-        .bind(env.0)
-        .bind(provider.0)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+                )
+                .arg(env.0)
+                .arg(provider.0),
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok((
                     GroupId(get(r, "group_id")?),
                     get(r, "display_name")?,
-                    get::<i64>(r, "n")?.max(0) as u64,
+                    get::<i64, _>(r, "n")?.max(0) as u64,
                 ))
             })
             .collect()
@@ -1757,32 +1675,26 @@ impl GroupStore for DbTx {
 
     async fn delete_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<bool> {
         for table in ["group_member", "role_mapping", "group_org_mapping_group"] {
-            sqlx::query(&format!(
-                "delete from {table} where environment_id = $1 and group_id = $2"
-            ))
-            .bind(env.0)
-            .bind(id.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
+            self.exec(
+                &Stmt::new(format!(
+                    "delete from {table} where environment_id = $1 and group_id = $2"
+                ))
+                .arg(env.0)
+                .arg(id.0),
+            )
+            .await?;
         }
         // An organization mapping entry left without groups maps nothing: it goes too.
-        sqlx::query(
-            "delete from group_org_mapping where environment_id = $1 and not exists \
-             (select 1 from group_org_mapping_group g where g.group_org_mapping_id = group_org_mapping.group_org_mapping_id)",
-        )
-        .bind(env.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
-        let done =
-            sqlx::query("delete from scim_group where environment_id = $1 and group_id = $2")
-                .bind(env.0)
-                .bind(id.0)
-                .execute(self.c())
-                .await
-                .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+        self.exec(&Stmt::new("delete from group_org_mapping where environment_id = $1 and not exists \
+             (select 1 from group_org_mapping_group g where g.group_org_mapping_id = group_org_mapping.group_org_mapping_id)").arg(env.0)).await?;
+        let done = self
+            .exec(
+                &Stmt::new("delete from scim_group where environment_id = $1 and group_id = $2")
+                    .arg(env.0)
+                    .arg(id.0),
+            )
+            .await?;
+        Ok(done == 1)
     }
 
     async fn list_groups(
@@ -1804,7 +1716,7 @@ impl GroupStore for DbTx {
                 offset: page.offset,
                 limit: page.limit,
             },
-            group_from,
+            |r| group_from(r),
         )
         .await
     }
@@ -1837,7 +1749,7 @@ impl GroupStore for DbTx {
                 offset: 0,
                 limit,
             },
-            group_from,
+            |r| group_from(r),
         )
         .await
     }
@@ -1851,7 +1763,7 @@ impl GroupStore for DbTx {
     ) -> StoreResult<Vec<UserId>> {
         let mut added = Vec::new();
         for chunk in users.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::new(
+            let mut qb = Stmt::new(
                 "insert into group_member (group_id, user_id, environment_id, created_at) ",
             );
             qb.push_values(chunk, |mut b, u| {
@@ -1861,7 +1773,7 @@ impl GroupStore for DbTx {
                     .push_bind(at.0);
             });
             qb.push(" on conflict do nothing returning user_id");
-            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+            for row in self.rows(&qb).await? {
                 added.push(UserId(get(&row, "user_id")?));
             }
         }
@@ -1876,7 +1788,7 @@ impl GroupStore for DbTx {
     ) -> StoreResult<Vec<UserId>> {
         let mut removed = Vec::new();
         for chunk in users.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::new("delete from group_member where environment_id = ");
+            let mut qb = Stmt::new("delete from group_member where environment_id = ");
             qb.push_bind(env.0)
                 .push(" and group_id = ")
                 .push_bind(group.0)
@@ -1886,7 +1798,7 @@ impl GroupStore for DbTx {
                 sep.push_bind(u.0);
             }
             qb.push(") returning user_id");
-            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+            for row in self.rows(&qb).await? {
                 removed.push(UserId(get(&row, "user_id")?));
             }
         }
@@ -1894,12 +1806,7 @@ impl GroupStore for DbTx {
     }
 
     async fn member_ids(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<UserId>> {
-        let rows = sqlx::query("select user_id from group_member where environment_id = $1 and group_id = $2 order by user_id")
-            .bind(env.0)
-            .bind(group.0)
-            .fetch_all(self.c())
-            .await
-            .map_err(db_err)?;
+        let rows = self.rows(&Stmt::new("select user_id from group_member where environment_id = $1 and group_id = $2 order by user_id").arg(env.0).arg(group.0)).await?;
         rows.iter()
             .map(|r| Ok(UserId(get(r, "user_id")?)))
             .collect()
@@ -1913,33 +1820,27 @@ impl GroupStore for DbTx {
         limit: u64,
     ) -> StoreResult<Vec<UserId>> {
         // The primary key (group_id, user_id) serves the range and the order.
-        let rows = sqlx::query(
-            "select user_id from group_member where environment_id = $1 and group_id = $2 \
+        let rows = self
+            .rows(
+                &Stmt::new(
+                    "select user_id from group_member where environment_id = $1 and group_id = $2 \
              and user_id > $3 order by user_id limit $4",
-        )
-        .bind(env.0)
-        .bind(group.0)
-        .bind(after.map(|u| u.0).unwrap_or(Uuid::nil()))
-        .bind(limit.min(i64::MAX as u64) as i64)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+                )
+                .arg(env.0)
+                .arg(group.0)
+                .arg(after.map(|u| u.0).unwrap_or(Uuid::nil()))
+                .arg(limit.min(i64::MAX as u64) as i64),
+            )
+            .await?;
         rows.iter()
             .map(|r| Ok(UserId(get(r, "user_id")?)))
             .collect()
     }
 
     async fn members(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<MemberRef>> {
-        let rows = sqlx::query(
-            "select m.user_id, coalesce(u.display_name, u.user_name) as display from group_member m \
+        let rows = self.rows(&Stmt::new("select m.user_id, coalesce(u.display_name, u.user_name) as display from group_member m \
              join user_account u on u.user_id = m.user_id \
-             where m.environment_id = $1 and m.group_id = $2 order by m.user_id",
-        )
-        .bind(env.0)
-        .bind(group.0)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+             where m.environment_id = $1 and m.group_id = $2 order by m.user_id").arg(env.0).arg(group.0)).await?;
         rows.iter()
             .map(|r| {
                 Ok(MemberRef {
@@ -1968,7 +1869,10 @@ impl GroupStore for DbTx {
             .arg(env.0);
             let rows = self
                 .lookup(&q, |r| {
-                    Ok((r.uuid("group_id")?, r.text_opt("display_name")?))
+                    Ok((
+                        get::<Uuid, _>(r, "group_id")?,
+                        get::<Option<String>, _>(r, "display_name")?,
+                    ))
                 })
                 .await?;
             let mut out: Vec<(UserId, GroupRef)> = rows
@@ -1992,14 +1896,13 @@ impl GroupStore for DbTx {
         // group side walks every member of a giant group to find a page of users.
         let mut pairs: Vec<(UserId, GroupId)> = Vec::new();
         for chunk in users.chunks(IN_CHUNK) {
-            let mut qb =
-                QueryBuilder::new("select user_id, group_id from group_member where user_id in (");
+            let mut qb = Stmt::new("select user_id, group_id from group_member where user_id in (");
             let mut sep = qb.separated(", ");
             for u in chunk {
                 sep.push_bind(u.0);
             }
             qb.push(") and environment_id = ").push_bind(env.0);
-            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+            for row in self.rows(&qb).await? {
                 pairs.push((
                     UserId(get(&row, "user_id")?),
                     GroupId(get(&row, "group_id")?),
@@ -2012,15 +1915,14 @@ impl GroupStore for DbTx {
         let mut names: std::collections::HashMap<GroupId, String> =
             std::collections::HashMap::new();
         for chunk in group_ids.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::new(
-                "select group_id, display_name from scim_group where group_id in (",
-            );
+            let mut qb =
+                Stmt::new("select group_id, display_name from scim_group where group_id in (");
             let mut sep = qb.separated(", ");
             for g in chunk {
                 sep.push_bind(g.0);
             }
             qb.push(") and environment_id = ").push_bind(env.0);
-            for row in qb.build().fetch_all(self.c()).await.map_err(db_err)? {
+            for row in self.rows(&qb).await? {
                 names.insert(GroupId(get(&row, "group_id")?), get(&row, "display_name")?);
             }
         }
@@ -2055,7 +1957,7 @@ fn actor_columns(a: &Actor) -> (&'static str, Option<String>, Option<String>) {
     }
 }
 
-fn log_from(row: &DbRow) -> StoreResult<SyncLogEntry> {
+fn log_from<R: Cols + ?Sized>(row: &R) -> StoreResult<SyncLogEntry> {
     let kind: String = get(row, "actor_kind")?;
     let actor_id: Option<String> = get(row, "actor_id")?;
     let actor_name: Option<String> = get(row, "actor_name")?;
@@ -2076,7 +1978,7 @@ fn log_from(row: &DbRow) -> StoreResult<SyncLogEntry> {
     Ok(SyncLogEntry {
         environment_id: EnvironmentId(get(row, "environment_id")?),
         at: ts(get(row, "at")?),
-        provider_id: get::<Option<Uuid>>(row, "provider_id")?.map(ProviderId),
+        provider_id: get::<Option<Uuid>, _>(row, "provider_id")?.map(ProviderId),
         actor,
         action: get(row, "action")?,
         subject_kind: get(row, "subject_kind")?,
@@ -2098,7 +2000,7 @@ impl SyncLogStore for DbTx {
         crate::stats::SYNC_LOG_ENTRIES
             .fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for chunk in entries.chunks(100) {
-            let mut qb = QueryBuilder::new(
+            let mut qb = Stmt::new(
                 "insert into sync_log (environment_id, at, provider_id, actor_kind, actor_id, actor_name, action, \
                  subject_kind, subject_id, subject_name, details, outcome, message) ",
             );
@@ -2118,7 +2020,7 @@ impl SyncLogStore for DbTx {
                     .push_bind(e.outcome.as_str())
                     .push_bind(e.message.clone());
             });
-            qb.build().execute(self.c()).await.map_err(db_err)?;
+            self.exec(&qb).await?;
         }
         Ok(())
     }
@@ -2130,7 +2032,7 @@ impl SyncLogStore for DbTx {
         before: Option<(Timestamp, i64)>,
         limit: u64,
     ) -> StoreResult<Vec<(i64, SyncLogEntry)>> {
-        let mut qb = QueryBuilder::new(format!(
+        let mut qb = Stmt::new(format!(
             "select sync_log_id, {LOG_COLS} from sync_log where environment_id = "
         ));
         qb.push_bind(env.0);
@@ -2172,9 +2074,9 @@ impl SyncLogStore for DbTx {
         }
         qb.push(" order by at desc, sync_log_id desc limit ")
             .push_bind(limit as i64);
-        let rows = qb.build().fetch_all(self.c()).await.map_err(db_err)?;
+        let rows = self.rows(&qb).await?;
         rows.iter()
-            .map(|r| Ok((get::<i64>(r, "sync_log_id")?, log_from(r)?)))
+            .map(|r| Ok((get::<i64, _>(r, "sync_log_id")?, log_from(r)?)))
             .collect()
     }
 
@@ -2184,28 +2086,13 @@ impl SyncLogStore for DbTx {
         provider: ProviderId,
         since: Timestamp,
     ) -> StoreResult<u64> {
-        let row = sqlx::query(
-            "select count(*) as n from sync_log where environment_id = $1 and provider_id = $2 and outcome = 'error' and at >= $3",
-        )
-        .bind(env.0)
-        .bind(provider.0)
-        .bind(since.0)
-        .fetch_one(self.c())
-        .await
-        .map_err(db_err)?;
-        Ok(get::<i64>(&row, "n")?.max(0) as u64)
+        let row = self.one(&Stmt::new("select count(*) as n from sync_log where environment_id = $1 and provider_id = $2 and outcome = 'error' and at >= $3").arg(env.0).arg(provider.0).arg(since.0)).await?;
+        Ok(get::<i64, _>(&row, "n")?.max(0) as u64)
     }
 
     async fn delete_log_before(&mut self, cutoff: Timestamp, limit: u64) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "delete from sync_log where sync_log_id in (select sync_log_id from sync_log where at < $1 order by at limit $2)",
-        )
-        .bind(cutoff.0)
-        .bind(limit as i64)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected())
+        let done = self.exec(&Stmt::new("delete from sync_log where sync_log_id in (select sync_log_id from sync_log where at < $1 order by at limit $2)").arg(cutoff.0).arg(limit as i64)).await?;
+        Ok(done)
     }
 
     async fn recent_log(
@@ -2213,21 +2100,16 @@ impl SyncLogStore for DbTx {
         env: EnvironmentId,
         limit: u64,
     ) -> StoreResult<Vec<SyncLogEntry>> {
-        let rows = sqlx::query(&format!(
+        let rows = self.rows(&Stmt::new(format!(
             "select {LOG_COLS} from sync_log where environment_id = $1 order by at desc, sync_log_id desc limit $2"
-        ))
-        .bind(env.0)
-        .bind(limit as i64)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+        )).arg(env.0).arg(limit as i64)).await?;
         rows.iter().map(log_from).collect()
     }
 }
 
 const ADMIN_COLS: &str = "a.admin_id, a.environment_id, a.username, a.role, a.created_at, a.last_sign_in_at, a.failed_sign_ins, a.locked_until";
 
-fn admin_from(row: &DbRow) -> StoreResult<AdminAccount> {
+fn admin_from<R: Cols + ?Sized>(row: &R) -> StoreResult<AdminAccount> {
     let role: String = get(row, "role")?;
     Ok(AdminAccount {
         environment_id: EnvironmentId(get(row, "environment_id")?),
@@ -2245,20 +2127,8 @@ fn admin_from(row: &DbRow) -> StoreResult<AdminAccount> {
 #[async_trait]
 impl AdminAccountStore for DbTx {
     async fn insert_admin(&mut self, a: &AdminAccount, password_hash: &str) -> StoreResult<()> {
-        sqlx::query(
-            "insert into admin_account (admin_id, environment_id, username, username_key, password_hash, role, created_at, failed_sign_ins) \
-             values ($1, $2, $3, $4, $5, $6, $7, 0)",
-        )
-        .bind(a.id.0)
-        .bind(a.environment_id.0)
-        .bind(&a.username)
-        .bind(key(&a.username))
-        .bind(password_hash)
-        .bind(a.role.as_str())
-        .bind(a.created_at.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("insert into admin_account (admin_id, environment_id, username, username_key, password_hash, role, created_at, failed_sign_ins) \
+             values ($1, $2, $3, $4, $5, $6, $7, 0)").arg(a.id.0).arg(a.environment_id.0).arg(&a.username).arg(key(&a.username)).arg(password_hash).arg(a.role.as_str()).arg(a.created_at.0)).await?;
         Ok(())
     }
 
@@ -2267,14 +2137,9 @@ impl AdminAccountStore for DbTx {
         env: EnvironmentId,
         username_key: &str,
     ) -> StoreResult<Option<(AdminAccount, String)>> {
-        let row = sqlx::query(&format!(
+        let row = self.row(&Stmt::new(format!(
             "select {ADMIN_COLS}, a.password_hash from admin_account a where a.environment_id = $1 and a.username_key = $2"
-        ))
-        .bind(env.0)
-        .bind(username_key)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
+        )).arg(env.0).arg(username_key)).await?;
         match row {
             Some(r) => Ok(Some((admin_from(&r)?, get(&r, "password_hash")?))),
             None => Ok(None),
@@ -2282,48 +2147,21 @@ impl AdminAccountStore for DbTx {
     }
 
     async fn list_admins(&mut self, env: EnvironmentId) -> StoreResult<Vec<AdminAccount>> {
-        let rows = sqlx::query(&format!(
+        let rows = self.rows(&Stmt::new(format!(
             "select {ADMIN_COLS} from admin_account a where a.environment_id = $1 order by a.username_key"
-        ))
-        .bind(env.0)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+        )).arg(env.0)).await?;
         rows.iter().map(admin_from).collect()
     }
 
     async fn update_admin_sign_in(&mut self, a: &AdminAccount) -> StoreResult<()> {
-        sqlx::query(
-            "update admin_account set last_sign_in_at = $1, failed_sign_ins = $2, locked_until = $3 \
-             where environment_id = $4 and admin_id = $5",
-        )
-        .bind(a.last_sign_in_at.map(|t| t.0))
-        .bind(a.failed_sign_ins)
-        .bind(a.locked_until.map(|t| t.0))
-        .bind(a.environment_id.0)
-        .bind(a.id.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("update admin_account set last_sign_in_at = $1, failed_sign_ins = $2, locked_until = $3 \
+             where environment_id = $4 and admin_id = $5").arg(a.last_sign_in_at.map(|t| t.0)).arg(a.failed_sign_ins).arg(a.locked_until.map(|t| t.0)).arg(a.environment_id.0).arg(a.id.0)).await?;
         Ok(())
     }
 
     async fn insert_session(&mut self, s: &AdminSession, token_hash: &[u8]) -> StoreResult<()> {
-        sqlx::query(
-            "insert into admin_session (session_id, environment_id, admin_id, token_hash, csrf_token, created_at, last_seen_at, expires_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(s.id.0)
-        .bind(s.environment_id.0)
-        .bind(s.admin_id.0)
-        .bind(token_hash)
-        .bind(&s.csrf_token)
-        .bind(s.created_at.0)
-        .bind(s.last_seen_at.0)
-        .bind(s.expires_at.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("insert into admin_session (session_id, environment_id, admin_id, token_hash, csrf_token, created_at, last_seen_at, expires_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8)").arg(s.id.0).arg(s.environment_id.0).arg(s.admin_id.0).arg(token_hash).arg(&s.csrf_token).arg(s.created_at.0).arg(s.last_seen_at.0).arg(s.expires_at.0)).await?;
         Ok(())
     }
 
@@ -2331,14 +2169,10 @@ impl AdminAccountStore for DbTx {
         &mut self,
         hash: &[u8],
     ) -> StoreResult<Option<(AdminSession, AdminAccount)>> {
-        let row = sqlx::query(&format!(
+        let row = self.row(&Stmt::new(format!(
             "select {ADMIN_COLS}, s.session_id, s.csrf_token, s.created_at as s_created, s.last_seen_at, s.expires_at, s.revoked_at \
              from admin_session s join admin_account a on a.admin_id = s.admin_id where s.token_hash = $1"
-        ))
-        .bind(hash)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
+        )).arg(hash)).await?;
         let Some(r) = row else { return Ok(None) };
         let admin = admin_from(&r)?;
         let session = AdminSession {
@@ -2355,64 +2189,50 @@ impl AdminAccountStore for DbTx {
     }
 
     async fn touch_session(&mut self, id: SessionId, at: Timestamp) -> StoreResult<()> {
-        sqlx::query("update admin_session set last_seen_at = $1 where session_id = $2")
-            .bind(at.0)
-            .bind(id.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
+        self.exec(
+            &Stmt::new("update admin_session set last_seen_at = $1 where session_id = $2")
+                .arg(at.0)
+                .arg(id.0),
+        )
+        .await?;
         Ok(())
     }
 
     async fn revoke_session(&mut self, id: SessionId, at: Timestamp) -> StoreResult<()> {
-        sqlx::query(
-            "update admin_session set revoked_at = $1 where session_id = $2 and revoked_at is null",
-        )
-        .bind(at.0)
-        .bind(id.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("update admin_session set revoked_at = $1 where session_id = $2 and revoked_at is null").arg(at.0).arg(id.0)).await?;
         Ok(())
     }
 
     async fn revoke_sessions_of(&mut self, admin: AdminId, at: Timestamp) -> StoreResult<()> {
-        sqlx::query(
-            "update admin_session set revoked_at = $1 where admin_id = $2 and revoked_at is null",
-        )
-        .bind(at.0)
-        .bind(admin.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("update admin_session set revoked_at = $1 where admin_id = $2 and revoked_at is null").arg(at.0).arg(admin.0)).await?;
         Ok(())
     }
 }
 
-fn org_mapping_from(row: &DbRow) -> StoreResult<OrgMapping> {
+fn org_mapping_from<R: Cols + ?Sized>(row: &R) -> StoreResult<OrgMapping> {
     let method: String = get(row, "method")?;
     Ok(OrgMapping {
         environment_id: EnvironmentId(get(row, "environment_id")?),
         provider_id: ProviderId(get(row, "provider_id")?),
         method: OrgMethod::parse(&method)
             .ok_or_else(|| StoreError::Corrupt(format!("org mapping method '{method}'")))?,
-        org_id: get::<Option<Uuid>>(row, "org_id")?.map(OrgId),
+        org_id: get::<Option<Uuid>, _>(row, "org_id")?.map(OrgId),
         attribute: get(row, "attribute")?,
-        parent_org_id: get::<Option<Uuid>>(row, "parent_org_id")?.map(OrgId),
-        unmapped_org_id: get::<Option<Uuid>>(row, "unmapped_org_id")?.map(OrgId),
+        parent_org_id: get::<Option<Uuid>, _>(row, "parent_org_id")?.map(OrgId),
+        unmapped_org_id: get::<Option<Uuid>, _>(row, "unmapped_org_id")?.map(OrgId),
         updated_at: ts(get(row, "updated_at")?),
     })
 }
 
 impl DbTx {
     async fn write_group_org_mapping_groups(&mut self, m: &GroupOrgMapping) -> StoreResult<()> {
-        sqlx::query("delete from group_org_mapping_group where group_org_mapping_id = $1")
-            .bind(m.id.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
+        self.exec(
+            &Stmt::new("delete from group_org_mapping_group where group_org_mapping_id = $1")
+                .arg(m.id.0),
+        )
+        .await?;
         for chunk in m.groups.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::new(
+            let mut qb = Stmt::new(
                 "insert into group_org_mapping_group (group_id, group_org_mapping_id, environment_id) ",
             );
             qb.push_values(chunk, |mut b, g| {
@@ -2420,7 +2240,7 @@ impl DbTx {
                     .push_bind(m.id.0)
                     .push_bind(m.environment_id.0);
             });
-            qb.build().execute(self.c()).await.map_err(db_err)?;
+            self.exec(&qb).await?;
         }
         Ok(())
     }
@@ -2433,37 +2253,17 @@ impl MappingStore for DbTx {
         env: EnvironmentId,
         provider: ProviderId,
     ) -> StoreResult<Option<OrgMapping>> {
-        let row = sqlx::query(
-            "select provider_id, environment_id, method, org_id, attribute, parent_org_id, unmapped_org_id, updated_at \
-             from org_mapping where environment_id = $1 and provider_id = $2",
-        )
-        .bind(env.0)
-        .bind(provider.0)
-        .fetch_optional(self.c())
-        .await
-        .map_err(db_err)?;
+        let row = self.row(&Stmt::new("select provider_id, environment_id, method, org_id, attribute, parent_org_id, unmapped_org_id, updated_at \
+             from org_mapping where environment_id = $1 and provider_id = $2").arg(env.0).arg(provider.0)).await?;
         row.as_ref().map(org_mapping_from).transpose()
     }
 
     async fn put_org_mapping(&mut self, m: &OrgMapping) -> StoreResult<()> {
-        sqlx::query(
-            "insert into org_mapping (provider_id, environment_id, method, org_id, attribute, parent_org_id, unmapped_org_id, updated_at) \
+        self.exec(&Stmt::new("insert into org_mapping (provider_id, environment_id, method, org_id, attribute, parent_org_id, unmapped_org_id, updated_at) \
              values ($1, $2, $3, $4, $5, $6, $7, $8) \
              on conflict (provider_id) do update set method = excluded.method, org_id = excluded.org_id, \
              attribute = excluded.attribute, parent_org_id = excluded.parent_org_id, \
-             unmapped_org_id = excluded.unmapped_org_id, updated_at = excluded.updated_at",
-        )
-        .bind(m.provider_id.0)
-        .bind(m.environment_id.0)
-        .bind(m.method.as_str())
-        .bind(m.org_id.map(|o| o.0))
-        .bind(m.attribute.as_deref())
-        .bind(m.parent_org_id.map(|o| o.0))
-        .bind(m.unmapped_org_id.map(|o| o.0))
-        .bind(m.updated_at.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+             unmapped_org_id = excluded.unmapped_org_id, updated_at = excluded.updated_at").arg(m.provider_id.0).arg(m.environment_id.0).arg(m.method.as_str()).arg(m.org_id.map(|o| o.0)).arg(m.attribute.as_deref()).arg(m.parent_org_id.map(|o| o.0)).arg(m.unmapped_org_id.map(|o| o.0)).arg(m.updated_at.0)).await?;
         Ok(())
     }
 
@@ -2472,21 +2272,14 @@ impl MappingStore for DbTx {
         env: EnvironmentId,
         provider: ProviderId,
     ) -> StoreResult<Vec<GroupOrgMapping>> {
-        let rows = sqlx::query(
-            "select m.group_org_mapping_id, m.org_id, m.priority, m.created_at, g.group_id \
+        let rows = self.rows(&Stmt::new("select m.group_org_mapping_id, m.org_id, m.priority, m.created_at, g.group_id \
              from group_org_mapping m left join group_org_mapping_group g on g.group_org_mapping_id = m.group_org_mapping_id \
              where m.environment_id = $1 and m.provider_id = $2 \
-             order by m.priority, m.created_at, m.group_org_mapping_id, g.group_id",
-        )
-        .bind(env.0)
-        .bind(provider.0)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+             order by m.priority, m.created_at, m.group_org_mapping_id, g.group_id").arg(env.0).arg(provider.0)).await?;
         let mut out: Vec<GroupOrgMapping> = Vec::new();
         for row in &rows {
             let id = GroupMappingId(get(row, "group_org_mapping_id")?);
-            let group = get::<Option<Uuid>>(row, "group_id")?.map(GroupId);
+            let group = get::<Option<Uuid>, _>(row, "group_id")?.map(GroupId);
             match out.last_mut() {
                 Some(last) if last.id == id => last.groups.extend(group),
                 _ => out.push(GroupOrgMapping {
@@ -2504,34 +2297,23 @@ impl MappingStore for DbTx {
     }
 
     async fn insert_group_org_mapping(&mut self, m: &GroupOrgMapping) -> StoreResult<()> {
-        sqlx::query(
-            "insert into group_org_mapping (group_org_mapping_id, environment_id, provider_id, org_id, priority, created_at) \
-             values ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(m.id.0)
-        .bind(m.environment_id.0)
-        .bind(m.provider_id.0)
-        .bind(m.org_id.0)
-        .bind(m.priority)
-        .bind(m.created_at.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        self.exec(&Stmt::new("insert into group_org_mapping (group_org_mapping_id, environment_id, provider_id, org_id, priority, created_at) \
+             values ($1, $2, $3, $4, $5, $6)").arg(m.id.0).arg(m.environment_id.0).arg(m.provider_id.0).arg(m.org_id.0).arg(m.priority).arg(m.created_at.0)).await?;
         self.write_group_org_mapping_groups(m).await
     }
 
     async fn update_group_org_mapping(&mut self, m: &GroupOrgMapping) -> StoreResult<()> {
-        sqlx::query(
-            "update group_org_mapping set org_id = $1, priority = $2 \
+        self.exec(
+            &Stmt::new(
+                "update group_org_mapping set org_id = $1, priority = $2 \
              where environment_id = $3 and group_org_mapping_id = $4",
+            )
+            .arg(m.org_id.0)
+            .arg(m.priority)
+            .arg(m.environment_id.0)
+            .arg(m.id.0),
         )
-        .bind(m.org_id.0)
-        .bind(m.priority)
-        .bind(m.environment_id.0)
-        .bind(m.id.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?;
+        .await?;
         self.write_group_org_mapping_groups(m).await
     }
 
@@ -2540,21 +2322,9 @@ impl MappingStore for DbTx {
         env: EnvironmentId,
         id: GroupMappingId,
     ) -> StoreResult<bool> {
-        sqlx::query("delete from group_org_mapping_group where environment_id = $1 and group_org_mapping_id = $2")
-            .bind(env.0)
-            .bind(id.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
-        let n = sqlx::query(
-            "delete from group_org_mapping where environment_id = $1 and group_org_mapping_id = $2",
-        )
-        .bind(env.0)
-        .bind(id.0)
-        .execute(self.c())
-        .await
-        .map_err(db_err)?
-        .rows_affected();
+        self.exec(&Stmt::new("delete from group_org_mapping_group where environment_id = $1 and group_org_mapping_id = $2").arg(env.0).arg(id.0)).await?;
+        let n = self.exec(&Stmt::new("delete from group_org_mapping where environment_id = $1 and group_org_mapping_id = $2").arg(env.0).arg(id.0)).await?
+        ;
         Ok(n > 0)
     }
 
@@ -2563,15 +2333,8 @@ impl MappingStore for DbTx {
         env: EnvironmentId,
         provider: ProviderId,
     ) -> StoreResult<Vec<(GroupId, RoleId)>> {
-        let rows = sqlx::query(
-            "select group_id, role_id from role_mapping where environment_id = $1 and provider_id = $2 \
-             order by group_id, role_id",
-        )
-        .bind(env.0)
-        .bind(provider.0)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+        let rows = self.rows(&Stmt::new("select group_id, role_id from role_mapping where environment_id = $1 and provider_id = $2 \
+             order by group_id, role_id").arg(env.0).arg(provider.0)).await?;
         rows.iter()
             .map(|r| Ok((GroupId(get(r, "group_id")?), RoleId(get(r, "role_id")?))))
             .collect()
@@ -2584,18 +2347,17 @@ impl MappingStore for DbTx {
         group: GroupId,
         roles: &[RoleId],
     ) -> StoreResult<()> {
-        sqlx::query("delete from role_mapping where environment_id = $1 and group_id = $2")
-            .bind(env.0)
-            .bind(group.0)
-            .execute(self.c())
-            .await
-            .map_err(db_err)?;
+        self.exec(
+            &Stmt::new("delete from role_mapping where environment_id = $1 and group_id = $2")
+                .arg(env.0)
+                .arg(group.0),
+        )
+        .await?;
         if roles.is_empty() {
             return Ok(());
         }
-        let mut qb = QueryBuilder::new(
-            "insert into role_mapping (group_id, role_id, environment_id, provider_id) ",
-        );
+        let mut qb =
+            Stmt::new("insert into role_mapping (group_id, role_id, environment_id, provider_id) ");
         qb.push_values(roles, |mut b, r| {
             b.push_bind(group.0)
                 .push_bind(r.0)
@@ -2603,7 +2365,7 @@ impl MappingStore for DbTx {
                 .push_bind(provider.0);
         });
         qb.push(" on conflict do nothing");
-        qb.build().execute(self.c()).await.map_err(db_err)?;
+        self.exec(&qb).await?;
         Ok(())
     }
 
@@ -2612,15 +2374,8 @@ impl MappingStore for DbTx {
         env: EnvironmentId,
         role: RoleId,
     ) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
-            "select g.display_name from role_mapping m join scim_group g on g.group_id = m.group_id \
-             where m.environment_id = $1 and m.role_id = $2 order by g.display_name_key",
-        )
-        .bind(env.0)
-        .bind(role.0)
-        .fetch_all(self.c())
-        .await
-        .map_err(db_err)?;
+        let rows = self.rows(&Stmt::new("select g.display_name from role_mapping m join scim_group g on g.group_id = m.group_id \
+             where m.environment_id = $1 and m.role_id = $2 order by g.display_name_key").arg(env.0).arg(role.0)).await?;
         rows.iter().map(|r| get(r, "display_name")).collect()
     }
 }

@@ -27,10 +27,10 @@ type DbRow = sqlx::postgres::PgRow;
 pub enum Held {}
 
 impl Held {
-    fn conn(&mut self) -> &mut sqlx::PgConnection {
+    fn conn(&mut self) -> Option<&mut sqlx::PgConnection> {
         match *self {}
     }
-    fn fast(&mut self) -> Option<&mut Fast> {
+    fn fast(&mut self, _lookup: bool) -> Option<&mut Fast> {
         match *self {}
     }
     async fn commit(self) -> StoreResult<()> {
@@ -42,7 +42,34 @@ impl Held {
 pub enum Fast {}
 
 impl Fast {
+    fn exec(&mut self, _: &common::Stmt) -> StoreResult<u64> {
+        match *self {}
+    }
+    fn rows(&mut self, _: &common::Stmt, _: Option<usize>) -> StoreResult<Vec<HeldRow>> {
+        match *self {}
+    }
     fn lookup<T>(&mut self, _: &common::Stmt, _: common::Decode<T>) -> StoreResult<Vec<T>> {
+        match *self {}
+    }
+}
+
+/// No row comes from anywhere but sqlx.
+pub enum HeldRow {}
+
+impl common::Cols for HeldRow {
+    fn uuid(&self, _: &str) -> StoreResult<Option<uuid::Uuid>> {
+        match *self {}
+    }
+    fn text(&self, _: &str) -> StoreResult<Option<String>> {
+        match *self {}
+    }
+    fn int(&self, _: &str) -> StoreResult<Option<i64>> {
+        match *self {}
+    }
+    fn flag(&self, _: &str) -> StoreResult<bool> {
+        match *self {}
+    }
+    fn bytes(&self, _: &str) -> StoreResult<Vec<u8>> {
         match *self {}
     }
 }

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use muster_core::error::{StoreError, Unique};
 use muster_core::store::{Store, StoreResult, Tx};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
 
 // The shared SQL, compiled for this backend (see common.rs).
 #[allow(clippy::duplicate_mod)]
@@ -31,7 +32,10 @@ use conns::{Conns, ReadConn, WriteTx, Writer};
 #[path = "sqlite_fast.rs"]
 mod fast;
 
-use fast::Fast;
+use fast::{Fast, Open};
+
+/// A row read on the request's thread.
+type HeldRow = fast::OwnedRow;
 
 /// A connection held for a request: a reader, or the writer in a transaction.
 #[derive(Debug)]
@@ -43,18 +47,21 @@ pub enum Held {
 }
 
 impl Held {
-    fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+    /// The sqlx connection: a reader's (the writer has none).
+    fn conn(&mut self) -> Option<&mut sqlx::SqliteConnection> {
         match self {
-            Held::Read(r) => r.conn(),
-            Held::Write(w) => w.conn(),
+            Held::Read(r) => Some(r.conn()),
+            Held::Write(_) => None,
         }
     }
 
-    /// The connection for lookups on this thread: a reader's.
-    fn fast(&mut self) -> Option<&mut Fast> {
+    /// The connection for statements on this thread: the writer's for all of them, a reader's
+    /// for index lookups.
+    fn fast(&mut self, lookup: bool) -> Option<&mut Fast> {
         match self {
-            Held::Read(r) => Some(r.fast()),
-            Held::Write(_) => None,
+            Held::Read(r) if lookup => Some(r.fast()),
+            Held::Read(_) => None,
+            Held::Write(w) => Some(w.fast()),
         }
     }
 
@@ -101,6 +108,8 @@ impl Default for SqliteSettings {
 pub struct SqliteStore {
     writer: Arc<Writer>,
     reader: Arc<Conns>,
+    /// For migrations, which run through sqlx.
+    options: Arc<SqliteConnectOptions>,
 }
 
 impl SqliteStore {
@@ -118,7 +127,6 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("temp_store", "memory")
-            // The writer's page cache: 16 MiB.
             .pragma("cache_size", "-16000");
         if url.contains(":memory:") || url.contains("mode=memory") {
             // Readers and the writer are separate connections: they must share a file.
@@ -126,28 +134,44 @@ impl SqliteStore {
                 "an in-memory SQLite database is not supported: give a file (sqlite://muster.db)",
             ))));
         }
-        let writer = Arc::new(Writer::open(&base).await?);
+        // The writer's page cache: 16 MiB. It waits for another process's write lock without
+        // holding up a runtime thread (see `Writer::begin`).
+        let writer = Arc::new(Writer::open(Open {
+            path: base.get_filename(),
+            write: true,
+            synchronous_full: settings.synchronous_full,
+            cache_kib: 16_000,
+            busy: Duration::ZERO,
+        })?);
         // Readers share the operating system's file cache. Each has two connections: the one
         // for lookups on the request's thread keeps the hot index pages (4 MiB), the sqlx one
-        // runs scans and pages (2 MiB), so memory does not grow with the number of readers.
+        // runs scans and pages (4 MiB), so memory does not grow with the number of readers.
         let reader = Arc::new(
             Conns::open(
-                &base.read_only(true).pragma("cache_size", "-2000"),
+                &base.clone().read_only(true).pragma("cache_size", "-4000"),
                 settings.readers,
                 4000,
             )
             .await?,
         );
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            options: Arc::new(base),
+        })
     }
 
-    /// Applies pending migrations.
+    /// Applies pending migrations, through a sqlx connection of their own while no write
+    /// transaction is open.
     pub async fn migrate(&self) -> StoreResult<()> {
-        let mut w = self.writer.exclusive().await?;
-        MIGRATOR
-            .run(w.conn())
+        let _writer = self.writer.exclusive().await?;
+        let mut conn = self.options.connect().await.map_err(db_err)?;
+        let done = MIGRATOR
+            .run(&mut conn)
             .await
-            .map_err(|e| StoreError::Database(Box::new(e)))
+            .map_err(|e| StoreError::Database(Box::new(e)));
+        let _ = conn.close().await;
+        done
     }
 
     /// Writes a consistent copy of the database to `path` while it is in use: `VACUUM INTO` a
@@ -237,10 +261,7 @@ impl Store for SqliteStore {
 
     async fn maintain(&self) -> StoreResult<()> {
         let mut w = self.writer.exclusive().await?;
-        sqlx::query("pragma optimize")
-            .execute(w.conn())
-            .await
-            .map_err(db_err)?;
+        w.conn().batch("pragma optimize").map_err(fast::err)?;
         Ok(())
     }
 

@@ -74,7 +74,15 @@ impl Conns {
         let mut slots = Vec::new();
         for _ in 0..n.max(1) {
             let conn = options.connect().await.map_err(db_err)?;
-            let fast = super::Fast::open(options.get_filename(), fast_cache_kib)?;
+            let fast = super::Fast::open(super::Open {
+                path: options.get_filename(),
+                write: false,
+                synchronous_full: false,
+                cache_kib: fast_cache_kib,
+                // A reader waits only in the rare moments another connection recovers the WAL
+                // index; it does so on a runtime thread, so not for long.
+                busy: Duration::from_secs(1),
+            })?;
             slots.push(Arc::new(Mutex::new(Some(Reader { conn, fast }))));
         }
         Ok(Conns {
@@ -177,10 +185,13 @@ const BATCH_MEMBERS: usize = 64;
 /// The longest a batch stays open while requests keep arriving.
 const BATCH_AGE: Duration = Duration::from_millis(5);
 
+/// How long a write waits for another process (the CLI) to release the database.
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+
 /// The write connection and its shared transaction.
 #[derive(Debug)]
 struct WriterState {
-    conn: SqliteConnection,
+    conn: super::Fast,
     /// The open database transaction, if any.
     batch: Option<Batch>,
     /// A request left without finishing: its savepoint is open and must be rolled back before
@@ -225,8 +236,8 @@ impl Drop for Waiting {
 
 impl Writer {
     /// Opens the write connection.
-    pub async fn open(options: &SqliteConnectOptions) -> StoreResult<Writer> {
-        let conn = options.connect().await.map_err(db_err)?;
+    pub fn open(options: super::Open<'_>) -> StoreResult<Writer> {
+        let conn = super::Fast::open(options)?;
         Ok(Writer {
             state: Arc::new(Mutex::new(WriterState {
                 conn,
@@ -269,10 +280,21 @@ impl Writer {
     pub async fn begin(&self) -> StoreResult<WriteTx> {
         let mut g = self.lock().await?;
         if g.batch.is_none() {
-            sqlx::query("BEGIN IMMEDIATE")
-                .execute(&mut g.conn)
-                .await
-                .map_err(db_err)?;
+            // `BEGIN IMMEDIATE` takes the write lock at once. Another process (the CLI) may
+            // hold it: the connection does not wait (that would hold up a runtime thread), so
+            // this request waits here, off the thread, and tries again.
+            let deadline = Instant::now() + BUSY_WAIT;
+            let mut pause = Duration::from_millis(1);
+            loop {
+                match g.conn.batch("BEGIN IMMEDIATE") {
+                    Ok(()) => break,
+                    Err(e) if super::fast::is_busy(&e) && Instant::now() < deadline => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(50));
+                    }
+                    Err(e) => return Err(super::fast::err(e)),
+                }
+            }
             let (done, _) = watch::channel(None);
             g.batch = Some(Batch {
                 members: 0,
@@ -280,10 +302,10 @@ impl Writer {
                 done,
             });
         }
-        if let Err(e) = sqlx::query("SAVEPOINT request").execute(&mut g.conn).await {
+        if let Err(e) = g.conn.batch("SAVEPOINT request") {
             // The shared transaction may be gone with it: end it for everyone.
             let _ = g.end_batch().await;
-            return Err(db_err(e));
+            return Err(super::fast::err(e));
         }
         Ok(WriteTx {
             g,
@@ -317,12 +339,10 @@ impl WriterState {
             return;
         }
         self.abandoned = false;
-        let undone = sqlx::query("ROLLBACK TO request; RELEASE request")
-            .execute(&mut self.conn)
-            .await;
+        let undone = self.conn.batch("ROLLBACK TO request; RELEASE request");
         if undone.is_err() {
             // The shared transaction went with the failure: nothing of it can commit.
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            let _ = self.conn.batch("ROLLBACK");
             if let Some(b) = self.batch.take() {
                 b.done.send_replace(Some(false));
             }
@@ -335,24 +355,20 @@ impl WriterState {
             return Ok(());
         };
         if batch.members == 0 {
-            return sqlx::query("ROLLBACK")
-                .execute(&mut self.conn)
-                .await
-                .map(|_| ())
-                .map_err(db_err);
+            return self.conn.batch("ROLLBACK").map_err(super::fast::err);
         }
         let at = Instant::now();
-        let done = sqlx::query("COMMIT").execute(&mut self.conn).await;
+        let done = self.conn.batch("COMMIT");
         crate::stats::COMMIT.observe(at.elapsed());
         let ok = done.is_ok();
         if ok {
             crate::stats::COMMITTED_TRANSACTIONS.fetch_add(batch.members as u64, Ordering::Relaxed);
         }
         if !ok {
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            let _ = self.conn.batch("ROLLBACK");
         }
         batch.done.send_replace(Some(ok));
-        done.map(|_| ()).map_err(db_err)
+        done.map_err(super::fast::err)
     }
 }
 
@@ -362,7 +378,7 @@ pub struct Exclusive(OwnedMutexGuard<WriterState>);
 
 impl Exclusive {
     /// The connection.
-    pub fn conn(&mut self) -> &mut SqliteConnection {
+    pub fn conn(&mut self) -> &mut super::Fast {
         &mut self.0.conn
     }
 }
@@ -379,7 +395,7 @@ pub struct WriteTx {
 
 impl WriteTx {
     /// The connection.
-    pub fn conn(&mut self) -> &mut SqliteConnection {
+    pub fn fast(&mut self) -> &mut super::Fast {
         &mut self.g.conn
     }
 

@@ -1,19 +1,25 @@
-//! SQLite index lookups on the request's own thread.
+//! SQLite statements on the request's own thread.
 //!
 //! sqlx runs each SQLite connection on a thread of its own: every statement is a message to
-//! that thread and a wake-up back, two thread switches around a read that SQLite answers from
-//! its page cache in a few microseconds. Under `GET /Users/{id}` at 32 connections the
-//! switches were about 40% of the machine's time (the profile in `docs/benchmarks.md`). So
-//! each reader also holds a second connection to the same file, opened with rusqlite, and the
-//! store's index lookups run on it directly, on the thread that asked: a user by id, userName
-//! or externalId, a group by id or name, a user's groups, a listing with a selective filter
-//! and a short page, and its count ([`super::common::DbTx::lookup`]). Statements that may read
-//! many rows (scans, pages with an offset, counts over a provider) still go through sqlx, so a
-//! long read never holds up the other requests of a runtime thread.
+//! that thread and a wake-up back, two thread switches around work that SQLite does from its
+//! page cache in a few microseconds. Under `GET /Users/{id}` at 32 connections the switches
+//! were about 40% of the machine's time, and a POST of a user, seven statements in the single
+//! writer, spent most of its time in the writer waiting for them (the profiles in
+//! `docs/benchmarks.md`). So Muster opens its SQLite connections with rusqlite as well and runs
+//! statements on the thread that asks:
 //!
-//! The statements and their decoding are the ones sqlx runs (a [`Stmt`] and a [`Decode`]);
-//! the values are bound as sqlx binds them on SQLite (UUIDs as 16-byte blobs, booleans as
-//! integers), and `$n` placeholders are bound by name, as sqlx does.
+//! - the writer runs every statement this way (it is one connection, held by one request at a
+//!   time, and its statements are short: the long work, such as a re-apply, is many short
+//!   statements, and the runtime gets a turn between them — see `Fast::exec`);
+//! - each reader also holds a rusqlite connection for index lookups
+//!   ([`super::common::DbTx::lookup`]: a user by id, userName or externalId, a group by id or
+//!   name, a user's groups, a listing with a selective filter, and its count). Statements that
+//!   may read many rows (scans, pages with an offset, counts over a provider) still go through
+//!   the reader's sqlx connection, so a long read never holds up the other requests of a runtime
+//!   thread.
+//!
+//! The statements and their decoding are the ones sqlx runs (a [`Stmt`], a [`Decode`]); values
+//! are bound as sqlx binds them on SQLite (UUIDs as 16-byte blobs, booleans as integers).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,122 +28,287 @@ use std::time::{Duration, Instant};
 
 use muster_core::error::StoreError;
 use muster_core::store::StoreResult;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::types::Value;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 use uuid::Uuid;
 
 use super::common::{Arg, Cols, Decode, Stmt};
 
-fn err(e: rusqlite::Error) -> StoreError {
+/// A store error from a rusqlite error, recognising unique violations as sqlx does.
+pub fn err(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        let unique = f.code == ErrorCode::ConstraintViolation
+            && matches!(
+                f.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            );
+        if unique {
+            return StoreError::Conflict(crate::classify(msg.as_deref().unwrap_or_default()));
+        }
+    }
     StoreError::Database(Box::new(e))
 }
 
-/// A read-only connection used on the calling thread.
+/// Whether an error is SQLite's "the database is locked" (another process writes).
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::DatabaseBusy)
+}
+
+/// How a connection is opened.
+pub struct Open<'a> {
+    pub path: &'a Path,
+    /// The writer (creates the file; WAL; foreign keys) or a reader (read-only).
+    pub write: bool,
+    /// `synchronous = FULL` rather than `NORMAL` (the writer).
+    pub synchronous_full: bool,
+    pub cache_kib: u32,
+    /// How long a statement waits for a lock another process holds.
+    pub busy: Duration,
+}
+
+/// A connection used on the calling thread.
 #[derive(Debug)]
 pub struct Fast {
     conn: Connection,
-    /// Each statement's column names, by SQL text: rows are read by name, and asking SQLite
-    /// for every name of every row was a few percent of a lookup.
-    columns: HashMap<String, Arc<[String]>>,
+    /// What each statement needs to bind and read, by SQL text.
+    shapes: HashMap<String, Arc<Shape>>,
+}
+
+/// A prepared statement's placeholders and columns, read from SQLite once: asking for a
+/// placeholder's name walks a list (a `values` of 1,000 rows made binding quadratic), and
+/// asking for every column's name of every row was a few percent of a lookup.
+#[derive(Debug)]
+struct Shape {
+    /// For each placeholder, in SQLite's numbering, the index of its value.
+    params: Vec<usize>,
+    columns: Arc<[String]>,
 }
 
 impl Fast {
-    /// Opens the database file read-only with a page cache of `cache_kib`.
-    pub fn open(path: &Path, cache_kib: u32) -> StoreResult<Fast> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
-        conn.pragma_update(None, "cache_size", -i64::from(cache_kib))
-            .map_err(err)?;
-        // Every lookup shape the store has, with room to spare: none is prepared twice.
-        conn.set_prepared_statement_cache_capacity(64);
+    /// Opens a connection.
+    pub fn open(o: Open<'_>) -> StoreResult<Fast> {
+        let flags = match o.write {
+            true => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            false => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(o.path, flags).map_err(err)?;
+        conn.busy_timeout(o.busy).map_err(err)?;
+        let mut pragmas = format!("pragma cache_size = -{}; ", o.cache_kib);
+        if o.write {
+            let sync = if o.synchronous_full { "full" } else { "normal" };
+            pragmas.push_str(&format!(
+                "pragma journal_mode = wal; pragma synchronous = {sync}; pragma foreign_keys = on; pragma temp_store = memory;"
+            ));
+        }
+        conn.execute_batch(&pragmas).map_err(err)?;
+        // Every statement shape the store has, with room for the `in (…)` lists of a few sizes.
+        conn.set_prepared_statement_cache_capacity(if o.write { 256 } else { 64 });
         Ok(Fast {
             conn,
-            columns: HashMap::new(),
+            shapes: HashMap::new(),
         })
     }
 
-    /// Runs `stmt` and decodes its rows.
-    pub fn lookup<T>(&mut self, stmt: &Stmt, decode: Decode<T>) -> StoreResult<Vec<T>> {
-        let started = Instant::now();
+    /// Runs SQL without values (transaction control, pragmas).
+    pub fn batch(&mut self, sql: &str) -> Result<(), rusqlite::Error> {
+        self.conn.execute_batch(sql)
+    }
+
+    /// The statement's shape, read once per SQL text.
+    fn shape(&mut self, stmt: &Stmt) -> StoreResult<Arc<Shape>> {
+        if let Some(s) = self.shapes.get(&stmt.sql) {
+            return Ok(s.clone());
+        }
+        let st = self.conn.prepare_cached(&stmt.sql).map_err(err)?;
+        // Placeholders are `$n`: SQLite numbers them in order of first appearance, so each
+        // is matched to its value by name.
+        let mut params = Vec::with_capacity(st.parameter_count());
+        for at in 1..=st.parameter_count() {
+            let n = st
+                .parameter_name(at)
+                .and_then(|name| name.strip_prefix('$'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| (1..=stmt.args.len()).contains(n))
+                .ok_or_else(|| {
+                    StoreError::Database(Box::new(std::io::Error::other(
+                        "a statement has a placeholder with no value",
+                    )))
+                })?;
+            params.push(n - 1);
+        }
+        let columns = st.column_names().into_iter().map(String::from).collect();
+        drop(st);
+        let shape = Arc::new(Shape { params, columns });
+        if self.shapes.len() >= 512 {
+            self.shapes.clear();
+        }
+        self.shapes.insert(stmt.sql.clone(), shape.clone());
+        Ok(shape)
+    }
+
+    /// Prepares `stmt` and binds its values.
+    fn prepare(
+        &mut self,
+        stmt: &Stmt,
+    ) -> StoreResult<(rusqlite::CachedStatement<'_>, Arc<[String]>)> {
+        let shape = self.shape(stmt)?;
         let mut st = self.conn.prepare_cached(&stmt.sql).map_err(err)?;
-        let columns = match self.columns.get(&stmt.sql) {
-            Some(c) => c.clone(),
-            None => {
-                let c: Arc<[String]> = st.column_names().into_iter().map(String::from).collect();
-                if self.columns.len() >= 256 {
-                    self.columns.clear();
-                }
-                self.columns.insert(stmt.sql.clone(), c.clone());
-                c
-            }
-        };
-        for (i, arg) in stmt.args.iter().enumerate() {
-            let name = format!("${}", i + 1);
-            let Some(at) = st.parameter_index(&name).map_err(err)? else {
-                return Err(StoreError::Database(Box::new(std::io::Error::other(
-                    format!("a statement binds {name} but does not use it"),
-                ))));
-            };
-            match arg {
-                Arg::Uuid(v) => st.raw_bind_parameter(at, v),
-                Arg::Int(v) => st.raw_bind_parameter(at, v),
-                Arg::Text(v) => st.raw_bind_parameter(at, v.as_str()),
-                Arg::Bool(v) => st.raw_bind_parameter(at, v),
+        for (i, n) in shape.params.iter().enumerate() {
+            let at = i + 1;
+            match stmt.args.get(*n) {
+                Some(Arg::Uuid(v)) => st.raw_bind_parameter(at, v),
+                Some(Arg::Int(v)) => st.raw_bind_parameter(at, v),
+                Some(Arg::Text(v)) => st.raw_bind_parameter(at, v.as_deref()),
+                Some(Arg::Bool(v)) => st.raw_bind_parameter(at, v),
+                Some(Arg::Bytes(v)) => st.raw_bind_parameter(at, v.as_slice()),
+                None => Err(rusqlite::Error::InvalidParameterCount(
+                    n + 1,
+                    stmt.args.len(),
+                )),
             }
             .map_err(err)?;
         }
+        Ok((st, shape.columns.clone()))
+    }
+
+    /// Runs a statement that returns no rows; how many rows it changed.
+    pub fn exec(&mut self, stmt: &Stmt) -> StoreResult<u64> {
+        let started = Instant::now();
+        let (mut st, _) = self.prepare(stmt)?;
+        let changed = st.raw_execute().map_err(err)?;
+        crate::stats::INLINE.observe(started.elapsed());
+        Ok(changed as u64)
+    }
+
+    /// Runs a statement; its rows (at most `limit`), with their values.
+    pub fn rows(&mut self, stmt: &Stmt, limit: Option<usize>) -> StoreResult<Vec<OwnedRow>> {
+        let started = Instant::now();
+        let (mut st, columns) = self.prepare(stmt)?;
         let mut out = Vec::new();
         let mut rows = st.raw_query();
         while let Some(row) = rows.next().map_err(err)? {
-            out.push(decode(&Row {
+            let mut values = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                values.push(row.get::<_, Value>(i).map_err(err)?);
+            }
+            out.push(OwnedRow {
+                columns: columns.clone(),
+                values,
+            });
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+        crate::stats::INLINE.observe(started.elapsed());
+        Ok(out)
+    }
+
+    /// Runs a statement and decodes its rows in place.
+    pub fn lookup<T>(&mut self, stmt: &Stmt, decode: Decode<T>) -> StoreResult<Vec<T>> {
+        let started = Instant::now();
+        let (mut st, columns) = self.prepare(stmt)?;
+        let mut out = Vec::new();
+        let mut rows = st.raw_query();
+        while let Some(row) = rows.next().map_err(err)? {
+            out.push(decode(&Borrowed {
                 row,
                 columns: &columns,
             })?);
         }
-        crate::stats::INLINE_READ.observe(started.elapsed());
+        crate::stats::INLINE.observe(started.elapsed());
         Ok(out)
     }
 }
 
-struct Row<'a, 'b> {
+fn position(columns: &[String], col: &str) -> StoreResult<usize> {
+    columns
+        .iter()
+        .position(|c| c == col)
+        .ok_or_else(|| err(rusqlite::Error::InvalidColumnName(col.to_string())))
+}
+
+fn mismatch(col: &str) -> StoreError {
+    StoreError::Corrupt(format!("the column {col} holds a value of another type"))
+}
+
+/// A row read on the calling thread, decoded where it stands.
+struct Borrowed<'a, 'b> {
     row: &'a rusqlite::Row<'b>,
     columns: &'a [String],
 }
 
-impl Row<'_, '_> {
+impl Borrowed<'_, '_> {
     fn get<T: rusqlite::types::FromSql>(&self, col: &str) -> StoreResult<T> {
-        let at = self
-            .columns
-            .iter()
-            .position(|c| c == col)
-            .ok_or_else(|| err(rusqlite::Error::InvalidColumnName(col.to_string())))?;
-        self.row.get(at).map_err(err)
+        self.row
+            .get(position(self.columns, col)?)
+            .map_err(|_| mismatch(col))
     }
 }
 
-impl Cols for Row<'_, '_> {
-    fn uuid(&self, col: &str) -> StoreResult<Uuid> {
+impl Cols for Borrowed<'_, '_> {
+    fn uuid(&self, col: &str) -> StoreResult<Option<Uuid>> {
         self.get(col)
     }
-    fn uuid_opt(&self, col: &str) -> StoreResult<Option<Uuid>> {
+    fn text(&self, col: &str) -> StoreResult<Option<String>> {
         self.get(col)
     }
-    fn text(&self, col: &str) -> StoreResult<String> {
-        self.get(col)
-    }
-    fn text_opt(&self, col: &str) -> StoreResult<Option<String>> {
-        self.get(col)
-    }
-    fn int(&self, col: &str) -> StoreResult<i64> {
-        self.get(col)
-    }
-    fn int_opt(&self, col: &str) -> StoreResult<Option<i64>> {
+    fn int(&self, col: &str) -> StoreResult<Option<i64>> {
         self.get(col)
     }
     fn flag(&self, col: &str) -> StoreResult<bool> {
         self.get(col)
+    }
+    fn bytes(&self, col: &str) -> StoreResult<Vec<u8>> {
+        self.get(col)
+    }
+}
+
+/// A row read on the calling thread, with its values.
+#[derive(Debug)]
+pub struct OwnedRow {
+    columns: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+impl OwnedRow {
+    fn value(&self, col: &str) -> StoreResult<&Value> {
+        Ok(&self.values[position(&self.columns, col)?])
+    }
+}
+
+impl Cols for OwnedRow {
+    fn uuid(&self, col: &str) -> StoreResult<Option<Uuid>> {
+        match self.value(col)? {
+            Value::Null => Ok(None),
+            Value::Blob(b) => Uuid::from_slice(b).map(Some).map_err(|_| mismatch(col)),
+            _ => Err(mismatch(col)),
+        }
+    }
+    fn text(&self, col: &str) -> StoreResult<Option<String>> {
+        match self.value(col)? {
+            Value::Null => Ok(None),
+            Value::Text(t) => Ok(Some(t.clone())),
+            _ => Err(mismatch(col)),
+        }
+    }
+    fn int(&self, col: &str) -> StoreResult<Option<i64>> {
+        match self.value(col)? {
+            Value::Null => Ok(None),
+            Value::Integer(i) => Ok(Some(*i)),
+            _ => Err(mismatch(col)),
+        }
+    }
+    fn flag(&self, col: &str) -> StoreResult<bool> {
+        match self.value(col)? {
+            Value::Integer(i) => Ok(*i != 0),
+            _ => Err(mismatch(col)),
+        }
+    }
+    fn bytes(&self, col: &str) -> StoreResult<Vec<u8>> {
+        match self.value(col)? {
+            Value::Blob(b) => Ok(b.clone()),
+            _ => Err(mismatch(col)),
+        }
     }
 }

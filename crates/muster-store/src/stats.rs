@@ -65,8 +65,8 @@ pub static READ_WAIT: Timing = Timing::new();
 pub static WRITE_TX: Timing = Timing::new();
 /// The commit itself (the durable write).
 pub static COMMIT: Timing = Timing::new();
-/// An index lookup run on the request's own thread (SQLite readers).
-pub static INLINE_READ: Timing = Timing::new();
+/// A statement run on the request's own thread (SQLite).
+pub static INLINE: Timing = Timing::new();
 /// Sync log entries written.
 pub static SYNC_LOG_ENTRIES: AtomicU64 = AtomicU64::new(0);
 /// Write transactions made durable by a commit (on SQLite several share one: group commit).
@@ -105,8 +105,8 @@ pub fn render(out: &mut String, backend: &str, pools: &[(&str, u32, usize)]) {
         COMMITTED_TRANSACTIONS.load(Ordering::Relaxed)
     );
     if backend == "sqlite" {
-        out.push_str("# HELP muster_db_inline_read_seconds An index lookup run on the request's own thread rather than the connection's.\n# TYPE muster_db_inline_read_seconds histogram\n");
-        INLINE_READ.render(out, "muster_db_inline_read_seconds", &b);
+        out.push_str("# HELP muster_db_inline_statement_seconds A statement run on the request's own thread (the writer's, and the readers' index lookups).\n# TYPE muster_db_inline_statement_seconds histogram\n");
+        INLINE.render(out, "muster_db_inline_statement_seconds", &b);
     }
     out.push_str("# HELP muster_sync_log_entries_total Sync log entries written.\n# TYPE muster_sync_log_entries_total counter\n");
     let _ = writeln!(
