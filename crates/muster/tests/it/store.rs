@@ -573,3 +573,50 @@ async fn lookups_read_what_the_writer_wrote(b: Backend) {
     }
     db.drop_db().await;
 }
+
+/// SQLite's writer never waits for a lock on a runtime thread: a write that finds the database
+/// held by another connection (another process, such as the CLI) waits off the thread and
+/// proceeds when the lock is released. On a single-threaded runtime, waiting on the thread
+/// would keep the holder from ever committing.
+#[tokio::test]
+async fn a_write_waits_for_another_process_without_blocking_the_runtime() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (one, other) = (db.open().await.shared(), db.open().await.shared());
+    let mut tx = one.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = seed(&mut tx, "locks").await;
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+
+    let mut holder = one.write().await.unwrap_or_else(|e| panic!("{e}"));
+    holder
+        .insert_user(&user(&s, "first@example.com"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = user(&s, "second@example.com");
+    let waiter = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut tx = other.write().await?;
+        let waited = started.elapsed();
+        tx.insert_user(&second).await?;
+        tx.commit().await?;
+        Ok::<_, muster_core::error::StoreError>(waited)
+    });
+    // The waiter is parked, not spinning on this (only) thread: the holder carries on.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "the second writer did not wait");
+    holder.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let waited = waiter
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("the waiting write failed: {e}"));
+    assert!(waited >= std::time::Duration::from_millis(250), "{waited:?}");
+    let mut r = one.read().await.unwrap_or_else(|e| panic!("{e}"));
+    for name in ["first@example.com", "second@example.com"] {
+        assert!(r
+            .find_user_by_name(s.env, name)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_some());
+    }
+    drop(r);
+    db.drop_db().await;
+}
