@@ -102,6 +102,36 @@ impl Fast {
             ));
         }
         conn.execute_batch(&pragmas).map_err(err)?;
+        if o.write {
+            // A pragma SQLite cannot honour is ignored without an error (WAL needs shared
+            // memory, which some network file systems lack): read each back.
+            let read = |name: &str| -> StoreResult<String> {
+                conn.query_row(&format!("pragma {name}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| match v {
+                    rusqlite::types::Value::Integer(i) => i.to_string(),
+                    rusqlite::types::Value::Text(t) => t.to_lowercase(),
+                    _ => String::new(),
+                })
+                .map_err(err)
+            };
+            let want = [
+                ("journal_mode", "wal"),
+                ("synchronous", if o.synchronous_full { "2" } else { "1" }),
+                ("foreign_keys", "1"),
+            ];
+            for (name, value) in want {
+                let got = read(name)?;
+                if got != value {
+                    return Err(StoreError::Database(Box::new(std::io::Error::other(
+                        format!(
+                            "SQLite refused {name} = {value} (it is {got}) for this database file"
+                        ),
+                    ))));
+                }
+            }
+        }
         // Every statement shape the store has, with room for the `in (…)` lists of a few sizes.
         conn.set_prepared_statement_cache_capacity(if o.write { 256 } else { 64 });
         Ok(Fast {

@@ -19,7 +19,8 @@ on_both!(
     membership_rows_are_idempotent,
     rollback_leaves_nothing,
     concurrent_transactions_commit_or_roll_back_alone,
-    lookups_read_what_the_writer_wrote
+    lookups_read_what_the_writer_wrote,
+    references_are_enforced
 );
 
 struct Seed {
@@ -608,7 +609,10 @@ async fn a_write_waits_for_another_process_without_blocking_the_runtime() {
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|e| panic!("the waiting write failed: {e}"));
-    assert!(waited >= std::time::Duration::from_millis(250), "{waited:?}");
+    assert!(
+        waited >= std::time::Duration::from_millis(250),
+        "{waited:?}"
+    );
     let mut r = one.read().await.unwrap_or_else(|e| panic!("{e}"));
     for name in ["first@example.com", "second@example.com"] {
         assert!(r
@@ -617,6 +621,32 @@ async fn a_write_waits_for_another_process_without_blocking_the_runtime() {
             .unwrap_or_else(|e| panic!("{e}"))
             .is_some());
     }
+    drop(r);
+    db.drop_db().await;
+}
+
+/// The database refuses a row that points at nothing (on SQLite, foreign keys are a setting of
+/// each connection: the writer must have it on).
+async fn references_are_enforced(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = seed(&mut tx, "refs").await;
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut orphan = user(&s, "orphan@example.com");
+    orphan.org_id = OrgId::new();
+    assert!(
+        tx.insert_user(&orphan).await.is_err(),
+        "a user in an organization that does not exist was saved"
+    );
+    drop(tx);
+    let mut r = store.read().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(r
+        .find_user_by_name(s.env, "orphan@example.com")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
     drop(r);
     db.drop_db().await;
 }
