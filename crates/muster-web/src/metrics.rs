@@ -68,12 +68,14 @@ impl Histogram {
     }
 }
 
+/// A request's labels. Only the route is text of its own; a request repeating a known key
+/// allocates nothing beyond it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key {
     route: String,
-    method: String,
+    method: axum::http::Method,
     status: u16,
-    provider: String,
+    provider: Option<muster_core::ids::ProviderId>,
 }
 
 /// Request metrics of one instance.
@@ -124,9 +126,9 @@ fn labels(k: &Key) -> String {
     format!(
         "route=\"{}\",method=\"{}\",status=\"{}\",provider=\"{}\"",
         label(&k.route),
-        label(&k.method),
+        label(k.method.as_str()),
         k.status,
-        label(&k.provider)
+        k.provider.map(|p| p.to_string()).unwrap_or_default()
     )
 }
 
@@ -138,7 +140,7 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let slot = match req.extensions().get::<CtxSlot>() {
         Some(s) => s.clone(),
         None => {
@@ -148,12 +150,7 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     };
     let resp = next.run(req).await;
-    let provider = slot
-        .0
-        .lock()
-        .ok()
-        .and_then(|c| c.as_ref().map(|c| c.id().to_string()))
-        .unwrap_or_default();
+    let provider = slot.0.lock().ok().and_then(|c| c.as_ref().map(|c| c.id()));
     state.metrics.record(
         Key {
             route,

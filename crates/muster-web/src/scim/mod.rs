@@ -144,7 +144,14 @@ pub async fn log_rejections(
 /// A JSON body with the SCIM media type.
 pub fn scim_json(status: u16, body: &Value) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    let mut resp = (status, body.to_string()).into_response();
+    // Straight into a buffer the size of a typical resource (`Value`'s `Display` goes through
+    // the formatter, a call per token).
+    let mut buf = Vec::with_capacity(2048);
+    if serde_json::to_writer(&mut buf, body).is_err() {
+        // Serialising a JSON value into memory cannot fail; should it, the body says so.
+        buf = br#"{"detail":"the response could not be written"}"#.to_vec();
+    }
+    let mut resp = (status, buf).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(SCIM_CONTENT_TYPE),
