@@ -574,21 +574,43 @@ impl Muster {
         current: &[(RoleId, RoleSource)],
         cache: &mut OrgCache,
     ) -> CoreResult<Vec<SyncLogEntry>> {
-        let Some(target) = rules.want_roles(groups, current) else {
+        let Some((target, entry)) = self
+            .role_change(tx, rules, cause, u, groups, current, cache)
+            .await?
+        else {
             return Ok(Vec::new());
         };
-        if !roles_differ(current, &target) {
-            return Ok(Vec::new());
-        }
         tx.set_user_roles(cause.env, u.id, &target, RoleSource::Mapping)
             .await?;
+        Ok(vec![entry])
+    }
+
+    /// The roles role mapping gives a user, and the log entry saying so, when they differ from
+    /// the explicit roles it holds now. Writes nothing.
+    #[allow(clippy::too_many_arguments)] // the transaction, the rules, and one user's facts
+    async fn role_change(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        rules: &Rules,
+        cause: &Cause<'_>,
+        u: &UserRecord,
+        groups: &[GroupId],
+        current: &[(RoleId, RoleSource)],
+        cache: &mut OrgCache,
+    ) -> CoreResult<Option<(Vec<RoleId>, SyncLogEntry)>> {
+        let Some(target) = rules.want_roles(groups, current) else {
+            return Ok(None);
+        };
+        if !roles_differ(current, &target) {
+            return Ok(None);
+        }
         let catalog = cache.role_names(tx, cause.env).await?;
         let names = |ids: &mut dyn Iterator<Item = RoleId>| -> Vec<String> {
             let mut v: Vec<String> = ids.filter_map(|r| catalog.get(&r).cloned()).collect();
             v.sort();
             v
         };
-        Ok(vec![cause.entry(
+        let entry = cause.entry(
             "user.roles_changed",
             u,
             json!({
@@ -597,7 +619,8 @@ impl Muster {
                 "source": "role mapping",
                 "cause": cause.reason,
             }),
-        )])
+        );
+        Ok(Some((target, entry)))
     }
 
     /// Re-evaluates users of the provider whose group memberships (or whose groups' mappings)
@@ -1649,39 +1672,67 @@ impl Muster {
             let ids: Vec<UserId> = chunk.iter().map(|u| u.id).collect();
             let (groups, roles) = self.memberships_and_roles(&mut tx, env, &ids, true).await?;
             let mut cache = OrgCache::default();
-            let mut log = Vec::new();
+            // Each user's change is worked out first; the round's moves and role changes are
+            // then written in a few statements, not two or three per user (on PostgreSQL each
+            // statement is a round trip).
+            struct Change {
+                user: UserId,
+                moving: Option<(OrgId, i64)>,
+                placed: Vec<SyncLogEntry>,
+                roles: Option<(Vec<RoleId>, SyncLogEntry)>,
+            }
+            let mut changes = Vec::with_capacity(chunk.len());
             for u in chunk {
                 done.users += 1;
                 let g = groups.get(&u.id).map(Vec::as_slice).unwrap_or_default();
                 let mut changed = u.clone();
-                let (_, entries) = self
+                let (_, placed) = self
                     .place_user(&mut tx, &rules, &cause, &mut changed, g, false, &mut cache)
                     .await?;
                 done.orgs_created +=
-                    entries.iter().filter(|e| e.action == "org.created").count() as u64;
-                if changed.org_id != u.org_id {
+                    placed.iter().filter(|e| e.action == "org.created").count() as u64;
+                let moving = (changed.org_id != u.org_id).then(|| {
                     changed.version += 1;
                     changed.updated_at = now;
-                    if !tx
-                        .move_user(env, u.id, changed.org_id, u.version, now)
-                        .await?
-                    {
-                        // Its provider changed it meanwhile, placing it by the same mappings.
-                        log.extend(entries.into_iter().filter(|e| e.action == "org.created"));
-                        continue;
-                    }
+                    (changed.org_id, u.version)
+                });
+                let current = roles.get(&u.id).map(Vec::as_slice).unwrap_or_default();
+                let roles = self
+                    .role_change(&mut tx, &rules, &cause, &changed, g, current, &mut cache)
+                    .await?;
+                changes.push(Change {
+                    user: u.id,
+                    moving,
+                    placed,
+                    roles,
+                });
+            }
+            let moves: Vec<(UserId, OrgId, i64)> = changes
+                .iter()
+                .filter_map(|c| c.moving.map(|(org, version)| (c.user, org, version)))
+                .collect();
+            let moved: HashSet<UserId> =
+                tx.move_users(env, &moves, now).await?.into_iter().collect();
+            let mut log = Vec::new();
+            let mut role_sets = Vec::new();
+            for c in changes {
+                if c.moving.is_some() && !moved.contains(&c.user) {
+                    // Its provider changed it meanwhile, placing it by the same mappings.
+                    log.extend(c.placed.into_iter().filter(|e| e.action == "org.created"));
+                    continue;
+                }
+                if c.moving.is_some() {
                     done.moved += 1;
                 }
-                log.extend(entries);
-                let current = roles.get(&u.id).map(Vec::as_slice).unwrap_or_default();
-                let entries = self
-                    .assign_roles(&mut tx, &rules, &cause, &changed, g, current, &mut cache)
-                    .await?;
-                if !entries.is_empty() {
+                log.extend(c.placed);
+                if let Some((target, entry)) = c.roles {
                     done.roles_changed += 1;
+                    role_sets.push((c.user, target));
+                    log.push(entry);
                 }
-                log.extend(entries);
             }
+            tx.set_users_roles(env, &role_sets, RoleSource::Mapping)
+                .await?;
             tx.append_log(&log).await?;
             tx.commit().await?;
         }

@@ -189,6 +189,13 @@ pub trait RoleStore {
         roles: &[RoleId],
         source: RoleSource,
     ) -> StoreResult<()>;
+    /// Replaces these users' explicit roles, in a few statements (a re-apply's round).
+    async fn set_users_roles(
+        &mut self,
+        env: EnvironmentId,
+        sets: &[(UserId, Vec<RoleId>)],
+        source: RoleSource,
+    ) -> StoreResult<()>;
 }
 
 /// Administrator API tokens.
@@ -369,6 +376,14 @@ pub trait UserStore {
         expected_version: i64,
         at: Timestamp,
     ) -> StoreResult<bool>;
+    /// [`UserStore::move_user`] for many users in a few statements (a re-apply's round): each
+    /// `(user, organization, expected version)`. Returns the users moved.
+    async fn move_users(
+        &mut self,
+        env: EnvironmentId,
+        moves: &[(UserId, OrgId, i64)],
+        at: Timestamp,
+    ) -> StoreResult<Vec<UserId>>;
     /// The users with these ids (in no particular order; unknown ids are skipped).
     async fn users_by_ids(
         &mut self,

@@ -1076,6 +1076,41 @@ impl RoleStore for DbTx {
         self.exec(&qb).await?;
         Ok(())
     }
+
+    async fn set_users_roles(
+        &mut self,
+        env: EnvironmentId,
+        sets: &[(UserId, Vec<RoleId>)],
+        source: RoleSource,
+    ) -> StoreResult<()> {
+        for chunk in sets.chunks(IN_CHUNK) {
+            let mut q = Stmt::new("delete from user_role where environment_id = ");
+            q.bind(env.0).push(" and user_id in (");
+            let mut ids = q.separated(", ");
+            for (u, _) in chunk {
+                ids.push_bind(u.0);
+            }
+            q.push(")");
+            self.exec(&q).await?;
+        }
+        let rows: Vec<(UserId, RoleId)> = sets
+            .iter()
+            .flat_map(|(u, roles)| roles.iter().map(move |r| (*u, *r)))
+            .collect();
+        for chunk in rows.chunks(IN_CHUNK) {
+            let mut q =
+                Stmt::new("insert into user_role (user_id, role_id, environment_id, source) ");
+            q.push_values(chunk, |mut b, (u, r)| {
+                b.push_bind(u.0)
+                    .push_bind(r.0)
+                    .push_bind(env.0)
+                    .push_bind(source.as_str());
+            });
+            q.push(" on conflict do nothing");
+            self.exec(&q).await?;
+        }
+        Ok(())
+    }
 }
 
 const ADMIN_TOKEN_COLS: &str = "admin_token_id, environment_id, label, prefix, created_at, expires_at, revoked_at, last_used_at";
@@ -1513,6 +1548,33 @@ impl UserStore for DbTx {
             )
             .await?;
         Ok(done == 1)
+    }
+
+    async fn move_users(
+        &mut self,
+        env: EnvironmentId,
+        moves: &[(UserId, OrgId, i64)],
+        at: Timestamp,
+    ) -> StoreResult<Vec<UserId>> {
+        let mut moved = Vec::with_capacity(moves.len());
+        // One update joined to a list of (user, organization, version): `column1`… are the
+        // names both databases give a `values` list's columns.
+        for chunk in moves.chunks(IN_CHUNK / 2) {
+            let mut q = Stmt::new(
+                "update user_account set org_id = v.column2, version = version + 1, updated_at = ",
+            );
+            q.bind(at.0).push(" from (");
+            q.push_values(chunk, |mut b, (u, org, version)| {
+                b.push_bind(u.0).push_bind(org.0).push_bind(*version);
+            });
+            q.push(") as v where user_account.environment_id = ")
+                .bind(env.0)
+                .push(" and user_account.user_id = v.column1 and user_account.version = v.column3 returning user_id");
+            for row in self.rows(&q).await? {
+                moved.push(UserId(get(&row, "user_id")?));
+            }
+        }
+        Ok(moved)
     }
 
     async fn users_by_ids(

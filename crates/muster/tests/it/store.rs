@@ -20,7 +20,8 @@ on_both!(
     rollback_leaves_nothing,
     concurrent_transactions_commit_or_roll_back_alone,
     lookups_read_what_the_writer_wrote,
-    references_are_enforced
+    references_are_enforced,
+    moves_in_bulk_skip_users_changed_meanwhile
 );
 
 struct Seed {
@@ -647,6 +648,74 @@ async fn references_are_enforced(b: Backend) {
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .is_none());
+    drop(r);
+    db.drop_db().await;
+}
+
+/// A re-apply's round moves its users in one statement, each only if its version is still the
+/// one the round read: a user changed meanwhile stays where its own change put it.
+async fn moves_in_bulk_skip_users_changed_meanwhile(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = seed(&mut tx, "moves").await;
+    let target = Org {
+        environment_id: s.env,
+        id: OrgId::new(),
+        parent_id: Some(s.org),
+        name: "Target".into(),
+        status: OrgStatus::Active,
+        own_default_roles: false,
+        created_at: Timestamp(1),
+        updated_at: Timestamp(1),
+    };
+    tx.insert_org(&target)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let users: Vec<UserRecord> = (0..5)
+        .map(|i| user(&s, &format!("move{i}@example.com")))
+        .collect();
+    for u in &users {
+        tx.insert_user(u).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    // User 2 was read at version 1 but has changed since (version 2 stands for that).
+    let moves: Vec<(UserId, OrgId, i64)> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.id, target.id, if i == 2 { 2 } else { 1 }))
+        .collect();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut moved = tx
+        .move_users(s.env, &moves, Timestamp(50))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    moved.sort();
+    let mut want: Vec<UserId> = users
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, u)| u.id)
+        .collect();
+    want.sort();
+    assert_eq!(moved, want);
+    let mut r = store.read().await.unwrap_or_else(|e| panic!("{e}"));
+    for (i, u) in users.iter().enumerate() {
+        let now = r
+            .find_user(s.env, u.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("user {i} vanished"));
+        match i {
+            2 => assert_eq!((now.org_id, now.version), (s.org, 1), "user {i}"),
+            _ => assert_eq!(
+                (now.org_id, now.version, now.updated_at),
+                (target.id, 2, Timestamp(50)),
+                "user {i}"
+            ),
+        }
+    }
     drop(r);
     db.drop_db().await;
 }
