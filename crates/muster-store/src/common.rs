@@ -1736,7 +1736,25 @@ impl GroupStore for DbTx {
     }
 
     async fn delete_group(&mut self, env: EnvironmentId, id: GroupId) -> StoreResult<bool> {
-        for table in ["group_member", "role_mapping", "group_org_mapping_group"] {
+        // A giant group's memberships go 10,000 at a time, letting other requests run between
+        // (on SQLite the writer's statements run on a request's thread).
+        loop {
+            let gone = self
+                .exec(
+                    &Stmt::new(
+                        "delete from group_member where environment_id = $1 and group_id = $2 and user_id in \
+                         (select user_id from group_member where environment_id = $1 and group_id = $2 limit 10000)",
+                    )
+                    .arg(env.0)
+                    .arg(id.0),
+                )
+                .await?;
+            if gone < 10_000 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        for table in ["role_mapping", "group_org_mapping_group"] {
             self.exec(
                 &Stmt::new(format!(
                     "delete from {table} where environment_id = $1 and group_id = $2"

@@ -21,7 +21,8 @@ on_both!(
     concurrent_transactions_commit_or_roll_back_alone,
     lookups_read_what_the_writer_wrote,
     references_are_enforced,
-    moves_in_bulk_skip_users_changed_meanwhile
+    moves_in_bulk_skip_users_changed_meanwhile,
+    deleting_a_large_group_removes_every_membership
 );
 
 struct Seed {
@@ -716,6 +717,53 @@ async fn moves_in_bulk_skip_users_changed_meanwhile(b: Backend) {
             ),
         }
     }
+    drop(r);
+    db.drop_db().await;
+}
+
+/// A group's memberships are deleted in rounds of 10,000: a group one past a round loses all.
+async fn deleting_a_large_group_removes_every_membership(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = seed(&mut tx, "large").await;
+    let mut ids = Vec::new();
+    for i in 0..10_001 {
+        let u = user(&s, &format!("large{i}@example.com"));
+        tx.insert_user(&u).await.unwrap_or_else(|e| panic!("{e}"));
+        ids.push(u.id);
+    }
+    let (big, other) = (group(&s, "Big"), group(&s, "Other"));
+    for g in [&big, &other] {
+        tx.insert_group(g).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    for chunk in ids.chunks(1000) {
+        tx.add_members(s.env, big.id, chunk, Timestamp(5))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    tx.add_members(s.env, other.id, &ids[..3], Timestamp(5))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(tx
+        .delete_group(s.env, big.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}")));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut r = store.read().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(r
+        .member_ids(s.env, big.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_empty());
+    assert_eq!(
+        r.member_ids(s.env, other.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .len(),
+        3,
+        "another group's members stay"
+    );
     drop(r);
     db.drop_db().await;
 }
