@@ -601,6 +601,28 @@ struct Window {
     limit: u64,
 }
 
+impl Window {
+    /// A page in the given order.
+    fn page(order: Order, page: Page) -> Window {
+        Window {
+            after: None,
+            order,
+            offset: page.offset,
+            limit: page.limit,
+        }
+    }
+
+    /// The next `limit` rows in creation order after a cursor (a scan).
+    fn scan(after: Option<Cursor>, limit: u64) -> Window {
+        Window {
+            after,
+            order: Order::CREATED,
+            offset: 0,
+            limit,
+        }
+    }
+}
+
 /// `order by` for a listing: the key (missing values last ascending, first descending, as RFC
 /// 7644 §3.4.2.3 asks), then creation time and id so that equal keys page stably. Text keys
 /// compare byte-wise on both databases.
@@ -1395,12 +1417,7 @@ impl UserStore for DbTx {
             env,
             provider,
             cond,
-            Window {
-                after: None,
-                order,
-                offset: page.offset,
-                limit: page.limit,
-            },
+            Window::page(order, page),
             |r| user_from(r),
         )
         .await
@@ -1428,12 +1445,7 @@ impl UserStore for DbTx {
             env,
             provider,
             cond,
-            Window {
-                after,
-                order: Order::CREATED,
-                offset: 0,
-                limit,
-            },
+            Window::scan(after, limit),
             |r| user_from(r),
         )
         .await
@@ -1790,12 +1802,7 @@ impl GroupStore for DbTx {
             env,
             provider,
             cond,
-            Window {
-                after: None,
-                order,
-                offset: page.offset,
-                limit: page.limit,
-            },
+            Window::page(order, page),
             |r| group_from(r),
         )
         .await
@@ -1823,12 +1830,7 @@ impl GroupStore for DbTx {
             env,
             provider,
             cond,
-            Window {
-                after,
-                order: Order::CREATED,
-                offset: 0,
-                limit,
-            },
+            Window::scan(after, limit),
             |r| group_from(r),
         )
         .await
