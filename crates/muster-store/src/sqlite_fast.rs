@@ -146,45 +146,24 @@ impl Fast {
         self.conn.execute_batch(sql)
     }
 
-    /// The statement's shape, read once per SQL text.
-    fn shape(&mut self, stmt: &Stmt) -> StoreResult<Arc<Shape>> {
-        if let Some(s) = self.shapes.get(&stmt.sql) {
-            return Ok(s.clone());
-        }
-        let st = self.conn.prepare_cached(&stmt.sql).map_err(err)?;
-        // Placeholders are `$n`: SQLite numbers them in order of first appearance, so each
-        // is matched to its value by name.
-        let mut params = Vec::with_capacity(st.parameter_count());
-        for at in 1..=st.parameter_count() {
-            let n = st
-                .parameter_name(at)
-                .and_then(|name| name.strip_prefix('$'))
-                .and_then(|n| n.parse::<usize>().ok())
-                .filter(|n| (1..=stmt.args.len()).contains(n))
-                .ok_or_else(|| {
-                    StoreError::Database(Box::new(std::io::Error::other(
-                        "a statement has a placeholder with no value",
-                    )))
-                })?;
-            params.push(n - 1);
-        }
-        let columns = st.column_names().into_iter().map(String::from).collect();
-        drop(st);
-        let shape = Arc::new(Shape { params, columns });
-        if self.shapes.len() >= 512 {
-            self.shapes.clear();
-        }
-        self.shapes.insert(stmt.sql.clone(), shape.clone());
-        Ok(shape)
-    }
-
-    /// Prepares `stmt` and binds its values.
+    /// Prepares `stmt` (from the connection's statement cache) and binds its values; with the
+    /// statement's columns.
     fn prepare(
         &mut self,
         stmt: &Stmt,
     ) -> StoreResult<(rusqlite::CachedStatement<'_>, Arc<[String]>)> {
-        let shape = self.shape(stmt)?;
         let mut st = self.conn.prepare_cached(&stmt.sql).map_err(err)?;
+        let shape = match self.shapes.get(&stmt.sql) {
+            Some(s) => s.clone(),
+            None => {
+                let shape = Arc::new(shape_of(&st, stmt.args.len())?);
+                if self.shapes.len() >= 512 {
+                    self.shapes.clear();
+                }
+                self.shapes.insert(stmt.sql.clone(), shape.clone());
+                shape
+            }
+        };
         for (i, n) in shape.params.iter().enumerate() {
             let at = i + 1;
             match stmt.args.get(*n) {
@@ -250,6 +229,28 @@ impl Fast {
         crate::stats::INLINE.observe(started.elapsed());
         Ok(out)
     }
+}
+
+/// A prepared statement's shape, for a statement given `values` values.
+fn shape_of(st: &rusqlite::Statement<'_>, values: usize) -> StoreResult<Shape> {
+    // Placeholders are `$n`: SQLite numbers them in order of first appearance, so each is
+    // matched to its value by name.
+    let mut params = Vec::with_capacity(st.parameter_count());
+    for at in 1..=st.parameter_count() {
+        let n = st
+            .parameter_name(at)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| (1..=values).contains(n))
+            .ok_or_else(|| {
+                StoreError::Database(Box::new(std::io::Error::other(
+                    "a statement has a placeholder with no value",
+                )))
+            })?;
+        params.push(n - 1);
+    }
+    let columns = st.column_names().into_iter().map(String::from).collect();
+    Ok(Shape { params, columns })
 }
 
 fn position(columns: &[String], col: &str) -> StoreResult<usize> {
