@@ -145,10 +145,10 @@ impl SqliteStore {
         })?);
         // Readers share the operating system's file cache. Each has two connections: the one
         // for lookups on the request's thread keeps the hot index pages (2 MiB), the sqlx one
-        // runs scans and pages (4 MiB), so memory does not grow with the number of readers.
+        // runs scans and pages (2 MiB), so memory does not grow with the number of readers.
         let reader = Arc::new(
             Conns::open(
-                &base.clone().read_only(true).pragma("cache_size", "-4000"),
+                &base.clone().read_only(true).pragma("cache_size", "-2000"),
                 settings.readers,
                 2000,
             )
