@@ -11,7 +11,7 @@ use clap::Parser;
 use muster_core::ids::ProviderId;
 use muster_core::model::{Actor, Outcome, SyncLogEntry};
 use muster_core::store::LogQuery;
-use muster_core::synclog::{csv_header, csv_line};
+use muster_core::synclog::query::{csv_header, csv_line};
 use muster_core::{Muster, Settings, SystemClock, Timestamp};
 use muster_store::{AnyStore, SqliteSettings};
 use serde_json::json;

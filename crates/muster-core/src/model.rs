@@ -572,3 +572,28 @@ pub struct AdminSession {
     /// When it was signed out.
     pub revoked_at: Option<Timestamp>,
 }
+
+/// A provider as the subject of a request, with its environment.
+#[derive(Debug, Clone)]
+pub struct ProviderCtx {
+    /// The provider.
+    pub provider: Provider,
+    /// Its SCIM base URL (`{public_url}/scim/v2/{provider_id}`).
+    pub base_url: String,
+}
+
+impl ProviderCtx {
+    /// The provider's environment.
+    pub fn env(&self) -> EnvironmentId {
+        self.provider.environment_id
+    }
+    /// The provider's id.
+    pub fn id(&self) -> ProviderId {
+        self.provider.id
+    }
+}
+
+/// The case-insensitive key of a userName or displayName.
+pub fn name_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}

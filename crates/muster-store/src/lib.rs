@@ -8,36 +8,16 @@
 
 use std::sync::Arc;
 
-use muster_core::error::{StoreError, Unique};
+use muster_core::error::StoreError;
 use muster_core::store::Store;
 
 pub mod postgres;
 pub mod sqlite;
 pub mod stats;
+mod unique;
 
 pub use postgres::PgStore;
 pub use sqlite::{SqliteSettings, SqliteStore};
-
-/// Maps a constraint name or message to the uniqueness rule it enforces. Index names and
-/// SQLite's "UNIQUE constraint failed: table.column" messages both name the key column.
-fn classify(text: &str) -> Unique {
-    if text.contains("user_name_key") {
-        Unique::UserName
-    } else if text.contains("display_name_key") {
-        Unique::GroupName
-    } else if text.contains("org.name_key")
-        || text.contains("org_name_key")
-        || text.contains("org_root")
-    {
-        Unique::OrgName
-    } else if text.contains("provider.name_key") || text.contains("provider_name_key") {
-        Unique::ProviderName
-    } else if text.contains("role.name_key") || text.contains("role_name_key") {
-        Unique::RoleName
-    } else {
-        Unique::Other
-    }
-}
 
 /// A store opened from a URL, ready to use (migrated).
 #[derive(Debug, Clone)]

@@ -77,7 +77,7 @@ impl common::Cols for HeldRow {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 fn classify_unique(message: &str, constraint: Option<&str>) -> Unique {
-    crate::classify(constraint.unwrap_or(message))
+    crate::unique::classify(constraint.unwrap_or(message))
 }
 
 /// The PostgreSQL store.

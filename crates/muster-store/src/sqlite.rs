@@ -82,7 +82,7 @@ type DbRow = sqlx::sqlite::SqliteRow;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 fn classify_unique(message: &str, _constraint: Option<&str>) -> Unique {
-    crate::classify(message)
+    crate::unique::classify(message)
 }
 
 /// Options for opening a SQLite database.

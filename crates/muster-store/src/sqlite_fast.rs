@@ -45,7 +45,9 @@ pub fn err(e: rusqlite::Error) -> StoreError {
                     | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
             );
         if unique {
-            return StoreError::Conflict(crate::classify(msg.as_deref().unwrap_or_default()));
+            return StoreError::Conflict(crate::unique::classify(
+                msg.as_deref().unwrap_or_default(),
+            ));
         }
     }
     StoreError::Database(Box::new(e))

@@ -3,14 +3,15 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use muster_core::directory::{OrgTree, UserAction, UserDetail};
 use muster_core::ids::{AdminTokenId, EnvironmentId, OrgId, ProviderId, RoleId, UserId};
 use muster_core::model::{Actor, OrgStatus, UserStatus};
+use muster_core::orgs::OrgTree;
 use muster_core::store::UserQuery;
+use muster_core::users::directory::{UserAction, UserDetail};
 use muster_core::Muster;
 use serde_json::json;
 
-use crate::cli::{parse_duration_secs, print_json};
+use crate::output::{parse_duration_secs, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCmd {
@@ -273,7 +274,7 @@ pub enum UserCmd {
 }
 
 fn actor() -> Actor {
-    crate::cli::cli_actor()
+    crate::output::cli_actor()
 }
 
 fn print_tree(t: &OrgTree, depth: usize) {
@@ -721,7 +722,7 @@ pub async fn run_sync_log(m: &Muster, env: EnvironmentId, cmd: SyncLogCmd) -> an
             let q = filter.query()?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            out.write_all(muster_core::synclog::csv_header().as_bytes())?;
+            out.write_all(muster_core::synclog::query::csv_header().as_bytes())?;
             let mut before = None;
             loop {
                 let (rows, next) = m.query_sync_log(env, &q, before, 1000).await?;
@@ -730,7 +731,7 @@ pub async fn run_sync_log(m: &Muster, env: EnvironmentId, cmd: SyncLogCmd) -> an
                         .provider_id
                         .and_then(|p| names.get(&p))
                         .map(String::as_str);
-                    out.write_all(muster_core::synclog::csv_line(*id, e, name).as_bytes())?;
+                    out.write_all(muster_core::synclog::query::csv_line(*id, e, name).as_bytes())?;
                 }
                 match next {
                     Some(n) => before = Some(n),

@@ -5,11 +5,12 @@
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use muster_core::ids::{ProviderId, TokenId};
-use muster_core::model::{Actor, Provider, ProviderToken};
+use muster_core::model::{Provider, ProviderToken};
 use muster_core::Timestamp;
 use serde_json::json;
 
 use crate::config::{Config, Overrides};
+use crate::output::{cli_actor, describe_secs, parse_duration_secs, print_json};
 use crate::serve;
 
 /// Muster: SCIM 2.0 provisioning for your applications.
@@ -140,38 +141,6 @@ pub enum TokenCmd {
     },
 }
 
-/// Reads `0`, `90`, `30s`, `15m`, `2h`, `7d` as seconds.
-pub fn parse_duration_secs(text: &str) -> Result<i64, String> {
-    let t = text.trim();
-    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration such as 15m, 2h or 7d"))?;
-    let factor = match unit.trim() {
-        "s" | "sec" | "secs" | "seconds" => 1,
-        "m" | "min" | "mins" | "minutes" => 60,
-        "h" | "hours" => 3600,
-        "d" | "days" => 86_400,
-        _ => return Err(format!("'{text}' is not a duration such as 15m, 2h or 7d")),
-    };
-    n.checked_mul(factor)
-        .ok_or_else(|| format!("'{text}' is too long"))
-}
-
-/// A duration in words, for people.
-pub fn describe_secs(secs: i64) -> String {
-    match secs {
-        0 => "at once".into(),
-        s if s % 86_400 == 0 => format!("{} day(s)", s / 86_400),
-        s if s % 3600 == 0 => format!("{} hour(s)", s / 3600),
-        s if s % 60 == 0 => format!("{} minute(s)", s / 60),
-        s => format!("{s} second(s)"),
-    }
-}
-
 fn provider_json(p: &Provider, scim_base_url: &str) -> serde_json::Value {
     json!({
         "id": p.id.to_string(),
@@ -195,18 +164,6 @@ fn token_json(t: &ProviderToken, now: Timestamp) -> serde_json::Value {
         "lastUsedAt": t.last_used_at.map(|x| x.to_rfc3339()),
         "live": t.is_live(now),
     })
-}
-
-pub fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
-
-pub(crate) fn cli_actor() -> Actor {
-    let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-    Actor::Admin {
-        name: format!("cli:{who}"),
-    }
 }
 
 /// Runs an administration command against the configured database.

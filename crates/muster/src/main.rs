@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod http;
 mod mapping_cli;
+mod output;
 mod serve;
 
 use clap::Parser;

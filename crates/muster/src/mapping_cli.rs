@@ -3,11 +3,12 @@
 
 use clap::Subcommand;
 use muster_core::ids::{EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId};
-use muster_core::mapping::{MappingView, OrgMappingInput, Preview};
+use muster_core::mapping::config::{MappingView, OrgMappingInput};
+use muster_core::mapping::preview::Preview;
 use muster_core::model::OrgMethod;
 use muster_core::Muster;
 
-use crate::cli::{cli_actor, print_json};
+use crate::output::{cli_actor, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum MappingCmd {

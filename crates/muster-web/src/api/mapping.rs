@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::Router;
 use muster_core::ids::{GroupId, GroupMappingId, OrgId, ProviderId, RoleId};
-use muster_core::mapping::{OrgMappingInput, PREVIEW_LIMIT};
+use muster_core::mapping::config::OrgMappingInput;
+use muster_core::mapping::preview::PREVIEW_LIMIT;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -14,13 +14,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
-use muster_core::directory::{HeldRole, OrgView, UserAction, UserDetail};
 use muster_core::ids::{EnvironmentId, OrgId, ProviderId, RoleId, TokenId, UserId};
 use muster_core::model::{
     Actor, OrgStatus, Outcome, Provider, ProviderToken, Role, SyncLogEntry, UserRecord, UserStatus,
 };
+use muster_core::orgs::OrgView;
 use muster_core::store::{Cursor, LogQuery, UserQuery};
-use muster_core::synclog::{csv_header, csv_line, LogCursor};
+use muster_core::synclog::query::{csv_header, csv_line, LogCursor};
+use muster_core::users::directory::{HeldRole, UserAction, UserDetail};
 use muster_core::{CoreError, Timestamp};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -291,7 +292,7 @@ fn org_json(v: &OrgView) -> Value {
     })
 }
 
-fn tree_json(t: &muster_core::directory::OrgTree) -> Value {
+fn tree_json(t: &muster_core::orgs::OrgTree) -> Value {
     json!({"id": t.org.id.to_string(), "name": t.org.name, "status": t.org.status.as_str(),
            "children": t.children.iter().map(tree_json).collect::<Vec<_>>()})
 }

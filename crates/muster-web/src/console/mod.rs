@@ -173,7 +173,10 @@ impl Console {
 
     /// Checks the CSRF token a form sent.
     pub(crate) fn bad_csrf(&self, sent: &str) -> Option<Response> {
-        if muster_core::token::hashes_match(sent.as_bytes(), self.session.csrf_token.as_bytes()) {
+        if muster_core::auth::secret::hashes_match(
+            sent.as_bytes(),
+            self.session.csrf_token.as_bytes(),
+        ) {
             None
         } else {
             Some(error_page(

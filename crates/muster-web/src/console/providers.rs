@@ -588,7 +588,7 @@ pub async fn act(
             .await
             .map(|_| None),
         "method" => {
-            let input = muster_core::mapping::OrgMappingInput {
+            let input = muster_core::mapping::config::OrgMappingInput {
                 method: field("method").and_then(|v| OrgMethod::parse(&v)),
                 org_id: field("org").and_then(|v| v.parse().ok()),
                 attribute: field("attribute"),

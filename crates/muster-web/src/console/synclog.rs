@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use muster_core::model::Outcome;
 use muster_core::store::LogQuery;
-use muster_core::synclog::LogCursor;
+use muster_core::synclog::query::LogCursor;
 use muster_core::Timestamp;
 use serde::Deserialize;
 

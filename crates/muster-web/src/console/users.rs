@@ -9,10 +9,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use muster_core::directory::UserAction;
 use muster_core::ids::{OrgId, UserId};
 use muster_core::model::{Actor, UserStatus};
 use muster_core::store::{Cursor, LogQuery, UserQuery};
+use muster_core::users::directory::UserAction;
 use muster_core::{CoreError, Timestamp};
 use serde::Deserialize;
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::response::Response;
-use muster_core::provisioning::etag;
+use muster_core::versions::etag;
 use muster_core::{CoreError, ProviderCtx};
 use muster_scim::bulk::{self, BulkMethod, Step, BULK_RESPONSE_SCHEMA};
 use muster_scim::{patch, ScimError};

@@ -12,7 +12,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use muster_core::provisioning::{etag, GroupView, UserView};
+use muster_core::groups::GroupView;
+use muster_core::users::UserView;
+use muster_core::versions::etag;
 use muster_core::ProviderCtx;
 use muster_scim::list::{list_response, ListParams};
 use muster_scim::patch;
@@ -123,7 +125,7 @@ pub async fn log_rejections(
         }
     };
     if let Some((env, provider)) = target {
-        let rejection = muster_core::synclog::Rejection {
+        let rejection = muster_core::synclog::rejections::Rejection {
             method: &method,
             path: &path,
             status: err.status,

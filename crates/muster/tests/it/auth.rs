@@ -291,7 +291,7 @@ async fn tokens_rotate_and_expire(b: Backend) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let found = tx
-        .find_token_by_hash(&muster_core::token::hash(&second.secret))
+        .find_token_by_hash(&muster_core::auth::secret::hash(&second.secret))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let (_, stored) = found.unwrap_or_else(|| panic!("token by hash"));

@@ -13,6 +13,8 @@ use crate::support::{Backend, TestApp};
 on_both!(
     deactivation_runs_at_the_due_time,
     delay_zero_and_legal_hold,
+    every_path_logs_blocked_before_deactivated,
+    clearing_legal_hold_schedules_the_postponed_deactivation,
     several_processes_deactivate_each_user_once
 );
 
@@ -190,6 +192,11 @@ async fn delay_zero_and_legal_hold(b: Backend) {
         UserStatus::Deactivated,
         "a delay of 0 deactivates at once"
     );
+    assert_eq!(
+        actions(&app, &id).await,
+        ["user.created", "user.blocked", "user.deactivated"],
+        "blocked, then deactivated, as with any delay"
+    );
     assert!(
         app.muster
             .update_provider(app.env.id, p.id, None, Some(91 * 86_400), &admin)
@@ -317,5 +324,114 @@ async fn several_processes_deactivate_each_user_once(b: Backend) {
     for s in stores {
         s.close().await;
     }
+    app.finish().await;
+}
+
+/// The provider's delay decides only when the deactivation comes: with a delay of 0, of 60
+/// seconds, and by DELETE, the sync log records the user blocked and then deactivated.
+async fn every_path_logs_blocked_before_deactivated(b: Backend) {
+    let app = TestApp::new(b).await;
+    let p = app.provider("Okta").await;
+    let admin = Actor::Admin { name: "t".into() };
+    for (delay, by_delete) in [(0, false), (60, false), (0, true), (60, true)] {
+        app.muster
+            .update_provider(app.env.id, p.id, None, Some(delay), &admin)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let id = app
+            .create_user(&p, &format!("leaver-{delay}-{by_delete}@example.com"))
+            .await;
+        if by_delete {
+            app.delete(&p, &format!("/Users/{id}")).await;
+        } else {
+            app.patch(&p, &format!("/Users/{id}"), patch_active(false))
+                .await;
+        }
+        app.clock.advance_secs(61);
+        app.muster
+            .run_due_deactivations(app.clock_now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(user(&app, &id).await.status, UserStatus::Deactivated);
+        let seen: Vec<String> = actions(&app, &id)
+            .await
+            .into_iter()
+            .filter(|a| a == "user.blocked" || a == "user.deactivated")
+            .collect();
+        assert_eq!(
+            seen,
+            ["user.blocked", "user.deactivated"],
+            "delay {delay}, delete {by_delete}"
+        );
+    }
+    app.finish().await;
+}
+
+/// A user on legal hold whom the provider turns off stays blocked; when the hold is cleared,
+/// the provider's delay runs from that moment, and the scheduler deactivates them when it ends.
+async fn clearing_legal_hold_schedules_the_postponed_deactivation(b: Backend) {
+    use muster_core::users::directory::UserAction;
+    let app = TestApp::new(b).await;
+    let p = app.provider("Okta").await;
+    let admin = Actor::Admin { name: "t".into() };
+    app.muster
+        .update_provider(app.env.id, p.id, None, Some(600), &admin)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let held = app.create_user(&p, "held@example.com").await;
+    let kept = app.create_user(&p, "kept@example.com").await;
+    for id in [&held, &kept] {
+        let id = id.parse().unwrap_or_else(|e| panic!("{e}"));
+        app.muster
+            .act_on_user(app.env.id, id, UserAction::LegalHold(true), &admin)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    app.patch(&p, &format!("/Users/{held}"), patch_active(false))
+        .await;
+    // `kept` is blocked by an administrator, not turned off by the provider.
+    let kept_id = kept.parse().unwrap_or_else(|e| panic!("{e}"));
+    app.muster
+        .act_on_user(app.env.id, kept_id, UserAction::Block, &admin)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    app.clock.advance_secs(86_400);
+    for id in [&held, &kept] {
+        let id = id.parse().unwrap_or_else(|e| panic!("{e}"));
+        app.muster
+            .act_on_user(app.env.id, id, UserAction::LegalHold(false), &admin)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let cleared_at = app.clock_now();
+    let u = user(&app, &held).await;
+    assert_eq!(u.status, UserStatus::Blocked);
+    assert_eq!(
+        u.deactivate_at,
+        Some(cleared_at.plus_secs(600)),
+        "the provider's delay, from the moment the hold is cleared"
+    );
+    assert_eq!(user(&app, &kept).await.deactivate_at, None);
+    app.clock.advance_secs(599);
+    assert_eq!(
+        app.muster
+            .run_due_deactivations(app.clock_now())
+            .await
+            .unwrap_or(99),
+        0
+    );
+    app.clock.advance_secs(1);
+    assert_eq!(
+        app.muster
+            .run_due_deactivations(app.clock_now())
+            .await
+            .unwrap_or(99),
+        1
+    );
+    assert_eq!(user(&app, &held).await.status, UserStatus::Deactivated);
+    assert_eq!(user(&app, &kept).await.status, UserStatus::Blocked);
+    let log = actions(&app, &held).await;
+    let tail: Vec<&str> = log.iter().rev().take(2).rev().map(String::as_str).collect();
+    assert_eq!(tail, ["user.legal_hold_cleared", "user.deactivated"]);
     app.finish().await;
 }

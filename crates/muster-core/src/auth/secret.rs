@@ -2,13 +2,16 @@
 //! constant time.
 
 use rand::RngCore;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// Every Muster provider token starts with this, so secret scanners can recognise one.
 pub const TOKEN_PREFIX: &str = "mst_";
+
 /// Every administrator API token starts with this.
 pub const ADMIN_TOKEN_PREFIX: &str = "msa_";
+
 /// How many characters of a token a listing shows.
 pub const SHOWN_PREFIX_LEN: usize = 12;
 

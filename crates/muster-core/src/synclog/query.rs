@@ -1,17 +1,14 @@
-//! The sync log: queries, CSV export, retention, and entries for rejected requests.
-
-use serde_json::json;
+//! Reading the sync log: filtered queries with a stable cursor, errors per provider, and CSV
+//! export.
 
 use crate::clock::Timestamp;
 use crate::error::CoreResult;
-use crate::ids::{EnvironmentId, ProviderId};
-use crate::model::{Actor, Outcome, SyncLogEntry};
-use crate::service::Muster;
+use crate::ids::EnvironmentId;
+use crate::ids::ProviderId;
+use crate::model::Actor;
+use crate::model::SyncLogEntry;
+use crate::muster::Muster;
 use crate::store::LogQuery;
-
-/// How many entries one retention transaction deletes: small enough never to hold the writer
-/// long, so provisioning goes on between batches.
-pub const RETENTION_BATCH: u64 = 5_000;
 
 /// A position in the newest-first order: an entry's time and id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,21 +105,6 @@ pub fn csv_line(id: i64, e: &SyncLogEntry, provider_name: Option<&str>) -> Strin
     line
 }
 
-/// A request Muster refused, as the sync log records it.
-#[derive(Debug, Clone, Copy)]
-pub struct Rejection<'a> {
-    /// The HTTP method.
-    pub method: &'a str,
-    /// The path, without the query string.
-    pub path: &'a str,
-    /// The status answered.
-    pub status: u16,
-    /// The SCIM error keyword, if any.
-    pub scim_type: Option<&'a str>,
-    /// Why.
-    pub detail: &'a str,
-}
-
 impl Muster {
     /// A page of entries, newest first, and the cursor of the next page.
     pub async fn query_sync_log(
@@ -157,78 +139,6 @@ impl Muster {
             .count_log_errors(env, provider, self.now().plus_secs(-86_400))
             .await?)
     }
-
-    /// Deletes entries older than `retention_days`, in batches; returns how many.
-    pub async fn prune_sync_log(&self, retention_days: u32) -> CoreResult<u64> {
-        let cutoff = self.now().plus_secs(-(i64::from(retention_days) * 86_400));
-        let mut total = 0;
-        loop {
-            let mut tx = self.store.write().await?;
-            let n = tx.delete_log_before(cutoff, RETENTION_BATCH).await?;
-            tx.commit().await?;
-            total += n;
-            if n < RETENTION_BATCH {
-                return Ok(total);
-            }
-            // Let waiting writers in between batches.
-            tokio_yield().await;
-        }
-    }
-
-    /// Records a SCIM request Muster refused or failed: its method, path, status and reason
-    /// (never its credentials).
-    pub async fn record_rejection(
-        &self,
-        env: EnvironmentId,
-        provider: ProviderId,
-        r: &Rejection<'_>,
-    ) -> CoreResult<()> {
-        let Rejection {
-            method,
-            path,
-            status,
-            scim_type,
-            detail,
-        } = *r;
-        let entry = SyncLogEntry {
-            environment_id: env,
-            at: self.now(),
-            provider_id: Some(provider),
-            actor: Actor::Provider { id: provider },
-            action: "request.rejected".into(),
-            subject_kind: None,
-            subject_id: None,
-            subject_name: None,
-            details: json!({"method": method, "path": path, "status": status, "scimType": scim_type}),
-            outcome: Outcome::Error,
-            message: Some(detail.chars().take(1000).collect()),
-        };
-        let mut tx = self.store.write().await?;
-        tx.append_log(&[entry]).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-}
-
-/// Yields to the scheduler once (no runtime dependency in the domain crate).
-async fn tokio_yield() {
-    struct Yield(bool);
-    impl std::future::Future for Yield {
-        type Output = ();
-        fn poll(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<()> {
-            if self.0 {
-                std::task::Poll::Ready(())
-            } else {
-                self.0 = true;
-                cx.waker().wake_by_ref();
-                std::task::Poll::Pending
-            }
-        }
-    }
-    Yield(false).await
 }
 
 #[cfg(test)]

@@ -16,12 +16,12 @@
 //! Only valid tokens are cached, so the cache holds at most one entry per live token; a wrong
 //! token always reaches the database (and the failed-authentication limit).
 
+use crate::model::ProviderCtx;
+use crate::model::ProviderToken;
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::time::{Duration, Instant};
-
-use crate::model::ProviderToken;
-use crate::service::ProviderCtx;
+use std::time::Duration;
+use std::time::Instant;
 
 /// The cached answer for one token.
 #[derive(Debug, Clone)]

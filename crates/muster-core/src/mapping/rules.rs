@@ -1,0 +1,231 @@
+use crate::error::CoreResult;
+use crate::ids::EnvironmentId;
+use crate::ids::GroupId;
+use crate::ids::OrgId;
+use crate::ids::ProviderId;
+use crate::ids::RoleId;
+use crate::model::OrgMapping;
+use crate::model::OrgMethod;
+use crate::model::RoleSource;
+use crate::orgs::check_org_name;
+use crate::store::Tx;
+use muster_scim::schema::MUSTER_USER_SCHEMA;
+use muster_scim::schema::USER_RESOURCE;
+use muster_scim::select::Selector;
+use serde_json::Map;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::collections::HashMap;
+
+/// The path method 2 reads: `c42OrgName` in Muster's extension, where a top-level `c42OrgName`
+/// is kept too.
+pub(crate) fn c42_path() -> String {
+    format!("{MUSTER_USER_SCHEMA}:c42OrgName")
+}
+
+/// A provider's mappings, read in one transaction.
+pub(crate) struct Rules {
+    pub(crate) root: OrgId,
+    pub(crate) org: Option<OrgMapping>,
+    pub(crate) selector: Option<Selector>,
+    /// Group -> (priority, organization), method `groups` only.
+    pub(crate) group_org: HashMap<GroupId, (i64, OrgId)>,
+    /// Group -> its roles.
+    pub(crate) group_roles: HashMap<GroupId, Vec<RoleId>>,
+}
+
+/// Which parts of a user's placement a change can affect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Aspects {
+    pub org: bool,
+    pub roles: bool,
+}
+
+impl Aspects {
+    pub(crate) fn any(self) -> bool {
+        self.org || self.roles
+    }
+}
+
+/// What the mapping wants for a user's organization.
+#[derive(Debug, Clone)]
+pub(crate) enum OrgWant {
+    /// The mapping does not decide (no method, or *single organization* after creation).
+    Keep,
+    /// An existing organization.
+    Org {
+        id: OrgId,
+        why: String,
+        /// Set when the user lands here because the mapping could not place them.
+        error: Option<String>,
+    },
+    /// The organization of this name under `parent`, created if missing.
+    Named {
+        parent: OrgId,
+        name: String,
+        why: String,
+    },
+}
+
+impl Rules {
+    /// Reads a provider's mappings.
+    pub(crate) async fn load(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+        root: OrgId,
+    ) -> CoreResult<Rules> {
+        let org = tx.org_mapping(env, provider).await?;
+        let selector = match org.as_ref().map(|m| (m.method, m.attribute.as_deref())) {
+            Some((OrgMethod::C42OrgName, _)) => Selector::parse(&USER_RESOURCE, &c42_path()).ok(),
+            Some((OrgMethod::Attribute, Some(path))) => Selector::parse(&USER_RESOURCE, path).ok(),
+            _ => None,
+        };
+        let mut group_org = HashMap::new();
+        if org.as_ref().is_some_and(|m| m.method == OrgMethod::Groups) {
+            for entry in tx.group_org_mappings(env, provider).await? {
+                for g in &entry.groups {
+                    group_org.insert(*g, (entry.priority, entry.org_id));
+                }
+            }
+        }
+        let mut group_roles: HashMap<GroupId, Vec<RoleId>> = HashMap::new();
+        for (g, r) in tx.role_mappings(env, provider).await? {
+            group_roles.entry(g).or_default().push(r);
+        }
+        Ok(Rules {
+            root,
+            org,
+            selector,
+            group_org,
+            group_roles,
+        })
+    }
+
+    /// The root organization.
+    pub(crate) fn root(&self) -> OrgId {
+        self.root
+    }
+
+    pub(crate) fn unmapped(&self) -> OrgId {
+        self.org
+            .as_ref()
+            .and_then(|m| m.unmapped_org_id)
+            .unwrap_or(self.root)
+    }
+
+    /// What a change to these groups' memberships can affect.
+    pub(crate) fn aspects_of(&self, groups: &[GroupId]) -> Aspects {
+        Aspects {
+            org: groups.iter().any(|g| self.group_org.contains_key(g)),
+            roles: groups.iter().any(|g| self.group_roles.contains_key(g)),
+        }
+    }
+
+    /// Whether role mapping decides this provider's users' roles.
+    pub(crate) fn maps_roles(&self) -> bool {
+        !self.group_roles.is_empty()
+    }
+
+    pub(crate) fn want_org(
+        &self,
+        resource: &Map<String, Value>,
+        groups: &[GroupId],
+        creating: bool,
+    ) -> OrgWant {
+        let Some(m) = &self.org else {
+            return if creating {
+                OrgWant::Org {
+                    id: self.root,
+                    why: "no organization mapping: the default organization".into(),
+                    error: None,
+                }
+            } else {
+                OrgWant::Keep
+            };
+        };
+        match m.method {
+            OrgMethod::Single if creating => OrgWant::Org {
+                id: m.org_id.unwrap_or(self.root),
+                why: "single organization".into(),
+                error: None,
+            },
+            OrgMethod::Single => OrgWant::Keep,
+            OrgMethod::C42OrgName | OrgMethod::Attribute => {
+                let attr = match m.method {
+                    OrgMethod::C42OrgName => "c42OrgName".to_string(),
+                    _ => m.attribute.clone().unwrap_or_default(),
+                };
+                let value = self.selector.as_ref().and_then(|s| s.select(resource));
+                match value {
+                    None => OrgWant::Org {
+                        id: self.unmapped(),
+                        why: format!("no '{attr}' value: unmapped users"),
+                        error: None,
+                    },
+                    Some(v) => match check_org_name(&v) {
+                        Ok(name) => OrgWant::Named {
+                            parent: m.parent_org_id.unwrap_or(self.root),
+                            why: format!("'{attr}' is '{name}'"),
+                            name,
+                        },
+                        Err(e) => OrgWant::Org {
+                            id: self.unmapped(),
+                            why: format!(
+                                "'{attr}' is not a valid organization name: unmapped users"
+                            ),
+                            error: Some(format!("cannot map '{attr}' value: {e}")),
+                        },
+                    },
+                }
+            }
+            OrgMethod::Groups => {
+                let best = groups
+                    .iter()
+                    .filter_map(|g| self.group_org.get(g).map(|(p, o)| (*p, *g, *o)))
+                    .min_by_key(|(p, g, _)| (*p, *g));
+                match best {
+                    Some((p, g, org)) => OrgWant::Org {
+                        id: org,
+                        why: format!("SCIM group {g} (priority {p})"),
+                        error: None,
+                    },
+                    None => OrgWant::Org {
+                        id: self.unmapped(),
+                        why: "in no mapped SCIM group: unmapped users".into(),
+                        error: None,
+                    },
+                }
+            }
+        }
+    }
+
+    /// The explicit roles role mapping gives a member of these groups (sorted), given the roles
+    /// it holds now. `None` when role mapping has no say: the provider maps no roles and the user
+    /// holds none by mapping (an administrator's roles stay). A user who holds roles by a mapping
+    /// that is gone loses them (an empty list: its organization's defaults apply).
+    pub(crate) fn want_roles(
+        &self,
+        groups: &[GroupId],
+        current: &[(RoleId, RoleSource)],
+    ) -> Option<Vec<RoleId>> {
+        if !self.maps_roles() {
+            let by_mapping = current.iter().any(|(_, s)| *s == RoleSource::Mapping);
+            return by_mapping.then(Vec::new);
+        }
+        let set: BTreeSet<RoleId> = groups
+            .iter()
+            .filter_map(|g| self.group_roles.get(g))
+            .flatten()
+            .copied()
+            .collect();
+        Some(set.into_iter().collect())
+    }
+}
+
+/// Whether a user's explicit roles must change to be exactly `target`, set by mapping.
+pub(crate) fn roles_differ(current: &[(RoleId, RoleSource)], target: &[RoleId]) -> bool {
+    let now: BTreeSet<RoleId> = current.iter().map(|(r, _)| *r).collect();
+    let want: BTreeSet<RoleId> = target.iter().copied().collect();
+    now != want || current.iter().any(|(_, s)| *s != RoleSource::Mapping)
+}

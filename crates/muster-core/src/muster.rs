@@ -1,0 +1,143 @@
+//! [`Muster`], the one entry point every interface (SCIM, the API, the console, the CLI, the
+//! background tasks) calls. It holds the store, the clock, the settings and what this process
+//! caches; the operations themselves live in the module of the rule they carry out.
+
+use crate::auth::cache::AuthCache;
+use crate::clock::Clock;
+use crate::clock::Timestamp;
+use crate::error::CoreResult;
+use crate::ids::EnvironmentId;
+use crate::ids::OrgId;
+use crate::ids::ProviderId;
+use crate::ids::RoleId;
+use crate::model::Environment;
+use crate::model::Org;
+use crate::model::OrgStatus;
+use crate::model::Role;
+use crate::model::DEFAULT_ENVIRONMENT;
+use crate::model::DEFAULT_ORG_NAME;
+use crate::model::ROOT_DEFAULT_ROLES;
+use crate::model::STANDARD_ROLES;
+use crate::store::Store;
+use std::sync::Arc;
+
+/// Settings the domain needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The external base URL, without a trailing slash (`https://muster.example.com`).
+    pub public_url: String,
+    /// The largest page a SCIM list returns (RFC 7644 §3.4.2.4; advertised as `filter.maxResults`).
+    pub max_page_size: u64,
+    /// How long a provider token found valid is trusted without reading the database again
+    /// (zero: never). Changes this process makes apply at once; see [`crate::auth_cache`].
+    pub token_cache_ttl: std::time::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            max_page_size: 1000,
+            token_cache_ttl: std::time::Duration::from_secs(1),
+        }
+    }
+}
+
+/// Muster's domain services.
+#[derive(Debug, Clone)]
+pub struct Muster {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Provider tokens recently found valid.
+    pub(crate) auth: Arc<AuthCache>,
+    /// What this process remembers to spare the database a statement: each environment's root
+    /// organization (it never changes), and when it last recorded each provider's sync.
+    pub(crate) memo: Arc<Memo>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Memo {
+    pub(crate) roots: std::sync::RwLock<std::collections::HashMap<EnvironmentId, OrgId>>,
+    pub(crate) synced: std::sync::Mutex<std::collections::HashMap<ProviderId, Timestamp>>,
+}
+
+impl Muster {
+    /// A service over a store.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        Self {
+            store,
+            clock,
+            auth: Arc::new(AuthCache::new(settings.token_cache_ttl)),
+            memo: Arc::default(),
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The environment with this slug, created with its root organization on first use.
+    pub async fn ensure_environment(&self, slug: &str) -> CoreResult<Environment> {
+        let mut tx = self.store.write().await?;
+        let env = match tx.find_environment(slug).await? {
+            Some(env) => env,
+            None => {
+                let env = Environment {
+                    id: EnvironmentId::new(),
+                    slug: slug.to_string(),
+                    name: if slug == DEFAULT_ENVIRONMENT {
+                        "Default".into()
+                    } else {
+                        slug.to_string()
+                    },
+                    created_at: self.now(),
+                };
+                tx.insert_environment(&env).await?;
+                env
+            }
+        };
+        if tx.find_root_org(env.id).await?.is_none() {
+            let now = self.now();
+            let org = Org {
+                environment_id: env.id,
+                id: OrgId::new(),
+                parent_id: None,
+                name: DEFAULT_ORG_NAME.into(),
+                status: OrgStatus::Active,
+                own_default_roles: true,
+                created_at: now,
+                updated_at: now,
+            };
+            tx.insert_org(&org).await?;
+            let mut defaults = Vec::new();
+            for (name, description) in STANDARD_ROLES {
+                let role = Role {
+                    environment_id: env.id,
+                    id: RoleId::new(),
+                    name: (*name).into(),
+                    description: (*description).into(),
+                    builtin: true,
+                    created_at: now,
+                };
+                tx.insert_role(&role).await?;
+                if ROOT_DEFAULT_ROLES.contains(name) {
+                    defaults.push(role.id);
+                }
+            }
+            tx.set_org_default_roles(env.id, org.id, &defaults).await?;
+        }
+        tx.commit().await?;
+        Ok(env)
+    }
+
+    /// Forgets every cached token check: a provider or a token changed.
+    pub(crate) fn credentials_changed(&self) {
+        self.auth.clear();
+    }
+}

@@ -1,0 +1,637 @@
+//! SCIM provisioning: what a provider's requests do to users (RFC 7644 §3).
+//!
+//! Each operation runs in one write transaction: the change, its lifecycle consequences and its
+//! sync log entries commit together or not at all. Read-modify-write carries the version it
+//! read; if another writer moved it (possible on PostgreSQL), the operation is retried.
+
+use crate::clock::Timestamp;
+use crate::error::CoreResult;
+use crate::error::StoreError;
+use crate::error::Unique;
+use crate::ids::GroupId;
+use crate::ids::UserId;
+use crate::listing::mentions_attr;
+use crate::listing::ListPlan;
+use crate::listing::ListResult;
+use crate::listing::SCAN_CHUNK;
+use crate::mapping::placement::OrgCache;
+use crate::mapping::rules::roles_differ;
+use crate::model::name_key;
+use crate::model::Actor;
+use crate::model::GroupRef;
+use crate::model::ProviderCtx;
+use crate::model::SyncLogEntry;
+use crate::model::UserRecord;
+use crate::model::UserStatus;
+use crate::muster::Muster;
+use crate::store::Cursor;
+use crate::store::Tx;
+use crate::synclog::diff_resources;
+use crate::users::busy;
+use crate::users::current_roles;
+use crate::users::lifecycle;
+use crate::users::lifecycle::transition_entries;
+use crate::users::map_user_conflict;
+use crate::users::parse_user_id;
+use crate::users::provisioning_cause;
+use crate::users::uniqueness_user;
+use crate::users::user_entry;
+use crate::users::user_not_found;
+use crate::users::Created;
+use crate::users::UserFields;
+use crate::users::UserView;
+use crate::users::WRITE_ATTEMPTS;
+use crate::versions::check_if_match;
+use muster_scim::list::ListParams;
+use muster_scim::normalize;
+use muster_scim::patch;
+use muster_scim::patch::PatchOp;
+use muster_scim::schema::USER_RESOURCE;
+use muster_scim::ScimError;
+use serde_json::json;
+use serde_json::Map;
+use serde_json::Value;
+
+impl Muster {
+    /// `POST /Users` (RFC 7644 §3.3). A POST of the userName (or externalId) of a user this
+    /// provider turned off or deleted brings that user back instead of failing.
+    pub async fn create_user(
+        &self,
+        ctx: &ProviderCtx,
+        body: &Value,
+    ) -> CoreResult<Created<UserView>> {
+        let n = normalize(&USER_RESOURCE, body)?;
+        let fields = UserFields::read(&n.resource);
+        let key = name_key(&fields.user_name);
+        // Whether someone holds this userName (or, for a returning user, this externalId) is
+        // read first from a read connection, so the single writer of SQLite spends its time on
+        // the insert alone when, as in an initial sync, nobody does. When someone does, or when
+        // the insert meets a userName taken in between (the unique index says so), the check is
+        // made again inside the write transaction, which decides.
+        let mut check_in_tx = {
+            let mut r = self.store.read().await?;
+            self.holder(&mut r, ctx, &key, &fields).await?.is_some()
+        };
+        for _ in 0..WRITE_ATTEMPTS {
+            let now = self.now();
+            let mut tx = self.store.write().await?;
+            let returning = if check_in_tx {
+                self.holder(&mut tx, ctx, &key, &fields).await?
+            } else {
+                None
+            };
+            if let Some(existing) = &returning {
+                let mine = existing.provider_id == Some(ctx.id());
+                if !mine || (existing.removed_at.is_none() && existing.scim_active) {
+                    return Err(uniqueness_user(&fields.user_name, existing, ctx));
+                }
+            }
+            if let Some(existing) = returning {
+                match self
+                    .bring_back(&mut tx, ctx, existing, n.resource.clone(), &fields, now)
+                    .await?
+                {
+                    Some(view) => {
+                        tx.commit().await?;
+                        return Ok(Created { view, new: false });
+                    }
+                    None => continue,
+                }
+            }
+            let rules = self.rules(&mut tx, ctx.env(), ctx.id()).await?;
+            let actor = Actor::Provider { id: ctx.id() };
+            let cause = provisioning_cause(ctx, &actor, now);
+            let mut user = UserRecord {
+                environment_id: ctx.env(),
+                id: UserId::new(),
+                provider_id: Some(ctx.id()),
+                user_name: fields.user_name.clone(),
+                external_id: fields.external_id.clone(),
+                display_name: fields.display_name.clone(),
+                scim_active: fields.active,
+                status: UserStatus::Active,
+                org_id: rules.root(),
+                legal_hold: false,
+                changed_outside: false,
+                resource: n.resource.clone(),
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                removed_at: None,
+                deactivate_at: None,
+            };
+            let (org_name, placed) = self
+                .place_user(
+                    &mut tx,
+                    &rules,
+                    &cause,
+                    &mut user,
+                    &[],
+                    true,
+                    &mut OrgCache::default(),
+                )
+                .await?;
+            let transitions = if fields.active {
+                Vec::new()
+            } else {
+                lifecycle::turn_off(&mut user, ctx.provider.deactivation_delay_secs, now)
+            };
+            match tx.insert_user(&user).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(Unique::UserName)) if !check_in_tx => {
+                    // Taken since the first look: decide inside the transaction.
+                    check_in_tx = true;
+                    continue;
+                }
+                Err(e) => return Err(map_user_conflict(e, &fields.user_name)),
+            }
+            let (mut log, rest): (Vec<SyncLogEntry>, Vec<SyncLogEntry>) =
+                placed.into_iter().partition(|e| e.action == "org.created");
+            log.push(user_entry(
+                ctx,
+                now,
+                "user.created",
+                &user,
+                json!({"org": org_name, "active": fields.active}),
+            ));
+            log.extend(rest);
+            log.extend(transition_entries(ctx, now, &user, &transitions));
+            tx.append_log(&log).await?;
+            self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
+            tx.commit().await?;
+            return Ok(Created {
+                view: UserView {
+                    user,
+                    groups: Some(Vec::new()),
+                },
+                new: true,
+            });
+        }
+        Err(busy())
+    }
+
+    /// Who stands in the way of creating this user: the holder of its userName (any provider's,
+    /// any state), else this provider's turned-off or deleted user with its externalId.
+    pub(crate) async fn holder(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        ctx: &ProviderCtx,
+        key: &str,
+        fields: &UserFields,
+    ) -> CoreResult<Option<UserRecord>> {
+        if let Some(u) = tx.find_user_by_name(ctx.env(), key).await? {
+            return Ok(Some(u));
+        }
+        Ok(match &fields.external_id {
+            Some(ext) => tx
+                .find_user_by_external_id(ctx.env(), ctx.id(), ext)
+                .await?
+                .filter(|u| u.removed_at.is_some() || !u.scim_active),
+            None => None,
+        })
+    }
+
+    /// Brings back a user the provider had turned off or deleted, with the resource it now sent.
+    /// `None` when the version moved under us (retry).
+    pub(crate) async fn bring_back(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        ctx: &ProviderCtx,
+        existing: UserRecord,
+        resource: Map<String, Value>,
+        fields: &UserFields,
+        now: Timestamp,
+    ) -> CoreResult<Option<UserView>> {
+        let rules = self.rules(tx, ctx.env(), ctx.id()).await?;
+        let actor = Actor::Provider { id: ctx.id() };
+        let cause = provisioning_cause(ctx, &actor, now);
+        let groups: Vec<GroupRef> = tx
+            .groups_of_users(ctx.env(), &[existing.id])
+            .await?
+            .into_iter()
+            .map(|(_, g)| g)
+            .collect();
+        let gids: Vec<GroupId> = groups.iter().map(|g| g.group_id).collect();
+        let mut u = existing.clone();
+        let was_removed = u.removed_at.is_some();
+        u.removed_at = None;
+        u.resource = resource;
+        u.user_name = fields.user_name.clone();
+        u.external_id = fields.external_id.clone();
+        u.display_name = fields.display_name.clone();
+        u.scim_active = fields.active;
+        u.changed_outside = false;
+        u.version += 1;
+        u.updated_at = now;
+        let transitions = if fields.active {
+            lifecycle::turn_on(&mut u, now)
+        } else {
+            lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now)
+        };
+        let (_, placed) = self
+            .place_user(
+                tx,
+                &rules,
+                &cause,
+                &mut u,
+                &gids,
+                false,
+                &mut OrgCache::default(),
+            )
+            .await?;
+        if !tx
+            .update_user(&u, existing.version)
+            .await
+            .map_err(|e| map_user_conflict(e, &fields.user_name))?
+        {
+            return Ok(None);
+        }
+        let current = current_roles(tx, &u).await?;
+        let roles_log = self
+            .assign_roles(
+                tx,
+                &rules,
+                &cause,
+                &u,
+                &gids,
+                &current,
+                &mut OrgCache::default(),
+            )
+            .await?;
+        let changes = diff_resources(&existing.resource, &u.resource);
+        let mut log = Vec::new();
+        if was_removed {
+            log.push(user_entry(
+                ctx,
+                now,
+                "user.restored",
+                &u,
+                json!({"changes": changes}),
+            ));
+        } else if !changes.is_empty() {
+            log.push(user_entry(
+                ctx,
+                now,
+                "user.updated",
+                &u,
+                json!({"changes": changes}),
+            ));
+        }
+        log.extend(transition_entries(ctx, now, &u, &transitions));
+        log.extend(placed);
+        log.extend(roles_log);
+        tx.append_log(&log).await?;
+        self.touch_sync(tx, ctx.env(), ctx.id(), now).await?;
+        Ok(Some(UserView {
+            user: u,
+            groups: Some(groups),
+        }))
+    }
+
+    /// `GET /Users/{id}` (RFC 7644 §3.4.1).
+    pub async fn get_user(
+        &self,
+        ctx: &ProviderCtx,
+        id: &str,
+        with_groups: bool,
+    ) -> CoreResult<UserView> {
+        let uid = parse_user_id(id)?;
+        let mut tx = self.store.read().await?;
+        let user = tx
+            .find_user(ctx.env(), uid)
+            .await?
+            .filter(|u| u.provider_id == Some(ctx.id()) && u.removed_at.is_none())
+            .ok_or_else(|| user_not_found(id))?;
+        let groups = if with_groups {
+            Some(
+                tx.groups_of_users(ctx.env(), &[uid])
+                    .await?
+                    .into_iter()
+                    .map(|(_, g)| g)
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        Ok(UserView { user, groups })
+    }
+
+    /// `PUT /Users/{id}` (RFC 7644 §3.5.1): the body replaces the resource.
+    pub async fn replace_user(
+        &self,
+        ctx: &ProviderCtx,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> CoreResult<UserView> {
+        let n = normalize(&USER_RESOURCE, body)?;
+        self.write_user(ctx, id, if_match, |_| Ok(n.resource.clone()))
+            .await
+    }
+
+    /// `PATCH /Users/{id}` (RFC 7644 §3.5.2): the operations apply to the stored resource, all
+    /// or none.
+    pub async fn patch_user(
+        &self,
+        ctx: &ProviderCtx,
+        id: &str,
+        ops: &[PatchOp],
+        if_match: Option<&str>,
+    ) -> CoreResult<UserView> {
+        self.write_user(ctx, id, if_match, |existing| {
+            let patched = patch::apply(
+                &USER_RESOURCE,
+                &existing.resource,
+                &existing.id.to_string(),
+                ops,
+            )?;
+            if !patched.members.is_empty() {
+                return Err(ScimError::invalid_path("users have no 'members'").into());
+            }
+            Ok(patched.resource)
+        })
+        .await
+    }
+
+    /// Writes a provider's change to one of its users: the new canonical resource comes from
+    /// `make`, given the stored user. Lifecycle transitions follow `active`; an unchanged
+    /// resource writes nothing.
+    pub(crate) async fn write_user<F>(
+        &self,
+        ctx: &ProviderCtx,
+        id: &str,
+        if_match: Option<&str>,
+        make: F,
+    ) -> CoreResult<UserView>
+    where
+        F: Fn(&UserRecord) -> CoreResult<Map<String, Value>> + Send + Sync,
+    {
+        let uid = parse_user_id(id)?;
+        for _ in 0..WRITE_ATTEMPTS {
+            let now = self.now();
+            let mut tx = self.store.write().await?;
+            let existing = tx
+                .find_user(ctx.env(), uid)
+                .await?
+                .filter(|u| u.provider_id == Some(ctx.id()) && u.removed_at.is_none())
+                .ok_or_else(|| user_not_found(id))?;
+            check_if_match(if_match, existing.version)?;
+            let resource = make(&existing)?;
+            let fields = UserFields::read(&resource);
+            let key = name_key(&fields.user_name);
+            if name_key(&existing.user_name) != key {
+                if let Some(holder) = tx.find_user_by_name(ctx.env(), &key).await? {
+                    return Err(uniqueness_user(&fields.user_name, &holder, ctx));
+                }
+            }
+            let mut u = existing.clone();
+            u.resource = resource;
+            u.user_name = fields.user_name.clone();
+            u.external_id = fields.external_id.clone();
+            u.display_name = fields.display_name.clone();
+            let transitions = match (existing.scim_active, fields.active) {
+                (true, false) => {
+                    lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now)
+                }
+                (false, true) => lifecycle::turn_on(&mut u, now),
+                _ => Vec::new(),
+            };
+            u.scim_active = fields.active;
+            let changes = diff_resources(&existing.resource, &u.resource);
+            let groups: Vec<GroupRef> = tx
+                .groups_of_users(ctx.env(), &[uid])
+                .await?
+                .into_iter()
+                .map(|(_, g)| g)
+                .collect();
+            let gids: Vec<GroupId> = groups.iter().map(|g| g.group_id).collect();
+            let rules = self.rules(&mut tx, ctx.env(), ctx.id()).await?;
+            let actor = Actor::Provider { id: ctx.id() };
+            let cause = provisioning_cause(ctx, &actor, now);
+            let (_, placed) = self
+                .place_user(
+                    &mut tx,
+                    &rules,
+                    &cause,
+                    &mut u,
+                    &gids,
+                    false,
+                    &mut OrgCache::default(),
+                )
+                .await?;
+            let current = current_roles(&mut tx, &u).await?;
+            let roles_change = rules
+                .want_roles(&gids, &current)
+                .is_some_and(|t| roles_differ(&current, &t));
+            if changes.is_empty()
+                && transitions.is_empty()
+                && !existing.changed_outside
+                && u.org_id == existing.org_id
+                && !roles_change
+            {
+                // Nothing changed (Okta PUTs back what it read): no new version, no log entry.
+                return Ok(UserView {
+                    user: existing,
+                    groups: Some(groups),
+                });
+            }
+            u.changed_outside = false;
+            u.version += 1;
+            u.updated_at = now;
+            if !tx
+                .update_user(&u, existing.version)
+                .await
+                .map_err(|e| map_user_conflict(e, &fields.user_name))?
+            {
+                continue;
+            }
+            let mut log = Vec::new();
+            if !changes.is_empty() {
+                log.push(user_entry(
+                    ctx,
+                    now,
+                    "user.updated",
+                    &u,
+                    json!({"changes": changes}),
+                ));
+            }
+            log.extend(transition_entries(ctx, now, &u, &transitions));
+            log.extend(placed);
+            log.extend(
+                self.assign_roles(
+                    &mut tx,
+                    &rules,
+                    &cause,
+                    &u,
+                    &gids,
+                    &current,
+                    &mut OrgCache::default(),
+                )
+                .await?,
+            );
+            tx.append_log(&log).await?;
+            self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
+            tx.commit().await?;
+            return Ok(UserView {
+                user: u,
+                groups: Some(groups),
+            });
+        }
+        Err(busy())
+    }
+
+    /// `DELETE /Users/{id}` (RFC 7644 §3.6): the user is blocked at once, deactivated after the
+    /// provider's delay, leaves the provider's groups, and is no longer visible to the provider.
+    /// Administrators still see it.
+    pub async fn delete_user(
+        &self,
+        ctx: &ProviderCtx,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> CoreResult<()> {
+        let uid = parse_user_id(id)?;
+        for _ in 0..WRITE_ATTEMPTS {
+            let now = self.now();
+            let mut tx = self.store.write().await?;
+            let existing = tx
+                .find_user(ctx.env(), uid)
+                .await?
+                .filter(|u| u.provider_id == Some(ctx.id()) && u.removed_at.is_none())
+                .ok_or_else(|| user_not_found(id))?;
+            check_if_match(if_match, existing.version)?;
+            let mut u = existing.clone();
+            u.removed_at = Some(now);
+            let transitions =
+                lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now);
+            u.version += 1;
+            u.updated_at = now;
+            if !tx.update_user(&u, existing.version).await? {
+                continue;
+            }
+            let mut log = vec![user_entry(ctx, now, "user.removed", &u, json!({}))];
+            for (_, g) in tx.groups_of_users(ctx.env(), &[uid]).await? {
+                tx.remove_members(ctx.env(), g.group_id, &[uid]).await?;
+                log.push(SyncLogEntry {
+                    subject_kind: Some("group".into()),
+                    subject_id: Some(g.group_id.to_string()),
+                    subject_name: Some(g.display.clone()),
+                    ..user_entry(ctx, now, "group.members_removed", &u, json!({"members": [{"id": uid.to_string(), "userName": u.user_name}], "count": 1}))
+                });
+            }
+            log.extend(transition_entries(ctx, now, &u, &transitions));
+            tx.append_log(&log).await?;
+            self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        Err(busy())
+    }
+
+    /// `GET /Users` (RFC 7644 §3.4.2): filtered, sorted, paged in a stable order.
+    pub async fn list_users(
+        &self,
+        ctx: &ProviderCtx,
+        params: &ListParams,
+        with_groups: bool,
+    ) -> CoreResult<ListResult<UserView>> {
+        let plan = ListPlan::new(params, &USER_RESOURCE, false, self.settings.max_page_size)?;
+        let env = ctx.env();
+        let mut tx = self.store.read().await?;
+        let (total, users) = match plan.sql_order() {
+            Some(order) => {
+                let users = match plan.page() {
+                    Some(page) => {
+                        tx.list_users(env, ctx.id(), plan.cond.as_ref(), order, page)
+                            .await?
+                    }
+                    None => Vec::new(),
+                };
+                let total = match plan.total_from_page(users.len()) {
+                    Some(total) => total,
+                    None => tx.count_users(env, ctx.id(), plan.cond.as_ref()).await?,
+                };
+                (total, users)
+            }
+            None => {
+                let needs_groups = plan
+                    .query
+                    .as_ref()
+                    .is_some_and(|q| mentions_attr(q, "groups"));
+                let mut window = plan.window();
+                let mut after = None;
+                loop {
+                    let chunk = tx
+                        .scan_users(env, ctx.id(), plan.cond.as_ref(), after, SCAN_CHUNK)
+                        .await?;
+                    let Some(last) = chunk.last() else { break };
+                    after = Some(Cursor {
+                        created_at: last.created_at,
+                        id: last.id.uuid(),
+                    });
+                    let full = chunk.len() as u64 == SCAN_CHUNK;
+                    let groups = if needs_groups {
+                        let ids: Vec<UserId> = chunk.iter().map(|u| u.id).collect();
+                        tx.groups_of_users(env, &ids).await?
+                    } else {
+                        Vec::new()
+                    };
+                    for user in chunk {
+                        let view = UserView {
+                            groups: needs_groups.then(|| {
+                                groups
+                                    .iter()
+                                    .filter(|(uid, _)| *uid == user.id)
+                                    .map(|(_, g)| g.clone())
+                                    .collect()
+                            }),
+                            user,
+                        };
+                        let rendered = self.render_user(ctx, &view);
+                        window.offer(view.user, rendered)?;
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                window.finish()
+            }
+        };
+        let items = self.attach_groups(&mut tx, ctx, users, with_groups).await?;
+        Ok(ListResult {
+            total,
+            start_index: params.start_index,
+            items,
+        })
+    }
+
+    pub(crate) async fn attach_groups(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        ctx: &ProviderCtx,
+        users: Vec<UserRecord>,
+        with_groups: bool,
+    ) -> CoreResult<Vec<UserView>> {
+        if !with_groups || users.is_empty() {
+            return Ok(users
+                .into_iter()
+                .map(|user| UserView { user, groups: None })
+                .collect());
+        }
+        let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+        let pairs = tx.groups_of_users(ctx.env(), &ids).await?;
+        Ok(users
+            .into_iter()
+            .map(|user| {
+                let groups = pairs
+                    .iter()
+                    .filter(|(uid, _)| *uid == user.id)
+                    .map(|(_, g)| g.clone())
+                    .collect();
+                UserView {
+                    user,
+                    groups: Some(groups),
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,50 @@
+//! What every command shares: durations read and written for people, JSON output, and the
+//! actor the sync log records for the CLI.
+
+use muster_core::model::Actor;
+
+/// Reads `0`, `90`, `30s`, `15m`, `2h`, `7d` as seconds.
+pub fn parse_duration_secs(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 15m, 2h or 7d"))?;
+    let factor = match unit.trim() {
+        "s" | "sec" | "secs" | "seconds" => 1,
+        "m" | "min" | "mins" | "minutes" => 60,
+        "h" | "hours" => 3600,
+        "d" | "days" => 86_400,
+        _ => return Err(format!("'{text}' is not a duration such as 15m, 2h or 7d")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("'{text}' is too long"))
+}
+
+/// A duration in words, for people.
+pub fn describe_secs(secs: i64) -> String {
+    match secs {
+        0 => "at once".into(),
+        s if s % 86_400 == 0 => format!("{} day(s)", s / 86_400),
+        s if s % 3600 == 0 => format!("{} hour(s)", s / 3600),
+        s if s % 60 == 0 => format!("{} minute(s)", s / 60),
+        s => format!("{s} second(s)"),
+    }
+}
+
+/// Prints a value as indented JSON.
+pub fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// The sync log's actor for a CLI command: `cli:` and the operating-system user.
+pub(crate) fn cli_actor() -> Actor {
+    let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    Actor::Admin {
+        name: format!("cli:{who}"),
+    }
+}
