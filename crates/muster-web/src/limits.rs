@@ -15,14 +15,11 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use muster_scim::ScimError;
 
 use crate::error::ScimErrorResponse;
-use crate::AppState;
 
 /// Past this many tracked keys, idle ones are dropped, so memory stays bounded whatever clients do.
 const MAX_KEYS: usize = 50_000;
@@ -210,38 +207,6 @@ pub fn too_many_scim(wait: Duration, what: &str) -> Response {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     resp
-}
-
-/// Ends requests that run past the request timeout with 408, in the caller's protocol.
-pub async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let scim = req.uri().path().starts_with("/scim/");
-    // A re-apply of mappings is server-side work over every user of a provider, not a slow
-    // client: it gets an hour (its body is a few bytes).
-    let limit = if req.uri().path().ends_with("/mapping/apply") {
-        LONG_OPERATION
-    } else {
-        state.limits.settings().request_timeout
-    };
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => {
-            let detail = format!(
-                "the request did not complete within {} seconds",
-                limit.as_secs()
-            );
-            if scim {
-                ScimErrorResponse(ScimError::new(408, None, detail)).into_response()
-            } else {
-                (
-                    StatusCode::REQUEST_TIMEOUT,
-                    axum::Json(
-                        serde_json::json!({"error": {"code": "timeout", "message": detail}}),
-                    ),
-                )
-                    .into_response()
-            }
-        }
-    }
 }
 
 #[cfg(test)]

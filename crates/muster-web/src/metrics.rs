@@ -13,15 +13,6 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use crate::scim::extract::CtxSlot;
-use crate::AppState;
 
 /// Histogram bucket bounds, in seconds.
 pub const BUCKETS: [f64; 14] = [
@@ -71,11 +62,11 @@ impl Histogram {
 /// A request's labels. Only the route is text of its own; a request repeating a known key
 /// allocates nothing beyond it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Key {
-    route: String,
-    method: axum::http::Method,
-    status: u16,
-    provider: Option<muster_core::ids::ProviderId>,
+pub(crate) struct Key {
+    pub(crate) route: String,
+    pub(crate) method: axum::http::Method,
+    pub(crate) status: u16,
+    pub(crate) provider: Option<muster_core::ids::ProviderId>,
 }
 
 /// Request metrics of one instance.
@@ -92,7 +83,7 @@ pub fn label(v: &str) -> String {
 }
 
 impl Metrics {
-    fn record(&self, key: Key, secs: f64) {
+    pub(crate) fn record(&self, key: Key, secs: f64) {
         if let Ok(mut m) = self.http.lock() {
             m.entry(key).or_default().observe(secs);
         }
@@ -130,66 +121,6 @@ fn labels(k: &Key) -> String {
         k.status,
         k.provider.map(|p| p.to_string()).unwrap_or_default()
     )
-}
-
-/// Route middleware: times each request and counts it by route template.
-pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().clone();
-    let slot = match req.extensions().get::<CtxSlot>() {
-        Some(s) => s.clone(),
-        None => {
-            let s = CtxSlot::default();
-            req.extensions_mut().insert(s.clone());
-            s
-        }
-    };
-    let resp = next.run(req).await;
-    let provider = slot.0.lock().ok().and_then(|c| c.as_ref().map(|c| c.id()));
-    state.metrics.record(
-        Key {
-            route,
-            method,
-            status: resp.status().as_u16(),
-            provider,
-        },
-        started.elapsed().as_secs_f64(),
-    );
-    resp
-}
-
-/// `GET /metrics`.
-pub async fn get_metrics(State(state): State<AppState>) -> Response {
-    let mut out = String::with_capacity(16 * 1024);
-    state.metrics.render(&mut out);
-    state.muster.store.render_metrics(&mut out);
-    let now = state.muster.now();
-    match state.muster.deactivation_backlog(now).await {
-        Ok(b) => {
-            out.push_str("# HELP muster_deactivations_pending Users blocked and waiting for their scheduled deactivation.\n# TYPE muster_deactivations_pending gauge\n");
-            let _ = writeln!(out, "muster_deactivations_pending {}", b.pending);
-            out.push_str("# HELP muster_deactivations_overdue Scheduled deactivations whose time has passed.\n# TYPE muster_deactivations_overdue gauge\n");
-            let _ = writeln!(out, "muster_deactivations_overdue {}", b.overdue);
-            out.push_str("# HELP muster_scheduler_lag_seconds How long the oldest overdue deactivation has been due (0 when none).\n# TYPE muster_scheduler_lag_seconds gauge\n");
-            let _ = writeln!(out, "muster_scheduler_lag_seconds {}", b.lag_secs);
-            out.push_str("# HELP muster_up Whether the database answered this scrape.\n# TYPE muster_up gauge\nmuster_up 1\n");
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "metrics: the database did not answer");
-            out.push_str("# HELP muster_up Whether the database answered this scrape.\n# TYPE muster_up gauge\nmuster_up 0\n");
-        }
-    }
-    let mut resp = out.into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    resp
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 
 use clap::Subcommand;
 use muster_core::ids::{EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId};
-use muster_core::mapping::config::{MappingView, OrgMappingInput};
+use muster_core::mapping::config::OrgMappingInput;
 use muster_core::mapping::preview::Preview;
+use muster_core::mapping::view::MappingView;
 use muster_core::model::OrgMethod;
 use muster_core::Muster;
 

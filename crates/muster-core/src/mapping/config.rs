@@ -1,4 +1,6 @@
-use crate::clock::Timestamp;
+//! Configuring a provider's mappings: the organization method, group-to-organization entries,
+//! and group-to-role mappings, each change logged.
+
 use crate::error::CoreError;
 use crate::error::CoreResult;
 use crate::ids::EnvironmentId;
@@ -9,6 +11,10 @@ use crate::ids::ProviderId;
 use crate::ids::RoleId;
 use crate::mapping::placement::Cause;
 use crate::mapping::rules::Aspects;
+use crate::mapping::view::{
+    GroupMappingView, GroupSummary, MappingStatus, MappingView, OrgMappingView, OrgSummary,
+    RoleMappingView, RoleSummary,
+};
 use crate::model::name_key as key;
 use crate::model::Actor;
 use crate::model::GroupOrgMapping;
@@ -16,17 +22,15 @@ use crate::model::Org;
 use crate::model::OrgMapping;
 use crate::model::OrgMethod;
 use crate::model::OrgStatus;
-use crate::model::Outcome;
 use crate::model::Provider;
 use crate::model::Role;
 use crate::model::SyncLogEntry;
 use crate::muster::Muster;
 use crate::store::Tx;
+use crate::synclog::provider_entry;
 use muster_scim::schema::USER_RESOURCE;
 use muster_scim::select::Selector;
-use serde::Serialize;
 use serde_json::json;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::collections::HashSet;
 
@@ -47,172 +51,6 @@ pub struct OrgMappingInput {
     pub parent_org_id: Option<OrgId>,
     /// `c42_org_name`, `attribute`, `groups`: where unmapped users go (default: the root).
     pub unmapped_org_id: Option<OrgId>,
-}
-
-/// A group as mapping screens show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupSummary {
-    /// Its id.
-    pub id: GroupId,
-    /// Its displayName.
-    pub display_name: String,
-    /// How many members it has.
-    pub members: u64,
-}
-
-/// An organization as mapping screens show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrgSummary {
-    /// Its id.
-    pub id: OrgId,
-    /// Its name.
-    pub name: String,
-}
-
-/// One entry of the group-to-organization mapping, with names.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupMappingView {
-    /// Its id.
-    pub id: GroupMappingId,
-    /// 1 is the highest priority.
-    pub priority: i64,
-    /// The organization.
-    pub org: OrgSummary,
-    /// Its groups.
-    pub groups: Vec<GroupSummary>,
-}
-
-/// A group's role mapping, with names.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoleMappingView {
-    /// The group.
-    pub group: GroupSummary,
-    /// Its roles, by name.
-    pub roles: Vec<RoleSummary>,
-}
-
-/// A role as mapping screens show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoleSummary {
-    /// Its id.
-    pub id: RoleId,
-    /// Its name.
-    pub name: String,
-}
-
-/// Whether every SCIM group of the provider is mapped (the administrator guide's messages).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MappingStatus {
-    /// `no_groups`, `all_mapped` or `unmapped_groups`.
-    pub state: &'static str,
-    /// What the console says.
-    pub message: String,
-    /// The groups not mapped yet.
-    pub unmapped_groups: Vec<GroupSummary>,
-}
-
-impl MappingStatus {
-    fn of(groups: &[GroupSummary], mapped: &HashSet<GroupId>) -> MappingStatus {
-        if groups.is_empty() {
-            return MappingStatus {
-                state: "no_groups",
-                message: "There are no SCIM groups available".into(),
-                unmapped_groups: Vec::new(),
-            };
-        }
-        let unmapped: Vec<GroupSummary> = groups
-            .iter()
-            .filter(|g| !mapped.contains(&g.id))
-            .cloned()
-            .collect();
-        if unmapped.is_empty() {
-            MappingStatus {
-                state: "all_mapped",
-                message: "All SCIM groups are mapped".into(),
-                unmapped_groups: unmapped,
-            }
-        } else {
-            MappingStatus {
-                state: "unmapped_groups",
-                message: format!(
-                    "{} SCIM group(s) are not mapped: {}",
-                    unmapped.len(),
-                    unmapped
-                        .iter()
-                        .take(20)
-                        .map(|g| g.display_name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                unmapped_groups: unmapped,
-            }
-        }
-    }
-}
-
-/// A provider's mappings as administrators see them.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MappingView {
-    /// The organization mapping method, if chosen.
-    pub org_mapping: Option<OrgMappingView>,
-    /// Method `groups`: its entries, by priority.
-    pub group_mappings: Vec<GroupMappingView>,
-    /// Whether every group is in a group mapping entry.
-    pub group_mapping_status: MappingStatus,
-    /// Role mappings, by group name.
-    pub role_mappings: Vec<RoleMappingView>,
-    /// Whether every group has a role mapping.
-    pub role_mapping_status: MappingStatus,
-    /// Groups with no role mapping yet: what "Add Role Mapping" offers.
-    pub groups_without_role_mapping: Vec<GroupSummary>,
-}
-
-/// The organization mapping method, with names.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrgMappingView {
-    /// The method.
-    pub method: OrgMethod,
-    /// `single`: the organization.
-    pub org: Option<OrgSummary>,
-    /// `attribute`: the path.
-    pub attribute: Option<String>,
-    /// Where created organizations go.
-    pub parent_org: Option<OrgSummary>,
-    /// Where unmapped users go.
-    pub unmapped_org: Option<OrgSummary>,
-    /// When it was set (RFC 3339).
-    pub updated_at: String,
-}
-
-pub(crate) fn provider_entry(
-    env: EnvironmentId,
-    at: Timestamp,
-    actor: &Actor,
-    p: &Provider,
-    action: &str,
-    details: Value,
-) -> SyncLogEntry {
-    SyncLogEntry {
-        environment_id: env,
-        at,
-        provider_id: Some(p.id),
-        actor: actor.clone(),
-        action: action.into(),
-        subject_kind: Some("provider".into()),
-        subject_id: Some(p.id.to_string()),
-        subject_name: Some(p.name.clone()),
-        details,
-        outcome: Outcome::Success,
-        message: None,
-    }
 }
 
 impl Muster {

@@ -19,6 +19,7 @@
 //! - [`priority`]: group priority and its reordering.
 //! - [`placement`]: applying the rules to users inside a change's transaction.
 //! - [`config`]: what administrators set.
+//! - [`view`]: what administrators see of it.
 //! - [`preview`]: preview and re-apply.
 
 pub mod config;
@@ -26,3 +27,4 @@ pub mod placement;
 pub mod preview;
 pub mod priority;
 pub mod rules;
+pub mod view;

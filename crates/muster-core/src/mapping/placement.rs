@@ -1,3 +1,7 @@
+//! Applying the rules to users: resolving the organization a rule names (creating it for the
+//! `c42OrgName` and attribute methods), moving the user, setting mapped roles, and the log
+//! entries that say why.
+
 use crate::clock::Timestamp;
 use crate::error::CoreResult;
 use crate::error::StoreError;

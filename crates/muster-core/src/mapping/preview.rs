@@ -1,3 +1,6 @@
+//! Preview and re-apply: what the current mappings would change for every user of a provider,
+//! and performing exactly that.
+
 use crate::error::CoreError;
 use crate::error::CoreResult;
 use crate::ids::EnvironmentId;
@@ -5,19 +8,19 @@ use crate::ids::OrgId;
 use crate::ids::ProviderId;
 use crate::ids::RoleId;
 use crate::ids::UserId;
-use crate::mapping::config::provider_entry;
-use crate::mapping::config::OrgSummary;
 use crate::mapping::placement::Cause;
 use crate::mapping::placement::OrgCache;
 use crate::mapping::placement::OrgTarget;
 use crate::mapping::placement::CHUNK;
 use crate::mapping::rules::roles_differ;
+use crate::mapping::view::OrgSummary;
 use crate::model::name_key as key;
 use crate::model::Actor;
 use crate::model::RoleSource;
 use crate::model::SyncLogEntry;
 use crate::muster::Muster;
 use crate::store::Cursor;
+use crate::synclog::provider_entry;
 use serde::Serialize;
 use serde_json::json;
 use sha2::Digest;

@@ -1,15 +1,35 @@
+//! Group priority: with the SCIM groups method, a user in several mapped groups goes to the
+//! organization of the entry with the highest priority (the lowest number; between groups of
+//! one entry, the lowest group id, so the choice never depends on the order groups were read).
+//! Administrators reorder the entries; priorities stay 1, 2, 3, ...
+
 use crate::error::CoreError;
 use crate::error::CoreResult;
 use crate::ids::EnvironmentId;
 use crate::ids::GroupMappingId;
 use crate::ids::ProviderId;
-use crate::mapping::config::provider_entry;
-use crate::mapping::config::MappingView;
+use crate::mapping::view::MappingView;
 use crate::model::Actor;
 use crate::muster::Muster;
 use crate::store::Tx;
+use crate::synclog::provider_entry;
 use serde_json::json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+
+use crate::ids::{GroupId, OrgId};
+
+/// The mapped group that decides a member's organization: of the user's groups that have an
+/// entry, the one whose entry has the lowest priority number (ties: the lowest group id).
+/// Returns the priority, the group and the entry's organization.
+pub(crate) fn winning_group(
+    groups: &[GroupId],
+    entries: &HashMap<GroupId, (i64, OrgId)>,
+) -> Option<(i64, GroupId, OrgId)> {
+    groups
+        .iter()
+        .filter_map(|g| entries.get(g).map(|(p, o)| (*p, *g, *o)))
+        .min_by_key(|(p, g, _)| (*p, *g))
+}
 
 impl Muster {
     pub(crate) async fn renumber(
@@ -64,5 +84,46 @@ impl Muster {
             json!({"order": order}),
         );
         self.log_and_view(tx, env, provider, entry).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lowest_priority_number_wins_whatever_the_order() {
+        let (sales, eng, all, other) = (
+            GroupId::new(),
+            GroupId::new(),
+            GroupId::new(),
+            GroupId::new(),
+        );
+        let (sales_org, eng_org) = (OrgId::new(), OrgId::new());
+        let entries = HashMap::from([
+            (sales, (2, sales_org)),
+            (eng, (1, eng_org)),
+            (all, (3, sales_org)),
+        ]);
+        for groups in [
+            vec![sales, eng, all],
+            vec![all, eng, sales],
+            vec![other, eng],
+        ] {
+            assert_eq!(winning_group(&groups, &entries), Some((1, eng, eng_org)));
+        }
+        assert_eq!(
+            winning_group(&[sales, all], &entries),
+            Some((2, sales, sales_org))
+        );
+        assert_eq!(winning_group(&[other], &entries), None, "no mapped group");
+        // Two groups in one entry share its priority: the lower id decides, not the order.
+        let (a, b) = if sales < all {
+            (sales, all)
+        } else {
+            (all, sales)
+        };
+        let tied = HashMap::from([(a, (1, sales_org)), (b, (1, eng_org))]);
+        assert_eq!(winning_group(&[b, a], &tied), Some((1, a, sales_org)));
     }
 }

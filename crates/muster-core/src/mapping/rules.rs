@@ -1,9 +1,14 @@
+//! The mapping rules themselves, pure: which organization the four methods (single
+//! organization, `c42OrgName`, a custom attribute, SCIM groups by priority) choose for a user,
+//! and which roles role mapping gives it. No I/O: [`Rules`] is read once per transaction.
+
 use crate::error::CoreResult;
 use crate::ids::EnvironmentId;
 use crate::ids::GroupId;
 use crate::ids::OrgId;
 use crate::ids::ProviderId;
 use crate::ids::RoleId;
+use crate::mapping::priority::winning_group;
 use crate::model::OrgMapping;
 use crate::model::OrgMethod;
 use crate::model::RoleSource;
@@ -179,24 +184,18 @@ impl Rules {
                     },
                 }
             }
-            OrgMethod::Groups => {
-                let best = groups
-                    .iter()
-                    .filter_map(|g| self.group_org.get(g).map(|(p, o)| (*p, *g, *o)))
-                    .min_by_key(|(p, g, _)| (*p, *g));
-                match best {
-                    Some((p, g, org)) => OrgWant::Org {
-                        id: org,
-                        why: format!("SCIM group {g} (priority {p})"),
-                        error: None,
-                    },
-                    None => OrgWant::Org {
-                        id: self.unmapped(),
-                        why: "in no mapped SCIM group: unmapped users".into(),
-                        error: None,
-                    },
-                }
-            }
+            OrgMethod::Groups => match winning_group(groups, &self.group_org) {
+                Some((p, g, org)) => OrgWant::Org {
+                    id: org,
+                    why: format!("SCIM group {g} (priority {p})"),
+                    error: None,
+                },
+                None => OrgWant::Org {
+                    id: self.unmapped(),
+                    why: "in no mapped SCIM group: unmapped users".into(),
+                    error: None,
+                },
+            },
         }
     }
 

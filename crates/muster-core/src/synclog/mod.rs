@@ -14,6 +14,7 @@ use crate::clock::Timestamp;
 use crate::ids::EnvironmentId;
 use crate::model::Actor;
 use crate::model::Outcome;
+use crate::model::Provider;
 use crate::model::SyncLogEntry;
 use std::collections::HashSet;
 
@@ -79,4 +80,27 @@ pub fn diff_resources(before: &Map<String, Value>, after: &Map<String, Value>) -
         }
     }
     changes
+}
+
+pub(crate) fn provider_entry(
+    env: EnvironmentId,
+    at: Timestamp,
+    actor: &Actor,
+    p: &Provider,
+    action: &str,
+    details: Value,
+) -> SyncLogEntry {
+    SyncLogEntry {
+        environment_id: env,
+        at,
+        provider_id: Some(p.id),
+        actor: actor.clone(),
+        action: action.into(),
+        subject_kind: Some("provider".into()),
+        subject_id: Some(p.id.to_string()),
+        subject_name: Some(p.name.clone()),
+        details,
+        outcome: Outcome::Success,
+        message: None,
+    }
 }

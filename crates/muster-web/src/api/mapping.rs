@@ -11,8 +11,8 @@ use muster_core::mapping::preview::PREVIEW_LIMIT;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ok, parse_id, AdminAuth, ApiError, ApiJson, ApiResult};
-use crate::AppState;
+use super::extract::{ok, parse_id, AdminAuth, ApiError, ApiJson, ApiResult};
+use crate::state::AppState;
 
 /// The most changes one preview response lists.
 const MAX_PREVIEW_LIMIT: usize = 100_000;

@@ -2,14 +2,16 @@
 //! API tokens (`Authorization: Bearer msa_...`), described by an OpenAPI document at
 //! `/api/v1/openapi.json`.
 
+pub mod extract;
+
+use self::extract::{api_not_found, ok, parse_id, AdminAuth, ApiError, ApiJson, ApiResult};
 mod mapping;
 pub mod openapi;
 
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
@@ -22,12 +24,11 @@ use muster_core::orgs::OrgView;
 use muster_core::store::{Cursor, LogQuery, UserQuery};
 use muster_core::synclog::query::{csv_header, csv_line, LogCursor};
 use muster_core::users::directory::{HeldRole, UserAction, UserDetail};
-use muster_core::{CoreError, Timestamp};
-use serde::de::DeserializeOwned;
+use muster_core::Timestamp;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// Every route of the API, as `(method, path)`: the OpenAPI document must describe exactly these
 /// (a test holds it to that).
@@ -93,184 +94,10 @@ pub fn router() -> Router<AppState> {
         .route("/sync-log", get(list_sync_log))
         .route("/sync-log/export.csv", get(export_sync_log))
         .fallback(api_not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES));
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::state::MAX_BODY_BYTES,
+        ));
     Router::new().nest("/api/v1", api)
-}
-
-/// An API error: a status and `{"error": {"code", "message"}}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid", message)
-    }
-}
-
-impl From<CoreError> for ApiError {
-    fn from(e: CoreError) -> Self {
-        match e {
-            CoreError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "not_found", m),
-            CoreError::Invalid(m) => Self::bad_request(m),
-            CoreError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
-            CoreError::Unauthorized(m) => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
-            CoreError::Scim(s) => Self::new(
-                StatusCode::from_u16(s.status).unwrap_or(StatusCode::BAD_REQUEST),
-                "invalid",
-                s.detail,
-            ),
-            CoreError::Store(cause) => {
-                tracing::error!(error = %cause, "storage failed while answering an API request");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "An internal error occurred. The server log has the details.",
-                )
-            }
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response();
-        if let Some(secs) = self.retry_after {
-            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"Muster API\""),
-            );
-        }
-        resp
-    }
-}
-
-type ApiResult = Result<Response, ApiError>;
-
-async fn api_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint")
-}
-
-/// The administrator a request comes from, by API token.
-#[derive(Debug, Clone)]
-pub struct AdminAuth {
-    /// The environment the token belongs to.
-    pub env: EnvironmentId,
-    /// Who, for the sync log.
-    pub actor: Actor,
-}
-
-impl FromRequestParts<AppState> for AdminAuth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let who = (crate::scim::extract::peer_ip(parts), "api".to_string());
-        if let Err(wait) = state.limits.may_authenticate(&who) {
-            let secs = crate::limits::retry_after_secs(wait);
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many failed authentications from this address: retry after {secs} second(s)"),
-            );
-            e.retry_after = Some(secs);
-            return Err(e);
-        }
-        let unauthorized = |m: &str| {
-            state.limits.failed_authentication(&who);
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
-        };
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                unauthorized("send an administrator API token as 'Authorization: Bearer <token>'")
-            })?;
-        let token = match value.trim().split_once(' ') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-            _ => {
-                return Err(unauthorized(
-                    "the Authorization header must use the Bearer scheme",
-                ))
-            }
-        };
-        let t = match state.muster.authenticate_admin(token).await {
-            Ok(t) => t,
-            Err(CoreError::Unauthorized(m)) => return Err(unauthorized(&m)),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(AdminAuth {
-            env: t.environment_id,
-            actor: Actor::Admin {
-                name: format!(
-                    "api-token:{}",
-                    t.label.clone().chars().take(40).collect::<String>()
-                ),
-            },
-        })
-    }
-}
-
-/// A JSON body; malformed JSON is a JSON 400, never a plain-text one.
-pub struct ApiJson<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    "the request body is too large",
-                )
-            } else {
-                ApiError::bad_request("the request body could not be read")
-            }
-        })?;
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-    }
-}
-
-fn parse_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, ApiError> {
-    text.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no {what} with id '{text}'"),
-        )
-    })
-}
-
-fn ok(status: StatusCode, v: Value) -> ApiResult {
-    Ok((status, Json(v)).into_response())
 }
 
 fn role_json(r: &Role) -> Value {

@@ -37,7 +37,7 @@ impl Page {
 
     /// A page with the navigation bar for this administrator; `current` is the active link.
     pub fn new(title: &str, current: &str, admin: &AdminAccount, csrf: &str) -> Page {
-        let links: String = super::nav_for(admin.role)
+        let links: String = super::access::nav_for(admin.role)
             .into_iter()
             .map(|(href, label)| {
                 let cur = if href == current {

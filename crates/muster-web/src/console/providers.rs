@@ -12,9 +12,10 @@ use muster_core::model::{Actor, OrgMethod};
 use muster_core::CoreError;
 use serde::Deserialize;
 
+use super::access::PROVIDERS;
 use super::html::esc;
-use super::{duration_words, error_page, internal, redirect, Console, PROVIDERS};
-use crate::AppState;
+use super::shell::{duration_words, error_page, internal, redirect, Console};
+use crate::state::AppState;
 
 fn actor(console: &Console) -> Actor {
     Actor::Admin {

@@ -11,9 +11,10 @@ use muster_core::synclog::query::LogCursor;
 use muster_core::Timestamp;
 use serde::Deserialize;
 
+use super::access::SYNC_LOG;
 use super::html::esc;
-use super::{error_page, Console, SYNC_LOG};
-use crate::AppState;
+use super::shell::{error_page, Console};
+use crate::state::AppState;
 
 const PAGE: u64 = 100;
 

@@ -16,9 +16,10 @@ use muster_core::users::directory::UserAction;
 use muster_core::{CoreError, Timestamp};
 use serde::Deserialize;
 
+use super::access::DIRECTORY;
 use super::html::esc;
-use super::{error_page, internal, redirect, Console, DIRECTORY};
-use crate::AppState;
+use super::shell::{error_page, internal, redirect, Console};
+use crate::state::AppState;
 
 const PAGE: u64 = 50;
 

@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 
 use super::discovery::BULK_MAX_OPERATIONS;
 use super::extract::{ProviderAuth, ScimBody};
-use super::scim_json;
+use super::response::scim_json;
 use crate::error::ScimErrorResponse;
-use crate::AppState;
+use crate::state::AppState;
 
 /// What one operation did.
 struct Done {

@@ -8,9 +8,9 @@ use muster_scim::ScimError;
 use serde_json::{json, Value};
 
 use super::extract::ProviderAuth;
-use super::scim_json;
+use super::response::scim_json;
 use crate::error::ScimErrorResponse;
-use crate::MAX_BODY_BYTES;
+use crate::state::MAX_BODY_BYTES;
 
 /// The most operations one Bulk request may carry.
 pub const BULK_MAX_OPERATIONS: usize = 1000;
@@ -20,7 +20,7 @@ pub fn service_provider_config(base_url: &str, max_results: u64) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://github.com/muster-scim/muster/blob/main/docs/scim.md",
-        "patch": {"supported": super::PATCH_SUPPORTED},
+        "patch": {"supported": super::response::PATCH_SUPPORTED},
         "bulk": {"supported": true, "maxOperations": BULK_MAX_OPERATIONS, "maxPayloadSize": MAX_BODY_BYTES},
         "filter": {"supported": true, "maxResults": max_results},
         "changePassword": {"supported": false},
@@ -43,7 +43,7 @@ pub fn service_provider_config(base_url: &str, max_results: u64) -> Value {
 /// `GET /ServiceProviderConfig` (RFC 7644 §4).
 pub async fn get_service_provider_config(
     ProviderAuth(ctx): ProviderAuth,
-    state: axum::extract::State<crate::AppState>,
+    state: axum::extract::State<crate::state::AppState>,
 ) -> Response {
     scim_json(
         200,

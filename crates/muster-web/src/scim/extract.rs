@@ -14,7 +14,8 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 use crate::error::ScimErrorResponse;
-use crate::{limits, AppState};
+use crate::limits;
+use crate::state::AppState;
 
 /// The provider a SCIM request is for, authenticated by its bearer token.
 #[derive(Debug, Clone)]
@@ -131,7 +132,7 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
                     None,
                     format!(
                         "the request body is larger than {} bytes",
-                        crate::MAX_BODY_BYTES
+                        crate::state::MAX_BODY_BYTES
                     ),
                 ))
             } else {

@@ -3,6 +3,9 @@
 //! Handlers are thin: they extract, call the domain, and shape the response (status, headers,
 //! projection). Every response is `application/scim+json`.
 
+pub mod response;
+
+use self::response::scim_json;
 pub mod bulk;
 pub mod discovery;
 pub mod extract;
@@ -22,12 +25,9 @@ use muster_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use muster_scim::{Projection, ScimError};
 use serde_json::{json, Map, Value};
 
-use crate::error::{ScimErrorResponse, SCIM_CONTENT_TYPE};
-use crate::AppState;
+use crate::error::ScimErrorResponse;
+use crate::state::AppState;
 use extract::{Conditions, ProviderAuth, QueryPairs, ScimBody};
-
-/// Whether PATCH is implemented (advertised in `/ServiceProviderConfig`).
-pub const PATCH_SUPPORTED: bool = true;
 
 /// A group PATCH without `attributes`/`excludedAttributes` answers 200 with the whole group when
 /// it has at most this many members, and 204 No Content (RFC 7644 §3.5.2 allows either) when it
@@ -68,7 +68,9 @@ pub fn router() -> Router<AppState> {
         .route("/Schemas", get(discovery::list_schemas))
         .route("/Schemas/{id}", get(discovery::get_schema))
         .fallback(scim_not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES));
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::state::MAX_BODY_BYTES,
+        ));
     Router::new().nest("/scim/v2/{provider}", scim)
 }
 
@@ -140,24 +142,6 @@ pub async fn log_rejections(
             tracing::warn!(error = %e, "could not record a rejected request in the sync log");
         }
     }
-    resp
-}
-
-/// A JSON body with the SCIM media type.
-pub fn scim_json(status: u16, body: &Value) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    // Straight into a buffer the size of a typical resource (`Value`'s `Display` goes through
-    // the formatter, a call per token).
-    let mut buf = Vec::with_capacity(2048);
-    if serde_json::to_writer(&mut buf, body).is_err() {
-        // Serialising a JSON value into memory cannot fail; should it, the body says so.
-        buf = br#"{"detail":"the response could not be written"}"#.to_vec();
-    }
-    let mut resp = (status, buf).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(SCIM_CONTENT_TYPE),
-    );
     resp
 }
 

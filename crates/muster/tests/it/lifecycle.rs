@@ -194,7 +194,12 @@ async fn delay_zero_and_legal_hold(b: Backend) {
     );
     assert_eq!(
         actions(&app, &id).await,
-        ["user.created", "user.blocked", "user.deactivated"],
+        [
+            "user.created",
+            "user.updated",
+            "user.blocked",
+            "user.deactivated"
+        ],
         "blocked, then deactivated, as with any delay"
     );
     assert!(

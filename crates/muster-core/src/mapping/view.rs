@@ -1,0 +1,153 @@
+//! What administrators see of a provider's mappings: the method, the entries, the role
+//! mappings, and which groups are mapped.
+
+use crate::ids::GroupId;
+use crate::ids::GroupMappingId;
+use crate::ids::OrgId;
+use crate::ids::RoleId;
+use crate::model::OrgMethod;
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// A group as mapping screens show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSummary {
+    /// Its id.
+    pub id: GroupId,
+    /// Its displayName.
+    pub display_name: String,
+    /// How many members it has.
+    pub members: u64,
+}
+
+/// An organization as mapping screens show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgSummary {
+    /// Its id.
+    pub id: OrgId,
+    /// Its name.
+    pub name: String,
+}
+
+/// One entry of the group-to-organization mapping, with names.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupMappingView {
+    /// Its id.
+    pub id: GroupMappingId,
+    /// 1 is the highest priority.
+    pub priority: i64,
+    /// The organization.
+    pub org: OrgSummary,
+    /// Its groups.
+    pub groups: Vec<GroupSummary>,
+}
+
+/// A group's role mapping, with names.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleMappingView {
+    /// The group.
+    pub group: GroupSummary,
+    /// Its roles, by name.
+    pub roles: Vec<RoleSummary>,
+}
+
+/// A role as mapping screens show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleSummary {
+    /// Its id.
+    pub id: RoleId,
+    /// Its name.
+    pub name: String,
+}
+
+/// Whether every SCIM group of the provider is mapped (the administrator guide's messages).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingStatus {
+    /// `no_groups`, `all_mapped` or `unmapped_groups`.
+    pub state: &'static str,
+    /// What the console says.
+    pub message: String,
+    /// The groups not mapped yet.
+    pub unmapped_groups: Vec<GroupSummary>,
+}
+
+impl MappingStatus {
+    pub(crate) fn of(groups: &[GroupSummary], mapped: &HashSet<GroupId>) -> MappingStatus {
+        if groups.is_empty() {
+            return MappingStatus {
+                state: "no_groups",
+                message: "There are no SCIM groups available".into(),
+                unmapped_groups: Vec::new(),
+            };
+        }
+        let unmapped: Vec<GroupSummary> = groups
+            .iter()
+            .filter(|g| !mapped.contains(&g.id))
+            .cloned()
+            .collect();
+        if unmapped.is_empty() {
+            MappingStatus {
+                state: "all_mapped",
+                message: "All SCIM groups are mapped".into(),
+                unmapped_groups: unmapped,
+            }
+        } else {
+            MappingStatus {
+                state: "unmapped_groups",
+                message: format!(
+                    "{} SCIM group(s) are not mapped: {}",
+                    unmapped.len(),
+                    unmapped
+                        .iter()
+                        .take(20)
+                        .map(|g| g.display_name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                unmapped_groups: unmapped,
+            }
+        }
+    }
+}
+
+/// A provider's mappings as administrators see them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingView {
+    /// The organization mapping method, if chosen.
+    pub org_mapping: Option<OrgMappingView>,
+    /// Method `groups`: its entries, by priority.
+    pub group_mappings: Vec<GroupMappingView>,
+    /// Whether every group is in a group mapping entry.
+    pub group_mapping_status: MappingStatus,
+    /// Role mappings, by group name.
+    pub role_mappings: Vec<RoleMappingView>,
+    /// Whether every group has a role mapping.
+    pub role_mapping_status: MappingStatus,
+    /// Groups with no role mapping yet: what "Add Role Mapping" offers.
+    pub groups_without_role_mapping: Vec<GroupSummary>,
+}
+
+/// The organization mapping method, with names.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgMappingView {
+    /// The method.
+    pub method: OrgMethod,
+    /// `single`: the organization.
+    pub org: Option<OrgSummary>,
+    /// `attribute`: the path.
+    pub attribute: Option<String>,
+    /// Where created organizations go.
+    pub parent_org: Option<OrgSummary>,
+    /// Where unmapped users go.
+    pub unmapped_org: Option<OrgSummary>,
+    /// When it was set (RFC 3339).
+    pub updated_at: String,
+}

@@ -1,0 +1,191 @@
+//! What every API handler shares: the administrator token extractor (with its failed-attempt
+//! limit), the JSON body extractor, errors as JSON, and id parsing.
+
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use muster_core::ids::EnvironmentId;
+use muster_core::model::Actor;
+use muster_core::CoreError;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+/// An API error: a status and `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid", message)
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "not_found", m),
+            CoreError::Invalid(m) => Self::bad_request(m),
+            CoreError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            CoreError::Unauthorized(m) => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
+            CoreError::Scim(s) => Self::new(
+                StatusCode::from_u16(s.status).unwrap_or(StatusCode::BAD_REQUEST),
+                "invalid",
+                s.detail,
+            ),
+            CoreError::Store(cause) => {
+                tracing::error!(error = %cause, "storage failed while answering an API request");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "An internal error occurred. The server log has the details.",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"Muster API\""),
+            );
+        }
+        resp
+    }
+}
+
+pub(crate) type ApiResult = Result<Response, ApiError>;
+
+pub(crate) async fn api_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint")
+}
+
+/// The administrator a request comes from, by API token.
+#[derive(Debug, Clone)]
+pub struct AdminAuth {
+    /// The environment the token belongs to.
+    pub env: EnvironmentId,
+    /// Who, for the sync log.
+    pub actor: Actor,
+}
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let who = (crate::scim::extract::peer_ip(parts), "api".to_string());
+        if let Err(wait) = state.limits.may_authenticate(&who) {
+            let secs = crate::limits::retry_after_secs(wait);
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many failed authentications from this address: retry after {secs} second(s)"),
+            );
+            e.retry_after = Some(secs);
+            return Err(e);
+        }
+        let unauthorized = |m: &str| {
+            state.limits.failed_authentication(&who);
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+        };
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                unauthorized("send an administrator API token as 'Authorization: Bearer <token>'")
+            })?;
+        let token = match value.trim().split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => {
+                return Err(unauthorized(
+                    "the Authorization header must use the Bearer scheme",
+                ))
+            }
+        };
+        let t = match state.muster.authenticate_admin(token).await {
+            Ok(t) => t,
+            Err(CoreError::Unauthorized(m)) => return Err(unauthorized(&m)),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(AdminAuth {
+            env: t.environment_id,
+            actor: Actor::Admin {
+                name: format!(
+                    "api-token:{}",
+                    t.label.clone().chars().take(40).collect::<String>()
+                ),
+            },
+        })
+    }
+}
+
+/// A JSON body; malformed JSON is a JSON 400, never a plain-text one.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "the request body is too large",
+                )
+            } else {
+                ApiError::bad_request("the request body could not be read")
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+pub(crate) fn parse_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {what} with id '{text}'"),
+        )
+    })
+}
+
+pub(crate) fn ok(status: StatusCode, v: Value) -> ApiResult {
+    Ok((status, Json(v)).into_response())
+}

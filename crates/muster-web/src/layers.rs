@@ -1,0 +1,78 @@
+//! The middleware every request passes: the request timeout and the request metrics.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use muster_scim::ScimError;
+
+use crate::error::ScimErrorResponse;
+use crate::limits::LONG_OPERATION;
+use crate::metrics::Key;
+use crate::scim::extract::CtxSlot;
+use crate::state::AppState;
+
+/// Ends requests that run past the request timeout with 408, in the caller's protocol.
+pub async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let scim = req.uri().path().starts_with("/scim/");
+    // A re-apply of mappings is server-side work over every user of a provider, not a slow
+    // client: it gets an hour (its body is a few bytes).
+    let limit = if req.uri().path().ends_with("/mapping/apply") {
+        LONG_OPERATION
+    } else {
+        state.limits.settings().request_timeout
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let detail = format!(
+                "the request did not complete within {} seconds",
+                limit.as_secs()
+            );
+            if scim {
+                ScimErrorResponse(ScimError::new(408, None, detail)).into_response()
+            } else {
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    axum::Json(
+                        serde_json::json!({"error": {"code": "timeout", "message": detail}}),
+                    ),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+/// Route middleware: times each request and counts it by route template.
+pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let slot = match req.extensions().get::<CtxSlot>() {
+        Some(s) => s.clone(),
+        None => {
+            let s = CtxSlot::default();
+            req.extensions_mut().insert(s.clone());
+            s
+        }
+    };
+    let resp = next.run(req).await;
+    let provider = slot.0.lock().ok().and_then(|c| c.as_ref().map(|c| c.id()));
+    state.metrics.record(
+        Key {
+            route,
+            method,
+            status: resp.status().as_u16(),
+            provider,
+        },
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}

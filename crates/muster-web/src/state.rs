@@ -1,0 +1,61 @@
+//! What every handler can reach: the domain services, this instance's limits and metrics, and
+//! the environment the console serves.
+
+use crate::{limits, metrics};
+use muster_core::Muster;
+
+/// The largest request body accepted, in bytes (advertised as the Bulk `maxPayloadSize`).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach. Cloned for every request (by each extractor and middleware
+/// that takes the state), so it is one shared allocation: a clone is one reference count.
+#[derive(Debug, Clone)]
+pub struct AppState(std::sync::Arc<Shared>);
+
+/// The contents of an [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
+    /// The domain services.
+    pub muster: Muster,
+    /// This instance's rate limits and timeouts.
+    pub limits: std::sync::Arc<limits::Limits>,
+    /// This instance's request metrics.
+    pub metrics: std::sync::Arc<metrics::Metrics>,
+    /// The environment the console signs administrators in to.
+    pub environment: String,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The state with the default limits.
+    pub fn new(muster: Muster) -> Self {
+        Self::with_limits(muster, limits::LimitSettings::default())
+    }
+
+    /// The state with these limits.
+    pub fn with_limits(muster: Muster, settings: limits::LimitSettings) -> Self {
+        AppState(std::sync::Arc::new(Shared {
+            muster,
+            limits: std::sync::Arc::new(limits::Limits::new(settings)),
+            metrics: std::sync::Arc::default(),
+            environment: "default".into(),
+        }))
+    }
+
+    /// The state for another environment than `default`.
+    pub fn for_environment(self, slug: &str) -> Self {
+        AppState(std::sync::Arc::new(Shared {
+            muster: self.muster.clone(),
+            limits: self.limits.clone(),
+            metrics: self.metrics.clone(),
+            environment: slug.to_string(),
+        }))
+    }
+}
