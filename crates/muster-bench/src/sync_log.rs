@@ -173,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Full-range export to /dev/null, as `muster sync-log export` does it.
+    let names = muster.provider_names(env.id).await?;
     let rss_before = peak_rss_mib();
     let t = Instant::now();
     let mut out = std::io::BufWriter::new(std::fs::File::create("/dev/null")?);
@@ -183,7 +184,7 @@ async fn main() -> anyhow::Result<()> {
             .query_sync_log(env.id, &LogQuery::default(), before, 1000)
             .await?;
         for (id, e) in &rows {
-            let line = csv_line(*id, e, Some("Okta"));
+            let line = csv_line(*id, e, &names);
             bytes += line.len() as u64;
             out.write_all(line.as_bytes())?;
         }

@@ -414,7 +414,7 @@ pub struct SyncLogEntry {
     pub message: Option<String>,
 }
 
-/// How a provider's users are placed in organizations (PRODUCT.md "Organization mapping").
+/// How a provider's users are placed in organizations (docs/mapping.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrgMethod {
@@ -491,7 +491,7 @@ pub struct GroupOrgMapping {
     pub created_at: Timestamp,
 }
 
-/// What an administrator may do in the console (PRODUCT.md "Interfaces").
+/// What an administrator may do in the console (docs/console.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AdminRole {

@@ -1,5 +1,5 @@
 //! Provisioning providers: creating and listing them, their name and deactivation delay, their
-//! SCIM base URL, and the time of their last sync (PRODUCT.md "Provisioning provider").
+//! SCIM base URL, and the time of their last sync (docs/concepts.md).
 
 use crate::auth::secret as token;
 use crate::clock::Timestamp;

@@ -693,11 +693,11 @@ pub async fn run_sync_log(m: &Muster, env: EnvironmentId, cmd: SyncLogCmd) -> an
         } => {
             let (rows, _) = m.query_sync_log(env, &filter.query()?, None, limit).await?;
             if json {
-                print_json(&serde_json::to_value(
+                print_json(&serde_json::Value::Array(
                     rows.iter()
-                        .map(|(id, e)| json!({"id": id, "entry": e}))
-                        .collect::<Vec<_>>(),
-                )?)?;
+                        .map(|(id, e)| muster_core::synclog::query::entry_json(*id, e, &names))
+                        .collect(),
+                ))?;
             } else {
                 for (_, e) in rows {
                     let provider = e
@@ -727,11 +727,9 @@ pub async fn run_sync_log(m: &Muster, env: EnvironmentId, cmd: SyncLogCmd) -> an
             loop {
                 let (rows, next) = m.query_sync_log(env, &q, before, 1000).await?;
                 for (id, e) in &rows {
-                    let name = e
-                        .provider_id
-                        .and_then(|p| names.get(&p))
-                        .map(String::as_str);
-                    out.write_all(muster_core::synclog::query::csv_line(*id, e, name).as_bytes())?;
+                    out.write_all(
+                        muster_core::synclog::query::csv_line(*id, e, &names).as_bytes(),
+                    )?;
                 }
                 match next {
                     Some(n) => before = Some(n),

@@ -1,5 +1,5 @@
 //! Organization mapping and role mapping: where a provider's users go, and which roles they hold
-//! (PRODUCT.md "Organization mapping" and "Role mapping"; the administrator guide, Steps 6 and 7).
+//! (docs/mapping.md).
 //!
 //! A provider's [`Rules`] are read in the transaction of each change they apply to, so a change
 //! and the placement it causes commit together. They apply:

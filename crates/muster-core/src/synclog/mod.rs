@@ -1,5 +1,5 @@
 //! The sync log: one entry for every change, with its actor, subject, details and outcome
-//! (PRODUCT.md "Sync log").
+//! (docs/sync-log.md).
 //!
 //! # Layout
 //! - [`query`]: filtered reading and CSV export.

@@ -9,6 +9,8 @@ use crate::model::Actor;
 use crate::model::SyncLogEntry;
 use crate::muster::Muster;
 use crate::store::LogQuery;
+use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// A position in the newest-first order: an entry's time and id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,18 +76,49 @@ pub fn csv_header() -> String {
     line
 }
 
-/// One entry as a CSV line.
-pub fn csv_line(id: i64, e: &SyncLogEntry, provider_name: Option<&str>) -> String {
-    let (kind, actor) = match &e.actor {
-        Actor::Provider { id } => ("provider", id.to_string()),
+/// Who an entry's actor is, by kind and by the name the console shows (a provider by its
+/// display name; its id when the provider is gone).
+fn actor_name(actor: &Actor, providers: &HashMap<ProviderId, String>) -> (&'static str, String) {
+    match actor {
+        Actor::Provider { id } => (
+            "provider",
+            providers.get(id).cloned().unwrap_or_else(|| id.to_string()),
+        ),
         Actor::Admin { name } => ("admin", name.clone()),
         Actor::System => ("system", "muster".to_string()),
+    }
+}
+
+/// One entry as JSON: the one shape the API (`/api/v1/sync-log`) and the CLI
+/// (`muster sync-log list --json`) both give.
+pub fn entry_json(id: i64, e: &SyncLogEntry, providers: &HashMap<ProviderId, String>) -> Value {
+    let (kind, name) = actor_name(&e.actor, providers);
+    let actor = match &e.actor {
+        Actor::Provider { id } => {
+            json!({"kind": kind, "providerId": id.to_string(), "name": name})
+        }
+        _ => json!({"kind": kind, "name": name}),
     };
+    json!({
+        "id": id, "at": e.at.to_rfc3339(), "providerId": e.provider_id.map(|p| p.to_string()),
+        "provider": e.provider_id.and_then(|p| providers.get(&p)), "actor": actor, "action": e.action,
+        "subject": {"kind": e.subject_kind, "id": e.subject_id, "name": e.subject_name},
+        "result": e.outcome.as_str(), "message": e.message, "details": e.details,
+    })
+}
+
+/// One entry as a CSV line; `providers` names the providers, for the provider column and for
+/// an actor that is a provider.
+pub fn csv_line(id: i64, e: &SyncLogEntry, providers: &HashMap<ProviderId, String>) -> String {
+    let (kind, actor) = actor_name(&e.actor, providers);
     let fields = [
         id.to_string(),
         e.at.to_rfc3339(),
         e.provider_id.map(|p| p.to_string()).unwrap_or_default(),
-        provider_name.unwrap_or_default().to_string(),
+        e.provider_id
+            .and_then(|p| providers.get(&p))
+            .cloned()
+            .unwrap_or_default(),
         kind.to_string(),
         actor,
         e.action.clone(),
@@ -144,6 +177,36 @@ impl Muster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_provider_actor_is_named_as_the_console_names_it() {
+        use crate::ids::{EnvironmentId, ProviderId};
+        use crate::model::Outcome;
+        let okta = ProviderId::new();
+        let gone = ProviderId::new();
+        let names = HashMap::from([(okta, "Okta".to_string())]);
+        let entry = |actor| SyncLogEntry {
+            environment_id: EnvironmentId::new(),
+            at: crate::clock::Timestamp(0),
+            provider_id: Some(okta),
+            actor,
+            action: "user.created".into(),
+            subject_kind: Some("user".into()),
+            subject_id: None,
+            subject_name: Some("ada".into()),
+            details: json!({}),
+            outcome: Outcome::Success,
+            message: None,
+        };
+        let line = csv_line(7, &entry(Actor::Provider { id: okta }), &names);
+        assert!(line.contains(",Okta,provider,Okta,user.created,"), "{line}");
+        assert!(!line.contains(&format!(",provider,{okta},")), "{line}");
+        let json = entry_json(7, &entry(Actor::Provider { id: okta }), &names);
+        assert_eq!(json["actor"]["name"], "Okta");
+        // A provider deleted since is still identified.
+        let line = csv_line(8, &entry(Actor::Provider { id: gone }), &names);
+        assert!(line.contains(&format!(",provider,{gone},")), "{line}");
+    }
 
     #[test]
     fn csv_quoting_and_formulas() {

@@ -1,4 +1,4 @@
-//! Requests Muster rejects are logged too (PRODUCT.md "Sync log"): an error entry with the
+//! Requests Muster rejects are logged too (docs/sync-log.md): an error entry with the
 //! request and the reason.
 
 use crate::error::CoreResult;

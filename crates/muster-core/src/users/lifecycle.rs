@@ -1,5 +1,5 @@
 //! The user lifecycle: every change of a user's status, decided here and only here
-//! (PRODUCT.md "Deactivation"; the administrator guide, "Deactivation delay").
+//! (docs/concepts.md, "The deactivation lifecycle").
 //!
 //! - **Provider off** (`active: false`, or DELETE): blocked at once; deactivated after the
 //!   provider's deactivation delay (at once when the delay is 0: blocked, then deactivated,

@@ -18,11 +18,11 @@ use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use muster_core::ids::{EnvironmentId, OrgId, ProviderId, RoleId, TokenId, UserId};
 use muster_core::model::{
-    Actor, OrgStatus, Outcome, Provider, ProviderToken, Role, SyncLogEntry, UserRecord, UserStatus,
+    OrgStatus, Outcome, Provider, ProviderToken, Role, UserRecord, UserStatus,
 };
 use muster_core::orgs::OrgView;
 use muster_core::store::{Cursor, LogQuery, UserQuery};
-use muster_core::synclog::query::{csv_header, csv_line, LogCursor};
+use muster_core::synclog::query::{csv_header, csv_line, entry_json, LogCursor};
 use muster_core::users::directory::{HeldRole, UserAction, UserDetail};
 use muster_core::Timestamp;
 use serde::Deserialize;
@@ -152,12 +152,19 @@ fn user_json(d: &UserDetail, providers: &HashMap<ProviderId, String>) -> Value {
     v
 }
 
-fn provider_json(state: &AppState, p: &Provider) -> Value {
-    json!({
+/// A provider as the API shows it, with its errors in the last 24 hours (docs/sync-log.md,
+/// "Provider status").
+async fn provider_json(state: &AppState, p: &Provider) -> Result<Value, ApiError> {
+    let errors = state
+        .muster
+        .provider_errors_last_day(p.environment_id, p.id)
+        .await?;
+    Ok(json!({
         "id": p.id.to_string(), "name": p.name, "scimBaseUrl": state.muster.scim_base_url(p.id),
         "deactivationDelaySeconds": p.deactivation_delay_secs,
         "createdAt": p.created_at.to_rfc3339(), "lastSyncAt": p.last_sync_at.map(|t| t.to_rfc3339()),
-    })
+        "errorsLast24h": errors,
+    }))
 }
 
 fn token_json(t: &ProviderToken, now: Timestamp) -> Value {
@@ -549,10 +556,11 @@ async fn update_user(
 /// `GET /api/v1/providers`.
 async fn list_providers(State(state): State<AppState>, auth: AdminAuth) -> ApiResult {
     let providers = state.muster.list_providers(auth.env).await?;
-    ok(
-        StatusCode::OK,
-        json!({"providers": providers.iter().map(|p| provider_json(&state, p)).collect::<Vec<_>>()}),
-    )
+    let mut out = Vec::with_capacity(providers.len());
+    for p in &providers {
+        out.push(provider_json(&state, p).await?);
+    }
+    ok(StatusCode::OK, json!({ "providers": out }))
 }
 
 #[derive(Deserialize)]
@@ -572,7 +580,7 @@ async fn create_provider(
         .muster
         .create_provider(auth.env, &body.name, &auth.actor)
         .await?;
-    let mut v = provider_json(&state, &c.provider);
+    let mut v = provider_json(&state, &c.provider).await?;
     v["token"] =
         json!({"id": c.token.id.to_string(), "prefix": c.token.prefix, "secret": c.secret});
     ok(StatusCode::CREATED, v)
@@ -588,7 +596,7 @@ async fn get_provider(
         .muster
         .get_provider(auth.env, parse_id(&id, "provider")?)
         .await?;
-    ok(StatusCode::OK, provider_json(&state, &p))
+    ok(StatusCode::OK, provider_json(&state, &p).await?)
 }
 
 #[derive(Deserialize)]
@@ -620,7 +628,7 @@ async fn update_provider(
             &auth.actor,
         )
         .await?;
-    ok(StatusCode::OK, provider_json(&state, &p))
+    ok(StatusCode::OK, provider_json(&state, &p).await?)
 }
 
 /// `GET /api/v1/providers/{id}/tokens`: tokens by prefix; never their secrets.
@@ -758,22 +766,6 @@ fn log_query(f: &LogFilter) -> Result<LogQuery, ApiError> {
     })
 }
 
-fn log_json(id: i64, e: &SyncLogEntry, providers: &HashMap<ProviderId, String>) -> Value {
-    let actor = match &e.actor {
-        Actor::Provider { id } => {
-            json!({"kind": "provider", "providerId": id.to_string(), "name": providers.get(id)})
-        }
-        Actor::Admin { name } => json!({"kind": "admin", "name": name}),
-        Actor::System => json!({"kind": "system", "name": "muster"}),
-    };
-    json!({
-        "id": id, "at": e.at.to_rfc3339(), "providerId": e.provider_id.map(|p| p.to_string()),
-        "provider": e.provider_id.and_then(|p| providers.get(&p)), "actor": actor, "action": e.action,
-        "subject": {"kind": e.subject_kind, "id": e.subject_id, "name": e.subject_name},
-        "result": e.outcome.as_str(), "message": e.message, "details": e.details,
-    })
-}
-
 /// `GET /api/v1/sync-log`: entries newest first, filtered by time range (`since` inclusive,
 /// `until` exclusive), provider, user or group, action (`user.` for a family) and result, in pages
 /// linked by `nextCursor`.
@@ -801,7 +793,7 @@ async fn list_sync_log(
     let providers = state.muster.provider_names(auth.env).await?;
     ok(
         StatusCode::OK,
-        json!({"entries": rows.iter().map(|(id, e)| log_json(*id, e, &providers)).collect::<Vec<_>>(), "nextCursor": next.map(|c| c.encode())}),
+        json!({"entries": rows.iter().map(|(id, e)| entry_json(*id, e, &providers)).collect::<Vec<_>>(), "nextCursor": next.map(|c| c.encode())}),
     )
 }
 
@@ -851,13 +843,7 @@ pub(crate) fn csv_export(
                 match muster.query_sync_log(env, &q, c.before, 1000).await {
                     Ok((rows, next)) => {
                         for (id, e) in &rows {
-                            chunk.push_str(&csv_line(
-                                *id,
-                                e,
-                                e.provider_id
-                                    .and_then(|p| providers.get(&p))
-                                    .map(String::as_str),
-                            ));
+                            chunk.push_str(&csv_line(*id, e, &providers));
                         }
                         c.before = next;
                         c.done = next.is_none();

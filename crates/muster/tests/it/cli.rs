@@ -381,3 +381,46 @@ where
     }
     out
 }
+
+/// `muster sync-log list --json` gives each entry the shape `/api/v1/sync-log` gives it.
+#[test]
+fn sync_log_json_has_the_api_shape() {
+    let dir = std::env::temp_dir().join(format!("muster-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    run_json(muster(&dir).args(["provider", "add", "--name", "Okta", "--json"]));
+    let listed = run_json(muster(&dir).args(["sync-log", "list", "--json"]));
+    let entries = listed.as_array().cloned().unwrap_or_default();
+    let created = entries
+        .iter()
+        .find(|e| e["action"] == "provider.created")
+        .unwrap_or_else(|| panic!("no provider.created in {listed}"));
+    let mut keys: Vec<&str> = created
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "action",
+            "actor",
+            "at",
+            "details",
+            "id",
+            "message",
+            "provider",
+            "providerId",
+            "result",
+            "subject"
+        ]
+    );
+    assert_eq!(created["actor"]["kind"], "admin");
+    assert!(created["actor"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("cli:"));
+    assert_eq!(created["subject"]["name"], "Okta");
+    assert_eq!(created["provider"], "Okta");
+    assert_eq!(created["result"], "success");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -170,6 +170,19 @@ async fn rejections_are_logged_without_secrets(b: Backend) {
             .unwrap_or(0),
         3
     );
+    // The API shows the same count, in the list and for the one provider.
+    {
+        let api = crate::support::Api::new(&app).await;
+        let listed = api.get("/providers").await;
+        let mine = listed.body["providers"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|x| x["id"] == p.id.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(mine["errorsLast24h"], 3, "{}", listed.body);
+        let one = api.get(&format!("/providers/{}", p.id)).await;
+        assert_eq!(one.body["errorsLast24h"], 3, "{}", one.body);
+    }
     app.clock.advance_secs(86_401);
     assert_eq!(
         app.muster
