@@ -163,8 +163,8 @@ impl Transition {
 /// order. Provider and scheduler causes never fail (a change that does not apply does
 /// nothing); an administrator's change that does not apply is refused with the reason.
 pub fn apply(u: &mut UserRecord, cause: Cause, now: Timestamp) -> CoreResult<Vec<Transition>> {
+    // Refusals are built only when they happen: the userName is not copied on every call.
     let refuse = |why: String| Err(CoreError::Invalid(why));
-    let name = u.user_name.clone();
     let status = u.status;
     let mut out = Vec::new();
     match cause {
@@ -207,7 +207,11 @@ pub fn apply(u: &mut UserRecord, cause: Cause, now: Timestamp) -> CoreResult<Vec
         },
         Cause::Block => {
             if status != UserStatus::Active {
-                return refuse(format!("'{name}' is {}, not active", status.as_str()));
+                return refuse(format!(
+                    "'{}' is {}, not active",
+                    u.user_name,
+                    status.as_str()
+                ));
             }
             u.status = UserStatus::Blocked;
             out.push(Transition::Blocked {
@@ -216,7 +220,11 @@ pub fn apply(u: &mut UserRecord, cause: Cause, now: Timestamp) -> CoreResult<Vec
         }
         Cause::Unblock => {
             if status != UserStatus::Blocked {
-                return refuse(format!("'{name}' is {}, not blocked", status.as_str()));
+                return refuse(format!(
+                    "'{}' is {}, not blocked",
+                    u.user_name,
+                    status.as_str()
+                ));
             }
             let cancelled = u.deactivate_at.take();
             u.status = UserStatus::Active;
@@ -224,18 +232,23 @@ pub fn apply(u: &mut UserRecord, cause: Cause, now: Timestamp) -> CoreResult<Vec
         }
         Cause::Deactivate => {
             if status == UserStatus::Deactivated {
-                return refuse(format!("'{name}' is already deactivated"));
+                return refuse(format!("'{}' is already deactivated", u.user_name));
             }
             if u.legal_hold {
                 return refuse(format!(
-                    "'{name}' is on legal hold: release the hold before deactivating"
+                    "'{}' is on legal hold: release the hold before deactivating",
+                    u.user_name
                 ));
             }
             deactivate(u, DeactivatedBy::Administrator, &mut out);
         }
         Cause::Reactivate => {
             if status != UserStatus::Deactivated {
-                return refuse(format!("'{name}' is {}, not deactivated", status.as_str()));
+                return refuse(format!(
+                    "'{}' is {}, not deactivated",
+                    u.user_name,
+                    status.as_str()
+                ));
             }
             u.status = UserStatus::Active;
             u.deactivate_at = None;
@@ -243,7 +256,7 @@ pub fn apply(u: &mut UserRecord, cause: Cause, now: Timestamp) -> CoreResult<Vec
         }
         Cause::SetLegalHold => {
             if u.legal_hold {
-                return refuse(format!("'{name}' is already on legal hold"));
+                return refuse(format!("'{}' is already on legal hold", u.user_name));
             }
             u.legal_hold = true;
             let cancelled = u.deactivate_at.take();
@@ -253,7 +266,7 @@ pub fn apply(u: &mut UserRecord, cause: Cause, now: Timestamp) -> CoreResult<Vec
             provider_delay_secs,
         } => {
             if !u.legal_hold {
-                return refuse(format!("'{name}' is not on legal hold"));
+                return refuse(format!("'{}' is not on legal hold", u.user_name));
             }
             u.legal_hold = false;
             match provider_delay_secs {
@@ -445,6 +458,17 @@ mod tests {
     }
 
     use Transition as T;
+
+    /// From (status, hold, due), a cause, to (status, due), with the transitions logged.
+    type Case = (
+        UserStatus,
+        bool,
+        Option<Timestamp>,
+        Cause,
+        UserStatus,
+        Option<Timestamp>,
+        Vec<T>,
+    );
     use UserStatus::{Active, Blocked, Deactivated};
 
     /// Every cause from every relevant state: the status, the due time and the transitions
@@ -459,7 +483,7 @@ mod tests {
             provider_delay_secs: d,
         };
         #[rustfmt::skip]
-        let cases: Vec<(UserStatus, bool, Option<Timestamp>, Cause, UserStatus, Option<Timestamp>, Vec<T>)> = vec![
+        let cases: Vec<Case> = vec![
             // The provider turns the user off.
             (Active, false, None, off, Blocked, later, vec![T::Blocked { deactivate_at: later }]),
             (Active, false, None, off_now, Deactivated, None, vec![
