@@ -82,6 +82,12 @@ impl Muster {
         self.clock.now()
     }
 
+    /// The environment with this slug, if there is one.
+    pub async fn find_environment(&self, slug: &str) -> CoreResult<Option<Environment>> {
+        let mut tx = self.store.read().await?;
+        Ok(tx.find_environment(slug).await?)
+    }
+
     /// The environment with this slug, created with its root organization on first use.
     pub async fn ensure_environment(&self, slug: &str) -> CoreResult<Environment> {
         let mut tx = self.store.write().await?;

@@ -134,6 +134,16 @@ impl Muster {
         Ok(tx.list_providers(env).await?)
     }
 
+    /// The environment of the provider with this id, in any environment; `None` when there is no
+    /// such provider. For attributing a request that names a provider before it authenticated.
+    pub async fn provider_location(
+        &self,
+        id: ProviderId,
+    ) -> CoreResult<Option<(EnvironmentId, ProviderId)>> {
+        let mut tx = self.store.read().await?;
+        Ok(tx.locate_provider(id).await?.map(|p| (p.environment_id, p.id)))
+    }
+
     /// One provider.
     pub async fn get_provider(&self, env: EnvironmentId, id: ProviderId) -> CoreResult<Provider> {
         let mut tx = self.store.read().await?;

@@ -7,6 +7,7 @@
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`state`]: [`AppState`], what every handler can reach.
 //! - [`layers`]: the middleware every request passes (timeout, request metrics).
+//! - [`bearer`]: bearer-token authentication, shared by SCIM and the API.
 //! - [`limits`]: rate limits and the request timeout's settings.
 //! - [`metrics`]: request metrics in the Prometheus format.
 //! - [`request_log`]: request ids and request logging.
@@ -14,6 +15,7 @@
 #![recursion_limit = "512"]
 
 pub mod api;
+pub mod bearer;
 pub mod console;
 pub mod error;
 pub mod health;

@@ -1,6 +1,7 @@
 //! What every API handler shares: the administrator token extractor (with its failed-attempt
 //! limit), the JSON body extractor, errors as JSON, and id parsing.
 
+use crate::bearer::Refusal;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -105,40 +106,35 @@ impl FromRequestParts<AppState> for AdminAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let who = (crate::scim::extract::peer_ip(parts), "api".to_string());
-        if let Err(wait) = state.limits.may_authenticate(&who) {
-            let secs = crate::limits::retry_after_secs(wait);
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many failed authentications from this address: retry after {secs} second(s)"),
-            );
-            e.retry_after = Some(secs);
-            return Err(e);
-        }
-        let unauthorized = |m: &str| {
-            state.limits.failed_authentication(&who);
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
-        };
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                unauthorized("send an administrator API token as 'Authorization: Bearer <token>'")
-            })?;
-        let token = match value.trim().split_once(' ') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-            _ => {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let checked = crate::bearer::authenticate(parts, state, "api".into(), |token| {
+            state.muster.authenticate_admin(token)
+        })
+        .await;
+        let t = match checked {
+            Ok(t) => t,
+            Err(Refusal::Throttled(wait)) => {
+                let secs = crate::limits::retry_after_secs(wait);
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("too many failed authentications from this address: retry after {secs} second(s)"),
+                );
+                e.retry_after = Some(secs);
+                return Err(e);
+            }
+            Err(Refusal::Missing) => {
+                return Err(unauthorized(
+                    "send an administrator API token as 'Authorization: Bearer <token>'",
+                ))
+            }
+            Err(Refusal::NotBearer) => {
                 return Err(unauthorized(
                     "the Authorization header must use the Bearer scheme",
                 ))
             }
-        };
-        let t = match state.muster.authenticate_admin(token).await {
-            Ok(t) => t,
-            Err(CoreError::Unauthorized(m)) => return Err(unauthorized(&m)),
-            Err(e) => return Err(e.into()),
+            Err(Refusal::Refused(m)) => return Err(unauthorized(&m)),
+            Err(Refusal::Failed(e)) => return Err(e.into()),
         };
         Ok(AdminAuth {
             env: t.environment_id,

@@ -148,7 +148,7 @@ struct LoginForm {
 
 async fn login(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let who = (crate::scim::extract::peer_ip(&parts), "console".to_string());
+    let who = (crate::bearer::peer_ip(&parts), "console".to_string());
     let bytes = match axum::body::to_bytes(body, 16 * 1024).await {
         Ok(b) => b,
         Err(_) => return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."),
@@ -171,21 +171,20 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
             ),
         );
     }
-    let env = match state.muster.store.read().await {
-        Ok(mut tx) => match tx.find_environment(&state.environment).await {
-            Ok(Some(env)) => env.id,
-            _ => {
-                return refuse(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "The console is not ready.",
-                )
-            }
-        },
-        Err(_) => {
+    let env = match state.muster.find_environment(&state.environment).await {
+        Ok(Some(env)) => env.id,
+        Ok(None) => {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The console is not ready: its environment does not exist yet.",
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a console sign-in could not read its environment");
             return refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The database does not answer.",
-            )
+            );
         }
     };
     match state

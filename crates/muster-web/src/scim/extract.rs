@@ -13,6 +13,7 @@ use muster_scim::{Projection, ResourceTypeDef, ScimError};
 use serde_json::Value;
 use std::collections::HashMap;
 
+use crate::bearer::Refusal;
 use crate::error::ScimErrorResponse;
 use crate::limits;
 use crate::state::AppState;
@@ -23,14 +24,6 @@ pub struct ProviderAuth(pub ProviderCtx);
 
 fn unauthorized(detail: &str) -> ScimErrorResponse {
     ScimErrorResponse(ScimError::new(401, None, detail))
-}
-
-/// The client's address, when the server knows it.
-pub fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
-    parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
 }
 
 impl FromRequestParts<AppState> for ProviderAuth {
@@ -51,36 +44,30 @@ impl FromRequestParts<AppState> for ProviderAuth {
                 ScimErrorResponse(ScimError::not_found("no provisioning provider at this URL"))
                     .into_response()
             })?;
-        let who = (peer_ip(parts), provider.to_string());
-        if let Err(wait) = state.limits.may_authenticate(&who) {
-            return Err(limits::too_many_scim(
-                wait,
-                "too many failed authentications from this address",
-            ));
-        }
-        let fail = |r: ScimErrorResponse| {
-            state.limits.failed_authentication(&who);
-            r.into_response()
-        };
-        let Some(value) = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return Err(fail(unauthorized("authentication required: send the provider's token as 'Authorization: Bearer <token>'")));
-        };
-        let token = match value.trim().split_once(' ') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-            _ => {
-                return Err(fail(unauthorized(
-                    "the Authorization header must use the Bearer scheme",
-                )))
-            }
-        };
-        let ctx = match state.muster.authenticate_provider(provider, token).await {
+        let checked = crate::bearer::authenticate(parts, state, provider.to_string(), |token| {
+            state.muster.authenticate_provider(provider, token)
+        })
+        .await;
+        let ctx = match checked {
             Ok(ctx) => ctx,
-            Err(e @ muster_core::CoreError::Unauthorized(_)) => return Err(fail(e.into())),
-            Err(e) => return Err(ScimErrorResponse::from(e).into_response()),
+            Err(Refusal::Throttled(wait)) => {
+                return Err(limits::too_many_scim(
+                    wait,
+                    "too many failed authentications from this address",
+                ))
+            }
+            Err(Refusal::Missing) => return Err(unauthorized(
+                "authentication required: send the provider's token as 'Authorization: Bearer <token>'",
+            )
+            .into_response()),
+            Err(Refusal::NotBearer) => {
+                return Err(
+                    unauthorized("the Authorization header must use the Bearer scheme")
+                        .into_response(),
+                )
+            }
+            Err(Refusal::Refused(m)) => return Err(unauthorized(&m).into_response()),
+            Err(Refusal::Failed(e)) => return Err(ScimErrorResponse::from(e).into_response()),
         };
         if let Err(wait) = state.limits.provider_request(provider) {
             return Err(limits::too_many_scim(

@@ -113,14 +113,12 @@ pub async fn log_rejections(
                 .nth(3)
                 .and_then(|p| p.parse::<muster_core::ids::ProviderId>().ok());
             match id {
-                Some(id) => match state.muster.store.read().await {
-                    Ok(mut tx) => tx
-                        .locate_provider(id)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|p| (p.environment_id, p.id)),
-                    Err(_) => None,
+                Some(id) => match state.muster.provider_location(id).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not find the provider a refused request was for");
+                        None
+                    }
                 },
                 None => None,
             }
