@@ -2,6 +2,7 @@
 //! filtered page, a deep page, and a full-range CSV export (written to /dev/null), and reports the
 //! peak memory of the process.
 
+use muster_core::synclog::event::Event;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
@@ -71,12 +72,12 @@ async fn main() -> anyhow::Result<()> {
             .id,
     ];
     let actions = [
-        "user.created",
-        "user.updated",
-        "group.members_added",
-        "user.blocked",
-        "user.deactivated",
-        "group.members_removed",
+        Event::UserCreated,
+        Event::UserUpdated,
+        Event::GroupMembersAdded,
+        Event::UserBlocked,
+        Event::UserDeactivated,
+        Event::GroupMembersRemoved,
     ];
     let span_us: i64 = 90 * 86_400 * 1_000_000;
     let start = muster.now().micros() - span_us;
@@ -94,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
                 at: Timestamp(start + k as i64 * step),
                 provider_id: Some(p),
                 actor: Actor::Provider { id: p },
-                action: actions[(k % actions.len() as u64) as usize].into(),
+                action: actions[(k % actions.len() as u64) as usize],
                 subject_kind: Some("user".into()),
                 subject_id: Some(format!("0191d6a0-0000-7000-8000-{:012}", k % 100_000)),
                 subject_name: Some(format!("user{}@bench.example", k % 100_000)),

@@ -12,6 +12,7 @@ use crate::model::AdminRole;
 use crate::model::Outcome;
 use crate::model::SyncLogEntry;
 use crate::muster::Muster;
+use crate::synclog::event::Event;
 use argon2::password_hash::PasswordHash;
 use argon2::password_hash::SaltString;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -124,7 +125,7 @@ impl Muster {
             at: now,
             provider_id: None,
             actor: actor.clone(),
-            action: "admin.created".into(),
+            action: Event::AdminCreated,
             subject_kind: Some("admin".into()),
             subject_id: Some(a.id.to_string()),
             subject_name: Some(a.username.clone()),

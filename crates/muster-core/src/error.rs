@@ -48,26 +48,18 @@ pub enum CoreError {
     /// A uniqueness rule refused the change.
     #[error("{0}")]
     Conflict(String),
+    /// The resource is not at the version the request expected.
+    #[error("{0}")]
+    Stale(String),
+    /// Another request changed the resource at the same time, more often than retrying helps.
+    #[error("{0}")]
+    Busy(String),
     /// The credentials are missing, wrong, revoked or expired.
     #[error("{0}")]
     Unauthorized(String),
     /// Storage failed: logged in full, shown to callers as an internal error.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl CoreError {
-    /// The error as a SCIM error; storage failures become a generic 500.
-    pub fn to_scim(&self) -> ScimError {
-        match self {
-            CoreError::Scim(e) => e.clone(),
-            CoreError::NotFound(d) => ScimError::not_found(d.clone()),
-            CoreError::Invalid(d) => ScimError::invalid_value(d.clone()),
-            CoreError::Conflict(d) => ScimError::uniqueness(d.clone()),
-            CoreError::Unauthorized(d) => ScimError::new(401, None, d.clone()),
-            CoreError::Store(_) => ScimError::internal(),
-        }
-    }
 }
 
 /// Shorthand for results of core operations.

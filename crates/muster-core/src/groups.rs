@@ -25,9 +25,10 @@ use crate::muster::Muster;
 use crate::store::Cursor;
 use crate::store::Tx;
 use crate::synclog::diff_resources;
+use crate::synclog::event::Event;
 use crate::users::busy;
 use crate::users::{provisioning_cause, WRITE_ATTEMPTS};
-use crate::versions::check_if_match;
+use crate::versions::{check_expected, Tags};
 use muster_scim::list::ListParams;
 use muster_scim::normalize;
 use muster_scim::patch;
@@ -76,7 +77,7 @@ pub(crate) fn map_group_conflict(e: StoreError, name: &str) -> CoreError {
 pub(crate) fn group_entry(
     ctx: &ProviderCtx,
     at: Timestamp,
-    action: &str,
+    action: Event,
     g: &GroupRecord,
     details: Value,
 ) -> SyncLogEntry {
@@ -85,7 +86,7 @@ pub(crate) fn group_entry(
         at,
         provider_id: Some(ctx.id()),
         actor: Actor::Provider { id: ctx.id() },
-        action: action.into(),
+        action,
         subject_kind: Some("group".into()),
         subject_id: Some(g.id.to_string()),
         subject_name: Some(g.display_name.clone()),
@@ -215,13 +216,19 @@ impl Muster {
         tx.insert_group(&group)
             .await
             .map_err(|e| map_group_conflict(e, &display_name))?;
-        let mut log = vec![group_entry(ctx, now, "group.created", &group, json!({}))];
+        let mut log = vec![group_entry(
+            ctx,
+            now,
+            Event::GroupCreated,
+            &group,
+            json!({}),
+        )];
         if !members.is_empty() {
             let added = tx.add_members(ctx.env(), group.id, &members, now).await?;
             log.push(group_entry(
                 ctx,
                 now,
-                "group.members_added",
+                Event::GroupMembersAdded,
                 &group,
                 member_details(&added),
             ));
@@ -283,7 +290,7 @@ impl Muster {
         ctx: &ProviderCtx,
         id: &str,
         body: &Value,
-        if_match: Option<&str>,
+        if_match: Option<&Tags>,
     ) -> CoreResult<GroupView> {
         let gid = parse_group_id(id)?;
         let n = normalize(&GROUP_RESOURCE, body)?;
@@ -303,7 +310,7 @@ impl Muster {
                 .await?
                 .filter(|g| g.provider_id == ctx.id())
                 .ok_or_else(|| group_not_found(id))?;
-            check_if_match(if_match, existing.version)?;
+            check_expected(if_match, existing.version)?;
             if name_key(&existing.display_name) != name_key(&display_name)
                 && tx
                     .find_group_by_name(ctx.env(), ctx.id(), &name_key(&display_name))
@@ -358,7 +365,7 @@ impl Muster {
                 log.push(group_entry(
                     ctx,
                     now,
-                    "group.renamed",
+                    Event::GroupRenamed,
                     &g,
                     json!({"before": existing.display_name, "after": g.display_name}),
                 ));
@@ -366,7 +373,7 @@ impl Muster {
                 log.push(group_entry(
                     ctx,
                     now,
-                    "group.updated",
+                    Event::GroupUpdated,
                     &g,
                     json!({"changes": changes}),
                 ));
@@ -376,7 +383,7 @@ impl Muster {
                 log.push(group_entry(
                     ctx,
                     now,
-                    "group.members_added",
+                    Event::GroupMembersAdded,
                     &g,
                     member_details(&added),
                 ));
@@ -386,7 +393,7 @@ impl Muster {
                 log.push(group_entry(
                     ctx,
                     now,
-                    "group.members_removed",
+                    Event::GroupMembersRemoved,
                     &g,
                     member_details(&removed),
                 ));
@@ -417,7 +424,7 @@ impl Muster {
         ctx: &ProviderCtx,
         id: &str,
         ops: &[PatchOp],
-        if_match: Option<&str>,
+        if_match: Option<&Tags>,
         members_up_to: Option<u64>,
     ) -> CoreResult<GroupView> {
         let gid = parse_group_id(id)?;
@@ -430,7 +437,7 @@ impl Muster {
                 .await?
                 .filter(|g| g.provider_id == ctx.id())
                 .ok_or_else(|| group_not_found(id))?;
-            check_if_match(if_match, existing.version)?;
+            check_expected(if_match, existing.version)?;
             let patched = patch::apply(&GROUP_RESOURCE, &existing.resource, id, ops)?;
             let mut g = existing.clone();
             g.resource = patched.resource;
@@ -545,12 +552,9 @@ impl Muster {
             };
             if !saved {
                 if if_match.is_some() {
-                    return Err(ScimError::new(
-                        412,
-                        None,
-                        "the group changed while this request ran",
-                    )
-                    .into());
+                    return Err(CoreError::Stale(
+                        "the group changed while this request ran".into(),
+                    ));
                 }
                 continue;
             }
@@ -559,7 +563,7 @@ impl Muster {
                 log.push(group_entry(
                     ctx,
                     now,
-                    "group.renamed",
+                    Event::GroupRenamed,
                     &g,
                     json!({"before": existing.display_name, "after": g.display_name}),
                 ));
@@ -567,7 +571,7 @@ impl Muster {
                 log.push(group_entry(
                     ctx,
                     now,
-                    "group.updated",
+                    Event::GroupUpdated,
                     &g,
                     json!({"changes": changes}),
                 ));
@@ -576,7 +580,7 @@ impl Muster {
                 log.push(group_entry(
                     ctx,
                     now,
-                    "group.members_added",
+                    Event::GroupMembersAdded,
                     &g,
                     member_details(&net_added),
                 ));
@@ -585,7 +589,7 @@ impl Muster {
                 log.push(group_entry(
                     ctx,
                     now,
-                    "group.members_removed",
+                    Event::GroupMembersRemoved,
                     &g,
                     member_details(&net_removed),
                 ));
@@ -594,12 +598,9 @@ impl Muster {
             match self.remap_members(&mut tx, ctx, gid, &touched, now).await? {
                 Some(entries) => log.extend(entries),
                 None if if_match.is_some() => {
-                    return Err(ScimError::new(
-                        412,
-                        None,
-                        "a member changed while this request ran",
-                    )
-                    .into())
+                    return Err(CoreError::Stale(
+                        "a member changed while this request ran".into(),
+                    ))
                 }
                 None => continue,
             }
@@ -664,7 +665,7 @@ impl Muster {
         &self,
         ctx: &ProviderCtx,
         id: &str,
-        if_match: Option<&str>,
+        if_match: Option<&Tags>,
     ) -> CoreResult<()> {
         let gid = parse_group_id(id)?;
         for _ in 0..WRITE_ATTEMPTS {
@@ -676,7 +677,7 @@ impl Muster {
                 .await?
                 .filter(|g| g.provider_id == ctx.id())
                 .ok_or_else(|| group_not_found(id))?;
-            check_if_match(if_match, existing.version)?;
+            check_expected(if_match, existing.version)?;
             // What the group took part in, read before it (and its mappings) go.
             let aspects = self.rules(&mut tx, env, ctx.id()).await?.aspects_of(&[gid]);
             let members = if aspects.any() {
@@ -685,7 +686,13 @@ impl Muster {
                 Vec::new()
             };
             tx.delete_group(env, gid).await?;
-            let mut log = vec![group_entry(ctx, now, "group.deleted", &existing, json!({}))];
+            let mut log = vec![group_entry(
+                ctx,
+                now,
+                Event::GroupDeleted,
+                &existing,
+                json!({}),
+            )];
             if aspects.any() {
                 let rules = self.rules(&mut tx, env, ctx.id()).await?;
                 let actor = Actor::Provider { id: ctx.id() };

@@ -399,7 +399,7 @@ pub struct SyncLogEntry {
     /// Who caused it.
     pub actor: Actor,
     /// What happened, such as `user.created` or `group.members_added`.
-    pub action: String,
+    pub action: crate::synclog::event::Event,
     /// `user` or `group` or `org`, if the entry is about one.
     pub subject_kind: Option<String>,
     /// The subject's id.

@@ -18,6 +18,7 @@ use crate::model::Role;
 use crate::muster::Muster;
 use crate::store::Tx;
 use crate::synclog::admin_entry;
+use crate::synclog::event::Event;
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -274,7 +275,7 @@ impl Muster {
             env,
             now,
             actor,
-            "org.created",
+            Event::OrgCreated,
             ("org", org.id.to_string(), &org.name),
             json!({"parent": parent.name}),
         )])
@@ -359,7 +360,7 @@ impl Muster {
             env,
             now,
             actor,
-            "org.renamed",
+            Event::OrgRenamed,
             ("org", id.to_string(), &org.name),
             json!({"before": before, "after": org.name}),
         )])
@@ -419,7 +420,7 @@ impl Muster {
             env,
             now,
             actor,
-            "org.moved",
+            Event::OrgMoved,
             ("org", id.to_string(), &org.name),
             json!({"before": from, "after": parent.name}),
         )])
@@ -474,9 +475,9 @@ impl Muster {
             OrgStatus::Deactivated
         };
         let action = if active {
-            "org.reactivated"
+            Event::OrgReactivated
         } else {
-            "org.deactivated"
+            Event::OrgDeactivated
         };
         let mut log = Vec::new();
         for o in &mut changed {
@@ -547,7 +548,7 @@ impl Muster {
             env,
             now,
             actor,
-            "org.default_roles_changed",
+            Event::OrgDefaultRolesChanged,
             ("org", id.to_string(), &org.name),
             json!({"before": before, "after": names, "inherited": roles.is_none()}),
         )])

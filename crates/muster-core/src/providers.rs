@@ -19,6 +19,7 @@ use crate::model::DEFAULT_DEACTIVATION_DELAY_SECS;
 use crate::model::MAX_DEACTIVATION_DELAY_SECS;
 use crate::muster::Muster;
 use crate::store::Tx;
+use crate::synclog::event::Event;
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -41,7 +42,7 @@ pub fn provider_admin_entry(
     at: Timestamp,
     actor: &Actor,
     provider: Option<ProviderId>,
-    action: &str,
+    action: Event,
     subject_name: &str,
     details: serde_json::Value,
 ) -> SyncLogEntry {
@@ -50,7 +51,7 @@ pub fn provider_admin_entry(
         at,
         provider_id: provider,
         actor: actor.clone(),
-        action: action.into(),
+        action,
         subject_kind: Some("provider".into()),
         subject_id: provider.map(|p| p.to_string()),
         subject_name: Some(subject_name.into()),
@@ -114,7 +115,7 @@ impl Muster {
             now,
             actor,
             Some(provider.id),
-            "provider.created",
+            Event::ProviderCreated,
             &provider.name,
             json!({}),
         )])
@@ -141,7 +142,10 @@ impl Muster {
         id: ProviderId,
     ) -> CoreResult<Option<(EnvironmentId, ProviderId)>> {
         let mut tx = self.store.read().await?;
-        Ok(tx.locate_provider(id).await?.map(|p| (p.environment_id, p.id)))
+        Ok(tx
+            .locate_provider(id)
+            .await?
+            .map(|p| (p.environment_id, p.id)))
     }
 
     /// One provider.
@@ -197,7 +201,7 @@ impl Muster {
             p.updated_at,
             actor,
             Some(p.id),
-            "provider.updated",
+            Event::ProviderUpdated,
             &p.name,
             json!({"before": before, "after": after}),
         )])

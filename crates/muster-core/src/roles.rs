@@ -10,6 +10,7 @@ use crate::model::Actor;
 use crate::model::Role;
 use crate::muster::Muster;
 use crate::synclog::admin_entry;
+use crate::synclog::event::Event;
 use serde_json::json;
 
 impl Muster {
@@ -53,7 +54,7 @@ impl Muster {
             env,
             now,
             actor,
-            "role.created",
+            Event::RoleCreated,
             ("role", role.id.to_string(), &role.name),
             json!({}),
         )])
@@ -105,7 +106,7 @@ impl Muster {
             env,
             now,
             actor,
-            "role.deleted",
+            Event::RoleDeleted,
             ("role", id.to_string(), &role.name),
             json!({}),
         )])

@@ -1,35 +1,17 @@
 //! Optimistic concurrency: every user and group carries a version, bumped by each change;
-//! a read-modify-write carries the version it read, and a request's `If-Match` names the
-//! version it expects (RFC 7644 §3.14).
+//! a read-modify-write carries the version it read, and a request may name the versions it
+//! expects (SCIM's `If-Match`, RFC 7644 §3.14, read by the web layer into [`Tags`]).
 
-use muster_scim::ScimError;
+pub use muster_scim::version::Tags;
 
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 
-/// The weak ETag of a version (RFC 7644 §3.14).
-pub fn etag(version: i64) -> String {
-    format!("W/\"{version}\"")
-}
-
-/// Checks an `If-Match` header against the current version (RFC 7644 §3.14).
-pub(crate) fn check_if_match(if_match: Option<&str>, version: i64) -> CoreResult<()> {
-    let Some(header) = if_match else {
-        return Ok(());
-    };
-    let current = etag(version);
-    let strong = format!("\"{version}\"");
-    let ok = header
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t == current || t == strong);
-    if ok {
-        Ok(())
-    } else {
-        Err(ScimError::new(
-            412,
-            None,
-            format!("the resource has changed: its version is {current}"),
-        )
-        .into())
+/// Checks the versions a request expects against the current one.
+pub(crate) fn check_expected(expected: Option<&Tags>, version: i64) -> CoreResult<()> {
+    match expected {
+        Some(tags) if !tags.admits(version) => Err(CoreError::Stale(format!(
+            "the resource has changed: its version is {version}"
+        ))),
+        _ => Ok(()),
     }
 }

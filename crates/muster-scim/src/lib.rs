@@ -7,6 +7,7 @@
 //! - [`query`]: a filter checked against a schema, and evaluated over a resource's JSON.
 //! - [`resource`]: request bodies into canonical form, and `attributes`/`excludedAttributes`.
 //! - [`list`]: list query parameters and the ListResponse message (RFC 7644 §3.4.2).
+//! - [`version`]: resource versions as ETags, `If-Match` and `If-None-Match` (RFC 7644 §3.14).
 //! - [`select`]: one value read out of a resource by attribute path (for org mapping).
 
 pub mod bulk;
@@ -19,6 +20,7 @@ pub mod resource;
 pub mod schema;
 pub mod select;
 pub mod sort;
+pub mod version;
 
 pub use error::{ScimError, ScimType};
 pub use filter::{AttrPath, CompValue, CompareOp, Filter, FilterError, PatchPath};

@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn sorts_by_type_with_missing_values_last_ascending() {
-        let mut rows = vec![
+        let mut rows = [
             m(
                 json!({"userName": "b", "emails": [{"value": "z@x"}, {"value": "a@x", "primary": true}]}),
             ),

@@ -23,6 +23,7 @@ use muster_core::store::{
     MappingStore, Order, OrderKey, OrgStore, Page, ProviderStore, RoleStore, StoreResult,
     SyncLogStore, TimeColumn, Tx, UserQuery, UserStore,
 };
+use muster_core::synclog::event::Event;
 use serde_json::{Map, Value};
 use sqlx::Row as _;
 use uuid::Uuid;
@@ -2057,12 +2058,14 @@ fn log_from<R: Cols + ?Sized>(row: &R) -> StoreResult<SyncLogEntry> {
     };
     let details: String = get(row, "details")?;
     let outcome: String = get(row, "outcome")?;
+    let action: String = get(row, "action")?;
     Ok(SyncLogEntry {
         environment_id: EnvironmentId(get(row, "environment_id")?),
         at: ts(get(row, "at")?),
         provider_id: get::<Option<Uuid>, _>(row, "provider_id")?.map(ProviderId),
         actor,
-        action: get(row, "action")?,
+        action: Event::parse(&action)
+            .ok_or_else(|| StoreError::Corrupt(format!("sync log action '{action}'")))?,
         subject_kind: get(row, "subject_kind")?,
         subject_id: get(row, "subject_id")?,
         subject_name: get(row, "subject_name")?,
@@ -2094,7 +2097,7 @@ impl SyncLogStore for DbTx {
                     .push_bind(kind)
                     .push_bind(id)
                     .push_bind(name)
-                    .push_bind(e.action.clone())
+                    .push_bind(e.action.as_str().to_string())
                     .push_bind(e.subject_kind.clone())
                     .push_bind(e.subject_id.clone())
                     .push_bind(e.subject_name.clone())

@@ -24,7 +24,21 @@ impl From<CoreError> for ScimErrorResponse {
         if let CoreError::Store(cause) = &e {
             tracing::error!(error = %cause, "storage failed while answering a SCIM request");
         }
-        Self(e.to_scim())
+        Self(scim_error(e))
+    }
+}
+
+/// A domain error as SCIM reports it (RFC 7644 §3.12); storage failures become a generic 500.
+pub fn scim_error(e: CoreError) -> ScimError {
+    match e {
+        CoreError::Scim(e) => e,
+        CoreError::NotFound(d) => ScimError::not_found(d),
+        CoreError::Invalid(d) => ScimError::invalid_value(d),
+        CoreError::Conflict(d) => ScimError::uniqueness(d),
+        CoreError::Stale(d) => ScimError::new(412, None, d),
+        CoreError::Busy(d) => ScimError::new(409, None, d),
+        CoreError::Unauthorized(d) => ScimError::new(401, None, d),
+        CoreError::Store(_) => ScimError::internal(),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::model::Actor;
 use crate::model::AdminToken;
 use crate::muster::Muster;
 use crate::synclog::admin_entry;
+use crate::synclog::event::Event;
 use serde_json::json;
 
 /// An administrator token just created, with its secret (shown once).
@@ -54,7 +55,7 @@ impl Muster {
             env,
             now,
             actor,
-            "admin_token.created",
+            Event::AdminTokenCreated,
             ("admin_token", t.id.to_string(), &t.label),
             json!({"token": t.prefix}),
         )])
@@ -90,7 +91,7 @@ impl Muster {
             env,
             now,
             actor,
-            "admin_token.revoked",
+            Event::AdminTokenRevoked,
             ("admin_token", id.to_string(), &id.to_string()),
             json!({}),
         )])

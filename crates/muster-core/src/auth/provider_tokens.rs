@@ -13,6 +13,7 @@ use crate::model::ProviderCtx;
 use crate::model::ProviderToken;
 use crate::muster::Muster;
 use crate::providers::provider_admin_entry;
+use crate::synclog::event::Event;
 use serde_json::json;
 
 /// A token just created, with its secret (shown once).
@@ -65,7 +66,7 @@ impl Muster {
             now,
             actor,
             Some(provider),
-            "token.created",
+            Event::TokenCreated,
             &p.name,
             json!({"token": tok.prefix, "label": tok.label}),
         )])
@@ -109,7 +110,7 @@ impl Muster {
             now,
             actor,
             None,
-            "token.revoked",
+            Event::TokenRevoked,
             &id.to_string(),
             json!({}),
         )])

@@ -16,6 +16,7 @@ use crate::model::AdminSession;
 use crate::model::Outcome;
 use crate::model::SyncLogEntry;
 use crate::muster::Muster;
+use crate::synclog::event::Event;
 use rand::RngCore;
 use serde_json::json;
 
@@ -106,7 +107,7 @@ impl Muster {
                 actor: Actor::Admin {
                     name: format!("console:{}", admin.username),
                 },
-                action: "admin.sign_in_failed".into(),
+                action: Event::AdminSignInFailed,
                 subject_kind: Some("admin".into()),
                 subject_id: Some(admin.id.to_string()),
                 subject_name: Some(admin.username.clone()),

@@ -27,6 +27,7 @@ use crate::model::Role;
 use crate::model::SyncLogEntry;
 use crate::muster::Muster;
 use crate::store::Tx;
+use crate::synclog::event::Event;
 use crate::synclog::provider_entry;
 use muster_scim::schema::USER_RESOURCE;
 use muster_scim::select::Selector;
@@ -266,7 +267,7 @@ impl Muster {
             now,
             actor,
             &p,
-            "mapping.org_method_set",
+            Event::MappingOrgMethodSet,
             json!({
                 "method": method.as_str(),
                 "orgId": m.org_id,
@@ -353,7 +354,7 @@ impl Muster {
             now,
             actor,
             &p,
-            "mapping.group_mapping_added",
+            Event::MappingGroupMappingAdded,
             json!({"id": entry.id, "org": org.name, "groups": entry.groups, "priority": entry.priority}),
         );
         self.log_and_view(tx, env, provider, entry).await
@@ -389,7 +390,7 @@ impl Muster {
             now,
             actor,
             &p,
-            "mapping.group_mapping_updated",
+            Event::MappingGroupMappingUpdated,
             json!({"id": id, "org": org.name, "groups": entry.groups, "priority": entry.priority}),
         );
         self.log_and_view(tx, env, provider, entry).await
@@ -420,7 +421,7 @@ impl Muster {
             now,
             actor,
             &p,
-            "mapping.group_mapping_deleted",
+            Event::MappingGroupMappingDeleted,
             json!({"id": id}),
         );
         self.log_and_view(tx, env, provider, entry).await
@@ -495,9 +496,9 @@ impl Muster {
                 v
             };
             let action = if wanted.is_empty() {
-                "mapping.role_mapping_deleted"
+                Event::MappingRoleMappingDeleted
             } else {
-                "mapping.role_mapping_set"
+                Event::MappingRoleMappingSet
             };
             let mut log = vec![provider_entry(
                 env,

@@ -25,6 +25,7 @@ use crate::model::SyncLogEntry;
 use crate::model::UserRecord;
 use crate::muster::Muster;
 use crate::store::Tx;
+use crate::synclog::event::Event;
 use serde::Serialize;
 use serde_json::json;
 use serde_json::Value;
@@ -44,13 +45,13 @@ pub(crate) struct Cause<'a> {
 }
 
 impl Cause<'_> {
-    pub(crate) fn entry(&self, action: &str, u: &UserRecord, details: Value) -> SyncLogEntry {
+    pub(crate) fn entry(&self, action: Event, u: &UserRecord, details: Value) -> SyncLogEntry {
         SyncLogEntry {
             environment_id: self.env,
             at: self.at,
             provider_id: Some(self.provider),
             actor: self.actor.clone(),
-            action: action.into(),
+            action,
             subject_kind: Some("user".into()),
             subject_id: Some(u.id.to_string()),
             subject_name: Some(u.user_name.clone()),
@@ -227,7 +228,7 @@ impl Muster {
                                         at: cause.at,
                                         provider_id: Some(cause.provider),
                                         actor: cause.actor.clone(),
-                                        action: "org.created".into(),
+                                        action: Event::OrgCreated,
                                         subject_kind: Some("org".into()),
                                         subject_id: Some(org.id.to_string()),
                                         subject_name: Some(org.name.clone()),
@@ -326,7 +327,7 @@ impl Muster {
             entries.push(SyncLogEntry {
                 outcome: Outcome::Error,
                 message: Some(err.clone()),
-                ..cause.entry("user.mapping_failed", u, json!({"reason": p.why}))
+                ..cause.entry(Event::UserMappingFailed, u, json!({"reason": p.why}))
             });
         }
         let Some(target) = p.target.id else {
@@ -339,7 +340,7 @@ impl Muster {
                 .map(|o| o.name)
                 .unwrap_or_default();
             entries.push(cause.entry(
-                "user.moved",
+                Event::UserMoved,
                 u,
                 json!({"before": before, "after": p.target.name, "reason": p.why, "cause": cause.reason}),
             ));
@@ -398,7 +399,7 @@ impl Muster {
             v
         };
         let entry = cause.entry(
-            "user.roles_changed",
+            Event::UserRolesChanged,
             u,
             json!({
                 "before": names(&mut current.iter().map(|(r, _)| *r)),

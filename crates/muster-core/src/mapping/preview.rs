@@ -20,6 +20,7 @@ use crate::model::RoleSource;
 use crate::model::SyncLogEntry;
 use crate::muster::Muster;
 use crate::store::Cursor;
+use crate::synclog::event::Event;
 use crate::synclog::provider_entry;
 use serde::Serialize;
 use serde_json::json;
@@ -239,7 +240,7 @@ impl Muster {
                     now,
                     actor,
                     &p,
-                    "mappings.reapplied",
+                    Event::MappingsReapplied,
                     json!({
                         "users": done.users,
                         "moved": done.moved,
@@ -283,8 +284,10 @@ impl Muster {
                 let (_, placed) = self
                     .place_user(&mut tx, &rules, &cause, &mut changed, g, false, &mut cache)
                     .await?;
-                done.orgs_created +=
-                    placed.iter().filter(|e| e.action == "org.created").count() as u64;
+                done.orgs_created += placed
+                    .iter()
+                    .filter(|e| e.action == Event::OrgCreated)
+                    .count() as u64;
                 let moving = (changed.org_id != u.org_id).then(|| {
                     changed.version += 1;
                     changed.updated_at = now;
@@ -312,7 +315,11 @@ impl Muster {
             for c in changes {
                 if c.moving.is_some() && !moved.contains(&c.user) {
                     // Its provider changed it meanwhile, placing it by the same mappings.
-                    log.extend(c.placed.into_iter().filter(|e| e.action == "org.created"));
+                    log.extend(
+                        c.placed
+                            .into_iter()
+                            .filter(|e| e.action == Event::OrgCreated),
+                    );
                     continue;
                 }
                 if c.moving.is_some() {

@@ -12,6 +12,7 @@ use crate::mapping::view::MappingView;
 use crate::model::Actor;
 use crate::muster::Muster;
 use crate::store::Tx;
+use crate::synclog::event::Event;
 use crate::synclog::provider_entry;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
@@ -80,7 +81,7 @@ impl Muster {
             now,
             actor,
             &p,
-            "mapping.group_priorities_changed",
+            Event::MappingGroupPrioritiesChanged,
             json!({"order": order}),
         );
         self.log_and_view(tx, env, provider, entry).await

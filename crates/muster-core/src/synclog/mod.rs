@@ -6,6 +6,7 @@
 //! - [`retention`]: deleting entries past the retention period.
 //! - [`rejections`]: entries for requests Muster rejects.
 
+pub mod event;
 pub mod query;
 pub mod rejections;
 pub mod retention;
@@ -16,6 +17,7 @@ use crate::model::Actor;
 use crate::model::Outcome;
 use crate::model::Provider;
 use crate::model::SyncLogEntry;
+use crate::synclog::event::Event;
 use std::collections::HashSet;
 
 use serde_json::{json, Map, Value};
@@ -28,7 +30,7 @@ pub(crate) fn admin_entry(
     env: EnvironmentId,
     at: Timestamp,
     actor: &Actor,
-    action: &str,
+    action: Event,
     subject: Subject<'_>,
     details: Value,
 ) -> SyncLogEntry {
@@ -37,7 +39,7 @@ pub(crate) fn admin_entry(
         at,
         provider_id: None,
         actor: actor.clone(),
-        action: action.into(),
+        action,
         subject_kind: Some(subject.0.into()),
         subject_id: Some(subject.1),
         subject_name: Some(subject.2.into()),
@@ -87,7 +89,7 @@ pub(crate) fn provider_entry(
     at: Timestamp,
     actor: &Actor,
     p: &Provider,
-    action: &str,
+    action: Event,
     details: Value,
 ) -> SyncLogEntry {
     SyncLogEntry {
@@ -95,7 +97,7 @@ pub(crate) fn provider_entry(
         at,
         provider_id: Some(p.id),
         actor: actor.clone(),
-        action: action.into(),
+        action,
         subject_kind: Some("provider".into()),
         subject_id: Some(p.id.to_string()),
         subject_name: Some(p.name.clone()),

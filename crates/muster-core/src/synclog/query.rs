@@ -121,7 +121,7 @@ pub fn csv_line(id: i64, e: &SyncLogEntry, providers: &HashMap<ProviderId, Strin
             .unwrap_or_default(),
         kind.to_string(),
         actor,
-        e.action.clone(),
+        e.action.to_string(),
         e.subject_kind.clone().unwrap_or_default(),
         e.subject_id.clone().unwrap_or_default(),
         e.subject_name.clone().unwrap_or_default(),
@@ -177,6 +177,7 @@ impl Muster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synclog::event::Event;
 
     #[test]
     fn a_provider_actor_is_named_as_the_console_names_it() {
@@ -190,7 +191,7 @@ mod tests {
             at: crate::clock::Timestamp(0),
             provider_id: Some(okta),
             actor,
-            action: "user.created".into(),
+            action: Event::UserCreated,
             subject_kind: Some("user".into()),
             subject_id: None,
             subject_name: Some("ada".into()),

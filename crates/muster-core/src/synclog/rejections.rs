@@ -8,6 +8,7 @@ use crate::model::Actor;
 use crate::model::Outcome;
 use crate::model::SyncLogEntry;
 use crate::muster::Muster;
+use crate::synclog::event::Event;
 use serde_json::json;
 
 /// A request Muster refused, as the sync log records it.
@@ -46,7 +47,7 @@ impl Muster {
             at: self.now(),
             provider_id: Some(provider),
             actor: Actor::Provider { id: provider },
-            action: "request.rejected".into(),
+            action: Event::RequestRejected,
             subject_kind: None,
             subject_id: None,
             subject_name: None,

@@ -20,6 +20,7 @@ use crate::store::Cursor;
 use crate::store::Tx;
 use crate::store::UserQuery;
 use crate::synclog::admin_entry;
+use crate::synclog::event::Event;
 use crate::users::lifecycle::{self, delay_if_provider_off, Cause};
 use serde_json::json;
 use serde_json::Value;
@@ -145,7 +146,7 @@ impl Muster {
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("no user with id {id}")))?;
         let mut u = existing.clone();
-        let mut log: Vec<(&str, Value)> = Vec::new();
+        let mut log: Vec<(Event, Value)> = Vec::new();
         match &action {
             UserAction::Block
             | UserAction::Unblock
@@ -192,7 +193,10 @@ impl Muster {
                     .map(|o| o.name)
                     .unwrap_or_default();
                 u.org_id = target.id;
-                log.push(("user.moved", json!({"before": from, "after": target.name})));
+                log.push((
+                    Event::UserMoved,
+                    json!({"before": from, "after": target.name}),
+                ));
             }
             UserAction::SetRoles(roles) => {
                 let catalog: HashSet<RoleId> = tx
@@ -220,7 +224,7 @@ impl Muster {
                     .map(|h| h.role.name)
                     .collect::<Vec<_>>();
                 log.push((
-                    "user.roles_changed",
+                    Event::UserRolesChanged,
                     json!({"before": before, "after": after}),
                 ));
             }

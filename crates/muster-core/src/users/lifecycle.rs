@@ -32,6 +32,7 @@ use crate::model::SyncLogEntry;
 use crate::model::UserRecord;
 use crate::model::UserStatus;
 use crate::muster::Muster;
+use crate::synclog::event::Event;
 use crate::users::user_entry;
 use serde_json::{json, Value};
 
@@ -112,15 +113,15 @@ pub enum Transition {
 
 impl Transition {
     /// The sync log action for this transition.
-    pub fn action(self) -> &'static str {
+    pub fn action(self) -> Event {
         match self {
-            Transition::Blocked { .. } => "user.blocked",
-            Transition::Deactivated { .. } => "user.deactivated",
-            Transition::Unblocked { .. } => "user.unblocked",
-            Transition::Reactivated => "user.reactivated",
-            Transition::HeldByLegalHold => "user.deactivation_held",
-            Transition::LegalHoldSet { .. } => "user.legal_hold_set",
-            Transition::LegalHoldCleared { .. } => "user.legal_hold_cleared",
+            Transition::Blocked { .. } => Event::UserBlocked,
+            Transition::Deactivated { .. } => Event::UserDeactivated,
+            Transition::Unblocked { .. } => Event::UserUnblocked,
+            Transition::Reactivated => Event::UserReactivated,
+            Transition::HeldByLegalHold => Event::UserDeactivationHeld,
+            Transition::LegalHoldSet { .. } => Event::UserLegalHoldSet,
+            Transition::LegalHoldCleared { .. } => Event::UserLegalHoldCleared,
         }
     }
 
@@ -405,7 +406,7 @@ impl Muster {
                     at: now,
                     provider_id: u.provider_id,
                     actor: Actor::System,
-                    action: t.action().into(),
+                    action: t.action(),
                     subject_kind: Some("user".into()),
                     subject_id: Some(u.id.to_string()),
                     subject_name: Some(u.user_name.clone()),

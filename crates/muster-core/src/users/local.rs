@@ -12,6 +12,7 @@ use crate::model::UserRecord;
 use crate::model::UserStatus;
 use crate::muster::Muster;
 use crate::synclog::admin_entry;
+use crate::synclog::event::Event;
 use crate::users::directory::UserDetail;
 use serde_json::json;
 
@@ -91,7 +92,7 @@ impl Muster {
             env,
             now,
             actor,
-            "user.created",
+            Event::UserCreated,
             ("user", user.id.to_string(), &user.user_name),
             json!({"org": org.name, "local": true}),
         )])

@@ -30,6 +30,7 @@ use crate::model::RoleSource;
 use crate::model::SyncLogEntry;
 use crate::model::UserRecord;
 use crate::store::Tx;
+use crate::synclog::event::Event;
 use muster_scim::ScimError;
 use serde_json::Map;
 use serde_json::Value;
@@ -116,7 +117,7 @@ pub(crate) fn map_user_conflict(e: StoreError, user_name: &str) -> CoreError {
 pub(crate) fn user_entry(
     ctx: &ProviderCtx,
     at: Timestamp,
-    action: &str,
+    action: Event,
     u: &UserRecord,
     details: Value,
 ) -> SyncLogEntry {
@@ -125,7 +126,7 @@ pub(crate) fn user_entry(
         at,
         provider_id: Some(ctx.id()),
         actor: Actor::Provider { id: ctx.id() },
-        action: action.into(),
+        action,
         subject_kind: Some("user".into()),
         subject_id: Some(u.id.to_string()),
         subject_name: Some(u.user_name.clone()),
@@ -163,10 +164,5 @@ pub(crate) async fn current_roles(
 }
 
 pub(crate) fn busy() -> CoreError {
-    ScimError::new(
-        409,
-        None,
-        "the resource was changed by another request at the same time; retry",
-    )
-    .into()
+    CoreError::Busy("the resource was changed by another request at the same time; retry".into())
 }

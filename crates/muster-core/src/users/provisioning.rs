@@ -27,6 +27,7 @@ use crate::muster::Muster;
 use crate::store::Cursor;
 use crate::store::Tx;
 use crate::synclog::diff_resources;
+use crate::synclog::event::Event;
 use crate::users::busy;
 use crate::users::current_roles;
 use crate::users::lifecycle;
@@ -41,7 +42,7 @@ use crate::users::Created;
 use crate::users::UserFields;
 use crate::users::UserView;
 use crate::users::WRITE_ATTEMPTS;
-use crate::versions::check_if_match;
+use crate::versions::{check_expected, Tags};
 use muster_scim::list::ListParams;
 use muster_scim::normalize;
 use muster_scim::patch;
@@ -145,12 +146,13 @@ impl Muster {
                 }
                 Err(e) => return Err(map_user_conflict(e, &fields.user_name)),
             }
-            let (mut log, rest): (Vec<SyncLogEntry>, Vec<SyncLogEntry>) =
-                placed.into_iter().partition(|e| e.action == "org.created");
+            let (mut log, rest): (Vec<SyncLogEntry>, Vec<SyncLogEntry>) = placed
+                .into_iter()
+                .partition(|e| e.action == Event::OrgCreated);
             log.push(user_entry(
                 ctx,
                 now,
-                "user.created",
+                Event::UserCreated,
                 &user,
                 json!({"org": org_name, "active": fields.active}),
             ));
@@ -264,7 +266,7 @@ impl Muster {
             log.push(user_entry(
                 ctx,
                 now,
-                "user.restored",
+                Event::UserRestored,
                 &u,
                 json!({"changes": changes}),
             ));
@@ -272,7 +274,7 @@ impl Muster {
             log.push(user_entry(
                 ctx,
                 now,
-                "user.updated",
+                Event::UserUpdated,
                 &u,
                 json!({"changes": changes}),
             ));
@@ -322,7 +324,7 @@ impl Muster {
         ctx: &ProviderCtx,
         id: &str,
         body: &Value,
-        if_match: Option<&str>,
+        if_match: Option<&Tags>,
     ) -> CoreResult<UserView> {
         let n = normalize(&USER_RESOURCE, body)?;
         self.write_user(ctx, id, if_match, |_| Ok(n.resource.clone()))
@@ -336,7 +338,7 @@ impl Muster {
         ctx: &ProviderCtx,
         id: &str,
         ops: &[PatchOp],
-        if_match: Option<&str>,
+        if_match: Option<&Tags>,
     ) -> CoreResult<UserView> {
         self.write_user(ctx, id, if_match, |existing| {
             let patched = patch::apply(
@@ -360,7 +362,7 @@ impl Muster {
         &self,
         ctx: &ProviderCtx,
         id: &str,
-        if_match: Option<&str>,
+        if_match: Option<&Tags>,
         make: F,
     ) -> CoreResult<UserView>
     where
@@ -375,7 +377,7 @@ impl Muster {
                 .await?
                 .filter(|u| u.provider_id == Some(ctx.id()) && u.removed_at.is_none())
                 .ok_or_else(|| user_not_found(id))?;
-            check_if_match(if_match, existing.version)?;
+            check_expected(if_match, existing.version)?;
             let resource = make(&existing)?;
             let fields = UserFields::read(&resource);
             let key = name_key(&fields.user_name);
@@ -450,7 +452,7 @@ impl Muster {
                 log.push(user_entry(
                     ctx,
                     now,
-                    "user.updated",
+                    Event::UserUpdated,
                     &u,
                     json!({"changes": changes}),
                 ));
@@ -487,7 +489,7 @@ impl Muster {
         &self,
         ctx: &ProviderCtx,
         id: &str,
-        if_match: Option<&str>,
+        if_match: Option<&Tags>,
     ) -> CoreResult<()> {
         let uid = parse_user_id(id)?;
         for _ in 0..WRITE_ATTEMPTS {
@@ -498,7 +500,7 @@ impl Muster {
                 .await?
                 .filter(|u| u.provider_id == Some(ctx.id()) && u.removed_at.is_none())
                 .ok_or_else(|| user_not_found(id))?;
-            check_if_match(if_match, existing.version)?;
+            check_expected(if_match, existing.version)?;
             let mut u = existing.clone();
             u.removed_at = Some(now);
             let transitions =
@@ -508,14 +510,14 @@ impl Muster {
             if !tx.update_user(&u, existing.version).await? {
                 continue;
             }
-            let mut log = vec![user_entry(ctx, now, "user.removed", &u, json!({}))];
+            let mut log = vec![user_entry(ctx, now, Event::UserRemoved, &u, json!({}))];
             for (_, g) in tx.groups_of_users(ctx.env(), &[uid]).await? {
                 tx.remove_members(ctx.env(), g.group_id, &[uid]).await?;
                 log.push(SyncLogEntry {
                     subject_kind: Some("group".into()),
                     subject_id: Some(g.group_id.to_string()),
                     subject_name: Some(g.display.clone()),
-                    ..user_entry(ctx, now, "group.members_removed", &u, json!({"members": [{"id": uid.to_string(), "userName": u.user_name}], "count": 1}))
+                    ..user_entry(ctx, now, Event::GroupMembersRemoved, &u, json!({"members": [{"id": uid.to_string(), "userName": u.user_name}], "count": 1}))
                 });
             }
             log.extend(transition_entries(ctx, now, &u, &transitions));

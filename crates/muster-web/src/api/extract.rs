@@ -45,6 +45,8 @@ impl From<CoreError> for ApiError {
             CoreError::Invalid(m) => Self::bad_request(m),
             CoreError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             CoreError::Unauthorized(m) => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
+            CoreError::Stale(m) => Self::new(StatusCode::PRECONDITION_FAILED, "stale", m),
+            CoreError::Busy(m) => Self::new(StatusCode::CONFLICT, "busy", m),
             CoreError::Scim(s) => Self::new(
                 StatusCode::from_u16(s.status).unwrap_or(StatusCode::BAD_REQUEST),
                 "invalid",

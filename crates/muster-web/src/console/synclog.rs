@@ -174,7 +174,7 @@ pub async fn page(
             esc(&e.at.to_rfc3339()),
             esc(&e.provider_id.and_then(|p| names.get(&p).cloned()).unwrap_or_default()),
             esc(&actor),
-            esc(&e.action),
+            esc(e.action.as_str()),
             esc(e.subject_name.as_deref().unwrap_or("")),
             esc(e.outcome.as_str()),
             e.message.as_deref().map(|m| format!(": {}", esc(m))).unwrap_or_default(),

@@ -347,7 +347,7 @@ async fn user_page(
         body.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             esc(&e.at.to_rfc3339()),
-            esc(&e.action),
+            esc(e.action.as_str()),
             esc(e.outcome.as_str()),
             esc(&e.details.to_string())
         ));

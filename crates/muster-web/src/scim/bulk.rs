@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::response::Response;
-use muster_core::versions::etag;
 use muster_core::{CoreError, ProviderCtx};
 use muster_scim::bulk::{self, BulkMethod, Step, BULK_RESPONSE_SCHEMA};
+use muster_scim::version::{etag, Tags};
 use muster_scim::{patch, ScimError};
 use serde_json::{json, Value};
 
@@ -44,7 +44,7 @@ pub async fn post_bulk(
                 let op = &req.ops[i];
                 let path = bulk::substitute_path(&op.path, &ids);
                 let data = op.data.as_ref().map(|d| bulk::substitute_value(d, &ids));
-                (i, run_one(&state, &ctx, op.method, &path, data.as_ref(), op.version.as_deref()).await)
+                (i, run_one(&state, &ctx, op.method, &path, data.as_ref(), op.version.as_deref().map(Tags::parse).as_ref()).await)
             }
             Step::Unknown(i, reference) => (
                 i,
@@ -88,7 +88,7 @@ fn scim(e: CoreError) -> ScimError {
     if let CoreError::Store(cause) = &e {
         tracing::error!(error = %cause, "storage failed in a bulk operation");
     }
-    e.to_scim()
+    crate::error::scim_error(e)
 }
 
 async fn run_one(
@@ -97,7 +97,7 @@ async fn run_one(
     method: BulkMethod,
     path: &str,
     data: Option<&Value>,
-    version: Option<&str>,
+    version: Option<&Tags>,
 ) -> Result<Done, ScimError> {
     let m = &state.muster;
     let trimmed = path.trim_start_matches('/');

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use muster_core::ids::ProviderId;
 use muster_core::ProviderCtx;
 use muster_scim::list::ListParams;
+use muster_scim::version::Tags;
 use muster_scim::{Projection, ResourceTypeDef, ScimError};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -183,9 +184,9 @@ impl QueryPairs {
 #[derive(Debug, Default)]
 pub struct Conditions {
     /// `If-Match`.
-    pub if_match: Option<String>,
+    pub if_match: Option<Tags>,
     /// `If-None-Match`.
-    pub if_none_match: Option<String>,
+    pub if_none_match: Option<Tags>,
 }
 
 impl Conditions {
@@ -195,7 +196,7 @@ impl Conditions {
             headers
                 .get(h)
                 .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
-                .map(str::to_string)
+                .map(Tags::parse)
         };
         Self {
             if_match: get(header::IF_MATCH),

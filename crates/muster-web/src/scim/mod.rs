@@ -17,11 +17,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use muster_core::groups::GroupView;
 use muster_core::users::UserView;
-use muster_core::versions::etag;
 use muster_core::ProviderCtx;
 use muster_scim::list::{list_response, ListParams};
 use muster_scim::patch;
 use muster_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use muster_scim::version::etag;
 use muster_scim::{Projection, ScimError};
 use serde_json::{json, Map, Value};
 
@@ -233,14 +233,9 @@ async fn get_user(
 
 /// `If-None-Match` on GET (RFC 7644 §3.14): 304 when the client has the current version.
 fn not_modified(headers: &HeaderMap, version: i64) -> bool {
-    let current = etag(version);
     Conditions::from_headers(headers)
         .if_none_match
-        .is_some_and(|h| {
-            h.split(',')
-                .map(str::trim)
-                .any(|t| t == "*" || t == current)
-        })
+        .is_some_and(|tags| tags.admits(version))
 }
 
 /// `PUT /Users/{id}` (RFC 7644 §3.5.1).
@@ -255,7 +250,7 @@ async fn replace_user(
     let cond = Conditions::from_headers(&headers);
     let v = state
         .muster
-        .replace_user(&ctx, &id, &body, cond.if_match.as_deref())
+        .replace_user(&ctx, &id, &body, cond.if_match.as_ref())
         .await?;
     let p = q.projection(&USER_RESOURCE);
     Ok(single(
@@ -276,7 +271,7 @@ async fn delete_user(
     let cond = Conditions::from_headers(&headers);
     state
         .muster
-        .delete_user(&ctx, &id, cond.if_match.as_deref())
+        .delete_user(&ctx, &id, cond.if_match.as_ref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -466,7 +461,7 @@ async fn replace_group(
     let cond = Conditions::from_headers(&headers);
     let v = state
         .muster
-        .replace_group(&ctx, &id, &body, cond.if_match.as_deref())
+        .replace_group(&ctx, &id, &body, cond.if_match.as_ref())
         .await?;
     let p = q.projection(&GROUP_RESOURCE);
     Ok(single(
@@ -487,7 +482,7 @@ async fn delete_group(
     let cond = Conditions::from_headers(&headers);
     state
         .muster
-        .delete_group(&ctx, &id, cond.if_match.as_deref())
+        .delete_group(&ctx, &id, cond.if_match.as_ref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -544,7 +539,7 @@ async fn patch_user(
     let cond = Conditions::from_headers(&headers);
     let v = state
         .muster
-        .patch_user(&ctx, &id, &ops, cond.if_match.as_deref())
+        .patch_user(&ctx, &id, &ops, cond.if_match.as_ref())
         .await?;
     let p = q.projection(&USER_RESOURCE);
     Ok(single(
@@ -578,7 +573,7 @@ async fn patch_group(
     };
     let v = state
         .muster
-        .patch_group(&ctx, &id, &ops, cond.if_match.as_deref(), up_to)
+        .patch_group(&ctx, &id, &ops, cond.if_match.as_ref(), up_to)
         .await?;
     if want_members && v.members.is_none() {
         let mut resp = StatusCode::NO_CONTENT.into_response();

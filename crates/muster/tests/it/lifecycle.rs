@@ -46,7 +46,7 @@ async fn actions(app: &TestApp, id: &str) -> Vec<String> {
     log.reverse();
     log.into_iter()
         .filter(|e| e.subject_id.as_deref() == Some(id))
-        .map(|e| e.action)
+        .map(|e| e.action.to_string())
         .collect()
 }
 

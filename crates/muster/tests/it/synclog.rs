@@ -27,7 +27,7 @@ async fn actions_for(app: &TestApp, subject: &str) -> Vec<(String, Value)> {
         .unwrap_or_else(|e| panic!("{e}"));
     rows.into_iter()
         .rev()
-        .map(|(_, e)| (e.action, e.details))
+        .map(|(_, e)| (e.action.to_string(), e.details))
         .collect()
 }
 
