@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`sqlite`] holds `SqliteStore`: WAL mode, one writer and a pool of readers.
 //! - [`postgres`] holds `PgStore`.
-//! - `common.rs`: the SQL both share, compiled once per backend.
+//! - `common/`: the SQL both share, compiled once per backend, one file per aggregate.
 //! - `migrations/{sqlite,postgres}`: the schema, with the same version numbers in both.
 
 use std::sync::Arc;

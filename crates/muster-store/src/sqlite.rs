@@ -17,9 +17,9 @@ use muster_core::store::{Store, StoreResult, Tx};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
-// The shared SQL, compiled for this backend (see common.rs).
+// The shared SQL, compiled for this backend (see common/mod.rs).
 #[allow(clippy::duplicate_mod)]
-#[path = "common.rs"]
+#[path = "common/mod.rs"]
 mod common;
 
 use common::{db_err, DbTx};

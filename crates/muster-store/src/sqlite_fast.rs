@@ -11,7 +11,7 @@
 //! - the writer runs every statement this way (it is one connection, held by one request at a
 //!   time, and its statements are short: the long work, such as a re-apply or deleting a giant
 //!   group, is many short statements, and after each the request spends from Tokio's
-//!   cooperative budget, so the runtime gets its turn — see `DbTx::exec` in `common.rs`);
+//!   cooperative budget, so the runtime gets its turn — see `DbTx::exec` in `common/mod.rs`);
 //! - each reader also holds a rusqlite connection for index lookups
 //!   ([`super::common::DbTx::lookup`]: a user by id, userName or externalId, a group by id or
 //!   name, a user's groups, a listing with a selective filter, and its count). Statements that

@@ -1,0 +1,340 @@
+//! Listings of users and groups: conditions, windows and order, one SQL text for both.
+
+use super::*;
+
+pub(super) fn push_cond(q: &mut Stmt, cond: &Cond, id_col: &str) {
+    match cond {
+        Cond::Never => {
+            q.push("1 = 0");
+        }
+        Cond::Id(u) => {
+            q.push(id_col).push(" = ").bind(*u);
+        }
+        Cond::IdIn(ids) if ids.is_empty() => {
+            q.push("1 = 0");
+        }
+        Cond::IdIn(ids) => {
+            q.push(id_col).push(" in (");
+            for (i, u) in ids.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind(*u);
+            }
+            q.push(")");
+        }
+        Cond::UserNameKey(s) => {
+            q.push("user_name_key = ").bind(s.as_str());
+        }
+        Cond::ExternalId(s) => {
+            q.push("external_id = ").bind(s.as_str());
+        }
+        Cond::GroupNameKey(s) => {
+            q.push("display_name_key = ").bind(s.as_str());
+        }
+        Cond::Active(b) => {
+            q.push("scim_active = ").bind(*b);
+        }
+        Cond::EmailKey(v) => {
+            q.push("user_id in (select e.user_id from user_email e where e.environment_id = user_account.environment_id and e.value_key = ")
+                .bind(v.as_str())
+                .push(")");
+        }
+        Cond::Time {
+            column,
+            from,
+            until,
+        } => {
+            let col = match column {
+                TimeColumn::Created => "created_at",
+                TimeColumn::LastModified => "updated_at",
+            };
+            q.push("(1 = 1");
+            if let Some(f) = from {
+                q.push(format!(" and {col} >= ")).bind(*f);
+            }
+            if let Some(u) = until {
+                q.push(format!(" and {col} < ")).bind(*u);
+            }
+            q.push(")");
+        }
+        Cond::And(a, b) | Cond::Or(a, b) => {
+            let op = if matches!(cond, Cond::And(..)) {
+                " and "
+            } else {
+                " or "
+            };
+            q.push("(");
+            push_cond(q, a, id_col);
+            q.push(op);
+            push_cond(q, b, id_col);
+            q.push(")");
+        }
+    }
+}
+
+/// Which rows of a listing: after a cursor, then skipping `offset`, at most `limit`.
+pub(super) struct Window {
+    after: Option<Cursor>,
+    order: Order,
+    offset: u64,
+    limit: u64,
+}
+
+impl Window {
+    /// A page in the given order.
+    pub(super) fn page(order: Order, page: Page) -> Window {
+        Window {
+            after: None,
+            order,
+            offset: page.offset,
+            limit: page.limit,
+        }
+    }
+
+    /// The next `limit` rows in creation order after a cursor (a scan).
+    pub(super) fn scan(after: Option<Cursor>, limit: u64) -> Window {
+        Window {
+            after,
+            order: Order::CREATED,
+            offset: 0,
+            limit,
+        }
+    }
+}
+
+/// `order by` for a listing: the key (missing values last ascending, first descending, as RFC
+/// 7644 §3.4.2.3 asks), then creation time and id so that equal keys page stably. Text keys
+/// compare byte-wise on both databases.
+///
+/// With a selective condition (an id, a userName, an email address), the creation-time index must
+/// not be used to produce the order: a planner that walks it to avoid a sort reads every row of
+/// the provider. `created_at + 0` keeps the order and takes that index out of the question; the few
+/// matching rows are then sorted.
+pub(super) fn order_by(l: &Listing, order: Order, selective: bool) -> String {
+    let dir = if order.descending { "desc" } else { "asc" };
+    let created = if selective {
+        "created_at + 0"
+    } else {
+        "created_at"
+    };
+    let tie = format!("{created} {dir}, {} {dir}", l.id_col);
+    let keyed = |col: &str, nullable: bool, text: bool| {
+        let collate = if text { super::super::BYTEWISE } else { "" };
+        let nulls = if nullable {
+            format!("({col} is null) {dir}, ")
+        } else {
+            String::new()
+        };
+        format!(" order by {nulls}{col}{collate} {dir}, {tie}")
+    };
+    match order.key {
+        OrderKey::Created => format!(" order by {tie}"),
+        OrderKey::LastModified => keyed("updated_at", false, false),
+        OrderKey::Id => format!(" order by {} {dir}", l.id_col),
+        OrderKey::UserName => keyed("user_name_key", false, true),
+        OrderKey::GroupName => keyed("display_name_key", false, true),
+        OrderKey::ExternalId => keyed("external_id", true, true),
+    }
+}
+
+/// Whether a condition selects few rows through an index of its own.
+pub(super) fn selective(cond: &Cond) -> bool {
+    match cond {
+        Cond::Never
+        | Cond::Id(_)
+        | Cond::IdIn(_)
+        | Cond::UserNameKey(_)
+        | Cond::ExternalId(_)
+        | Cond::GroupNameKey(_)
+        | Cond::EmailKey(_) => true,
+        Cond::Active(_) | Cond::Time { .. } => false,
+        Cond::And(a, b) => selective(a) || selective(b),
+        Cond::Or(a, b) => selective(a) && selective(b),
+    }
+}
+
+/// Which listing: users or groups.
+pub(super) struct Listing {
+    table: &'static str,
+    cols: &'static str,
+    id_col: &'static str,
+    extra: &'static str,
+}
+
+pub(super) const USERS: Listing = Listing {
+    table: "user_account",
+    cols: USER_COLS,
+    id_col: "user_id",
+    extra: " and removed_at is null",
+};
+pub(super) const GROUPS: Listing = Listing {
+    table: "scim_group",
+    cols: GROUP_COLS,
+    id_col: "group_id",
+    extra: "",
+};
+
+pub(super) fn listing_query(
+    l: &Listing,
+    select: &str,
+    env: EnvironmentId,
+    provider: ProviderId,
+    cond: Option<&Cond>,
+) -> Stmt {
+    let mut q = Stmt::new(format!(
+        "select {select} from {} where environment_id = ",
+        l.table
+    ));
+    q.bind(env.0)
+        .push(" and provider_id = ")
+        .bind(provider.0)
+        .push(l.extra);
+    if let Some(c) = cond {
+        q.push(" and ");
+        push_cond(&mut q, c, l.id_col);
+    }
+    q
+}
+
+impl DbTx {
+    /// Replaces `EmailKey` conditions with the ids of the users that have the address, read from
+    /// `user_email` first: a short id list the planner looks up by primary key, rather than a
+    /// subquery a planner without statistics may run once per row.
+    pub(super) async fn resolve_emails(
+        &mut self,
+        env: EnvironmentId,
+        cond: &Cond,
+    ) -> StoreResult<Cond> {
+        Ok(match cond {
+            Cond::EmailKey(v) => {
+                let q = Stmt::new("select user_id from user_email where environment_id = $1 and value_key = $2 limit 10000")
+                    .arg(env.0)
+                    .arg(v.as_str());
+                Cond::IdIn(self.lookup(&q, |r| get(r, "user_id")).await?)
+            }
+            Cond::And(a, b) => Cond::And(
+                Box::new(Box::pin(self.resolve_emails(env, a)).await?),
+                Box::new(Box::pin(self.resolve_emails(env, b)).await?),
+            ),
+            Cond::Or(a, b) => Cond::Or(
+                Box::new(Box::pin(self.resolve_emails(env, a)).await?),
+                Box::new(Box::pin(self.resolve_emails(env, b)).await?),
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// Rewrites a user's email index rows.
+    pub(super) async fn write_emails(&mut self, u: &UserRecord, replace: bool) -> StoreResult<()> {
+        if replace {
+            self.exec(&Stmt::new("delete from user_email where user_id = $1").arg(u.id.0))
+                .await?;
+        }
+        let keys = u.email_keys();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut qb = Stmt::new("insert into user_email (user_id, environment_id, value_key) ");
+        qb.push_values(keys.iter().take(IN_CHUNK), |mut b, k| {
+            b.push_bind(u.id.0)
+                .push_bind(u.environment_id.0)
+                .push_bind(k.clone());
+        });
+        self.exec(&qb).await?;
+        Ok(())
+    }
+
+    pub(super) async fn fetch_listing<T: Send>(
+        &mut self,
+        l: &Listing,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        window: Window,
+        decode: Decode<T>,
+    ) -> StoreResult<Vec<T>> {
+        let resolved = match cond {
+            Some(c) => Some(self.resolve_emails(env, c).await?),
+            None => None,
+        };
+        let cond = resolved.as_ref();
+        let Window {
+            after,
+            order,
+            offset,
+            limit,
+        } = window;
+        let few = cond.is_some_and(selective);
+        let ordering = order_by(l, order, few);
+        // Rows skipped by OFFSET are read from the index alone: the inner query selects only ids
+        // (covered by the listing index), the outer one reads the page's rows.
+        let mut q = if offset > 0 {
+            let mut q = Stmt::new(format!(
+                "select {} from {} where {} in (",
+                l.cols, l.table, l.id_col
+            ));
+            q.push(format!(
+                "select {} from {} where environment_id = ",
+                l.id_col, l.table
+            ))
+            .bind(env.0)
+            .push(" and provider_id = ")
+            .bind(provider.0)
+            .push(l.extra);
+            if let Some(c) = cond {
+                q.push(" and ");
+                push_cond(&mut q, c, l.id_col);
+            }
+            q
+        } else {
+            listing_query(l, l.cols, env, provider, cond)
+        };
+        if let Some(c) = after {
+            // `created_at >= t` is an index range; the rest picks up where the last page ended.
+            // (An `a > t or (a = t and b > id)` form is not a range, and reading from the start
+            // for every page makes a scan quadratic.)
+            q.push(" and created_at >= ")
+                .bind(c.created_at.0)
+                .push(" and (created_at > ")
+                .bind(c.created_at.0)
+                .push(format!(" or {} > ", l.id_col))
+                .bind(c.id)
+                .push(")");
+        }
+        q.push(&ordering).push(" limit ").bind(limit as i64);
+        if offset > 0 {
+            q.push(" offset ")
+                .bind(offset as i64)
+                .push(")")
+                .push(&ordering);
+        }
+        // A selective condition (a userName, an id, an email address) names a handful of rows
+        // through an index of its own, whatever the page size asked for.
+        if few {
+            self.lookup(&q, decode).await
+        } else {
+            self.fetch(&q, decode).await
+        }
+    }
+
+    pub(super) async fn count_listing(
+        &mut self,
+        l: &Listing,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+    ) -> StoreResult<u64> {
+        let resolved = match cond {
+            Some(c) => Some(self.resolve_emails(env, c).await?),
+            None => None,
+        };
+        let few = resolved.as_ref().is_some_and(selective);
+        let q = listing_query(l, "count(*) as n", env, provider, resolved.as_ref());
+        let counted = match few {
+            true => self.lookup(&q, |r| get::<i64, _>(r, "n")).await?,
+            false => self.fetch(&q, |r| get::<i64, _>(r, "n")).await?,
+        };
+        Ok(counted.first().copied().unwrap_or(0).max(0) as u64)
+    }
+}

@@ -1,0 +1,561 @@
+//! The store implementation shared by both backends.
+//!
+//! This module holds the statement builder, row decoding, listings and transactions; each
+//! aggregate's SQL is in a child named after it (`users`, `groups`, `orgs`, `roles`, `providers`,
+//! `admin_tokens`, `admins`, `mapping`, `synclog`, `environments`).
+//!
+//! This module is compiled twice, once inside `sqlite` and once inside `postgres` (each includes
+//! it with `#[path]`). Each parent module defines `Db` (the sqlx database type) and
+//! `classify_unique` (which of Muster's uniqueness rules a constraint error names). The SQL is
+//! written once, in the subset both databases speak: `$n` placeholders (sqlx binds them by
+//! number on SQLite too), 64-bit integer times, and `on conflict do nothing`.
+
+use async_trait::async_trait;
+use muster_core::clock::Timestamp;
+use muster_core::error::StoreError;
+use muster_core::ids::{
+    AdminId, AdminTokenId, EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId,
+    SessionId, TokenId, UserId,
+};
+use muster_core::model::{
+    Actor, AdminAccount, AdminRole, AdminSession, AdminToken, Environment, GroupOrgMapping,
+    GroupRecord, GroupRef, MemberRef, Org, OrgMapping, OrgMethod, OrgStatus, Outcome, Provider,
+    ProviderToken, Role, RoleSource, SyncLogEntry, UserRecord, UserStatus,
+};
+use muster_core::store::{
+    AdminAccountStore, AdminTokenStore, Cond, Cursor, EnvironmentStore, GroupStore, LogQuery,
+    MappingStore, Order, OrderKey, OrgStore, Page, ProviderStore, RoleStore, StoreResult,
+    SyncLogStore, TimeColumn, Tx, UserQuery, UserStore,
+};
+use muster_core::synclog::event::Event;
+use serde_json::{Map, Value};
+use sqlx::Row as _;
+use uuid::Uuid;
+
+use super::{classify_unique, Db, Held};
+
+use super::DbRow;
+type DbConn = <Db as sqlx::Database>::Connection;
+
+mod admin_tokens;
+mod admins;
+mod environments;
+mod groups;
+mod listing;
+mod mapping;
+mod orgs;
+mod providers;
+mod roles;
+mod synclog;
+mod users;
+
+/// The most ids bound in one `in (...)` list.
+const IN_CHUNK: usize = 500;
+
+/// A transaction, or a plain pooled connection for reads.
+// Each backend builds only its own variants: PostgreSQL the pooled ones, SQLite `Held`.
+#[allow(dead_code)]
+pub enum DbTx {
+    /// A write transaction, with when it started.
+    Tx(sqlx::Transaction<'static, Db>, std::time::Instant),
+    /// A pooled connection in autocommit mode.
+    Conn(sqlx::pool::PoolConnection<Db>),
+    /// A connection the backend holds itself, in a write transaction or not (SQLite).
+    Held(Held),
+}
+
+impl DbTx {
+    /// The sqlx connection, for a statement that runs through sqlx.
+    fn c(&mut self) -> StoreResult<&mut DbConn> {
+        match self {
+            DbTx::Tx(t, _) => Ok(t),
+            DbTx::Conn(c) => Ok(c),
+            DbTx::Held(h) => h.conn().ok_or_else(|| {
+                StoreError::Database(Box::new(std::io::Error::other(
+                    "this connection runs its statements on the caller's thread",
+                )))
+            }),
+        }
+    }
+
+    /// The connection that runs statements on the calling thread, if this one has it: SQLite's
+    /// writer for every statement, a SQLite reader for index lookups (`lookup`) only.
+    fn inline(&mut self, lookup: bool) -> Option<&mut super::Fast> {
+        match self {
+            DbTx::Held(h) => h.fast(lookup),
+            _ => None,
+        }
+    }
+
+    /// Runs a statement that returns no rows; how many rows it changed.
+    async fn exec(&mut self, stmt: &Stmt) -> StoreResult<u64> {
+        if let Some(fast) = self.inline(false) {
+            let changed = fast.exec(stmt);
+            tokio::task::consume_budget().await;
+            return changed;
+        }
+        let done = stmt.query().execute(self.c()?).await.map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    /// Runs a statement; its rows.
+    async fn rows(&mut self, stmt: &Stmt) -> StoreResult<Vec<Row>> {
+        if let Some(fast) = self.inline(false) {
+            let rows = fast.rows(stmt, None);
+            tokio::task::consume_budget().await;
+            return Ok(rows?.into_iter().map(Row::Held).collect());
+        }
+        let rows = stmt.query().fetch_all(self.c()?).await.map_err(db_err)?;
+        Ok(rows.into_iter().map(Row::Db).collect())
+    }
+
+    /// Runs a statement; its first row, if any.
+    async fn row(&mut self, stmt: &Stmt) -> StoreResult<Option<Row>> {
+        if let Some(fast) = self.inline(false) {
+            let row = fast.rows(stmt, Some(1));
+            tokio::task::consume_budget().await;
+            return Ok(row?.pop().map(Row::Held));
+        }
+        let row = stmt
+            .query()
+            .fetch_optional(self.c()?)
+            .await
+            .map_err(db_err)?;
+        Ok(row.map(Row::Db))
+    }
+
+    /// Runs a statement that returns a row.
+    async fn one(&mut self, stmt: &Stmt) -> StoreResult<Row> {
+        self.row(stmt).await?.ok_or_else(|| {
+            StoreError::Database(Box::new(std::io::Error::other(
+                "a statement that returns a row returned none",
+            )))
+        })
+    }
+
+    /// Runs a statement and decodes its rows.
+    async fn fetch<T: Send>(&mut self, stmt: &Stmt, decode: Decode<T>) -> StoreResult<Vec<T>> {
+        if let Some(fast) = self.inline(false) {
+            let found = fast.lookup(stmt, decode);
+            tokio::task::consume_budget().await;
+            return found;
+        }
+        let rows = stmt.query().fetch_all(self.c()?).await.map_err(db_err)?;
+        rows.iter().map(|r| decode(r)).collect()
+    }
+
+    /// Runs a statement that reads a few rows through an index. A SQLite reader runs it on the
+    /// calling thread (handing it to sqlx's connection thread and back costs more than the
+    /// read), like every statement of SQLite's writer; anything else goes through sqlx.
+    async fn lookup<T: Send>(&mut self, stmt: &Stmt, decode: Decode<T>) -> StoreResult<Vec<T>> {
+        if let Some(fast) = self.inline(true) {
+            let found = fast.lookup(stmt, decode);
+            tokio::task::consume_budget().await;
+            return found;
+        }
+        self.fetch(stmt, decode).await
+    }
+}
+
+/// Turns a sqlx error into a store error, recognising unique violations.
+pub fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Conflict(classify_unique(db.message(), db.constraint()));
+        }
+    }
+    StoreError::Database(Box::new(e))
+}
+
+/// A value bound to a [`Stmt`]. Nulls keep their type: PostgreSQL needs it.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Uuid(Option<Uuid>),
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bool(bool),
+    Bytes(Vec<u8>),
+}
+
+macro_rules! arg_from {
+    ($($t:ty => |$v:ident| $e:expr;)*) => {
+        $(impl From<$t> for Arg {
+            fn from($v: $t) -> Self {
+                $e
+            }
+        })*
+    };
+}
+
+arg_from! {
+    Uuid => |v| Arg::Uuid(Some(v));
+    Option<Uuid> => |v| Arg::Uuid(v);
+    i64 => |v| Arg::Int(Some(v));
+    Option<i64> => |v| Arg::Int(v);
+    bool => |v| Arg::Bool(v);
+    String => |v| Arg::Text(Some(v));
+    &String => |v| Arg::Text(Some(v.clone()));
+    &str => |v| Arg::Text(Some(v.to_string()));
+    Option<String> => |v| Arg::Text(v);
+    &Option<String> => |v| Arg::Text(v.clone());
+    Option<&str> => |v| Arg::Text(v.map(str::to_string));
+    Vec<u8> => |v| Arg::Bytes(v);
+    &[u8] => |v| Arg::Bytes(v.to_vec());
+}
+
+/// SQL and the values bound to its `$n` placeholders, written once for both databases and run
+/// either through sqlx or, on SQLite, on the calling thread (`sqlite_fast.rs`).
+#[derive(Debug, Default)]
+pub struct Stmt {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl Stmt {
+    fn new(sql: impl Into<String>) -> Self {
+        Stmt {
+            sql: sql.into(),
+            args: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, sql: impl std::fmt::Display) -> &mut Self {
+        use std::fmt::Write;
+        let _ = write!(self.sql, "{sql}");
+        self
+    }
+
+    /// Appends the next placeholder and its value.
+    fn bind(&mut self, v: impl Into<Arg>) -> &mut Self {
+        self.args.push(v.into());
+        let n = self.args.len();
+        self.push(format_args!("${n}"))
+    }
+
+    fn push_bind(&mut self, v: impl Into<Arg>) -> &mut Self {
+        self.bind(v)
+    }
+
+    /// Binds the value of the next `$n` already written in the SQL.
+    fn arg(mut self, v: impl Into<Arg>) -> Self {
+        self.args.push(v.into());
+        self
+    }
+
+    /// Placeholders separated by `sep`.
+    fn separated(&mut self, sep: &'static str) -> Separated<'_> {
+        Separated {
+            stmt: self,
+            sep,
+            first: true,
+        }
+    }
+
+    /// `values (…), (…)`: one tuple of placeholders per item.
+    fn push_values<I, F>(&mut self, items: I, mut tuple: F) -> &mut Self
+    where
+        I: IntoIterator,
+        F: FnMut(Separated<'_>, I::Item),
+    {
+        self.push("values ");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.push("(");
+            tuple(self.separated(", "), item);
+            self.push(")");
+        }
+        self
+    }
+
+    fn query(&self) -> sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments<'_>> {
+        let mut q = sqlx::query(&self.sql);
+        for a in &self.args {
+            q = match a {
+                Arg::Uuid(v) => q.bind(*v),
+                Arg::Int(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.as_deref()),
+                Arg::Bool(v) => q.bind(*v),
+                Arg::Bytes(v) => q.bind(v.as_slice()),
+            };
+        }
+        q
+    }
+}
+
+/// Placeholders with a separator between them.
+struct Separated<'a> {
+    stmt: &'a mut Stmt,
+    sep: &'static str,
+    first: bool,
+}
+
+impl Separated<'_> {
+    fn push_bind(&mut self, v: impl Into<Arg>) -> &mut Self {
+        if !self.first {
+            self.stmt.push(self.sep);
+        }
+        self.first = false;
+        self.stmt.bind(v);
+        self
+    }
+}
+
+/// A row's columns by name, however the row was read.
+pub trait Cols {
+    fn uuid(&self, col: &str) -> StoreResult<Option<Uuid>>;
+    fn text(&self, col: &str) -> StoreResult<Option<String>>;
+    fn int(&self, col: &str) -> StoreResult<Option<i64>>;
+    fn flag(&self, col: &str) -> StoreResult<bool>;
+    fn bytes(&self, col: &str) -> StoreResult<Vec<u8>>;
+}
+
+fn null(col: &str) -> StoreError {
+    StoreError::Corrupt(format!("the column {col} is null"))
+}
+
+impl Cols for DbRow {
+    fn uuid(&self, col: &str) -> StoreResult<Option<Uuid>> {
+        self.try_get(col).map_err(db_err)
+    }
+    fn text(&self, col: &str) -> StoreResult<Option<String>> {
+        self.try_get(col).map_err(db_err)
+    }
+    fn int(&self, col: &str) -> StoreResult<Option<i64>> {
+        self.try_get(col).map_err(db_err)
+    }
+    fn flag(&self, col: &str) -> StoreResult<bool> {
+        self.try_get(col).map_err(db_err)
+    }
+    fn bytes(&self, col: &str) -> StoreResult<Vec<u8>> {
+        self.try_get(col).map_err(db_err)
+    }
+}
+
+/// A row from either kind of connection.
+pub enum Row {
+    Db(DbRow),
+    Held(super::HeldRow),
+}
+
+impl Cols for Row {
+    fn uuid(&self, col: &str) -> StoreResult<Option<Uuid>> {
+        match self {
+            Row::Db(r) => r.uuid(col),
+            Row::Held(r) => r.uuid(col),
+        }
+    }
+    fn text(&self, col: &str) -> StoreResult<Option<String>> {
+        match self {
+            Row::Db(r) => r.text(col),
+            Row::Held(r) => r.text(col),
+        }
+    }
+    fn int(&self, col: &str) -> StoreResult<Option<i64>> {
+        match self {
+            Row::Db(r) => r.int(col),
+            Row::Held(r) => r.int(col),
+        }
+    }
+    fn flag(&self, col: &str) -> StoreResult<bool> {
+        match self {
+            Row::Db(r) => r.flag(col),
+            Row::Held(r) => r.flag(col),
+        }
+    }
+    fn bytes(&self, col: &str) -> StoreResult<Vec<u8>> {
+        match self {
+            Row::Db(r) => r.bytes(col),
+            Row::Held(r) => r.bytes(col),
+        }
+    }
+}
+
+/// A column's value as a Rust type.
+trait FromCol: Sized {
+    fn from_col<R: Cols + ?Sized>(row: &R, col: &str) -> StoreResult<Self>;
+}
+
+macro_rules! from_col {
+    ($($t:ty => $m:ident;)*) => {
+        $(impl FromCol for Option<$t> {
+            fn from_col<R: Cols + ?Sized>(row: &R, col: &str) -> StoreResult<Self> {
+                row.$m(col)
+            }
+        }
+        impl FromCol for $t {
+            fn from_col<R: Cols + ?Sized>(row: &R, col: &str) -> StoreResult<Self> {
+                row.$m(col)?.ok_or_else(|| null(col))
+            }
+        })*
+    };
+}
+
+from_col! {
+    Uuid => uuid;
+    String => text;
+    i64 => int;
+}
+
+impl FromCol for bool {
+    fn from_col<R: Cols + ?Sized>(row: &R, col: &str) -> StoreResult<Self> {
+        row.flag(col)
+    }
+}
+
+impl FromCol for Vec<u8> {
+    fn from_col<R: Cols + ?Sized>(row: &R, col: &str) -> StoreResult<Self> {
+        row.bytes(col)
+    }
+}
+
+fn get<T: FromCol, R: Cols + ?Sized>(row: &R, col: &str) -> StoreResult<T> {
+    T::from_col(row, col)
+}
+
+/// Decodes one row.
+pub type Decode<T> = fn(&dyn Cols) -> StoreResult<T>;
+
+fn ts(v: i64) -> Timestamp {
+    Timestamp(v)
+}
+
+fn ts_opt(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp)
+}
+
+fn json_map(text: &str) -> StoreResult<Map<String, Value>> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(StoreError::Corrupt(
+            "a stored resource is not a JSON object".into(),
+        )),
+    }
+}
+
+fn to_text(m: &Map<String, Value>) -> String {
+    // Serialising a map of JSON values cannot fail.
+    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
+fn key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+fn environment_from<R: Cols + ?Sized>(row: &R) -> StoreResult<Environment> {
+    Ok(Environment {
+        id: EnvironmentId(get(row, "environment_id")?),
+        slug: get(row, "slug")?,
+        name: get(row, "name")?,
+        created_at: ts(get(row, "created_at")?),
+    })
+}
+
+fn org_from<R: Cols + ?Sized>(row: &R) -> StoreResult<Org> {
+    let status: String = get(row, "status")?;
+    Ok(Org {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: OrgId(get(row, "org_id")?),
+        parent_id: get::<Option<Uuid>, _>(row, "parent_id")?.map(OrgId),
+        name: get(row, "name")?,
+        status: OrgStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("org status '{status}'")))?,
+        own_default_roles: get(row, "own_default_roles")?,
+        created_at: ts(get(row, "created_at")?),
+        updated_at: ts(get(row, "updated_at")?),
+    })
+}
+
+fn provider_from<R: Cols + ?Sized>(row: &R) -> StoreResult<Provider> {
+    Ok(Provider {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: ProviderId(get(row, "provider_id")?),
+        name: get(row, "name")?,
+        deactivation_delay_secs: get(row, "deactivation_delay_secs")?,
+        created_at: ts(get(row, "created_at")?),
+        updated_at: ts(get(row, "updated_at")?),
+        last_sync_at: ts_opt(get(row, "last_sync_at")?),
+    })
+}
+
+fn token_from<R: Cols + ?Sized>(row: &R) -> StoreResult<ProviderToken> {
+    Ok(ProviderToken {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: TokenId(get(row, "provider_token_id")?),
+        provider_id: ProviderId(get(row, "provider_id")?),
+        label: get(row, "label")?,
+        prefix: get(row, "prefix")?,
+        created_at: ts(get(row, "created_at")?),
+        expires_at: ts_opt(get(row, "expires_at")?),
+        revoked_at: ts_opt(get(row, "revoked_at")?),
+        last_used_at: ts_opt(get(row, "last_used_at")?),
+    })
+}
+
+const USER_COLS: &str = "user_id, environment_id, provider_id, user_name, external_id, display_name, scim_active, status, \
+     org_id, legal_hold, changed_outside, resource, version, created_at, updated_at, removed_at, deactivate_at";
+
+fn user_from<R: Cols + ?Sized>(row: &R) -> StoreResult<UserRecord> {
+    let status: String = get(row, "status")?;
+    let resource: String = get(row, "resource")?;
+    Ok(UserRecord {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: UserId(get(row, "user_id")?),
+        provider_id: get::<Option<Uuid>, _>(row, "provider_id")?.map(ProviderId),
+        user_name: get(row, "user_name")?,
+        external_id: get(row, "external_id")?,
+        display_name: get(row, "display_name")?,
+        scim_active: get(row, "scim_active")?,
+        status: UserStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("user status '{status}'")))?,
+        org_id: OrgId(get(row, "org_id")?),
+        legal_hold: get(row, "legal_hold")?,
+        changed_outside: get(row, "changed_outside")?,
+        resource: json_map(&resource)?,
+        version: get(row, "version")?,
+        created_at: ts(get(row, "created_at")?),
+        updated_at: ts(get(row, "updated_at")?),
+        removed_at: ts_opt(get(row, "removed_at")?),
+        deactivate_at: ts_opt(get(row, "deactivate_at")?),
+    })
+}
+
+const GROUP_COLS: &str =
+    "group_id, environment_id, provider_id, display_name, external_id, resource, version, created_at, updated_at";
+
+fn group_from<R: Cols + ?Sized>(row: &R) -> StoreResult<GroupRecord> {
+    let resource: String = get(row, "resource")?;
+    Ok(GroupRecord {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: GroupId(get(row, "group_id")?),
+        provider_id: ProviderId(get(row, "provider_id")?),
+        display_name: get(row, "display_name")?,
+        external_id: get(row, "external_id")?,
+        resource: json_map(&resource)?,
+        version: get(row, "version")?,
+        created_at: ts(get(row, "created_at")?),
+        updated_at: ts(get(row, "updated_at")?),
+    })
+}
+
+#[async_trait]
+impl Tx for DbTx {
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        match *self {
+            DbTx::Tx(t, started) => {
+                let at = std::time::Instant::now();
+                let done = t.commit().await.map_err(db_err);
+                crate::stats::COMMIT.observe(at.elapsed());
+                if done.is_ok() {
+                    crate::stats::COMMITTED_TRANSACTIONS
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                crate::stats::WRITE_TX.observe(started.elapsed());
+                done
+            }
+            DbTx::Conn(_) => Ok(()),
+            DbTx::Held(h) => h.commit().await,
+        }
+    }
+}
