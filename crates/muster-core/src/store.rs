@@ -664,6 +664,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn maintain(&self) -> StoreResult<()>;
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
-    /// Writes the database's metrics (Prometheus text format): pools, waits, transactions.
-    fn render_metrics(&self, _out: &mut String) {}
+    /// Adds the database's metrics (pools, waits, transactions) to a scrape's registry.
+    fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
+    /// The database's metrics alone, in the text exposition format.
+    fn render_metrics(&self, out: &mut String) {
+        let mut registry = prometheus_client::registry::Registry::default();
+        self.register_metrics(&mut registry);
+        if prometheus_client::encoding::text::encode(out, &registry).is_err() {
+            out.clear();
+        }
+    }
 }

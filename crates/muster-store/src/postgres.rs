@@ -131,12 +131,11 @@ impl Store for PgStore {
         Ok(Box::new(DbTx::Conn(conn)))
     }
 
-    fn render_metrics(&self, out: &mut String) {
-        crate::stats::render(
-            out,
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_collector(Box::new(crate::stats::DbMetrics::new(
             "postgres",
-            &[("main", self.pool.size(), self.pool.num_idle())],
-        );
+            vec![("main", self.pool.size(), self.pool.num_idle())],
+        )));
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -239,15 +239,14 @@ impl Store for SqliteStore {
         Ok(Box::new(DbTx::Held(Held::Read(held))))
     }
 
-    fn render_metrics(&self, out: &mut String) {
-        crate::stats::render(
-            out,
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_collector(Box::new(crate::stats::DbMetrics::new(
             "sqlite",
-            &[
+            vec![
                 ("writer", 1, usize::from(self.writer.is_free())),
                 ("reader", self.reader.size(), self.reader.free()),
             ],
-        );
+        )));
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -1,12 +1,12 @@
 //! Liveness and readiness probes, and the metrics endpoint.
 
-use std::fmt::Write as _;
-
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -41,31 +41,55 @@ async fn get_ready(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`: one registry per scrape, holding this instance's request metrics (shared),
+/// the store's collector, and the scheduler's gauges read from the database now.
 pub async fn get_metrics(State(state): State<AppState>) -> Response {
-    let mut out = String::with_capacity(16 * 1024);
-    state.metrics.render(&mut out);
-    state.muster.store.render_metrics(&mut out);
-    let now = state.muster.now();
-    match state.muster.deactivation_backlog(now).await {
+    let mut registry = Registry::default();
+    state.metrics.register(&mut registry);
+    state.muster.store.register_metrics(&mut registry);
+    let up = Gauge::<i64>::default();
+    match state.muster.deactivation_backlog(state.muster.now()).await {
         Ok(b) => {
-            out.push_str("# HELP muster_deactivations_pending Users blocked and waiting for their scheduled deactivation.\n# TYPE muster_deactivations_pending gauge\n");
-            let _ = writeln!(out, "muster_deactivations_pending {}", b.pending);
-            out.push_str("# HELP muster_deactivations_overdue Scheduled deactivations whose time has passed.\n# TYPE muster_deactivations_overdue gauge\n");
-            let _ = writeln!(out, "muster_deactivations_overdue {}", b.overdue);
-            out.push_str("# HELP muster_scheduler_lag_seconds How long the oldest overdue deactivation has been due (0 when none).\n# TYPE muster_scheduler_lag_seconds gauge\n");
-            let _ = writeln!(out, "muster_scheduler_lag_seconds {}", b.lag_secs);
-            out.push_str("# HELP muster_up Whether the database answered this scrape.\n# TYPE muster_up gauge\nmuster_up 1\n");
+            up.set(1);
+            for (name, help, value) in [
+                (
+                    "muster_deactivations_pending",
+                    "Users blocked and waiting for their scheduled deactivation.",
+                    b.pending as i64,
+                ),
+                (
+                    "muster_deactivations_overdue",
+                    "Scheduled deactivations whose time has passed.",
+                    b.overdue as i64,
+                ),
+                (
+                    "muster_scheduler_lag_seconds",
+                    "How long the oldest overdue deactivation has been due (0 when none).",
+                    b.lag_secs as i64,
+                ),
+            ] {
+                let g = Gauge::<i64>::default();
+                g.set(value);
+                registry.register(name, help, g);
+            }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "metrics: the database did not answer");
-            out.push_str("# HELP muster_up Whether the database answered this scrape.\n# TYPE muster_up gauge\nmuster_up 0\n");
-        }
+        Err(e) => tracing::warn!(error = %e, "metrics: the database did not answer"),
+    }
+    registry.register(
+        "muster_up",
+        "Whether the database answered this scrape.",
+        up,
+    );
+    let mut out = String::with_capacity(16 * 1024);
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+        tracing::error!(error = %e, "metrics could not be encoded");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     let mut resp = out.into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
     resp
 }
+
+/// The OpenMetrics text format's media type.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -1,67 +1,37 @@
-//! `/metrics` in the Prometheus text format (version 0.0.4).
+//! `/metrics` through `prometheus-client`, in the OpenMetrics text format (which Prometheus
+//! scrapes natively):
 //!
 //! - `muster_http_requests_total` and `muster_http_request_duration_seconds` (a histogram) by
 //!   route template, method, status and provider (the authenticated provider's id, or empty);
 //! - the database: pool connections in use and idle, transaction and connection-wait timings, and
-//!   sync log entries written (from the store);
+//!   sync log entries written (the store's collector);
 //! - the deactivation scheduler: deactivations pending, overdue, and the age of the oldest
 //!   overdue one (the scheduler's lag), read from the database at scrape time.
 //!
-//! Recording a request costs one short lock and a few additions, cheap enough to leave on under
-//! load. Labels are bounded: route templates, not paths; provider ids only once authenticated.
+//! Recording a request is two look-ups under a shared read lock and a few additions, cheap
+//! enough to leave on under load. Labels are bounded: route templates, not paths; provider ids
+//! only once authenticated.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Histogram bucket bounds, in seconds.
 pub const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// A histogram with [`BUCKETS`].
-#[derive(Debug, Clone, Default)]
-pub struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
-impl Histogram {
-    /// Records one observation, in seconds.
-    pub fn observe(&mut self, secs: f64) {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.counts[i] += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += secs;
-    }
-
-    /// Writes the histogram's lines with `labels` (already formatted, without braces).
-    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}",
-                self.counts[i]
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
-            self.count
-        );
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
-    }
-}
-
-/// A request's labels. Only the route is text of its own; a request repeating a known key
-/// allocates nothing beyond it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A request's labels. Only the route is text of its own; the provider's id is formatted when
+/// scraped, not per request. `prometheus-client` writes label values as they are, unescaped: every
+/// value here comes from a closed alphabet (route templates of Muster's own router, HTTP method
+/// tokens, which cannot hold `"`, `\\` or a line break, status numbers and UUIDs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
     pub(crate) route: String,
     pub(crate) method: axum::http::Method,
@@ -69,58 +39,52 @@ pub(crate) struct Key {
     pub(crate) provider: Option<muster_core::ids::ProviderId>,
 }
 
-/// Request metrics of one instance.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    http: Mutex<HashMap<Key, Histogram>>,
+impl EncodeLabelSet for Key {
+    fn encode(&self, mut encoder: LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeLabel;
+        ("route", self.route.as_str()).encode(encoder.encode_label())?;
+        ("method", self.method.as_str()).encode(encoder.encode_label())?;
+        ("status", self.status).encode(encoder.encode_label())?;
+        let provider = self.provider.map(|p| p.to_string()).unwrap_or_default();
+        ("provider", provider).encode(encoder.encode_label())
+    }
 }
 
-/// Escapes a label value (Prometheus text format).
-pub fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Request metrics of one instance.
+#[derive(Debug)]
+pub struct Metrics {
+    requests: Family<Key, Counter>,
+    durations: Family<Key, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            durations: Family::new_with_constructor(histogram),
+        }
+    }
 }
 
 impl Metrics {
     pub(crate) fn record(&self, key: Key, secs: f64) {
-        if let Ok(mut m) = self.http.lock() {
-            m.entry(key).or_default().observe(secs);
-        }
+        self.durations.get_or_create(&key).observe(secs);
+        self.requests.get_or_create(&key).inc();
     }
 
-    /// Writes the request metrics.
-    pub fn render(&self, out: &mut String) {
-        let Ok(m) = self.http.lock() else { return };
-        let mut keys: Vec<&Key> = m.keys().collect();
-        keys.sort();
-        out.push_str("# HELP muster_http_requests_total Requests answered, by route, method, status and provider.\n");
-        out.push_str("# TYPE muster_http_requests_total counter\n");
-        for k in &keys {
-            let h = &m[*k];
-            let _ = writeln!(
-                out,
-                "muster_http_requests_total{{{}}} {}",
-                labels(k),
-                h.count
-            );
-        }
-        out.push_str("# HELP muster_http_request_duration_seconds Time to answer a request (to its response headers).\n");
-        out.push_str("# TYPE muster_http_request_duration_seconds histogram\n");
-        for k in &keys {
-            m[*k].render(out, "muster_http_request_duration_seconds", &labels(k));
-        }
+    /// Adds the request metrics to a scrape's registry (the families are shared, not copied).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "muster_http_requests",
+            "Requests answered, by route, method, status and provider.",
+            self.requests.clone(),
+        );
+        registry.register(
+            "muster_http_request_duration_seconds",
+            "Time to answer a request (to its response headers).",
+            self.durations.clone(),
+        );
     }
-}
-
-fn labels(k: &Key) -> String {
-    format!(
-        "route=\"{}\",method=\"{}\",status=\"{}\",provider=\"{}\"",
-        label(&k.route),
-        label(k.method.as_str()),
-        k.status,
-        k.provider.map(|p| p.to_string()).unwrap_or_default()
-    )
 }
 
 #[cfg(test)]
@@ -129,16 +93,44 @@ mod tests {
 
     #[test]
     fn histograms_are_cumulative() {
-        let mut h = Histogram::default();
-        h.observe(0.0007);
-        h.observe(0.2);
+        let m = Metrics::default();
+        let key = Key {
+            route: "/scim/v2/{provider}/Users".into(),
+            method: axum::http::Method::GET,
+            status: 200,
+            provider: None,
+        };
+        m.record(key.clone(), 0.0007);
+        m.record(key, 0.2);
+        let mut registry = Registry::default();
+        m.register(&mut registry);
         let mut out = String::new();
-        h.render(&mut out, "x", "a=\"b\"");
-        assert!(out.contains("x_bucket{a=\"b\",le=\"0.0005\"} 0"));
-        assert!(out.contains("x_bucket{a=\"b\",le=\"0.001\"} 1"));
-        assert!(out.contains("x_bucket{a=\"b\",le=\"0.25\"} 2"));
-        assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 2"));
-        assert!(out.contains("x_count{a=\"b\"} 2"));
-        assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let labels =
+            "route=\"/scim/v2/{provider}/Users\",method=\"GET\",status=\"200\",provider=\"\"";
+        let line = |l: &str| out.lines().any(|x| x == l);
+        assert!(
+            line(&format!("muster_http_requests_total{{{labels}}} 2")),
+            "{out}"
+        );
+        assert!(
+            line(&format!(
+                "muster_http_request_duration_seconds_bucket{{le=\"0.0005\",{labels}}} 0"
+            )),
+            "{out}"
+        );
+        assert!(
+            line(&format!(
+                "muster_http_request_duration_seconds_bucket{{le=\"0.001\",{labels}}} 1"
+            )),
+            "{out}"
+        );
+        assert!(
+            line(&format!(
+                "muster_http_request_duration_seconds_count{{{labels}}} 2"
+            )),
+            "{out}"
+        );
     }
 }

@@ -54,26 +54,38 @@ pub const CSV_COLUMNS: &[&str] = &[
     "details",
 ];
 
-/// Quotes a CSV field when it needs it (RFC 4180), and defuses spreadsheet formulas.
-pub fn csv_field(text: &str) -> String {
-    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let text = if formula {
+/// Spreadsheets run a cell that starts with one of these as a formula ("CSV injection"): such a
+/// field is written with a leading `'`, which makes it text.
+fn defuse(text: String) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
-    } else {
-        text.to_string()
-    };
-    if text.contains([',', '"', '\n', '\r']) || formula {
-        format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         text
     }
 }
 
+/// One CSV record (RFC 4180: quoted where needed, CRLF-terminated), through the `csv` crate.
+fn csv_record<I, F>(fields: I) -> String
+where
+    I: IntoIterator<Item = F>,
+    F: AsRef<[u8]>,
+{
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::with_capacity(256));
+    // Writing into memory cannot fail; if it did, the line would be left out, never half-written.
+    if w.write_record(fields).is_err() {
+        return String::new();
+    }
+    w.into_inner()
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default()
+}
+
 /// The CSV header line.
 pub fn csv_header() -> String {
-    let mut line = CSV_COLUMNS.join(",");
-    line.push_str("\r\n");
-    line
+    csv_record(CSV_COLUMNS)
 }
 
 /// Who an entry's actor is, by kind and by the name the console shows (a provider by its
@@ -129,13 +141,7 @@ pub fn csv_line(id: i64, e: &SyncLogEntry, providers: &HashMap<ProviderId, Strin
         e.message.clone().unwrap_or_default(),
         e.details.to_string(),
     ];
-    let mut line = fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
-    line
+    csv_record(fields.map(defuse))
 }
 
 impl Muster {
@@ -211,10 +217,20 @@ mod tests {
 
     #[test]
     fn csv_quoting_and_formulas() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        let fields = [
+            "plain",
+            "a,b",
+            "say \"hi\"",
+            "=HYPERLINK(\"x\")",
+            "-1",
+            "two\nlines",
+        ];
+        assert_eq!(
+            csv_record(fields.map(|f| defuse(f.to_string()))),
+            "plain,\"a,b\",\"say \"\"hi\"\"\",\"'=HYPERLINK(\"\"x\"\")\",'-1,\"two\nlines\"\r\n"
+        );
+        assert_eq!(csv_header().lines().count(), 1);
+        assert!(csv_header().ends_with(",details\r\n"));
         assert_eq!(
             LogCursor::decode(
                 &LogCursor {

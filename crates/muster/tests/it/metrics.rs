@@ -42,7 +42,7 @@ async fn metrics_count_requests_and_scheduled_deactivations(b: Backend) {
     assert_eq!(m.status.as_u16(), 200);
     assert_eq!(
         m.header("content-type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
     );
     let text = m.body.as_str().unwrap_or_default().to_string();
     let created = format!(
@@ -54,7 +54,7 @@ async fn metrics_count_requests_and_scheduled_deactivations(b: Backend) {
     let refused = "muster_http_requests_total{route=\"/scim/v2/{provider}/Users\",method=\"GET\",status=\"401\",provider=\"\"}";
     assert_eq!(value(&text, refused), Some(1.0), "{text}");
     let bucket = format!(
-        "muster_http_request_duration_seconds_bucket{{route=\"/scim/v2/{{provider}}/Users\",method=\"POST\",status=\"201\",provider=\"{}\",le=\"+Inf\"}}",
+        "muster_http_request_duration_seconds_bucket{{le=\"+Inf\",route=\"/scim/v2/{{provider}}/Users\",method=\"POST\",status=\"201\",provider=\"{}\"}}",
         p.id
     );
     assert_eq!(value(&text, &bucket), Some(2.0));
