@@ -228,3 +228,151 @@ pub(crate) fn roles_differ(current: &[(RoleId, RoleSource)], target: &[RoleId]) 
     let want: BTreeSet<RoleId> = target.iter().copied().collect();
     now != want || current.iter().any(|(_, s)| *s != RoleSource::Mapping)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use serde_json::json;
+
+    fn rules(method: Option<OrgMethod>, attribute: Option<&str>) -> Rules {
+        let org = method.map(|method| OrgMapping {
+            environment_id: EnvironmentId::new(),
+            provider_id: ProviderId::new(),
+            method,
+            org_id: Some(OrgId::new()),
+            attribute: attribute.map(str::to_string),
+            parent_org_id: Some(OrgId::new()),
+            unmapped_org_id: Some(OrgId::new()),
+            updated_at: Timestamp(0),
+        });
+        let selector = match (method, attribute) {
+            (Some(OrgMethod::C42OrgName), _) => Selector::parse(&USER_RESOURCE, &c42_path()).ok(),
+            (Some(OrgMethod::Attribute), Some(p)) => Selector::parse(&USER_RESOURCE, p).ok(),
+            _ => None,
+        };
+        Rules {
+            root: OrgId::new(),
+            org,
+            selector,
+            group_org: HashMap::new(),
+            group_roles: HashMap::new(),
+        }
+    }
+
+    fn resource(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    fn org_of(w: &OrgWant) -> Option<OrgId> {
+        match w {
+            OrgWant::Org { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn no_method_places_new_users_at_the_root_and_keeps_existing_ones() {
+        let r = rules(None, None);
+        let u = resource(json!({}));
+        assert_eq!(org_of(&r.want_org(&u, &[], true)), Some(r.root));
+        assert!(matches!(r.want_org(&u, &[], false), OrgWant::Keep));
+    }
+
+    #[test]
+    fn single_organization_decides_only_at_creation() {
+        let r = rules(Some(OrgMethod::Single), None);
+        let chosen = r.org.as_ref().and_then(|m| m.org_id);
+        let u = resource(json!({}));
+        assert_eq!(org_of(&r.want_org(&u, &[], true)), chosen);
+        assert!(matches!(r.want_org(&u, &[], false), OrgWant::Keep));
+    }
+
+    #[test]
+    fn c42_org_name_names_an_organization_under_the_parent_or_sends_to_unmapped() {
+        let r = rules(Some(OrgMethod::C42OrgName), None);
+        let parent = r.org.as_ref().and_then(|m| m.parent_org_id);
+        let u = resource(json!({ MUSTER_USER_SCHEMA: {"c42OrgName": "Sales"} }));
+        match r.want_org(&u, &[], false) {
+            OrgWant::Named {
+                parent: p, name, ..
+            } => {
+                assert_eq!(Some(p), parent);
+                assert_eq!(name, "Sales");
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing = resource(json!({}));
+        assert_eq!(
+            org_of(&r.want_org(&missing, &[], false)),
+            Some(r.unmapped())
+        );
+        let bad = resource(json!({ MUSTER_USER_SCHEMA: {"c42OrgName": "a/b".repeat(200)} }));
+        match r.want_org(&bad, &[], false) {
+            OrgWant::Org { id, error, .. } => {
+                assert_eq!(id, r.unmapped());
+                assert!(error.is_some(), "an invalid name is an error in the log");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_custom_attribute_is_read_by_its_path() {
+        let r = rules(Some(OrgMethod::Attribute), Some("title"));
+        let u = resource(json!({"title": "Engineering"}));
+        assert!(
+            matches!(r.want_org(&u, &[], false), OrgWant::Named { ref name, .. } if name == "Engineering")
+        );
+    }
+
+    #[test]
+    fn groups_pick_the_highest_priority_mapped_group_or_unmapped() {
+        let mut r = rules(Some(OrgMethod::Groups), None);
+        let (g1, g2, stray) = (GroupId::new(), GroupId::new(), GroupId::new());
+        let (o1, o2) = (OrgId::new(), OrgId::new());
+        r.group_org.insert(g1, (2, o1));
+        r.group_org.insert(g2, (1, o2));
+        let u = resource(json!({}));
+        assert_eq!(
+            org_of(&r.want_org(&u, &[g1, g2], false)),
+            Some(o2),
+            "priority 1 wins"
+        );
+        assert_eq!(org_of(&r.want_org(&u, &[g1, stray], false)), Some(o1));
+        assert_eq!(org_of(&r.want_org(&u, &[stray], false)), Some(r.unmapped()));
+    }
+
+    #[test]
+    fn role_mapping_gives_the_union_and_falls_back_to_org_defaults() {
+        let mut r = rules(None, None);
+        let (admin_role, mapped_role) = (RoleId::new(), RoleId::new());
+        // No role mapping: an administrator's roles stay; roles held by a mapping now gone are
+        // dropped, so the organization's defaults apply.
+        assert_eq!(r.want_roles(&[], &[(admin_role, RoleSource::Admin)]), None);
+        assert_eq!(
+            r.want_roles(&[], &[(mapped_role, RoleSource::Mapping)]),
+            Some(vec![])
+        );
+        let (g1, g2) = (GroupId::new(), GroupId::new());
+        let (a, b) = (RoleId::new(), RoleId::new());
+        r.group_roles.insert(g1, vec![a]);
+        r.group_roles.insert(g2, vec![a, b]);
+        let mut want = vec![a, b];
+        want.sort();
+        assert_eq!(r.want_roles(&[g1, g2], &[]), Some(want), "union, once each");
+        assert_eq!(
+            r.want_roles(&[], &[]),
+            Some(vec![]),
+            "in no mapped group: the defaults"
+        );
+        assert!(
+            roles_differ(&[(a, RoleSource::Admin)], &[a]),
+            "an admin role becomes a mapped one"
+        );
+        assert!(!roles_differ(&[(a, RoleSource::Mapping)], &[a]));
+    }
+}
