@@ -1,6 +1,7 @@
 //! Sync-log retention: entries older than the retention period (90 days by default,
 //! `sync_log_retention_days`) are deleted by the background task, in batches.
 
+use crate::clock::Timestamp;
 use crate::error::CoreResult;
 use crate::muster::Muster;
 
@@ -8,31 +9,15 @@ use crate::muster::Muster;
 /// long, so provisioning goes on between batches.
 pub const RETENTION_BATCH: u64 = 5_000;
 
-/// Yields to the scheduler once (no runtime dependency in the domain crate).
-pub(crate) async fn tokio_yield() {
-    struct Yield(bool);
-    impl std::future::Future for Yield {
-        type Output = ();
-        fn poll(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<()> {
-            if self.0 {
-                std::task::Poll::Ready(())
-            } else {
-                self.0 = true;
-                cx.waker().wake_by_ref();
-                std::task::Poll::Pending
-            }
-        }
-    }
-    Yield(false).await
+/// The oldest time kept: entries strictly before it are deleted.
+pub(crate) fn cutoff(now: Timestamp, retention_days: u32) -> Timestamp {
+    now.plus_secs(-(i64::from(retention_days) * 86_400))
 }
 
 impl Muster {
     /// Deletes entries older than `retention_days`, in batches; returns how many.
     pub async fn prune_sync_log(&self, retention_days: u32) -> CoreResult<u64> {
-        let cutoff = self.now().plus_secs(-(i64::from(retention_days) * 86_400));
+        let cutoff = cutoff(self.now(), retention_days);
         let mut total = 0;
         loop {
             let mut tx = self.store.write().await?;
@@ -43,7 +28,22 @@ impl Muster {
                 return Ok(total);
             }
             // Let waiting writers in between batches.
-            tokio_yield().await;
+            tokio::task::yield_now().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cut_off_is_exactly_the_retention_period_back() {
+        let day = 86_400 * 1_000_000;
+        let now = Timestamp(1_000 * day);
+        assert_eq!(cutoff(now, 90), Timestamp(910 * day));
+        assert_eq!(cutoff(now, 1), Timestamp(999 * day));
+        // The largest setting does not overflow.
+        assert!(cutoff(now, u32::MAX) < now);
     }
 }
