@@ -15,6 +15,7 @@ use crate::mapping::rules::roles_differ;
 use crate::mapping::rules::Aspects;
 use crate::mapping::rules::OrgWant;
 use crate::mapping::rules::Rules;
+use crate::mapping::rules::Why;
 use crate::model::name_key as key;
 use crate::model::Actor;
 use crate::model::Org;
@@ -68,9 +69,36 @@ pub(crate) struct OrgCache {
     by_id: HashMap<OrgId, Option<Org>>,
     by_name: HashMap<(OrgId, String), Option<Org>>,
     role_names: Option<HashMap<RoleId, String>>,
+    group_names: HashMap<GroupId, String>,
 }
 
 impl OrgCache {
+    /// The reason in words: a winning SCIM group by its displayName (its id if it is gone).
+    pub(crate) async fn reason(
+        &mut self,
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        why: Why,
+    ) -> CoreResult<String> {
+        let (id, priority) = match why {
+            Why::Text(s) => return Ok(s),
+            Why::Group { id, priority } => (id, priority),
+        };
+        let name = match self.group_names.get(&id) {
+            Some(name) => name.clone(),
+            None => {
+                let name = tx
+                    .find_group(env, id)
+                    .await?
+                    .map(|g| g.display_name)
+                    .unwrap_or_else(|| id.to_string());
+                self.group_names.insert(id, name.clone());
+                name
+            }
+        };
+        Ok(format!("SCIM group '{name}' (priority {priority})"))
+    }
+
     pub(crate) async fn role_names(
         &mut self,
         tx: &mut Box<dyn Tx>,
@@ -141,7 +169,8 @@ pub struct OrgTarget {
 /// A resolved organization decision.
 pub(crate) struct Placement {
     pub(crate) target: OrgTarget,
-    pub(crate) why: String,
+    /// Named by [`OrgCache::reason`] when a log entry says it.
+    pub(crate) why: Why,
     pub(crate) error: Option<String>,
     /// Log entries (organizations created).
     pub(crate) entries: Vec<SyncLogEntry>,
@@ -178,11 +207,11 @@ impl Muster {
                     }))
                 }
                 Some(o) => (
-                    why,
+                    cache.reason(tx, env, why).await?,
                     Err(format!("organization '{}' is deactivated", o.name)),
                 ),
                 None => (
-                    why,
+                    cache.reason(tx, env, why).await?,
                     Err("the mapped organization no longer exists".to_string()),
                 ),
             },
@@ -203,7 +232,7 @@ impl Muster {
                                         name,
                                         new: true,
                                     },
-                                    why,
+                                    why: why.into(),
                                     error: None,
                                     entries: Vec::new(),
                                 }))
@@ -243,7 +272,7 @@ impl Muster {
                                         name: org.name,
                                         new: false,
                                     },
-                                    why,
+                                    why: why.into(),
                                     error: None,
                                     entries,
                                 }));
@@ -272,7 +301,7 @@ impl Muster {
                         name: o.name,
                         new: false,
                     },
-                    why,
+                    why: why.into(),
                     error: None,
                     entries: Vec::new(),
                 }))
@@ -295,7 +324,7 @@ impl Muster {
                 name: fallback.name.clone(),
                 new: false,
             },
-            why: format!("{why}; unmapped users instead"),
+            why: Why::Text(format!("{why}; unmapped users instead")),
             error: Some(format!("{problem}: placed in '{}'", fallback.name)),
             entries: Vec::new(),
         }))
@@ -327,7 +356,11 @@ impl Muster {
             entries.push(SyncLogEntry {
                 outcome: Outcome::Error,
                 message: Some(err.clone()),
-                ..cause.entry(Event::UserMappingFailed, u, json!({"reason": p.why}))
+                ..cause.entry(
+                    Event::UserMappingFailed,
+                    u,
+                    json!({"reason": cache.reason(tx, cause.env, p.why.clone()).await?}),
+                )
             });
         }
         let Some(target) = p.target.id else {
@@ -339,10 +372,11 @@ impl Muster {
                 .await?
                 .map(|o| o.name)
                 .unwrap_or_default();
+            let why = cache.reason(tx, cause.env, p.why).await?;
             entries.push(cause.entry(
                 Event::UserMoved,
                 u,
-                json!({"before": before, "after": p.target.name, "reason": p.why, "cause": cause.reason}),
+                json!({"before": before, "after": p.target.name, "reason": why, "cause": cause.reason}),
             ));
         }
         u.org_id = target;

@@ -52,6 +52,26 @@ impl Aspects {
     }
 }
 
+/// Why the mapping chose an organization: words, or the SCIM group that won (named when the
+/// log entry is written, so the entry shows the group's name, not its id).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Why {
+    Text(String),
+    Group { id: GroupId, priority: i64 },
+}
+
+impl From<String> for Why {
+    fn from(s: String) -> Why {
+        Why::Text(s)
+    }
+}
+
+impl From<&str> for Why {
+    fn from(s: &str) -> Why {
+        Why::Text(s.to_string())
+    }
+}
+
 /// What the mapping wants for a user's organization.
 #[derive(Debug, Clone)]
 pub(crate) enum OrgWant {
@@ -60,7 +80,7 @@ pub(crate) enum OrgWant {
     /// An existing organization.
     Org {
         id: OrgId,
-        why: String,
+        why: Why,
         /// Set when the user lands here because the mapping could not place them.
         error: Option<String>,
     },
@@ -165,7 +185,7 @@ impl Rules {
                 match value {
                     None => OrgWant::Org {
                         id: self.unmapped(),
-                        why: format!("no '{attr}' value: unmapped users"),
+                        why: format!("no '{attr}' value: unmapped users").into(),
                         error: None,
                     },
                     Some(v) => match check_org_name(&v) {
@@ -178,7 +198,8 @@ impl Rules {
                             id: self.unmapped(),
                             why: format!(
                                 "'{attr}' is not a valid organization name: unmapped users"
-                            ),
+                            )
+                            .into(),
                             error: Some(format!("cannot map '{attr}' value: {e}")),
                         },
                     },
@@ -187,7 +208,7 @@ impl Rules {
             OrgMethod::Groups => match winning_group(groups, &self.group_org) {
                 Some((p, g, org)) => OrgWant::Org {
                     id: org,
-                    why: format!("SCIM group {g} (priority {p})"),
+                    why: Why::Group { id: g, priority: p },
                     error: None,
                 },
                 None => OrgWant::Org {

@@ -456,6 +456,12 @@ async fn group_mapping_priorities_and_status(backend: Backend) {
     );
     fx.members(&g_ops, "add", &[&u]).await;
     assert_eq!(fx.org_of(&u).await, "Engineering", "priority 1 wins");
+    // The move's reason names the winning group, not its id.
+    let moved = fx.log(&format!("action=user.moved&user={u}")).await;
+    assert_eq!(
+        moved[0]["details"]["reason"], "SCIM group 'Ops' (priority 1)",
+        "{moved:?}"
+    );
 
     // Reordering moves nobody by itself; the preview shows it, the apply does it.
     let r = fx
