@@ -286,6 +286,33 @@ pub struct UserRecord {
 }
 
 impl UserRecord {
+    /// The name to show a person: the SCIM `displayName`, else `name.formatted`, else
+    /// `name.givenName` and `name.familyName` (RFC 7643 §4.1.1), else nothing.
+    pub fn full_name(&self) -> Option<String> {
+        if let Some(d) = self
+            .display_name
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+        {
+            return Some(d.to_string());
+        }
+        let name = self.resource.get("name")?;
+        let part = |k: &str| {
+            name.get(k)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
+        if let Some(f) = part("formatted") {
+            return Some(f.to_string());
+        }
+        let joined: Vec<&str> = [part("givenName"), part("familyName")]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!joined.is_empty()).then(|| joined.join(" "))
+    }
+
     /// The user's email addresses, lower-cased and without duplicates: what `emails.value`
     /// filters are matched against in storage.
     pub fn email_keys(&self) -> Vec<String> {
@@ -596,4 +623,54 @@ impl ProviderCtx {
 /// The case-insensitive key of a userName or displayName.
 pub fn name_key(name: &str) -> String {
     name.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user(display: Option<&str>, resource: Value) -> UserRecord {
+        let at = Timestamp(0);
+        UserRecord {
+            environment_id: EnvironmentId::new(),
+            id: UserId::new(),
+            provider_id: None,
+            user_name: "ada@example.com".into(),
+            external_id: None,
+            display_name: display.map(str::to_string),
+            scim_active: true,
+            status: UserStatus::Active,
+            org_id: OrgId::new(),
+            legal_hold: false,
+            changed_outside: false,
+            resource: resource.as_object().cloned().unwrap_or_default(),
+            version: 1,
+            created_at: at,
+            updated_at: at,
+            removed_at: None,
+            deactivate_at: None,
+        }
+    }
+
+    #[test]
+    fn a_users_name_comes_from_display_name_then_the_name_parts() {
+        let parts = json!({"name": {"givenName": "Ada", "familyName": "Lovelace"}});
+        assert_eq!(
+            user(Some("A. L."), parts.clone()).full_name().as_deref(),
+            Some("A. L.")
+        );
+        assert_eq!(
+            user(None, parts).full_name().as_deref(),
+            Some("Ada Lovelace")
+        );
+        let formatted = json!({"name": {"formatted": "Ada King", "givenName": "Ada"}});
+        assert_eq!(
+            user(Some(" "), formatted).full_name().as_deref(),
+            Some("Ada King")
+        );
+        let family = json!({"name": {"familyName": "Lovelace"}});
+        assert_eq!(user(None, family).full_name().as_deref(), Some("Lovelace"));
+        assert_eq!(user(None, json!({})).full_name(), None);
+    }
 }

@@ -63,19 +63,63 @@ impl Muster {
         order: &[GroupMappingId],
         actor: &Actor,
     ) -> CoreResult<MappingView> {
+        self.change_order(env, provider, actor, |current| {
+            let have: BTreeSet<GroupMappingId> = current.iter().copied().collect();
+            let given: BTreeSet<GroupMappingId> = order.iter().copied().collect();
+            if have != given || order.len() != current.len() {
+                return Err(CoreError::Invalid(format!(
+                    "the order must list each of the provider's {} organization mapping entries exactly once",
+                    current.len()
+                )));
+            }
+            Ok(order.to_vec())
+        })
+        .await
+    }
+
+    /// Moves one entry a place up (towards priority 1) or down, in one transaction, so two
+    /// administrators clicking at once each move the order they see now. At the top (or the
+    /// bottom) it stays where it is.
+    pub async fn move_group_mapping(
+        &self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        id: GroupMappingId,
+        up: bool,
+        actor: &Actor,
+    ) -> CoreResult<MappingView> {
+        self.change_order(env, provider, actor, |mut order| {
+            let i = order
+                .iter()
+                .position(|e| *e == id)
+                .ok_or_else(|| CoreError::NotFound("no such mapping entry".into()))?;
+            let j = moved_to(i, up, order.len());
+            order.swap(i, j);
+            Ok(order)
+        })
+        .await
+    }
+
+    /// Reads the entries' order, lets `reorder` decide the new one, saves and logs it: one
+    /// transaction.
+    async fn change_order(
+        &self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        actor: &Actor,
+        reorder: impl FnOnce(Vec<GroupMappingId>) -> CoreResult<Vec<GroupMappingId>>,
+    ) -> CoreResult<MappingView> {
         let now = self.now();
         let mut tx = self.store.write().await?;
         let p = self.mapping_provider(&mut tx, env, provider).await?;
-        let entries = tx.group_org_mappings(env, provider).await?;
-        let have: BTreeSet<GroupMappingId> = entries.iter().map(|e| e.id).collect();
-        let given: BTreeSet<GroupMappingId> = order.iter().copied().collect();
-        if have != given || order.len() != entries.len() {
-            return Err(CoreError::Invalid(format!(
-                "the order must list each of the provider's {} organization mapping entries exactly once",
-                entries.len()
-            )));
-        }
-        self.renumber(&mut tx, env, provider, order).await?;
+        let current = tx
+            .group_org_mappings(env, provider)
+            .await?
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let order = reorder(current)?;
+        self.renumber(&mut tx, env, provider, &order).await?;
         let entry = provider_entry(
             env,
             now,
@@ -88,9 +132,27 @@ impl Muster {
     }
 }
 
+/// Where the entry at `i` of `len` goes when moved a place up or down.
+fn moved_to(i: usize, up: bool, len: usize) -> usize {
+    if up {
+        i.saturating_sub(1)
+    } else {
+        (i + 1).min(len.saturating_sub(1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moving_stops_at_either_end() {
+        assert_eq!(moved_to(0, true, 3), 0);
+        assert_eq!(moved_to(1, true, 3), 0);
+        assert_eq!(moved_to(1, false, 3), 2);
+        assert_eq!(moved_to(2, false, 3), 2);
+        assert_eq!(moved_to(0, false, 1), 0);
+    }
 
     #[test]
     fn the_lowest_priority_number_wins_whatever_the_order() {

@@ -1,35 +1,63 @@
 //! Which administrator roles reach which console sections, and the navigation each role sees.
+//! A handler names its section in its extractor (`Console<Directory>`), so the check cannot be
+//! forgotten.
 
 use muster_core::model::AdminRole;
 
-/// Who may open what.
-pub(crate) const EVERYONE: &[AdminRole] = &[
-    AdminRole::CustomerCloudAdmin,
-    AdminRole::IdentityManagementAdmin,
-    AdminRole::AuditLogViewer,
-];
+/// A part of the console and the roles that open it.
+pub trait Section: Send + Sync + 'static {
+    /// Who may open it.
+    const ROLES: &'static [AdminRole];
+}
 
-pub(crate) const PROVIDERS: &[AdminRole] = &[
-    AdminRole::CustomerCloudAdmin,
-    AdminRole::IdentityManagementAdmin,
-];
+/// The overview and signing out: every administrator.
+pub struct Everyone;
+/// Identity Management (providers, tokens, mappings).
+pub struct Providers;
+/// Organizations and users.
+pub struct Directory;
+/// The sync log, read-only.
+pub struct SyncLog;
 
-pub(crate) const DIRECTORY: &[AdminRole] = &[AdminRole::CustomerCloudAdmin];
+impl Section for Everyone {
+    const ROLES: &'static [AdminRole] = &[
+        AdminRole::CustomerCloudAdmin,
+        AdminRole::IdentityManagementAdmin,
+        AdminRole::AuditLogViewer,
+    ];
+}
 
-pub(crate) const SYNC_LOG: &[AdminRole] =
-    &[AdminRole::CustomerCloudAdmin, AdminRole::AuditLogViewer];
+impl Section for Providers {
+    const ROLES: &'static [AdminRole] = &[
+        AdminRole::CustomerCloudAdmin,
+        AdminRole::IdentityManagementAdmin,
+    ];
+}
+
+impl Section for Directory {
+    const ROLES: &'static [AdminRole] = &[AdminRole::CustomerCloudAdmin];
+}
+
+impl Section for SyncLog {
+    const ROLES: &'static [AdminRole] = &[AdminRole::CustomerCloudAdmin, AdminRole::AuditLogViewer];
+}
+
+/// Whether a role opens a section.
+pub fn opens<S: Section>(role: AdminRole) -> bool {
+    S::ROLES.contains(&role)
+}
 
 /// The links of the navigation bar a role sees.
 pub fn nav_for(role: AdminRole) -> Vec<(&'static str, &'static str)> {
     let mut out = vec![("/console", "Overview")];
-    if DIRECTORY.contains(&role) {
+    if opens::<Directory>(role) {
         out.push(("/console/orgs", "Organizations"));
         out.push(("/console/users", "Users"));
     }
-    if PROVIDERS.contains(&role) {
+    if opens::<Providers>(role) {
         out.push(("/console/providers", "Identity Management"));
     }
-    if SYNC_LOG.contains(&role) {
+    if opens::<SyncLog>(role) {
         out.push(("/console/sync-log", "Sync Log"));
     }
     out

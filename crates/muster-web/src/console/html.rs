@@ -1,93 +1,105 @@
-//! The console's page frame and HTML escaping.
+//! The console's page frame and rendering. Every page is an askama template
+//! (`templates/console/*.html`) extending `layout.html`, with HTML escaping on for every value;
+//! the frame's data is a [`Shell`].
 
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
 use muster_core::model::AdminAccount;
 
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
+/// One link of the navigation bar.
+pub struct NavLink {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+/// The navigation bar of a signed-in administrator.
+pub struct Nav {
+    pub links: Vec<NavLink>,
+    pub username: String,
+    pub role: &'static str,
+    pub csrf: String,
+}
+
+/// One `<option>` (or radio button) of a choice.
+pub struct Opt {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+impl Opt {
+    /// An option, selected when `chosen` is its value.
+    pub fn new(value: String, label: &str, chosen: Option<&str>) -> Opt {
+        Opt {
+            selected: chosen == Some(value.as_str()),
+            label: label.to_string(),
+            value,
         }
     }
-    out
 }
 
-/// A page: its title, the header (when signed in), and its content.
-pub struct Page {
-    title: String,
-    header: String,
-    body: String,
+/// What the layout needs: the title, and the navigation bar when signed in.
+pub struct Shell {
+    pub title: String,
+    pub nav: Option<Nav>,
 }
 
-impl Page {
+impl Shell {
     /// A page without the navigation bar (sign-in, errors).
-    pub fn bare(title: &str) -> Page {
-        Page {
+    pub fn bare(title: &str) -> Shell {
+        Shell {
             title: title.to_string(),
-            header: String::new(),
-            body: String::new(),
+            nav: None,
         }
     }
 
     /// A page with the navigation bar for this administrator; `current` is the active link.
-    pub fn new(title: &str, current: &str, admin: &AdminAccount, csrf: &str) -> Page {
-        let links: String = super::access::nav_for(admin.role)
+    pub fn new(title: &str, current: &str, admin: &AdminAccount, csrf: &str) -> Shell {
+        let links = super::access::nav_for(admin.role)
             .into_iter()
-            .map(|(href, label)| {
-                let cur = if href == current {
-                    " aria-current=\"page\""
-                } else {
-                    ""
-                };
-                format!("<a href=\"{href}\"{cur}>{}</a>", esc(label))
+            .map(|(href, label)| NavLink {
+                href,
+                label,
+                current: href == current,
             })
             .collect();
-        let header = format!(
-            "<header><div class=\"bar\"><a class=\"brand\" href=\"/console\">Muster</a>\
-             <nav aria-label=\"Main\">{links}</nav>\
-             <div class=\"who\"><span>{} · {}</span>\
-             <form method=\"post\" action=\"/console/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <button class=\"secondary\" type=\"submit\">Sign out</button></form></div></div></header>",
-            esc(&admin.username),
-            esc(admin.role.title()),
-            esc(csrf)
-        );
-        Page {
+        Shell {
             title: title.to_string(),
-            header,
-            body: String::new(),
+            nav: Some(Nav {
+                links,
+                username: admin.username.clone(),
+                role: admin.role.title(),
+                csrf: csrf.to_string(),
+            }),
         }
     }
+}
 
-    /// Sets the content (already HTML).
-    pub fn body(mut self, html: String) -> Page {
-        self.body = if html.starts_with("<main") {
-            html
-        } else {
-            format!("<main>{html}</main>")
-        };
-        self
+/// Renders a page with this status. A template that fails to render (a formatting error in a
+/// value) is logged and answered with a plain 500, never with half a page.
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a console page did not render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong. The server log has the details.",
+            )
+                .into_response()
+        }
     }
+}
 
-    /// The whole document.
-    pub fn render(&self) -> axum::response::Html<String> {
-        axum::response::Html(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>{} · Muster</title><link rel=\"stylesheet\" href=\"/console/assets/console.css\">\
-             <script src=\"/console/assets/console.js\" defer></script></head>\
-             <body>{}{}</body></html>",
-            esc(&self.title),
-            self.header,
-            self.body
-        ))
-    }
+/// A page that says one thing: an error, a refusal, a missing page.
+#[derive(Template)]
+#[template(path = "console/message.html")]
+pub struct Message<'a> {
+    pub shell: Shell,
+    pub heading: &'a str,
+    pub message: &'a str,
 }
 
 #[cfg(test)]
@@ -95,10 +107,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            esc("<script>alert('x') & \"y\"</script>"),
-            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+    fn values_are_escaped() {
+        let page = Message {
+            shell: Shell::bare("<b>"),
+            heading: "Bad",
+            message: "<script>alert('x') & \"y\"</script>",
+        };
+        let html = page.render().unwrap_or_default();
+        assert!(
+            html.contains("&#60;script&#62;alert(&#39;x&#39;) &#38; &#34;y&#34;&#60;/script&#62;"),
+            "{html}"
         );
+        assert!(
+            html.contains("<title>&#60;b&#62; · Muster</title>"),
+            "{html}"
+        );
+        assert!(!html.contains("<script>alert"));
     }
 }

@@ -9,17 +9,23 @@
 //! open follows their role: Customer Cloud Admin everything, Identity Management Administrator
 //! providers and mappings, Audit Log Viewer the sync log, read-only.
 
-mod access;
-mod shell;
+//!
+//! Each page is an askama template in `templates/console/` (escaping on); a handler parses its
+//! request through the extractors of [`shell`], calls the core, and renders.
 
-use self::access::{DIRECTORY, EVERYONE, PROVIDERS};
-use self::shell::{duration_words, error_page, redirect, Console, COOKIE};
+mod access;
 mod html;
+mod orgs;
 mod providers;
+mod shell;
 mod synclog;
 mod users;
 
-use axum::body::Bytes;
+use self::access::{Everyone, Providers};
+use self::html::{render, Shell};
+use self::shell::{error_page, redirect, Console, Posted, COOKIE};
+
+use askama::Template;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -29,7 +35,6 @@ use axum::Router;
 use serde::Deserialize;
 
 use crate::state::AppState;
-use html::{esc, Page};
 
 const CSS: &str = include_str!("../../assets/console.css");
 const JS: &str = include_str!("../../assets/console.js");
@@ -37,11 +42,14 @@ const JS: &str = include_str!("../../assets/console.js");
 /// The console's routes.
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/console", get(dashboard))
+        .route("/console", get(overview))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/assets/console.css", get(css))
-        .route("/console/providers", get(providers).post(providers::create))
+        .route(
+            "/console/providers",
+            get(providers::list).post(providers::create),
+        )
         .route(
             "/console/providers/{id}",
             get(providers::details).post(providers::act),
@@ -49,7 +57,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/assets/console.js", get(js))
         .route("/console/users", get(users::list))
         .route("/console/users/{id}", get(users::show).post(users::act))
-        .route("/console/orgs", get(orgs).post(org_action))
+        .route("/console/orgs", get(orgs::page).post(orgs::act))
         .route("/console/sync-log", get(synclog::page))
         .route("/console/sync-log/export.csv", get(synclog::export))
         .fallback(|| async { error_page(StatusCode::NOT_FOUND, "There is no such page.") })
@@ -115,17 +123,22 @@ struct LoginQuery {
     expired: Option<String>,
 }
 
-fn login_form(error: Option<&str>, username: &str) -> String {
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
-        .unwrap_or_default();
-    format!(
-        "<main class=\"signin\"><div class=\"card\"><h1>Sign in to Muster</h1>{error}\
-         <form class=\"stack\" method=\"post\" action=\"/console/login\">\
-         <label>Username <input name=\"username\" autocomplete=\"username\" required value=\"{}\" autofocus></label>\
-         <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
-         <button type=\"submit\">Sign in</button></form></div></main>",
-        esc(username)
+#[derive(Template)]
+#[template(path = "console/login.html")]
+struct LoginPage<'a> {
+    shell: Shell,
+    error: Option<&'a str>,
+    username: &'a str,
+}
+
+fn login_form(status: StatusCode, error: Option<&str>, username: &str) -> Response {
+    render(
+        status,
+        &LoginPage {
+            shell: Shell::bare("Sign in"),
+            error,
+            username,
+        },
     )
 }
 
@@ -134,10 +147,7 @@ async fn login_page(q: axum::extract::Query<LoginQuery>) -> Response {
         .expired
         .as_ref()
         .map(|_| "Your session has ended. Sign in again.");
-    Page::bare("Sign in")
-        .body(login_form(note, ""))
-        .render()
-        .into_response()
+    login_form(StatusCode::OK, note, "")
 }
 
 #[derive(Deserialize)]
@@ -154,14 +164,14 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
         Err(_) => return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."),
     };
     let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&bytes) else {
-        let page =
-            Page::bare("Sign in").body(login_form(Some("Enter a username and a password."), ""));
-        return (StatusCode::BAD_REQUEST, page.render()).into_response();
+        return login_form(
+            StatusCode::BAD_REQUEST,
+            Some("Enter a username and a password."),
+            "",
+        );
     };
-    let refuse = |status: StatusCode, message: &str| {
-        let page = Page::bare("Sign in").body(login_form(Some(message), &form.username));
-        (status, page.render()).into_response()
-    };
+    let refuse =
+        |status: StatusCode, message: &str| login_form(status, Some(message), &form.username);
     if let Err(wait) = state.limits.may_authenticate(&who) {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
@@ -227,20 +237,8 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-async fn logout(State(state): State<AppState>, console: Console, body: Bytes) -> Response {
-    let form: CsrfForm = serde_urlencoded::from_bytes(&body).unwrap_or(CsrfForm {
-        csrf: String::new(),
-    });
-    if let Some(r) = console.bad_csrf(&form.csrf) {
-        return r;
-    }
-    if let Err(e) = state.muster.sign_out(console.session.id).await {
+async fn logout(State(state): State<AppState>, posted: Posted<Everyone>) -> Response {
+    if let Err(e) = state.muster.sign_out(posted.console.session.id).await {
         tracing::error!(error = %e, "signing out failed");
     }
     let mut resp = redirect("/console/login");
@@ -253,421 +251,32 @@ async fn logout(State(state): State<AppState>, console: Console, body: Bytes) ->
     resp
 }
 
-async fn dashboard(State(state): State<AppState>, console: Console) -> Response {
-    if let Some(r) = console.deny(EVERYONE) {
-        return r;
-    }
-    let env = console.admin.environment_id;
-    let mut body = format!(
-        "<h1>Overview</h1><p>Signed in as <strong>{}</strong> ({}).</p>",
-        esc(&console.admin.username),
-        esc(console.admin.role.title())
-    );
-    if PROVIDERS.contains(&console.admin.role) {
-        match state.muster.list_providers(env).await {
-            Ok(ps) => {
-                body.push_str("<div class=\"grid\">");
-                body.push_str(&format!(
-                    "<div class=\"card\"><div class=\"muted\">Provisioning providers</div><div class=\"stat\">{}</div><a href=\"/console/providers\">Identity Management</a></div>",
-                    ps.len()
-                ));
-                body.push_str("</div>");
-            }
-            Err(e) => tracing::error!(error = %e, "listing providers failed"),
-        }
-    }
-    console
-        .page("Overview", "/console")
-        .body(body)
-        .render()
-        .into_response()
+#[derive(Template)]
+#[template(path = "console/overview.html")]
+struct OverviewPage<'a> {
+    shell: Shell,
+    username: &'a str,
+    role: &'a str,
+    /// How many providers, for the roles that open Identity Management.
+    providers: Option<usize>,
 }
 
-async fn providers(State(state): State<AppState>, console: Console) -> Response {
-    if let Some(r) = console.deny(PROVIDERS) {
-        return r;
-    }
-    let ps = match state
-        .muster
-        .list_providers(console.admin.environment_id)
-        .await
-    {
-        Ok(ps) => ps,
-        Err(e) => {
-            tracing::error!(error = %e, "listing providers failed");
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.");
+async fn overview(State(state): State<AppState>, console: Console<Everyone>) -> Response {
+    let providers = if access::opens::<Providers>(console.admin.role) {
+        match state.muster.list_providers(console.env()).await {
+            Ok(ps) => Some(ps.len()),
+            Err(e) => return shell::internal(&e),
         }
-    };
-    let mut body = String::from("<h1>Identity Management</h1><h2>Provisioning</h2>");
-    body.push_str(&providers::add_form(&console.session.csrf_token, None, ""));
-    if ps.is_empty() {
-        body.push_str("<p class=\"muted\">No provisioning provider yet.</p>");
     } else {
-        body.push_str("<table><thead><tr><th scope=\"col\">Provider</th><th scope=\"col\">SCIM base URL</th><th scope=\"col\">Deactivation delay</th><th scope=\"col\">Last sync</th></tr></thead><tbody>");
-        for p in &ps {
-            body.push_str(&format!(
-                "<tr><td><a href=\"/console/providers/{}\">{}</a></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-                p.id,
-                esc(&p.name),
-                esc(&state.muster.scim_base_url(p.id)),
-                esc(&duration_words(p.deactivation_delay_secs)),
-                p.last_sync_at
-                    .map(|t| esc(&t.to_rfc3339()))
-                    .unwrap_or_else(|| "never".into())
-            ));
-        }
-        body.push_str("</tbody></table>");
-    }
-    console
-        .page("Identity Management", "/console/providers")
-        .body(body)
-        .render()
-        .into_response()
-}
-
-#[derive(Deserialize, Default)]
-struct OrgsQuery {
-    status: Option<String>,
-}
-
-/// Organizations (the administrator guide, Step 1): the active or deactivated ones as a tree,
-/// and forms to add one (at the top or under another), rename, move, deactivate and reactivate.
-async fn orgs(
-    State(state): State<AppState>,
-    console: Console,
-    q: axum::extract::Query<OrgsQuery>,
-) -> Response {
-    if let Some(r) = console.deny(DIRECTORY) {
-        return r;
-    }
-    orgs_page(&state, &console, q.status.as_deref(), None, StatusCode::OK).await
-}
-
-async fn orgs_page(
-    state: &AppState,
-    console: &Console,
-    status: Option<&str>,
-    error: Option<(&str, &str)>,
-    code: StatusCode,
-) -> Response {
-    use muster_core::model::OrgStatus;
-    let show = if status == Some("deactivated") {
-        OrgStatus::Deactivated
-    } else {
-        OrgStatus::Active
+        None
     };
-    let all = match state
-        .muster
-        .list_orgs(console.admin.environment_id, None)
-        .await
-    {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::error!(error = %e, "listing organizations failed");
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.");
-        }
-    };
-    let roles = match state.muster.list_roles(console.admin.environment_id).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "listing roles failed");
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.");
-        }
-    };
-    let csrf = esc(&console.session.csrf_token);
-    let active: Vec<_> = all
-        .iter()
-        .filter(|o| o.org.status == OrgStatus::Active)
-        .collect();
-    let options = |selected: Option<muster_core::ids::OrgId>| -> String {
-        active
-            .iter()
-            .map(|o| {
-                let sel = if Some(o.org.id) == selected {
-                    " selected"
-                } else {
-                    ""
-                };
-                format!(
-                    "<option value=\"{}\"{sel}>{}</option>",
-                    o.org.id,
-                    esc(&o.path.join(" › "))
-                )
-            })
-            .collect()
-    };
-    let alert = |form: &str| -> String {
-        match error {
-            Some((f, message)) if f == form => {
-                format!("<p class=\"error\" role=\"alert\">{}</p>", esc(message))
-            }
-            _ => String::new(),
-        }
-    };
-    let (active_cur, deact_cur) = if show == OrgStatus::Active {
-        (" aria-current=\"page\"", "")
-    } else {
-        ("", " aria-current=\"page\"")
-    };
-    let mut body = format!(
-        "<h1>Organizations</h1><p><a href=\"/console/orgs\"{active_cur}>Active</a> · \
-         <a href=\"/console/orgs?status=deactivated\"{deact_cur}>Deactivated</a></p>"
-    );
-    if show == OrgStatus::Active {
-        body.push_str(&format!(
-            "<div class=\"card\"><h2>Add organization</h2>{}\
-             <form class=\"stack\" method=\"post\" action=\"/console/orgs\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"action\" value=\"create\">\
-             <label>Name <input name=\"name\" required minlength=\"3\" maxlength=\"220\"></label>\
-             <label>Parent organization <select name=\"parent\">{}</select></label>\
-             <button type=\"submit\">Add organization</button></form></div>",
-            alert("create"),
-            options(None)
-        ));
-    }
-    body.push_str(&alert("row"));
-    body.push_str("<table><thead><tr><th scope=\"col\">Organization</th><th scope=\"col\">Default roles</th><th scope=\"col\">Actions</th></tr></thead><tbody>");
-    for o in all.iter().filter(|o| o.org.status == show) {
-        let depth = o.path.len().saturating_sub(1);
-        let id = o.org.id;
-        let hidden = |action: &str| {
-            format!(
-                "<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"action\" value=\"{action}\"><input type=\"hidden\" name=\"org\" value=\"{id}\">"
-            )
-        };
-        let mut actions = String::new();
-        if show == OrgStatus::Active {
-            actions.push_str(&format!(
-                "<form method=\"post\" action=\"/console/orgs\">{}<label>Rename <input name=\"name\" value=\"{}\" required minlength=\"3\" maxlength=\"220\"></label> <button class=\"secondary\" type=\"submit\">Rename</button></form>",
-                hidden("rename"),
-                esc(&o.org.name)
-            ));
-            actions.push_str(&format!(
-                "<form method=\"post\" action=\"/console/orgs\">{}<label>Add child organization <input name=\"name\" required minlength=\"3\" maxlength=\"220\"></label> <button class=\"secondary\" type=\"submit\">Add child</button></form>",
-                hidden("child")
-            ));
-            let own = o.default_roles_from == Some(o.org.id);
-            let held: Vec<_> = o.effective_default_roles.iter().map(|r| r.id).collect();
-            let boxes: String = roles
-                .iter()
-                .map(|r| {
-                    format!(
-                        "<label class=\"check\"><input type=\"checkbox\" name=\"role\" value=\"{}\"{}> {}</label>",
-                        r.id,
-                        if held.contains(&r.id) { " checked" } else { "" },
-                        esc(&r.name)
-                    )
-                })
-                .collect();
-            actions.push_str(&format!(
-                "<details><summary>Default roles of {}</summary><form method=\"post\" action=\"/console/orgs\">{}<fieldset><legend>Default roles</legend>{boxes}</fieldset>\
-                 <label class=\"check\"><input type=\"checkbox\" name=\"inherit\" value=\"1\"{}> Inherit the parent's default roles</label> \
-                 <button class=\"secondary\" type=\"submit\">Save default roles</button></form></details>",
-                esc(&o.org.name),
-                hidden("roles"),
-                if own || o.org.parent_id.is_none() { "" } else { " checked" }
-            ));
-            if o.org.parent_id.is_some() {
-                actions.push_str(&format!(
-                    "<form method=\"post\" action=\"/console/orgs\">{}<label>Move under <select name=\"parent\">{}</select></label> <button class=\"secondary\" type=\"submit\">Move</button></form>",
-                    hidden("move"),
-                    options(o.org.parent_id)
-                ));
-                actions.push_str(&format!(
-                    "<form method=\"post\" action=\"/console/orgs\">{}<button class=\"secondary\" type=\"submit\">Deactivate {}</button></form>",
-                    hidden("deactivate"),
-                    esc(&o.org.name)
-                ));
-            }
-        } else {
-            actions.push_str(&format!(
-                "<form method=\"post\" action=\"/console/orgs\">{}<button class=\"secondary\" type=\"submit\">Reactivate {}</button></form>",
-                hidden("reactivate"),
-                esc(&o.org.name)
-            ));
-        }
-        body.push_str(&format!(
-            "<tr><td class=\"depth{}\">{}</td><td>{}</td><td class=\"actions\">{actions}</td></tr>",
-            depth.min(8),
-            esc(&o.org.name),
-            esc(&o
-                .effective_default_roles
-                .iter()
-                .map(|r| r.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "))
-        ));
-    }
-    body.push_str("</tbody></table>");
-    (
-        code,
-        console
-            .page("Organizations", "/console/orgs")
-            .body(body)
-            .render(),
+    render(
+        StatusCode::OK,
+        &OverviewPage {
+            shell: console.shell("Overview", "/console"),
+            username: &console.admin.username,
+            role: console.admin.role.title(),
+            providers,
+        },
     )
-        .into_response()
-}
-
-#[derive(Deserialize)]
-struct OrgForm {
-    #[serde(default)]
-    csrf: String,
-    action: String,
-    org: Option<String>,
-    name: Option<String>,
-    parent: Option<String>,
-}
-
-async fn org_action(State(state): State<AppState>, console: Console, body: Bytes) -> Response {
-    if let Some(r) = console.deny(DIRECTORY) {
-        return r;
-    }
-    let Ok(form) = serde_urlencoded::from_bytes::<OrgForm>(&body) else {
-        return error_page(StatusCode::BAD_REQUEST, "The form could not be read.");
-    };
-    if let Some(r) = console.bad_csrf(&form.csrf) {
-        return r;
-    }
-    let m = &state.muster;
-    let env = console.admin.environment_id;
-    let actor = muster_core::model::Actor::Admin {
-        name: format!("console:{}", console.admin.username),
-    };
-    let org_id = |v: &Option<String>| -> Option<muster_core::ids::OrgId> {
-        v.as_deref().and_then(|s| s.parse().ok())
-    };
-    let name = form.name.clone().unwrap_or_default();
-    let (which, result) = match form.action.as_str() {
-        "create" => (
-            "create",
-            m.create_org(env, &name, org_id(&form.parent), &actor)
-                .await
-                .map(|_| ()),
-        ),
-        "child" => match org_id(&form.org) {
-            Some(parent) => (
-                "row",
-                m.create_org(env, &name, Some(parent), &actor)
-                    .await
-                    .map(|_| ()),
-            ),
-            None => (
-                "row",
-                Err(muster_core::CoreError::Invalid(
-                    "no such organization".into(),
-                )),
-            ),
-        },
-        "rename" => match org_id(&form.org) {
-            Some(id) => (
-                "row",
-                m.rename_org(env, id, &name, &actor).await.map(|_| ()),
-            ),
-            None => (
-                "row",
-                Err(muster_core::CoreError::Invalid(
-                    "no such organization".into(),
-                )),
-            ),
-        },
-        "move" => match (org_id(&form.org), org_id(&form.parent)) {
-            (Some(id), Some(parent)) => {
-                ("row", m.move_org(env, id, parent, &actor).await.map(|_| ()))
-            }
-            _ => (
-                "row",
-                Err(muster_core::CoreError::Invalid(
-                    "choose an organization to move it under".into(),
-                )),
-            ),
-        },
-        "roles" => match org_id(&form.org) {
-            Some(id) => {
-                let pairs: Vec<(String, String)> =
-                    serde_urlencoded::from_bytes(&body).unwrap_or_default();
-                let inherit = pairs.iter().any(|(k, _)| k == "inherit");
-                let chosen: Vec<muster_core::ids::RoleId> = pairs
-                    .iter()
-                    .filter(|(k, _)| k == "role")
-                    .filter_map(|(_, v)| v.parse().ok())
-                    .collect();
-                (
-                    "row",
-                    m.set_org_default_roles(env, id, (!inherit).then_some(chosen), &actor)
-                        .await
-                        .map(|_| ()),
-                )
-            }
-            None => (
-                "row",
-                Err(muster_core::CoreError::Invalid(
-                    "no such organization".into(),
-                )),
-            ),
-        },
-        "deactivate" | "reactivate" => match org_id(&form.org) {
-            Some(id) => (
-                "row",
-                m.set_org_active(env, id, form.action == "reactivate", &actor)
-                    .await
-                    .map(|_| ()),
-            ),
-            None => (
-                "row",
-                Err(muster_core::CoreError::Invalid(
-                    "no such organization".into(),
-                )),
-            ),
-        },
-        _ => return error_page(StatusCode::BAD_REQUEST, "Unknown action."),
-    };
-    match result {
-        Ok(()) => redirect(if form.action == "reactivate" {
-            "/console/orgs?status=deactivated"
-        } else {
-            "/console/orgs"
-        }),
-        Err(muster_core::CoreError::Store(e)) => {
-            tracing::error!(error = %e, "an organization change failed");
-            error_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong. The server log has the details.",
-            )
-        }
-        Err(e) => {
-            let status = if form.action == "reactivate" {
-                Some("deactivated")
-            } else {
-                None
-            };
-            let code = match e {
-                muster_core::CoreError::Conflict(_) => StatusCode::CONFLICT,
-                muster_core::CoreError::NotFound(_) => StatusCode::NOT_FOUND,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            orgs_page(
-                &state,
-                &console,
-                status,
-                Some((which, &e.to_string())),
-                code,
-            )
-            .await
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delays_read_as_words() {
-        assert_eq!(duration_words(0), "at once");
-        assert_eq!(duration_words(900), "15 minutes");
-        assert_eq!(duration_words(3600), "1 hour");
-        assert_eq!(duration_words(7 * 86_400), "7 days");
-        assert_eq!(duration_words(90), "90 seconds");
-    }
 }

@@ -1,19 +1,24 @@
 //! The Sync Log page: filters (time range, provider, user, action, result), pages by cursor,
-//! each entry's details (the changed fields before and after), and a CSV export of what the
-//! filters select.
+//! each entry's details in words (the changed fields before and after), and a CSV export of
+//! what the filters select.
 
+use std::collections::HashMap;
+
+use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use muster_core::model::Outcome;
+use axum::response::Response;
+use muster_core::ids::ProviderId;
+use muster_core::model::{Actor, Outcome, SyncLogEntry};
 use muster_core::store::LogQuery;
 use muster_core::synclog::query::LogCursor;
 use muster_core::Timestamp;
 use serde::Deserialize;
+use serde_json::Value;
 
-use super::access::SYNC_LOG;
-use super::html::esc;
-use super::shell::{error_page, Console};
+use super::access::SyncLog;
+use super::html::{render, Opt, Shell};
+use super::shell::{error_page, internal, Console};
 use crate::state::AppState;
 
 const PAGE: u64 = 100;
@@ -80,145 +85,211 @@ fn params(f: &LogForm) -> Vec<(&'static str, String)> {
     .collect()
 }
 
+/// A value in words: strings without quotes, `none` for null, anything else as compact JSON.
+fn words(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "none".into(),
+        other => other.to_string(),
+    }
+}
+
+/// An entry's details as lines a person reads: each changed attribute as `before → after`, and
+/// every other field as its value.
+pub(super) fn detail_lines(details: &Value) -> Vec<(String, String)> {
+    let Value::Object(fields) = details else {
+        return match details {
+            Value::Null => Vec::new(),
+            other => vec![("details".into(), words(other))],
+        };
+    };
+    let mut out = Vec::new();
+    for (key, value) in fields {
+        let changes = value
+            .as_array()
+            .filter(|items| key == "changes" && items.iter().all(|c| c.get("attribute").is_some()));
+        match changes {
+            Some(items) => {
+                for c in items {
+                    let attr = c.get("attribute").map(words).unwrap_or_default();
+                    let before = c.get("before").map(words).unwrap_or_else(|| "none".into());
+                    let after = c.get("after").map(words).unwrap_or_else(|| "none".into());
+                    out.push((attr, format!("{before} → {after}")));
+                }
+            }
+            None => out.push((key.clone(), words(value))),
+        }
+    }
+    out
+}
+
+/// An entry as the console lists it.
+pub(super) struct LogRow {
+    pub at: String,
+    pub provider: String,
+    pub actor: String,
+    pub action: &'static str,
+    pub subject: String,
+    pub outcome: &'static str,
+    pub message: Option<String>,
+    pub details: Vec<(String, String)>,
+}
+
+impl LogRow {
+    pub(super) fn new(e: &SyncLogEntry, providers: &HashMap<ProviderId, String>) -> LogRow {
+        let provider_name = |id: &ProviderId| providers.get(id).cloned().unwrap_or_default();
+        LogRow {
+            at: e.at.to_rfc3339(),
+            provider: e
+                .provider_id
+                .as_ref()
+                .map(provider_name)
+                .unwrap_or_default(),
+            actor: match &e.actor {
+                Actor::Provider { id } => provider_name(id),
+                Actor::Admin { name } => name.clone(),
+                Actor::System => "Muster".into(),
+            },
+            action: e.action.as_str(),
+            subject: e.subject_name.clone().unwrap_or_default(),
+            outcome: e.outcome.as_str(),
+            message: e.message.clone(),
+            details: detail_lines(&e.details),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/synclog.html")]
+struct LogPage<'a> {
+    shell: Shell,
+    since: &'a str,
+    until: &'a str,
+    user: &'a str,
+    action: &'a str,
+    providers: Vec<Opt>,
+    results: Vec<Opt>,
+    error: Option<String>,
+    /// The filters as a query string, for the CSV export.
+    query: String,
+    rows: Vec<LogRow>,
+    older: Option<String>,
+}
+
 /// `GET /console/sync-log`.
 pub async fn page(
     State(state): State<AppState>,
-    console: Console,
+    console: Console<SyncLog>,
     Query(f): Query<LogForm>,
 ) -> Response {
-    if let Some(r) = console.deny(SYNC_LOG) {
-        return r;
-    }
-    let env = console.admin.environment_id;
+    let env = console.env();
     let m = &state.muster;
     let providers = match m.list_providers(env).await {
         Ok(p) => p,
+        Err(e) => return internal(&e),
+    };
+    let chosen = nonempty(&f.provider);
+    let provider_options = providers
+        .iter()
+        .map(|p| Opt::new(p.id.to_string(), &p.name, chosen))
+        .collect();
+    let result = nonempty(&f.result);
+    let results = ["success", "error"]
+        .into_iter()
+        .map(|r| Opt::new(r.to_string(), r, result))
+        .collect();
+    let names: HashMap<ProviderId, String> =
+        providers.into_iter().map(|p| (p.id, p.name)).collect();
+    let mut page = LogPage {
+        shell: console.shell("Sync Log", "/console/sync-log"),
+        since: f.since.as_deref().unwrap_or(""),
+        until: f.until.as_deref().unwrap_or(""),
+        user: f.user.as_deref().unwrap_or(""),
+        action: f.action.as_deref().unwrap_or(""),
+        providers: provider_options,
+        results,
+        error: None,
+        query: serde_urlencoded::to_string(params(&f)).unwrap_or_default(),
+        rows: Vec::new(),
+        older: None,
+    };
+    let q = match query(&f) {
+        Ok(q) => q,
         Err(e) => {
-            tracing::error!(error = %e, "listing providers failed");
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.");
+            page.error = Some(e);
+            return render(StatusCode::BAD_REQUEST, &page);
         }
     };
-    let (q, error) = match query(&f) {
-        Ok(q) => (Some(q), None),
-        Err(e) => (None, Some(e)),
-    };
-    let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
-    let sel = |a: bool| if a { " selected" } else { "" };
-    let mut body = String::from("<h1>Sync Log</h1>");
-    body.push_str(&format!(
-        "<form class=\"inline\" method=\"get\" action=\"/console/sync-log\">\
-         <label>From <input name=\"since\" type=\"date\" value=\"{}\"></label>\
-         <label>To (exclusive) <input name=\"until\" type=\"date\" value=\"{}\"></label>\
-         <label>Provider <select name=\"provider\"><option value=\"\">All</option>{}</select></label>\
-         <label>User or group id <input name=\"user\" value=\"{}\"></label>\
-         <label>Action <input name=\"action\" value=\"{}\" placeholder=\"user.created or user.\"></label>\
-         <label>Result <select name=\"result\"><option value=\"\">All</option><option value=\"success\"{}>success</option><option value=\"error\"{}>error</option></select></label>\
-         <button type=\"submit\">Filter</button></form>",
-        v(&f.since),
-        v(&f.until),
-        providers
-            .iter()
-            .map(|p| format!(
-                "<option value=\"{}\"{}>{}</option>",
-                p.id,
-                sel(nonempty(&f.provider) == Some(p.id.to_string().as_str())),
-                esc(&p.name)
-            ))
-            .collect::<String>(),
-        v(&f.user),
-        v(&f.action),
-        sel(nonempty(&f.result) == Some("success")),
-        sel(nonempty(&f.result) == Some("error")),
-    ));
-    let Some(q) = q else {
-        body.push_str(&format!(
-            "<p class=\"error\" role=\"alert\">{}</p>",
-            esc(&error.unwrap_or_default())
-        ));
-        return (
-            StatusCode::BAD_REQUEST,
-            console
-                .page("Sync Log", "/console/sync-log")
-                .body(body)
-                .render(),
-        )
-            .into_response();
-    };
-    let qs = serde_urlencoded::to_string(params(&f)).unwrap_or_default();
-    body.push_str(&format!(
-        "<p><a href=\"/console/sync-log/export.csv?{}\">Export these entries as CSV</a></p>",
-        esc(&qs)
-    ));
     let before = nonempty(&f.before).and_then(LogCursor::decode);
     let (entries, next) = match m.query_sync_log(env, &q, before, PAGE).await {
         Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "reading the sync log failed");
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.");
-        }
+        Err(e) => return internal(&e),
     };
-    let names: std::collections::HashMap<_, _> =
-        providers.iter().map(|p| (p.id, p.name.clone())).collect();
-    body.push_str("<table><thead><tr><th scope=\"col\">Time</th><th scope=\"col\">Provider</th><th scope=\"col\">Actor</th><th scope=\"col\">Action</th><th scope=\"col\">Subject</th><th scope=\"col\">Result</th><th scope=\"col\">Details</th></tr></thead><tbody>");
-    for (_, e) in &entries {
-        let actor = match &e.actor {
-            muster_core::model::Actor::Provider { id } => {
-                names.get(id).cloned().unwrap_or_default()
-            }
-            muster_core::model::Actor::Admin { name } => name.clone(),
-            muster_core::model::Actor::System => "Muster".into(),
-        };
-        let details = serde_json::to_string_pretty(&e.details).unwrap_or_default();
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td><details><summary>Details</summary><pre>{}</pre></details></td></tr>",
-            esc(&e.at.to_rfc3339()),
-            esc(&e.provider_id.and_then(|p| names.get(&p).cloned()).unwrap_or_default()),
-            esc(&actor),
-            esc(e.action.as_str()),
-            esc(e.subject_name.as_deref().unwrap_or("")),
-            esc(e.outcome.as_str()),
-            e.message.as_deref().map(|m| format!(": {}", esc(m))).unwrap_or_default(),
-            esc(&details)
-        ));
-    }
-    body.push_str("</tbody></table>");
-    if entries.is_empty() {
-        body.push_str("<p class=\"muted\">No entry matches.</p>");
-    }
-    if let Some(n) = next {
+    page.rows = entries
+        .iter()
+        .map(|(_, e)| LogRow::new(e, &names))
+        .collect();
+    page.older = next.map(|n| {
         let mut p = params(&f);
         p.push(("before", n.encode()));
-        body.push_str(&format!(
-            "<p><a href=\"/console/sync-log?{}\">Older entries</a></p>",
-            esc(&serde_urlencoded::to_string(p).unwrap_or_default())
-        ));
-    }
-    console
-        .page("Sync Log", "/console/sync-log")
-        .body(body)
-        .render()
-        .into_response()
+        format!(
+            "/console/sync-log?{}",
+            serde_urlencoded::to_string(p).unwrap_or_default()
+        )
+    });
+    render(StatusCode::OK, &page)
 }
 
 /// `GET /console/sync-log/export.csv`: the filtered entries as CSV, streamed.
 pub async fn export(
     State(state): State<AppState>,
-    console: Console,
+    console: Console<SyncLog>,
     Query(f): Query<LogForm>,
 ) -> Response {
-    if let Some(r) = console.deny(SYNC_LOG) {
-        return r;
-    }
     let q = match query(&f) {
         Ok(q) => q,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e),
     };
-    let env = console.admin.environment_id;
+    let env = console.env();
     match state.muster.provider_names(env).await {
         Ok(names) => crate::api::csv_export(&state, env, q, names),
-        Err(e) => {
-            tracing::error!(error = %e, "exporting the sync log failed");
-            error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.")
-        }
+        Err(e) => internal(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn details_read_as_words() {
+        let lines = detail_lines(&json!({
+            "changes": [
+                {"attribute": "title", "before": "Dev", "after": "Lead"},
+                {"attribute": "nickName", "before": null, "after": "Bo"},
+                {"attribute": "emails", "before": [], "after": [{"value": "a@example.com"}]}
+            ],
+            "reason": "SCIM group 'Ops' (priority 1)",
+            "moved": 2
+        }));
+        assert_eq!(
+            lines,
+            vec![
+                ("title".to_string(), "Dev → Lead".to_string()),
+                ("nickName".into(), "none → Bo".into()),
+                (
+                    "emails".into(),
+                    "[] → [{\"value\":\"a@example.com\"}]".into()
+                ),
+                ("reason".into(), "SCIM group 'Ops' (priority 1)".into()),
+                ("moved".into(), "2".into()),
+            ]
+        );
+        assert!(detail_lines(&Value::Null).is_empty());
+        assert_eq!(
+            detail_lines(&json!("x")),
+            vec![("details".into(), "x".into())]
+        );
     }
 }

@@ -5,20 +5,21 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use askama::Template;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use muster_core::ids::{OrgId, UserId};
-use muster_core::model::{Actor, UserStatus};
+use axum::response::Response;
+use muster_core::ids::{OrgId, ProviderId, UserId};
+use muster_core::model::{OrgStatus, RoleSource, UserStatus};
 use muster_core::store::{Cursor, LogQuery, UserQuery};
 use muster_core::users::directory::UserAction;
 use muster_core::{CoreError, Timestamp};
 use serde::Deserialize;
 
-use super::access::DIRECTORY;
-use super::html::esc;
-use super::shell::{error_page, internal, redirect, Console};
+use super::access::Directory;
+use super::html::{render, Opt, Shell};
+use super::shell::{error_page, internal, redirect, status_of, Console, Id, Posted};
+use super::synclog::LogRow;
 use crate::state::AppState;
 
 const PAGE: u64 = 50;
@@ -44,153 +45,174 @@ fn decode(s: &str) -> Option<Cursor> {
     })
 }
 
+struct UserRow {
+    id: UserId,
+    user_name: String,
+    name: String,
+    org: String,
+    status: &'static str,
+    owner: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/users.html")]
+struct UsersPage<'a> {
+    shell: Shell,
+    text: &'a str,
+    orgs: Vec<Opt>,
+    statuses: Vec<Opt>,
+    providers: Vec<Opt>,
+    rows: Vec<UserRow>,
+    next: Option<String>,
+}
+
 /// `GET /console/users`.
 pub async fn list(
     State(state): State<AppState>,
-    console: Console,
+    console: Console<Directory>,
     Query(q): Query<UsersQuery>,
 ) -> Response {
-    if let Some(r) = console.deny(DIRECTORY) {
-        return r;
-    }
     let m = &state.muster;
-    let env = console.admin.environment_id;
+    let env = console.env();
     let text = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty());
-    let org = q.org.as_deref().and_then(|o| o.parse::<OrgId>().ok());
-    let status = q.status.as_deref().and_then(UserStatus::parse);
-    let provider = match q.provider.as_deref() {
-        Some("local") => Some(None),
-        Some(p) => p.parse().ok().map(Some),
-        None => None,
-    };
     let query = UserQuery {
-        org,
-        status,
-        provider,
+        org: q.org.as_deref().and_then(|o| o.parse::<OrgId>().ok()),
+        status: q.status.as_deref().and_then(UserStatus::parse),
+        provider: match q.provider.as_deref() {
+            Some("local") => Some(None),
+            Some(p) => p.parse().ok().map(Some),
+            None => None,
+        },
         text: text.map(str::to_string),
     };
     let after = q.after.as_deref().and_then(decode);
-    let (users, next) = match m.query_users(env, &query, after, PAGE).await {
-        Ok(r) => r,
-        Err(e) => return internal(&e),
-    };
-    let (orgs, providers) = match (m.list_orgs(env, None).await, m.list_providers(env).await) {
-        (Ok(o), Ok(p)) => (o, p),
-        (Err(e), _) | (_, Err(e)) => return internal(&e),
-    };
-    let org_names: HashMap<OrgId, String> = orgs
-        .iter()
-        .map(|o| (o.org.id, o.org.name.clone()))
-        .collect();
-    let provider_names: HashMap<_, _> = providers.iter().map(|p| (p.id, p.name.clone())).collect();
-    let sel = |a: bool| if a { " selected" } else { "" };
-    let mut body = String::from("<h1>Users</h1><form class=\"inline\" method=\"get\" action=\"/console/users\" role=\"search\">");
-    body.push_str(&format!(
-        "<label>Search <input name=\"q\" type=\"search\" value=\"{}\" placeholder=\"userName or name\"></label>",
-        esc(text.unwrap_or(""))
-    ));
-    body.push_str("<label>Organization <select name=\"org\"><option value=\"\">All</option>");
-    for o in &orgs {
-        body.push_str(&format!(
-            "<option value=\"{}\"{}>{}</option>",
-            o.org.id,
-            sel(org == Some(o.org.id)),
-            esc(&o.path.join(" › "))
-        ));
-    }
-    body.push_str(
-        "</select></label><label>Status <select name=\"status\"><option value=\"\">All</option>",
+    let loaded = (
+        m.query_users(env, &query, after, PAGE).await,
+        m.list_orgs(env, None).await,
+        m.list_providers(env).await,
     );
-    for s in ["active", "blocked", "deactivated"] {
-        body.push_str(&format!(
-            "<option value=\"{s}\"{}>{s}</option>",
-            sel(status.map(|x| x.as_str()) == Some(s))
-        ));
-    }
-    body.push_str("</select></label><label>Provider <select name=\"provider\"><option value=\"\">All</option>");
-    body.push_str(&format!(
-        "<option value=\"local\"{}>Local users</option>",
-        sel(q.provider.as_deref() == Some("local"))
-    ));
-    for p in &providers {
-        body.push_str(&format!(
-            "<option value=\"{}\"{}>{}</option>",
-            p.id,
-            sel(provider == Some(Some(p.id))),
-            esc(&p.name)
-        ));
-    }
-    body.push_str("</select></label><button type=\"submit\">Search</button></form>");
-    if users.is_empty() {
-        body.push_str("<p class=\"muted\">No user matches.</p>");
-    } else {
-        body.push_str("<table><thead><tr><th scope=\"col\">User</th><th scope=\"col\">Organization</th><th scope=\"col\">Status</th><th scope=\"col\">Owner</th></tr></thead><tbody>");
-        for u in &users {
-            body.push_str(&format!(
-                "<tr><td><a href=\"/console/users/{}\">{}</a><div class=\"muted\">{}</div></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                u.id,
-                esc(&u.user_name),
-                esc(u.display_name.as_deref().unwrap_or("")),
-                esc(org_names.get(&u.org_id).map(String::as_str).unwrap_or("")),
-                esc(u.status.as_str()),
-                esc(&u
-                    .provider_id
-                    .map(|p| provider_names.get(&p).cloned().unwrap_or_default())
-                    .unwrap_or_else(|| "local".into()))
-            ));
-        }
-        body.push_str("</tbody></table>");
-    }
-    if let Some(c) = next {
-        let mut params: Vec<(String, String)> = Vec::new();
-        for (k, v) in [
+    let ((users, next), orgs, providers) = match loaded {
+        (Ok(u), Ok(o), Ok(p)) => (u, o, p),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return internal(&e),
+    };
+    let org_names: HashMap<OrgId, &str> = orgs
+        .iter()
+        .map(|o| (o.org.id, o.org.name.as_str()))
+        .collect();
+    let provider_names: HashMap<ProviderId, &str> =
+        providers.iter().map(|p| (p.id, p.name.as_str())).collect();
+    let rows = users
+        .iter()
+        .map(|u| UserRow {
+            id: u.id,
+            user_name: u.user_name.clone(),
+            name: u.full_name().unwrap_or_default(),
+            org: org_names.get(&u.org_id).copied().unwrap_or("").to_string(),
+            status: u.status.as_str(),
+            owner: match u.provider_id {
+                Some(p) => provider_names.get(&p).copied().unwrap_or("").to_string(),
+                None => "local".into(),
+            },
+        })
+        .collect();
+    let next = next.map(|c| {
+        let mut params: Vec<(&str, &str)> = [
             ("q", &q.q),
             ("org", &q.org),
             ("status", &q.status),
             ("provider", &q.provider),
-        ] {
-            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                params.push((k.into(), v.into()));
-            }
-        }
-        params.push(("after".into(), encode(&c)));
-        let qs = serde_urlencoded::to_string(&params).unwrap_or_default();
-        body.push_str(&format!(
-            "<p><a href=\"/console/users?{}\">Next page</a></p>",
-            esc(&qs)
-        ));
-    }
-    console
-        .page("Users", "/console/users")
-        .body(body)
-        .render()
-        .into_response()
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v)))
+        .collect();
+        let cursor = encode(&c);
+        params.push(("after", &cursor));
+        format!(
+            "/console/users?{}",
+            serde_urlencoded::to_string(&params).unwrap_or_default()
+        )
+    });
+    let chosen_org = q.org.as_deref();
+    let chosen_provider = q.provider.as_deref();
+    let page = UsersPage {
+        shell: console.shell("Users", "/console/users"),
+        text: text.unwrap_or(""),
+        orgs: orgs
+            .iter()
+            .map(|o| Opt::new(o.org.id.to_string(), &o.path.join(" › "), chosen_org))
+            .collect(),
+        statuses: ["active", "blocked", "deactivated"]
+            .into_iter()
+            .map(|s| Opt::new(s.to_string(), s, q.status.as_deref()))
+            .collect(),
+        providers: std::iter::once(Opt::new("local".into(), "Local users", chosen_provider))
+            .chain(
+                providers
+                    .iter()
+                    .map(|p| Opt::new(p.id.to_string(), &p.name, chosen_provider)),
+            )
+            .collect(),
+        rows,
+        next,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Template)]
+#[template(path = "console/user.html")]
+struct UserPage<'a> {
+    shell: Shell,
+    csrf: &'a str,
+    action: String,
+    error: Option<&'a str>,
+    user_name: &'a str,
+    name: String,
+    status: &'static str,
+    pending: Option<String>,
+    org: &'a str,
+    roles_held: String,
+    owner: String,
+    legal_hold: bool,
+    changed_outside: bool,
+    buttons: Vec<(&'static str, &'static str)>,
+    orgs: Vec<Opt>,
+    roles: Vec<Opt>,
+    log: Vec<LogRow>,
 }
 
 /// `GET /console/users/{id}`.
 pub async fn show(
     State(state): State<AppState>,
-    console: Console,
-    Path(id): Path<String>,
+    console: Console<Directory>,
+    Id(uid): Id<UserId>,
 ) -> Response {
-    if let Some(r) = console.deny(DIRECTORY) {
-        return r;
-    }
-    let Ok(uid) = id.parse::<UserId>() else {
-        return error_page(StatusCode::NOT_FOUND, "There is no such user.");
-    };
     user_page(&state, &console, uid, None, StatusCode::OK).await
+}
+
+/// What an administrator may do to a user in this status.
+fn buttons(status: UserStatus, legal_hold: bool) -> Vec<(&'static str, &'static str)> {
+    let mut out = match status {
+        UserStatus::Active => vec![("block", "Block"), ("deactivate", "Deactivate")],
+        UserStatus::Blocked => vec![("unblock", "Unblock"), ("deactivate", "Deactivate")],
+        UserStatus::Deactivated => vec![("reactivate", "Reactivate")],
+    };
+    out.push(if legal_hold {
+        ("hold_off", "Release legal hold")
+    } else {
+        ("hold_on", "Place on legal hold")
+    });
+    out
 }
 
 async fn user_page(
     state: &AppState,
-    console: &Console,
+    console: &Console<Directory>,
     uid: UserId,
     error: Option<&str>,
-    code: StatusCode,
+    status: StatusCode,
 ) -> Response {
     let m = &state.muster;
-    let env = console.admin.environment_id;
+    let env = console.env();
     let d = match m.user_detail(env, uid).await {
         Ok(d) => d,
         Err(CoreError::NotFound(_)) => {
@@ -199,228 +221,111 @@ async fn user_page(
         Err(e) => return internal(&e),
     };
     let u = &d.user;
-    let owner = match u.provider_id {
-        Some(p) => m
-            .get_provider(env, p)
-            .await
-            .map(|p| format!("provisioned by {}", p.name))
-            .unwrap_or_else(|_| "provisioned".into()),
-        None => "local (made by an administrator)".into(),
-    };
     let log = LogQuery {
         subject: Some(uid.to_string()),
         ..LogQuery::default()
     };
-    let entries = match m.query_sync_log(env, &log, None, 50).await {
-        Ok((e, _)) => e,
-        Err(e) => return internal(&e),
+    let loaded = (
+        m.query_sync_log(env, &log, None, 50).await,
+        m.list_orgs(env, None).await,
+        m.list_roles(env).await,
+        m.provider_names(env).await,
+    );
+    let ((entries, _), orgs, roles, providers) = match loaded {
+        (Ok(l), Ok(o), Ok(r), Ok(p)) => (l, o, r, p),
+        (Err(e), ..) | (_, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => return internal(&e),
     };
-    let orgs = match m.list_orgs(env, None).await {
-        Ok(o) => o,
-        Err(e) => return internal(&e),
-    };
-    let roles = match m.list_roles(env).await {
-        Ok(r) => r,
-        Err(e) => return internal(&e),
-    };
-    let csrf = esc(&console.session.csrf_token);
-    let action = format!("/console/users/{uid}");
-    let mut body = format!("<h1>{}</h1>", esc(&u.user_name));
-    if let Some(e) = error {
-        body.push_str(&format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)));
-    }
-    let pending = u
-        .deactivate_at
-        .map(|t| {
-            format!(
-                "<tr><th scope=\"row\">Pending deactivation</th><td>due {}</td></tr>",
-                esc(&t.to_rfc3339())
-            )
-        })
-        .unwrap_or_default();
-    body.push_str(&format!(
-        "<div class=\"card\"><table><tbody>\
-         <tr><th scope=\"row\">Name</th><td>{}</td></tr>\
-         <tr><th scope=\"row\">Status</th><td>{}</td></tr>{pending}\
-         <tr><th scope=\"row\">Organization</th><td>{}</td></tr>\
-         <tr><th scope=\"row\">Roles</th><td>{}</td></tr>\
-         <tr><th scope=\"row\">Owner</th><td>{}</td></tr>\
-         <tr><th scope=\"row\">Legal hold</th><td>{}</td></tr>\
-         <tr><th scope=\"row\">Changed outside provisioning</th><td>{}</td></tr>\
-         </tbody></table></div>",
-        esc(u.display_name.as_deref().unwrap_or("")),
-        esc(u.status.as_str()),
-        esc(&d.org.name),
-        esc(&d
-            .roles
-            .iter()
-            .map(|h| format!(
-                "{} ({})",
-                h.role.name,
-                match h.source.as_str() {
-                    "org" => "organization default",
-                    "mapping" => "role mapping",
-                    _ => "set by an administrator",
-                }
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")),
-        esc(&owner),
-        if u.legal_hold { "on" } else { "off" },
-        if u.changed_outside {
-            "yes: the provider's next update will override organization and roles"
-        } else {
-            "no"
-        }
-    ));
-    // Actions.
-    let button = |act: &str, label: &str| {
-        format!(
-            "<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"action\" value=\"{act}\"><button class=\"secondary\" type=\"submit\">{label}</button></form>"
-        )
-    };
-    body.push_str("<div class=\"card\"><h2>Actions</h2><div class=\"inline\">");
-    match u.status {
-        UserStatus::Active => {
-            body.push_str(&button("block", "Block"));
-            body.push_str(&button("deactivate", "Deactivate"));
-        }
-        UserStatus::Blocked => {
-            body.push_str(&button("unblock", "Unblock"));
-            body.push_str(&button("deactivate", "Deactivate"));
-        }
-        UserStatus::Deactivated => body.push_str(&button("reactivate", "Reactivate")),
-    }
-    body.push_str(&button(
-        if u.legal_hold { "hold_off" } else { "hold_on" },
-        if u.legal_hold {
-            "Release legal hold"
-        } else {
-            "Place on legal hold"
+    let owner = match u.provider_id {
+        Some(p) => match providers.get(&p) {
+            Some(name) => format!("provisioned by {name}"),
+            None => "provisioned".into(),
         },
-    ));
-    body.push_str("</div>");
-    let org_options: String = orgs
-        .iter()
-        .filter(|o| o.org.status.as_str() == "active")
-        .map(|o| {
-            format!(
-                "<option value=\"{}\"{}>{}</option>",
-                o.org.id,
-                if o.org.id == u.org_id {
-                    " selected"
-                } else {
-                    ""
-                },
-                esc(&o.path.join(" › "))
-            )
-        })
-        .collect();
-    body.push_str(&format!(
-        "<form class=\"inline\" method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"action\" value=\"move\">\
-         <label>Organization <select name=\"org\">{org_options}</select></label><button type=\"submit\">Move</button></form>"
-    ));
-    let held: Vec<_> = d
+        None => "local (made by an administrator)".into(),
+    };
+    let roles_held = d
         .roles
         .iter()
-        .filter(|h| h.source.as_str() != "org")
-        .map(|h| h.role.id)
-        .collect();
-    let role_boxes: String = roles
-        .iter()
-        .map(|r| {
-            format!(
-                "<label class=\"check\"><input type=\"checkbox\" name=\"role\" value=\"{}\"{}> {}</label>",
-                r.id,
-                if held.contains(&r.id) { " checked" } else { "" },
-                esc(&r.name)
-            )
+        .map(|h| {
+            let source = match h.source {
+                RoleSource::Org => "organization default",
+                RoleSource::Mapping => "role mapping",
+                RoleSource::Admin => "set by an administrator",
+            };
+            format!("{} ({source})", h.role.name)
         })
-        .collect();
-    body.push_str(&format!(
-        "<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"action\" value=\"roles\">\
-         <fieldset><legend>Roles (none checked: the organization's defaults)</legend>{role_boxes}</fieldset><button type=\"submit\">Set roles</button></form></div>"
-    ));
-    // The user's sync log.
-    body.push_str("<div class=\"card\"><h2>Sync log</h2><table><thead><tr><th scope=\"col\">Time</th><th scope=\"col\">Action</th><th scope=\"col\">Result</th><th scope=\"col\">Details</th></tr></thead><tbody>");
-    for (_, e) in &entries {
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            esc(&e.at.to_rfc3339()),
-            esc(e.action.as_str()),
-            esc(e.outcome.as_str()),
-            esc(&e.details.to_string())
-        ));
-    }
-    body.push_str("</tbody></table></div>");
-    (
-        code,
-        console
-            .page(&u.user_name, "/console/users")
-            .body(body)
-            .render(),
-    )
-        .into_response()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let chosen = d
+        .roles
+        .iter()
+        .filter(|h| h.source != RoleSource::Org)
+        .map(|h| h.role.id)
+        .collect::<Vec<_>>();
+    let org_id = u.org_id.to_string();
+    let page = UserPage {
+        shell: console.shell(&u.user_name, "/console/users"),
+        csrf: &console.session.csrf_token,
+        action: format!("/console/users/{uid}"),
+        error,
+        user_name: &u.user_name,
+        name: u.full_name().unwrap_or_default(),
+        status: u.status.as_str(),
+        pending: u.deactivate_at.map(|t| t.to_rfc3339()),
+        org: &d.org.name,
+        roles_held,
+        owner,
+        legal_hold: u.legal_hold,
+        changed_outside: u.changed_outside,
+        buttons: buttons(u.status, u.legal_hold),
+        orgs: orgs
+            .iter()
+            .filter(|o| o.org.status == OrgStatus::Active)
+            .map(|o| Opt::new(o.org.id.to_string(), &o.path.join(" › "), Some(&org_id)))
+            .collect(),
+        roles: roles
+            .iter()
+            .map(|r| Opt {
+                value: r.id.to_string(),
+                label: r.name.clone(),
+                selected: chosen.contains(&r.id),
+            })
+            .collect(),
+        log: entries
+            .iter()
+            .map(|(_, e)| LogRow::new(e, &providers))
+            .collect(),
+    };
+    render(status, &page)
 }
 
 /// `POST /console/users/{id}`: an administrator's action on a user.
 pub async fn act(
     State(state): State<AppState>,
-    console: Console,
-    Path(id): Path<String>,
-    body: Bytes,
+    Id(uid): Id<UserId>,
+    posted: Posted<Directory>,
 ) -> Response {
-    if let Some(r) = console.deny(DIRECTORY) {
-        return r;
-    }
-    let Ok(uid) = id.parse::<UserId>() else {
-        return error_page(StatusCode::NOT_FOUND, "There is no such user.");
-    };
-    // Repeated `role` fields: read as pairs.
-    let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
-        return error_page(StatusCode::BAD_REQUEST, "The form could not be read.");
-    };
-    let field = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    if let Some(r) = console.bad_csrf(&field("csrf").unwrap_or_default()) {
-        return r;
-    }
-    let action = match field("action").as_deref() {
+    let Posted { console, form } = posted;
+    let action = match form.field("action").as_deref() {
         Some("block") => UserAction::Block,
         Some("unblock") => UserAction::Unblock,
         Some("deactivate") => UserAction::Deactivate,
         Some("reactivate") => UserAction::Reactivate,
         Some("hold_on") => UserAction::LegalHold(true),
         Some("hold_off") => UserAction::LegalHold(false),
-        Some("move") => match field("org").and_then(|o| o.parse().ok()) {
+        Some("move") => match form.parsed("org") {
             Some(o) => UserAction::Move(o),
             None => return error_page(StatusCode::BAD_REQUEST, "Choose an organization."),
         },
-        Some("roles") => UserAction::SetRoles(
-            pairs
-                .iter()
-                .filter(|(k, _)| k == "role")
-                .filter_map(|(_, v)| v.parse().ok())
-                .collect(),
-        ),
+        Some("roles") => UserAction::SetRoles(form.all("role")),
         _ => return error_page(StatusCode::BAD_REQUEST, "Unknown action."),
-    };
-    let actor = Actor::Admin {
-        name: format!("console:{}", console.admin.username),
     };
     match state
         .muster
-        .act_on_user(console.admin.environment_id, uid, action, &actor)
+        .act_on_user(console.env(), uid, action, &console.actor())
         .await
     {
         Ok(_) => redirect(&format!("/console/users/{uid}")),
-        Err(CoreError::Store(e)) => internal(&CoreError::Store(e)),
-        Err(e) => {
-            let code = match e {
-                CoreError::NotFound(_) => StatusCode::NOT_FOUND,
-                CoreError::Conflict(_) => StatusCode::CONFLICT,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            user_page(&state, &console, uid, Some(&e.to_string()), code).await
-        }
+        Err(e @ CoreError::Store(_)) => internal(&e),
+        Err(e) => user_page(&state, &console, uid, Some(&e.to_string()), status_of(&e)).await,
     }
 }

@@ -418,7 +418,7 @@ async fn organizations_are_managed_through_forms(b: Backend) {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = html(&get(&app, "/console/orgs", Some(&cookie)).await);
     assert!(
-        page.contains("R&amp;D") && page.contains("Platform"),
+        page.contains("R&#38;D") && page.contains("Platform"),
         "{page}"
     );
     let orgs = app
@@ -439,7 +439,7 @@ async fn organizations_are_managed_through_forms(b: Backend) {
     let r = post(format!("csrf={csrf}&action=deactivate&org={eng}")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = html(&get(&app, "/console/orgs?status=deactivated", Some(&cookie)).await);
-    assert!(page.contains("Reactivate R&amp;D"), "{page}");
+    assert!(page.contains("Reactivate R&#38;D"), "{page}");
     let r = post(format!("csrf={csrf}&action=reactivate&org={eng}")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     // Default roles: R&D sets its own, then inherits again.
@@ -648,8 +648,23 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
+    // A name sent only as name.givenName and name.familyName, and a changed title.
+    let r = app
+        .patch(
+            &p,
+            &format!("/Users/{ana}"),
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "name", "value": {"givenName": "Ana", "familyName": "Lima"}},
+                           {"op": "add", "path": "title", "value": "Lead"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let cookie = session(&app, "ada").await;
     let page = html(&get(&app, "/console/users?q=ana", Some(&cookie)).await);
+    assert!(
+        page.contains("<div class=\"muted\">Ana Lima</div>"),
+        "{page}"
+    );
     assert!(
         page.contains("ana@example.com") && !page.contains("ben@example.com"),
         "{page}"
@@ -676,6 +691,16 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
     assert!(page.contains("provisioned by Okta"));
     assert!(page.contains("Desktop User (organization default)"));
     assert!(page.contains("user.blocked"), "the user's sync log");
+    assert!(
+        page.contains("<th scope=\"row\">Name</th><td>Ana Lima</td>"),
+        "{page}"
+    );
+    // Details in words: each changed attribute before and after, no raw JSON.
+    assert!(
+        page.contains("<dt>title</dt><dd>none → Lead</dd>"),
+        "{page}"
+    );
+    assert!(!page.contains("&#34;changes&#34;"), "{page}");
     let csrf = csrf_of(&page);
     // Actions: without CSRF refused; legal hold; roles; move; a refused action says why.
     let r = post_form(&app, &user_page, Some(&cookie), "action=deactivate").await;
@@ -740,7 +765,7 @@ async fn the_sync_log_is_filtered_paged_and_exported(b: Backend) {
         .filter_map(|s| s.split('"').next())
         .find(|s| s.contains("before="))
         .unwrap_or_default()
-        .replace("&amp;", "&");
+        .replace("&#38;", "&");
     let page2 = html(&get(&app, &format!("/console/sync-log?{older}"), Some(&cookie)).await);
     assert_eq!(page2.matches("<td>user.created</td>").count(), 20);
     assert!(page2.contains("<details><summary>Details</summary>"));
