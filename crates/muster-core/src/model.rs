@@ -442,6 +442,7 @@ pub struct SyncLogEntry {
 }
 
 /// How a provider's users are placed in organizations (docs/mapping.md).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrgMethod {

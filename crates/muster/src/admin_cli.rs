@@ -693,11 +693,11 @@ pub async fn run_sync_log(m: &Muster, env: EnvironmentId, cmd: SyncLogCmd) -> an
         } => {
             let (rows, _) = m.query_sync_log(env, &filter.query()?, None, limit).await?;
             if json {
-                print_json(&serde_json::Value::Array(
-                    rows.iter()
-                        .map(|(id, e)| muster_core::synclog::query::entry_json(*id, e, &names))
-                        .collect(),
-                ))?;
+                let entries: Vec<_> = rows
+                    .iter()
+                    .map(|(id, e)| muster_core::synclog::query::LogEntryView::new(*id, e, &names))
+                    .collect();
+                print_json(&entries)?;
             } else {
                 for (_, e) in rows {
                     let provider = e

@@ -36,7 +36,7 @@ pub fn describe_secs(secs: i64) -> String {
 }
 
 /// Prints a value as indented JSON.
-pub fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+pub fn print_json<T: serde::Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }

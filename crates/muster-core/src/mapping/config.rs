@@ -39,6 +39,7 @@ use std::collections::HashSet;
 // Administration: choosing the method, group and role mappings, preview and apply.
 
 /// What an administrator sets as a provider's organization mapping.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrgMappingInput {

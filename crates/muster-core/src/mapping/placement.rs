@@ -155,6 +155,7 @@ impl OrgCache {
 }
 
 /// Where the mapping puts a user: an organization that exists, or one it would create.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrgTarget {

@@ -34,6 +34,7 @@ use std::collections::HashSet;
 pub const PREVIEW_LIMIT: usize = 1000;
 
 /// One user a re-apply would change.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedChange {
@@ -52,6 +53,7 @@ pub struct PlannedChange {
 }
 
 /// What re-applying a provider's mappings would change.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Preview {
@@ -73,6 +75,7 @@ pub struct Preview {
 }
 
 /// What an apply did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Applied {

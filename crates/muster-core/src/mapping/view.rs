@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::collections::HashSet;
 
 /// A group as mapping screens show it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupSummary {
@@ -22,6 +23,7 @@ pub struct GroupSummary {
 }
 
 /// An organization as mapping screens show it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrgSummary {
@@ -32,6 +34,7 @@ pub struct OrgSummary {
 }
 
 /// One entry of the group-to-organization mapping, with names.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupMappingView {
@@ -46,6 +49,7 @@ pub struct GroupMappingView {
 }
 
 /// A group's role mapping, with names.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleMappingView {
@@ -56,6 +60,7 @@ pub struct RoleMappingView {
 }
 
 /// A role as mapping screens show it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleSummary {
@@ -66,6 +71,7 @@ pub struct RoleSummary {
 }
 
 /// Whether every SCIM group of the provider is mapped (the administrator guide's messages).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MappingStatus {
@@ -117,6 +123,7 @@ impl MappingStatus {
 }
 
 /// A provider's mappings as administrators see them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MappingView {
@@ -135,6 +142,7 @@ pub struct MappingView {
 }
 
 /// The organization mapping method, with names.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrgMappingView {

@@ -9,7 +9,7 @@ use crate::model::Actor;
 use crate::model::SyncLogEntry;
 use crate::muster::Muster;
 use crate::store::LogQuery;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// A position in the newest-first order: an entry's time and id.
@@ -101,22 +101,88 @@ fn actor_name(actor: &Actor, providers: &HashMap<ProviderId, String>) -> (&'stat
     }
 }
 
-/// One entry as JSON: the one shape the API (`/api/v1/sync-log`) and the CLI
+/// Who made a change, as the API and the CLI show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActorView {
+    /// `provider`, `admin` or `system`.
+    pub kind: &'static str,
+    /// The provider's display name (its id once deleted), the administrator's name, or `muster`.
+    pub name: String,
+    /// A provider actor's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<ProviderId>,
+}
+
+/// What an entry is about.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SubjectView {
+    /// `user`, `group`, `org`, `role`, `provider`, `token`, `admin` or `mapping`.
+    pub kind: Option<String>,
+    /// Its id.
+    pub id: Option<String>,
+    /// Its name when the entry was written.
+    pub name: Option<String>,
+}
+
+/// One entry: the one shape the API (`/api/v1/sync-log`) and the CLI
 /// (`muster sync-log list --json`) both give.
-pub fn entry_json(id: i64, e: &SyncLogEntry, providers: &HashMap<ProviderId, String>) -> Value {
-    let (kind, name) = actor_name(&e.actor, providers);
-    let actor = match &e.actor {
-        Actor::Provider { id } => {
-            json!({"kind": kind, "providerId": id.to_string(), "name": name})
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogEntryView {
+    /// Its id (ascending in time of writing).
+    pub id: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The provider it concerns.
+    pub provider_id: Option<ProviderId>,
+    /// That provider's display name.
+    pub provider: Option<String>,
+    /// Who.
+    pub actor: ActorView,
+    /// What, such as `user.created` (docs/sync-log.md lists every action).
+    pub action: &'static str,
+    /// About what.
+    pub subject: SubjectView,
+    /// `success` or `error`.
+    pub result: &'static str,
+    /// What went wrong, for an error.
+    pub message: Option<String>,
+    /// The change: attributes before and after, reasons, counts.
+    pub details: Value,
+}
+
+impl LogEntryView {
+    /// The view of entry `id`; `providers` names the providers.
+    pub fn new(id: i64, e: &SyncLogEntry, providers: &HashMap<ProviderId, String>) -> Self {
+        let (kind, name) = actor_name(&e.actor, providers);
+        LogEntryView {
+            id,
+            at: e.at.to_rfc3339(),
+            provider_id: e.provider_id,
+            provider: e.provider_id.and_then(|p| providers.get(&p).cloned()),
+            actor: ActorView {
+                kind,
+                name,
+                provider_id: match &e.actor {
+                    Actor::Provider { id } => Some(*id),
+                    _ => None,
+                },
+            },
+            action: e.action.as_str(),
+            subject: SubjectView {
+                kind: e.subject_kind.clone(),
+                id: e.subject_id.clone(),
+                name: e.subject_name.clone(),
+            },
+            result: e.outcome.as_str(),
+            message: e.message.clone(),
+            details: e.details.clone(),
         }
-        _ => json!({"kind": kind, "name": name}),
-    };
-    json!({
-        "id": id, "at": e.at.to_rfc3339(), "providerId": e.provider_id.map(|p| p.to_string()),
-        "provider": e.provider_id.and_then(|p| providers.get(&p)), "actor": actor, "action": e.action,
-        "subject": {"kind": e.subject_kind, "id": e.subject_id, "name": e.subject_name},
-        "result": e.outcome.as_str(), "message": e.message, "details": e.details,
-    })
+    }
 }
 
 /// One entry as a CSV line; `providers` names the providers, for the provider column and for
@@ -184,6 +250,7 @@ impl Muster {
 mod tests {
     use super::*;
     use crate::synclog::event::Event;
+    use serde_json::json;
 
     #[test]
     fn a_provider_actor_is_named_as_the_console_names_it() {
@@ -208,8 +275,9 @@ mod tests {
         let line = csv_line(7, &entry(Actor::Provider { id: okta }), &names);
         assert!(line.contains(",Okta,provider,Okta,user.created,"), "{line}");
         assert!(!line.contains(&format!(",provider,{okta},")), "{line}");
-        let json = entry_json(7, &entry(Actor::Provider { id: okta }), &names);
-        assert_eq!(json["actor"]["name"], "Okta");
+        let view = LogEntryView::new(7, &entry(Actor::Provider { id: okta }), &names);
+        assert_eq!(view.actor.name, "Okta");
+        assert_eq!(view.actor.provider_id, Some(okta));
         // A provider deleted since is still identified.
         let line = csv_line(8, &entry(Actor::Provider { id: gone }), &names);
         assert!(line.contains(&format!(",provider,{gone},")), "{line}");

@@ -1,6 +1,7 @@
 //! What every API handler shares: the administrator token extractor (with its failed-attempt
 //! limit), the JSON body extractor, errors as JSON, and id parsing.
 
+use super::body::{ErrorBody, ErrorDetail};
 use crate::bearer::Refusal;
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -13,7 +14,6 @@ use muster_core::ids::EnvironmentId;
 use muster_core::model::Actor;
 use muster_core::CoreError;
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
 
 /// An API error: a status and `{"error": {"code", "message"}}`.
 #[derive(Debug)]
@@ -66,11 +66,13 @@ impl From<CoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        let mut resp = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -184,6 +186,27 @@ pub(crate) fn parse_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T
     })
 }
 
-pub(crate) fn ok(status: StatusCode, v: Value) -> ApiResult {
-    Ok((status, Json(v)).into_response())
+pub(crate) fn ok<T: serde::Serialize>(status: StatusCode, body: T) -> ApiResult {
+    Ok((status, Json(body)).into_response())
+}
+
+/// The errors every endpoint may answer with, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only described, never built: ApiError is what handlers return
+pub(crate) enum ApiErrors {
+    /// The request is invalid: a bad value, a body that is not the expected JSON.
+    #[response(status = 400)]
+    Invalid(ErrorBody),
+    /// No administrator API token, or one that is wrong, revoked or expired.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Nothing with that id.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The change conflicts with what exists (a duplicate name, a role in use).
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Too many failed authentications from this address; see `Retry-After`.
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
 }

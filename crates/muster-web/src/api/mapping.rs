@@ -3,58 +3,42 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::Router;
 use muster_core::ids::{GroupId, GroupMappingId, OrgId, ProviderId, RoleId};
 use muster_core::mapping::config::OrgMappingInput;
-use muster_core::mapping::preview::PREVIEW_LIMIT;
+use muster_core::mapping::preview::{Preview, PREVIEW_LIMIT};
+use muster_core::mapping::view::MappingView;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::extract::{ok, parse_id, AdminAuth, ApiError, ApiJson, ApiResult};
+use super::body::AppliedBody;
+use super::extract::{ok, parse_id, AdminAuth, ApiError, ApiErrors, ApiJson, ApiResult};
 use crate::state::AppState;
 
 /// The most changes one preview response lists.
 const MAX_PREVIEW_LIMIT: usize = 100_000;
 
 /// The mapping routes, relative to `/api/v1`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/providers/{id}/mapping", get(get_mapping))
-        .route("/providers/{id}/mapping/org", put(set_org_mapping))
-        .route("/providers/{id}/mapping/groups", post(add_group_mapping))
-        .route(
-            "/providers/{id}/mapping/groups/{mapping_id}",
-            put(update_group_mapping).delete(delete_group_mapping),
-        )
-        .route(
-            "/providers/{id}/mapping/group-order",
-            put(reorder_group_mappings),
-        )
-        .route(
-            "/providers/{id}/mapping/roles/{group_id}",
-            put(set_role_mapping).delete(delete_role_mapping),
-        )
-        .route("/providers/{id}/mapping/preview", get(preview))
-        .route("/providers/{id}/mapping/apply", post(apply))
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
-    serde_json::to_value(v).map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "An internal error occurred. The server log has the details.",
-        )
-    })
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_mapping))
+        .routes(routes!(set_org_mapping))
+        .routes(routes!(add_group_mapping))
+        .routes(routes!(update_group_mapping, delete_group_mapping))
+        .routes(routes!(reorder_group_mappings))
+        .routes(routes!(set_role_mapping, delete_role_mapping))
+        .routes(routes!(preview))
+        .routes(routes!(apply))
 }
 
 fn provider_id(id: &str) -> Result<ProviderId, ApiError> {
     parse_id(id, "provider")
 }
 
-/// `GET /api/v1/providers/{id}/mapping`: the method, group and role mappings, their status
-/// messages, and the groups that have no role mapping yet.
+/// A provider's organization mapping and role mapping, with their status messages and the
+/// groups that have no role mapping yet.
+#[utoipa::path(get, operation_id = "getMapping", path = "/providers/{id}/mapping", tag = "mapping", params(("id" = uuid::Uuid, Path, description = "The provider")), responses((status = 200, body = MappingView), ApiErrors))]
 async fn get_mapping(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -64,10 +48,11 @@ async fn get_mapping(
         .muster
         .mapping_view(auth.env, provider_id(&id)?)
         .await?;
-    ok(StatusCode::OK, to_json(&view)?)
+    ok(StatusCode::OK, view)
 }
 
-/// `PUT /api/v1/providers/{id}/mapping/org`: chooses the organization mapping method.
+/// Choose the organization mapping method (moves nobody by itself).
+#[utoipa::path(put, operation_id = "setOrgMapping", path = "/providers/{id}/mapping/org", tag = "mapping", request_body = OrgMappingInput, params(("id" = uuid::Uuid, Path, description = "The provider")), responses((status = 200, body = MappingView), ApiErrors))]
 async fn set_org_mapping(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -78,18 +63,18 @@ async fn set_org_mapping(
         .muster
         .set_org_mapping(auth.env, provider_id(&id)?, &body, &auth.actor)
         .await?;
-    ok(StatusCode::OK, to_json(&view)?)
+    ok(StatusCode::OK, view)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct GroupMappingBody {
     group_ids: Vec<GroupId>,
     org_id: OrgId,
 }
 
-/// `POST /api/v1/providers/{id}/mapping/groups`: maps one or more groups to an organization,
-/// at the lowest priority.
+/// Map one or more SCIM groups to an organization, at the lowest priority.
+#[utoipa::path(post, operation_id = "addGroupMapping", path = "/providers/{id}/mapping/groups", tag = "mapping", request_body = GroupMappingBody, params(("id" = uuid::Uuid, Path, description = "The provider")), responses((status = 201, body = MappingView), ApiErrors))]
 async fn add_group_mapping(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -106,11 +91,11 @@ async fn add_group_mapping(
             &auth.actor,
         )
         .await?;
-    ok(StatusCode::CREATED, to_json(&view)?)
+    ok(StatusCode::CREATED, view)
 }
 
-/// `PUT /api/v1/providers/{id}/mapping/groups/{mappingId}`: changes an entry's groups and
-/// organization.
+/// Change an entry's groups and organization.
+#[utoipa::path(put, operation_id = "updateGroupMapping", path = "/providers/{id}/mapping/groups/{mappingId}", tag = "mapping", request_body = GroupMappingBody, params(("id" = uuid::Uuid, Path, description = "The provider"), ("mappingId" = uuid::Uuid, Path, description = "The organization mapping entry")), responses((status = 200, body = MappingView), ApiErrors))]
 async fn update_group_mapping(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -129,10 +114,11 @@ async fn update_group_mapping(
             &auth.actor,
         )
         .await?;
-    ok(StatusCode::OK, to_json(&view)?)
+    ok(StatusCode::OK, view)
 }
 
-/// `DELETE /api/v1/providers/{id}/mapping/groups/{mappingId}`.
+/// Delete an organization mapping entry; the rest are renumbered.
+#[utoipa::path(delete, operation_id = "deleteGroupMapping", path = "/providers/{id}/mapping/groups/{mappingId}", tag = "mapping", params(("id" = uuid::Uuid, Path, description = "The provider"), ("mappingId" = uuid::Uuid, Path, description = "The organization mapping entry")), responses((status = 200, body = MappingView), ApiErrors))]
 async fn delete_group_mapping(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -143,16 +129,17 @@ async fn delete_group_mapping(
         .muster
         .delete_group_mapping(auth.env, provider_id(&id)?, mid, &auth.actor)
         .await?;
-    ok(StatusCode::OK, to_json(&view)?)
+    ok(StatusCode::OK, view)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct OrderBody {
     order: Vec<GroupMappingId>,
 }
 
-/// `PUT /api/v1/providers/{id}/mapping/group-order`: every entry id, highest priority first.
+/// Set the entries' priority order: every entry id, highest priority first.
+#[utoipa::path(put, operation_id = "reorderGroupMappings", path = "/providers/{id}/mapping/group-order", tag = "mapping", request_body = OrderBody, params(("id" = uuid::Uuid, Path, description = "The provider")), responses((status = 200, body = MappingView), ApiErrors))]
 async fn reorder_group_mappings(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -163,16 +150,18 @@ async fn reorder_group_mappings(
         .muster
         .reorder_group_mappings(auth.env, provider_id(&id)?, &body.order, &auth.actor)
         .await?;
-    ok(StatusCode::OK, to_json(&view)?)
+    ok(StatusCode::OK, view)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RoleMappingBody {
     role_ids: Vec<RoleId>,
 }
 
-/// `PUT /api/v1/providers/{id}/mapping/roles/{groupId}`: the group's roles (at least one).
+/// Set a group's role mapping (at least one role); roles it no longer gives are taken from
+/// its members at once.
+#[utoipa::path(put, operation_id = "setRoleMapping", path = "/providers/{id}/mapping/roles/{groupId}", tag = "mapping", request_body = RoleMappingBody, params(("id" = uuid::Uuid, Path, description = "The provider"), ("groupId" = uuid::Uuid, Path, description = "The SCIM group")), responses((status = 200, body = MappingView), ApiErrors))]
 async fn set_role_mapping(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -195,10 +184,11 @@ async fn set_role_mapping(
             &auth.actor,
         )
         .await?;
-    ok(StatusCode::OK, to_json(&view)?)
+    ok(StatusCode::OK, view)
 }
 
-/// `DELETE /api/v1/providers/{id}/mapping/roles/{groupId}`: members lose the roles at once.
+/// Remove a group's role mapping; its members lose the roles at once.
+#[utoipa::path(delete, operation_id = "deleteRoleMapping", path = "/providers/{id}/mapping/roles/{groupId}", tag = "mapping", params(("id" = uuid::Uuid, Path, description = "The provider"), ("groupId" = uuid::Uuid, Path, description = "The SCIM group")), responses((status = 200, body = MappingView), ApiErrors))]
 async fn delete_role_mapping(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -209,17 +199,21 @@ async fn delete_role_mapping(
         .muster
         .set_role_mapping(auth.env, provider_id(&id)?, gid, &[], &auth.actor)
         .await?;
-    ok(StatusCode::OK, to_json(&view)?)
+    ok(StatusCode::OK, view)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PreviewQuery {
+    /// The most changes listed, up to 100,000 (the totals count every change).
+    #[param(maximum = 100_000)]
     limit: Option<usize>,
 }
 
-/// `GET /api/v1/providers/{id}/mapping/preview?limit=`: every user the current mappings would
-/// move or give other roles, with totals and a digest to apply exactly this.
+/// Every user the current mappings would move or give other roles, with totals and a digest
+/// to apply exactly this.
+#[utoipa::path(get, operation_id = "previewMapping", path = "/providers/{id}/mapping/preview", tag = "mapping", params(("id" = uuid::Uuid, Path, description = "The provider"), PreviewQuery), responses((status = 200, body = Preview), ApiErrors))]
 async fn preview(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -236,17 +230,19 @@ async fn preview(
         .muster
         .preview_mappings(auth.env, provider_id(&id)?, limit)
         .await?;
-    ok(StatusCode::OK, to_json(&p)?)
+    ok(StatusCode::OK, p)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ApplyBody {
+    /// The preview's digest: apply only if the changes are still exactly those.
     digest: Option<String>,
 }
 
-/// `POST /api/v1/providers/{id}/mapping/apply`: performs the preview (refused with 409 if
-/// `digest` is given and the preview changed since).
+/// Re-apply the mappings: perform the preview (refused with 409 if `digest` is given and the
+/// preview changed since). An empty body applies without that check.
+#[utoipa::path(post, operation_id = "applyMapping", path = "/providers/{id}/mapping/apply", tag = "mapping", request_body(content = ApplyBody, description = "Optional"), params(("id" = uuid::Uuid, Path, description = "The provider")), responses((status = 200, body = AppliedBody), ApiErrors))]
 async fn apply(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -268,5 +264,5 @@ async fn apply(
             &auth.actor,
         )
         .await?;
-    ok(StatusCode::OK, json!({"applied": to_json(&done)?}))
+    ok(StatusCode::OK, AppliedBody { applied: done })
 }

@@ -649,7 +649,124 @@ async fn authentication_and_errors(b: Backend) {
     app.finish().await;
 }
 
-/// The OpenAPI document describes exactly the routes the API has, and every one of them exists.
+/// Every endpoint the API has, as `(method, path)`: the OpenAPI document lists exactly these.
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/orgs"),
+    ("post", "/api/v1/orgs"),
+    ("get", "/api/v1/orgs/tree"),
+    ("get", "/api/v1/orgs/{id}"),
+    ("patch", "/api/v1/orgs/{id}"),
+    ("put", "/api/v1/orgs/{id}/default-roles"),
+    ("get", "/api/v1/roles"),
+    ("post", "/api/v1/roles"),
+    ("delete", "/api/v1/roles/{id}"),
+    ("get", "/api/v1/users"),
+    ("post", "/api/v1/users"),
+    ("get", "/api/v1/users/{id}"),
+    ("patch", "/api/v1/users/{id}"),
+    ("get", "/api/v1/providers"),
+    ("post", "/api/v1/providers"),
+    ("get", "/api/v1/providers/{id}"),
+    ("patch", "/api/v1/providers/{id}"),
+    ("get", "/api/v1/providers/{id}/tokens"),
+    ("post", "/api/v1/providers/{id}/tokens"),
+    ("delete", "/api/v1/providers/{id}/tokens/{tokenId}"),
+    ("get", "/api/v1/providers/{id}/mapping"),
+    ("put", "/api/v1/providers/{id}/mapping/org"),
+    ("post", "/api/v1/providers/{id}/mapping/groups"),
+    ("put", "/api/v1/providers/{id}/mapping/groups/{mappingId}"),
+    (
+        "delete",
+        "/api/v1/providers/{id}/mapping/groups/{mappingId}",
+    ),
+    ("put", "/api/v1/providers/{id}/mapping/group-order"),
+    ("put", "/api/v1/providers/{id}/mapping/roles/{groupId}"),
+    ("delete", "/api/v1/providers/{id}/mapping/roles/{groupId}"),
+    ("get", "/api/v1/providers/{id}/mapping/preview"),
+    ("post", "/api/v1/providers/{id}/mapping/apply"),
+    ("get", "/api/v1/sync-log"),
+    ("get", "/api/v1/sync-log/export.csv"),
+];
+
+/// The document's paths as `(method, path)`.
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().cloned().unwrap_or_default() {
+        for method in item
+            .as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            out.insert((method, path.clone()));
+        }
+    }
+    out
+}
+
+/// The schema `s` with `$ref`s followed.
+fn resolve<'a>(doc: &'a Value, s: &'a Value) -> &'a Value {
+    match s["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        Some(name) => resolve(doc, &doc["components"]["schemas"][name]),
+        None => s,
+    }
+}
+
+/// Every property `schema` declares, through `allOf` (how a flattened struct is described).
+fn properties<'a>(doc: &'a Value, schema: &'a Value) -> serde_json::Map<String, Value> {
+    let schema = resolve(doc, schema);
+    let mut out = schema["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        out.extend(properties(doc, part));
+    }
+    out
+}
+
+/// Fails on any field of `value` that `schema` does not declare, at any depth: what a handler
+/// sends is what the document says.
+fn assert_described(doc: &Value, schema: &Value, value: &Value, at: &str) {
+    let schema = resolve(doc, schema);
+    if let Some(options) = schema["oneOf"].as_array() {
+        // Option<T>: `null`, or the type.
+        if value.is_null() {
+            return;
+        }
+        for o in options.iter().filter(|o| o["type"] != "null") {
+            assert_described(doc, o, value, at);
+        }
+        return;
+    }
+    match value {
+        Value::Object(fields) => {
+            let declared = properties(doc, schema);
+            if declared.is_empty() {
+                return; // a free-form object (`scim`, `details`)
+            }
+            for (k, v) in fields {
+                let Some(s) = declared.get(k) else {
+                    panic!("{at}.{k} is sent but not in the OpenAPI document");
+                };
+                assert_described(doc, s, v, &format!("{at}.{k}"));
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                assert_described(doc, &schema["items"], v, &format!("{at}[{i}]"));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The OpenAPI document is generated from the routes and the handlers' types: it lists exactly
+/// the API's endpoints, each of them is routed, and what the API answers has no field the
+/// document leaves out.
 #[tokio::test]
 async fn openapi_matches_the_router() {
     let app = TestApp::new(Backend::Sqlite).await;
@@ -657,29 +774,22 @@ async fn openapi_matches_the_router() {
         .send(Method::GET, "/api/v1/openapi.json", None, None)
         .await;
     assert_eq!(doc.status, StatusCode::OK);
-    assert_eq!(doc.body["openapi"], "3.1.0");
-    let mut documented = BTreeSet::new();
-    for (path, item) in doc.body["paths"].as_object().cloned().unwrap_or_default() {
-        for method in item
-            .as_object()
-            .map(|m| m.keys().cloned().collect::<Vec<_>>())
-            .unwrap_or_default()
-        {
-            documented.insert((method, path.clone()));
-        }
-    }
-    let routed: BTreeSet<(String, String)> = muster_web::api::ROUTES
+    let doc = doc.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let expected: BTreeSet<(String, String)> = ENDPOINTS
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
-    assert_eq!(documented, routed);
+    assert_eq!(documented(&doc), expected);
     let api = Api::new(&app).await;
-    for (method, path) in muster_web::api::ROUTES {
+    for (method, path) in &expected {
         let concrete = path
             .replace("{id}", "0191d6a0-0000-7000-8000-000000000000")
-            .replace("{tokenId}", "0191d6a0-0000-7000-8000-000000000001");
+            .replace("{tokenId}", "0191d6a0-0000-7000-8000-000000000001")
+            .replace("{mappingId}", "0191d6a0-0000-7000-8000-000000000002")
+            .replace("{groupId}", "0191d6a0-0000-7000-8000-000000000003");
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap_or(Method::GET);
-        let body = matches!(*method, "post" | "put" | "patch").then(|| json!({}));
+        let body = matches!(method.as_str(), "post" | "put" | "patch").then(|| json!({}));
         let r = app.send(m, &concrete, Some(&api.token), body).await;
         assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         if r.status == StatusCode::NOT_FOUND {
@@ -692,5 +802,77 @@ async fn openapi_matches_the_router() {
             );
         }
     }
+
+    // Real answers, checked field by field against the document.
+    let p = app.provider("Okta").await;
+    let user = app.create_user(&p, "ana@example.com").await;
+    let pid = p.id.to_string();
+    let ok_schema = |method: &str, path: &str, status: &str| {
+        doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    for (path, concrete) in [
+        ("/api/v1/orgs", "/orgs".to_string()),
+        ("/api/v1/orgs/tree", "/orgs/tree".into()),
+        ("/api/v1/roles", "/roles".into()),
+        ("/api/v1/users", "/users".into()),
+        ("/api/v1/users/{id}", format!("/users/{user}")),
+        ("/api/v1/providers", "/providers".into()),
+        ("/api/v1/providers/{id}", format!("/providers/{pid}")),
+        (
+            "/api/v1/providers/{id}/tokens",
+            format!("/providers/{pid}/tokens"),
+        ),
+        (
+            "/api/v1/providers/{id}/mapping",
+            format!("/providers/{pid}/mapping"),
+        ),
+        (
+            "/api/v1/providers/{id}/mapping/preview",
+            format!("/providers/{pid}/mapping/preview"),
+        ),
+        ("/api/v1/sync-log", "/sync-log".into()),
+    ] {
+        let r = api.get(&concrete).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);
+        let schema = ok_schema("get", path, "200");
+        assert!(!schema.is_null(), "{path} has no JSON schema");
+        assert_described(&doc, &schema, &r.body, path);
+    }
+    let created = api.post("/providers", json!({"name": "Entra ID"})).await;
+    assert_described(
+        &doc,
+        &ok_schema("post", "/api/v1/providers", "201"),
+        &created.body,
+        "created provider",
+    );
+    assert!(created.body["token"]["secret"].is_string());
+    let token = api
+        .post(&format!("/providers/{pid}/tokens"), json!({"label": "b"}))
+        .await;
+    assert_described(
+        &doc,
+        &ok_schema("post", "/api/v1/providers/{id}/tokens", "201"),
+        &token.body,
+        "created token",
+    );
+    let bad = api.get("/users?status=nope").await;
+    assert_described(
+        &doc,
+        &doc["paths"]["/api/v1/users"]["get"]["responses"]["400"]["content"]["application/json"]
+            ["schema"],
+        &bad.body,
+        "error",
+    );
+    // The checker itself: a field the document leaves out is caught.
+    let caught = std::panic::catch_unwind(|| {
+        assert_described(
+            &doc,
+            &ok_schema("get", "/api/v1/roles", "200"),
+            &json!({"roles": [{"id": "x", "secretField": 1}]}),
+            "roles",
+        )
+    });
+    assert!(caught.is_err(), "an undocumented field is reported");
     app.finish().await;
 }

@@ -1,0 +1,366 @@
+//! What the API answers with: one type per response shape. The handlers serialise these and the
+//! OpenAPI document's schemas are derived from the same types, so the two cannot drift apart.
+
+use std::collections::HashMap;
+
+use muster_core::ids::{OrgId, ProviderId, RoleId, TokenId, UserId};
+use muster_core::mapping::preview::Applied;
+use muster_core::model::{Provider, ProviderToken, Role, UserRecord};
+use muster_core::orgs::{OrgTree, OrgView};
+use muster_core::synclog::query::LogEntryView;
+use muster_core::users::directory::UserDetail;
+use muster_core::Timestamp;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// `{"error": {"code", "message"}}`: every error the API gives.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// An error's code and message.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// `invalid`, `unauthorized`, `not_found`, `conflict`, `stale`, `busy`, `too_large`,
+    /// `rate_limited` or `internal`.
+    pub code: &'static str,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+/// A role of the catalog.
+#[derive(Serialize, ToSchema)]
+pub struct RoleBody {
+    pub id: RoleId,
+    pub name: String,
+    pub description: String,
+    /// One of the roles every environment starts with.
+    pub builtin: bool,
+}
+
+impl From<&Role> for RoleBody {
+    fn from(r: &Role) -> Self {
+        RoleBody {
+            id: r.id,
+            name: r.name.clone(),
+            description: r.description.clone(),
+            builtin: r.builtin,
+        }
+    }
+}
+
+/// The role catalog.
+#[derive(Serialize, ToSchema)]
+pub struct RoleList {
+    pub roles: Vec<RoleBody>,
+}
+
+/// An organization with its place in the tree and its effective default roles.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgBody {
+    pub id: OrgId,
+    pub name: String,
+    /// `null` for the default (root) organization.
+    pub parent_id: Option<OrgId>,
+    /// Names from the root down to this organization.
+    pub path: Vec<String>,
+    /// `active` or `deactivated`.
+    pub status: &'static str,
+    /// The roles its users get when no other role applies.
+    pub default_roles: Vec<RoleBody>,
+    /// Whether those come from an ancestor.
+    pub default_roles_inherited: bool,
+    /// The organization they are set on.
+    pub default_roles_from: Option<OrgId>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&OrgView> for OrgBody {
+    fn from(v: &OrgView) -> Self {
+        OrgBody {
+            id: v.org.id,
+            name: v.org.name.clone(),
+            parent_id: v.org.parent_id,
+            path: v.path.clone(),
+            status: v.org.status.as_str(),
+            default_roles: v
+                .effective_default_roles
+                .iter()
+                .map(RoleBody::from)
+                .collect(),
+            default_roles_inherited: v.default_roles_from != Some(v.org.id),
+            default_roles_from: v.default_roles_from,
+            created_at: v.org.created_at.to_rfc3339(),
+            updated_at: v.org.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+/// Organizations.
+#[derive(Serialize, ToSchema)]
+pub struct OrgList {
+    pub orgs: Vec<OrgBody>,
+}
+
+/// An organization and its descendants.
+#[derive(Serialize, ToSchema)]
+pub struct OrgTreeBody {
+    pub id: OrgId,
+    pub name: String,
+    /// `active` or `deactivated`.
+    pub status: &'static str,
+    #[schema(no_recursion)]
+    pub children: Vec<OrgTreeBody>,
+}
+
+impl From<&OrgTree> for OrgTreeBody {
+    fn from(t: &OrgTree) -> Self {
+        OrgTreeBody {
+            id: t.org.id,
+            name: t.org.name.clone(),
+            status: t.org.status.as_str(),
+            children: t.children.iter().map(OrgTreeBody::from).collect(),
+        }
+    }
+}
+
+/// Who owns a user: a provider, or Muster itself (a local user).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Owner {
+    /// `provider` or `local`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<ProviderId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_name: Option<String>,
+}
+
+/// A user as lists show it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSummary {
+    pub id: UserId,
+    pub user_name: String,
+    pub display_name: Option<String>,
+    /// `active`, `blocked` or `deactivated`.
+    pub status: &'static str,
+    pub org_id: OrgId,
+    pub owner: Owner,
+    pub legal_hold: bool,
+    /// An administrator changed the user since the provider last updated it.
+    pub changed_outside_provisioning: bool,
+    /// When a pending deactivation is due.
+    pub pending_deactivation_at: Option<String>,
+    /// The provider DELETEd the user.
+    pub removed_by_provider: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl UserSummary {
+    pub fn new(u: &UserRecord, providers: &HashMap<ProviderId, String>) -> Self {
+        UserSummary {
+            id: u.id,
+            user_name: u.user_name.clone(),
+            display_name: u.display_name.clone(),
+            status: u.status.as_str(),
+            org_id: u.org_id,
+            owner: match u.provider_id {
+                Some(p) => Owner {
+                    kind: "provider",
+                    provider_id: Some(p),
+                    provider_name: providers.get(&p).cloned(),
+                },
+                None => Owner {
+                    kind: "local",
+                    provider_id: None,
+                    provider_name: None,
+                },
+            },
+            legal_hold: u.legal_hold,
+            changed_outside_provisioning: u.changed_outside,
+            pending_deactivation_at: u.deactivate_at.map(|t| t.to_rfc3339()),
+            removed_by_provider: u.removed_at.is_some(),
+            created_at: u.created_at.to_rfc3339(),
+            updated_at: u.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A page of users.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserList {
+    pub users: Vec<UserSummary>,
+    /// Pass back as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// An organization by id and name.
+#[derive(Serialize, ToSchema)]
+pub struct OrgRef {
+    pub id: OrgId,
+    pub name: String,
+}
+
+/// A role a user holds, and where it comes from.
+#[derive(Serialize, ToSchema)]
+pub struct HeldRoleBody {
+    pub id: RoleId,
+    pub name: String,
+    /// `admin` (set by an administrator), `mapping` (role mapping) or `org` (the
+    /// organization's defaults).
+    pub source: &'static str,
+}
+
+/// A user with organization, effective roles and the SCIM resource as the provider sent it.
+#[derive(Serialize, ToSchema)]
+pub struct UserBody {
+    #[serde(flatten)]
+    pub summary: UserSummary,
+    pub org: OrgRef,
+    pub roles: Vec<HeldRoleBody>,
+    /// The SCIM resource (RFC 7643 §4.1), without `id`, `meta` and `groups`.
+    #[schema(value_type = Object)]
+    pub scim: Map<String, Value>,
+}
+
+impl UserBody {
+    pub fn new(d: &UserDetail, providers: &HashMap<ProviderId, String>) -> Self {
+        UserBody {
+            summary: UserSummary::new(&d.user, providers),
+            org: OrgRef {
+                id: d.org.id,
+                name: d.org.name.clone(),
+            },
+            roles: d
+                .roles
+                .iter()
+                .map(|h| HeldRoleBody {
+                    id: h.role.id,
+                    name: h.role.name.clone(),
+                    source: h.source.as_str(),
+                })
+                .collect(),
+            scim: d.user.resource.clone(),
+        }
+    }
+}
+
+/// A provisioning provider (docs/sync-log.md, "Provider status", for `errorsLast24h`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderBody {
+    pub id: ProviderId,
+    pub name: String,
+    /// What the provider's SCIM client is configured with.
+    pub scim_base_url: String,
+    pub deactivation_delay_seconds: i64,
+    pub created_at: String,
+    pub last_sync_at: Option<String>,
+    /// Requests refused and changes that failed in the last 24 hours.
+    pub errors_last24h: u64,
+}
+
+impl ProviderBody {
+    pub fn new(p: &Provider, scim_base_url: String, errors_last24h: u64) -> Self {
+        ProviderBody {
+            id: p.id,
+            name: p.name.clone(),
+            scim_base_url,
+            deactivation_delay_seconds: p.deactivation_delay_secs,
+            created_at: p.created_at.to_rfc3339(),
+            last_sync_at: p.last_sync_at.map(|t| t.to_rfc3339()),
+            errors_last24h,
+        }
+    }
+}
+
+/// Providers.
+#[derive(Serialize, ToSchema)]
+pub struct ProviderList {
+    pub providers: Vec<ProviderBody>,
+}
+
+/// A provider's first token, in the response that creates the provider.
+#[derive(Serialize, ToSchema)]
+pub struct FirstToken {
+    pub id: TokenId,
+    pub prefix: String,
+    /// The bearer token: shown this once, stored only as a hash.
+    pub secret: String,
+}
+
+/// A provider just added, with its first token.
+#[derive(Serialize, ToSchema)]
+pub struct ProviderCreated {
+    #[serde(flatten)]
+    pub provider: ProviderBody,
+    pub token: FirstToken,
+}
+
+/// A provider's token, by prefix; never its secret.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenBody {
+    pub id: TokenId,
+    pub label: String,
+    /// The secret's first characters, to tell tokens apart.
+    pub prefix: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+    /// Neither revoked nor expired.
+    pub live: bool,
+}
+
+impl TokenBody {
+    pub fn new(t: &ProviderToken, now: Timestamp) -> Self {
+        TokenBody {
+            id: t.id,
+            label: t.label.clone(),
+            prefix: t.prefix.clone(),
+            created_at: t.created_at.to_rfc3339(),
+            expires_at: t.expires_at.map(|x| x.to_rfc3339()),
+            revoked_at: t.revoked_at.map(|x| x.to_rfc3339()),
+            last_used_at: t.last_used_at.map(|x| x.to_rfc3339()),
+            live: t.is_live(now),
+        }
+    }
+}
+
+/// A provider's tokens.
+#[derive(Serialize, ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<TokenBody>,
+}
+
+/// A token just made, with its secret.
+#[derive(Serialize, ToSchema)]
+pub struct TokenCreated {
+    #[serde(flatten)]
+    pub token: TokenBody,
+    /// The bearer token: shown this once, stored only as a hash.
+    pub secret: String,
+}
+
+/// A page of sync log entries, newest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogPage {
+    pub entries: Vec<LogEntryView>,
+    /// Pass back as `cursor` for older entries; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What a re-apply did.
+#[derive(Serialize, ToSchema)]
+pub struct AppliedBody {
+    pub applied: Applied,
+}
