@@ -8,12 +8,12 @@ use crate::error::CoreError;
 use crate::error::CoreResult;
 use crate::error::StoreError;
 use crate::error::Unique;
+use crate::ids::EnvironmentId;
 use crate::ids::GroupId;
+use crate::ids::ProviderId;
 use crate::ids::UserId;
-use crate::listing::mentions_attr;
-use crate::listing::ListPlan;
 use crate::listing::ListResult;
-use crate::listing::SCAN_CHUNK;
+use crate::listing::Listed;
 use crate::mapping::placement::Cause;
 use crate::model::name_key;
 use crate::model::Actor;
@@ -22,7 +22,11 @@ use crate::model::Outcome;
 use crate::model::ProviderCtx;
 use crate::model::SyncLogEntry;
 use crate::muster::Muster;
+use crate::store::Cond;
 use crate::store::Cursor;
+use crate::store::Order;
+use crate::store::Page;
+use crate::store::StoreResult;
 use crate::store::Tx;
 use crate::synclog::diff_resources;
 use crate::synclog::event::Event;
@@ -723,71 +727,78 @@ impl Muster {
         params: &ListParams,
         with_members: bool,
     ) -> CoreResult<ListResult<GroupView>> {
-        let plan = ListPlan::new(params, &GROUP_RESOURCE, true, self.settings.max_page_size)?;
-        let env = ctx.env();
-        let mut tx = self.store.read().await?;
-        let (total, groups) = match plan.sql_order() {
-            Some(order) => {
-                let groups = match plan.page() {
-                    Some(page) => {
-                        tx.list_groups(env, ctx.id(), plan.cond.as_ref(), order, page)
-                            .await?
-                    }
-                    None => Vec::new(),
-                };
-                let total = match plan.total_from_page(groups.len()) {
-                    Some(total) => total,
-                    None => tx.count_groups(env, ctx.id(), plan.cond.as_ref()).await?,
-                };
-                (total, groups)
-            }
-            None => {
-                let needs_members = plan
-                    .query
-                    .as_ref()
-                    .is_some_and(|q| mentions_attr(q, "members"));
-                let mut window = plan.window();
-                let mut after = None;
-                loop {
-                    let chunk = tx
-                        .scan_groups(env, ctx.id(), plan.cond.as_ref(), after, SCAN_CHUNK)
-                        .await?;
-                    let Some(last) = chunk.last() else { break };
-                    after = Some(Cursor {
-                        created_at: last.created_at,
-                        id: last.id.uuid(),
-                    });
-                    let full = chunk.len() as u64 == SCAN_CHUNK;
-                    for group in chunk {
-                        let members = if needs_members {
-                            Some(tx.member_ids(env, group.id).await?)
-                        } else {
-                            None
-                        };
-                        let view = GroupView { group, members };
-                        let rendered = self.render_group(ctx, &view);
-                        window.offer(view.group, rendered)?;
-                    }
-                    if !full {
-                        break;
-                    }
-                }
-                window.finish()
-            }
-        };
-        let mut items = Vec::with_capacity(groups.len());
+        self.list(ctx, params, with_members).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Listed for GroupView {
+    type Record = GroupRecord;
+    const RESOURCE: &'static muster_scim::ResourceTypeDef = &GROUP_RESOURCE;
+    const IS_GROUP: bool = true;
+    const JOINED: &'static str = "members";
+
+    async fn page(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        order: Order,
+        page: Page,
+    ) -> StoreResult<Vec<GroupRecord>> {
+        tx.list_groups(env, provider, cond, order, page).await
+    }
+
+    async fn count(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+    ) -> StoreResult<u64> {
+        tx.count_groups(env, provider, cond).await
+    }
+
+    async fn scan(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<GroupRecord>> {
+        tx.scan_groups(env, provider, cond, after, limit).await
+    }
+
+    fn cursor(g: &GroupRecord) -> Cursor {
+        Cursor {
+            created_at: g.created_at,
+            id: g.id.uuid(),
+        }
+    }
+
+    async fn views(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        groups: Vec<GroupRecord>,
+        with_members: bool,
+    ) -> CoreResult<Vec<GroupView>> {
+        let mut out = Vec::with_capacity(groups.len());
         for group in groups {
             let members = if with_members {
                 Some(tx.member_ids(env, group.id).await?)
             } else {
                 None
             };
-            items.push(GroupView { group, members });
+            out.push(GroupView { group, members });
         }
-        Ok(ListResult {
-            total,
-            start_index: params.start_index,
-            items,
-        })
+        Ok(out)
+    }
+
+    fn render(m: &Muster, ctx: &ProviderCtx, view: &GroupView) -> Map<String, Value> {
+        m.render_group(ctx, view)
+    }
+
+    fn into_record(self) -> GroupRecord {
+        self.group
     }
 }

@@ -3,10 +3,17 @@
 //! paging are done where they are cheapest.
 
 use crate::error::CoreResult;
+use crate::ids::EnvironmentId;
+use crate::ids::ProviderId;
+use crate::model::ProviderCtx;
+use crate::muster::Muster;
 use crate::store::Cond;
+use crate::store::Cursor;
 use crate::store::Order;
 use crate::store::OrderKey;
 use crate::store::Page;
+use crate::store::StoreResult;
+use crate::store::Tx;
 use muster_scim::list::ListParams;
 use muster_scim::query::is_core;
 use muster_scim::sort::SortSpec;
@@ -18,6 +25,124 @@ use muster_scim::ScimError;
 use muster_scim::ScimType;
 use serde_json::Map;
 use serde_json::Value;
+
+/// A resource the SCIM list endpoints serve (users, groups): how its rows are read, and its
+/// views built and rendered. [`Muster::list`] is the one listing algorithm over it.
+#[async_trait::async_trait]
+pub(crate) trait Listed: Sized + Send {
+    /// The stored row.
+    type Record: Send + Sync;
+    /// The resource type filters and `sortBy` are read against.
+    const RESOURCE: &'static muster_scim::ResourceTypeDef;
+    /// Whether this is the Group resource (what the database can filter and sort on differs).
+    const IS_GROUP: bool;
+    /// The multi-valued attribute stored in another table (`groups` of a user, `members` of a
+    /// group): read only when a filter names it or the response includes it.
+    const JOINED: &'static str;
+
+    /// A page of rows matching `cond`, in `order`.
+    async fn page(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        order: Order,
+        page: Page,
+    ) -> StoreResult<Vec<Self::Record>>;
+    /// How many rows match `cond`.
+    async fn count(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+    ) -> StoreResult<u64>;
+    /// Up to `limit` rows matching `cond` after `after`, in creation order.
+    async fn scan(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<Self::Record>>;
+    /// Where a scan goes on after this row.
+    fn cursor(r: &Self::Record) -> Cursor;
+    /// The views of these rows, with the joined attribute when `joined`.
+    async fn views(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        rows: Vec<Self::Record>,
+        joined: bool,
+    ) -> CoreResult<Vec<Self>>;
+    /// The SCIM resource, for filters and sorting evaluated here.
+    fn render(m: &Muster, ctx: &ProviderCtx, view: &Self) -> Map<String, Value>;
+    /// The row back from its view.
+    fn into_record(self) -> Self::Record;
+}
+
+impl Muster {
+    /// Lists a provider's users or groups (RFC 7644 §3.4.2): in SQL when the filter and the
+    /// sort can be pushed down whole; otherwise by scanning the candidates the pushed-down part
+    /// selects, evaluating the rest of the filter on each, and keeping only the page (or, to
+    /// sort in memory, at most [`MAX_SORTED_IN_MEMORY`] matches). `joined`: include the joined
+    /// attribute in the items.
+    pub(crate) async fn list<V: Listed>(
+        &self,
+        ctx: &ProviderCtx,
+        params: &ListParams,
+        joined: bool,
+    ) -> CoreResult<ListResult<V>> {
+        let plan = ListPlan::new(
+            params,
+            V::RESOURCE,
+            V::IS_GROUP,
+            self.settings.max_page_size,
+        )?;
+        let (env, provider) = (ctx.env(), ctx.id());
+        let mut tx = self.store.read().await?;
+        let cond = plan.cond.as_ref();
+        let (total, rows) = match plan.sql_order() {
+            Some(order) => {
+                let rows = match plan.page() {
+                    Some(page) => V::page(&mut tx, env, provider, cond, order, page).await?,
+                    None => Vec::new(),
+                };
+                let total = match plan.total_from_page(rows.len()) {
+                    Some(total) => total,
+                    None => V::count(&mut tx, env, provider, cond).await?,
+                };
+                (total, rows)
+            }
+            None => {
+                let filter_joins = plan
+                    .query
+                    .as_ref()
+                    .is_some_and(|q| mentions_attr(q, V::JOINED));
+                let mut window = plan.window();
+                let mut after = None;
+                loop {
+                    let chunk = V::scan(&mut tx, env, provider, cond, after, SCAN_CHUNK).await?;
+                    let Some(last) = chunk.last() else { break };
+                    after = Some(V::cursor(last));
+                    let full = chunk.len() as u64 == SCAN_CHUNK;
+                    for view in V::views(&mut tx, env, chunk, filter_joins).await? {
+                        let rendered = V::render(self, ctx, &view);
+                        window.offer(view.into_record(), rendered)?;
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                window.finish()
+            }
+        };
+        Ok(ListResult {
+            total,
+            start_index: params.start_index,
+            items: V::views(&mut tx, env, rows, joined).await?,
+        })
+    }
+}
 
 /// Rows read per round when a filter must be evaluated outside the database.
 pub(crate) const SCAN_CHUNK: u64 = 500;

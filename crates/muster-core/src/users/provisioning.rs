@@ -8,12 +8,12 @@ use crate::clock::Timestamp;
 use crate::error::CoreResult;
 use crate::error::StoreError;
 use crate::error::Unique;
+use crate::ids::EnvironmentId;
 use crate::ids::GroupId;
+use crate::ids::ProviderId;
 use crate::ids::UserId;
-use crate::listing::mentions_attr;
-use crate::listing::ListPlan;
 use crate::listing::ListResult;
-use crate::listing::SCAN_CHUNK;
+use crate::listing::Listed;
 use crate::mapping::placement::OrgCache;
 use crate::mapping::rules::roles_differ;
 use crate::model::name_key;
@@ -24,7 +24,11 @@ use crate::model::SyncLogEntry;
 use crate::model::UserRecord;
 use crate::model::UserStatus;
 use crate::muster::Muster;
+use crate::store::Cond;
 use crate::store::Cursor;
+use crate::store::Order;
+use crate::store::Page;
+use crate::store::StoreResult;
 use crate::store::Tx;
 use crate::synclog::diff_resources;
 use crate::synclog::event::Event;
@@ -536,80 +540,59 @@ impl Muster {
         params: &ListParams,
         with_groups: bool,
     ) -> CoreResult<ListResult<UserView>> {
-        let plan = ListPlan::new(params, &USER_RESOURCE, false, self.settings.max_page_size)?;
-        let env = ctx.env();
-        let mut tx = self.store.read().await?;
-        let (total, users) = match plan.sql_order() {
-            Some(order) => {
-                let users = match plan.page() {
-                    Some(page) => {
-                        tx.list_users(env, ctx.id(), plan.cond.as_ref(), order, page)
-                            .await?
-                    }
-                    None => Vec::new(),
-                };
-                let total = match plan.total_from_page(users.len()) {
-                    Some(total) => total,
-                    None => tx.count_users(env, ctx.id(), plan.cond.as_ref()).await?,
-                };
-                (total, users)
-            }
-            None => {
-                let needs_groups = plan
-                    .query
-                    .as_ref()
-                    .is_some_and(|q| mentions_attr(q, "groups"));
-                let mut window = plan.window();
-                let mut after = None;
-                loop {
-                    let chunk = tx
-                        .scan_users(env, ctx.id(), plan.cond.as_ref(), after, SCAN_CHUNK)
-                        .await?;
-                    let Some(last) = chunk.last() else { break };
-                    after = Some(Cursor {
-                        created_at: last.created_at,
-                        id: last.id.uuid(),
-                    });
-                    let full = chunk.len() as u64 == SCAN_CHUNK;
-                    let groups = if needs_groups {
-                        let ids: Vec<UserId> = chunk.iter().map(|u| u.id).collect();
-                        tx.groups_of_users(env, &ids).await?
-                    } else {
-                        Vec::new()
-                    };
-                    for user in chunk {
-                        let view = UserView {
-                            groups: needs_groups.then(|| {
-                                groups
-                                    .iter()
-                                    .filter(|(uid, _)| *uid == user.id)
-                                    .map(|(_, g)| g.clone())
-                                    .collect()
-                            }),
-                            user,
-                        };
-                        let rendered = self.render_user(ctx, &view);
-                        window.offer(view.user, rendered)?;
-                    }
-                    if !full {
-                        break;
-                    }
-                }
-                window.finish()
-            }
-        };
-        let items = self.attach_groups(&mut tx, ctx, users, with_groups).await?;
-        Ok(ListResult {
-            total,
-            start_index: params.start_index,
-            items,
-        })
+        self.list(ctx, params, with_groups).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Listed for UserView {
+    type Record = UserRecord;
+    const RESOURCE: &'static muster_scim::ResourceTypeDef = &USER_RESOURCE;
+    const IS_GROUP: bool = false;
+    const JOINED: &'static str = "groups";
+
+    async fn page(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        order: Order,
+        page: Page,
+    ) -> StoreResult<Vec<UserRecord>> {
+        tx.list_users(env, provider, cond, order, page).await
     }
 
-    pub(crate) async fn attach_groups(
-        &self,
+    async fn count(
         tx: &mut Box<dyn Tx>,
-        ctx: &ProviderCtx,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+    ) -> StoreResult<u64> {
+        tx.count_users(env, provider, cond).await
+    }
+
+    async fn scan(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<UserRecord>> {
+        tx.scan_users(env, provider, cond, after, limit).await
+    }
+
+    fn cursor(u: &UserRecord) -> Cursor {
+        Cursor {
+            created_at: u.created_at,
+            id: u.id.uuid(),
+        }
+    }
+
+    /// The users' groups are read for all of them in one query.
+    async fn views(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
         users: Vec<UserRecord>,
         with_groups: bool,
     ) -> CoreResult<Vec<UserView>> {
@@ -620,7 +603,7 @@ impl Muster {
                 .collect());
         }
         let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
-        let pairs = tx.groups_of_users(ctx.env(), &ids).await?;
+        let pairs = tx.groups_of_users(env, &ids).await?;
         Ok(users
             .into_iter()
             .map(|user| {
@@ -635,5 +618,13 @@ impl Muster {
                 }
             })
             .collect())
+    }
+
+    fn render(m: &Muster, ctx: &ProviderCtx, view: &UserView) -> Map<String, Value> {
+        m.render_user(ctx, view)
+    }
+
+    fn into_record(self) -> UserRecord {
+        self.user
     }
 }
