@@ -38,6 +38,7 @@ use muster_scim::normalize;
 use muster_scim::patch;
 use muster_scim::patch::MemberChange;
 use muster_scim::patch::PatchOp;
+use muster_scim::render::user_member;
 use muster_scim::schema::GROUP_RESOURCE;
 use muster_scim::ScimError;
 use muster_scim::ScimType;
@@ -284,7 +285,7 @@ impl Muster {
 
     /// The SCIM representation of one member (RFC 7643 §4.2).
     pub fn member_json(&self, ctx: &ProviderCtx, m: UserId) -> Value {
-        json!({"value": m.to_string(), "$ref": format!("{}/Users/{}", ctx.base_url, m), "type": "User"})
+        user_member(&ctx.base_url, &m.to_string())
     }
 
     /// `PUT /Groups/{id}` (RFC 7644 §3.5.1): replaces the group, its members included; only the
@@ -507,11 +508,7 @@ impl Muster {
                             .await?
                             .into_iter()
                             .filter(|m| {
-                                q.matches_element(&json!({
-                                    "value": m.to_string(),
-                                    "$ref": format!("{}/Users/{m}", ctx.base_url),
-                                    "type": "User"
-                                }))
+                                q.matches_element(&user_member(&ctx.base_url, &m.to_string()))
                             })
                             .collect();
                         removed.extend(tx.remove_members(env, gid, &ids).await?);

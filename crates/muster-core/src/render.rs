@@ -1,14 +1,16 @@
-//! Users and groups rendered as SCIM resources (RFC 7643 §4), with their `meta`, and the
-//! comparison of two versions that the sync log records.
+//! Users and groups rendered as SCIM resources (RFC 7643 §4): what of a user or a group goes on
+//! the wire; how (URLs, `meta`) is `muster_scim::render`'s.
 
 use crate::groups::GroupView;
 use crate::model::ProviderCtx;
 use crate::muster::Muster;
 use crate::users::UserView;
+use muster_scim::render::group_of_user;
+use muster_scim::render::resource;
+use muster_scim::render::user_member;
+use muster_scim::render::Meta;
 use muster_scim::schema::GROUP_RESOURCE;
 use muster_scim::schema::USER_RESOURCE;
-use muster_scim::version::etag;
-use serde_json::json;
 use serde_json::Map;
 use serde_json::Value;
 
@@ -16,78 +18,52 @@ impl Muster {
     /// Renders a user as its SCIM resource (RFC 7643 §4.1), with `meta` and, if loaded, `groups`.
     pub fn render_user(&self, ctx: &ProviderCtx, v: &UserView) -> Map<String, Value> {
         let u = &v.user;
-        let mut out = Map::new();
-        out.insert(
-            "schemas".into(),
-            u.resource
-                .get("schemas")
-                .cloned()
-                .unwrap_or_else(|| json!([USER_RESOURCE.schema.id])),
-        );
-        out.insert("id".into(), Value::String(u.id.to_string()));
-        for (k, val) in &u.resource {
-            if k != "schemas" {
-                out.insert(k.clone(), val.clone());
-            }
-        }
-        if let Some(groups) = &v.groups {
-            if !groups.is_empty() {
-                let list: Vec<Value> = groups
-                    .iter()
-                    .map(|g| {
-                        json!({"value": g.group_id.to_string(), "$ref": format!("{}/Groups/{}", ctx.base_url, g.group_id),
-                               "display": g.display, "type": "direct"})
-                    })
-                    .collect();
-                out.insert("groups".into(), Value::Array(list));
-            }
-        }
-        out.insert(
-            "meta".into(),
-            json!({
-                "resourceType": "User",
-                "created": u.created_at.to_rfc3339(),
-                "lastModified": u.updated_at.to_rfc3339(),
-                "location": format!("{}/Users/{}", ctx.base_url, u.id),
-                "version": etag(u.version),
-            }),
-        );
-        out
+        let groups = v.groups.as_ref().map(|groups| {
+            let list = groups
+                .iter()
+                .map(|g| group_of_user(&ctx.base_url, &g.group_id.to_string(), &g.display))
+                .collect();
+            ("groups", list)
+        });
+        let meta = Meta {
+            id: u.id.to_string(),
+            created: u.created_at.to_rfc3339(),
+            last_modified: u.updated_at.to_rfc3339(),
+            version: u.version,
+        };
+        resource(
+            &USER_RESOURCE,
+            &ctx.base_url,
+            &u.resource,
+            &[],
+            groups,
+            meta,
+        )
     }
 
     /// Renders a group as its SCIM resource (RFC 7643 §4.2), with `members` if loaded.
     pub fn render_group(&self, ctx: &ProviderCtx, v: &GroupView) -> Map<String, Value> {
         let g = &v.group;
-        let mut out = Map::new();
-        out.insert(
-            "schemas".into(),
-            g.resource
-                .get("schemas")
-                .cloned()
-                .unwrap_or_else(|| json!([GROUP_RESOURCE.schema.id])),
-        );
-        out.insert("id".into(), Value::String(g.id.to_string()));
-        for (k, val) in &g.resource {
-            if k != "schemas" && k != "members" {
-                out.insert(k.clone(), val.clone());
-            }
-        }
-        if let Some(members) = &v.members {
-            if !members.is_empty() {
-                let list: Vec<Value> = members.iter().map(|m| self.member_json(ctx, *m)).collect();
-                out.insert("members".into(), Value::Array(list));
-            }
-        }
-        out.insert(
-            "meta".into(),
-            json!({
-                "resourceType": "Group",
-                "created": g.created_at.to_rfc3339(),
-                "lastModified": g.updated_at.to_rfc3339(),
-                "location": format!("{}/Groups/{}", ctx.base_url, g.id),
-                "version": etag(g.version),
-            }),
-        );
-        out
+        let members = v.members.as_ref().map(|members| {
+            let list = members
+                .iter()
+                .map(|m| user_member(&ctx.base_url, &m.to_string()))
+                .collect();
+            ("members", list)
+        });
+        let meta = Meta {
+            id: g.id.to_string(),
+            created: g.created_at.to_rfc3339(),
+            last_modified: g.updated_at.to_rfc3339(),
+            version: g.version,
+        };
+        resource(
+            &GROUP_RESOURCE,
+            &ctx.base_url,
+            &g.resource,
+            &["members"],
+            members,
+            meta,
+        )
     }
 }

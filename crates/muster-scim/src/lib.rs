@@ -9,6 +9,7 @@
 //! - [`list`]: list query parameters and the ListResponse message (RFC 7644 §3.4.2).
 //! - [`version`]: resource versions as ETags, `If-Match` and `If-None-Match` (RFC 7644 §3.14).
 //! - [`select`]: one value read out of a resource by attribute path (for org mapping).
+//! - [`render`]: resources as sent: `schemas`, `id`, attributes, `$ref` URLs and `meta`.
 
 pub mod bulk;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod filter;
 pub mod list;
 pub mod patch;
 pub mod query;
+pub mod render;
 pub mod resource;
 pub mod schema;
 pub mod select;
