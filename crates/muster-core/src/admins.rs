@@ -120,19 +120,22 @@ impl Muster {
             )),
             other => other.into(),
         })?;
-        tx.append_log(&[SyncLogEntry {
-            environment_id: env,
-            at: now,
-            provider_id: None,
-            actor: actor.clone(),
-            action: Event::AdminCreated,
-            subject_kind: Some("admin".into()),
-            subject_id: Some(a.id.to_string()),
-            subject_name: Some(a.username.clone()),
-            details: json!({"role": role.as_str()}),
-            outcome: Outcome::Success,
-            message: None,
-        }])
+        self.record(
+            &mut tx,
+            &[SyncLogEntry {
+                environment_id: env,
+                at: now,
+                provider_id: None,
+                actor: actor.clone(),
+                action: Event::AdminCreated,
+                subject_kind: Some("admin".into()),
+                subject_id: Some(a.id.to_string()),
+                subject_name: Some(a.username.clone()),
+                details: json!({"role": role.as_str()}),
+                outcome: Outcome::Success,
+                message: None,
+            }],
+        )
         .await?;
         tx.commit().await?;
         Ok(a)

@@ -8,6 +8,7 @@ use crate::error::CoreError;
 use crate::error::CoreResult;
 use crate::error::StoreError;
 use crate::error::Unique;
+use crate::events::outbox::member_events;
 use crate::ids::EnvironmentId;
 use crate::ids::GroupId;
 use crate::ids::ProviderId;
@@ -17,6 +18,7 @@ use crate::listing::Listed;
 use crate::mapping::placement::Cause;
 use crate::model::name_key;
 use crate::model::Actor;
+use crate::model::FeedEvent;
 use crate::model::GroupRecord;
 use crate::model::Outcome;
 use crate::model::ProviderCtx;
@@ -123,6 +125,17 @@ pub(crate) fn take_member_values(resource: &mut Map<String, Value>) -> CoreResul
     Ok(out)
 }
 
+/// Logs a membership change and queues one feed event per member.
+fn push_members(
+    log: &mut Vec<SyncLogEntry>,
+    feed: &mut Vec<FeedEvent>,
+    entry: SyncLogEntry,
+    members: &[UserId],
+) {
+    feed.extend(member_events(&entry, members));
+    log.push(entry);
+}
+
 pub(crate) fn member_details(ids: &[UserId]) -> Value {
     let listed: Vec<String> = ids
         .iter()
@@ -221,6 +234,7 @@ impl Muster {
         tx.insert_group(&group)
             .await
             .map_err(|e| map_group_conflict(e, &display_name))?;
+        let mut feed = Vec::new();
         let mut log = vec![group_entry(
             ctx,
             now,
@@ -230,15 +244,20 @@ impl Muster {
         )];
         if !members.is_empty() {
             let added = tx.add_members(ctx.env(), group.id, &members, now).await?;
-            log.push(group_entry(
-                ctx,
-                now,
-                Event::GroupMembersAdded,
-                &group,
-                member_details(&added),
-            ));
+            push_members(
+                &mut log,
+                &mut feed,
+                group_entry(
+                    ctx,
+                    now,
+                    Event::GroupMembersAdded,
+                    &group,
+                    member_details(&added),
+                ),
+                &added,
+            );
         }
-        tx.append_log(&log).await?;
+        self.record_with(&mut tx, &log, feed).await?;
         self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
         let view_members = tx.member_ids(ctx.env(), group.id).await?;
         tx.commit().await?;
@@ -365,6 +384,7 @@ impl Muster {
             {
                 continue;
             }
+            let mut feed = Vec::new();
             let mut log = Vec::new();
             if existing.display_name != g.display_name {
                 log.push(group_entry(
@@ -385,30 +405,40 @@ impl Muster {
             }
             if !to_add.is_empty() {
                 let added = tx.add_members(ctx.env(), gid, &to_add, now).await?;
-                log.push(group_entry(
-                    ctx,
-                    now,
-                    Event::GroupMembersAdded,
-                    &g,
-                    member_details(&added),
-                ));
+                push_members(
+                    &mut log,
+                    &mut feed,
+                    group_entry(
+                        ctx,
+                        now,
+                        Event::GroupMembersAdded,
+                        &g,
+                        member_details(&added),
+                    ),
+                    &added,
+                );
             }
             if !to_remove.is_empty() {
                 let removed = tx.remove_members(ctx.env(), gid, &to_remove).await?;
-                log.push(group_entry(
-                    ctx,
-                    now,
-                    Event::GroupMembersRemoved,
-                    &g,
-                    member_details(&removed),
-                ));
+                push_members(
+                    &mut log,
+                    &mut feed,
+                    group_entry(
+                        ctx,
+                        now,
+                        Event::GroupMembersRemoved,
+                        &g,
+                        member_details(&removed),
+                    ),
+                    &removed,
+                );
             }
             let touched: Vec<UserId> = to_add.iter().chain(&to_remove).copied().collect();
             match self.remap_members(&mut tx, ctx, gid, &touched, now).await? {
                 Some(entries) => log.extend(entries),
                 None => continue,
             }
-            tx.append_log(&log).await?;
+            self.record_with(&mut tx, &log, feed).await?;
             self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             let members = tx.member_ids(ctx.env(), gid).await?;
             tx.commit().await?;
@@ -559,6 +589,7 @@ impl Muster {
                 }
                 continue;
             }
+            let mut feed = Vec::new();
             let mut log = Vec::new();
             if existing.display_name != g.display_name {
                 log.push(group_entry(
@@ -578,22 +609,32 @@ impl Muster {
                 ));
             }
             if !net_added.is_empty() {
-                log.push(group_entry(
-                    ctx,
-                    now,
-                    Event::GroupMembersAdded,
-                    &g,
-                    member_details(&net_added),
-                ));
+                push_members(
+                    &mut log,
+                    &mut feed,
+                    group_entry(
+                        ctx,
+                        now,
+                        Event::GroupMembersAdded,
+                        &g,
+                        member_details(&net_added),
+                    ),
+                    &net_added,
+                );
             }
             if !net_removed.is_empty() {
-                log.push(group_entry(
-                    ctx,
-                    now,
-                    Event::GroupMembersRemoved,
-                    &g,
-                    member_details(&net_removed),
-                ));
+                push_members(
+                    &mut log,
+                    &mut feed,
+                    group_entry(
+                        ctx,
+                        now,
+                        Event::GroupMembersRemoved,
+                        &g,
+                        member_details(&net_removed),
+                    ),
+                    &net_removed,
+                );
             }
             let touched: Vec<UserId> = net_added.iter().chain(&net_removed).copied().collect();
             match self.remap_members(&mut tx, ctx, gid, &touched, now).await? {
@@ -605,7 +646,7 @@ impl Muster {
                 }
                 None => continue,
             }
-            tx.append_log(&log).await?;
+            self.record_with(&mut tx, &log, feed).await?;
             self.touch_sync(&mut tx, env, ctx.id(), now).await?;
             let members = self
                 .members_if_small(&mut tx, env, gid, members_up_to)
@@ -709,7 +750,7 @@ impl Muster {
                     None => continue,
                 }
             }
-            tx.append_log(&log).await?;
+            self.record(&mut tx, &log).await?;
             self.touch_sync(&mut tx, env, ctx.id(), now).await?;
             tx.commit().await?;
             return Ok(());

@@ -30,6 +30,7 @@ pub mod admins;
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod groups;
 pub mod ids;
 pub mod listing;

@@ -441,6 +441,26 @@ pub struct SyncLogEntry {
     pub message: Option<String>,
 }
 
+/// One change in the event feed (docs/events.md). The store gives it its `seq` when the
+/// transaction that wrote it commits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEvent {
+    /// Stable across deliveries: receivers deduplicate by it.
+    pub id: uuid::Uuid,
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// A dotted noun: `user.created`, `group.member_added` (`events::EventType`).
+    pub kind: String,
+    /// When the change was made.
+    pub occurred_at: Timestamp,
+    /// The provider whose resource changed, if any.
+    pub provider_id: Option<ProviderId>,
+    /// Who made it.
+    pub actor: Actor,
+    /// The resource as the API shows it after the change.
+    pub data: Value,
+}
+
 /// How a provider's users are placed in organizations (docs/mapping.md).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

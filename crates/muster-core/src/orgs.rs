@@ -271,14 +271,17 @@ impl Muster {
         let org = self
             .insert_child_org(&mut tx, env, &parent, &name, now)
             .await?;
-        tx.append_log(&[admin_entry(
-            env,
-            now,
-            actor,
-            Event::OrgCreated,
-            ("org", org.id.to_string(), &org.name),
-            json!({"parent": parent.name}),
-        )])
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::OrgCreated,
+                ("org", org.id.to_string(), &org.name),
+                json!({"parent": parent.name}),
+            )],
+        )
         .await?;
         tx.commit().await?;
         Ok(org)
@@ -356,14 +359,17 @@ impl Muster {
             )),
             other => other.into(),
         })?;
-        tx.append_log(&[admin_entry(
-            env,
-            now,
-            actor,
-            Event::OrgRenamed,
-            ("org", id.to_string(), &org.name),
-            json!({"before": before, "after": org.name}),
-        )])
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::OrgRenamed,
+                ("org", id.to_string(), &org.name),
+                json!({"before": before, "after": org.name}),
+            )],
+        )
         .await?;
         tx.commit().await?;
         Ok(org)
@@ -416,14 +422,17 @@ impl Muster {
             .get(old_parent)
             .map(|o| o.name.clone())
             .unwrap_or_default();
-        tx.append_log(&[admin_entry(
-            env,
-            now,
-            actor,
-            Event::OrgMoved,
-            ("org", id.to_string(), &org.name),
-            json!({"before": from, "after": parent.name}),
-        )])
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::OrgMoved,
+                ("org", id.to_string(), &org.name),
+                json!({"before": from, "after": parent.name}),
+            )],
+        )
         .await?;
         tx.commit().await?;
         Ok(org)
@@ -493,7 +502,7 @@ impl Muster {
                 json!({}),
             ));
         }
-        tx.append_log(&log).await?;
+        self.record(&mut tx, &log).await?;
         tx.commit().await?;
         Ok(changed)
     }
@@ -544,14 +553,17 @@ impl Muster {
             .iter()
             .map(|r| r.name.clone())
             .collect();
-        tx.append_log(&[admin_entry(
-            env,
-            now,
-            actor,
-            Event::OrgDefaultRolesChanged,
-            ("org", id.to_string(), &org.name),
-            json!({"before": before, "after": names, "inherited": roles.is_none()}),
-        )])
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::OrgDefaultRolesChanged,
+                ("org", id.to_string(), &org.name),
+                json!({"before": before, "after": names, "inherited": roles.is_none()}),
+            )],
+        )
         .await?;
         tx.commit().await?;
         Ok(view)

@@ -110,15 +110,18 @@ impl Muster {
             other => other.into(),
         })?;
         tx.insert_token(&tok, &secret.hash).await?;
-        tx.append_log(&[provider_admin_entry(
-            env,
-            now,
-            actor,
-            Some(provider.id),
-            Event::ProviderCreated,
-            &provider.name,
-            json!({}),
-        )])
+        self.record(
+            &mut tx,
+            &[provider_admin_entry(
+                env,
+                now,
+                actor,
+                Some(provider.id),
+                Event::ProviderCreated,
+                &provider.name,
+                json!({}),
+            )],
+        )
         .await?;
         tx.commit().await?;
         Ok(CreatedProvider {
@@ -196,15 +199,18 @@ impl Muster {
             other => other.into(),
         })?;
         let after = json!({"name": p.name, "deactivationDelaySeconds": p.deactivation_delay_secs});
-        tx.append_log(&[provider_admin_entry(
-            env,
-            p.updated_at,
-            actor,
-            Some(p.id),
-            Event::ProviderUpdated,
-            &p.name,
-            json!({"before": before, "after": after}),
-        )])
+        self.record(
+            &mut tx,
+            &[provider_admin_entry(
+                env,
+                p.updated_at,
+                actor,
+                Some(p.id),
+                Event::ProviderUpdated,
+                &p.name,
+                json!({"before": before, "after": after}),
+            )],
+        )
         .await?;
         tx.commit().await?;
         self.credentials_changed();

@@ -50,14 +50,17 @@ impl Muster {
             }
             other => other.into(),
         })?;
-        tx.append_log(&[admin_entry(
-            env,
-            now,
-            actor,
-            Event::RoleCreated,
-            ("role", role.id.to_string(), &role.name),
-            json!({}),
-        )])
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::RoleCreated,
+                ("role", role.id.to_string(), &role.name),
+                json!({}),
+            )],
+        )
         .await?;
         tx.commit().await?;
         Ok(role)
@@ -102,14 +105,17 @@ impl Muster {
             )));
         }
         tx.delete_role(env, id).await?;
-        tx.append_log(&[admin_entry(
-            env,
-            now,
-            actor,
-            Event::RoleDeleted,
-            ("role", id.to_string(), &role.name),
-            json!({}),
-        )])
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::RoleDeleted,
+                ("role", id.to_string(), &role.name),
+                json!({}),
+            )],
+        )
         .await?;
         tx.commit().await?;
         Ok(())

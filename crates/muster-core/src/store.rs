@@ -14,8 +14,8 @@ use crate::ids::{
     SessionId, TokenId, UserId,
 };
 use crate::model::{
-    AdminAccount, AdminSession, AdminToken, Environment, GroupOrgMapping, GroupRecord, GroupRef,
-    MemberRef, Org, OrgMapping, Provider, ProviderToken, Role, RoleSource, SyncLogEntry,
+    AdminAccount, AdminSession, AdminToken, Environment, FeedEvent, GroupOrgMapping, GroupRecord,
+    GroupRef, MemberRef, Org, OrgMapping, Provider, ProviderToken, Role, RoleSource, SyncLogEntry,
     UserRecord,
 };
 
@@ -551,6 +551,31 @@ pub trait SyncLogStore {
     ) -> StoreResult<Vec<SyncLogEntry>>;
 }
 
+/// The event feed (docs/events.md).
+#[async_trait]
+pub trait EventStore {
+    /// Adds events to this write transaction. Their `seq`s are handed out in commit order: on
+    /// PostgreSQL as the last statement before COMMIT (under the sequence row's lock), on
+    /// SQLite at once (its one writer commits in that order anyway).
+    async fn queue_events(&mut self, events: Vec<FeedEvent>) -> StoreResult<()>;
+    /// Up to `limit` events of the environment after `after`, in `seq` order; only those of
+    /// `types` (a type, or a family such as `user.`) when given.
+    async fn events_after(
+        &mut self,
+        env: EnvironmentId,
+        after: i64,
+        limit: u64,
+        types: &[String],
+    ) -> StoreResult<Vec<(i64, FeedEvent)>>;
+    /// The newest `seq` handed out (0 before the first event).
+    async fn event_head(&mut self) -> StoreResult<i64>;
+    /// The newest `seq` retention has deleted (0 if none): a cursor before it missed events.
+    async fn event_horizon(&mut self) -> StoreResult<i64>;
+    /// Deletes at most `limit` of the oldest events, all of them written before `cutoff`;
+    /// returns how many.
+    async fn prune_events(&mut self, cutoff: Timestamp, limit: u64) -> StoreResult<u64>;
+}
+
 /// Console administrators and their sessions.
 #[async_trait]
 pub trait AdminAccountStore {
@@ -643,6 +668,7 @@ pub trait Tx:
     + UserStore
     + GroupStore
     + SyncLogStore
+    + EventStore
     + Send
 {
     /// Makes the changes durable. Dropping a transaction without committing rolls it back.

@@ -33,6 +33,9 @@ impl Held {
     fn fast(&mut self, _lookup: bool) -> Option<&mut Fast> {
         match *self {}
     }
+    fn is_write(&self) -> bool {
+        match *self {}
+    }
     async fn commit(self) -> StoreResult<()> {
         match self {}
     }
@@ -121,7 +124,11 @@ impl Store for PgStore {
         let asked = std::time::Instant::now();
         let tx = self.pool.begin().await.map_err(db_err)?;
         crate::stats::WRITE_WAIT.observe(asked.elapsed());
-        Ok(Box::new(DbTx::Tx(tx, std::time::Instant::now())))
+        Ok(Box::new(DbTx::Tx(
+            tx,
+            std::time::Instant::now(),
+            Vec::new(),
+        )))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {

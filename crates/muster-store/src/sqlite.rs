@@ -65,6 +65,11 @@ impl Held {
         }
     }
 
+    /// Whether this is the writer.
+    fn is_write(&self) -> bool {
+        matches!(self, Held::Write(_))
+    }
+
     async fn commit(self) -> StoreResult<()> {
         match self {
             Held::Read(_) => Ok(()),

@@ -47,6 +47,8 @@ pub static COMMIT: Timing = Timing::new();
 pub static INLINE: Timing = Timing::new();
 /// Sync log entries written.
 pub static SYNC_LOG_ENTRIES: AtomicU64 = AtomicU64::new(0);
+/// Event feed events written.
+pub static EVENTS_WRITTEN: AtomicU64 = AtomicU64::new(0);
 /// Write transactions made durable by a commit (on SQLite several share one: group commit).
 pub static COMMITTED_TRANSACTIONS: AtomicU64 = AtomicU64::new(0);
 
@@ -135,6 +137,13 @@ impl Collector for DbMetrics {
             MetricType::Counter,
         )?;
         ConstCounter::new(SYNC_LOG_ENTRIES.load(Ordering::Relaxed)).encode(m)?;
+        let m = encoder.encode_descriptor(
+            "muster_events",
+            "Event feed events written.",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(EVENTS_WRITTEN.load(Ordering::Relaxed)).encode(m)?;
         Ok(())
     }
 }

@@ -49,6 +49,8 @@ pub struct Config {
     pub scheduler_interval_secs: u64,
     /// Days sync log entries are kept.
     pub sync_log_retention_days: u32,
+    /// Days events are kept in the feed (`/api/v1/events`); an older cursor gets 410.
+    pub event_retention_days: u32,
     /// PEM certificate chain: with `tls_key_file`, `muster serve` speaks HTTPS itself.
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert_file`.
@@ -86,6 +88,7 @@ impl Default for Config {
             sqlite_synchronous_full: true,
             scheduler_interval_secs: 5,
             sync_log_retention_days: 90,
+            event_retention_days: 90,
             tls_cert_file: None,
             tls_key_file: None,
             request_timeout_secs: 30,
@@ -210,6 +213,9 @@ impl Config {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("public_url must start with http:// or https://, not '{url}'");
             }
+        }
+        if self.event_retention_days == 0 {
+            bail!("event_retention_days must be at least 1");
         }
         if self.sync_log_retention_days == 0 {
             bail!("sync_log_retention_days must be at least 1");

@@ -87,6 +87,7 @@ pub async fn run(
     let retention = tokio::spawn(run_retention(
         app.muster.clone(),
         cfg.sync_log_retention_days,
+        cfg.event_retention_days,
         stop_rx.clone(),
     ));
     let maintenance = tokio::spawn(run_maintenance(app.muster.clone(), stop_rx.clone()));
@@ -178,9 +179,15 @@ async fn run_maintenance(muster: Muster, mut stop: tokio::sync::watch::Receiver<
     }
 }
 
-/// Sync log retention: at start-up and hourly, deletes entries older than the retention period,
-/// in small batches so provisioning never waits long for the writer.
-async fn run_retention(muster: Muster, days: u32, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Sync log and event feed retention: at start-up and hourly, deletes entries and events older
+/// than their retention periods, in small batches so provisioning never waits long for the
+/// writer.
+async fn run_retention(
+    muster: Muster,
+    days: u32,
+    event_days: u32,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut ticks = tokio::time::interval(Duration::from_secs(3600));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -190,6 +197,11 @@ async fn run_retention(muster: Muster, days: u32, mut stop: tokio::sync::watch::
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, retention_days = days, "old sync log entries removed"),
                     Err(e) => tracing::error!(error = %e, "sync log retention failed; retrying in an hour"),
+                }
+                match muster.prune_events(event_days).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, retention_days = event_days, "old events removed from the feed"),
+                    Err(e) => tracing::error!(error = %e, "event retention failed; retrying in an hour"),
                 }
             }
             _ = stop.changed() => break,

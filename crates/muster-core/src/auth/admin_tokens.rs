@@ -51,14 +51,17 @@ impl Muster {
         };
         let mut tx = self.store.write().await?;
         tx.insert_admin_token(&t, &secret.hash).await?;
-        tx.append_log(&[admin_entry(
-            env,
-            now,
-            actor,
-            Event::AdminTokenCreated,
-            ("admin_token", t.id.to_string(), &t.label),
-            json!({"token": t.prefix}),
-        )])
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::AdminTokenCreated,
+                ("admin_token", t.id.to_string(), &t.label),
+                json!({"token": t.prefix}),
+            )],
+        )
         .await?;
         tx.commit().await?;
         Ok(CreatedAdminToken {
@@ -87,14 +90,17 @@ impl Muster {
                 "no live administrator token with id {id}"
             )));
         }
-        tx.append_log(&[admin_entry(
-            env,
-            now,
-            actor,
-            Event::AdminTokenRevoked,
-            ("admin_token", id.to_string(), &id.to_string()),
-            json!({}),
-        )])
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::AdminTokenRevoked,
+                ("admin_token", id.to_string(), &id.to_string()),
+                json!({}),
+            )],
+        )
         .await?;
         tx.commit().await?;
         Ok(())

@@ -61,15 +61,18 @@ impl Muster {
             last_used_at: None,
         };
         tx.insert_token(&tok, &secret.hash).await?;
-        tx.append_log(&[provider_admin_entry(
-            env,
-            now,
-            actor,
-            Some(provider),
-            Event::TokenCreated,
-            &p.name,
-            json!({"token": tok.prefix, "label": tok.label}),
-        )])
+        self.record(
+            &mut tx,
+            &[provider_admin_entry(
+                env,
+                now,
+                actor,
+                Some(provider),
+                Event::TokenCreated,
+                &p.name,
+                json!({"token": tok.prefix, "label": tok.label}),
+            )],
+        )
         .await?;
         tx.commit().await?;
         Ok(CreatedToken {
@@ -105,15 +108,18 @@ impl Muster {
         if !tx.revoke_token(env, id, now).await? {
             return Err(CoreError::NotFound(format!("no live token with id {id}")));
         }
-        tx.append_log(&[provider_admin_entry(
-            env,
-            now,
-            actor,
-            None,
-            Event::TokenRevoked,
-            &id.to_string(),
-            json!({}),
-        )])
+        self.record(
+            &mut tx,
+            &[provider_admin_entry(
+                env,
+                now,
+                actor,
+                None,
+                Event::TokenRevoked,
+                &id.to_string(),
+                json!({}),
+            )],
+        )
         .await?;
         tx.commit().await?;
         self.credentials_changed();

@@ -100,21 +100,24 @@ impl Muster {
                 admin.locked_until = Some(Timestamp(now.0 + delay * 1_000_000));
             }
             tx.update_admin_sign_in(&admin).await?;
-            tx.append_log(&[SyncLogEntry {
-                environment_id: env,
-                at: now,
-                provider_id: None,
-                actor: Actor::Admin {
-                    name: format!("console:{}", admin.username),
-                },
-                action: Event::AdminSignInFailed,
-                subject_kind: Some("admin".into()),
-                subject_id: Some(admin.id.to_string()),
-                subject_name: Some(admin.username.clone()),
-                details: json!({"failuresInARow": admin.failed_sign_ins}),
-                outcome: Outcome::Error,
-                message: Some("wrong password".into()),
-            }])
+            self.record(
+                &mut tx,
+                &[SyncLogEntry {
+                    environment_id: env,
+                    at: now,
+                    provider_id: None,
+                    actor: Actor::Admin {
+                        name: format!("console:{}", admin.username),
+                    },
+                    action: Event::AdminSignInFailed,
+                    subject_kind: Some("admin".into()),
+                    subject_id: Some(admin.id.to_string()),
+                    subject_name: Some(admin.username.clone()),
+                    details: json!({"failuresInARow": admin.failed_sign_ins}),
+                    outcome: Outcome::Error,
+                    message: Some("wrong password".into()),
+                }],
+            )
             .await?;
             tx.commit().await?;
             return Ok(Err(wrong()));

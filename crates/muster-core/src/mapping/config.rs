@@ -436,7 +436,7 @@ impl Muster {
         provider: ProviderId,
         entry: SyncLogEntry,
     ) -> CoreResult<MappingView> {
-        tx.append_log(&[entry]).await?;
+        self.record(&mut tx, &[entry]).await?;
         let view = self.mapping_view_in(&mut tx, env, provider).await?;
         tx.commit().await?;
         Ok(view)
@@ -531,7 +531,7 @@ impl Muster {
                     None => continue,
                 }
             }
-            tx.append_log(&log).await?;
+            self.record(&mut tx, &log).await?;
             let view = self.mapping_view_in(&mut tx, env, provider).await?;
             tx.commit().await?;
             return Ok(view);

@@ -238,20 +238,23 @@ impl Muster {
             let rules = self.rules(&mut tx, env, provider).await?;
             let chunk = tx.scan_users(env, provider, None, after, CHUNK).await?;
             let Some(last) = chunk.last() else {
-                tx.append_log(&[provider_entry(
-                    env,
-                    now,
-                    actor,
-                    &p,
-                    Event::MappingsReapplied,
-                    json!({
-                        "users": done.users,
-                        "moved": done.moved,
-                        "rolesChanged": done.roles_changed,
-                        "orgsCreated": done.orgs_created,
-                        "startedAt": started.to_rfc3339(),
-                    }),
-                )])
+                self.record(
+                    &mut tx,
+                    &[provider_entry(
+                        env,
+                        now,
+                        actor,
+                        &p,
+                        Event::MappingsReapplied,
+                        json!({
+                            "users": done.users,
+                            "moved": done.moved,
+                            "rolesChanged": done.roles_changed,
+                            "orgsCreated": done.orgs_created,
+                            "startedAt": started.to_rfc3339(),
+                        }),
+                    )],
+                )
                 .await?;
                 tx.commit().await?;
                 return Ok(done);
@@ -337,7 +340,7 @@ impl Muster {
             }
             tx.set_users_roles(env, &role_sets, RoleSource::Mapping)
                 .await?;
-            tx.append_log(&log).await?;
+            self.record(&mut tx, &log).await?;
             tx.commit().await?;
         }
     }

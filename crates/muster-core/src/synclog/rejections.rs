@@ -56,7 +56,7 @@ impl Muster {
             message: Some(detail.chars().take(1000).collect()),
         };
         let mut tx = self.store.write().await?;
-        tx.append_log(&[entry]).await?;
+        self.record(&mut tx, &[entry]).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -46,6 +46,36 @@ pub struct UserDetail {
     pub roles: Vec<HeldRole>,
 }
 
+/// A user's effective roles, by name: those it holds itself (`held`), or else its
+/// organization's defaults.
+pub(crate) fn effective_roles(
+    orgs: &Orgs,
+    org: OrgId,
+    held: impl IntoIterator<Item = (RoleId, RoleSource)>,
+) -> Vec<HeldRole> {
+    let mut roles: Vec<HeldRole> = held
+        .into_iter()
+        .filter_map(|(r, source)| {
+            orgs.roles
+                .get(&r)
+                .cloned()
+                .map(|role| HeldRole { role, source })
+        })
+        .collect();
+    if roles.is_empty() {
+        roles = orgs
+            .effective_defaults(org)
+            .into_iter()
+            .map(|role| HeldRole {
+                role,
+                source: RoleSource::Org,
+            })
+            .collect();
+    }
+    roles.sort_by(|a, b| a.role.name.cmp(&b.role.name));
+    roles
+}
+
 /// What an administrator does to a user.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserAction {
@@ -108,25 +138,7 @@ impl Muster {
         let orgs = Orgs::load(tx, env).await?;
         let org = orgs.get(user.org_id)?.clone();
         let held = tx.user_roles(env, &[id]).await?;
-        let mut roles: Vec<HeldRole> = if held.is_empty() {
-            orgs.effective_defaults(user.org_id)
-                .into_iter()
-                .map(|role| HeldRole {
-                    role,
-                    source: RoleSource::Org,
-                })
-                .collect()
-        } else {
-            held.into_iter()
-                .filter_map(|(_, r, source)| {
-                    orgs.roles
-                        .get(&r)
-                        .cloned()
-                        .map(|role| HeldRole { role, source })
-                })
-                .collect()
-        };
-        roles.sort_by(|a, b| a.role.name.cmp(&b.role.name));
+        let roles = effective_roles(&orgs, user.org_id, held.into_iter().map(|(_, r, s)| (r, s)));
         Ok(UserDetail { user, org, roles })
     }
 
@@ -253,7 +265,7 @@ impl Muster {
                 )
             })
             .collect();
-        tx.append_log(&entries).await?;
+        self.record(&mut tx, &entries).await?;
         let detail = self.detail_in(&mut tx, env, id).await?;
         tx.commit().await?;
         Ok(detail)

@@ -401,19 +401,22 @@ impl Muster {
                 if !tx.update_user(&u, expected).await? {
                     continue;
                 }
-                tx.append_log(&[SyncLogEntry {
-                    environment_id: u.environment_id,
-                    at: now,
-                    provider_id: u.provider_id,
-                    actor: Actor::System,
-                    action: t.action(),
-                    subject_kind: Some("user".into()),
-                    subject_id: Some(u.id.to_string()),
-                    subject_name: Some(u.user_name.clone()),
-                    details: t.details(),
-                    outcome: Outcome::Success,
-                    message: None,
-                }])
+                self.record(
+                    &mut tx,
+                    &[SyncLogEntry {
+                        environment_id: u.environment_id,
+                        at: now,
+                        provider_id: u.provider_id,
+                        actor: Actor::System,
+                        action: t.action(),
+                        subject_kind: Some("user".into()),
+                        subject_id: Some(u.id.to_string()),
+                        subject_name: Some(u.user_name.clone()),
+                        details: t.details(),
+                        outcome: Outcome::Success,
+                        message: None,
+                    }],
+                )
                 .await?;
                 tx.commit().await?;
                 done += 1;

@@ -88,14 +88,17 @@ impl Muster {
             }
             other => other.into(),
         })?;
-        tx.append_log(&[admin_entry(
-            env,
-            now,
-            actor,
-            Event::UserCreated,
-            ("user", user.id.to_string(), &user.user_name),
-            json!({"org": org.name, "local": true}),
-        )])
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::UserCreated,
+                ("user", user.id.to_string(), &user.user_name),
+                json!({"org": org.name, "local": true}),
+            )],
+        )
         .await?;
         let detail = self.detail_in(&mut tx, env, user.id).await?;
         tx.commit().await?;

@@ -162,7 +162,7 @@ impl Muster {
             ));
             log.extend(rest);
             log.extend(transition_entries(ctx, now, &user, &transitions));
-            tx.append_log(&log).await?;
+            self.record(&mut tx, &log).await?;
             self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
             return Ok(Created {
@@ -286,7 +286,7 @@ impl Muster {
         log.extend(transition_entries(ctx, now, &u, &transitions));
         log.extend(placed);
         log.extend(roles_log);
-        tx.append_log(&log).await?;
+        self.record(tx, &log).await?;
         self.touch_sync(tx, ctx.env(), ctx.id(), now).await?;
         Ok(Some(UserView {
             user: u,
@@ -475,7 +475,7 @@ impl Muster {
                 )
                 .await?,
             );
-            tx.append_log(&log).await?;
+            self.record(&mut tx, &log).await?;
             self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
             return Ok(UserView {
@@ -525,7 +525,7 @@ impl Muster {
                 });
             }
             log.extend(transition_entries(ctx, now, &u, &transitions));
-            tx.append_log(&log).await?;
+            self.record(&mut tx, &log).await?;
             self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
             return Ok(());

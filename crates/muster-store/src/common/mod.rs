@@ -18,13 +18,13 @@ use muster_core::ids::{
     SessionId, TokenId, UserId,
 };
 use muster_core::model::{
-    Actor, AdminAccount, AdminRole, AdminSession, AdminToken, Environment, GroupOrgMapping,
-    GroupRecord, GroupRef, MemberRef, Org, OrgMapping, OrgMethod, OrgStatus, Outcome, Provider,
-    ProviderToken, Role, RoleSource, SyncLogEntry, UserRecord, UserStatus,
+    Actor, AdminAccount, AdminRole, AdminSession, AdminToken, Environment, FeedEvent,
+    GroupOrgMapping, GroupRecord, GroupRef, MemberRef, Org, OrgMapping, OrgMethod, OrgStatus,
+    Outcome, Provider, ProviderToken, Role, RoleSource, SyncLogEntry, UserRecord, UserStatus,
 };
 use muster_core::store::{
-    AdminAccountStore, AdminTokenStore, Cond, Cursor, EnvironmentStore, GroupStore, LogQuery,
-    MappingStore, Order, OrderKey, OrgStore, Page, ProviderStore, RoleStore, StoreResult,
+    AdminAccountStore, AdminTokenStore, Cond, Cursor, EnvironmentStore, EventStore, GroupStore,
+    LogQuery, MappingStore, Order, OrderKey, OrgStore, Page, ProviderStore, RoleStore, StoreResult,
     SyncLogStore, TimeColumn, Tx, UserQuery, UserStore,
 };
 use muster_core::synclog::event::Event;
@@ -40,6 +40,7 @@ type DbConn = <Db as sqlx::Database>::Connection;
 mod admin_tokens;
 mod admins;
 mod environments;
+mod events;
 mod groups;
 mod listing;
 mod mapping;
@@ -56,8 +57,13 @@ const IN_CHUNK: usize = 500;
 // Each backend builds only its own variants: PostgreSQL the pooled ones, SQLite `Held`.
 #[allow(dead_code)]
 pub enum DbTx {
-    /// A write transaction, with when it started.
-    Tx(sqlx::Transaction<'static, Db>, std::time::Instant),
+    /// A write transaction, with when it started and the events it queued (written with their
+    /// `seq` just before COMMIT: `events.rs`).
+    Tx(
+        sqlx::Transaction<'static, Db>,
+        std::time::Instant,
+        Vec<FeedEvent>,
+    ),
     /// A pooled connection in autocommit mode.
     Conn(sqlx::pool::PoolConnection<Db>),
     /// A connection the backend holds itself, in a write transaction or not (SQLite).
@@ -68,7 +74,7 @@ impl DbTx {
     /// The sqlx connection, for a statement that runs through sqlx.
     fn c(&mut self) -> StoreResult<&mut DbConn> {
         match self {
-            DbTx::Tx(t, _) => Ok(t),
+            DbTx::Tx(t, _, _) => Ok(t),
             DbTx::Conn(c) => Ok(c),
             DbTx::Held(h) => h.conn().ok_or_else(|| {
                 StoreError::Database(Box::new(std::io::Error::other(
@@ -543,7 +549,17 @@ fn group_from<R: Cols + ?Sized>(row: &R) -> StoreResult<GroupRecord> {
 impl Tx for DbTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         match *self {
-            DbTx::Tx(t, started) => {
+            DbTx::Tx(t, started, events) => {
+                let mut tx = DbTx::Tx(t, started, Vec::new());
+                if !events.is_empty() {
+                    // The sequence row's lock is taken here, last, and held through COMMIT.
+                    tx.insert_events(&events).await?;
+                }
+                let DbTx::Tx(t, started, _) = tx else {
+                    return Err(StoreError::Corrupt(
+                        "the write transaction changed kind".into(),
+                    ));
+                };
                 let at = std::time::Instant::now();
                 let done = t.commit().await.map_err(db_err);
                 crate::stats::COMMIT.observe(at.elapsed());

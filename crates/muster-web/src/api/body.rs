@@ -199,6 +199,9 @@ pub struct UserList {
     pub users: Vec<UserSummary>,
     /// Pass back as `cursor` for the next page; `null` on the last one.
     pub next_cursor: Option<String>,
+    /// The event feed's head when this page was read: every change after it is in the feed
+    /// after `asOf` (docs/events.md, "Starting").
+    pub as_of: i64,
 }
 
 /// An organization by id and name.

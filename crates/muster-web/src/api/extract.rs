@@ -152,6 +152,20 @@ impl FromRequestParts<AppState> for AdminAuth {
     }
 }
 
+/// Query parameters; ones that do not parse are a JSON 400, never a plain-text one.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::bad_request(format!("invalid query parameters: {e}")))
+    }
+}
+
 /// A JSON body; malformed JSON is a JSON 400, never a plain-text one.
 pub struct ApiJson<T>(pub T);
 

@@ -1,7 +1,7 @@
 //! `/api/v1/providers/{id}/mapping`: a provider's organization mapping and role mapping, and
 //! the preview and re-apply of both (the administrator guide, Steps 6 and 7).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use muster_core::ids::{GroupId, GroupMappingId, OrgId, ProviderId, RoleId};
 use muster_core::mapping::config::OrgMappingInput;
@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::AppliedBody;
-use super::extract::{ok, parse_id, AdminAuth, ApiError, ApiErrors, ApiJson, ApiResult};
+use super::extract::{ok, parse_id, AdminAuth, ApiError, ApiErrors, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 
 /// The most changes one preview response lists.
@@ -218,7 +218,7 @@ async fn preview(
     State(state): State<AppState>,
     auth: AdminAuth,
     Path(id): Path<String>,
-    Query(q): Query<PreviewQuery>,
+    ApiQuery(q): ApiQuery<PreviewQuery>,
 ) -> ApiResult {
     let limit = q.limit.unwrap_or(PREVIEW_LIMIT);
     if limit > MAX_PREVIEW_LIMIT {

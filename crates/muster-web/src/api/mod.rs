@@ -8,6 +8,7 @@
 //! types the handlers read and write ([`body`]).
 
 pub mod body;
+mod events;
 pub mod extract;
 mod mapping;
 mod orgs;
@@ -49,6 +50,7 @@ pub(crate) use self::synclog::csv_export;
         (name = "providers", description = "Provisioning providers and their tokens"),
         (name = "mapping", description = "Organization mapping and role mapping"),
         (name = "sync-log", description = "Every change, newest first"),
+        (name = "events", description = "The event feed for applications: every change in commit order"),
         (name = "meta", description = "This document")
     )
 )]
@@ -86,6 +88,8 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .merge(mapping::routes())
         .routes(routes!(synclog::list))
         .routes(routes!(synclog::export))
+        .routes(routes!(events::list))
+        .routes(routes!(events::head))
 }
 
 /// The API routes.

@@ -1,7 +1,7 @@
 //! `/api/v1/orgs` and `/api/v1/roles`: the organization tree (the administrator guide, Step 1),
 //! default roles, and the role catalog.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use muster_core::ids::{OrgId, RoleId};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::body::{OrgBody, OrgList, OrgTreeBody, RoleBody, RoleList};
-use super::extract::{ok, parse_id, AdminAuth, ApiError, ApiErrors, ApiJson, ApiResult};
+use super::extract::{ok, parse_id, AdminAuth, ApiError, ApiErrors, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -34,7 +34,7 @@ fn parse_org_status(s: &str) -> Result<OrgStatus, ApiError> {
 pub(super) async fn list(
     State(state): State<AppState>,
     auth: AdminAuth,
-    Query(q): Query<OrgFilter>,
+    ApiQuery(q): ApiQuery<OrgFilter>,
 ) -> ApiResult {
     let status = q.status.as_deref().map(parse_org_status).transpose()?;
     let orgs = state.muster.list_orgs(auth.env, status).await?;

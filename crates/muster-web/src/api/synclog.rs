@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use muster_core::ids::{EnvironmentId, GroupId, ProviderId, UserId};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::body::LogPage;
-use super::extract::{ok, parse_id, AdminAuth, ApiError, ApiErrors, ApiResult};
+use super::extract::{ok, parse_id, AdminAuth, ApiError, ApiErrors, ApiQuery, ApiResult};
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -91,7 +91,7 @@ fn log_query(f: &LogFilter) -> Result<LogQuery, ApiError> {
 pub(super) async fn list(
     State(state): State<AppState>,
     auth: AdminAuth,
-    Query(f): Query<LogFilter>,
+    ApiQuery(f): ApiQuery<LogFilter>,
 ) -> ApiResult {
     let q = log_query(&f)?;
     let before = f
@@ -132,7 +132,7 @@ pub(super) async fn list(
 pub(super) async fn export(
     State(state): State<AppState>,
     auth: AdminAuth,
-    Query(f): Query<LogFilter>,
+    ApiQuery(f): ApiQuery<LogFilter>,
 ) -> ApiResult {
     let q = log_query(&f)?;
     let providers = state.muster.provider_names(auth.env).await?;

@@ -2,7 +2,7 @@
 //! administrator's actions on a user (block, unblock, deactivate, reactivate, move, roles,
 //! legal hold).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use muster_core::ids::{OrgId, ProviderId, RoleId, UserId};
 use muster_core::model::UserStatus;
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::body::{UserBody, UserList, UserSummary};
-use super::extract::{ok, parse_id, AdminAuth, ApiError, ApiErrors, ApiJson, ApiResult};
+use super::extract::{ok, parse_id, AdminAuth, ApiError, ApiErrors, ApiJson, ApiQuery, ApiResult};
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -62,7 +62,7 @@ fn parse_status(s: &str) -> Result<UserStatus, ApiError> {
 pub(super) async fn list(
     State(state): State<AppState>,
     auth: AdminAuth,
-    Query(q): Query<UserFilter>,
+    ApiQuery(q): ApiQuery<UserFilter>,
 ) -> ApiResult {
     let query = UserQuery {
         org: q
@@ -79,6 +79,8 @@ pub(super) async fn list(
         text: q.q.clone(),
     };
     let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    // Read before the page, so that no change the page misses is before it.
+    let as_of = state.muster.event_head().await?;
     let (users, next) = state
         .muster
         .query_users(auth.env, &query, after, q.limit.unwrap_or(100))
@@ -92,6 +94,7 @@ pub(super) async fn list(
                 .map(|u| UserSummary::new(u, &providers))
                 .collect(),
             next_cursor: next.as_ref().map(encode_cursor),
+            as_of,
         },
     )
 }

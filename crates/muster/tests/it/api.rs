@@ -640,6 +640,9 @@ async fn authentication_and_errors(b: Backend) {
         "not_found",
     );
     assert_api_error(&api.get("/nope").await, 404, "not_found");
+    // Query parameters that do not parse are a JSON error too.
+    assert_api_error(&api.get("/users?limit=many").await, 400, "invalid");
+    assert_api_error(&api.get("/sync-log?limit=-").await, 400, "invalid");
     assert_api_error(
         &api.patch("/orgs/0191d6a0-0000-7000-8000-000000000000", json!({}))
             .await,
@@ -687,6 +690,8 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("post", "/api/v1/providers/{id}/mapping/apply"),
     ("get", "/api/v1/sync-log"),
     ("get", "/api/v1/sync-log/export.csv"),
+    ("get", "/api/v1/events"),
+    ("get", "/api/v1/events/head"),
 ];
 
 /// The document's paths as `(method, path)`.
@@ -832,6 +837,8 @@ async fn openapi_matches_the_router() {
             format!("/providers/{pid}/mapping/preview"),
         ),
         ("/api/v1/sync-log", "/sync-log".into()),
+        ("/api/v1/events", "/events".into()),
+        ("/api/v1/events/head", "/events/head".into()),
     ] {
         let r = api.get(&concrete).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);

@@ -8,6 +8,7 @@ mod concurrency;
 mod console;
 mod crash;
 mod discovery;
+mod events;
 mod lifecycle;
 mod mapping;
 mod metrics;

@@ -1,0 +1,28 @@
+-- The event feed (docs/events.md): one row per change, written in the transaction that makes
+-- the change. `seq` is handed out from event_seq's one row at commit; SQLite's single writer
+-- already makes that commit order.
+create table event_seq (
+    only_row integer primary key check (only_row = 1),
+    last_seq integer not null
+);
+insert into event_seq (only_row, last_seq) values (1, 0);
+
+-- Everything up to pruned_through was deleted by retention: a cursor before it is stale.
+create table event_horizon (
+    only_row integer primary key check (only_row = 1),
+    pruned_through integer not null
+);
+insert into event_horizon (only_row, pruned_through) values (1, 0);
+
+create table event (
+    seq integer primary key,
+    event_id blob not null unique,
+    environment_id blob not null references environment (environment_id),
+    type text not null,
+    occurred_at integer not null,
+    provider_id blob,
+    actor text not null,
+    data text not null
+);
+create index event_env_seq_idx on event (environment_id, seq);
+create index event_occurred_idx on event (occurred_at, seq);

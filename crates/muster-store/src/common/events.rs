@@ -1,0 +1,225 @@
+//! The event feed: events written with their change, `seq` in commit order, read by cursor,
+//! pruned by retention from the oldest.
+//!
+//! Ordering: `seq` comes from the one row of `event_seq`, incremented by the number of events as
+//! the last statement of the transaction. On PostgreSQL that `UPDATE` takes the row's lock,
+//! which is held until COMMIT ends: a second transaction that wants a `seq` waits until the
+//! first has committed and become visible, so `seq`s become visible in increasing order and a
+//! reader that has seen N can never later find a smaller one (no late gap). The lock is the last
+//! one any transaction takes, so it cannot be part of a deadlock, and it is held only for the
+//! `UPDATE`, the `INSERT` and the COMMIT. On SQLite the single writer already commits in order;
+//! events get their `seq` when queued.
+
+use super::*;
+use serde_json::json;
+
+fn actor_json(a: &Actor) -> String {
+    match a {
+        Actor::Provider { id } => json!({"kind": "provider", "id": id.to_string()}),
+        Actor::Admin { name } => json!({"kind": "admin", "name": name}),
+        Actor::System => json!({"kind": "system"}),
+    }
+    .to_string()
+}
+
+fn actor_from(text: &str) -> StoreResult<Actor> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|_| StoreError::Corrupt("an event's actor is not JSON".into()))?;
+    Ok(match v["kind"].as_str() {
+        Some("provider") => Actor::Provider {
+            id: v["id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt("an event's provider actor has no id".into()))?,
+        },
+        Some("admin") => Actor::Admin {
+            name: v["name"].as_str().unwrap_or_default().to_string(),
+        },
+        _ => Actor::System,
+    })
+}
+
+fn event_from<R: Cols + ?Sized>(row: &R) -> StoreResult<(i64, FeedEvent)> {
+    let actor: String = get(row, "actor")?;
+    let data: String = get(row, "data")?;
+    Ok((
+        get(row, "seq")?,
+        FeedEvent {
+            id: get(row, "event_id")?,
+            environment_id: EnvironmentId(get(row, "environment_id")?),
+            kind: get(row, "type")?,
+            occurred_at: ts(get(row, "occurred_at")?),
+            provider_id: get::<Option<Uuid>, _>(row, "provider_id")?.map(ProviderId),
+            actor: actor_from(&actor)?,
+            data: serde_json::from_str(&data)
+                .map_err(|_| StoreError::Corrupt("an event's data is not JSON".into()))?,
+        },
+    ))
+}
+
+/// Rows per INSERT statement.
+const INSERT_CHUNK: usize = 200;
+
+impl DbTx {
+    /// Takes `events.len()` `seq`s and writes the events with them.
+    pub(super) async fn insert_events(&mut self, events: &[FeedEvent]) -> StoreResult<()> {
+        let n = events.len() as i64;
+        let last: i64 = get(
+            &self
+                .one(
+                    &Stmt::new("update event_seq set last_seq = last_seq + $1 returning last_seq")
+                        .arg(n),
+                )
+                .await?,
+            "last_seq",
+        )?;
+        let first = last - n + 1;
+        let mut seq = first;
+        for chunk in events.chunks(INSERT_CHUNK) {
+            let mut qb = Stmt::new(
+                "insert into event (seq, event_id, environment_id, type, occurred_at, provider_id, actor, data) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(seq)
+                    .push_bind(e.id)
+                    .push_bind(e.environment_id.0)
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.occurred_at.0)
+                    .push_bind(e.provider_id.map(|p| p.0))
+                    .push_bind(actor_json(&e.actor))
+                    .push_bind(e.data.to_string());
+                seq += 1;
+            });
+            self.exec(&qb).await?;
+        }
+        crate::stats::EVENTS_WRITTEN.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventStore for DbTx {
+    async fn queue_events(&mut self, events: Vec<FeedEvent>) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        match self {
+            DbTx::Tx(_, _, pending) => {
+                pending.extend(events);
+                Ok(())
+            }
+            DbTx::Held(h) if h.is_write() => self.insert_events(&events).await,
+            _ => Err(StoreError::Database(Box::new(std::io::Error::other(
+                "events are written in a write transaction",
+            )))),
+        }
+    }
+
+    async fn events_after(
+        &mut self,
+        env: EnvironmentId,
+        after: i64,
+        limit: u64,
+        types: &[String],
+    ) -> StoreResult<Vec<(i64, FeedEvent)>> {
+        let mut qb = Stmt::new(
+            "select seq, event_id, environment_id, type, occurred_at, provider_id, actor, data \
+             from event where environment_id = ",
+        );
+        qb.push_bind(env.0);
+        qb.push(" and seq > ").push_bind(after);
+        if !types.is_empty() {
+            qb.push(" and (");
+            for (i, t) in types.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" or ");
+                }
+                match t.strip_suffix('.') {
+                    // A family: every type it starts. Families are checked names (letters
+                    // only), so no LIKE wildcard can be in one.
+                    Some(family) => {
+                        qb.push("type like ").push_bind(format!("{family}.%"));
+                    }
+                    None => {
+                        qb.push("type = ").push_bind(t.as_str());
+                    }
+                }
+            }
+            qb.push(")");
+        }
+        qb.push(" order by seq limit ").push_bind(limit as i64);
+        let rows = self.rows(&qb).await?;
+        rows.iter().map(event_from).collect()
+    }
+
+    async fn event_head(&mut self) -> StoreResult<i64> {
+        get(
+            &self
+                .one(&Stmt::new("select last_seq from event_seq"))
+                .await?,
+            "last_seq",
+        )
+    }
+
+    async fn event_horizon(&mut self) -> StoreResult<i64> {
+        get(
+            &self
+                .one(&Stmt::new("select pruned_through from event_horizon"))
+                .await?,
+            "pruned_through",
+        )
+    }
+
+    async fn prune_events(&mut self, cutoff: Timestamp, limit: u64) -> StoreResult<u64> {
+        // The oldest `limit` events, if every one of them is older than the cutoff: retention
+        // always removes a prefix of the feed, so `pruned_through` says exactly what is gone.
+        let row = self
+            .one(
+                &Stmt::new(
+                    "select max(seq) as through, min(occurred_at) as oldest, max(occurred_at) as newest, count(*) as n \
+                     from (select seq, occurred_at from event order by seq limit $1) oldest",
+                )
+                .arg(limit as i64),
+            )
+            .await?;
+        let n: i64 = get(&row, "n")?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let through: i64 = get::<Option<i64>, _>(&row, "through")?.unwrap_or(0);
+        let newest: i64 = get::<Option<i64>, _>(&row, "newest")?.unwrap_or(i64::MAX);
+        let through = if newest < cutoff.0 {
+            through
+        } else {
+            // Some of those are still kept: delete only up to the first one that is.
+            let first_kept: Option<i64> = get(
+                &self
+                    .one(
+                        &Stmt::new(
+                            "select min(seq) as first_kept from event where occurred_at >= $1",
+                        )
+                        .arg(cutoff.0),
+                    )
+                    .await?,
+                "first_kept",
+            )?;
+            match first_kept {
+                Some(k) => k - 1,
+                None => through,
+            }
+        };
+        let deleted = self
+            .exec(&Stmt::new("delete from event where seq <= $1").arg(through))
+            .await?;
+        if deleted > 0 {
+            self.exec(
+                &Stmt::new(
+                    "update event_horizon set pruned_through = $1 where pruned_through < $1",
+                )
+                .arg(through),
+            )
+            .await?;
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,469 @@
+//! The event feed (`/api/v1/events`): an event for every change, written with it; `seq` in
+//! commit order with no late gap, also with several instances writing to one PostgreSQL; the
+//! cursor, its filters, long polling and retention.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use muster_core::events::feed::EventQuery;
+use muster_core::{Muster, Settings};
+use serde_json::{json, Value};
+
+use crate::api::assert_api_error;
+use crate::on_both;
+use crate::support::{postgres_reachable, Api, Backend, TestApp};
+
+on_both!(
+    every_change_yields_its_event,
+    a_large_membership_change_is_one_event_per_member_in_one_commit,
+    the_cursor_pages_filters_waits_and_refuses_bad_reads,
+    retention_prunes_the_oldest_and_an_older_cursor_gets_410
+);
+
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// Every event after `after`, through the API.
+async fn events(api: &Api<'_>, after: i64) -> Vec<Value> {
+    let r = api.get(&format!("/events?after={after}&limit=1000")).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body["events"].as_array().cloned().unwrap_or_default()
+}
+
+fn types(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| e["type"].as_str().map(str::to_string))
+        .collect()
+}
+
+async fn head(api: &Api<'_>) -> i64 {
+    api.get("/events/head").await.body["seq"]
+        .as_i64()
+        .unwrap_or(-1)
+}
+
+async fn every_change_yields_its_event(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    let start = head(&api).await;
+    let p = app.provider("Okta").await;
+    let created = app
+        .post(
+            &p,
+            "/Users",
+            json!({"userName": "ana@example.com", "name": {"givenName": "Ana", "familyName": "Lima"},
+                   "emails": [{"value": "ana@example.com", "primary": true}], "active": true}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let ana = created.body["id"].as_str().unwrap_or_default().to_string();
+    let r = app
+        .patch(
+            &p,
+            &format!("/Users/{ana}"),
+            json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "title", "value": "Lead"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let ben = app.create_user(&p, "ben@example.com").await;
+    let group = app
+        .post(
+            &p,
+            "/Groups",
+            json!({"displayName": "Ops", "members": [{"value": ana}, {"value": ben}]}),
+        )
+        .await;
+    let gid = group.body["id"].as_str().unwrap_or_default().to_string();
+    app.patch(
+        &p,
+        &format!("/Groups/{gid}"),
+        json!({"schemas": [PATCH], "Operations": [
+            {"op": "remove", "path": format!("members[value eq \"{ben}\"]")},
+            {"op": "replace", "path": "displayName", "value": "Operations"}]}),
+    )
+    .await;
+    let org = api.post("/orgs", json!({"name": "Sales"})).await;
+    let org_id = org.body["id"].as_str().unwrap_or_default().to_string();
+    api.patch(&format!("/orgs/{org_id}"), json!({"name": "Sales EMEA"}))
+        .await;
+    let r = api
+        .patch(
+            &format!("/users/{ana}"),
+            json!({"orgId": org_id, "legalHold": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    app.patch(
+        &p,
+        &format!("/Users/{ana}"),
+        json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+    )
+    .await;
+    let role = api.post("/roles", json!({"name": "Reviewer"})).await;
+    let role_id = role.body["id"].as_str().unwrap_or_default().to_string();
+    api.delete(&format!("/roles/{role_id}")).await;
+    app.delete(&p, &format!("/Groups/{gid}")).await;
+    app.delete(&p, &format!("/Users/{ben}")).await;
+
+    let all = events(&api, start).await;
+    let seqs: Vec<i64> = all.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seq increases: {seqs:?}"
+    );
+    let kinds = types(&all);
+    for expected in [
+        "provider.created",
+        "user.created",
+        "user.updated",
+        "group.created",
+        "group.member_added",
+        "group.member_removed",
+        "group.renamed",
+        "org.created",
+        "org.renamed",
+        "user.moved",
+        "user.legal_hold_set",
+        "user.blocked",
+        "role.created",
+        "role.deleted",
+        "group.deleted",
+        "user.removed",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == expected),
+            "{expected} in {kinds:?}"
+        );
+    }
+    // Order within one change: the group, then its members.
+    let g = kinds.iter().position(|k| k == "group.created").unwrap_or(0);
+    assert_eq!(
+        &kinds[g..g + 3],
+        ["group.created", "group.member_added", "group.member_added"]
+    );
+    // A user's data is the user as the API shows it after the change.
+    let first = |t: &str| {
+        all.iter()
+            .find(|e| e["type"] == t)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let c = first("user.created");
+    assert_eq!(c["data"]["userName"], "ana@example.com");
+    assert_eq!(c["data"]["displayName"], "Ana Lima");
+    assert_eq!(c["data"]["emails"], json!(["ana@example.com"]));
+    assert_eq!(c["data"]["status"], "active");
+    assert!(c["data"]["organization"]["name"].is_string(), "{c}");
+    assert!(
+        c["data"]["roles"].as_array().is_some_and(|r| !r.is_empty()),
+        "the organization's default roles: {c}"
+    );
+    assert_eq!(c["actor"]["kind"], "provider");
+    assert_eq!(c["provider"], p.id.to_string());
+    assert!(c["id"].as_str().is_some_and(|id| id.len() == 36));
+    let u = first("user.updated");
+    assert_eq!(u["data"]["changedFields"], json!(["title"]));
+    let moved = first("user.moved");
+    assert_eq!(moved["data"]["organization"]["name"], "Sales EMEA");
+    assert_eq!(moved["actor"]["kind"], "admin");
+    let blocked = first("user.blocked");
+    assert_eq!(blocked["data"]["status"], "blocked");
+    let added = first("group.member_added");
+    assert_eq!(added["data"]["group"]["displayName"], "Ops");
+    assert_eq!(added["data"]["user"]["id"], ana);
+    let renamed = first("group.renamed");
+    assert_eq!(renamed["data"]["displayName"], "Operations");
+    // Settings that are not directory changes make no event.
+    api.put(
+        &format!("/providers/{}/mapping/org", p.id),
+        json!({"method": "single", "orgId": org_id}),
+    )
+    .await;
+    assert!(events(&api, *seqs.last().unwrap_or(&0)).await.is_empty());
+    app.finish().await;
+}
+
+async fn a_large_membership_change_is_one_event_per_member_in_one_commit(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    let p = app.provider("Okta").await;
+    let mut members = Vec::new();
+    for i in 0..300 {
+        members.push(json!({"value": app.create_user(&p, &format!("m{i}@example.com")).await}));
+    }
+    let g = app
+        .post(&p, "/Groups", json!({"displayName": "All", "members": []}))
+        .await;
+    let gid = g.body["id"].as_str().unwrap_or_default().to_string();
+    let before = head(&api).await;
+    let r = app
+        .patch(
+            &p,
+            &format!("/Groups/{gid}"),
+            json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": members}]}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{:?}", r.body);
+    let after = events(&api, before).await;
+    assert_eq!(after.len(), 300);
+    assert!(after.iter().all(|e| e["type"] == "group.member_added"));
+    let seqs: Vec<i64> = after.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    assert_eq!(
+        seqs,
+        (before + 1..=before + 300).collect::<Vec<_>>(),
+        "one commit, consecutive seqs"
+    );
+    let ids: BTreeSet<&str> = after
+        .iter()
+        .filter_map(|e| e["data"]["user"]["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 300, "each member once");
+    app.finish().await;
+}
+
+async fn the_cursor_pages_filters_waits_and_refuses_bad_reads(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    let p = app.provider("Okta").await;
+    for i in 0..5 {
+        app.create_user(&p, &format!("u{i}@example.com")).await;
+    }
+    app.post(&p, "/Groups", json!({"displayName": "G"})).await;
+    // Pages: nextAfter continues exactly.
+    let r = api.get("/events?after=0&limit=2").await;
+    assert_eq!(r.body["events"].as_array().map(Vec::len), Some(2));
+    let next = r.body["nextAfter"].as_i64().unwrap_or(-1);
+    assert_eq!(Some(next), r.body["events"][1]["seq"].as_i64());
+    let rest = api.get(&format!("/events?after={next}")).await;
+    let rest_seqs: Vec<i64> = rest.body["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["seq"].as_i64())
+        .collect();
+    assert!(rest_seqs.iter().all(|s| *s > next));
+    assert_eq!(rest_seqs.len(), 5, "provider, 5 users, a group: 7 in all");
+    // Filters: a type, a family.
+    let users = api.get("/events?after=0&types=user.created").await;
+    assert_eq!(users.body["events"].as_array().map(Vec::len), Some(5));
+    let groups = api.get("/events?after=0&types=group.,provider.").await;
+    assert_eq!(
+        types(
+            groups.body["events"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+        ),
+        ["provider.created", "group.created"]
+    );
+    // A filtered page that is not full moves the cursor to the head.
+    let h = head(&api).await;
+    assert_eq!(groups.body["nextAfter"], h);
+    // The user list says where to follow from.
+    let list = api.get("/users").await;
+    assert_eq!(list.body["asOf"], h);
+    // Bad reads.
+    for bad in [
+        "/events?limit=0",
+        "/events?limit=1001",
+        "/events?types=user.nope",
+        "/events?types=users.",
+        "/events?after=-1",
+        "/events?wait=31",
+        "/events?after=x",
+        "/events?bogus=1",
+    ] {
+        let r = api.get(bad).await;
+        assert_api_error(&r, 400, "invalid");
+    }
+    let future = api.get(&format!("/events?after={}", h + 10)).await;
+    assert_api_error(&future, 400, "invalid");
+    // Long poll: answers as soon as something newer commits.
+    let app = Arc::new(app);
+    let writer = {
+        let (app, p) = (app.clone(), p.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            app.create_user(&p, "late@example.com").await
+        })
+    };
+    let started = Instant::now();
+    let page = app
+        .muster
+        .read_events(
+            app.env.id,
+            &EventQuery {
+                after: Some(h),
+                limit: 10,
+                types: vec![],
+                wait: Duration::from_secs(10),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let waited = started.elapsed();
+    assert_eq!(page.events.len(), 1, "{page:?}");
+    assert_eq!(page.events[0].kind, "user.created");
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    writer.await.unwrap_or_else(|e| panic!("{e}"));
+    // Nothing newer: the wait ends empty, the cursor where it was.
+    let started = Instant::now();
+    let api = Api::new(&app).await;
+    let h2 = head(&api).await;
+    let r = api.get(&format!("/events?after={h2}&wait=1")).await;
+    assert_eq!(r.body["events"], json!([]));
+    assert_eq!(r.body["nextAfter"], h2);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    match Arc::try_unwrap(app) {
+        Ok(app) => app.finish().await,
+        Err(_) => panic!("the app is still shared"),
+    }
+}
+
+async fn retention_prunes_the_oldest_and_an_older_cursor_gets_410(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    let p = app.provider("Okta").await;
+    app.create_user(&p, "old@example.com").await;
+    let old_head = head(&api).await;
+    app.clock.advance_secs(3 * 86_400);
+    app.create_user(&p, "new@example.com").await;
+    let deleted = app
+        .muster
+        .prune_events(2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(deleted as i64, old_head, "everything older than 2 days");
+    let r = api.get("/events?after=0").await;
+    assert_api_error(&r, 410, "gone");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("read the directory again")));
+    // From the horizon on, nothing is missing.
+    let r = api.get(&format!("/events?after={old_head}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        types(
+            r.body["events"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+        ),
+        ["user.created"]
+    );
+    // Without a cursor: from the oldest kept.
+    let r = api.get("/events").await;
+    assert_eq!(r.body["events"][0]["data"]["userName"], "new@example.com");
+    assert_eq!(app.muster.prune_events(2).await.unwrap_or(99), 0);
+    app.finish().await;
+}
+
+/// Three instances on one PostgreSQL database, twenty writers, and a reader following the
+/// cursor all along: the reader ends with exactly the events the database holds, each seen
+/// once, in increasing `seq` (no event committed late behind the cursor).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_twenty_writers_and_a_reader_see_no_late_gap() {
+    if !postgres_reachable().await {
+        return;
+    }
+    let app = Arc::new(TestApp::new(Backend::Postgres).await);
+    let p = app.provider("Okta").await;
+    let mut instances = vec![app.router.clone()];
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        let store = app.db.open().await;
+        let settings = Settings {
+            public_url: crate::support::PUBLIC_URL.into(),
+            ..Settings::default()
+        };
+        let m = Muster::new(store.shared(), Arc::new(app.clock.clone()), settings);
+        instances.push(muster_web::router(muster_web::AppState::new(m)));
+        stores.push(store);
+    }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (app, done) = (app.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut seen: Vec<i64> = Vec::new();
+            let mut after = 0;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let page = app
+                    .muster
+                    .read_events(
+                        app.env.id,
+                        &EventQuery {
+                            after: Some(after),
+                            limit: 50,
+                            types: vec![],
+                            wait: Duration::ZERO,
+                        },
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                for e in &page.events {
+                    assert!(e.seq > after, "seq {} after {after}", e.seq);
+                    seen.push(e.seq);
+                }
+                after = page.next_after;
+                if finished && page.events.is_empty() {
+                    return seen;
+                }
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for w in 0..20 {
+        let router = instances[w % 3].clone();
+        let token = p.token.clone();
+        let base = p.base.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let body = json!({"userName": format!("w{w}-{i}@example.com"), "title": "t"});
+                let req = axum::http::Request::post(format!("{base}/Users"))
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/scim+json")
+                    .body(axum::body::Body::from(body.to_string()))
+                    .unwrap_or_default();
+                let resp = tower::ServiceExt::oneshot(router.clone(), req)
+                    .await
+                    .unwrap_or_else(|e| match e {});
+                assert_eq!(resp.status(), StatusCode::CREATED);
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap_or_else(|e| panic!("{e}"));
+    let everything: Vec<i64> = app
+        .muster
+        .read_events(
+            app.env.id,
+            &EventQuery {
+                after: Some(0),
+                limit: 1000,
+                types: vec![],
+                wait: Duration::ZERO,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .events
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(everything.len(), 201, "a provider and 200 users");
+    assert_eq!(seen, everything, "the reader missed or repeated none");
+    for s in stores {
+        s.close().await;
+    }
+    match Arc::try_unwrap(app) {
+        Ok(app) => app.finish().await,
+        Err(_) => panic!("the app is still shared"),
+    }
+}
