@@ -156,6 +156,38 @@ pub struct AdminToken {
     pub revoked_at: Option<Timestamp>,
     /// When it was last used.
     pub last_used_at: Option<Timestamp>,
+    /// An application credential's scopes; `None` for an administrator token (full access).
+    pub scopes: Option<Vec<Scope>>,
+}
+
+/// What an application credential may read (docs/api.md, "Application credentials").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Scope {
+    /// `directory:read`: users, groups, organizations and roles.
+    #[serde(rename = "directory:read")]
+    DirectoryRead,
+    /// `events:read`: the event feed.
+    #[serde(rename = "events:read")]
+    EventsRead,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: &'static [Scope] = &[Scope::DirectoryRead, Scope::EventsRead];
+
+    /// The scope's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::DirectoryRead => "directory:read",
+            Scope::EventsRead => "events:read",
+        }
+    }
+
+    /// The scope with this name.
+    pub fn parse(name: &str) -> Option<Scope> {
+        Scope::ALL.iter().copied().find(|s| s.as_str() == name)
+    }
 }
 
 impl AdminToken {

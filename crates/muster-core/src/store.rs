@@ -209,7 +209,20 @@ pub trait AdminTokenStore {
         hash: &[u8],
     ) -> StoreResult<Option<(AdminToken, Vec<u8>)>>;
     /// Every token, newest first.
-    async fn list_admin_tokens(&mut self, env: EnvironmentId) -> StoreResult<Vec<AdminToken>>;
+    /// Administrator tokens, or (`apps`) application credentials, newest first.
+    async fn list_admin_tokens(
+        &mut self,
+        env: EnvironmentId,
+        apps: bool,
+    ) -> StoreResult<Vec<AdminToken>>;
+    /// Gives a live token a new secret (rotation): the old one stops working at once.
+    async fn replace_admin_token_secret(
+        &mut self,
+        env: EnvironmentId,
+        id: AdminTokenId,
+        prefix: &str,
+        hash: &[u8],
+    ) -> StoreResult<bool>;
     /// Revokes a token; false if there was no such live token.
     async fn revoke_admin_token(
         &mut self,

@@ -35,6 +35,9 @@ pub enum Command {
     /// Administrator API tokens.
     #[command(subcommand)]
     Admin(crate::admin_cli::AdminCmd),
+    /// Application credentials: read-only API tokens for the applications Muster serves.
+    #[command(subcommand)]
+    App(crate::app_cli::AppCmd),
     /// Organizations.
     #[command(subcommand)]
     Org(crate::admin_cli::OrgCmd),
@@ -173,6 +176,7 @@ pub async fn run_command(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
     let result = match cmd {
         Command::Provider(p) => run_provider(m, env, p).await,
         Command::Admin(c) => crate::admin_cli::run_admin_tokens(m, env, c).await,
+        Command::App(c) => crate::app_cli::run_app(m, env, c).await,
         Command::Org(c) => crate::admin_cli::run_org(m, env, c).await,
         Command::Role(c) => crate::admin_cli::run_role(m, env, c).await,
         Command::User(c) => crate::admin_cli::run_user(m, env, c).await,

@@ -1,6 +1,7 @@
 //! `muster`: the one binary. Parses the command line and dispatches.
 
 mod admin_cli;
+mod app_cli;
 mod cli;
 mod config;
 mod http;

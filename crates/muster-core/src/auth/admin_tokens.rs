@@ -48,6 +48,7 @@ impl Muster {
             expires_at,
             revoked_at: None,
             last_used_at: None,
+            scopes: None,
         };
         let mut tx = self.store.write().await?;
         tx.insert_admin_token(&t, &secret.hash).await?;
@@ -73,7 +74,7 @@ impl Muster {
     /// Every administrator token.
     pub async fn list_admin_tokens(&self, env: EnvironmentId) -> CoreResult<Vec<AdminToken>> {
         let mut tx = self.store.read().await?;
-        Ok(tx.list_admin_tokens(env).await?)
+        Ok(tx.list_admin_tokens(env, false).await?)
     }
 
     /// Revokes an administrator token.

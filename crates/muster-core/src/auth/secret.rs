@@ -12,6 +12,9 @@ pub const TOKEN_PREFIX: &str = "mst_";
 /// Every administrator API token starts with this.
 pub const ADMIN_TOKEN_PREFIX: &str = "msa_";
 
+/// Every application credential starts with this.
+pub const APP_TOKEN_PREFIX: &str = "mapp_";
+
 /// How many characters of a token a listing shows.
 pub const SHOWN_PREFIX_LEN: usize = 12;
 

@@ -120,6 +120,12 @@ events! {
     AdminTokenCreated = "admin_token.created",
     /// An administrator API token was revoked.
     AdminTokenRevoked = "admin_token.revoked",
+    /// An application credential was created.
+    AppCreated = "app.created",
+    /// An application credential was given a new secret.
+    AppRotated = "app.rotated",
+    /// An application credential was revoked.
+    AppRevoked = "app.revoked",
     /// A console sign-in failed.
     AdminSignInFailed = "admin.sign_in_failed",
     /// Muster refused or failed a provider's request.

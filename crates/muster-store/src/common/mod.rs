@@ -20,7 +20,8 @@ use muster_core::ids::{
 use muster_core::model::{
     Actor, AdminAccount, AdminRole, AdminSession, AdminToken, Environment, FeedEvent,
     GroupOrgMapping, GroupRecord, GroupRef, MemberRef, Org, OrgMapping, OrgMethod, OrgStatus,
-    Outcome, Provider, ProviderToken, Role, RoleSource, SyncLogEntry, UserRecord, UserStatus,
+    Outcome, Provider, ProviderToken, Role, RoleSource, Scope, SyncLogEntry, UserRecord,
+    UserStatus,
 };
 use muster_core::store::{
     AdminAccountStore, AdminTokenStore, Cond, Cursor, EnvironmentStore, EventStore, GroupStore,

@@ -7,11 +7,12 @@ use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::Method;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use muster_core::ids::EnvironmentId;
-use muster_core::model::Actor;
+use muster_core::model::{Actor, Scope};
 use muster_core::CoreError;
 use serde::de::DeserializeOwned;
 
@@ -94,6 +95,22 @@ pub(crate) async fn api_not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint")
 }
 
+/// Whether an application credential with `scopes` may make this request: reads only, of the
+/// directory (`directory:read`) or of the event feed (`events:read`). `path` is relative to
+/// `/api/v1` (or starts with it).
+pub(crate) fn app_may(method: &Method, path: &str, scopes: &[Scope]) -> bool {
+    if method != Method::GET {
+        return false;
+    }
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    match first {
+        "users" | "groups" | "orgs" | "roles" => scopes.contains(&Scope::DirectoryRead),
+        "events" => scopes.contains(&Scope::EventsRead),
+        _ => false,
+    }
+}
+
 /// The administrator a request comes from, by API token.
 #[derive(Debug, Clone)]
 pub struct AdminAuth {
@@ -140,11 +157,25 @@ impl FromRequestParts<AppState> for AdminAuth {
             Err(Refusal::Refused(m)) => return Err(unauthorized(&m)),
             Err(Refusal::Failed(e)) => return Err(e.into()),
         };
+        if let Some(scopes) = &t.scopes {
+            if !app_may(&parts.method, parts.uri.path(), scopes) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "an application credential can only read: users, groups, organizations and roles with directory:read, events with events:read",
+                ));
+            }
+        }
+        let who = if t.scopes.is_some() {
+            "app"
+        } else {
+            "api-token"
+        };
         Ok(AdminAuth {
             env: t.environment_id,
             actor: Actor::Admin {
                 name: format!(
-                    "api-token:{}",
+                    "{who}:{}",
                     t.label.clone().chars().take(40).collect::<String>()
                 ),
             },
@@ -220,6 +251,9 @@ pub(crate) enum ApiErrors {
     /// The change conflicts with what exists (a duplicate name, a role in use).
     #[response(status = 409)]
     Conflict(ErrorBody),
+    /// An application credential asked for something it may not do.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
     /// Too many failed authentications from this address; see `Retry-After`.
     #[response(status = 429)]
     RateLimited(ErrorBody),

@@ -7,6 +7,7 @@
 //! served without being documented, and the request and response schemas are derived from the
 //! types the handlers read and write ([`body`]).
 
+mod apps;
 pub mod body;
 mod events;
 pub mod extract;
@@ -51,6 +52,7 @@ pub(crate) use self::synclog::csv_export;
         (name = "mapping", description = "Organization mapping and role mapping"),
         (name = "sync-log", description = "Every change, newest first"),
         (name = "events", description = "The event feed for applications: every change in commit order"),
+        (name = "apps", description = "Application credentials: read-only tokens with scopes"),
         (name = "meta", description = "This document")
     )
 )]
@@ -90,6 +92,9 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(synclog::export))
         .routes(routes!(events::list))
         .routes(routes!(events::head))
+        .routes(routes!(apps::list, apps::create))
+        .routes(routes!(apps::rotate))
+        .routes(routes!(apps::revoke))
 }
 
 /// The API routes.

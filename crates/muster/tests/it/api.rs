@@ -692,6 +692,10 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/api/v1/sync-log/export.csv"),
     ("get", "/api/v1/events"),
     ("get", "/api/v1/events/head"),
+    ("get", "/api/v1/apps"),
+    ("post", "/api/v1/apps"),
+    ("post", "/api/v1/apps/{id}/rotate"),
+    ("delete", "/api/v1/apps/{id}"),
 ];
 
 /// The document's paths as `(method, path)`.
@@ -839,6 +843,7 @@ async fn openapi_matches_the_router() {
         ("/api/v1/sync-log", "/sync-log".into()),
         ("/api/v1/events", "/events".into()),
         ("/api/v1/events/head", "/events/head".into()),
+        ("/api/v1/apps", "/apps".into()),
     ] {
         let r = api.get(&concrete).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);

@@ -1,6 +1,7 @@
 //! Muster's integration tests: one binary, one module per area.
 
 mod api;
+mod apps;
 mod architecture;
 mod auth;
 mod cli;
