@@ -228,6 +228,24 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   assert.match(csv.split("\r\n")[0], /^id,time,provider_id/);
   assert.ok(csv.includes("user.blocked") && !csv.includes("provider.created"), csv);
 
+  // An application credential: its token shown once, then read the directory with it.
+  await nav(page, "Applications").click();
+  await page.getByLabel("Name").fill("HR portal");
+  await page.getByRole("button", { name: "Add application" }).click();
+  await page.getByRole("dialog", { name: "New application credential" }).waitFor();
+  const appToken = await page.getByLabel("Token", { exact: true }).inputValue();
+  assert.match(appToken, /^mapp_[0-9a-f]{64}$/);
+  const read = await fetch(`${base}/api/v1/users`, { headers: { authorization: `Bearer ${appToken}` } });
+  assert.equal(read.status, 200);
+  const write = await fetch(`${base}/api/v1/orgs`, {
+    method: "POST", headers: { authorization: `Bearer ${appToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: "Nope" }),
+  });
+  assert.equal(write.status, 403);
+  await page.getByRole("link", { name: "Done" }).click();
+  await page.getByRole("cell", { name: "HR portal", exact: true }).waitFor();
+  await page.screenshot({ path: join(shots, "console-apps.png") });
+
   // Narrow screens keep everything reachable.
   await page.setViewportSize({ width: 420, height: 800 });
   await nav(page, "Overview").waitFor();

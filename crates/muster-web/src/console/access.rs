@@ -60,5 +60,8 @@ pub fn nav_for(role: AdminRole) -> Vec<(&'static str, &'static str)> {
     if opens::<SyncLog>(role) {
         out.push(("/console/sync-log", "Sync Log"));
     }
+    if opens::<Directory>(role) {
+        out.push(("/console/apps", "Applications"));
+    }
     out
 }

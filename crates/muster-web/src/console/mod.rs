@@ -14,6 +14,7 @@
 //! request through the extractors of [`shell`], calls the core, and renders.
 
 mod access;
+mod apps;
 mod html;
 mod orgs;
 mod providers;
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/users", get(users::list))
         .route("/console/users/{id}", get(users::show).post(users::act))
         .route("/console/orgs", get(orgs::page).post(orgs::act))
+        .route("/console/apps", get(apps::page).post(apps::act))
         .route("/console/sync-log", get(synclog::page))
         .route("/console/sync-log/export.csv", get(synclog::export))
         .fallback(|| async { error_page(StatusCode::NOT_FOUND, "There is no such page.") })

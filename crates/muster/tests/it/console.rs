@@ -16,6 +16,7 @@ on_both!(
     providers_are_added_and_their_token_shown_once,
     users_are_searched_shown_and_acted_on,
     the_sync_log_is_filtered_paged_and_exported,
+    applications_are_added_rotated_and_revoked,
     mappings_are_configured_through_forms
 );
 
@@ -884,6 +885,78 @@ async fn mappings_are_configured_through_forms(b: Backend) {
         page.matches("All SCIM groups are mapped").count(),
         2,
         "{page}"
+    );
+    app.finish().await;
+}
+
+async fn applications_are_added_rotated_and_revoked(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ada", AdminRole::CustomerCloudAdmin).await;
+    admin(&app, "ian", AdminRole::IdentityManagementAdmin).await;
+    let cookie = session(&app, "ada").await;
+    let page = html(&get(&app, "/console/apps", Some(&cookie)).await);
+    assert!(page.contains("No application credential yet"), "{page}");
+    let csrf = csrf_of(&page);
+    let r = post_form(
+        &app,
+        "/console/apps",
+        Some(&cookie),
+        &format!("csrf={csrf}&action=create&name=HR+portal&scope=directory%3Aread"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = html(&r);
+    assert!(page.contains("shows it only once"), "{page}");
+    let token = page
+        .split("id=\"token\" readonly value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(token.starts_with("mapp_"), "{token}");
+    // The token reads the directory, and its use shows.
+    let users = app
+        .send(Method::GET, "/api/v1/users", Some(&token), None)
+        .await;
+    assert_eq!(users.status, StatusCode::OK);
+    let page = html(&get(&app, "/console/apps", Some(&cookie)).await);
+    assert!(!page.contains(&token), "shown once");
+    assert!(page.contains("HR portal") && page.contains("directory:read"));
+    assert!(!page.contains("<td>never</td>"), "last use shown: {page}");
+    // A name is required; the reason is on the page.
+    let r = post_form(
+        &app,
+        "/console/apps",
+        Some(&cookie),
+        &format!("csrf={csrf}&action=create&name=&scope=events%3Aread"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("1 to 100 characters"));
+    // Revoke: the token stops at once.
+    let id = page
+        .split("name=\"app\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let r = post_form(
+        &app,
+        "/console/apps",
+        Some(&cookie),
+        &format!("csrf={csrf}&action=revoke&app={id}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let users = app
+        .send(Method::GET, "/api/v1/users", Some(&token), None)
+        .await;
+    assert_eq!(users.status, StatusCode::UNAUTHORIZED);
+    // Only a Customer Cloud Admin manages them.
+    let ian = session(&app, "ian").await;
+    assert_eq!(
+        get(&app, "/console/apps", Some(&ian)).await.status,
+        StatusCode::FORBIDDEN
     );
     app.finish().await;
 }
