@@ -307,6 +307,45 @@ impl Muster {
         user_member(&ctx.base_url, &m.to_string())
     }
 
+    /// A page of the environment's groups for the API (one provider's, if given), and the
+    /// cursor of the next page.
+    pub async fn query_groups(
+        &self,
+        env: EnvironmentId,
+        provider: Option<ProviderId>,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> CoreResult<(Vec<GroupRecord>, Option<Cursor>)> {
+        let limit = limit.clamp(1, 1000);
+        let mut tx = self.store.read().await?;
+        let mut groups = tx.query_groups(env, provider, after, limit + 1).await?;
+        let next = if groups.len() as u64 > limit {
+            groups.truncate(limit as usize);
+            groups.last().map(|g| Cursor {
+                created_at: g.created_at,
+                id: g.id.uuid(),
+            })
+        } else {
+            None
+        };
+        Ok((groups, next))
+    }
+
+    /// A group and its members, for the API.
+    pub async fn group_with_members(
+        &self,
+        env: EnvironmentId,
+        id: GroupId,
+    ) -> CoreResult<(GroupRecord, Vec<crate::model::MemberRef>)> {
+        let mut tx = self.store.read().await?;
+        let g = tx
+            .find_group(env, id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("no group with id {id}")))?;
+        let members = tx.members(env, id).await?;
+        Ok((g, members))
+    }
+
     /// `PUT /Groups/{id}` (RFC 7644 §3.5.1): replaces the group, its members included; only the
     /// difference in membership is written.
     pub async fn replace_group(

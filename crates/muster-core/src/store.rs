@@ -509,6 +509,14 @@ pub trait GroupStore {
     ) -> StoreResult<Vec<UserId>>;
     /// A group's members with their display names, in the order they were added.
     async fn members(&mut self, env: EnvironmentId, group: GroupId) -> StoreResult<Vec<MemberRef>>;
+    /// The environment's groups (one provider's, if given) by creation, after the cursor.
+    async fn query_groups(
+        &mut self,
+        env: EnvironmentId,
+        provider: Option<ProviderId>,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<GroupRecord>>;
     /// The groups each of these users belongs to.
     async fn groups_of_users(
         &mut self,

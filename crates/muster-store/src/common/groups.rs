@@ -195,6 +195,35 @@ impl GroupStore for DbTx {
         .await
     }
 
+    async fn query_groups(
+        &mut self,
+        env: EnvironmentId,
+        provider: Option<ProviderId>,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<GroupRecord>> {
+        let mut qb = Stmt::new(format!(
+            "select {GROUP_COLS} from scim_group where environment_id = "
+        ));
+        qb.push_bind(env.0);
+        if let Some(p) = provider {
+            qb.push(" and provider_id = ").push_bind(p.0);
+        }
+        if let Some(c) = after {
+            qb.push(" and created_at >= ")
+                .push_bind(c.created_at.0)
+                .push(" and (created_at > ")
+                .push_bind(c.created_at.0)
+                .push(" or group_id > ")
+                .push_bind(c.id)
+                .push(")");
+        }
+        qb.push(" order by created_at, group_id limit ")
+            .push_bind(limit as i64);
+        let rows = self.rows(&qb).await?;
+        rows.iter().map(group_from).collect()
+    }
+
     async fn add_members(
         &mut self,
         env: EnvironmentId,

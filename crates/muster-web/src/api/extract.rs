@@ -221,6 +221,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A list cursor as the API shows it: opaque to clients.
+pub(crate) fn encode_cursor(c: &muster_core::store::Cursor) -> String {
+    format!("{}_{}", c.created_at.micros(), c.id.simple())
+}
+
+/// A cursor a client passed back.
+pub(crate) fn decode_cursor(text: &str) -> Result<muster_core::store::Cursor, ApiError> {
+    let bad =
+        || ApiError::bad_request("invalid cursor: pass back the nextCursor of the previous page");
+    let (t, id) = text.split_once('_').ok_or_else(bad)?;
+    Ok(muster_core::store::Cursor {
+        created_at: muster_core::Timestamp(t.parse().map_err(|_| bad())?),
+        id: id.parse().map_err(|_| bad())?,
+    })
+}
+
 pub(crate) fn parse_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, ApiError> {
     text.parse().map_err(|_| {
         ApiError::new(

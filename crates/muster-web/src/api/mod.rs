@@ -11,6 +11,7 @@ mod apps;
 pub mod body;
 mod events;
 pub mod extract;
+mod groups;
 mod mapping;
 mod orgs;
 mod providers;
@@ -48,6 +49,7 @@ pub(crate) use self::synclog::csv_export;
         (name = "orgs", description = "The organization tree and default roles"),
         (name = "roles", description = "The role catalog"),
         (name = "users", description = "Users and administrators' actions on them"),
+        (name = "groups", description = "The SCIM groups providers push (read-only)"),
         (name = "providers", description = "Provisioning providers and their tokens"),
         (name = "mapping", description = "Organization mapping and role mapping"),
         (name = "sync-log", description = "Every change, newest first"),
@@ -83,6 +85,8 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(orgs::delete_role))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update))
+        .routes(routes!(groups::list))
+        .routes(routes!(groups::get))
         .routes(routes!(providers::list, providers::create))
         .routes(routes!(providers::get, providers::update))
         .routes(routes!(providers::list_tokens, providers::create_token))

@@ -6,14 +6,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use muster_core::ids::{OrgId, ProviderId, RoleId, UserId};
 use muster_core::model::UserStatus;
-use muster_core::store::{Cursor, UserQuery};
+use muster_core::store::UserQuery;
 use muster_core::users::directory::UserAction;
-use muster_core::Timestamp;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::body::{UserBody, UserList, UserSummary};
-use super::extract::{ok, parse_id, AdminAuth, ApiError, ApiErrors, ApiJson, ApiQuery, ApiResult};
+use super::extract::{
+    decode_cursor, encode_cursor, ok, parse_id, AdminAuth, ApiError, ApiErrors, ApiJson, ApiQuery,
+    ApiResult,
+};
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -32,20 +34,6 @@ pub(super) struct UserFilter {
     /// Users per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
-}
-
-fn encode_cursor(c: &Cursor) -> String {
-    format!("{}_{}", c.created_at.micros(), c.id.simple())
-}
-
-fn decode_cursor(text: &str) -> Result<Cursor, ApiError> {
-    let bad =
-        || ApiError::bad_request("invalid cursor: pass back the nextCursor of the previous page");
-    let (t, id) = text.split_once('_').ok_or_else(bad)?;
-    Ok(Cursor {
-        created_at: Timestamp(t.parse().map_err(|_| bad())?),
-        id: id.parse().map_err(|_| bad())?,
-    })
 }
 
 fn parse_status(s: &str) -> Result<UserStatus, ApiError> {

@@ -264,6 +264,17 @@ async fn the_cursor_pages_filters_waits_and_refuses_bad_reads(b: Backend) {
     // The user list says where to follow from.
     let list = api.get("/users").await;
     assert_eq!(list.body["asOf"], h);
+    let groups_list = api.get("/groups").await;
+    assert_eq!(groups_list.body["asOf"], h);
+    assert_eq!(groups_list.body["groups"][0]["displayName"], "G");
+    let gid = groups_list.body["groups"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let one = api.get(&format!("/groups/{gid}")).await;
+    assert_eq!(one.status, StatusCode::OK, "{:?}", one.body);
+    assert_eq!(one.body["members"], json!([]));
+    assert_api_error(&api.get("/groups?limit=0").await, 400, "invalid");
     // Bad reads.
     for bad in [
         "/events?limit=0",
