@@ -10,6 +10,7 @@ mod console;
 mod crash;
 mod discovery;
 mod events;
+mod examples;
 mod lifecycle;
 mod mapping;
 mod metrics;
