@@ -16,7 +16,7 @@ insert into event_horizon (only_row, pruned_through) values (1, 0);
 
 create table event (
     seq integer primary key,
-    event_id blob not null unique,
+    event_id blob not null,
     environment_id blob not null references environment (environment_id),
     type text not null,
     occurred_at integer not null,
@@ -24,5 +24,5 @@ create table event (
     actor text not null,
     data text not null
 );
-create index event_env_seq_idx on event (environment_id, seq);
-create index event_occurred_idx on event (occurred_at, seq);
+-- No other index: events are appended in seq order (on SQLite seq is the rowid), read by seq
+-- range and pruned from the oldest, so each event costs one b-tree insert on the writer.

@@ -171,42 +171,26 @@ impl EventStore for DbTx {
     }
 
     async fn prune_events(&mut self, cutoff: Timestamp, limit: u64) -> StoreResult<u64> {
-        // The oldest `limit` events, if every one of them is older than the cutoff: retention
-        // always removes a prefix of the feed, so `pruned_through` says exactly what is gone.
-        let row = self
-            .one(
-                &Stmt::new(
-                    "select max(seq) as through, min(occurred_at) as oldest, max(occurred_at) as newest, count(*) as n \
-                     from (select seq, occurred_at from event order by seq limit $1) oldest",
-                )
-                .arg(limit as i64),
+        // The oldest `limit` events in seq order (the primary key), up to the first one still
+        // kept: retention always removes a prefix of the feed, so `pruned_through` says exactly
+        // what is gone. Times follow seq closely (seq is taken at commit), so the prefix is what
+        // is older than the cutoff.
+        let rows = self
+            .rows(
+                &Stmt::new("select seq, occurred_at from event order by seq limit $1")
+                    .arg(limit as i64),
             )
             .await?;
-        let n: i64 = get(&row, "n")?;
-        if n == 0 {
-            return Ok(0);
-        }
-        let through: i64 = get::<Option<i64>, _>(&row, "through")?.unwrap_or(0);
-        let newest: i64 = get::<Option<i64>, _>(&row, "newest")?.unwrap_or(i64::MAX);
-        let through = if newest < cutoff.0 {
-            through
-        } else {
-            // Some of those are still kept: delete only up to the first one that is.
-            let first_kept: Option<i64> = get(
-                &self
-                    .one(
-                        &Stmt::new(
-                            "select min(seq) as first_kept from event where occurred_at >= $1",
-                        )
-                        .arg(cutoff.0),
-                    )
-                    .await?,
-                "first_kept",
-            )?;
-            match first_kept {
-                Some(k) => k - 1,
-                None => through,
+        let mut through = None;
+        for r in &rows {
+            let at: i64 = get(r, "occurred_at")?;
+            if at >= cutoff.0 {
+                break;
             }
+            through = Some(get::<i64, _>(r, "seq")?);
+        }
+        let Some(through) = through else {
+            return Ok(0);
         };
         let deleted = self
             .exec(&Stmt::new("delete from event where seq <= $1").arg(through))
