@@ -53,6 +53,7 @@ pub fn nav_for(role: AdminRole) -> Vec<(&'static str, &'static str)> {
     if opens::<Directory>(role) {
         out.push(("/console/orgs", "Organizations"));
         out.push(("/console/users", "Users"));
+        out.push(("/console/roles", "Roles"));
     }
     if opens::<Providers>(role) {
         out.push(("/console/providers", "Identity Management"));

@@ -18,6 +18,7 @@ mod apps;
 mod html;
 mod orgs;
 mod providers;
+mod roles;
 mod shell;
 mod synclog;
 mod users;
@@ -60,6 +61,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/users/{id}", get(users::show).post(users::act))
         .route("/console/orgs", get(orgs::page).post(orgs::act))
         .route("/console/apps", get(apps::page).post(apps::act))
+        .route("/console/roles", get(roles::page).post(roles::act))
+        .route("/console/users/new", post(users::create))
         .route("/console/sync-log", get(synclog::page))
         .route("/console/sync-log/export.csv", get(synclog::export))
         .fallback(|| async { error_page(StatusCode::NOT_FOUND, "There is no such page.") })

@@ -54,10 +54,22 @@ struct UserRow {
     owner: String,
 }
 
+/// What the "Add local user" form was sent with, shown again with the reason it was refused.
+#[derive(Default)]
+struct NewUser {
+    user_name: String,
+    display_name: String,
+    email: String,
+}
+
 #[derive(Template)]
 #[template(path = "console/users.html")]
 struct UsersPage<'a> {
     shell: Shell,
+    csrf: &'a str,
+    error: Option<String>,
+    new: NewUser,
+    new_orgs: Vec<Opt>,
     text: &'a str,
     orgs: Vec<Opt>,
     statuses: Vec<Opt>,
@@ -71,6 +83,63 @@ pub async fn list(
     State(state): State<AppState>,
     console: Console<Directory>,
     Query(q): Query<UsersQuery>,
+) -> Response {
+    users_page(
+        &state,
+        &console,
+        &q,
+        None,
+        NewUser::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `POST /console/users/new`: adds a local user, then opens its page.
+pub async fn create(State(state): State<AppState>, posted: Posted<Directory>) -> Response {
+    let Posted { console, form } = posted;
+    let new = NewUser {
+        user_name: form.field("userName").unwrap_or_default(),
+        display_name: form.field("displayName").unwrap_or_default(),
+        email: form.field("email").unwrap_or_default(),
+    };
+    let optional = |v: &str| (!v.is_empty()).then(|| v.to_string());
+    let created = state
+        .muster
+        .create_local_user(
+            console.env(),
+            &new.user_name,
+            optional(&new.display_name).as_deref(),
+            optional(&new.email).as_deref(),
+            form.parsed::<OrgId>("org"),
+            &console.actor(),
+        )
+        .await;
+    match created {
+        Ok(d) => redirect(&format!("/console/users/{}", d.user.id)),
+        Err(e @ CoreError::Store(_)) => internal(&e),
+        Err(e) => {
+            let q = UsersQuery::default();
+            users_page(
+                &state,
+                &console,
+                &q,
+                Some(e.to_string()),
+                new,
+                status_of(&e),
+            )
+            .await
+        }
+    }
+}
+
+async fn users_page(
+    state: &AppState,
+    console: &Console<Directory>,
+    q: &UsersQuery,
+    error: Option<String>,
+    new: NewUser,
+    status: StatusCode,
 ) -> Response {
     let m = &state.muster;
     let env = console.env();
@@ -134,8 +203,17 @@ pub async fn list(
     });
     let chosen_org = q.org.as_deref();
     let chosen_provider = q.provider.as_deref();
+    let new_orgs = orgs
+        .iter()
+        .filter(|o| o.org.status == OrgStatus::Active)
+        .map(|o| Opt::new(o.org.id.to_string(), &o.path.join(" › "), None))
+        .collect();
     let page = UsersPage {
         shell: console.shell("Users", "/console/users"),
+        csrf: &console.session.csrf_token,
+        error,
+        new,
+        new_orgs,
         text: text.unwrap_or(""),
         orgs: orgs
             .iter()
@@ -155,7 +233,7 @@ pub async fn list(
         rows,
         next,
     };
-    render(StatusCode::OK, &page)
+    render(status, &page)
 }
 
 #[derive(Template)]

@@ -17,6 +17,7 @@ on_both!(
     users_are_searched_shown_and_acted_on,
     the_sync_log_is_filtered_paged_and_exported,
     applications_are_added_rotated_and_revoked,
+    roles_and_local_users_are_added_in_the_console,
     mappings_are_configured_through_forms
 );
 
@@ -957,6 +958,85 @@ async fn applications_are_added_rotated_and_revoked(b: Backend) {
     assert_eq!(
         get(&app, "/console/apps", Some(&ian)).await.status,
         StatusCode::FORBIDDEN
+    );
+    app.finish().await;
+}
+
+async fn roles_and_local_users_are_added_in_the_console(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ada", AdminRole::CustomerCloudAdmin).await;
+    let cookie = session(&app, "ada").await;
+    let page = html(&get(&app, "/console/roles", Some(&cookie)).await);
+    assert!(page.contains("<td>Desktop User</td>"), "{page}");
+    assert!(
+        !page.contains("aria-label=\"Delete Desktop User\""),
+        "standard roles stay"
+    );
+    let csrf = csrf_of(&page);
+    let post = |form: String| {
+        let (app, cookie) = (&app, &cookie);
+        async move { post_form(app, "/console/roles", Some(cookie), &form).await }
+    };
+    let r = post(format!(
+        "csrf={csrf}&action=create&name=Reviewer&description=Reads+reports"
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = html(&get(&app, "/console/roles", Some(&cookie)).await);
+    assert!(
+        page.contains("<td>Reviewer</td><td>Reads reports</td>"),
+        "{page}"
+    );
+    let r = post(format!("csrf={csrf}&action=create&name=reviewer")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(html(&r).contains("role=\"alert\""));
+    let roles = app.muster.list_roles(app.env.id).await.unwrap_or_default();
+    let id = |name: &str| {
+        roles
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.id.to_string())
+            .unwrap_or_default()
+    };
+    // A role in use (a default of the root organization) cannot go.
+    let r = post(format!(
+        "csrf={csrf}&action=delete&role={}",
+        id("Desktop User")
+    ))
+    .await;
+    assert_ne!(r.status, StatusCode::SEE_OTHER);
+    assert!(html(&r).contains("role=\"alert\""));
+    let r = post(format!("csrf={csrf}&action=delete&role={}", id("Reviewer"))).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(!html(&get(&app, "/console/roles", Some(&cookie)).await).contains("Reviewer"));
+
+    // A local user, from the Users page.
+    let r = post_form(
+        &app,
+        "/console/users/new",
+        Some(&cookie),
+        &format!(
+            "csrf={csrf}&userName=loc%40example.com&displayName=Lo+Cal&email=loc%40example.com"
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
+    let to = r.header("location").unwrap_or_default().to_string();
+    let page = html(&get(&app, &to, Some(&cookie)).await);
+    assert!(page.contains("local (made by an administrator)"), "{page}");
+    assert!(page.contains("<td>Lo Cal</td>"));
+    let r = post_form(
+        &app,
+        "/console/users/new",
+        Some(&cookie),
+        &format!("csrf={csrf}&userName=LOC%40example.com"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let page = html(&r);
+    assert!(
+        page.contains("role=\"alert\"") && page.contains("value=\"LOC@example.com\""),
+        "{page}"
     );
     app.finish().await;
 }
