@@ -146,6 +146,97 @@ impl Muster {
         let mut tx = self.store.read().await?;
         Ok(tx.list_admins(env).await?)
     }
+
+    /// The administrator `id`, refusing a change that would leave no Customer Cloud Admin (no
+    /// one could then manage administrators from the console).
+    async fn changeable_admin(
+        tx: &mut Box<dyn crate::store::Tx>,
+        env: EnvironmentId,
+        id: AdminId,
+        new_role: Option<AdminRole>,
+    ) -> CoreResult<AdminAccount> {
+        let admins = tx.list_admins(env).await?;
+        let a = admins
+            .iter()
+            .find(|a| a.id == id)
+            .cloned()
+            .ok_or_else(|| CoreError::NotFound(format!("no administrator with id {id}")))?;
+        let ccas = admins
+            .iter()
+            .filter(|x| x.role == AdminRole::CustomerCloudAdmin)
+            .count();
+        let loses_cca = a.role == AdminRole::CustomerCloudAdmin
+            && new_role != Some(AdminRole::CustomerCloudAdmin);
+        if loses_cca && ccas <= 1 {
+            return Err(CoreError::Invalid(
+                "this is the last Customer Cloud Admin: give another administrator that role first"
+                    .into(),
+            ));
+        }
+        Ok(a)
+    }
+
+    /// Gives an administrator another role. Their console sessions end at once: they sign in
+    /// again with what the new role allows.
+    pub async fn set_admin_role(
+        &self,
+        env: EnvironmentId,
+        id: AdminId,
+        role: AdminRole,
+        actor: &Actor,
+    ) -> CoreResult<AdminAccount> {
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let mut a = Self::changeable_admin(&mut tx, env, id, Some(role)).await?;
+        if a.role == role {
+            return Ok(a);
+        }
+        let before = a.role;
+        tx.set_admin_role(env, id, role).await?;
+        tx.revoke_sessions_of(id, now).await?;
+        a.role = role;
+        self.record(
+            &mut tx,
+            &[crate::synclog::admin_entry(
+                env,
+                now,
+                actor,
+                Event::AdminRoleChanged,
+                ("admin", id.to_string(), &a.username),
+                json!({"before": before.as_str(), "after": role.as_str()}),
+            )],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(a)
+    }
+
+    /// Removes an administrator; their console sessions end at once.
+    pub async fn remove_admin(
+        &self,
+        env: EnvironmentId,
+        id: AdminId,
+        actor: &Actor,
+    ) -> CoreResult<()> {
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let a = Self::changeable_admin(&mut tx, env, id, None).await?;
+        tx.delete_admin(env, id).await?;
+        self.record(
+            &mut tx,
+            &[crate::synclog::admin_entry(
+                env,
+                now,
+                actor,
+                Event::AdminRemoved,
+                ("admin", id.to_string(), &a.username),
+                json!({"role": a.role.as_str()}),
+            )],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

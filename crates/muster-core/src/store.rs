@@ -14,9 +14,9 @@ use crate::ids::{
     SessionId, TokenId, UserId,
 };
 use crate::model::{
-    AdminAccount, AdminSession, AdminToken, Environment, FeedEvent, GroupOrgMapping, GroupRecord,
-    GroupRef, MemberRef, Org, OrgMapping, Provider, ProviderToken, Role, RoleSource, SyncLogEntry,
-    UserRecord,
+    AdminAccount, AdminRole, AdminSession, AdminToken, Environment, FeedEvent, GroupOrgMapping,
+    GroupRecord, GroupRef, MemberRef, Org, OrgMapping, Provider, ProviderToken, Role, RoleSource,
+    SyncLogEntry, UserRecord,
 };
 
 /// Shorthand for storage results.
@@ -625,6 +625,22 @@ pub trait AdminAccountStore {
     async fn revoke_session(&mut self, id: SessionId, at: Timestamp) -> StoreResult<()>;
     /// Ends every session of an administrator.
     async fn revoke_sessions_of(&mut self, admin: AdminId, at: Timestamp) -> StoreResult<()>;
+    /// Gives an administrator another role; false if there is none with that id.
+    async fn set_admin_role(
+        &mut self,
+        env: EnvironmentId,
+        id: AdminId,
+        role: AdminRole,
+    ) -> StoreResult<bool>;
+    /// Removes an administrator and its sessions; false if there is none with that id.
+    async fn delete_admin(&mut self, env: EnvironmentId, id: AdminId) -> StoreResult<bool>;
+    /// The sessions not signed out and not past their end, newest first, with their
+    /// administrator.
+    async fn open_sessions(
+        &mut self,
+        env: EnvironmentId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(AdminSession, AdminAccount)>>;
 }
 
 /// Organization mapping and role mapping.

@@ -6,6 +6,7 @@ use crate::admins::decoy_hash;
 use crate::admins::verify_password;
 use crate::auth::secret as token;
 use crate::clock::Timestamp;
+use crate::error::CoreError;
 use crate::error::CoreResult;
 use crate::ids::EnvironmentId;
 use crate::ids::SessionId;
@@ -16,6 +17,7 @@ use crate::model::AdminSession;
 use crate::model::Outcome;
 use crate::model::SyncLogEntry;
 use crate::muster::Muster;
+use crate::synclog::admin_entry;
 use crate::synclog::event::Event;
 use rand::RngCore;
 use serde_json::json;
@@ -177,6 +179,52 @@ impl Muster {
             tx.commit().await?;
         }
         Ok(Some((session, admin)))
+    }
+
+    /// The console sessions that are live now (not signed out, not past their maximum age, not
+    /// idle too long), most recently used first, with their administrators.
+    pub async fn live_sessions(
+        &self,
+        env: EnvironmentId,
+    ) -> CoreResult<Vec<(AdminSession, AdminAccount)>> {
+        let now = self.now();
+        let mut tx = self.store.read().await?;
+        Ok(tx
+            .open_sessions(env, now)
+            .await?
+            .into_iter()
+            .filter(|(s, _)| now.0 - s.last_seen_at.0 <= SESSION_IDLE_SECS * 1_000_000)
+            .collect())
+    }
+
+    /// Ends another administrator's session (a Customer Cloud Admin's action), logged.
+    pub async fn end_session(
+        &self,
+        env: EnvironmentId,
+        session: SessionId,
+        actor: &Actor,
+    ) -> CoreResult<()> {
+        let live = self.live_sessions(env).await?;
+        let Some((s, admin)) = live.into_iter().find(|(s, _)| s.id == session) else {
+            return Err(CoreError::NotFound("no such live session".into()));
+        };
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        tx.revoke_session(s.id, now).await?;
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::AdminSessionEnded,
+                ("admin", admin.id.to_string(), &admin.username),
+                json!({"session_started": s.created_at.to_rfc3339()}),
+            )],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Ends a session.

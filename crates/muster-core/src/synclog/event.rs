@@ -126,6 +126,12 @@ events! {
     AppRotated = "app.rotated",
     /// An application credential was revoked.
     AppRevoked = "app.revoked",
+    /// An administrator was given another role (their sessions ended).
+    AdminRoleChanged = "admin.role_changed",
+    /// An administrator was removed (their sessions ended).
+    AdminRemoved = "admin.removed",
+    /// An administrator ended another's console session.
+    AdminSessionEnded = "admin.session_ended",
     /// A console sign-in failed.
     AdminSignInFailed = "admin.sign_in_failed",
     /// Muster refused or failed a provider's request.

@@ -19,6 +19,23 @@ fn admin_from<R: Cols + ?Sized>(row: &R) -> StoreResult<AdminAccount> {
     })
 }
 
+const SESSION_COLS: &str = "s.session_id, s.csrf_token, s.created_at as s_created, s.last_seen_at, s.expires_at, s.revoked_at";
+
+fn session_from<R: Cols + ?Sized>(r: &R) -> StoreResult<(AdminSession, AdminAccount)> {
+    let admin = admin_from(r)?;
+    let session = AdminSession {
+        environment_id: admin.environment_id,
+        id: SessionId(get(r, "session_id")?),
+        admin_id: admin.id,
+        csrf_token: get(r, "csrf_token")?,
+        created_at: ts(get(r, "s_created")?),
+        last_seen_at: ts(get(r, "last_seen_at")?),
+        expires_at: ts(get(r, "expires_at")?),
+        revoked_at: ts_opt(get(r, "revoked_at")?),
+    };
+    Ok((session, admin))
+}
+
 #[async_trait]
 impl AdminAccountStore for DbTx {
     async fn insert_admin(&mut self, a: &AdminAccount, password_hash: &str) -> StoreResult<()> {
@@ -65,22 +82,11 @@ impl AdminAccountStore for DbTx {
         hash: &[u8],
     ) -> StoreResult<Option<(AdminSession, AdminAccount)>> {
         let row = self.row(&Stmt::new(format!(
-            "select {ADMIN_COLS}, s.session_id, s.csrf_token, s.created_at as s_created, s.last_seen_at, s.expires_at, s.revoked_at \
+            "select {ADMIN_COLS}, {SESSION_COLS} \
              from admin_session s join admin_account a on a.admin_id = s.admin_id where s.token_hash = $1"
         )).arg(hash)).await?;
         let Some(r) = row else { return Ok(None) };
-        let admin = admin_from(&r)?;
-        let session = AdminSession {
-            environment_id: admin.environment_id,
-            id: SessionId(get(&r, "session_id")?),
-            admin_id: admin.id,
-            csrf_token: get(&r, "csrf_token")?,
-            created_at: ts(get(&r, "s_created")?),
-            last_seen_at: ts(get(&r, "last_seen_at")?),
-            expires_at: ts(get(&r, "expires_at")?),
-            revoked_at: ts_opt(get(&r, "revoked_at")?),
-        };
-        Ok(Some((session, admin)))
+        Ok(Some(session_from(&r)?))
     }
 
     async fn touch_session(&mut self, id: SessionId, at: Timestamp) -> StoreResult<()> {
@@ -101,5 +107,61 @@ impl AdminAccountStore for DbTx {
     async fn revoke_sessions_of(&mut self, admin: AdminId, at: Timestamp) -> StoreResult<()> {
         self.exec(&Stmt::new("update admin_session set revoked_at = $1 where admin_id = $2 and revoked_at is null").arg(at.0).arg(admin.0)).await?;
         Ok(())
+    }
+
+    async fn set_admin_role(
+        &mut self,
+        env: EnvironmentId,
+        id: AdminId,
+        role: AdminRole,
+    ) -> StoreResult<bool> {
+        let done = self
+            .exec(
+                &Stmt::new(
+                    "update admin_account set role = $1 where environment_id = $2 and admin_id = $3",
+                )
+                .arg(role.as_str())
+                .arg(env.0)
+                .arg(id.0),
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn delete_admin(&mut self, env: EnvironmentId, id: AdminId) -> StoreResult<bool> {
+        self.exec(
+            &Stmt::new("delete from admin_session where environment_id = $1 and admin_id = $2")
+                .arg(env.0)
+                .arg(id.0),
+        )
+        .await?;
+        let done = self
+            .exec(
+                &Stmt::new("delete from admin_account where environment_id = $1 and admin_id = $2")
+                    .arg(env.0)
+                    .arg(id.0),
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn open_sessions(
+        &mut self,
+        env: EnvironmentId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(AdminSession, AdminAccount)>> {
+        let rows = self
+            .rows(
+                &Stmt::new(format!(
+                    "select {ADMIN_COLS}, {SESSION_COLS} \
+                     from admin_session s join admin_account a on a.admin_id = s.admin_id \
+                     where s.environment_id = $1 and s.revoked_at is null and s.expires_at > $2 \
+                     order by s.last_seen_at desc, s.session_id"
+                ))
+                .arg(env.0)
+                .arg(now.0),
+            )
+            .await?;
+        rows.iter().map(session_from).collect()
     }
 }

@@ -63,6 +63,7 @@ pub fn nav_for(role: AdminRole) -> Vec<(&'static str, &'static str)> {
     }
     if opens::<Directory>(role) {
         out.push(("/console/apps", "Applications"));
+        out.push(("/console/admins", "Administrators"));
     }
     out
 }

@@ -14,6 +14,7 @@
 //! request through the extractors of [`shell`], calls the core, and renders.
 
 mod access;
+mod admins;
 mod apps;
 mod html;
 mod orgs;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/orgs", get(orgs::page).post(orgs::act))
         .route("/console/apps", get(apps::page).post(apps::act))
         .route("/console/roles", get(roles::page).post(roles::act))
+        .route("/console/admins", get(admins::page).post(admins::act))
         .route("/console/users/new", post(users::create))
         .route("/console/sync-log", get(synclog::page))
         .route("/console/sync-log/export.csv", get(synclog::export))

@@ -18,6 +18,7 @@ on_both!(
     the_sync_log_is_filtered_paged_and_exported,
     applications_are_added_rotated_and_revoked,
     roles_and_local_users_are_added_in_the_console,
+    administrators_and_their_sessions_are_managed,
     mappings_are_configured_through_forms
 );
 
@@ -1038,5 +1039,129 @@ async fn roles_and_local_users_are_added_in_the_console(b: Backend) {
         page.contains("role=\"alert\"") && page.contains("value=\"LOC@example.com\""),
         "{page}"
     );
+    app.finish().await;
+}
+
+async fn administrators_and_their_sessions_are_managed(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ada", AdminRole::CustomerCloudAdmin).await;
+    let cookie = session(&app, "ada").await;
+    let page = html(&get(&app, "/console/admins", Some(&cookie)).await);
+    let csrf = csrf_of(&page);
+    let post = |form: String| {
+        let (app, cookie) = (&app, &cookie);
+        async move { post_form(app, "/console/admins", Some(cookie), &form).await }
+    };
+    // Add an administrator; the passwords must match.
+    let r = post(format!("csrf={csrf}&action=create&username=ian&role=identity_management_admin&password={PASSWORD}&password2=other-password-x")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("the two passwords differ"));
+    assert!(html(&r).contains("value=\"ian\""), "the username is kept");
+    let r = post(format!("csrf={csrf}&action=create&username=ian&role=identity_management_admin&password={PASSWORD}&password2={PASSWORD}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
+    let ian_cookie = session(&app, "ian").await;
+    assert_eq!(
+        get(&app, "/console/providers", Some(&ian_cookie))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let admins = app.muster.list_admins(app.env.id).await.unwrap_or_default();
+    let id_of = |name: &str| {
+        admins
+            .iter()
+            .find(|a| a.username == name)
+            .map(|a| a.id.to_string())
+            .unwrap_or_default()
+    };
+    // Ada sees Ian's session and ends it.
+    let page = html(&get(&app, "/console/admins", Some(&cookie)).await);
+    assert!(
+        page.contains("<td>ian</td><td>Identity Management Administrator</td>"),
+        "{page}"
+    );
+    assert!(page.contains("ada (you)"));
+    let sessions = app
+        .muster
+        .live_sessions(app.env.id)
+        .await
+        .unwrap_or_default();
+    let ian_session = sessions
+        .iter()
+        .find(|(_, a)| a.username == "ian")
+        .map(|(s, _)| s.id.to_string())
+        .unwrap_or_default();
+    let r = post(format!("csrf={csrf}&action=end&session={ian_session}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = get(&app, "/console/providers", Some(&ian_cookie)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "the session is over");
+    // A new role ends Ian's sessions at once, and applies at the next sign-in.
+    let ian_cookie = session(&app, "ian").await;
+    let r = post(format!(
+        "csrf={csrf}&action=role&admin={}&role=audit_log_viewer",
+        id_of("ian")
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        get(&app, "/console/providers", Some(&ian_cookie))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let ian_cookie = session(&app, "ian").await;
+    assert_eq!(
+        get(&app, "/console/providers", Some(&ian_cookie))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // The last Customer Cloud Admin stays one.
+    let r = post(format!(
+        "csrf={csrf}&action=role&admin={}&role=audit_log_viewer",
+        id_of("ada")
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("last Customer Cloud Admin"));
+    let r = post(format!("csrf={csrf}&action=remove&admin={}", id_of("ada"))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Removing Ian ends his session and his sign-in.
+    let r = post(format!("csrf={csrf}&action=remove&admin={}", id_of("ian"))).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        get(&app, "/console/sync-log", Some(&ian_cookie))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        sign_in(&app, "ian", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Each step is in the sync log, by Ada.
+    let log = app
+        .muster
+        .query_sync_log(
+            app.env.id,
+            &muster_core::store::LogQuery {
+                action: Some("admin.".into()),
+                ..Default::default()
+            },
+            None,
+            50,
+        )
+        .await
+        .unwrap_or_default()
+        .0;
+    let actions: Vec<&str> = log.iter().map(|(_, e)| e.action.as_str()).collect();
+    for a in [
+        "admin.created",
+        "admin.session_ended",
+        "admin.role_changed",
+        "admin.removed",
+    ] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
     app.finish().await;
 }
