@@ -32,9 +32,38 @@ pub enum AdminCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Give an administrator another role; their console sessions end at once.
+    SetRole {
+        /// The administrator's username.
+        #[arg(long)]
+        username: String,
+        /// customer-cloud-admin, identity-management-admin or audit-log-viewer.
+        #[arg(long, value_parser = parse_admin_role)]
+        role: muster_core::model::AdminRole,
+    },
+    /// Remove an administrator; their console sessions end at once.
+    Remove {
+        /// The administrator's username.
+        #[arg(long)]
+        username: String,
+    },
     /// Administrator API tokens for the REST API.
     #[command(subcommand)]
     Token(AdminTokenCmd),
+}
+
+/// The administrator with this username (case-insensitively).
+async fn admin_id(
+    m: &Muster,
+    env: EnvironmentId,
+    username: &str,
+) -> anyhow::Result<muster_core::ids::AdminId> {
+    m.list_admins(env)
+        .await?
+        .into_iter()
+        .find(|a| a.username.eq_ignore_ascii_case(username))
+        .map(|a| a.id)
+        .with_context(|| format!("no administrator named '{username}'"))
 }
 
 fn parse_admin_role(s: &str) -> Result<muster_core::model::AdminRole, String> {
@@ -374,6 +403,22 @@ pub async fn run_admin_tokens(m: &Muster, env: EnvironmentId, cmd: AdminCmd) -> 
                         .unwrap_or_else(|| "never".into())
                 );
             }
+            return Ok(());
+        }
+        AdminCmd::SetRole { username, role } => {
+            let id = admin_id(m, env, &username).await?;
+            let a = m.set_admin_role(env, id, role, &actor()).await?;
+            println!(
+                "{} is now {}; their sessions have ended.",
+                a.username,
+                a.role.title()
+            );
+            return Ok(());
+        }
+        AdminCmd::Remove { username } => {
+            let id = admin_id(m, env, &username).await?;
+            m.remove_admin(env, id, &actor()).await?;
+            println!("Administrator '{username}' removed; their sessions have ended.");
             return Ok(());
         }
         AdminCmd::Token(cmd) => cmd,

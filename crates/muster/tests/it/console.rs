@@ -359,6 +359,34 @@ async fn admin_create_from_the_command_line() {
     );
     let r = sign_in(&app, "root", PASSWORD).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // The only administrator is not a Customer Cloud Admin here, so the last-one rule does not
+    // stand in the way: a new role, then removal.
+    let set = run(
+        &[
+            "admin",
+            "set-role",
+            "--username",
+            "Root",
+            "--role",
+            "identity-management-admin",
+        ],
+        "",
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    assert!(String::from_utf8_lossy(&set.stdout).contains("Identity Management Administrator"));
+    let gone = run(&["admin", "remove", "--username", "root"], "");
+    assert!(
+        gone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+    let missing = run(&["admin", "remove", "--username", "root"], "");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no administrator named"));
     let _ = std::fs::remove_dir_all(&dir);
     app.finish().await;
 }
