@@ -11,6 +11,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import net from "node:net";
 import { chromium } from "playwright-core";
+import { createRequire } from "node:module";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const bin = process.env.MUSTER_BIN ?? join(root, "target", "debug", "muster");
@@ -283,5 +284,54 @@ test("a form post without the session's CSRF token changes nothing", async () =>
   const headers = still.headers();
   assert.match(headers["content-security-policy"], /frame-ancestors 'none'/);
   assert.equal(headers["x-frame-options"], "DENY");
+  await context.close();
+});
+
+// axe-core, the accessibility engine, checks every console page: no serious or critical
+// violation. The script is injected from node_modules (the console's CSP would refuse it, so
+// this context bypasses CSP; nothing else in it depends on that).
+const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+async function axeCheck(page, name) {
+  await page.addScriptTag({ path: axePath });
+  const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  const minor = results.violations.length - bad.length;
+  console.log(`axe-core ${name}: ${bad.length} serious or critical, ${minor} moderate or minor`);
+  for (const v of results.violations) {
+    console.log(`  ${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  }
+  return bad.length;
+}
+
+test("every console page passes axe-core with no serious or critical violation", async () => {
+  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  let serious = 0;
+  await page.goto(`${base}/console/login`);
+  serious += await axeCheck(page, "sign-in");
+  await signIn(page, "admin");
+  serious += await axeCheck(page, "overview");
+  for (const [name, path] of [
+    ["organizations", "/console/orgs"],
+    ["users", "/console/users"],
+    ["roles", "/console/roles"],
+    ["identity management", "/console/providers"],
+    ["sync log", "/console/sync-log"],
+    ["applications", "/console/apps"],
+    ["administrators", "/console/admins"],
+    ["no such page", "/console/nowhere"],
+  ]) {
+    await page.goto(`${base}${path}`);
+    serious += await axeCheck(page, name);
+  }
+  await page.goto(`${base}/console/users`);
+  await page.locator("main table a").first().click();
+  serious += await axeCheck(page, "a user");
+  await page.goto(`${base}/console/providers`);
+  await page.locator("main table a").first().click();
+  await page.getByRole("link", { name: "Preview a re-apply" }).click();
+  serious += await axeCheck(page, "provider details with preview");
+  assert.equal(serious, 0, "serious or critical accessibility violations (listed above)");
   await context.close();
 });
