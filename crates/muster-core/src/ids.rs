@@ -68,4 +68,6 @@ id_type!(
     AdminId,
     /// A console session.
     SessionId,
+    /// A webhook endpoint.
+    WebhookId,
 );

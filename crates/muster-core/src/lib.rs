@@ -45,6 +45,7 @@ pub mod store;
 pub mod synclog;
 pub mod users;
 pub mod versions;
+pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{CoreError, CoreResult, StoreError, Unique};

@@ -493,6 +493,66 @@ pub struct FeedEvent {
     pub data: Value,
 }
 
+/// Where events are delivered (docs/webhooks.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// Its id.
+    pub id: crate::ids::WebhookId,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// For people.
+    pub description: String,
+    /// The event types and families it receives; every type when empty.
+    pub event_types: Vec<String>,
+    /// The signing secret (`whsec_…`), kept to sign every delivery.
+    pub secret: String,
+    /// Whether deliveries are made.
+    pub enabled: bool,
+    /// Deliveries failed for longer than the retry schedule allows; disabled until re-enabled.
+    pub failing: bool,
+    /// The last event delivered: the next delivery starts after it.
+    pub after_seq: i64,
+    /// Failed attempts in a row.
+    pub attempts: i64,
+    /// When the current run of failures began.
+    pub first_failure_at: Option<Timestamp>,
+    /// When the next delivery may be made.
+    pub next_attempt_at: Timestamp,
+    /// Until when an instance holds it for a delivery.
+    pub lease_until: Option<Timestamp>,
+    /// When it was added.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// Increasing.
+    pub id: i64,
+    /// The endpoint.
+    pub webhook_id: crate::ids::WebhookId,
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// When.
+    pub attempted_at: Timestamp,
+    /// The first and last `seq` of the batch sent.
+    pub first_seq: i64,
+    /// The last `seq` of the batch sent.
+    pub last_seq: i64,
+    /// The HTTP status, if the receiver answered.
+    pub status_code: Option<i64>,
+    /// How long it took.
+    pub latency_ms: i64,
+    /// The first KiB of the answer.
+    pub response: String,
+    /// What went wrong, when no status came back or it was not 2xx.
+    pub error: Option<String>,
+}
+
 /// How a provider's users are placed in organizations (docs/mapping.md).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

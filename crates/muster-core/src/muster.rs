@@ -31,6 +31,8 @@ pub struct Settings {
     /// How long a provider token found valid is trusted without reading the database again
     /// (zero: never). Changes this process makes apply at once; see [`crate::auth_cache`].
     pub token_cache_ttl: std::time::Duration,
+    /// Webhook delivery (docs/webhooks.md).
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for Settings {
@@ -39,6 +41,34 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".into(),
             max_page_size: 1000,
             token_cache_ttl: std::time::Duration::from_secs(1),
+            webhooks: WebhookSettings::default(),
+        }
+    }
+}
+
+/// How webhook deliveries are made and retried (docs/webhooks.md).
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Allow URLs to loopback, link-local and private addresses (for tests and closed networks).
+    pub allow_private_urls: bool,
+    /// The first retry's delay; each next one doubles, with jitter.
+    pub retry_base_secs: i64,
+    /// The longest delay between two attempts.
+    pub retry_max_secs: i64,
+    /// After failing this long without a success, an endpoint is marked failing and stops.
+    pub give_up_after_secs: i64,
+    /// Events per delivery.
+    pub batch_size: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            allow_private_urls: false,
+            retry_base_secs: 5,
+            retry_max_secs: 3600,
+            give_up_after_secs: 3 * 86_400,
+            batch_size: 1,
         }
     }
 }

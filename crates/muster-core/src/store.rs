@@ -11,12 +11,12 @@ use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::ids::{
     AdminId, AdminTokenId, EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId,
-    SessionId, TokenId, UserId,
+    SessionId, TokenId, UserId, WebhookId,
 };
 use crate::model::{
     AdminAccount, AdminRole, AdminSession, AdminToken, Environment, FeedEvent, GroupOrgMapping,
     GroupRecord, GroupRef, MemberRef, Org, OrgMapping, Provider, ProviderToken, Role, RoleSource,
-    SyncLogEntry, UserRecord,
+    SyncLogEntry, UserRecord, WebhookDelivery, WebhookEndpoint,
 };
 
 /// Shorthand for storage results.
@@ -597,6 +597,42 @@ pub trait EventStore {
     async fn prune_events(&mut self, cutoff: Timestamp, limit: u64) -> StoreResult<u64>;
 }
 
+/// Webhook endpoints and their deliveries (docs/webhooks.md).
+#[async_trait]
+pub trait WebhookStore {
+    /// Adds an endpoint.
+    async fn insert_webhook(&mut self, w: &WebhookEndpoint) -> StoreResult<()>;
+    /// The environment's endpoints, oldest first.
+    async fn list_webhooks(&mut self, env: EnvironmentId) -> StoreResult<Vec<WebhookEndpoint>>;
+    /// One endpoint.
+    async fn find_webhook(
+        &mut self,
+        env: EnvironmentId,
+        id: WebhookId,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
+    /// Saves an endpoint; false if it is gone.
+    async fn update_webhook(&mut self, w: &WebhookEndpoint) -> StoreResult<bool>;
+    /// Deletes an endpoint and its delivery log; false if there was none.
+    async fn delete_webhook(&mut self, env: EnvironmentId, id: WebhookId) -> StoreResult<bool>;
+    /// Takes the lease of one endpoint due for a delivery (enabled, its next attempt due, no
+    /// live lease), until `lease_until`; `None` when none is due. Two instances never hold the
+    /// same endpoint at once.
+    async fn claim_due_webhook(
+        &mut self,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
+    /// Records an attempt.
+    async fn insert_delivery(&mut self, d: &WebhookDelivery) -> StoreResult<()>;
+    /// An endpoint's attempts, newest first.
+    async fn list_deliveries(
+        &mut self,
+        env: EnvironmentId,
+        id: WebhookId,
+        limit: u64,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+}
+
 /// Console administrators and their sessions.
 #[async_trait]
 pub trait AdminAccountStore {
@@ -706,6 +742,7 @@ pub trait Tx:
     + GroupStore
     + SyncLogStore
     + EventStore
+    + WebhookStore
     + Send
 {
     /// Makes the changes durable. Dropping a transaction without committing rolls it back.

@@ -38,6 +38,9 @@ pub enum Command {
     /// Application credentials: read-only API tokens for the applications Muster serves.
     #[command(subcommand)]
     App(crate::app_cli::AppCmd),
+    /// Webhook endpoints that receive the event feed.
+    #[command(subcommand)]
+    Webhook(crate::webhook_cli::WebhookCmd),
     /// Organizations.
     #[command(subcommand)]
     Org(crate::admin_cli::OrgCmd),
@@ -177,6 +180,7 @@ pub async fn run_command(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
         Command::Provider(p) => run_provider(m, env, p).await,
         Command::Admin(c) => crate::admin_cli::run_admin_tokens(m, env, c).await,
         Command::App(c) => crate::app_cli::run_app(m, env, c).await,
+        Command::Webhook(c) => crate::webhook_cli::run_webhook(m, env, c).await,
         Command::Org(c) => crate::admin_cli::run_org(m, env, c).await,
         Command::Role(c) => crate::admin_cli::run_role(m, env, c).await,
         Command::User(c) => crate::admin_cli::run_user(m, env, c).await,

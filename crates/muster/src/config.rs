@@ -51,6 +51,16 @@ pub struct Config {
     pub sync_log_retention_days: u32,
     /// Days events are kept in the feed (`/api/v1/events`); an older cursor gets 410.
     pub event_retention_days: u32,
+    /// Allow webhook URLs to loopback, link-local and private addresses.
+    pub allow_private_webhook_urls: bool,
+    /// Seconds before a failed webhook delivery's first retry; each next one doubles.
+    pub webhook_retry_base_secs: i64,
+    /// The longest wait between two webhook attempts (seconds).
+    pub webhook_retry_max_secs: i64,
+    /// After failing this long (seconds), a webhook endpoint is marked failing and stops.
+    pub webhook_give_up_after_secs: i64,
+    /// Events per webhook delivery.
+    pub webhook_batch_size: u64,
     /// PEM certificate chain: with `tls_key_file`, `muster serve` speaks HTTPS itself.
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert_file`.
@@ -89,6 +99,11 @@ impl Default for Config {
             scheduler_interval_secs: 5,
             sync_log_retention_days: 90,
             event_retention_days: 90,
+            allow_private_webhook_urls: false,
+            webhook_retry_base_secs: 5,
+            webhook_retry_max_secs: 3600,
+            webhook_give_up_after_secs: 3 * 86_400,
+            webhook_batch_size: 1,
             tls_cert_file: None,
             tls_key_file: None,
             request_timeout_secs: 30,
@@ -213,6 +228,15 @@ impl Config {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("public_url must start with http:// or https://, not '{url}'");
             }
+        }
+        if self.webhook_retry_base_secs < 1
+            || self.webhook_retry_max_secs < self.webhook_retry_base_secs
+            || self.webhook_give_up_after_secs < 1
+        {
+            bail!("webhook_retry_base_secs is at least 1, webhook_retry_max_secs at least that, webhook_give_up_after_secs at least 1");
+        }
+        if !(1..=100).contains(&self.webhook_batch_size) {
+            bail!("webhook_batch_size is 1 to 100");
         }
         if self.event_retention_days == 0 {
             bail!("event_retention_days must be at least 1");

@@ -8,6 +8,8 @@ mod http;
 mod mapping_cli;
 mod output;
 mod serve;
+mod webhook_cli;
+mod webhook_sender;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;

@@ -49,6 +49,13 @@ pub async fn open(cfg: &Config) -> anyhow::Result<App> {
         public_url: cfg.public_url(),
         max_page_size: cfg.max_page_size,
         token_cache_ttl: Duration::from_millis(cfg.token_cache_ms),
+        webhooks: muster_core::muster::WebhookSettings {
+            allow_private_urls: cfg.allow_private_webhook_urls,
+            retry_base_secs: cfg.webhook_retry_base_secs,
+            retry_max_secs: cfg.webhook_retry_max_secs,
+            give_up_after_secs: cfg.webhook_give_up_after_secs,
+            batch_size: cfg.webhook_batch_size,
+        },
     };
     let muster = Muster::new(store.shared(), Arc::new(SystemClock), settings);
     let env = muster
@@ -91,6 +98,11 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let maintenance = tokio::spawn(run_maintenance(app.muster.clone(), stop_rx.clone()));
+    let webhooks = tokio::spawn(crate::webhook_sender::run(
+        app.muster.clone(),
+        Duration::from_millis(250),
+        stop_rx.clone(),
+    ));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -118,6 +130,9 @@ pub async fn run(
     }
     if let Err(e) = retention.await {
         tracing::warn!(error = %e, "the retention task ended abnormally");
+    }
+    if let Err(e) = webhooks.await {
+        tracing::warn!(error = %e, "the webhook sender ended abnormally");
     }
     if let Err(e) = maintenance.await {
         tracing::warn!(error = %e, "the maintenance task ended abnormally");

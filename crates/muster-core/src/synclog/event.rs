@@ -126,6 +126,16 @@ events! {
     AppRotated = "app.rotated",
     /// An application credential was revoked.
     AppRevoked = "app.revoked",
+    /// A webhook endpoint was added.
+    WebhookCreated = "webhook.created",
+    /// A webhook endpoint was changed, turned on or off.
+    WebhookUpdated = "webhook.updated",
+    /// A webhook endpoint was given a new signing secret.
+    WebhookSecretRotated = "webhook.secret_rotated",
+    /// A webhook endpoint was deleted.
+    WebhookDeleted = "webhook.deleted",
+    /// A webhook endpoint failed for longer than the retry schedule allows, and stopped.
+    WebhookFailing = "webhook.failing",
     /// An administrator was given another role (their sessions ended).
     AdminRoleChanged = "admin.role_changed",
     /// An administrator was removed (their sessions ended).

@@ -15,18 +15,18 @@ use muster_core::clock::Timestamp;
 use muster_core::error::StoreError;
 use muster_core::ids::{
     AdminId, AdminTokenId, EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId,
-    SessionId, TokenId, UserId,
+    SessionId, TokenId, UserId, WebhookId,
 };
 use muster_core::model::{
     Actor, AdminAccount, AdminRole, AdminSession, AdminToken, Environment, FeedEvent,
     GroupOrgMapping, GroupRecord, GroupRef, MemberRef, Org, OrgMapping, OrgMethod, OrgStatus,
     Outcome, Provider, ProviderToken, Role, RoleSource, Scope, SyncLogEntry, UserRecord,
-    UserStatus,
+    UserStatus, WebhookDelivery, WebhookEndpoint,
 };
 use muster_core::store::{
     AdminAccountStore, AdminTokenStore, Cond, Cursor, EnvironmentStore, EventStore, GroupStore,
     LogQuery, MappingStore, Order, OrderKey, OrgStore, Page, ProviderStore, RoleStore, StoreResult,
-    SyncLogStore, TimeColumn, Tx, UserQuery, UserStore,
+    SyncLogStore, TimeColumn, Tx, UserQuery, UserStore, WebhookStore,
 };
 use muster_core::synclog::event::Event;
 use serde_json::{Map, Value};
@@ -50,6 +50,7 @@ mod providers;
 mod roles;
 mod synclog;
 mod users;
+mod webhooks;
 
 /// The most ids bound in one `in (...)` list.
 const IN_CHUNK: usize = 500;

@@ -17,6 +17,7 @@ mod orgs;
 mod providers;
 mod synclog;
 mod users;
+mod webhooks;
 
 use axum::extract::State;
 use axum::Json;
@@ -55,6 +56,7 @@ pub(crate) use self::synclog::csv_export;
         (name = "sync-log", description = "Every change, newest first"),
         (name = "events", description = "The event feed for applications: every change in commit order"),
         (name = "apps", description = "Application credentials: read-only tokens with scopes"),
+        (name = "webhooks", description = "Endpoints that receive the event feed, signed (Standard Webhooks)"),
         (name = "meta", description = "This document")
     )
 )]
@@ -99,6 +101,10 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::list, apps::create))
         .routes(routes!(apps::rotate))
         .routes(routes!(apps::revoke))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate))
+        .routes(routes!(webhooks::deliveries))
 }
 
 /// The API routes.

@@ -698,6 +698,13 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("post", "/api/v1/apps"),
     ("post", "/api/v1/apps/{id}/rotate"),
     ("delete", "/api/v1/apps/{id}"),
+    ("get", "/api/v1/webhooks"),
+    ("post", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks/{id}"),
+    ("patch", "/api/v1/webhooks/{id}"),
+    ("delete", "/api/v1/webhooks/{id}"),
+    ("post", "/api/v1/webhooks/{id}/rotate-secret"),
+    ("get", "/api/v1/webhooks/{id}/deliveries"),
 ];
 
 /// The document's paths as `(method, path)`.

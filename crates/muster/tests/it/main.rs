@@ -25,3 +25,4 @@ mod server;
 mod store;
 pub mod support;
 mod synclog;
+mod webhooks;

@@ -1,0 +1,235 @@
+//! Delivering the feed to endpoints. An instance takes an endpoint's lease in the database
+//! (so one instance at a time delivers to it), builds the next batch after the endpoint's
+//! cursor, signs it, and after sending records the attempt: on success the cursor moves past
+//! the batch; on failure the same batch is retried with exponential backoff and jitter, until the
+//! endpoint has failed for longer than `give_up_after_secs` and is marked failing. Events reach
+//! each endpoint in `seq` order, at least once; `webhook-id` is stable across retries, so
+//! receivers deduplicate by it.
+
+use std::time::Duration;
+
+use crate::error::CoreResult;
+use crate::events::feed::EventView;
+use crate::model::{Actor, Outcome as LogOutcome, WebhookDelivery, WebhookEndpoint};
+use crate::muster::Muster;
+use crate::muster::WebhookSettings;
+use crate::synclog::admin_entry;
+use crate::synclog::event::Event;
+use crate::webhooks::signing::sign;
+use rand::Rng;
+use serde_json::json;
+
+/// How long an instance holds an endpoint for one delivery (the request times out well before).
+pub const LEASE: Duration = Duration::from_secs(60);
+/// How long an endpoint with nothing to send waits before it is looked at again.
+const IDLE: Duration = Duration::from_millis(500);
+/// The most of a receiver's answer the delivery log keeps.
+pub const RESPONSE_KEPT: usize = 1024;
+
+/// A delivery to make.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The endpoint, as leased.
+    pub endpoint: WebhookEndpoint,
+    /// The headers: content type and the three Standard Webhooks headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// `{"events": [...]}`.
+    pub body: Vec<u8>,
+    /// The batch's first `seq`.
+    pub first_seq: i64,
+    /// The batch's last `seq`.
+    pub last_seq: i64,
+}
+
+/// What a receiver did with a delivery.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Its HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// How long it took.
+    pub latency: Duration,
+    /// The start of its answer.
+    pub body: String,
+    /// Why there was no 2xx.
+    pub error: Option<String>,
+}
+
+impl Response {
+    fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// The delay before retry number `attempts` (1 for the first retry): doubling from the base up
+/// to the maximum, then a random point in its upper half, so failing endpoints do not retry in
+/// step.
+pub fn backoff(attempts: i64, s: &WebhookSettings, random: f64) -> i64 {
+    let exp = attempts.clamp(1, 30) - 1;
+    let full = s
+        .retry_base_secs
+        .max(1)
+        .saturating_mul(1_i64 << exp)
+        .min(s.retry_max_secs.max(1));
+    let half = full / 2;
+    half + ((full - half) as f64 * random.clamp(0.0, 1.0)) as i64
+}
+
+impl Muster {
+    /// Takes an endpoint that is due and builds its next delivery; `None` when no endpoint has
+    /// anything to send now.
+    pub async fn next_delivery(&self) -> CoreResult<Option<Outgoing>> {
+        let s = &self.settings.webhooks;
+        // A few endpoints may have nothing new: look at others before giving up.
+        for _ in 0..20 {
+            let now = self.now();
+            let mut tx = self.store.write().await?;
+            let lease_until = now.plus_secs(LEASE.as_secs() as i64);
+            let Some(mut w) = tx.claim_due_webhook(now, lease_until).await? else {
+                return Ok(None);
+            };
+            tx.commit().await?;
+            let mut rx = self.store.read().await?;
+            // The head before the events: every event up to it is visible to the read below, so
+            // when none of them is for this endpoint its cursor can skip to it.
+            let head = rx.event_head().await?;
+            let rows = rx
+                .events_after(
+                    w.environment_id,
+                    w.after_seq,
+                    s.batch_size.max(1),
+                    &w.event_types,
+                )
+                .await?;
+            drop(rx);
+            let (Some((first, _)), Some((last, _))) = (rows.first(), rows.last()) else {
+                // Nothing for this endpoint: skip what it does not subscribe to, look later.
+                let mut tx = self.store.write().await?;
+                if let Some(mut fresh) = tx.find_webhook(w.environment_id, w.id).await? {
+                    fresh.after_seq = fresh.after_seq.max(head);
+                    fresh.lease_until = None;
+                    fresh.next_attempt_at =
+                        crate::clock::Timestamp(now.micros() + IDLE.as_micros() as i64);
+                    tx.update_webhook(&fresh).await?;
+                    tx.commit().await?;
+                }
+                continue;
+            };
+            let (first, last) = (*first, *last);
+            let id = if rows.len() == 1 {
+                rows[0].1.id.to_string()
+            } else {
+                format!("msg_{}_{first}_{last}", w.id.0.simple())
+            };
+            let events: Vec<EventView> = rows
+                .into_iter()
+                .map(|(seq, e)| EventView::new(seq, e))
+                .collect();
+            let body = serde_json::to_vec(&json!({ "events": events }))
+                .map_err(|e| crate::error::StoreError::Corrupt(e.to_string()))?;
+            let timestamp = now.micros() / 1_000_000;
+            let signature = sign(&w.secret, &id, timestamp, &body).ok_or_else(|| {
+                crate::error::StoreError::Corrupt("a webhook secret that does not decode".into())
+            })?;
+            w.lease_until = Some(lease_until);
+            return Ok(Some(Outgoing {
+                endpoint: w,
+                headers: vec![
+                    ("content-type", "application/json".into()),
+                    ("webhook-id", id),
+                    ("webhook-timestamp", timestamp.to_string()),
+                    ("webhook-signature", signature),
+                ],
+                body,
+                first_seq: first,
+                last_seq: last,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Records a delivery's outcome: the cursor moves past the batch on success; on failure the
+    /// endpoint is retried later, or marked failing once it has failed for too long.
+    pub async fn delivery_done(&self, out: &Outgoing, r: &Response) -> CoreResult<()> {
+        let s = &self.settings.webhooks;
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let w = &out.endpoint;
+        let Some(mut fresh) = tx.find_webhook(w.environment_id, w.id).await? else {
+            return Ok(()); // deleted meanwhile
+        };
+        let body: String = r.body.chars().take(RESPONSE_KEPT).collect();
+        tx.insert_delivery(&WebhookDelivery {
+            id: 0,
+            webhook_id: w.id,
+            environment_id: w.environment_id,
+            attempted_at: now,
+            first_seq: out.first_seq,
+            last_seq: out.last_seq,
+            status_code: r.status.map(i64::from),
+            latency_ms: r.latency.as_millis() as i64,
+            response: body,
+            error: r.error.clone(),
+        })
+        .await?;
+        fresh.lease_until = None;
+        if r.succeeded() {
+            fresh.after_seq = fresh.after_seq.max(out.last_seq);
+            fresh.attempts = 0;
+            fresh.first_failure_at = None;
+            fresh.next_attempt_at = now;
+        } else {
+            fresh.attempts += 1;
+            let since = *fresh.first_failure_at.get_or_insert(now);
+            if now.micros() - since.micros() >= s.give_up_after_secs * 1_000_000 {
+                fresh.failing = true;
+                fresh.enabled = false;
+                self.record(
+                    &mut tx,
+                    &[crate::model::SyncLogEntry {
+                        outcome: LogOutcome::Error,
+                        message: Some(format!(
+                            "deliveries failed for {} seconds: turned off until re-enabled",
+                            (now.micros() - since.micros()) / 1_000_000
+                        )),
+                        ..admin_entry(
+                            w.environment_id,
+                            now,
+                            &Actor::System,
+                            Event::WebhookFailing,
+                            ("webhook", w.id.to_string(), &w.url),
+                            json!({"attempts": fresh.attempts, "after": fresh.after_seq}),
+                        )
+                    }],
+                )
+                .await?;
+            } else {
+                let wait = backoff(fresh.attempts, s, rand::thread_rng().gen::<f64>());
+                fresh.next_attempt_at = now.plus_secs(wait);
+            }
+        }
+        fresh.updated_at = now;
+        tx.update_webhook(&fresh).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_doubling_with_jitter_up_to_the_maximum() {
+        let s = WebhookSettings {
+            retry_base_secs: 5,
+            retry_max_secs: 3600,
+            ..WebhookSettings::default()
+        };
+        assert_eq!(backoff(1, &s, 1.0), 5);
+        assert_eq!(backoff(1, &s, 0.0), 2);
+        assert_eq!(backoff(3, &s, 1.0), 20);
+        assert_eq!(backoff(3, &s, 0.0), 10);
+        assert_eq!(backoff(40, &s, 1.0), 3600, "capped");
+        assert!((1800..=3600).contains(&backoff(12, &s, 0.5)));
+    }
+}

@@ -1,0 +1,325 @@
+//! Webhooks (docs/webhooks.md): endpoints that receive the event feed, each following it with a
+//! cursor of its own, in `seq` order, signed the Standard Webhooks way ([`signing`]), retried
+//! with backoff when they fail ([`delivery`]).
+
+pub mod delivery;
+pub mod signing;
+
+use std::net::IpAddr;
+
+use crate::error::{CoreError, CoreResult};
+use crate::events::kind::EventType;
+use crate::ids::{EnvironmentId, WebhookId};
+use crate::model::{Actor, WebhookDelivery, WebhookEndpoint};
+use crate::muster::Muster;
+use crate::synclog::admin_entry;
+use crate::synclog::event::Event;
+use serde_json::json;
+
+/// An endpoint just made or given a new secret, with its secret (shown once).
+#[derive(Debug)]
+pub struct WithSecret {
+    /// The endpoint.
+    pub endpoint: WebhookEndpoint,
+    /// Its signing secret.
+    pub secret: String,
+}
+
+/// What an administrator sets on an endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookInput {
+    /// Where deliveries go.
+    pub url: Option<String>,
+    /// For people.
+    pub description: Option<String>,
+    /// Types and families (`user.`); every type when empty.
+    pub event_types: Option<Vec<String>>,
+    /// On or off; turning a failing endpoint on resumes from where it stopped.
+    pub enabled: Option<bool>,
+}
+
+/// Checks a URL: http or https, a host, and (unless allowed) not a loopback, link-local or
+/// private address, so Muster cannot be made to call into the network it runs in.
+pub fn check_url(url: &str, allow_private: bool) -> CoreResult<String> {
+    let bad = |why: &str| CoreError::Invalid(format!("webhook URL '{url}': {why}"));
+    let url = url.trim();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| bad("use http:// or https://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    if host.is_empty() || url.len() > 2000 {
+        return Err(bad("it needs a host"));
+    }
+    if !allow_private {
+        let lower = host.to_ascii_lowercase();
+        let private = match lower.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) => {
+                a.is_loopback() || a.is_private() || a.is_link_local() || a.is_unspecified()
+            }
+            Ok(IpAddr::V6(a)) => {
+                a.is_loopback()
+                    || a.is_unspecified()
+                    || (a.segments()[0] & 0xfe00) == 0xfc00
+                    || (a.segments()[0] & 0xffc0) == 0xfe80
+            }
+            Err(_) => lower == "localhost" || lower.ends_with(".localhost"),
+        };
+        if private {
+            return Err(bad(
+                "loopback, link-local and private addresses are refused (see allow_private_webhook_urls)",
+            ));
+        }
+    }
+    Ok(url.to_string())
+}
+
+fn check_types(types: &[String]) -> CoreResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for t in types.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        if !EventType::valid_filter(t) {
+            return Err(CoreError::Invalid(format!(
+                "'{t}' is not an event type or family (docs/events.md lists them)"
+            )));
+        }
+        if !out.iter().any(|x| x == t) {
+            out.push(t.to_string());
+        }
+    }
+    Ok(out)
+}
+
+impl Muster {
+    /// Adds an endpoint; it receives the events that commit from now on.
+    pub async fn create_webhook(
+        &self,
+        env: EnvironmentId,
+        input: &WebhookInput,
+        actor: &Actor,
+    ) -> CoreResult<WithSecret> {
+        let url = check_url(
+            input.url.as_deref().unwrap_or_default(),
+            self.settings.webhooks.allow_private_urls,
+        )?;
+        let event_types = check_types(input.event_types.as_deref().unwrap_or_default())?;
+        let now = self.now();
+        let secret = signing::new_secret();
+        let mut tx = self.store.write().await?;
+        let w = WebhookEndpoint {
+            environment_id: env,
+            id: WebhookId::new(),
+            url,
+            description: input.description.clone().unwrap_or_default(),
+            event_types,
+            secret: secret.clone(),
+            enabled: input.enabled.unwrap_or(true),
+            failing: false,
+            after_seq: tx.event_head().await?,
+            attempts: 0,
+            first_failure_at: None,
+            next_attempt_at: now,
+            lease_until: None,
+            created_at: now,
+            updated_at: now,
+        };
+        tx.insert_webhook(&w).await?;
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::WebhookCreated,
+                ("webhook", w.id.to_string(), &w.url),
+                json!({"eventTypes": w.event_types}),
+            )],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(WithSecret {
+            endpoint: w,
+            secret,
+        })
+    }
+
+    /// The environment's endpoints.
+    pub async fn list_webhooks(&self, env: EnvironmentId) -> CoreResult<Vec<WebhookEndpoint>> {
+        let mut tx = self.store.read().await?;
+        Ok(tx.list_webhooks(env).await?)
+    }
+
+    /// One endpoint.
+    pub async fn get_webhook(
+        &self,
+        env: EnvironmentId,
+        id: WebhookId,
+    ) -> CoreResult<WebhookEndpoint> {
+        let mut tx = self.store.read().await?;
+        tx.find_webhook(env, id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("no webhook endpoint {id}")))
+    }
+
+    /// Changes an endpoint's URL, description, types, or turns it on or off. Turning a failing
+    /// endpoint back on resumes from the first event it has not received.
+    pub async fn update_webhook(
+        &self,
+        env: EnvironmentId,
+        id: WebhookId,
+        input: &WebhookInput,
+        actor: &Actor,
+    ) -> CoreResult<WebhookEndpoint> {
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let mut w = tx
+            .find_webhook(env, id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("no webhook endpoint {id}")))?;
+        if let Some(url) = &input.url {
+            w.url = check_url(url, self.settings.webhooks.allow_private_urls)?;
+        }
+        if let Some(d) = &input.description {
+            w.description = d.clone();
+        }
+        if let Some(t) = &input.event_types {
+            w.event_types = check_types(t)?;
+        }
+        if let Some(on) = input.enabled {
+            if on && (!w.enabled || w.failing) {
+                w.failing = false;
+                w.attempts = 0;
+                w.first_failure_at = None;
+                w.next_attempt_at = now;
+            }
+            w.enabled = on;
+        }
+        w.updated_at = now;
+        tx.update_webhook(&w).await?;
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::WebhookUpdated,
+                ("webhook", w.id.to_string(), &w.url),
+                json!({"enabled": w.enabled, "eventTypes": w.event_types}),
+            )],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(w)
+    }
+
+    /// Gives an endpoint a new signing secret (shown once); deliveries are signed with it from
+    /// now on.
+    pub async fn rotate_webhook_secret(
+        &self,
+        env: EnvironmentId,
+        id: WebhookId,
+        actor: &Actor,
+    ) -> CoreResult<WithSecret> {
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let mut w = tx
+            .find_webhook(env, id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("no webhook endpoint {id}")))?;
+        w.secret = signing::new_secret();
+        w.updated_at = now;
+        tx.update_webhook(&w).await?;
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::WebhookSecretRotated,
+                ("webhook", w.id.to_string(), &w.url),
+                json!({}),
+            )],
+        )
+        .await?;
+        tx.commit().await?;
+        let secret = w.secret.clone();
+        Ok(WithSecret {
+            endpoint: w,
+            secret,
+        })
+    }
+
+    /// Deletes an endpoint and its delivery log.
+    pub async fn delete_webhook(
+        &self,
+        env: EnvironmentId,
+        id: WebhookId,
+        actor: &Actor,
+    ) -> CoreResult<()> {
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let w = tx
+            .find_webhook(env, id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("no webhook endpoint {id}")))?;
+        tx.delete_webhook(env, id).await?;
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::WebhookDeleted,
+                ("webhook", id.to_string(), &w.url),
+                json!({}),
+            )],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An endpoint's delivery attempts, newest first.
+    pub async fn webhook_deliveries(
+        &self,
+        env: EnvironmentId,
+        id: WebhookId,
+        limit: u64,
+    ) -> CoreResult<Vec<WebhookDelivery>> {
+        let mut tx = self.store.read().await?;
+        if tx.find_webhook(env, id).await?.is_none() {
+            return Err(CoreError::NotFound(format!("no webhook endpoint {id}")));
+        }
+        Ok(tx.list_deliveries(env, id, limit.clamp(1, 1000)).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_to_the_inside_are_refused_unless_allowed() {
+        for bad in [
+            "ftp://x.example.com",
+            "https://",
+            "http://127.0.0.1:9000/hook",
+            "http://localhost/hook",
+            "http://10.1.2.3/",
+            "http://192.168.0.5/",
+            "http://169.254.169.254/latest",
+            "http://[::1]:8080/",
+            "http://[fd00::1]/",
+            "http://0.0.0.0/",
+        ] {
+            assert!(check_url(bad, false).is_err(), "{bad}");
+        }
+        assert!(check_url("https://hooks.example.com/muster?x=1", false).is_ok());
+        assert!(check_url("http://127.0.0.1:9000/hook", true).is_ok());
+        assert!(check_url("ftp://x", true).is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! Webhook endpoints, their leases, and their delivery log.
+
+use super::*;
+
+const WEBHOOK_COLS: &str =
+    "webhook_id, environment_id, url, description, event_types, secret, enabled, failing, \
+     after_seq, attempts, first_failure_at, next_attempt_at, lease_until, created_at, updated_at";
+
+fn webhook_from<R: Cols + ?Sized>(row: &R) -> StoreResult<WebhookEndpoint> {
+    let types: String = get(row, "event_types")?;
+    Ok(WebhookEndpoint {
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        id: WebhookId(get(row, "webhook_id")?),
+        url: get(row, "url")?,
+        description: get(row, "description")?,
+        event_types: types
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        secret: get(row, "secret")?,
+        enabled: get(row, "enabled")?,
+        failing: get(row, "failing")?,
+        after_seq: get(row, "after_seq")?,
+        attempts: get(row, "attempts")?,
+        first_failure_at: ts_opt(get(row, "first_failure_at")?),
+        next_attempt_at: ts(get(row, "next_attempt_at")?),
+        lease_until: ts_opt(get(row, "lease_until")?),
+        created_at: ts(get(row, "created_at")?),
+        updated_at: ts(get(row, "updated_at")?),
+    })
+}
+
+fn delivery_from<R: Cols + ?Sized>(row: &R) -> StoreResult<WebhookDelivery> {
+    Ok(WebhookDelivery {
+        id: get(row, "delivery_id")?,
+        webhook_id: WebhookId(get(row, "webhook_id")?),
+        environment_id: EnvironmentId(get(row, "environment_id")?),
+        attempted_at: ts(get(row, "attempted_at")?),
+        first_seq: get(row, "first_seq")?,
+        last_seq: get(row, "last_seq")?,
+        status_code: get(row, "status_code")?,
+        latency_ms: get(row, "latency_ms")?,
+        response: get(row, "response")?,
+        error: get(row, "error")?,
+    })
+}
+
+#[async_trait]
+impl WebhookStore for DbTx {
+    async fn insert_webhook(&mut self, w: &WebhookEndpoint) -> StoreResult<()> {
+        self.exec(
+            &Stmt::new(format!(
+                "insert into webhook_endpoint ({WEBHOOK_COLS}) values \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ))
+            .arg(w.id.0)
+            .arg(w.environment_id.0)
+            .arg(&w.url)
+            .arg(&w.description)
+            .arg(w.event_types.join(","))
+            .arg(&w.secret)
+            .arg(w.enabled)
+            .arg(w.failing)
+            .arg(w.after_seq)
+            .arg(w.attempts)
+            .arg(w.first_failure_at.map(|t| t.0))
+            .arg(w.next_attempt_at.0)
+            .arg(w.lease_until.map(|t| t.0))
+            .arg(w.created_at.0)
+            .arg(w.updated_at.0),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn list_webhooks(&mut self, env: EnvironmentId) -> StoreResult<Vec<WebhookEndpoint>> {
+        let rows = self
+            .rows(
+                &Stmt::new(format!(
+                    "select {WEBHOOK_COLS} from webhook_endpoint where environment_id = $1 order by created_at, webhook_id"
+                ))
+                .arg(env.0),
+            )
+            .await?;
+        rows.iter().map(webhook_from).collect()
+    }
+
+    async fn find_webhook(
+        &mut self,
+        env: EnvironmentId,
+        id: WebhookId,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        let row = self
+            .row(
+                &Stmt::new(format!(
+                    "select {WEBHOOK_COLS} from webhook_endpoint where environment_id = $1 and webhook_id = $2"
+                ))
+                .arg(env.0)
+                .arg(id.0),
+            )
+            .await?;
+        row.map(|r| webhook_from(&r)).transpose()
+    }
+
+    async fn update_webhook(&mut self, w: &WebhookEndpoint) -> StoreResult<bool> {
+        let done = self
+            .exec(
+                &Stmt::new(
+                    "update webhook_endpoint set url = $1, description = $2, event_types = $3, secret = $4, \
+                     enabled = $5, failing = $6, after_seq = $7, attempts = $8, first_failure_at = $9, \
+                     next_attempt_at = $10, lease_until = $11, updated_at = $12 \
+                     where environment_id = $13 and webhook_id = $14",
+                )
+                .arg(&w.url)
+                .arg(&w.description)
+                .arg(w.event_types.join(","))
+                .arg(&w.secret)
+                .arg(w.enabled)
+                .arg(w.failing)
+                .arg(w.after_seq)
+                .arg(w.attempts)
+                .arg(w.first_failure_at.map(|t| t.0))
+                .arg(w.next_attempt_at.0)
+                .arg(w.lease_until.map(|t| t.0))
+                .arg(w.updated_at.0)
+                .arg(w.environment_id.0)
+                .arg(w.id.0),
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn delete_webhook(&mut self, env: EnvironmentId, id: WebhookId) -> StoreResult<bool> {
+        self.exec(
+            &Stmt::new(
+                "delete from webhook_delivery where environment_id = $1 and webhook_id = $2",
+            )
+            .arg(env.0)
+            .arg(id.0),
+        )
+        .await?;
+        let done = self
+            .exec(
+                &Stmt::new(
+                    "delete from webhook_endpoint where environment_id = $1 and webhook_id = $2",
+                )
+                .arg(env.0)
+                .arg(id.0),
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn claim_due_webhook(
+        &mut self,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        // The inner select picks a candidate; the outer condition is checked again on the row
+        // itself, so when two instances pick the same one, the second updates nothing.
+        let row = self
+            .row(
+                &Stmt::new(format!(
+                    "update webhook_endpoint set lease_until = $1 \
+                     where webhook_id = (select webhook_id from webhook_endpoint \
+                        where enabled = $2 and next_attempt_at <= $3 and (lease_until is null or lease_until < $3) \
+                        order by next_attempt_at limit 1) \
+                       and enabled = $2 and next_attempt_at <= $3 and (lease_until is null or lease_until < $3) \
+                     returning {WEBHOOK_COLS}"
+                ))
+                .arg(lease_until.0)
+                .arg(true)
+                .arg(now.0),
+            )
+            .await?;
+        row.map(|r| webhook_from(&r)).transpose()
+    }
+
+    async fn insert_delivery(&mut self, d: &WebhookDelivery) -> StoreResult<()> {
+        self.exec(
+            &Stmt::new(
+                "insert into webhook_delivery (webhook_id, environment_id, attempted_at, first_seq, last_seq, \
+                 status_code, latency_ms, response, error) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .arg(d.webhook_id.0)
+            .arg(d.environment_id.0)
+            .arg(d.attempted_at.0)
+            .arg(d.first_seq)
+            .arg(d.last_seq)
+            .arg(d.status_code)
+            .arg(d.latency_ms)
+            .arg(&d.response)
+            .arg(&d.error),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn list_deliveries(
+        &mut self,
+        env: EnvironmentId,
+        id: WebhookId,
+        limit: u64,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let rows = self
+            .rows(
+                &Stmt::new(
+                    "select delivery_id, webhook_id, environment_id, attempted_at, first_seq, last_seq, status_code, \
+                     latency_ms, response, error from webhook_delivery \
+                     where environment_id = $1 and webhook_id = $2 order by delivery_id desc limit $3",
+                )
+                .arg(env.0)
+                .arg(id.0)
+                .arg(limit as i64),
+            )
+            .await?;
+        rows.iter().map(delivery_from).collect()
+    }
+}

@@ -1,0 +1,154 @@
+//! `muster webhook`: endpoints that receive the event feed (docs/webhooks.md).
+
+use clap::Subcommand;
+use muster_core::ids::{EnvironmentId, WebhookId};
+use muster_core::model::WebhookEndpoint;
+use muster_core::webhooks::WebhookInput;
+use muster_core::Muster;
+use serde_json::json;
+
+use crate::output::{cli_actor, print_json};
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCmd {
+    /// Add an endpoint; its signing secret (`whsec_…`) is shown once.
+    Add {
+        /// Where deliveries are POSTed.
+        #[arg(long)]
+        url: String,
+        /// Comma-separated types and families (`user.,group.member_added`); every type if left out.
+        #[arg(long)]
+        types: Option<String>,
+        /// For people.
+        #[arg(long)]
+        description: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List endpoints, with their cursor and state.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn an endpoint on (resuming where it stopped) or off.
+    Set {
+        /// The endpoint's id.
+        id: WebhookId,
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Give an endpoint a new signing secret, shown once.
+    RotateSecret {
+        /// The endpoint's id.
+        id: WebhookId,
+    },
+    /// Remove an endpoint and its delivery log.
+    Remove {
+        /// The endpoint's id.
+        id: WebhookId,
+    },
+    /// An endpoint's delivery attempts, newest first.
+    Deliveries {
+        /// The endpoint's id.
+        id: WebhookId,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+    },
+}
+
+fn webhook_json(w: &WebhookEndpoint) -> serde_json::Value {
+    json!({
+        "id": w.id.to_string(), "url": w.url, "description": w.description,
+        "eventTypes": w.event_types, "enabled": w.enabled, "failing": w.failing,
+        "afterSeq": w.after_seq, "attempts": w.attempts,
+    })
+}
+
+/// Runs `muster webhook ...`.
+pub async fn run_webhook(m: &Muster, env: EnvironmentId, cmd: WebhookCmd) -> anyhow::Result<()> {
+    match cmd {
+        WebhookCmd::Add {
+            url,
+            types,
+            description,
+            json,
+        } => {
+            let input = WebhookInput {
+                url: Some(url),
+                description,
+                event_types: types.map(|t| t.split(',').map(str::to_string).collect()),
+                enabled: Some(true),
+            };
+            let made = m.create_webhook(env, &input, &cli_actor()).await?;
+            if json {
+                let mut v = webhook_json(&made.endpoint);
+                v["secret"] = json!(made.secret);
+                return print_json(&v);
+            }
+            println!(
+                "Webhook endpoint {} added.\n\n  Signing secret: {}\n\nIt is shown only once: verify deliveries with it (docs/webhooks.md).",
+                made.endpoint.id, made.secret
+            );
+        }
+        WebhookCmd::List { json } => {
+            let all = m.list_webhooks(env).await?;
+            if json {
+                return print_json(&all.iter().map(webhook_json).collect::<Vec<_>>());
+            }
+            for w in all {
+                let state = match (w.enabled, w.failing) {
+                    (_, true) => "failing",
+                    (true, _) => "on",
+                    (false, _) => "off",
+                };
+                println!(
+                    "{}  {:<7}  after {:<8}  {}",
+                    w.id, state, w.after_seq, w.url
+                );
+            }
+        }
+        WebhookCmd::Set { id, state } => {
+            let input = WebhookInput {
+                enabled: Some(state == "on"),
+                ..WebhookInput::default()
+            };
+            let w = m.update_webhook(env, id, &input, &cli_actor()).await?;
+            println!(
+                "Webhook endpoint {} is {}.",
+                w.id,
+                if w.enabled { "on" } else { "off" }
+            );
+        }
+        WebhookCmd::RotateSecret { id } => {
+            let made = m.rotate_webhook_secret(env, id, &cli_actor()).await?;
+            println!(
+                "New signing secret for {id}: {}\nIt is shown only once.",
+                made.secret
+            );
+        }
+        WebhookCmd::Remove { id } => {
+            m.delete_webhook(env, id, &cli_actor()).await?;
+            println!("Webhook endpoint {id} removed.");
+        }
+        WebhookCmd::Deliveries { id, limit } => {
+            for d in m.webhook_deliveries(env, id, limit).await? {
+                println!(
+                    "{}  seq {}-{}  {}  {} ms  {}",
+                    d.attempted_at.to_rfc3339(),
+                    d.first_seq,
+                    d.last_seq,
+                    d.status_code
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    d.latency_ms,
+                    d.error.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! The webhook sender: the background task that asks the core for the next delivery, POSTs it
+//! (10 s timeout, no redirects) and reports what came back. One delivery at a time per instance;
+//! the core's leases let several instances share the endpoints, each endpoint in order.
+
+use std::time::{Duration, Instant};
+
+use muster_core::webhooks::delivery::{Outgoing, Response, RESPONSE_KEPT};
+use muster_core::Muster;
+
+/// How long a receiver has to answer.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn send(client: &reqwest::Client, out: &Outgoing) -> Response {
+    let started = Instant::now();
+    let mut req = client.post(&out.endpoint.url).body(out.body.clone());
+    for (k, v) in &out.headers {
+        req = req.header(*k, v);
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            let body: String = text.chars().take(RESPONSE_KEPT).collect();
+            let ok = (200..300).contains(&status);
+            Response {
+                status: Some(status),
+                latency: started.elapsed(),
+                body,
+                error: (!ok).then(|| format!("the receiver answered {status}")),
+            }
+        }
+        Err(e) => Response {
+            status: None,
+            latency: started.elapsed(),
+            body: String::new(),
+            error: Some(if e.is_timeout() {
+                format!("no answer within {} seconds", TIMEOUT.as_secs())
+            } else if e.is_connect() {
+                "the connection failed".into()
+            } else {
+                "the request failed".into()
+            }),
+        },
+    }
+}
+
+/// Delivers until `stop` says so: every due delivery at once, then a look every `every`.
+pub async fn run(muster: Muster, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let client = match reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "the webhook sender cannot start");
+            return;
+        }
+    };
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        loop {
+            let out = match muster.next_delivery().await {
+                Ok(Some(out)) => out,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the next webhook delivery failed");
+                    break;
+                }
+            };
+            let r = send(&client, &out).await;
+            if let Some(err) = &r.error {
+                tracing::warn!(webhook = %out.endpoint.id, first_seq = out.first_seq, error = %err, "a webhook delivery failed; it will be retried");
+            }
+            if let Err(e) = muster.delivery_done(&out, &r).await {
+                tracing::error!(error = %e, "recording a webhook delivery failed");
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+}

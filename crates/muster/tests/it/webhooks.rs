@@ -1,0 +1,587 @@
+//! Webhooks: endpoints receive the event feed in `seq` order, signed the Standard Webhooks way,
+//! retried with backoff after failures (the same `webhook-id` each time), logged, marked failing
+//! after too long, and resumed when turned back on. Receivers are real HTTP servers on loopback;
+//! a Standard Webhooks library (the PyPI `standardwebhooks` package) checks the signatures.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use muster_core::model::Actor;
+use muster_core::muster::WebhookSettings;
+use muster_core::webhooks::delivery::Response;
+use muster_core::webhooks::WebhookInput;
+use muster_core::{Muster, Settings};
+use serde_json::{json, Value};
+
+use crate::api::assert_api_error;
+use crate::on_both;
+use crate::support::{Api, Backend, TestApp, PUBLIC_URL};
+
+on_both!(
+    a_lease_keeps_other_instances_off_until_it_runs_out,
+    deliveries_are_ordered_retried_logged_and_given_up,
+    webhooks_are_managed_through_the_api
+);
+
+/// What a receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+    fn seqs(&self) -> Vec<i64> {
+        serde_json::from_str::<Value>(&self.body).unwrap_or_default()["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["seq"].as_i64())
+            .collect()
+    }
+}
+
+/// A receiver on loopback that answers 500 to its first `failures` requests, then 200.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+async fn receiver(failures: usize) -> Receiver {
+    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let mut list = seen.lock().unwrap_or_else(|e| e.into_inner());
+                list.push(Received {
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect(),
+                    body,
+                });
+                if list.len() <= failures {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "not now")
+                } else {
+                    (StatusCode::OK, "thanks")
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Receiver {
+        url: format!("http://127.0.0.1:{port}/hook"),
+        got,
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        public_url: PUBLIC_URL.into(),
+        webhooks: WebhookSettings {
+            allow_private_urls: true,
+            retry_base_secs: 10,
+            retry_max_secs: 60,
+            give_up_after_secs: 300,
+            batch_size: 1,
+        },
+        ..Settings::default()
+    }
+}
+
+/// Makes every delivery that is due now, as the server's sender does.
+async fn deliver_due(m: &Muster) -> usize {
+    let client = reqwest::Client::new();
+    let mut n = 0;
+    while let Some(out) = m.next_delivery().await.unwrap_or_else(|e| panic!("{e}")) {
+        let mut req = client.post(&out.endpoint.url).body(out.body.clone());
+        for (k, v) in &out.headers {
+            req = req.header(*k, v);
+        }
+        let started = std::time::Instant::now();
+        let r = match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                Response {
+                    status: Some(status),
+                    latency: started.elapsed(),
+                    body: resp.text().await.unwrap_or_default(),
+                    error: (!(200..300).contains(&status)).then(|| format!("answered {status}")),
+                }
+            }
+            Err(_) => Response {
+                status: None,
+                latency: started.elapsed(),
+                body: String::new(),
+                error: Some("the connection failed".into()),
+            },
+        };
+        m.delivery_done(&out, &r)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        n += 1;
+        assert!(n < 100, "runaway deliveries");
+    }
+    n
+}
+
+async fn deliveries_are_ordered_retried_logged_and_given_up(b: Backend) {
+    let app = TestApp::new(b).await;
+    let m = Muster::new(app.store.shared(), Arc::new(app.clock.clone()), settings());
+    let env = app.env.id;
+    let rx = receiver(2).await;
+    let hook = m
+        .create_webhook(
+            env,
+            &WebhookInput {
+                url: Some(rx.url.clone()),
+                event_types: Some(vec!["user.".into()]),
+                ..WebhookInput::default()
+            },
+            &Actor::System,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(hook.secret.starts_with("whsec_"));
+    let p = app.provider("Okta").await;
+    for name in ["a", "b", "c"] {
+        app.create_user(&p, &format!("{name}@example.com")).await;
+    }
+    app.post(&p, "/Groups", json!({"displayName": "not subscribed"}))
+        .await;
+
+    // The first attempt fails: nothing more until the backoff has passed.
+    assert_eq!(deliver_due(&m).await, 1);
+    assert_eq!(deliver_due(&m).await, 0, "the retry waits");
+    app.clock.advance_secs(11);
+    assert_eq!(deliver_due(&m).await, 1, "second attempt, fails again");
+    app.clock.advance_secs(21);
+    assert_eq!(
+        deliver_due(&m).await,
+        3,
+        "third attempt succeeds, then the rest in order"
+    );
+    let got = rx.got.lock().map(|g| g.clone()).unwrap_or_default();
+    assert_eq!(got.len(), 5);
+    let seqs: Vec<Vec<i64>> = got.iter().map(Received::seqs).collect();
+    assert_eq!(seqs[0], seqs[1], "a retry sends the same event");
+    assert_eq!(seqs[1], seqs[2]);
+    let flat: Vec<i64> = seqs[2..].iter().flatten().copied().collect();
+    assert!(
+        flat.windows(2).all(|w| w[0] < w[1]),
+        "in seq order: {flat:?}"
+    );
+    assert_eq!(
+        got[0].header("webhook-id"),
+        got[2].header("webhook-id"),
+        "stable across retries"
+    );
+    assert_ne!(got[2].header("webhook-id"), got[3].header("webhook-id"));
+    assert!(got[0].header("webhook-signature").starts_with("v1,"));
+    for r in &got {
+        let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+        assert!(
+            body["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().all(|e| e["type"] == "user.created")),
+            "only what it subscribed to"
+        );
+    }
+    // Every attempt is in the log.
+    let log = m
+        .webhook_deliveries(env, hook.endpoint.id, 100)
+        .await
+        .unwrap_or_default();
+    assert_eq!(log.len(), 5);
+    assert_eq!(log[4].status_code, Some(500));
+    assert_eq!(log[4].response, "not now");
+    assert!(log[4].error.is_some());
+    assert_eq!(log[0].status_code, Some(200));
+
+    // An endpoint that never answers is retried, then marked failing, then resumed.
+    let dead = m
+        .create_webhook(
+            env,
+            &WebhookInput {
+                url: Some("http://127.0.0.1:9/nobody".into()),
+                ..WebhookInput::default()
+            },
+            &Actor::System,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    app.create_user(&p, "d@example.com").await;
+    deliver_due(&m).await;
+    for _ in 0..8 {
+        app.clock.advance_secs(61);
+        deliver_due(&m).await;
+    }
+    let w = m
+        .get_webhook(env, dead.endpoint.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(w.failing && !w.enabled, "{w:?}");
+    let failing = app
+        .muster
+        .query_sync_log(
+            env,
+            &muster_core::store::LogQuery {
+                action: Some("webhook.failing".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap_or_default()
+        .0;
+    assert_eq!(failing.len(), 1);
+    let cursor = w.after_seq;
+    let back = m
+        .update_webhook(
+            env,
+            w.id,
+            &WebhookInput {
+                url: Some(rx.url.clone()),
+                enabled: Some(true),
+                ..WebhookInput::default()
+            },
+            &Actor::System,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!back.failing && back.enabled);
+    assert!(deliver_due(&m).await >= 1, "it resumes");
+    let resumed = m
+        .get_webhook(env, w.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(resumed.after_seq > cursor, "from where it stopped");
+    app.finish().await;
+}
+
+/// Two instances on one database: while one holds an endpoint's lease (say it was killed in the
+/// middle of a delivery), the other does not deliver to it; once the lease has run out, the other
+/// sends the same events again, with the same `webhook-id`.
+async fn a_lease_keeps_other_instances_off_until_it_runs_out(b: Backend) {
+    let app = TestApp::new(b).await;
+    let first = Muster::new(app.store.shared(), Arc::new(app.clock.clone()), settings());
+    let second_store = app.db.open().await;
+    let second = Muster::new(
+        second_store.shared(),
+        Arc::new(app.clock.clone()),
+        settings(),
+    );
+    let env = app.env.id;
+    first
+        .create_webhook(
+            env,
+            &WebhookInput {
+                url: Some("http://127.0.0.1:9/unused".into()),
+                ..WebhookInput::default()
+            },
+            &Actor::System,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let p = app.provider("Okta").await;
+    app.create_user(&p, "lease@example.com").await;
+    let taken = first
+        .next_delivery()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("a delivery is due"));
+    // The first instance dies here, its lease still held.
+    assert!(second
+        .next_delivery()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
+    app.clock.advance_secs(30);
+    assert!(second
+        .next_delivery()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
+    app.clock.advance_secs(31);
+    let again = second
+        .next_delivery()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("the lease ran out: the other instance delivers"));
+    assert_eq!(
+        (again.first_seq, again.last_seq),
+        (taken.first_seq, taken.last_seq)
+    );
+    let id = |o: &muster_core::webhooks::delivery::Outgoing| {
+        o.headers
+            .iter()
+            .find(|(k, _)| *k == "webhook-id")
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(id(&again), id(&taken), "the same webhook-id");
+    second_store.close().await;
+    app.finish().await;
+}
+
+async fn webhooks_are_managed_through_the_api(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    // The default settings refuse URLs into the network Muster runs in.
+    let r = api
+        .post("/webhooks", json!({"url": "http://127.0.0.1:9000/hook"}))
+        .await;
+    assert_api_error(&r, 400, "invalid");
+    for bad in [
+        json!({"url": "https://hooks.example.com/x", "eventTypes": ["user.nope"]}),
+        json!({"url": "ftp://hooks.example.com/x"}),
+        json!({}),
+    ] {
+        assert_api_error(&api.post("/webhooks", bad).await, 400, "invalid");
+    }
+    let r = api
+        .post(
+            "/webhooks",
+            json!({"url": "https://hooks.example.com/muster", "eventTypes": ["user.", "group.member_added"], "description": "HR"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let secret = r.body["secret"].as_str().unwrap_or_default().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let id = r.body["id"].as_str().unwrap_or_default().to_string();
+    let list = api.get("/webhooks").await;
+    assert_eq!(
+        list.body["webhooks"][0]["url"],
+        "https://hooks.example.com/muster"
+    );
+    assert!(
+        !list.body.to_string().contains(&secret),
+        "never listed with its secret"
+    );
+    let r = api
+        .patch(&format!("/webhooks/{id}"), json!({"enabled": false}))
+        .await;
+    assert_eq!(r.body["enabled"], false);
+    let r = api
+        .post(&format!("/webhooks/{id}/rotate-secret"), json!({}))
+        .await;
+    assert_ne!(r.body["secret"], secret.as_str());
+    let r = api.get(&format!("/webhooks/{id}/deliveries")).await;
+    assert_eq!(r.body["deliveries"], json!([]));
+    assert_eq!(
+        api.delete(&format!("/webhooks/{id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_api_error(&api.get(&format!("/webhooks/{id}")).await, 404, "not_found");
+    app.finish().await;
+}
+
+/// The real server delivers to a real receiver, and an independent Standard Webhooks library
+/// (PyPI `standardwebhooks`, installed by scripts/test) accepts the signature.
+#[tokio::test]
+async fn the_server_delivers_signed_events_a_standard_library_verifies() {
+    use std::process::{Command, Stdio};
+    let python = match std::env::var("MUSTER_VENV") {
+        Ok(v) => format!("{v}/bin/python"),
+        Err(_) => "python3".into(),
+    };
+    let has_lib = Command::new(&python)
+        .args(["-c", "import standardwebhooks"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_lib {
+        assert!(
+            std::env::var("MUSTER_VENV").is_err(),
+            "standardwebhooks is missing from MUSTER_VENV"
+        );
+        eprintln!("skipped: no standardwebhooks package (scripts/test installs it)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("muster-wh-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.join("muster.toml"),
+        "allow_private_webhook_urls = true\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18282);
+    let url = format!("http://127.0.0.1:{port}");
+    let muster = |args: &[&str]| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MUSTER_DATA_DIR", &dir)
+            .env("MUSTER_PUBLIC_URL", &url)
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let provider = muster(&["provider", "add", "--name", "Okta", "--json"]);
+    let admin = muster(&["admin", "token", "create", "--label", "t", "--json"]);
+    let admin_token = admin["secret"].as_str().unwrap_or_default().to_string();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MUSTER_DATA_DIR", &dir)
+        .env("MUSTER_PUBLIC_URL", &url)
+        .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .current_dir(&dir)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    while !client
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rx = receiver(0).await;
+    let hook: Value = client
+        .post(format!("{url}/api/v1/webhooks"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"url": rx.url}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    let secret = hook["secret"].as_str().unwrap_or_default().to_string();
+    let created = client
+        .post(format!(
+            "{}/Users",
+            provider["provider"]["scimBaseUrl"]
+                .as_str()
+                .unwrap_or_default()
+        ))
+        .bearer_auth(provider["token"]["secret"].as_str().unwrap_or_default())
+        .header("content-type", "application/scim+json")
+        .body(r#"{"userName":"signed@example.com"}"#)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(created.status().as_u16(), 201);
+    let started = std::time::Instant::now();
+    let got = loop {
+        let got = rx.got.lock().map(|g| g.clone()).unwrap_or_default();
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no delivery within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The CLI sees the endpoint's cursor past the delivered event, and adds another endpoint.
+    let started = std::time::Instant::now();
+    loop {
+        let listed = muster(&["webhook", "list", "--json"]);
+        if listed[0]["afterSeq"].as_i64().unwrap_or(0) >= 2 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let added = muster(&[
+        "webhook",
+        "add",
+        "--url",
+        "https://hooks.example.com/x",
+        "--types",
+        "group.",
+        "--json",
+    ]);
+    assert!(added["secret"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("whsec_")));
+    assert_eq!(added["eventTypes"], json!(["group."]));
+    let _ = server.kill();
+    let _ = server.wait();
+    let r = &got[0];
+    let check = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook
+req = json.load(sys.stdin)
+payload = Webhook(req["secret"]).verify(req["body"], req["headers"])
+print(payload["events"][0]["type"], payload["events"][0]["data"]["userName"])
+"#;
+    let mut py = Command::new(&python)
+        .args(["-c", check])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let headers: serde_json::Map<String, Value> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let input = json!({"secret": secret, "body": r.body, "headers": headers});
+    if let Some(mut stdin) = py.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(input.to_string().as_bytes());
+    }
+    let out = py.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "standardwebhooks refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "user.created signed@example.com"
+    );
+    // A tampered body is refused by the same library.
+    let mut bad = input.clone();
+    bad["body"] = Value::String(r.body.replace("signed@", "forged@"));
+    let mut py = Command::new(&python)
+        .args(["-c", check])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut stdin) = py.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(bad.to_string().as_bytes());
+    }
+    let out = py.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success(), "a forged body must not verify");
+    let _ = std::fs::remove_dir_all(&dir);
+}
