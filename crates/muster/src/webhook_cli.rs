@@ -40,6 +40,14 @@ pub enum WebhookCmd {
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
+    /// Deliver again, in order, every event after a seq.
+    Replay {
+        /// The endpoint's id.
+        id: WebhookId,
+        /// The seq to replay after.
+        #[arg(long)]
+        after: i64,
+    },
     /// Give an endpoint a new signing secret, shown once.
     RotateSecret {
         /// The endpoint's id.
@@ -122,6 +130,10 @@ pub async fn run_webhook(m: &Muster, env: EnvironmentId, cmd: WebhookCmd) -> any
                 w.id,
                 if w.enabled { "on" } else { "off" }
             );
+        }
+        WebhookCmd::Replay { id, after } => {
+            let w = m.replay_webhook(env, id, after, &cli_actor()).await?;
+            println!("Webhook endpoint {} delivers again from seq {}.", w.id, after + 1);
         }
         WebhookCmd::RotateSecret { id } => {
             let made = m.rotate_webhook_secret(env, id, &cli_actor()).await?;

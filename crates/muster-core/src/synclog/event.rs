@@ -132,6 +132,8 @@ events! {
     WebhookUpdated = "webhook.updated",
     /// A webhook endpoint was given a new signing secret.
     WebhookSecretRotated = "webhook.secret_rotated",
+    /// A webhook endpoint was set to deliver again from an earlier event.
+    WebhookReplayed = "webhook.replayed",
     /// A webhook endpoint was deleted.
     WebhookDeleted = "webhook.deleted",
     /// A webhook endpoint failed for longer than the retry schedule allows, and stopped.

@@ -253,6 +253,50 @@ impl Muster {
         })
     }
 
+    /// Sets an endpoint to deliver again every event after `after` (a replay), from now on, in
+    /// order. `after` must still be kept (retention) and not beyond the newest event.
+    pub async fn replay_webhook(
+        &self,
+        env: EnvironmentId,
+        id: WebhookId,
+        after: i64,
+        actor: &Actor,
+    ) -> CoreResult<WebhookEndpoint> {
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let (head, horizon) = (tx.event_head().await?, tx.event_horizon().await?);
+        if after < horizon || after > head {
+            return Err(CoreError::Invalid(format!(
+                "replay after a seq from {horizon} (the oldest kept) to {head} (the newest)"
+            )));
+        }
+        let mut w = tx
+            .find_webhook(env, id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("no webhook endpoint {id}")))?;
+        let before = w.after_seq;
+        w.after_seq = after;
+        w.attempts = 0;
+        w.first_failure_at = None;
+        w.next_attempt_at = now;
+        w.updated_at = now;
+        tx.update_webhook(&w).await?;
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::WebhookReplayed,
+                ("webhook", w.id.to_string(), &w.url),
+                json!({"before": before, "after": after}),
+            )],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(w)
+    }
+
     /// Deletes an endpoint and its delivery log.
     pub async fn delete_webhook(
         &self,

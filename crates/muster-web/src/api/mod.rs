@@ -104,6 +104,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::list, webhooks::create))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate))
+        .routes(routes!(webhooks::replay))
         .routes(routes!(webhooks::deliveries))
 }
 

@@ -262,3 +262,28 @@ pub(super) async fn deliveries(
         },
     )
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Replay {
+    /// Deliver again every event after this `seq` (still kept, not beyond the newest).
+    after: i64,
+}
+
+/// Replay: deliver again, in order, every event after a `seq`.
+#[utoipa::path(post, path = "/webhooks/{id}/replay", operation_id = "replayWebhook",
+    tag = "webhooks", request_body = Replay,
+    params(("id" = uuid::Uuid, Path, description = "The endpoint")),
+    responses((status = 200, body = WebhookBody), ApiErrors))]
+pub(super) async fn replay(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Replay>,
+) -> ApiResult {
+    let w = state
+        .muster
+        .replay_webhook(auth.env, webhook_id(&id)?, body.after, &auth.actor)
+        .await?;
+    ok(StatusCode::OK, WebhookBody::from(&w))
+}

@@ -57,6 +57,7 @@ pub fn nav_for(role: AdminRole) -> Vec<(&'static str, &'static str)> {
     }
     if opens::<Providers>(role) {
         out.push(("/console/providers", "Identity Management"));
+        out.push(("/console/webhooks", "Webhooks"));
     }
     if opens::<SyncLog>(role) {
         out.push(("/console/sync-log", "Sync Log"));

@@ -23,6 +23,7 @@ mod roles;
 mod shell;
 mod synclog;
 mod users;
+mod webhooks;
 
 use self::access::{Everyone, Providers};
 use self::html::{render, Shell};
@@ -64,6 +65,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/apps", get(apps::page).post(apps::act))
         .route("/console/roles", get(roles::page).post(roles::act))
         .route("/console/admins", get(admins::page).post(admins::act))
+        .route("/console/webhooks", get(webhooks::page).post(webhooks::act))
+        .route("/console/webhooks/{id}", get(webhooks::details))
         .route("/console/users/new", post(users::create))
         .route("/console/sync-log", get(synclog::page))
         .route("/console/sync-log/export.csv", get(synclog::export))

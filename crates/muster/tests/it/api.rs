@@ -704,6 +704,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("patch", "/api/v1/webhooks/{id}"),
     ("delete", "/api/v1/webhooks/{id}"),
     ("post", "/api/v1/webhooks/{id}/rotate-secret"),
+    ("post", "/api/v1/webhooks/{id}/replay"),
     ("get", "/api/v1/webhooks/{id}/deliveries"),
 ];
 

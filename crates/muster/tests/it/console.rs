@@ -19,6 +19,7 @@ on_both!(
     applications_are_added_rotated_and_revoked,
     roles_and_local_users_are_added_in_the_console,
     administrators_and_their_sessions_are_managed,
+    webhooks_are_managed_in_the_console,
     mappings_are_configured_through_forms
 );
 
@@ -1191,5 +1192,63 @@ async fn administrators_and_their_sessions_are_managed(b: Backend) {
     ] {
         assert!(actions.contains(&a), "{a} in {actions:?}");
     }
+    app.finish().await;
+}
+
+async fn webhooks_are_managed_in_the_console(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ada", AdminRole::CustomerCloudAdmin).await;
+    let cookie = session(&app, "ada").await;
+    let page = html(&get(&app, "/console/webhooks", Some(&cookie)).await);
+    assert!(page.contains("No webhook endpoint yet"), "{page}");
+    let csrf = csrf_of(&page);
+    let post = |form: String| {
+        let (app, cookie) = (&app, &cookie);
+        async move { post_form(app, "/console/webhooks", Some(cookie), &form).await }
+    };
+    // Into the local network: refused, with the reason, the form kept.
+    let r = post(format!(
+        "csrf={csrf}&action=create&url=http%3A%2F%2F127.0.0.1%3A9000%2Fhook&types=user."
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("private addresses are refused"));
+    let r = post(format!("csrf={csrf}&action=create&url=https%3A%2F%2Fhooks.example.com%2Fmuster&types=user.%2Cgroup.")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = html(&r);
+    assert!(
+        page.contains("shows it only once") && page.contains("whsec_"),
+        "{page}"
+    );
+    let page = html(&get(&app, "/console/webhooks", Some(&cookie)).await);
+    assert!(!page.contains("whsec_"), "shown once");
+    assert!(page.contains("https://hooks.example.com/muster") && page.contains("user., group."));
+    let id = page
+        .split("name=\"webhook\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let r = post(format!("csrf={csrf}&action=toggle&webhook={id}&on=0")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(html(&get(&app, "/console/webhooks", Some(&cookie)).await).contains("<td>off</td>"));
+    let r = post(format!("csrf={csrf}&action=replay&webhook={id}&after=999")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("replay after a seq from"));
+    let r = post(format!("csrf={csrf}&action=replay&webhook={id}&after=0")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let details = html(&get(&app, &format!("/console/webhooks/{id}"), Some(&cookie)).await);
+    assert!(
+        details.contains("No delivery yet") && details.contains("seq 0"),
+        "{details}"
+    );
+    let r = post(format!("csrf={csrf}&action=delete&webhook={id}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        get(&app, &format!("/console/webhooks/{id}"), Some(&cookie))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
     app.finish().await;
 }

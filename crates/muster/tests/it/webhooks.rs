@@ -215,6 +215,23 @@ async fn deliveries_are_ordered_retried_logged_and_given_up(b: Backend) {
     assert!(log[4].error.is_some());
     assert_eq!(log[0].status_code, Some(200));
 
+    // A replay from the start sends the three again, in order.
+    let first_seq = seqs[0][0];
+    m.replay_webhook(env, hook.endpoint.id, first_seq - 1, &Actor::System)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(deliver_due(&m).await, 3, "replayed");
+    let again: Vec<i64> = rx
+        .got
+        .lock()
+        .map(|g| g[5..].iter().flat_map(Received::seqs).collect())
+        .unwrap_or_default();
+    assert_eq!(again, flat);
+    assert!(m
+        .replay_webhook(env, hook.endpoint.id, 1_000_000, &Actor::System)
+        .await
+        .is_err());
+
     // An endpoint that never answers is retried, then marked failing, then resumed.
     let dead = m
         .create_webhook(
