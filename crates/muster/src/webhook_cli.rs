@@ -133,7 +133,11 @@ pub async fn run_webhook(m: &Muster, env: EnvironmentId, cmd: WebhookCmd) -> any
         }
         WebhookCmd::Replay { id, after } => {
             let w = m.replay_webhook(env, id, after, &cli_actor()).await?;
-            println!("Webhook endpoint {} delivers again from seq {}.", w.id, after + 1);
+            println!(
+                "Webhook endpoint {} delivers again from seq {}.",
+                w.id,
+                after + 1
+            );
         }
         WebhookCmd::RotateSecret { id } => {
             let made = m.rotate_webhook_secret(env, id, &cli_actor()).await?;
