@@ -622,6 +622,9 @@ pub trait WebhookStore {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> StoreResult<Option<WebhookEndpoint>>;
+    /// Across environments: endpoints on, failing, and the most events any endpoint that is on
+    /// has yet to receive (the newest `seq` minus its cursor).
+    async fn webhook_status(&mut self) -> StoreResult<(u64, u64, i64)>;
     /// Records an attempt.
     async fn insert_delivery(&mut self, d: &WebhookDelivery) -> StoreResult<()>;
     /// An endpoint's attempts, newest first.

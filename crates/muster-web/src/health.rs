@@ -75,6 +75,32 @@ pub async fn get_metrics(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: the database did not answer"),
     }
+    match state.muster.webhook_status().await {
+        Ok((on, failing, behind)) => {
+            for (name, help, value) in [
+                (
+                    "muster_webhook_endpoints_on",
+                    "Webhook endpoints receiving deliveries.",
+                    on as i64,
+                ),
+                (
+                    "muster_webhook_endpoints_failing",
+                    "Webhook endpoints turned off after failing past the retry schedule.",
+                    failing as i64,
+                ),
+                (
+                    "muster_webhook_events_behind",
+                    "The most events a webhook endpoint that is on has yet to receive.",
+                    behind,
+                ),
+            ] {
+                let g = Gauge::<i64>::default();
+                g.set(value);
+                registry.register(name, help, g);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: the webhook status could not be read"),
+    }
     registry.register(
         "muster_up",
         "Whether the database answered this scrape.",

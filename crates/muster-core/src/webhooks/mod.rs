@@ -327,6 +327,13 @@ impl Muster {
         Ok(())
     }
 
+    /// For `/metrics`: endpoints on, endpoints failing, and the most events an endpoint that is
+    /// on has yet to receive.
+    pub async fn webhook_status(&self) -> CoreResult<(u64, u64, i64)> {
+        let mut tx = self.store.read().await?;
+        Ok(tx.webhook_status().await?)
+    }
+
     /// An endpoint's delivery attempts, newest first.
     pub async fn webhook_deliveries(
         &self,

@@ -177,6 +177,30 @@ impl WebhookStore for DbTx {
         row.map(|r| webhook_from(&r)).transpose()
     }
 
+    async fn webhook_status(&mut self) -> StoreResult<(u64, u64, i64)> {
+        let r = self
+            .one(
+                &Stmt::new(
+                    "select \
+                       coalesce(sum(case when enabled = $1 then 1 else 0 end), 0) as on_count, \
+                       coalesce(sum(case when failing = $1 then 1 else 0 end), 0) as failing_count, \
+                       coalesce(min(case when enabled = $1 then after_seq end), -1) as slowest \
+                     from webhook_endpoint",
+                )
+                .arg(true),
+            )
+            .await?;
+        let on: i64 = get(&r, "on_count")?;
+        let failing: i64 = get(&r, "failing_count")?;
+        let slowest: i64 = get(&r, "slowest")?;
+        let behind = if slowest < 0 {
+            0
+        } else {
+            (self.event_head().await? - slowest).max(0)
+        };
+        Ok((on.max(0) as u64, failing.max(0) as u64, behind))
+    }
+
     async fn insert_delivery(&mut self, d: &WebhookDelivery) -> StoreResult<()> {
         self.exec(
             &Stmt::new(

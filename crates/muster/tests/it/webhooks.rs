@@ -270,6 +270,15 @@ async fn deliveries_are_ordered_retried_logged_and_given_up(b: Backend) {
         .unwrap_or_default()
         .0;
     assert_eq!(failing.len(), 1);
+    let metrics = app
+        .send(axum::http::Method::GET, "/metrics", None, None)
+        .await;
+    let text = metrics.body.as_str().unwrap_or_default().to_string();
+    assert!(
+        text.contains("muster_webhook_endpoints_failing 1"),
+        "{text}"
+    );
+    assert!(text.contains("muster_webhook_endpoints_on 1"), "{text}");
     let cursor = w.after_seq;
     let back = m
         .update_webhook(
