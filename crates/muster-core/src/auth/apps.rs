@@ -142,7 +142,7 @@ impl Muster {
         )
         .await?;
         tx.commit().await?;
-        // A token found valid moments ago must not outlive its rotation.
+        // The answer shows the new secret's prefix.
         t.prefix = secret.prefix;
         Ok(CreatedAdminToken {
             token: t,

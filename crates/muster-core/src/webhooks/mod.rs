@@ -79,6 +79,17 @@ pub fn check_url(url: &str, allow_private: bool) -> CoreResult<String> {
     Ok(url.to_string())
 }
 
+/// The endpoint `id` of the environment, or `NotFound`.
+async fn found(
+    tx: &mut Box<dyn crate::store::Tx>,
+    env: EnvironmentId,
+    id: WebhookId,
+) -> CoreResult<WebhookEndpoint> {
+    tx.find_webhook(env, id)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("no webhook endpoint {id}")))
+}
+
 fn check_types(types: &[String]) -> CoreResult<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for t in types.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
@@ -95,6 +106,29 @@ fn check_types(types: &[String]) -> CoreResult<Vec<String>> {
 }
 
 impl Muster {
+    /// Records an administrator's change to an endpoint in the sync log, and commits.
+    async fn log_and_commit(
+        &self,
+        mut tx: Box<dyn crate::store::Tx>,
+        w: &WebhookEndpoint,
+        actor: &Actor,
+        now: crate::clock::Timestamp,
+        event: Event,
+        details: serde_json::Value,
+    ) -> CoreResult<()> {
+        let entry = admin_entry(
+            w.environment_id,
+            now,
+            actor,
+            event,
+            ("webhook", w.id.to_string(), &w.url),
+            details,
+        );
+        self.record(&mut tx, &[entry]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Adds an endpoint; it receives the events that commit from now on.
     pub async fn create_webhook(
         &self,
@@ -128,19 +162,15 @@ impl Muster {
             updated_at: now,
         };
         tx.insert_webhook(&w).await?;
-        self.record(
-            &mut tx,
-            &[admin_entry(
-                env,
-                now,
-                actor,
-                Event::WebhookCreated,
-                ("webhook", w.id.to_string(), &w.url),
-                json!({"eventTypes": w.event_types}),
-            )],
+        self.log_and_commit(
+            tx,
+            &w,
+            actor,
+            now,
+            Event::WebhookCreated,
+            json!({"eventTypes": w.event_types}),
         )
         .await?;
-        tx.commit().await?;
         Ok(WithSecret {
             endpoint: w,
             secret,
@@ -160,9 +190,7 @@ impl Muster {
         id: WebhookId,
     ) -> CoreResult<WebhookEndpoint> {
         let mut tx = self.store.read().await?;
-        tx.find_webhook(env, id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("no webhook endpoint {id}")))
+        found(&mut tx, env, id).await
     }
 
     /// Changes an endpoint's URL, description, types, or turns it on or off. Turning a failing
@@ -176,10 +204,7 @@ impl Muster {
     ) -> CoreResult<WebhookEndpoint> {
         let now = self.now();
         let mut tx = self.store.write().await?;
-        let mut w = tx
-            .find_webhook(env, id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("no webhook endpoint {id}")))?;
+        let mut w = found(&mut tx, env, id).await?;
         if let Some(url) = &input.url {
             w.url = check_url(url, self.settings.webhooks.allow_private_urls)?;
         }
@@ -200,19 +225,15 @@ impl Muster {
         }
         w.updated_at = now;
         tx.update_webhook(&w).await?;
-        self.record(
-            &mut tx,
-            &[admin_entry(
-                env,
-                now,
-                actor,
-                Event::WebhookUpdated,
-                ("webhook", w.id.to_string(), &w.url),
-                json!({"enabled": w.enabled, "eventTypes": w.event_types}),
-            )],
+        self.log_and_commit(
+            tx,
+            &w,
+            actor,
+            now,
+            Event::WebhookUpdated,
+            json!({"enabled": w.enabled, "eventTypes": w.event_types}),
         )
         .await?;
-        tx.commit().await?;
         Ok(w)
     }
 
@@ -226,26 +247,12 @@ impl Muster {
     ) -> CoreResult<WithSecret> {
         let now = self.now();
         let mut tx = self.store.write().await?;
-        let mut w = tx
-            .find_webhook(env, id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("no webhook endpoint {id}")))?;
+        let mut w = found(&mut tx, env, id).await?;
         w.secret = signing::new_secret();
         w.updated_at = now;
         tx.update_webhook(&w).await?;
-        self.record(
-            &mut tx,
-            &[admin_entry(
-                env,
-                now,
-                actor,
-                Event::WebhookSecretRotated,
-                ("webhook", w.id.to_string(), &w.url),
-                json!({}),
-            )],
-        )
-        .await?;
-        tx.commit().await?;
+        self.log_and_commit(tx, &w, actor, now, Event::WebhookSecretRotated, json!({}))
+            .await?;
         let secret = w.secret.clone();
         Ok(WithSecret {
             endpoint: w,
@@ -270,10 +277,7 @@ impl Muster {
                 "replay after a seq from {horizon} (the oldest kept) to {head} (the newest)"
             )));
         }
-        let mut w = tx
-            .find_webhook(env, id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("no webhook endpoint {id}")))?;
+        let mut w = found(&mut tx, env, id).await?;
         let before = w.after_seq;
         w.after_seq = after;
         w.attempts = 0;
@@ -281,19 +285,15 @@ impl Muster {
         w.next_attempt_at = now;
         w.updated_at = now;
         tx.update_webhook(&w).await?;
-        self.record(
-            &mut tx,
-            &[admin_entry(
-                env,
-                now,
-                actor,
-                Event::WebhookReplayed,
-                ("webhook", w.id.to_string(), &w.url),
-                json!({"before": before, "after": after}),
-            )],
+        self.log_and_commit(
+            tx,
+            &w,
+            actor,
+            now,
+            Event::WebhookReplayed,
+            json!({"before": before, "after": after}),
         )
         .await?;
-        tx.commit().await?;
         Ok(w)
     }
 
@@ -306,24 +306,10 @@ impl Muster {
     ) -> CoreResult<()> {
         let now = self.now();
         let mut tx = self.store.write().await?;
-        let w = tx
-            .find_webhook(env, id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("no webhook endpoint {id}")))?;
+        let w = found(&mut tx, env, id).await?;
         tx.delete_webhook(env, id).await?;
-        self.record(
-            &mut tx,
-            &[admin_entry(
-                env,
-                now,
-                actor,
-                Event::WebhookDeleted,
-                ("webhook", id.to_string(), &w.url),
-                json!({}),
-            )],
-        )
-        .await?;
-        tx.commit().await?;
+        self.log_and_commit(tx, &w, actor, now, Event::WebhookDeleted, json!({}))
+            .await?;
         Ok(())
     }
 
@@ -342,9 +328,7 @@ impl Muster {
         limit: u64,
     ) -> CoreResult<Vec<WebhookDelivery>> {
         let mut tx = self.store.read().await?;
-        if tx.find_webhook(env, id).await?.is_none() {
-            return Err(CoreError::NotFound(format!("no webhook endpoint {id}")));
-        }
+        found(&mut tx, env, id).await?;
         Ok(tx.list_deliveries(env, id, limit.clamp(1, 1000)).await?)
     }
 }
