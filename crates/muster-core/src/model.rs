@@ -551,6 +551,50 @@ pub struct WebhookDelivery {
     pub response: String,
     /// What went wrong, when no status came back or it was not 2xx.
     pub error: Option<String>,
+    /// What was sent.
+    pub kind: DeliveryKind,
+}
+
+/// What a delivery attempt sent.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryKind {
+    /// The endpoint's next batch of the feed.
+    Feed,
+    /// One event sent again at an administrator's request.
+    Redeliver,
+    /// A test event.
+    Test,
+}
+
+impl DeliveryKind {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Feed => "feed",
+            DeliveryKind::Redeliver => "redeliver",
+            DeliveryKind::Test => "test",
+        }
+    }
+
+    /// From storage; an unknown value reads as `feed`.
+    pub fn parse(s: &str) -> DeliveryKind {
+        match s {
+            "redeliver" => DeliveryKind::Redeliver,
+            "test" => DeliveryKind::Test,
+            _ => DeliveryKind::Feed,
+        }
+    }
+}
+
+/// A delivery an administrator asked for outside the endpoint's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManualDelivery {
+    /// Its id in the queue.
+    pub id: i64,
+    /// The event to send again; a test event when `None`.
+    pub seq: Option<i64>,
 }
 
 /// How a provider's users are placed in organizations (docs/mapping.md).

@@ -59,6 +59,9 @@ pub struct WebhookSettings {
     pub give_up_after_secs: i64,
     /// Events per delivery.
     pub batch_size: u64,
+    /// How long an instance holds an endpoint for one delivery; another instance takes over
+    /// after it when the holder died.
+    pub lease_secs: i64,
 }
 
 impl Default for WebhookSettings {
@@ -69,6 +72,7 @@ impl Default for WebhookSettings {
             retry_max_secs: 3600,
             give_up_after_secs: 3 * 86_400,
             batch_size: 1,
+            lease_secs: 60,
         }
     }
 }

@@ -15,8 +15,8 @@ use crate::ids::{
 };
 use crate::model::{
     AdminAccount, AdminRole, AdminSession, AdminToken, Environment, FeedEvent, GroupOrgMapping,
-    GroupRecord, GroupRef, MemberRef, Org, OrgMapping, Provider, ProviderToken, Role, RoleSource,
-    SyncLogEntry, UserRecord, WebhookDelivery, WebhookEndpoint,
+    GroupRecord, GroupRef, ManualDelivery, MemberRef, Org, OrgMapping, Provider, ProviderToken,
+    Role, RoleSource, SyncLogEntry, UserRecord, WebhookDelivery, WebhookEndpoint,
 };
 
 /// Shorthand for storage results.
@@ -614,8 +614,8 @@ pub trait WebhookStore {
     async fn update_webhook(&mut self, w: &WebhookEndpoint) -> StoreResult<bool>;
     /// Deletes an endpoint and its delivery log; false if there was none.
     async fn delete_webhook(&mut self, env: EnvironmentId, id: WebhookId) -> StoreResult<bool>;
-    /// Takes the lease of one endpoint due for a delivery (enabled, its next attempt due, no
-    /// live lease), until `lease_until`; `None` when none is due. Two instances never hold the
+    /// Takes the lease of one endpoint due for a delivery (enabled with its next attempt due,
+    /// or with a manual delivery queued; no live lease), until `lease_until`; `None` when none is due. Two instances never hold the
     /// same endpoint at once.
     async fn claim_due_webhook(
         &mut self,
@@ -627,6 +627,22 @@ pub trait WebhookStore {
     async fn webhook_status(&mut self) -> StoreResult<(u64, u64, i64)>;
     /// Records an attempt.
     async fn insert_delivery(&mut self, d: &WebhookDelivery) -> StoreResult<()>;
+    /// Deletes at most `limit` attempts made before `cutoff`, in any environment; returns how
+    /// many.
+    async fn delete_deliveries_before(&mut self, cutoff: Timestamp, limit: u64)
+        -> StoreResult<u64>;
+    /// Queues a delivery outside the endpoint's order: event `seq` again, or a test event.
+    async fn insert_manual_delivery(
+        &mut self,
+        env: EnvironmentId,
+        id: WebhookId,
+        seq: Option<i64>,
+        now: Timestamp,
+    ) -> StoreResult<i64>;
+    /// The endpoint's oldest queued manual delivery.
+    async fn next_manual_delivery(&mut self, id: WebhookId) -> StoreResult<Option<ManualDelivery>>;
+    /// Removes a queued manual delivery (sent, or its event is gone).
+    async fn delete_manual_delivery(&mut self, manual_id: i64) -> StoreResult<()>;
     /// An endpoint's attempts, newest first.
     async fn list_deliveries(
         &mut self,

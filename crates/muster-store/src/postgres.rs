@@ -36,6 +36,9 @@ impl Held {
     fn is_write(&self) -> bool {
         match *self {}
     }
+    fn wrote_events(&mut self) {
+        match *self {}
+    }
     async fn commit(self) -> StoreResult<()> {
         match self {}
     }

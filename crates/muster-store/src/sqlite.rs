@@ -65,6 +65,13 @@ impl Held {
         }
     }
 
+    /// Notes that this transaction wrote events.
+    fn wrote_events(&mut self) {
+        if let Held::Write(w) = self {
+            w.wrote_events = true;
+        }
+    }
+
     /// Whether this is the writer.
     fn is_write(&self) -> bool {
         matches!(self, Held::Write(_))
@@ -73,7 +80,14 @@ impl Held {
     async fn commit(self) -> StoreResult<()> {
         match self {
             Held::Read(_) => Ok(()),
-            Held::Write(w) => w.commit().await,
+            Held::Write(w) => {
+                let events = w.wrote_events;
+                w.commit().await?;
+                if events {
+                    crate::EVENTS_COMMITTED.notify_one();
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -313,6 +313,7 @@ impl Writer {
             waiting: self.waiting.clone(),
             started: Instant::now(),
             finished: false,
+            wrote_events: false,
         })
     }
 
@@ -391,6 +392,8 @@ pub struct WriteTx {
     waiting: Arc<AtomicUsize>,
     started: Instant,
     finished: bool,
+    /// Whether this transaction wrote events (to signal [`crate::EVENTS_COMMITTED`]).
+    pub wrote_events: bool,
 }
 
 impl WriteTx {

@@ -61,6 +61,9 @@ pub struct Config {
     pub webhook_give_up_after_secs: i64,
     /// Events per webhook delivery.
     pub webhook_batch_size: u64,
+    /// How long an instance holds a webhook endpoint for one delivery (seconds): when it dies
+    /// mid-delivery, another instance retries after this.
+    pub webhook_lease_secs: i64,
     /// PEM certificate chain: with `tls_key_file`, `muster serve` speaks HTTPS itself.
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert_file`.
@@ -104,6 +107,7 @@ impl Default for Config {
             webhook_retry_max_secs: 3600,
             webhook_give_up_after_secs: 3 * 86_400,
             webhook_batch_size: 1,
+            webhook_lease_secs: 60,
             tls_cert_file: None,
             tls_key_file: None,
             request_timeout_secs: 30,
@@ -234,6 +238,10 @@ impl Config {
             || self.webhook_give_up_after_secs < 1
         {
             bail!("webhook_retry_base_secs is at least 1, webhook_retry_max_secs at least that, webhook_give_up_after_secs at least 1");
+        }
+        if !(12..=3600).contains(&self.webhook_lease_secs) {
+            // Longer than the 10-second request timeout, so a live sender never loses its lease.
+            bail!("webhook_lease_secs is 12 to 3600");
         }
         if !(1..=100).contains(&self.webhook_batch_size) {
             bail!("webhook_batch_size is 1 to 100");

@@ -55,6 +55,7 @@ pub async fn open(cfg: &Config) -> anyhow::Result<App> {
             retry_max_secs: cfg.webhook_retry_max_secs,
             give_up_after_secs: cfg.webhook_give_up_after_secs,
             batch_size: cfg.webhook_batch_size,
+            lease_secs: cfg.webhook_lease_secs,
         },
     };
     let muster = Muster::new(store.shared(), Arc::new(SystemClock), settings);

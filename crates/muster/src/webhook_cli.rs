@@ -48,6 +48,19 @@ pub enum WebhookCmd {
         #[arg(long)]
         after: i64,
     },
+    /// Send one kept event to the endpoint again, ahead of its next batch.
+    Redeliver {
+        /// The endpoint's id.
+        id: WebhookId,
+        /// The event's seq.
+        #[arg(long)]
+        seq: i64,
+    },
+    /// Send a test event (`webhook.test`) to the endpoint, even while it is off.
+    Test {
+        /// The endpoint's id.
+        id: WebhookId,
+    },
     /// Give an endpoint a new signing secret, shown once.
     RotateSecret {
         /// The endpoint's id.
@@ -139,6 +152,21 @@ pub async fn run_webhook(m: &Muster, env: EnvironmentId, cmd: WebhookCmd) -> any
                 after + 1
             );
         }
+        WebhookCmd::Redeliver { id, seq } => {
+            m.redeliver_webhook_event(env, id, seq, &cli_actor())
+                .await?;
+            println!(
+                "Event {seq} is queued for {id}; a running `muster serve` sends it within seconds \
+                 (`muster webhook deliveries {id}` shows the attempt)."
+            );
+        }
+        WebhookCmd::Test { id } => {
+            m.send_test_webhook(env, id, &cli_actor()).await?;
+            println!(
+                "A test event is queued for {id}; a running `muster serve` sends it within seconds \
+                 (`muster webhook deliveries {id}` shows the attempt)."
+            );
+        }
         WebhookCmd::RotateSecret { id } => {
             let made = m.rotate_webhook_secret(env, id, &cli_actor()).await?;
             println!(
@@ -153,8 +181,9 @@ pub async fn run_webhook(m: &Muster, env: EnvironmentId, cmd: WebhookCmd) -> any
         WebhookCmd::Deliveries { id, limit } => {
             for d in m.webhook_deliveries(env, id, limit).await? {
                 println!(
-                    "{}  seq {}-{}  {}  {} ms  {}",
+                    "{}  {:<9}  seq {}-{}  {}  {} ms  {}",
                     d.attempted_at.to_rfc3339(),
+                    d.kind.as_str(),
                     d.first_seq,
                     d.last_seq,
                     d.status_code

@@ -44,7 +44,13 @@ async fn send(client: &reqwest::Client, out: &Outgoing) -> Response {
     }
 }
 
-/// Delivers until `stop` says so: every due delivery at once, then a look every `every`.
+/// Deliveries in flight at once from one instance, each to a different endpoint (an endpoint's
+/// lease keeps its own deliveries one at a time), so one slow receiver does not hold up others.
+const PARALLEL: usize = 8;
+
+/// Delivers until `stop` says so: every due delivery at once (up to [`PARALLEL`] in flight), then
+/// again when this instance commits events, or every `every` (for other instances' events and
+/// due retries). On stop, the deliveries in flight finish and are recorded.
 pub async fn run(muster: Muster, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
     let client = match reqwest::Client::builder()
         .timeout(TIMEOUT)
@@ -59,12 +65,9 @@ pub async fn run(muster: Muster, every: Duration, mut stop: tokio::sync::watch::
     };
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut inflight = tokio::task::JoinSet::new();
     loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stop.changed() => return,
-        }
-        loop {
+        while inflight.len() < PARALLEL {
             let out = match muster.next_delivery().await {
                 Ok(Some(out)) => out,
                 Ok(None) => break,
@@ -73,16 +76,23 @@ pub async fn run(muster: Muster, every: Duration, mut stop: tokio::sync::watch::
                     break;
                 }
             };
-            let r = send(&client, &out).await;
-            if let Some(err) = &r.error {
-                tracing::warn!(webhook = %out.endpoint.id, first_seq = out.first_seq, error = %err, "a webhook delivery failed; it will be retried");
-            }
-            if let Err(e) = muster.delivery_done(&out, &r).await {
-                tracing::error!(error = %e, "recording a webhook delivery failed");
-            }
-            if *stop.borrow() {
-                return;
-            }
+            let (m, c) = (muster.clone(), client.clone());
+            inflight.spawn(async move {
+                let r = send(&c, &out).await;
+                if let Some(err) = &r.error {
+                    tracing::warn!(webhook = %out.endpoint.id, first_seq = out.first_seq, error = %err, "a webhook delivery failed");
+                }
+                if let Err(e) = m.delivery_done(&out, &r).await {
+                    tracing::error!(error = %e, "recording a webhook delivery failed");
+                }
+            });
+        }
+        tokio::select! {
+            Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+            _ = muster_store::EVENTS_COMMITTED.notified() => {}
+            _ = ticks.tick() => {}
+            _ = stop.changed() => break,
         }
     }
+    while inflight.join_next().await.is_some() {}
 }

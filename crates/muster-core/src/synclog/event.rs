@@ -134,6 +134,10 @@ events! {
     WebhookSecretRotated = "webhook.secret_rotated",
     /// A webhook endpoint was set to deliver again from an earlier event.
     WebhookReplayed = "webhook.replayed",
+    /// One event was queued to be sent to a webhook endpoint again.
+    WebhookRedelivered = "webhook.redelivered",
+    /// A test event was queued for a webhook endpoint.
+    WebhookTestSent = "webhook.test_sent",
     /// A webhook endpoint was deleted.
     WebhookDeleted = "webhook.deleted",
     /// A webhook endpoint failed for longer than the retry schedule allows, and stopped.

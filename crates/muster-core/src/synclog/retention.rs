@@ -1,5 +1,6 @@
 //! Sync-log retention: entries older than the retention period (90 days by default,
-//! `sync_log_retention_days`) are deleted by the background task, in batches.
+//! `sync_log_retention_days`) are deleted by the background task, in batches, and so are
+//! webhook delivery attempts.
 
 use crate::clock::Timestamp;
 use crate::error::CoreResult;
@@ -15,13 +16,15 @@ pub(crate) fn cutoff(now: Timestamp, retention_days: u32) -> Timestamp {
 }
 
 impl Muster {
-    /// Deletes entries older than `retention_days`, in batches; returns how many.
+    /// Deletes entries older than `retention_days`, and webhook delivery attempts as old (the
+    /// delivery log is kept like the sync log), in batches; returns how many.
     pub async fn prune_sync_log(&self, retention_days: u32) -> CoreResult<u64> {
         let cutoff = cutoff(self.now(), retention_days);
         let mut total = 0;
         loop {
             let mut tx = self.store.write().await?;
-            let n = tx.delete_log_before(cutoff, RETENTION_BATCH).await?;
+            let n = tx.delete_log_before(cutoff, RETENTION_BATCH).await?
+                + tx.delete_deliveries_before(cutoff, RETENTION_BATCH).await?;
             tx.commit().await?;
             total += n;
             if n < RETENTION_BATCH {

@@ -5,12 +5,21 @@
 //! endpoint has failed for longer than `give_up_after_secs` and is marked failing. Events reach
 //! each endpoint in `seq` order, at least once; `webhook-id` is stable across retries, so
 //! receivers deduplicate by it.
+//!
+//! An administrator may also ask for one kept event to be sent again, or for a test event
+//! (`webhook.test`, `seq` 0, never in the feed). Those wait in a queue of their own and go out
+//! once each, ahead of the endpoint's next batch and under the same lease (so still one request
+//! in flight per endpoint); their attempt is logged and changes neither the cursor nor the retry
+//! schedule.
 
 use std::time::Duration;
 
-use crate::error::CoreResult;
-use crate::events::feed::EventView;
-use crate::model::{Actor, Outcome as LogOutcome, WebhookDelivery, WebhookEndpoint};
+use crate::clock::Timestamp;
+use crate::error::{CoreResult, StoreError};
+use crate::events::feed::{EventActor, EventView};
+use crate::model::{
+    Actor, DeliveryKind, ManualDelivery, Outcome as LogOutcome, WebhookDelivery, WebhookEndpoint,
+};
 use crate::muster::Muster;
 use crate::muster::WebhookSettings;
 use crate::synclog::admin_entry;
@@ -19,10 +28,6 @@ use crate::webhooks::signing::sign;
 use rand::Rng;
 use serde_json::json;
 
-/// How long an instance holds an endpoint for one delivery (the request times out well before).
-pub const LEASE: Duration = Duration::from_secs(60);
-/// How long an endpoint with nothing to send waits before it is looked at again.
-const IDLE: Duration = Duration::from_millis(500);
 /// The most of a receiver's answer the delivery log keeps.
 pub const RESPONSE_KEPT: usize = 1024;
 
@@ -39,6 +44,10 @@ pub struct Outgoing {
     pub first_seq: i64,
     /// The batch's last `seq`.
     pub last_seq: i64,
+    /// What is sent.
+    pub kind: DeliveryKind,
+    /// The queued request, for a redelivery or a test event.
+    pub manual: Option<ManualDelivery>,
 }
 
 /// What a receiver did with a delivery.
@@ -74,6 +83,73 @@ pub fn backoff(attempts: i64, s: &WebhookSettings, random: f64) -> i64 {
     half + ((full - half) as f64 * random.clamp(0.0, 1.0)) as i64
 }
 
+/// A signed delivery of `events` to `w`, under message id `id`.
+fn outgoing(
+    w: WebhookEndpoint,
+    id: String,
+    events: Vec<EventView>,
+    now: Timestamp,
+    kind: DeliveryKind,
+    manual: Option<ManualDelivery>,
+) -> CoreResult<Outgoing> {
+    let body = serde_json::to_vec(&json!({ "events": events }))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let timestamp = now.micros() / 1_000_000;
+    let signature = sign(&w.secret, &id, timestamp, &body)
+        .ok_or_else(|| StoreError::Corrupt("a webhook secret that does not decode".into()))?;
+    Ok(Outgoing {
+        endpoint: w,
+        headers: vec![
+            ("content-type", "application/json".into()),
+            ("webhook-id", id),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signature),
+        ],
+        body,
+        first_seq: 0,
+        last_seq: 0,
+        kind,
+        manual,
+    })
+}
+
+impl Outgoing {
+    fn at(mut self, seq: i64) -> Outgoing {
+        (self.first_seq, self.last_seq) = (seq, seq);
+        self
+    }
+}
+
+/// The test event: `webhook.test`, `seq` 0 (it is not in the feed), a fresh id.
+fn test_event(w: &WebhookEndpoint, now: Timestamp) -> EventView {
+    EventView {
+        seq: 0,
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: "webhook.test".into(),
+        occurred_at: now.to_rfc3339(),
+        environment: w.environment_id.to_string(),
+        provider: None,
+        actor: EventActor {
+            kind: "system",
+            name: None,
+            provider_id: None,
+        },
+        data: json!({
+            "webhook": w.id.to_string(),
+            "message": "A test event from Muster: this endpoint is reachable and can verify its signature.",
+        }),
+    }
+}
+
+/// Gives an endpoint's lease back without touching its schedule.
+async fn release(tx: &mut Box<dyn crate::store::Tx>, w: &WebhookEndpoint) -> CoreResult<()> {
+    if let Some(mut fresh) = tx.find_webhook(w.environment_id, w.id).await? {
+        fresh.lease_until = None;
+        tx.update_webhook(&fresh).await?;
+    }
+    Ok(())
+}
+
 impl Muster {
     /// Takes an endpoint that is due and builds its next delivery; `None` when no endpoint has
     /// anything to send now.
@@ -83,12 +159,48 @@ impl Muster {
         for _ in 0..20 {
             let now = self.now();
             let mut tx = self.store.write().await?;
-            let lease_until = now.plus_secs(LEASE.as_secs() as i64);
+            let lease_until = now.plus_secs(s.lease_secs.max(1));
             let Some(mut w) = tx.claim_due_webhook(now, lease_until).await? else {
                 return Ok(None);
             };
             tx.commit().await?;
+            w.lease_until = Some(lease_until);
             let mut rx = self.store.read().await?;
+            if let Some(manual) = rx.next_manual_delivery(w.id).await? {
+                let rows = match manual.seq {
+                    Some(seq) => rx.events_after(w.environment_id, seq - 1, 1, &[]).await?,
+                    None => Vec::new(),
+                };
+                drop(rx);
+                let event = match (manual.seq, rows.into_iter().next()) {
+                    (None, _) => test_event(&w, now),
+                    (Some(seq), Some((found, e))) if found == seq => EventView::new(seq, e),
+                    (Some(_), _) => {
+                        // Pruned since it was asked for: nothing to send.
+                        let mut tx = self.store.write().await?;
+                        tx.delete_manual_delivery(manual.id).await?;
+                        release(&mut tx, &w).await?;
+                        tx.commit().await?;
+                        continue;
+                    }
+                };
+                let kind = match manual.seq {
+                    Some(_) => DeliveryKind::Redeliver,
+                    None => DeliveryKind::Test,
+                };
+                let (seq, id) = (event.seq, event.id.clone());
+                return Ok(Some(
+                    outgoing(w, id, vec![event], now, kind, Some(manual))?.at(seq),
+                ));
+            }
+            if !w.enabled || w.next_attempt_at > now {
+                // Taken for a manual delivery another instance has sent meanwhile.
+                drop(rx);
+                let mut tx = self.store.write().await?;
+                release(&mut tx, &w).await?;
+                tx.commit().await?;
+                continue;
+            }
             // The head before the events: every event up to it is visible to the read below, so
             // when none of them is for this endpoint its cursor can skip to it.
             let head = rx.event_head().await?;
@@ -102,13 +214,12 @@ impl Muster {
                 .await?;
             drop(rx);
             let (Some((first, _)), Some((last, _))) = (rows.first(), rows.last()) else {
-                // Nothing for this endpoint: skip what it does not subscribe to, look later.
+                // Nothing for this endpoint: skip what it does not subscribe to (or what is of
+                // another environment); it is due again when a newer event commits.
                 let mut tx = self.store.write().await?;
                 if let Some(mut fresh) = tx.find_webhook(w.environment_id, w.id).await? {
                     fresh.after_seq = fresh.after_seq.max(head);
                     fresh.lease_until = None;
-                    fresh.next_attempt_at =
-                        crate::clock::Timestamp(now.micros() + IDLE.as_micros() as i64);
                     tx.update_webhook(&fresh).await?;
                     tx.commit().await?;
                 }
@@ -124,25 +235,9 @@ impl Muster {
                 .into_iter()
                 .map(|(seq, e)| EventView::new(seq, e))
                 .collect();
-            let body = serde_json::to_vec(&json!({ "events": events }))
-                .map_err(|e| crate::error::StoreError::Corrupt(e.to_string()))?;
-            let timestamp = now.micros() / 1_000_000;
-            let signature = sign(&w.secret, &id, timestamp, &body).ok_or_else(|| {
-                crate::error::StoreError::Corrupt("a webhook secret that does not decode".into())
-            })?;
-            w.lease_until = Some(lease_until);
-            return Ok(Some(Outgoing {
-                endpoint: w,
-                headers: vec![
-                    ("content-type", "application/json".into()),
-                    ("webhook-id", id),
-                    ("webhook-timestamp", timestamp.to_string()),
-                    ("webhook-signature", signature),
-                ],
-                body,
-                first_seq: first,
-                last_seq: last,
-            }));
+            let mut out = outgoing(w, id, events, now, DeliveryKind::Feed, None)?;
+            (out.first_seq, out.last_seq) = (first, last);
+            return Ok(Some(out));
         }
         Ok(None)
     }
@@ -169,10 +264,14 @@ impl Muster {
             latency_ms: r.latency.as_millis() as i64,
             response: body,
             error: r.error.clone(),
+            kind: out.kind,
         })
         .await?;
         fresh.lease_until = None;
-        if r.succeeded() {
+        if let Some(manual) = out.manual {
+            // Sent once, whatever came back; the endpoint's own schedule is left as it was.
+            tx.delete_manual_delivery(manual.id).await?;
+        } else if r.succeeded() {
             fresh.after_seq = fresh.after_seq.max(out.last_seq);
             fresh.attempts = 0;
             fresh.first_failure_at = None;

@@ -297,6 +297,60 @@ impl Muster {
         Ok(w)
     }
 
+    /// Queues event `seq` to be sent to the endpoint once more, out of its order, under the
+    /// event's own `webhook-id` (docs/webhooks.md). The event must still be kept and be of the
+    /// endpoint's environment. Returns the queued request's id.
+    pub async fn redeliver_webhook_event(
+        &self,
+        env: EnvironmentId,
+        id: WebhookId,
+        seq: i64,
+        actor: &Actor,
+    ) -> CoreResult<i64> {
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let w = found(&mut tx, env, id).await?;
+        let kept = tx.events_after(env, seq - 1, 1, &[]).await?;
+        if seq < 1 || kept.first().map(|(s, _)| *s) != Some(seq) {
+            let horizon = tx.event_horizon().await?;
+            return Err(CoreError::NotFound(if seq >= 1 && seq <= horizon {
+                format!(
+                    "event {seq} is no longer kept (retention removed events through {horizon})"
+                )
+            } else {
+                format!("no event {seq} in this environment")
+            }));
+        }
+        let queued = tx.insert_manual_delivery(env, id, Some(seq), now).await?;
+        self.log_and_commit(
+            tx,
+            &w,
+            actor,
+            now,
+            Event::WebhookRedelivered,
+            json!({"seq": seq}),
+        )
+        .await?;
+        Ok(queued)
+    }
+
+    /// Queues a test event (`webhook.test`) for the endpoint, sent even while it is turned off,
+    /// so a receiver can be checked before it is turned on. Returns the queued request's id.
+    pub async fn send_test_webhook(
+        &self,
+        env: EnvironmentId,
+        id: WebhookId,
+        actor: &Actor,
+    ) -> CoreResult<i64> {
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let w = found(&mut tx, env, id).await?;
+        let queued = tx.insert_manual_delivery(env, id, None, now).await?;
+        self.log_and_commit(tx, &w, actor, now, Event::WebhookTestSent, json!({}))
+            .await?;
+        Ok(queued)
+    }
+
     /// Deletes an endpoint and its delivery log.
     pub async fn delete_webhook(
         &self,

@@ -108,7 +108,10 @@ impl EventStore for DbTx {
                 pending.extend(events);
                 Ok(())
             }
-            DbTx::Held(h) if h.is_write() => self.insert_events(&events).await,
+            DbTx::Held(h) if h.is_write() => {
+                h.wrote_events();
+                self.insert_events(&events).await
+            }
             _ => Err(StoreError::Database(Box::new(std::io::Error::other(
                 "events are written in a write transaction",
             )))),

@@ -18,9 +18,9 @@ use muster_core::ids::{
     SessionId, TokenId, UserId, WebhookId,
 };
 use muster_core::model::{
-    Actor, AdminAccount, AdminRole, AdminSession, AdminToken, Environment, FeedEvent,
-    GroupOrgMapping, GroupRecord, GroupRef, MemberRef, Org, OrgMapping, OrgMethod, OrgStatus,
-    Outcome, Provider, ProviderToken, Role, RoleSource, Scope, SyncLogEntry, UserRecord,
+    Actor, AdminAccount, AdminRole, AdminSession, AdminToken, DeliveryKind, Environment, FeedEvent,
+    GroupOrgMapping, GroupRecord, GroupRef, ManualDelivery, MemberRef, Org, OrgMapping, OrgMethod,
+    OrgStatus, Outcome, Provider, ProviderToken, Role, RoleSource, Scope, SyncLogEntry, UserRecord,
     UserStatus, WebhookDelivery, WebhookEndpoint,
 };
 use muster_core::store::{
@@ -552,8 +552,9 @@ impl Tx for DbTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         match *self {
             DbTx::Tx(t, started, events) => {
+                let wrote_events = !events.is_empty();
                 let mut tx = DbTx::Tx(t, started, Vec::new());
-                if !events.is_empty() {
+                if wrote_events {
                     // The sequence row's lock is taken here, last, and held through COMMIT.
                     tx.insert_events(&events).await?;
                 }
@@ -568,6 +569,9 @@ impl Tx for DbTx {
                 if done.is_ok() {
                     crate::stats::COMMITTED_TRANSACTIONS
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if wrote_events {
+                        crate::EVENTS_COMMITTED.notify_one();
+                    }
                 }
                 crate::stats::WRITE_TX.observe(started.elapsed());
                 done

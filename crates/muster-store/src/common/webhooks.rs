@@ -43,6 +43,7 @@ fn delivery_from<R: Cols + ?Sized>(row: &R) -> StoreResult<WebhookDelivery> {
         latency_ms: get(row, "latency_ms")?,
         response: get(row, "response")?,
         error: get(row, "error")?,
+        kind: DeliveryKind::parse(&get::<String, _>(row, "kind")?),
     })
 }
 
@@ -132,14 +133,16 @@ impl WebhookStore for DbTx {
     }
 
     async fn delete_webhook(&mut self, env: EnvironmentId, id: WebhookId) -> StoreResult<bool> {
-        self.exec(
-            &Stmt::new(
-                "delete from webhook_delivery where environment_id = $1 and webhook_id = $2",
+        for table in ["webhook_delivery", "webhook_manual"] {
+            self.exec(
+                &Stmt::new(format!(
+                    "delete from {table} where environment_id = $1 and webhook_id = $2"
+                ))
+                .arg(env.0)
+                .arg(id.0),
             )
-            .arg(env.0)
-            .arg(id.0),
-        )
-        .await?;
+            .await?;
+        }
         let done = self
             .exec(
                 &Stmt::new(
@@ -157,6 +160,13 @@ impl WebhookStore for DbTx {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> StoreResult<Option<WebhookEndpoint>> {
+        // Due: a healthy endpoint (no failed attempt) when events newer than its cursor have
+        // committed; a failing one when its retry is due; any with a manual delivery queued.
+        // So an endpoint with nothing new costs nothing until the feed moves.
+        const DUE: &str = "((enabled = $2 and next_attempt_at <= $3 \
+               and (attempts > 0 or after_seq < (select last_seq from event_seq))) \
+             or exists (select 1 from webhook_manual m where m.webhook_id = webhook_endpoint.webhook_id)) \
+             and (lease_until is null or lease_until < $3)";
         // The inner select picks a candidate; the outer condition is checked again on the row
         // itself, so when two instances pick the same one, the second updates nothing.
         let row = self
@@ -164,9 +174,8 @@ impl WebhookStore for DbTx {
                 &Stmt::new(format!(
                     "update webhook_endpoint set lease_until = $1 \
                      where webhook_id = (select webhook_id from webhook_endpoint \
-                        where enabled = $2 and next_attempt_at <= $3 and (lease_until is null or lease_until < $3) \
-                        order by next_attempt_at limit 1) \
-                       and enabled = $2 and next_attempt_at <= $3 and (lease_until is null or lease_until < $3) \
+                        where {DUE} order by next_attempt_at limit 1) \
+                       and {DUE} \
                      returning {WEBHOOK_COLS}"
                 ))
                 .arg(lease_until.0)
@@ -205,7 +214,7 @@ impl WebhookStore for DbTx {
         self.exec(
             &Stmt::new(
                 "insert into webhook_delivery (webhook_id, environment_id, attempted_at, first_seq, last_seq, \
-                 status_code, latency_ms, response, error) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 status_code, latency_ms, response, error, kind) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .arg(d.webhook_id.0)
             .arg(d.environment_id.0)
@@ -215,9 +224,72 @@ impl WebhookStore for DbTx {
             .arg(d.status_code)
             .arg(d.latency_ms)
             .arg(&d.response)
-            .arg(&d.error),
+            .arg(&d.error)
+            .arg(d.kind.as_str()),
         )
         .await?;
+        Ok(())
+    }
+
+    async fn delete_deliveries_before(
+        &mut self,
+        cutoff: Timestamp,
+        limit: u64,
+    ) -> StoreResult<u64> {
+        self.exec(
+            &Stmt::new(
+                "delete from webhook_delivery where delivery_id in \
+                 (select delivery_id from webhook_delivery where attempted_at < $1 order by attempted_at limit $2)",
+            )
+            .arg(cutoff.0)
+            .arg(limit as i64),
+        )
+        .await
+    }
+
+    async fn insert_manual_delivery(
+        &mut self,
+        env: EnvironmentId,
+        id: WebhookId,
+        seq: Option<i64>,
+        now: Timestamp,
+    ) -> StoreResult<i64> {
+        let row = self
+            .one(
+                &Stmt::new(
+                    "insert into webhook_manual (webhook_id, environment_id, seq, requested_at) \
+                     values ($1, $2, $3, $4) returning manual_id",
+                )
+                .arg(id.0)
+                .arg(env.0)
+                .arg(seq)
+                .arg(now.0),
+            )
+            .await?;
+        get(&row, "manual_id")
+    }
+
+    async fn next_manual_delivery(&mut self, id: WebhookId) -> StoreResult<Option<ManualDelivery>> {
+        let row = self
+            .row(
+                &Stmt::new(
+                    "select manual_id, seq from webhook_manual where webhook_id = $1 order by manual_id limit 1",
+                )
+                .arg(id.0),
+            )
+            .await?;
+        row.map(|r| {
+            Ok(ManualDelivery {
+                id: get(&r, "manual_id")?,
+                seq: get(&r, "seq")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_manual_delivery(&mut self, manual_id: i64) -> StoreResult<()> {
+        self.exec(&Stmt::new("delete from webhook_manual where manual_id = $1").arg(manual_id))
+            .await?;
         Ok(())
     }
 
@@ -231,7 +303,7 @@ impl WebhookStore for DbTx {
             .rows(
                 &Stmt::new(
                     "select delivery_id, webhook_id, environment_id, attempted_at, first_seq, last_seq, status_code, \
-                     latency_ms, response, error from webhook_delivery \
+                     latency_ms, response, error, kind from webhook_delivery \
                      where environment_id = $1 and webhook_id = $2 order by delivery_id desc limit $3",
                 )
                 .arg(env.0)

@@ -105,6 +105,8 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate))
         .routes(routes!(webhooks::replay))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(webhooks::test))
         .routes(routes!(webhooks::deliveries))
 }
 

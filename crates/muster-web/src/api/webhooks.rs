@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use muster_core::ids::WebhookId;
-use muster_core::model::{WebhookDelivery, WebhookEndpoint};
+use muster_core::model::{DeliveryKind, WebhookDelivery, WebhookEndpoint};
 use muster_core::webhooks::WebhookInput;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -78,6 +78,8 @@ pub(super) struct DeliveryBody {
     /// The first KiB of the answer.
     response: String,
     error: Option<String>,
+    /// `feed` (the endpoint's next batch), `redeliver` (one event again) or `test`.
+    kind: DeliveryKind,
 }
 
 impl From<&WebhookDelivery> for DeliveryBody {
@@ -91,6 +93,7 @@ impl From<&WebhookDelivery> for DeliveryBody {
             latency_ms: d.latency_ms,
             response: d.response.clone(),
             error: d.error.clone(),
+            kind: d.kind,
         }
     }
 }
@@ -286,4 +289,69 @@ pub(super) async fn replay(
         .replay_webhook(auth.env, webhook_id(&id)?, body.after, &auth.actor)
         .await?;
     ok(StatusCode::OK, WebhookBody::from(&w))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Redeliver {
+    /// The event to send again (still kept).
+    seq: i64,
+}
+
+/// A delivery queued outside the endpoint's order.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Queued {
+    /// The queued request; its attempt shows in the delivery log with this kind.
+    queued: i64,
+    /// `redeliver` or `test`.
+    kind: DeliveryKind,
+}
+
+/// Send one kept event to the endpoint again, ahead of its next batch, under the event's own
+/// `webhook-id`; the attempt shows in the delivery log.
+#[utoipa::path(post, path = "/webhooks/{id}/redeliver", operation_id = "redeliverWebhookEvent",
+    tag = "webhooks", request_body = Redeliver,
+    params(("id" = uuid::Uuid, Path, description = "The endpoint")),
+    responses((status = 202, body = Queued), ApiErrors))]
+pub(super) async fn redeliver(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Redeliver>,
+) -> ApiResult {
+    let queued = state
+        .muster
+        .redeliver_webhook_event(auth.env, webhook_id(&id)?, body.seq, &auth.actor)
+        .await?;
+    ok(
+        StatusCode::ACCEPTED,
+        Queued {
+            queued,
+            kind: DeliveryKind::Redeliver,
+        },
+    )
+}
+
+/// Send a test event (`webhook.test`, `seq` 0) to the endpoint, even while it is turned off;
+/// the attempt shows in the delivery log.
+#[utoipa::path(post, path = "/webhooks/{id}/test", operation_id = "sendWebhookTest",
+    tag = "webhooks",
+    params(("id" = uuid::Uuid, Path, description = "The endpoint")),
+    responses((status = 202, body = Queued), ApiErrors))]
+pub(super) async fn test(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let queued = state
+        .muster
+        .send_test_webhook(auth.env, webhook_id(&id)?, &auth.actor)
+        .await?;
+    ok(
+        StatusCode::ACCEPTED,
+        Queued {
+            queued,
+            kind: DeliveryKind::Test,
+        },
+    )
 }

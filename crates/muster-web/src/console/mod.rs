@@ -66,7 +66,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/roles", get(roles::page).post(roles::act))
         .route("/console/admins", get(admins::page).post(admins::act))
         .route("/console/webhooks", get(webhooks::page).post(webhooks::act))
-        .route("/console/webhooks/{id}", get(webhooks::details))
+        .route(
+            "/console/webhooks/{id}",
+            get(webhooks::details).post(webhooks::details_act),
+        )
         .route("/console/users/new", post(users::create))
         .route("/console/sync-log", get(synclog::page))
         .route("/console/sync-log/export.csv", get(synclog::export))

@@ -173,6 +173,7 @@ pub async fn act(State(state): State<AppState>, posted: Posted<Providers>) -> Re
 
 struct DeliveryRow {
     at: String,
+    kind: &'static str,
     seqs: String,
     status: String,
     latency: i64,
@@ -181,8 +182,12 @@ struct DeliveryRow {
 
 #[derive(Template)]
 #[template(path = "console/webhook.html")]
-struct WebhookPage {
+struct WebhookPage<'a> {
     shell: Shell,
+    csrf: &'a str,
+    id: WebhookId,
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
     url: String,
     state: &'static str,
     after_seq: i64,
@@ -195,6 +200,52 @@ pub async fn details(
     State(state): State<AppState>,
     console: Console<Providers>,
     Id(id): Id<WebhookId>,
+) -> Response {
+    details_page(&state, &console, id, None, None, StatusCode::OK).await
+}
+
+/// `POST /console/webhooks/{id}`: send a test event, or one event again.
+pub async fn details_act(
+    State(state): State<AppState>,
+    Id(id): Id<WebhookId>,
+    posted: Posted<Providers>,
+) -> Response {
+    let Posted { console, form } = posted;
+    let m = &state.muster;
+    let (env, actor) = (console.env(), console.actor());
+    let done = match form.field("action").as_deref() {
+        Some("test") => m
+            .send_test_webhook(env, id, &actor)
+            .await
+            .map(|_| "A test event is queued: its attempt shows below within seconds (reload)."),
+        Some("redeliver") => match form.parsed::<i64>("seq") {
+            Some(seq) => m
+                .redeliver_webhook_event(env, id, seq, &actor)
+                .await
+                .map(|_| "The event is queued: its attempt shows below within seconds (reload)."),
+            None => Err(CoreError::Invalid(
+                "give the seq of the event to send again".into(),
+            )),
+        },
+        _ => return error_page(StatusCode::BAD_REQUEST, "Unknown action."),
+    };
+    match done {
+        Ok(notice) => details_page(&state, &console, id, None, Some(notice), StatusCode::OK).await,
+        Err(e @ CoreError::Store(_)) => internal(&e),
+        Err(e) => {
+            let message = e.to_string();
+            details_page(&state, &console, id, Some(&message), None, status_of(&e)).await
+        }
+    }
+}
+
+async fn details_page(
+    state: &AppState,
+    console: &Console<Providers>,
+    id: WebhookId,
+    error: Option<&str>,
+    notice: Option<&str>,
+    status: StatusCode,
 ) -> Response {
     let env = console.env();
     let w = match state.muster.get_webhook(env, id).await {
@@ -210,6 +261,10 @@ pub async fn details(
     };
     let page = WebhookPage {
         shell: console.shell("Webhook", "/console/webhooks"),
+        csrf: &console.session.csrf_token,
+        id,
+        error,
+        notice,
         state: state_of(&w),
         after_seq: w.after_seq,
         next_attempt: w.next_attempt_at.to_rfc3339(),
@@ -218,6 +273,7 @@ pub async fn details(
             .into_iter()
             .map(|d| DeliveryRow {
                 at: d.attempted_at.to_rfc3339(),
+                kind: d.kind.as_str(),
                 seqs: if d.first_seq == d.last_seq {
                     d.first_seq.to_string()
                 } else {
@@ -233,5 +289,5 @@ pub async fn details(
             })
             .collect(),
     };
-    render(StatusCode::OK, &page)
+    render(status, &page)
 }

@@ -705,6 +705,8 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("delete", "/api/v1/webhooks/{id}"),
     ("post", "/api/v1/webhooks/{id}/rotate-secret"),
     ("post", "/api/v1/webhooks/{id}/replay"),
+    ("post", "/api/v1/webhooks/{id}/redeliver"),
+    ("post", "/api/v1/webhooks/{id}/test"),
     ("get", "/api/v1/webhooks/{id}/deliveries"),
 ];
 

@@ -21,6 +21,7 @@ use crate::support::{Api, Backend, TestApp, PUBLIC_URL};
 on_both!(
     a_lease_keeps_other_instances_off_until_it_runs_out,
     deliveries_are_ordered_retried_logged_and_given_up,
+    one_event_again_and_a_test_event_go_out_once_ahead_of_the_feed,
     webhooks_are_managed_through_the_api
 );
 
@@ -101,6 +102,7 @@ fn settings() -> Settings {
             retry_max_secs: 60,
             give_up_after_secs: 300,
             batch_size: 1,
+            lease_secs: 60,
         },
         ..Settings::default()
     }
@@ -367,6 +369,144 @@ async fn a_lease_keeps_other_instances_off_until_it_runs_out(b: Backend) {
     app.finish().await;
 }
 
+/// An administrator sends one event again and a test event: each goes out once, ahead of the
+/// endpoint's next batch, logged with its kind, without moving the endpoint's cursor or retry
+/// schedule; a test event reaches an endpoint that is turned off; a failed one is not retried.
+async fn one_event_again_and_a_test_event_go_out_once_ahead_of_the_feed(b: Backend) {
+    use muster_core::model::DeliveryKind;
+    let app = TestApp::new(b).await;
+    let m = Muster::new(app.store.shared(), Arc::new(app.clock.clone()), settings());
+    let env = app.env.id;
+    let rx = receiver(0).await;
+    let hook = m
+        .create_webhook(
+            env,
+            &WebhookInput {
+                url: Some(rx.url.clone()),
+                event_types: Some(vec!["user.created".into()]),
+                ..WebhookInput::default()
+            },
+            &Actor::System,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let id = hook.endpoint.id;
+    let p = app.provider("Okta").await;
+    app.create_user(&p, "one@example.com").await;
+    app.create_user(&p, "two@example.com").await;
+    assert_eq!(deliver_due(&m).await, 2);
+    let first = rx
+        .got
+        .lock()
+        .map(|g| g[0].clone())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s1 = first.seqs()[0];
+    app.create_user(&p, "three@example.com").await;
+
+    m.redeliver_webhook_event(env, id, s1, &Actor::System)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    m.send_test_webhook(env, id, &Actor::System)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(deliver_due(&m).await, 3, "the two asked for, then the feed");
+    let got = rx.got.lock().map(|g| g[2..].to_vec()).unwrap_or_default();
+    assert_eq!(got[0].seqs(), vec![s1], "the event again");
+    assert_eq!(got[0].header("webhook-id"), first.header("webhook-id"));
+    assert_eq!(got[0].body, first.body, "the same event");
+    let test: Value = serde_json::from_str(&got[1].body).unwrap_or_default();
+    assert_eq!(test["events"][0]["type"], "webhook.test");
+    assert_eq!(test["events"][0]["seq"], 0);
+    assert_eq!(test["events"][0]["data"]["webhook"], id.to_string());
+    assert!(got[1].header("webhook-signature").starts_with("v1,"));
+    let s3 = got[2].seqs()[0];
+    assert!(s3 > s1, "the feed goes on where it was");
+    let kinds: Vec<DeliveryKind> = m
+        .webhook_deliveries(env, id, 10)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|d| d.kind)
+        .collect();
+    assert_eq!(
+        kinds[..3],
+        [
+            DeliveryKind::Feed,
+            DeliveryKind::Test,
+            DeliveryKind::Redeliver
+        ]
+    );
+    assert_eq!(deliver_due(&m).await, 0, "each is sent once");
+
+    // Turned off: a test event still goes out, the feed does not.
+    m.update_webhook(
+        env,
+        id,
+        &WebhookInput {
+            enabled: Some(false),
+            ..WebhookInput::default()
+        },
+        &Actor::System,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    app.create_user(&p, "four@example.com").await;
+    m.send_test_webhook(env, id, &Actor::System)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(deliver_due(&m).await, 1);
+    let last = rx
+        .got
+        .lock()
+        .map(|g| g[g.len() - 1].clone())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(last.seqs(), vec![0]);
+    assert_eq!(
+        m.get_webhook(env, id).await.map(|w| w.after_seq).ok(),
+        Some(s3)
+    );
+
+    // A test event to nowhere fails once, and is neither retried nor held against the endpoint.
+    let dead = m
+        .create_webhook(
+            env,
+            &WebhookInput {
+                url: Some("http://127.0.0.1:9/nobody".into()),
+                ..WebhookInput::default()
+            },
+            &Actor::System,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    m.send_test_webhook(env, dead.endpoint.id, &Actor::System)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(deliver_due(&m).await, 1);
+    app.clock.advance_secs(120);
+    assert_eq!(deliver_due(&m).await, 0, "not retried");
+    let w = m
+        .get_webhook(env, dead.endpoint.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((w.attempts, w.failing), (0, false));
+    let log = m
+        .webhook_deliveries(env, dead.endpoint.id, 10)
+        .await
+        .unwrap_or_default();
+    assert_eq!(log.len(), 1);
+    assert!(log[0].error.is_some());
+
+    // Events that are not there.
+    for seq in [0, s3 + 1000] {
+        assert!(matches!(
+            m.redeliver_webhook_event(env, id, seq, &Actor::System)
+                .await,
+            Err(muster_core::CoreError::NotFound(_))
+        ));
+    }
+    app.finish().await;
+}
+
 async fn webhooks_are_managed_through_the_api(b: Backend) {
     let app = TestApp::new(b).await;
     let api = Api::new(&app).await;
@@ -411,6 +551,23 @@ async fn webhooks_are_managed_through_the_api(b: Backend) {
     assert_ne!(r.body["secret"], secret.as_str());
     let r = api.get(&format!("/webhooks/{id}/deliveries")).await;
     assert_eq!(r.body["deliveries"], json!([]));
+    let r = api.post(&format!("/webhooks/{id}/test"), json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["kind"], "test");
+    let r = api
+        .post(&format!("/webhooks/{id}/redeliver"), json!({"seq": 424242}))
+        .await;
+    assert_api_error(&r, 404, "not_found");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("no event 424242")));
+    let r = api
+        .post(
+            &format!("/webhooks/{id}/redeliver"),
+            json!({"seq": "first"}),
+        )
+        .await;
+    assert_api_error(&r, 400, "invalid");
     assert_eq!(
         api.delete(&format!("/webhooks/{id}")).await.status,
         StatusCode::NO_CONTENT
