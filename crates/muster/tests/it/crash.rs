@@ -13,14 +13,38 @@ use crate::support::{Backend, TestDb};
 
 const KILLS: usize = 3;
 
-struct Proc {
+/// A `muster serve` process of its own (directory, port, configuration) on a given database.
+pub(crate) struct Proc {
     child: Option<Child>,
     dir: std::path::PathBuf,
     url: String,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Proc {
+    /// A process for database `url`, configured with `listen_addr` and the lines of `config`;
+    /// not started yet.
+    pub(crate) fn new(url: &str, config: &str) -> Proc {
+        let dir =
+            std::env::temp_dir().join(format!("muster-proc-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            dir.join("muster.toml"),
+            format!("listen_addr = \"127.0.0.1:{port}\"\n{config}"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        Proc {
+            child: None,
+            dir,
+            url: url.to_string(),
+            port,
+        }
+    }
+
     fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_muster"));
         c.env_clear()
@@ -35,7 +59,7 @@ impl Proc {
         c
     }
 
-    async fn start(&mut self) {
+    pub(crate) async fn start(&mut self) {
         let child = self
             .cmd()
             .arg("serve")
@@ -61,14 +85,15 @@ impl Proc {
         }
     }
 
-    fn kill(&mut self) {
+    /// SIGKILL.
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill(); // SIGKILL
             let _ = c.wait();
         }
     }
 
-    fn run_json(&self, args: &[&str]) -> Value {
+    pub(crate) fn run_json(&self, args: &[&str]) -> Value {
         let out = self
             .cmd()
             .args(args)
@@ -176,23 +201,11 @@ async fn workload(
 
 async fn kill_and_restart_under_load(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let dir = std::env::temp_dir().join(format!("muster-crash-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18090);
-    std::fs::write(
-        dir.join("muster.toml"),
-        format!("listen_addr = \"127.0.0.1:{port}\"\nscheduler_interval_secs = 1\nrate_limit_per_second = 0\n"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut proc = Proc {
-        child: None,
-        dir,
-        url: db.url.clone(),
-        port,
-    };
+    let mut proc = Proc::new(
+        &db.url,
+        "scheduler_interval_secs = 1\nrate_limit_per_second = 0\n",
+    );
+    let port = proc.port;
     let added = proc.run_json(&["provider", "add", "--name", "Okta", "--json"]);
     let pid = added["provider"]["id"]
         .as_str()

@@ -7,7 +7,7 @@ mod auth;
 mod cli;
 mod concurrency;
 mod console;
-mod crash;
+pub mod crash;
 mod discovery;
 mod events;
 mod examples;

@@ -768,3 +768,190 @@ print(payload["events"][0]["type"], payload["events"][0]["data"]["userName"])
     assert!(!out.status.success(), "a forged body must not verify");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Three `muster serve` processes on one PostgreSQL database. The one delivering is SIGKILLed
+/// while a delivery is in flight (the receiver holds that request unanswered); another takes the
+/// endpoint over once the lease has run out, sends the same batch again under the same
+/// `webhook-id`, and goes on while the two survivors take writes: the receiver ends with every
+/// event of the feed, in order, and nothing twice but the batch that was in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_senders_delivery_is_taken_over_and_nothing_is_lost() {
+    use crate::crash::Proc;
+    use crate::support::{postgres_reachable, TestDb};
+    use std::time::Instant;
+    if !postgres_reachable().await {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let config = "allow_private_webhook_urls = true\nrate_limit_per_second = 0\n\
+                  webhook_lease_secs = 12\nwebhook_retry_base_secs = 1\nwebhook_retry_max_secs = 2\n";
+    let mut procs: Vec<Proc> = (0..3).map(|_| Proc::new(&db.url, config)).collect();
+
+    // The receiver records every request as it arrives and leaves the third unanswered.
+    let got: Arc<Mutex<Vec<(Instant, Received)>>> = Arc::default();
+    let third = Arc::new(tokio::sync::Notify::new());
+    let app = {
+        let (got, third) = (got.clone(), third.clone());
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let (got, third) = (got.clone(), third.clone());
+                async move {
+                    let n = {
+                        let mut list = got.lock().unwrap_or_else(|e| e.into_inner());
+                        list.push((
+                            Instant::now(),
+                            Received {
+                                headers: headers
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (k.to_string(), v.to_str().unwrap_or("").to_string())
+                                    })
+                                    .collect(),
+                                body,
+                            },
+                        ));
+                        list.len()
+                    };
+                    if n == 3 {
+                        third.notify_one();
+                        std::future::pending::<()>().await;
+                    }
+                    (StatusCode::OK, "ok")
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rx_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let added = procs[0].run_json(&["provider", "add", "--name", "Okta", "--json"]);
+    let base_path = added["provider"]["scimBaseUrl"]
+        .as_str()
+        .unwrap_or_default()
+        .split_once("/scim/")
+        .map(|(_, rest)| format!("/scim/{rest}"))
+        .unwrap_or_default();
+    let token = added["token"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let admin = procs[0].run_json(&["admin", "token", "create", "--label", "t", "--json"]);
+    let admin = admin["secret"].as_str().unwrap_or_default().to_string();
+    let hook = procs[0].run_json(&[
+        "webhook",
+        "add",
+        "--url",
+        &format!("http://127.0.0.1:{rx_port}/hook"),
+        "--json",
+    ]);
+    let client = reqwest::Client::new();
+    let create = {
+        let client = client.clone();
+        move |port: u16, name: String| {
+            let (client, token, path) = (client.clone(), token.clone(), base_path.clone());
+            async move {
+                let r = client
+                    .post(format!("http://127.0.0.1:{port}{path}/Users"))
+                    .bearer_auth(token)
+                    .header("content-type", "application/scim+json")
+                    .body(json!({ "userName": name }).to_string())
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(r.status().as_u16(), 201);
+            }
+        }
+    };
+
+    procs[0].start().await;
+    for i in 0..5 {
+        create(procs[0].port, format!("first{i}@example.com")).await;
+    }
+    tokio::time::timeout(Duration::from_secs(20), third.notified())
+        .await
+        .unwrap_or_else(|_| panic!("the third delivery never came"));
+    procs[0].kill();
+    let killed = Instant::now();
+    procs[1].start().await;
+    procs[2].start().await;
+    let mut writers = Vec::new();
+    for w in 0..20 {
+        let port = procs[1 + w % 2].port;
+        let create = create.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..2 {
+                create(port, format!("w{w}-{i}@example.com")).await;
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let feed: Vec<i64> = client
+        .get(format!(
+            "http://127.0.0.1:{}/api/v1/events?after={}&limit=1000",
+            procs[1].port,
+            hook["afterSeq"].as_i64().unwrap_or(0)
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json::<Value>()
+        .await
+        .unwrap_or_default()["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["seq"].as_i64())
+        .collect();
+    assert!(feed.len() >= 45, "every write is an event: {}", feed.len());
+
+    let started = Instant::now();
+    let received = loop {
+        let list = got.lock().map(|g| g.clone()).unwrap_or_default();
+        let mut ids: Vec<String> = list.iter().map(|(_, r)| r.header("webhook-id")).collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() >= feed.len() {
+            break list;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} of {} events delivered",
+            ids.len(),
+            feed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Nothing lost, in order once deduplicated by webhook-id.
+    let mut seen = std::collections::HashSet::new();
+    let mut order = Vec::new();
+    for (_, r) in &received {
+        if seen.insert(r.header("webhook-id")) {
+            order.extend(r.seqs());
+        }
+    }
+    assert_eq!(order, feed, "every event of the feed, in seq order");
+    // The batch in flight went out again, after the lease, with the same id; nothing else twice.
+    let held = received[2].1.header("webhook-id");
+    let again: Vec<&(Instant, Received)> = received
+        .iter()
+        .filter(|(_, r)| r.header("webhook-id") == held)
+        .collect();
+    assert_eq!(again.len(), 2, "the batch in flight is sent again");
+    assert_eq!(again[0].1.body, again[1].1.body);
+    assert!(
+        again[1].0.duration_since(killed) >= Duration::from_secs(8),
+        "the others kept off until the lease ran out"
+    );
+    assert_eq!(received.len(), feed.len() + 1, "one sender per attempt");
+    drop(procs);
+    db.drop_db().await;
+}
