@@ -4,11 +4,14 @@
 //! # Layout
 //! - `main`: arguments, the server under test, the run.
 //! - `Stats`: latency percentiles and throughput of one scenario.
+//! - `webhooks`: provisioning with and without a webhook endpoint, and delivery latency.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod webhooks;
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -46,7 +49,8 @@ struct Args {
     #[arg(long, default_value_t = 2_000)]
     requests: usize,
     /// Scenarios to run after the load (comma-separated), or "all": post-user, patch-member,
-    /// patch-active, put-user, ceiling, get-user, filter-username, list-page, giant-group, mapping.
+    /// patch-active, put-user, ceiling, get-user, filter-username, list-page, giant-group, mapping,
+    /// webhook.
     #[arg(long, default_value = "all")]
     scenarios: String,
     /// Write the JSON report here too.
@@ -111,6 +115,10 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
     // The load generator is one client sending as fast as it can: no per-provider rate limit.
     let config = dir.join("muster.toml");
     let mut toml = String::from("rate_limit_per_second = 0\n");
+    if args.scenarios == "all" || args.scenarios.contains("webhook") {
+        // The webhook scenario's receiver listens on loopback.
+        toml.push_str("allow_private_webhook_urls = true\n");
+    }
     for line in &args.server_settings {
         toml.push_str(line);
         toml.push('\n');
@@ -187,7 +195,7 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
 
 /// Latencies of one scenario.
 #[derive(Debug)]
-struct Stats {
+pub(crate) struct Stats {
     name: String,
     requests: usize,
     errors: usize,
@@ -1031,6 +1039,10 @@ async fn main() -> anyhow::Result<()> {
 
     if wants("mapping") {
         report.extend(mapping_scenario(&server, &group_ids).await?);
+    }
+    if wants("webhook") {
+        let first = args.users + 2 * n;
+        report.extend(webhooks::scenario(&server, first, n, c).await?);
     }
 
     let peak = server.peak_rss_mib();

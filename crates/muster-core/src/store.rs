@@ -614,9 +614,11 @@ pub trait WebhookStore {
     async fn update_webhook(&mut self, w: &WebhookEndpoint) -> StoreResult<bool>;
     /// Deletes an endpoint and its delivery log; false if there was none.
     async fn delete_webhook(&mut self, env: EnvironmentId, id: WebhookId) -> StoreResult<bool>;
-    /// Takes the lease of one endpoint due for a delivery (enabled with its next attempt due,
-    /// or with a manual delivery queued; no live lease), until `lease_until`; `None` when none is due. Two instances never hold the
-    /// same endpoint at once.
+    /// Whether an endpoint is due for a delivery: enabled, with events newer than its cursor (or,
+    /// after failures, its retry due), or with a manual delivery queued; and no live lease.
+    async fn any_webhook_due(&mut self, now: Timestamp) -> StoreResult<bool>;
+    /// Takes the lease of one endpoint due, as [`WebhookStore::any_webhook_due`] says, until
+    /// `lease_until`; `None` when none is due. Two instances never hold the same endpoint at once.
     async fn claim_due_webhook(
         &mut self,
         now: Timestamp,

@@ -78,12 +78,17 @@ pub async fn run(muster: Muster, every: Duration, mut stop: tokio::sync::watch::
             };
             let (m, c) = (muster.clone(), client.clone());
             inflight.spawn(async move {
-                let r = send(&c, &out).await;
-                if let Some(err) = &r.error {
-                    tracing::warn!(webhook = %out.endpoint.id, first_seq = out.first_seq, error = %err, "a webhook delivery failed");
-                }
-                if let Err(e) = m.delivery_done(&out, &r).await {
-                    tracing::error!(error = %e, "recording a webhook delivery failed");
+                // An endpoint catching up keeps its lease from one delivery to the next.
+                let mut next = Some(out);
+                while let Some(out) = next.take() {
+                    let r = send(&c, &out).await;
+                    if let Some(err) = &r.error {
+                        tracing::warn!(webhook = %out.endpoint.id, first_seq = out.first_seq, error = %err, "a webhook delivery failed");
+                    }
+                    match m.delivery_done(&out, &r).await {
+                        Ok(more) => next = more,
+                        Err(e) => tracing::error!(error = %e, "recording a webhook delivery failed"),
+                    }
                 }
             });
         }

@@ -141,6 +141,43 @@ fn test_event(w: &WebhookEndpoint, now: Timestamp) -> EventView {
     }
 }
 
+/// The endpoint's next batch of the feed, signed; or, when it has nothing newer, the head it can
+/// skip to.
+async fn feed_batch(
+    tx: &mut Box<dyn crate::store::Tx>,
+    w: &WebhookEndpoint,
+    batch_size: u64,
+    now: Timestamp,
+) -> CoreResult<Result<Outgoing, i64>> {
+    // The head before the events: every event up to it is visible to the read below, so when
+    // none of them is for this endpoint its cursor can skip to it.
+    let head = tx.event_head().await?;
+    let rows = tx
+        .events_after(
+            w.environment_id,
+            w.after_seq,
+            batch_size.max(1),
+            &w.event_types,
+        )
+        .await?;
+    let (Some((first, _)), Some((last, _))) = (rows.first(), rows.last()) else {
+        return Ok(Err(head));
+    };
+    let (first, last) = (*first, *last);
+    let id = if rows.len() == 1 {
+        rows[0].1.id.to_string()
+    } else {
+        format!("msg_{}_{first}_{last}", w.id.0.simple())
+    };
+    let events: Vec<EventView> = rows
+        .into_iter()
+        .map(|(seq, e)| EventView::new(seq, e))
+        .collect();
+    let mut out = outgoing(w.clone(), id, events, now, DeliveryKind::Feed, None)?;
+    (out.first_seq, out.last_seq) = (first, last);
+    Ok(Ok(out))
+}
+
 /// Gives an endpoint's lease back without touching its schedule.
 async fn release(tx: &mut Box<dyn crate::store::Tx>, w: &WebhookEndpoint) -> CoreResult<()> {
     if let Some(mut fresh) = tx.find_webhook(w.environment_id, w.id).await? {
@@ -158,6 +195,11 @@ impl Muster {
         // A few endpoints may have nothing new: look at others before giving up.
         for _ in 0..20 {
             let now = self.now();
+            // Looked at on a reader first: the writer is taken only when there is work, not on
+            // every look (each commit of an event wakes the sender).
+            if !self.store.read().await?.any_webhook_due(now).await? {
+                return Ok(None);
+            }
             let mut tx = self.store.write().await?;
             let lease_until = now.plus_secs(s.lease_secs.max(1));
             let Some(mut w) = tx.claim_due_webhook(now, lease_until).await? else {
@@ -201,56 +243,41 @@ impl Muster {
                 tx.commit().await?;
                 continue;
             }
-            // The head before the events: every event up to it is visible to the read below, so
-            // when none of them is for this endpoint its cursor can skip to it.
-            let head = rx.event_head().await?;
-            let rows = rx
-                .events_after(
-                    w.environment_id,
-                    w.after_seq,
-                    s.batch_size.max(1),
-                    &w.event_types,
-                )
-                .await?;
+            let batch = feed_batch(&mut rx, &w, s.batch_size, now).await?;
             drop(rx);
-            let (Some((first, _)), Some((last, _))) = (rows.first(), rows.last()) else {
-                // Nothing for this endpoint: skip what it does not subscribe to (or what is of
-                // another environment); it is due again when a newer event commits.
-                let mut tx = self.store.write().await?;
-                if let Some(mut fresh) = tx.find_webhook(w.environment_id, w.id).await? {
-                    fresh.after_seq = fresh.after_seq.max(head);
-                    fresh.lease_until = None;
-                    tx.update_webhook(&fresh).await?;
-                    tx.commit().await?;
+            match batch {
+                Ok(out) => return Ok(Some(out)),
+                Err(head) => {
+                    // Nothing for this endpoint: skip what it does not subscribe to (or what is
+                    // of another environment); it is due again when a newer event commits.
+                    let mut tx = self.store.write().await?;
+                    if let Some(mut fresh) = tx.find_webhook(w.environment_id, w.id).await? {
+                        fresh.after_seq = fresh.after_seq.max(head);
+                        fresh.lease_until = None;
+                        tx.update_webhook(&fresh).await?;
+                        tx.commit().await?;
+                    }
                 }
-                continue;
-            };
-            let (first, last) = (*first, *last);
-            let id = if rows.len() == 1 {
-                rows[0].1.id.to_string()
-            } else {
-                format!("msg_{}_{first}_{last}", w.id.0.simple())
-            };
-            let events: Vec<EventView> = rows
-                .into_iter()
-                .map(|(seq, e)| EventView::new(seq, e))
-                .collect();
-            let mut out = outgoing(w, id, events, now, DeliveryKind::Feed, None)?;
-            (out.first_seq, out.last_seq) = (first, last);
-            return Ok(Some(out));
+            }
         }
         Ok(None)
     }
 
     /// Records a delivery's outcome: the cursor moves past the batch on success; on failure the
-    /// endpoint is retried later, or marked failing once it has failed for too long.
-    pub async fn delivery_done(&self, out: &Outgoing, r: &Response) -> CoreResult<()> {
+    /// endpoint is retried later, or marked failing once it has failed for too long. After a
+    /// success, when the endpoint has more to receive, its lease is kept and its next delivery
+    /// returned, built in the same transaction (one write per delivery while it catches up).
+    pub async fn delivery_done(
+        &self,
+        out: &Outgoing,
+        r: &Response,
+    ) -> CoreResult<Option<Outgoing>> {
         let s = &self.settings.webhooks;
         let now = self.now();
         let mut tx = self.store.write().await?;
         let w = &out.endpoint;
         let Some(mut fresh) = tx.find_webhook(w.environment_id, w.id).await? else {
-            return Ok(()); // deleted meanwhile
+            return Ok(None); // deleted meanwhile
         };
         let body: String = r.body.chars().take(RESPONSE_KEPT).collect();
         tx.insert_delivery(&WebhookDelivery {
@@ -276,6 +303,25 @@ impl Muster {
             fresh.attempts = 0;
             fresh.first_failure_at = None;
             fresh.next_attempt_at = now;
+            fresh.updated_at = now;
+            if fresh.enabled && tx.next_manual_delivery(w.id).await?.is_none() {
+                let next = feed_batch(&mut tx, &fresh, s.batch_size, now).await?;
+                let next = match next {
+                    Ok(mut next) => {
+                        let until = now.plus_secs(s.lease_secs.max(1));
+                        fresh.lease_until = Some(until);
+                        next.endpoint.lease_until = Some(until);
+                        Some(next)
+                    }
+                    Err(head) => {
+                        fresh.after_seq = fresh.after_seq.max(head);
+                        None
+                    }
+                };
+                tx.update_webhook(&fresh).await?;
+                tx.commit().await?;
+                return Ok(next);
+            }
         } else {
             fresh.attempts += 1;
             let since = *fresh.first_failure_at.get_or_insert(now);
@@ -309,7 +355,7 @@ impl Muster {
         fresh.updated_at = now;
         tx.update_webhook(&fresh).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -47,8 +47,31 @@ fn delivery_from<R: Cols + ?Sized>(row: &R) -> StoreResult<WebhookDelivery> {
     })
 }
 
+/// Due: a healthy endpoint (no failed attempt) when events newer than its cursor have committed;
+/// a failing one when its retry is due; any with a manual delivery queued; none leased. So an
+/// endpoint with nothing new costs nothing until the feed moves. `$2` is true, `$3` now.
+const DUE: &str = "((enabled = $2 and next_attempt_at <= $3 \
+       and (attempts > 0 or after_seq < (select last_seq from event_seq))) \
+     or exists (select 1 from webhook_manual m where m.webhook_id = webhook_endpoint.webhook_id)) \
+     and (lease_until is null or lease_until < $3)";
+
+/// Whether any endpoint is [`DUE`] (`$1` true, `$2` now).
+static ANY_DUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "select webhook_id from webhook_endpoint where {} limit 1",
+        DUE.replace("$2", "$1").replace("$3", "$2")
+    )
+});
+
 #[async_trait]
 impl WebhookStore for DbTx {
+    async fn any_webhook_due(&mut self, now: Timestamp) -> StoreResult<bool> {
+        let row = self
+            .row(&Stmt::new(ANY_DUE.as_str()).arg(true).arg(now.0))
+            .await?;
+        Ok(row.is_some())
+    }
+
     async fn insert_webhook(&mut self, w: &WebhookEndpoint) -> StoreResult<()> {
         self.exec(
             &Stmt::new(format!(
@@ -160,13 +183,6 @@ impl WebhookStore for DbTx {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> StoreResult<Option<WebhookEndpoint>> {
-        // Due: a healthy endpoint (no failed attempt) when events newer than its cursor have
-        // committed; a failing one when its retry is due; any with a manual delivery queued.
-        // So an endpoint with nothing new costs nothing until the feed moves.
-        const DUE: &str = "((enabled = $2 and next_attempt_at <= $3 \
-               and (attempts > 0 or after_seq < (select last_seq from event_seq))) \
-             or exists (select 1 from webhook_manual m where m.webhook_id = webhook_endpoint.webhook_id)) \
-             and (lease_until is null or lease_until < $3)";
         // The inner select picks a candidate; the outer condition is checked again on the row
         // itself, so when two instances pick the same one, the second updates nothing.
         let row = self

@@ -112,7 +112,8 @@ fn settings() -> Settings {
 async fn deliver_due(m: &Muster) -> usize {
     let client = reqwest::Client::new();
     let mut n = 0;
-    while let Some(out) = m.next_delivery().await.unwrap_or_else(|e| panic!("{e}")) {
+    let mut next = m.next_delivery().await.unwrap_or_else(|e| panic!("{e}"));
+    while let Some(out) = next.take() {
         let mut req = client.post(&out.endpoint.url).body(out.body.clone());
         for (k, v) in &out.headers {
             req = req.header(*k, v);
@@ -135,9 +136,14 @@ async fn deliver_due(m: &Muster) -> usize {
                 error: Some("the connection failed".into()),
             },
         };
-        m.delivery_done(&out, &r)
+        next = match m
+            .delivery_done(&out, &r)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap_or_else(|e| panic!("{e}"))
+        {
+            Some(more) => Some(more),
+            None => m.next_delivery().await.unwrap_or_else(|e| panic!("{e}")),
+        };
         n += 1;
         assert!(n < 100, "runaway deliveries");
     }
