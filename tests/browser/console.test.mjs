@@ -329,6 +329,14 @@ test("every console page passes axe-core with no serious or critical violation",
   await page.goto(`${base}/console/users`);
   await page.locator("main table a").first().click();
   serious += await axeCheck(page, "a user");
+  await page.goto(`${base}/console/webhooks`);
+  await page.getByLabel("URL", { exact: true }).fill("https://hooks.example.com/axe");
+  await page.getByRole("button", { name: "Add endpoint" }).click();
+  await page.getByRole("link", { name: "Done" }).click();
+  await page.locator("main table a").first().click();
+  await page.getByRole("button", { name: "Send test event" }).click();
+  await page.getByText("A test event is queued").waitFor();
+  serious += await axeCheck(page, "a webhook endpoint, test event queued");
   await page.goto(`${base}/console/providers`);
   await page.locator("main table a").first().click();
   await page.getByRole("link", { name: "Preview a re-apply" }).click();

@@ -1242,6 +1242,43 @@ async fn webhooks_are_managed_in_the_console(b: Backend) {
         details.contains("No delivery yet") && details.contains("seq 0"),
         "{details}"
     );
+    // From the endpoint's page: a test event, and one event again (which must exist).
+    let at = format!("/console/webhooks/{id}");
+    let r = post_form(
+        &app,
+        &at,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=test"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(html(&r).contains("A test event is queued"), "{}", html(&r));
+    let r = post_form(
+        &app,
+        &at,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=redeliver&seq=4242"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(html(&r).contains("no event 4242"), "{}", html(&r));
+    let r = post_form(&app, &at, Some(&cookie), "csrf=forged&action=test").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let log = app
+        .muster
+        .query_sync_log(
+            app.env.id,
+            &muster_core::store::LogQuery {
+                action: Some("webhook.test_sent".into()),
+                ..Default::default()
+            },
+            None,
+            50,
+        )
+        .await
+        .unwrap_or_default()
+        .0;
+    assert_eq!(log.len(), 1, "one test event, the forged post refused");
     let r = post(format!("csrf={csrf}&action=delete&webhook={id}")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(
