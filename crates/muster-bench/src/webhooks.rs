@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde_json::{json, Value};
 
-use super::{run, user_body, Server, Stats};
+use crate::harness::{run, user_body, Server, Stats};
 
 /// Sequential writes whose delivery latency is measured.
 const LATENCY_SAMPLES: usize = 200;

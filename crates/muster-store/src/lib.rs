@@ -12,17 +12,13 @@ use muster_core::error::StoreError;
 use muster_core::store::Store;
 
 pub mod postgres;
+mod signal;
 pub mod sqlite;
 pub mod stats;
 mod unique;
 
 pub use postgres::PgStore;
-
-/// Signalled after a transaction that wrote events commits in this process, so the webhook
-/// sender delivers at once instead of at its next look. (Other instances' commits are seen by
-/// that look.) One permit is kept when nobody waits, so a commit between two looks is not lost.
-pub static EVENTS_COMMITTED: std::sync::LazyLock<tokio::sync::Notify> =
-    std::sync::LazyLock::new(tokio::sync::Notify::new);
+pub use signal::EVENTS_COMMITTED;
 pub use sqlite::{SqliteSettings, SqliteStore};
 
 /// A store opened from a URL, ready to use (migrated).

@@ -84,7 +84,7 @@ impl Held {
                 let events = w.wrote_events;
                 w.commit().await?;
                 if events {
-                    crate::EVENTS_COMMITTED.notify_one();
+                    crate::signal::EVENTS_COMMITTED.notify_one();
                 }
                 Ok(())
             }

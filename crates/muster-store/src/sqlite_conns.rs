@@ -392,7 +392,7 @@ pub struct WriteTx {
     waiting: Arc<AtomicUsize>,
     started: Instant,
     finished: bool,
-    /// Whether this transaction wrote events (to signal [`crate::EVENTS_COMMITTED`]).
+    /// Whether this transaction wrote events (to signal [`crate::signal::EVENTS_COMMITTED`]).
     pub wrote_events: bool,
 }
 

@@ -570,7 +570,7 @@ impl Tx for DbTx {
                     crate::stats::COMMITTED_TRANSACTIONS
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if wrote_events {
-                        crate::EVENTS_COMMITTED.notify_one();
+                        crate::signal::EVENTS_COMMITTED.notify_one();
                     }
                 }
                 crate::stats::WRITE_TX.observe(started.elapsed());
