@@ -12,6 +12,7 @@ use crate::model::AdminRole;
 use crate::model::Outcome;
 use crate::model::SyncLogEntry;
 use crate::muster::Muster;
+use crate::notify::{kinds, Audience};
 use crate::synclog::event::Event;
 use argon2::password_hash::PasswordHash;
 use argon2::password_hash::SaltString;
@@ -73,6 +74,26 @@ pub fn check_password(username: &str, password: &str) -> CoreResult<()> {
     Ok(())
 }
 
+/// The security notice of a change to an administrator's access.
+fn access_notice(
+    a: &AdminAccount,
+    change: &str,
+    role: AdminRole,
+    before: Option<AdminRole>,
+    actor: &Actor,
+    now: crate::clock::Timestamp,
+) -> serde_json::Value {
+    let by = match actor {
+        Actor::Admin { name } => name.clone(),
+        Actor::Provider { id } => format!("provider {id}"),
+        Actor::System => "Muster".into(),
+    };
+    json!({
+        "admin": a.username, "change": change, "role": role.title(),
+        "before": before.map(AdminRole::title), "by": by, "at": now.to_rfc3339(),
+    })
+}
+
 impl Muster {
     /// Adds an administrator who signs in to the console with a password.
     pub async fn create_admin(
@@ -103,6 +124,13 @@ impl Muster {
             last_sign_in_at: None,
             failed_sign_ins: 0,
             locked_until: None,
+            email: None,
+            // Customer Cloud Admins get the daily report unless they choose otherwise.
+            report: if role == AdminRole::CustomerCloudAdmin {
+                crate::model::ReportPreference::Daily
+            } else {
+                crate::model::ReportPreference::Never
+            },
         };
         let mut tx = self.store.write().await?;
         if tx
@@ -135,6 +163,15 @@ impl Muster {
                 outcome: Outcome::Success,
                 message: None,
             }],
+        )
+        .await?;
+        let notice = access_notice(&a, "created", role, None, actor, now);
+        self.notify(
+            &mut tx,
+            env,
+            Audience::CloudAdmins,
+            kinds::ADMIN_CHANGED,
+            &notice,
         )
         .await?;
         tx.commit().await?;
@@ -207,6 +244,15 @@ impl Muster {
             )],
         )
         .await?;
+        let notice = access_notice(&a, "role_changed", role, Some(before), actor, now);
+        self.notify(
+            &mut tx,
+            env,
+            Audience::CloudAdmins,
+            kinds::ADMIN_CHANGED,
+            &notice,
+        )
+        .await?;
         tx.commit().await?;
         Ok(a)
     }
@@ -232,6 +278,15 @@ impl Muster {
                 ("admin", id.to_string(), &a.username),
                 json!({"role": a.role.as_str()}),
             )],
+        )
+        .await?;
+        let notice = access_notice(&a, "removed", a.role, None, actor, now);
+        self.notify(
+            &mut tx,
+            env,
+            Audience::CloudAdmins,
+            kinds::ADMIN_CHANGED,
+            &notice,
         )
         .await?;
         tx.commit().await?;

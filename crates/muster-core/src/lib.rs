@@ -37,6 +37,7 @@ pub mod listing;
 pub mod mapping;
 pub mod model;
 pub mod muster;
+pub mod notify;
 pub mod orgs;
 pub mod providers;
 pub mod render;

@@ -734,6 +734,10 @@ pub struct AdminAccount {
     pub failed_sign_ins: i64,
     /// Sign-in is refused until then, after repeated failures.
     pub locked_until: Option<Timestamp>,
+    /// Where notices go; none without it.
+    pub email: Option<String>,
+    /// Which reports it wants (docs/notifications.md).
+    pub report: ReportPreference,
 }
 
 /// A console session, without its secret.
@@ -830,4 +834,102 @@ mod tests {
         assert_eq!(user(None, family).full_name().as_deref(), Some("Lovelace"));
         assert_eq!(user(None, json!({})).full_name(), None);
     }
+}
+
+/// A provider's mass-deactivation guard (docs/notifications.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderGuard {
+    /// The provider.
+    pub provider_id: ProviderId,
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// Whether the guard watches this provider.
+    pub enabled: bool,
+    /// Trips when the provider turns off more than this percentage of its active users ...
+    pub percent: i64,
+    /// ... and more than this many users ...
+    pub min_users: i64,
+    /// ... within this many seconds.
+    pub window_secs: i64,
+    /// Since when every deactivation from the provider is held (`None`: not tripped).
+    pub held_since: Option<Timestamp>,
+    /// How many users the provider had turned off within the window when the guard tripped.
+    pub held_turned_off: i64,
+}
+
+impl ProviderGuard {
+    /// The defaults: on, more than 10% and more than 25 users within an hour.
+    pub fn default_for(environment_id: EnvironmentId, provider_id: ProviderId) -> ProviderGuard {
+        ProviderGuard {
+            provider_id,
+            environment_id,
+            enabled: true,
+            percent: 10,
+            min_users: 25,
+            window_secs: 3600,
+            held_since: None,
+            held_turned_off: 0,
+        }
+    }
+
+    /// Whether `turned_off` users out of `base` (the active users before the window, that is
+    /// those still active plus those turned off) trip the guard.
+    pub fn trips(&self, turned_off: u64, base: u64) -> bool {
+        self.enabled
+            && turned_off as i64 > self.min_users
+            && (turned_off as i64) * 100 > self.percent * base as i64
+    }
+}
+
+/// What an administrator wants emailed about the directory.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportPreference {
+    /// The daily sync report, and error emails.
+    Daily,
+    /// The daily report only when there were errors, and error emails.
+    Errors,
+    /// Neither.
+    Never,
+}
+
+impl ReportPreference {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportPreference::Daily => "daily",
+            ReportPreference::Errors => "errors",
+            ReportPreference::Never => "never",
+        }
+    }
+
+    /// From storage or input.
+    pub fn parse(s: &str) -> Option<ReportPreference> {
+        match s {
+            "daily" => Some(ReportPreference::Daily),
+            "errors" => Some(ReportPreference::Errors),
+            "never" => Some(ReportPreference::Never),
+            _ => None,
+        }
+    }
+}
+
+/// A message in the mail queue, for one recipient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mail {
+    /// Its id.
+    pub id: i64,
+    /// Its environment.
+    pub environment_id: EnvironmentId,
+    /// The address.
+    pub recipient: String,
+    /// What it is (`notify::Notice`'s kind), rendered when sent.
+    pub kind: String,
+    /// The notice's data.
+    pub payload: Value,
+    /// When it was queued.
+    pub created_at: Timestamp,
+    /// Failed attempts so far.
+    pub attempts: i64,
 }

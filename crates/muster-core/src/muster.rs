@@ -33,6 +33,44 @@ pub struct Settings {
     pub token_cache_ttl: std::time::Duration,
     /// Webhook delivery (docs/webhooks.md).
     pub webhooks: WebhookSettings,
+    /// Email notices and provider health (docs/notifications.md).
+    pub notify: NotifySettings,
+}
+
+/// Email notices and provider health (docs/notifications.md).
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    /// Whether an SMTP server is configured: without one, nothing is queued.
+    pub mail_enabled: bool,
+    /// The daily report's local time (hour, minute).
+    pub report_at: (i8, i8),
+    /// The time zone of `report_at` (an IANA name such as `Europe/Paris`).
+    pub time_zone: String,
+    /// A provider that sent nothing for this long is "silent".
+    pub silence_secs: i64,
+    /// Error emails go out at most this often per provider.
+    pub error_interval_secs: i64,
+    /// Errors over the last hour above this share of a provider's sync-log entries: "erroring".
+    pub error_rate: f64,
+    /// The first retry of a message the SMTP server did not take; each next one doubles.
+    pub mail_retry_base_secs: i64,
+    /// A message not sent for this long is given up on.
+    pub mail_give_up_after_secs: i64,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        NotifySettings {
+            mail_enabled: false,
+            report_at: (7, 0),
+            time_zone: "UTC".into(),
+            silence_secs: 48 * 3600,
+            error_interval_secs: 15 * 60,
+            error_rate: 0.1,
+            mail_retry_base_secs: 30,
+            mail_give_up_after_secs: 24 * 3600,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -42,6 +80,7 @@ impl Default for Settings {
             max_page_size: 1000,
             token_cache_ttl: std::time::Duration::from_secs(1),
             webhooks: WebhookSettings::default(),
+            notify: NotifySettings::default(),
         }
     }
 }

@@ -154,6 +154,16 @@ impl Muster {
     /// One provider.
     pub async fn get_provider(&self, env: EnvironmentId, id: ProviderId) -> CoreResult<Provider> {
         let mut tx = self.store.read().await?;
+        self.find_provider_in(&mut tx, env, id).await
+    }
+
+    /// One provider, in a transaction; `NotFound` when there is none.
+    pub(crate) async fn find_provider_in(
+        &self,
+        tx: &mut Box<dyn crate::store::Tx>,
+        env: EnvironmentId,
+        id: ProviderId,
+    ) -> CoreResult<Provider> {
         tx.find_provider(env, id)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("no provider with id {id}")))

@@ -15,9 +15,11 @@ use crate::ids::{
 };
 use crate::model::{
     AdminAccount, AdminRole, AdminSession, AdminToken, Environment, FeedEvent, GroupOrgMapping,
-    GroupRecord, GroupRef, ManualDelivery, MemberRef, Org, OrgMapping, Provider, ProviderToken,
-    Role, RoleSource, SyncLogEntry, UserRecord, WebhookDelivery, WebhookEndpoint,
+    GroupRecord, GroupRef, Mail, ManualDelivery, MemberRef, Org, OrgMapping, Provider,
+    ProviderGuard, ProviderToken, Role, RoleSource, SyncLogEntry, UserRecord, WebhookDelivery,
+    WebhookEndpoint,
 };
+use serde_json::Value;
 
 /// Shorthand for storage results.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -654,6 +656,93 @@ pub trait WebhookStore {
     ) -> StoreResult<Vec<WebhookDelivery>>;
 }
 
+/// The mass-deactivation guard, the mail queue, and when periodic notices last went out
+/// (docs/notifications.md).
+#[async_trait]
+pub trait NoticeStore {
+    /// A provider's guard; `None` when it has the defaults.
+    async fn find_guard(&mut self, provider: ProviderId) -> StoreResult<Option<ProviderGuard>>;
+    /// Saves a provider's guard.
+    async fn save_guard(&mut self, g: &ProviderGuard) -> StoreResult<()>;
+    /// Every guard that is holding deactivations.
+    async fn held_guards(&mut self, env: EnvironmentId) -> StoreResult<Vec<ProviderGuard>>;
+    /// Users the provider turned off (blocked) since `since`, from the sync log.
+    async fn count_turn_offs(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        since: Timestamp,
+    ) -> StoreResult<u64>;
+    /// The provider's users that are active now.
+    async fn count_active_users(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<u64>;
+    /// The provider's users blocked with a deactivation scheduled, soonest first (most `limit`).
+    async fn pending_deactivations(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        limit: u64,
+    ) -> StoreResult<Vec<UserRecord>>;
+    /// Queues a message.
+    async fn insert_mail(
+        &mut self,
+        env: EnvironmentId,
+        recipient: &str,
+        kind: &str,
+        payload: &Value,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Takes the lease of one message due, until `lease_until`.
+    async fn claim_due_mail(
+        &mut self,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Option<Mail>>;
+    /// Marks a message sent.
+    async fn mail_sent(&mut self, id: i64, now: Timestamp) -> StoreResult<()>;
+    /// Records a failed attempt: retried at `retry_at`, or given up when `None`.
+    async fn mail_failed(
+        &mut self,
+        id: i64,
+        now: Timestamp,
+        retry_at: Option<Timestamp>,
+        error: &str,
+    ) -> StoreResult<()>;
+    /// Messages waiting, messages given up on, and providers whose deactivations the guard
+    /// holds, in every environment.
+    async fn mail_status(&mut self) -> StoreResult<(u64, u64, u64)>;
+    /// Sets when a periodic notice last went out to `at`, if it last went out before
+    /// `older_than` (or never); true when this call did it (so one instance sends it).
+    async fn claim_notice(
+        &mut self,
+        kind: &str,
+        scope: &str,
+        at: Timestamp,
+        older_than: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Sync-log entries of `[from, to)` counted by provider, action and whether they are errors.
+    async fn log_counts(
+        &mut self,
+        env: EnvironmentId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> StoreResult<Vec<(Option<ProviderId>, String, bool, u64)>>;
+    /// The provider's most frequent error messages of `[from, to)`, with their counts.
+    async fn top_errors(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u64,
+    ) -> StoreResult<Vec<(String, u64)>>;
+    /// When a periodic notice last went out.
+    async fn notice_last(&mut self, kind: &str, scope: &str) -> StoreResult<Option<Timestamp>>;
+}
+
 /// Console administrators and their sessions.
 #[async_trait]
 pub trait AdminAccountStore {
@@ -682,6 +771,14 @@ pub trait AdminAccountStore {
     async fn revoke_session(&mut self, id: SessionId, at: Timestamp) -> StoreResult<()>;
     /// Ends every session of an administrator.
     async fn revoke_sessions_of(&mut self, admin: AdminId, at: Timestamp) -> StoreResult<()>;
+    /// Sets an administrator's email address and report preference.
+    async fn set_admin_notifications(
+        &mut self,
+        env: EnvironmentId,
+        id: AdminId,
+        email: Option<&str>,
+        report: crate::model::ReportPreference,
+    ) -> StoreResult<()>;
     /// Gives an administrator another role; false if there is none with that id.
     async fn set_admin_role(
         &mut self,
@@ -764,6 +861,7 @@ pub trait Tx:
     + SyncLogStore
     + EventStore
     + WebhookStore
+    + NoticeStore
     + Send
 {
     /// Makes the changes durable. Dropping a transaction without committing rolls it back.

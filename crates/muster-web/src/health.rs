@@ -101,6 +101,32 @@ pub async fn get_metrics(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: the webhook status could not be read"),
     }
+    match state.muster.mail_status().await {
+        Ok((queued, failed, held)) => {
+            for (name, help, value) in [
+                (
+                    "muster_mail_queued",
+                    "Notices waiting to be sent (new, or retried after a failure).",
+                    queued as i64,
+                ),
+                (
+                    "muster_mail_failed",
+                    "Notices given up on after failing past the retry schedule.",
+                    failed as i64,
+                ),
+                (
+                    "muster_providers_deactivations_held",
+                    "Providers whose deactivations the mass-deactivation guard holds.",
+                    held as i64,
+                ),
+            ] {
+                let g = Gauge::<i64>::default();
+                g.set(value);
+                registry.register(name, help, g);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: the mail queue could not be read"),
+    }
     registry.register(
         "muster_up",
         "Whether the database answered this scrape.",

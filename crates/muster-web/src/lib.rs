@@ -21,6 +21,7 @@ pub mod error;
 pub mod health;
 pub mod layers;
 pub mod limits;
+pub mod mail;
 pub mod metrics;
 pub mod request_log;
 pub mod scim;

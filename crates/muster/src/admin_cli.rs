@@ -41,6 +41,18 @@ pub enum AdminCmd {
         #[arg(long, value_parser = parse_admin_role)]
         role: muster_core::model::AdminRole,
     },
+    /// Set an administrator's email address and which reports they get (docs/notifications.md).
+    SetNotifications {
+        /// The administrator's username.
+        #[arg(long)]
+        username: String,
+        /// Where notices go; an empty value removes it.
+        #[arg(long)]
+        email: Option<String>,
+        /// daily, errors (the daily report only when there were errors) or never.
+        #[arg(long, value_parser = ["daily", "errors", "never"])]
+        report: Option<String>,
+    },
     /// Remove an administrator; their console sessions end at once.
     Remove {
         /// The administrator's username.
@@ -412,6 +424,26 @@ pub async fn run_admin_tokens(m: &Muster, env: EnvironmentId, cmd: AdminCmd) -> 
                 "{} is now {}; their sessions have ended.",
                 a.username,
                 a.role.title()
+            );
+            return Ok(());
+        }
+        AdminCmd::SetNotifications {
+            username,
+            email,
+            report,
+        } => {
+            let id = admin_id(m, env, &username).await?;
+            let report = report
+                .as_deref()
+                .and_then(muster_core::model::ReportPreference::parse);
+            let a = m
+                .set_admin_notifications(env, id, email.map(Some), report, &actor())
+                .await?;
+            println!(
+                "{}: email {}, report {}.",
+                a.username,
+                a.email.as_deref().unwrap_or("none"),
+                a.report.as_str()
             );
             return Ok(());
         }

@@ -41,6 +41,9 @@ pub enum Command {
     /// Webhook endpoints that receive the event feed.
     #[command(subcommand)]
     Webhook(crate::webhook_cli::WebhookCmd),
+    /// Email notices: send a test message.
+    #[command(subcommand)]
+    Notify(NotifyCmd),
     /// Organizations.
     #[command(subcommand)]
     Org(crate::admin_cli::OrgCmd),
@@ -106,6 +109,34 @@ pub enum ProviderCmd {
     /// A provider's bearer tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Show or set the mass-deactivation guard (docs/notifications.md), with the users whose
+    /// deactivation is pending.
+    Guard {
+        /// The provider's id.
+        id: ProviderId,
+        /// on or off.
+        #[arg(long, value_parser = ["on", "off"])]
+        state: Option<String>,
+        /// Trips above this share of active users (percent, 1 to 100) ...
+        #[arg(long)]
+        percent: Option<i64>,
+        /// ... and above this many users ...
+        #[arg(long)]
+        min_users: Option<i64>,
+        /// ... within this window (a number with s, m, h or d, such as 1h).
+        #[arg(long, value_parser = parse_duration_secs)]
+        window: Option<i64>,
+    },
+    /// Release the guard's hold: the held deactivations proceed on their schedule.
+    Release {
+        /// The provider's id.
+        id: ProviderId,
+    },
+    /// Restore the users the guard holds: unblocked, their deactivations cancelled.
+    Restore {
+        /// The provider's id.
+        id: ProviderId,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +178,17 @@ pub enum TokenCmd {
     },
 }
 
+/// `muster notify`.
+#[derive(Debug, clap::Subcommand)]
+pub enum NotifyCmd {
+    /// Send a test message now, through the configured SMTP server, and print its answer.
+    Test {
+        /// The address to send to.
+        #[arg(long)]
+        to: String,
+    },
+}
+
 fn provider_json(p: &Provider, scim_base_url: &str) -> serde_json::Value {
     json!({
         "id": p.id.to_string(),
@@ -181,6 +223,15 @@ pub async fn run_command(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
         Command::Admin(c) => crate::admin_cli::run_admin_tokens(m, env, c).await,
         Command::App(c) => crate::app_cli::run_app(m, env, c).await,
         Command::Webhook(c) => crate::webhook_cli::run_webhook(m, env, c).await,
+        Command::Notify(NotifyCmd::Test { to }) => {
+            match crate::mail_sender::send_test(cfg, &to).await {
+                Ok(answer) => {
+                    println!("Sent to {to}. The SMTP server answered: {answer}");
+                    Ok(())
+                }
+                Err(e) => Err(e.context("the test message was not sent")),
+            }
+        }
         Command::Org(c) => crate::admin_cli::run_org(m, env, c).await,
         Command::Role(c) => crate::admin_cli::run_role(m, env, c).await,
         Command::User(c) => crate::admin_cli::run_user(m, env, c).await,
@@ -223,6 +274,65 @@ async fn run_provider(
     cmd: ProviderCmd,
 ) -> anyhow::Result<()> {
     match cmd {
+        ProviderCmd::Guard {
+            id,
+            state,
+            percent,
+            min_users,
+            window,
+        } => {
+            let input = muster_core::notify::guard::GuardInput {
+                enabled: state.map(|s| s == "on"),
+                percent,
+                min_users,
+                window_secs: window,
+            };
+            let g = if input.enabled.is_some()
+                || percent.is_some()
+                || min_users.is_some()
+                || window.is_some()
+            {
+                m.set_provider_guard(env, id, &input, &cli_actor()).await?
+            } else {
+                m.provider_guard(env, id).await?
+            };
+            println!(
+                "Guard {}: trips above {}% and {} users turned off within {} minutes.",
+                if g.enabled { "on" } else { "off" },
+                g.percent,
+                g.min_users,
+                g.window_secs / 60
+            );
+            match g.held_since {
+                Some(t) => println!(
+                    "HOLDING every deactivation since {} ({} users turned off): `muster provider release {id}` or `muster provider restore {id}`.",
+                    t.to_rfc3339(),
+                    g.held_turned_off
+                ),
+                None => println!("Not holding."),
+            }
+            for u in m.pending_deactivations(env, id, 1000).await? {
+                println!(
+                    "  pending  {}  {}  due {}",
+                    u.id,
+                    u.user_name,
+                    u.deactivate_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        ProviderCmd::Release { id } => {
+            m.release_guard(env, id, &cli_actor()).await?;
+            println!("Released: the held deactivations proceed on their schedule (those due at the scheduler's next run).");
+            Ok(())
+        }
+        ProviderCmd::Restore { id } => {
+            let n = m.restore_held_users(env, id, &cli_actor()).await?;
+            println!(
+                "Restored {n} users: unblocked, their deactivations cancelled. The hold has ended."
+            );
+            Ok(())
+        }
         ProviderCmd::Add { name, json } => {
             let created = m.create_provider(env, &name, &cli_actor()).await?;
             if json {

@@ -83,6 +83,73 @@ pub struct Config {
     /// (milliseconds; 0: every request reads it). Revocations made through this server apply
     /// at once whatever the value; this bounds how late another server or the CLI is seen.
     pub token_cache_ms: u64,
+    /// SMTP server for notices (docs/notifications.md); no email without it.
+    pub smtp_host: Option<String>,
+    /// Its port.
+    pub smtp_port: u16,
+    /// `starttls` (upgrade, required), `tls` (implicit TLS, usually port 465) or `none`.
+    pub smtp_tls: SmtpTls,
+    /// SMTP user name, when the server wants one.
+    pub smtp_username: Option<String>,
+    /// A file holding the SMTP password (or set `MUSTER_SMTP_PASSWORD`).
+    pub smtp_password_file: Option<PathBuf>,
+    /// The From address of notices.
+    pub mail_from: String,
+    /// The daily report's local time, `HH:MM`.
+    pub report_time: String,
+    /// The time zone of the report time (IANA name, such as `Europe/Paris`).
+    pub time_zone: String,
+    /// A provider that sent nothing for this many hours is "silent".
+    pub provider_silence_hours: i64,
+    /// Error emails go out at most this often per provider (minutes).
+    pub error_email_interval_mins: i64,
+    /// Errors over the last hour above this share of a provider's entries: "erroring".
+    pub provider_error_rate: f64,
+    /// Seconds before the first retry of a message the SMTP server did not take; doubling.
+    pub mail_retry_base_secs: i64,
+    /// A message not sent after this many seconds is given up on.
+    pub mail_give_up_after_secs: i64,
+}
+
+/// How Muster talks TLS to the SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (refused if the server cannot).
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+    /// No TLS (a relay on the same host or network only).
+    None,
+}
+
+impl Config {
+    /// The daily report's time as (hour, minute).
+    pub fn report_at(&self) -> anyhow::Result<(i8, i8)> {
+        let bad = || anyhow::anyhow!("report_time is HH:MM (24-hour), not '{}'", self.report_time);
+        let (h, m) = self.report_time.split_once(':').ok_or_else(bad)?;
+        let (h, m): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if !(0..24).contains(&h) || !(0..60).contains(&m) {
+            return Err(bad());
+        }
+        Ok((h, m))
+    }
+
+    /// The SMTP password: `MUSTER_SMTP_PASSWORD`, else `smtp_password_file`.
+    pub fn smtp_password(&self) -> anyhow::Result<Option<String>> {
+        if let Ok(p) = std::env::var("MUSTER_SMTP_PASSWORD") {
+            return Ok(Some(p));
+        }
+        match &self.smtp_password_file {
+            Some(path) => Ok(Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read smtp_password_file {}", path.display()))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            )),
+            None => Ok(None),
+        }
+    }
 }
 
 impl Default for Config {
@@ -116,6 +183,19 @@ impl Default for Config {
             rate_limit_burst: 2000,
             auth_failures_per_minute: 10,
             token_cache_ms: 1000,
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_tls: SmtpTls::Starttls,
+            smtp_username: None,
+            smtp_password_file: None,
+            mail_from: "Muster <muster@localhost>".into(),
+            report_time: "07:00".into(),
+            time_zone: "UTC".into(),
+            provider_silence_hours: 48,
+            error_email_interval_mins: 15,
+            provider_error_rate: 0.1,
+            mail_retry_base_secs: 30,
+            mail_give_up_after_secs: 86_400,
         }
     }
 }
@@ -238,6 +318,27 @@ impl Config {
             || self.webhook_give_up_after_secs < 1
         {
             bail!("webhook_retry_base_secs is at least 1, webhook_retry_max_secs at least that, webhook_give_up_after_secs at least 1");
+        }
+        self.report_at()?;
+        if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
+            bail!(
+                "time_zone '{}' is not a known IANA time zone (such as Europe/Paris)",
+                self.time_zone
+            );
+        }
+        if self.smtp_host.is_some() && self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            bail!(
+                "mail_from '{}' is not an address (such as Muster <muster@example.com>)",
+                self.mail_from
+            );
+        }
+        if self.provider_silence_hours < 1
+            || self.error_email_interval_mins < 1
+            || !(0.0..=1.0).contains(&self.provider_error_rate)
+            || self.mail_retry_base_secs < 1
+            || self.mail_give_up_after_secs < 1
+        {
+            bail!("provider_silence_hours, error_email_interval_mins, mail_retry_base_secs and mail_give_up_after_secs are at least 1; provider_error_rate is 0 to 1");
         }
         if !(12..=3600).contains(&self.webhook_lease_secs) {
             // Longer than the 10-second request timeout, so a live sender never loses its lease.

@@ -5,6 +5,7 @@ mod app_cli;
 mod cli;
 mod config;
 mod http;
+mod mail_sender;
 mod mapping_cli;
 mod output;
 mod serve;

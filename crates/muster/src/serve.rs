@@ -57,6 +57,16 @@ pub async fn open(cfg: &Config) -> anyhow::Result<App> {
             batch_size: cfg.webhook_batch_size,
             lease_secs: cfg.webhook_lease_secs,
         },
+        notify: muster_core::muster::NotifySettings {
+            mail_enabled: cfg.smtp_host.is_some(),
+            report_at: cfg.report_at()?,
+            time_zone: cfg.time_zone.clone(),
+            silence_secs: cfg.provider_silence_hours * 3600,
+            error_interval_secs: cfg.error_email_interval_mins * 60,
+            error_rate: cfg.provider_error_rate,
+            mail_retry_base_secs: cfg.mail_retry_base_secs,
+            mail_give_up_after_secs: cfg.mail_give_up_after_secs,
+        },
     };
     let muster = Muster::new(store.shared(), Arc::new(SystemClock), settings);
     let env = muster
@@ -104,6 +114,21 @@ pub async fn run(
         Duration::from_millis(250),
         stop_rx.clone(),
     ));
+    let mail = match crate::mail_sender::Smtp::from_config(&cfg)? {
+        Some(smtp) => Some(tokio::spawn(crate::mail_sender::run(
+            app.muster.clone(),
+            smtp,
+            Duration::from_secs(1),
+            stop_rx.clone(),
+        ))),
+        None => None,
+    };
+    let notices = tokio::spawn(run_notices(
+        app.muster.clone(),
+        app.env.id,
+        Duration::from_secs(cfg.scheduler_interval_secs),
+        stop_rx.clone(),
+    ));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -135,6 +160,15 @@ pub async fn run(
     if let Err(e) = webhooks.await {
         tracing::warn!(error = %e, "the webhook sender ended abnormally");
     }
+    if let Some(Err(e)) = match mail {
+        Some(m) => Some(m.await),
+        None => None,
+    } {
+        tracing::warn!(error = %e, "the mail task ended abnormally");
+    }
+    if let Err(e) = notices.await {
+        tracing::warn!(error = %e, "the notice task ended abnormally");
+    }
     if let Err(e) = maintenance.await {
         tracing::warn!(error = %e, "the maintenance task ended abnormally");
     }
@@ -159,6 +193,38 @@ async fn run_scheduler(
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deactivated = n, "scheduled deactivations ran"),
                     Err(e) => tracing::error!(error = %e, "scheduled deactivations failed; retrying at the next tick"),
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Periodic notices (docs/notifications.md): the daily report when its time has come, and
+/// each provider's new errors, looked at every `every`. Queued only when email is configured.
+async fn run_notices(
+    muster: Muster,
+    env: muster_core::ids::EnvironmentId,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if !muster.settings.notify.mail_enabled {
+        return;
+    }
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                match muster.run_daily_report(env).await {
+                    Ok(true) => tracing::info!("the daily sync report was queued"),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "the daily sync report failed; retrying at the next tick"),
+                }
+                match muster.run_error_emails(env).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(providers = n, "error emails were queued"),
+                    Err(e) => tracing::error!(error = %e, "error emails failed; retrying at the next tick"),
                 }
             }
             _ = stop.changed() => break,

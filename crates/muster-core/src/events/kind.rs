@@ -87,6 +87,10 @@ event_types! {
     ProviderCreated = "provider.created",
     /// A provider was renamed or its deactivation delay changed.
     ProviderUpdated = "provider.updated",
+    /// The mass-deactivation guard tripped: the provider's deactivations are held.
+    ProviderDeactivationsHeld = "provider.deactivations_held",
+    /// The guard's hold was released or the held users restored.
+    ProviderHoldReleased = "provider.hold_released",
 }
 
 impl EventType {

@@ -126,6 +126,18 @@ events! {
     AppRotated = "app.rotated",
     /// An application credential was revoked.
     AppRevoked = "app.revoked",
+    /// The mass-deactivation guard tripped: every deactivation from the provider is held.
+    ProviderDeactivationsHeld = "provider.deactivations_held",
+    /// An administrator released the guard's hold: held deactivations proceed.
+    ProviderHoldReleased = "provider.hold_released",
+    /// An administrator restored the users the guard held (unblocked, deactivations cancelled).
+    ProviderUsersRestored = "provider.users_restored",
+    /// A provider's mass-deactivation guard settings were changed.
+    ProviderGuardUpdated = "provider.guard_updated",
+    /// An email was sent.
+    MailSent = "mail.sent",
+    /// An email could not be sent and was given up on.
+    MailFailed = "mail.failed",
     /// A webhook endpoint was added.
     WebhookCreated = "webhook.created",
     /// A webhook endpoint was changed, turned on or off.
@@ -144,6 +156,8 @@ events! {
     WebhookFailing = "webhook.failing",
     /// An administrator was given another role (their sessions ended).
     AdminRoleChanged = "admin.role_changed",
+    /// An administrator's email address or report preference was changed.
+    AdminNotificationsChanged = "admin.notifications_changed",
     /// An administrator was removed (their sessions ended).
     AdminRemoved = "admin.removed",
     /// An administrator ended another's console session.

@@ -43,6 +43,9 @@ pub enum Cause {
     ProviderOff {
         /// The provider's deactivation delay.
         delay_secs: i64,
+        /// The provider's mass-deactivation guard holds its deactivations: even with a delay of
+        /// 0 the user is only blocked, the deactivation scheduled and held.
+        held: bool,
     },
     /// The provider turned the user on (`active` true, or the user sent again).
     ProviderOn,
@@ -169,7 +172,7 @@ pub fn apply(u: &mut UserRecord, cause: Cause, now: Timestamp) -> CoreResult<Vec
     let status = u.status;
     let mut out = Vec::new();
     match cause {
-        Cause::ProviderOff { delay_secs } => match status {
+        Cause::ProviderOff { delay_secs, held } => match status {
             UserStatus::Deactivated => {}
             UserStatus::Active | UserStatus::Blocked => {
                 if status == UserStatus::Active {
@@ -188,7 +191,7 @@ pub fn apply(u: &mut UserRecord, cause: Cause, now: Timestamp) -> CoreResult<Vec
                 if u.legal_hold {
                     u.deactivate_at = None;
                     out.push(Transition::HeldByLegalHold);
-                } else if delay_secs == 0 {
+                } else if delay_secs == 0 && !held {
                     deactivate(u, DeactivatedBy::NoDelay, &mut out);
                 }
             }
@@ -303,10 +306,16 @@ fn deactivate(u: &mut UserRecord, by: DeactivatedBy, out: &mut Vec<Transition>) 
     out.push(Transition::Deactivated { by });
 }
 
-/// The provider turned the user off (`active` false, or DELETE).
-pub fn turn_off(u: &mut UserRecord, delay_secs: i64, now: Timestamp) -> Vec<Transition> {
+/// The provider turned the user off (`active` false, or DELETE); `held` when its
+/// mass-deactivation guard holds its deactivations.
+pub fn turn_off(
+    u: &mut UserRecord,
+    delay_secs: i64,
+    held: bool,
+    now: Timestamp,
+) -> Vec<Transition> {
     // Provider causes are never refused.
-    apply(u, Cause::ProviderOff { delay_secs }, now).unwrap_or_default()
+    apply(u, Cause::ProviderOff { delay_secs, held }, now).unwrap_or_default()
 }
 
 /// The provider turned the user back on.
@@ -481,8 +490,18 @@ mod tests {
     fn every_transition() {
         let later = Some(NOW.plus_secs(DELAY));
         let past = Some(Timestamp(NOW.0 - 1));
-        let off = Cause::ProviderOff { delay_secs: DELAY };
-        let off_now = Cause::ProviderOff { delay_secs: 0 };
+        let off = Cause::ProviderOff {
+            delay_secs: DELAY,
+            held: false,
+        };
+        let off_now = Cause::ProviderOff {
+            delay_secs: 0,
+            held: false,
+        };
+        let off_held = Cause::ProviderOff {
+            delay_secs: 0,
+            held: true,
+        };
         let clear = |d| Cause::ClearLegalHold {
             provider_delay_secs: d,
         };
@@ -494,6 +513,8 @@ mod tests {
                 T::Blocked { deactivate_at: Some(NOW) },
                 T::Deactivated { by: DeactivatedBy::NoDelay },
             ]),
+            // The mass-deactivation guard holds: blocked, the deactivation scheduled, not done.
+            (Active, false, None, off_held, Blocked, Some(NOW), vec![T::Blocked { deactivate_at: Some(NOW) }]),
             (Active, true, None, off, Blocked, None, vec![T::Blocked { deactivate_at: None }, T::HeldByLegalHold]),
             (Active, true, None, off_now, Blocked, None, vec![T::Blocked { deactivate_at: None }, T::HeldByLegalHold]),
             (Blocked, false, later, off, Blocked, later, vec![]),

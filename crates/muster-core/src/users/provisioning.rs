@@ -139,7 +139,8 @@ impl Muster {
             let transitions = if fields.active {
                 Vec::new()
             } else {
-                lifecycle::turn_off(&mut user, ctx.provider.deactivation_delay_secs, now)
+                self.provider_turn_off(&mut tx, ctx, &mut user, now, false)
+                    .await?
             };
             match tx.insert_user(&user).await {
                 Ok(()) => {}
@@ -232,7 +233,9 @@ impl Muster {
         let transitions = if fields.active {
             lifecycle::turn_on(&mut u, now)
         } else {
-            lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now)
+            let counted = existing.status == UserStatus::Active && existing.removed_at.is_none();
+            self.provider_turn_off(tx, ctx, &mut u, now, counted)
+                .await?
         };
         let (_, placed) = self
             .place_user(
@@ -397,7 +400,9 @@ impl Muster {
             u.display_name = fields.display_name.clone();
             let transitions = match (existing.scim_active, fields.active) {
                 (true, false) => {
-                    lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now)
+                    let counted = existing.status == UserStatus::Active;
+                    self.provider_turn_off(&mut tx, ctx, &mut u, now, counted)
+                        .await?
                 }
                 (false, true) => lifecycle::turn_on(&mut u, now),
                 _ => Vec::new(),
@@ -507,8 +512,10 @@ impl Muster {
             check_expected(if_match, existing.version)?;
             let mut u = existing.clone();
             u.removed_at = Some(now);
-            let transitions =
-                lifecycle::turn_off(&mut u, ctx.provider.deactivation_delay_secs, now);
+            let counted = existing.status == UserStatus::Active;
+            let transitions = self
+                .provider_turn_off(&mut tx, ctx, &mut u, now, counted)
+                .await?;
             u.version += 1;
             u.updated_at = now;
             if !tx.update_user(&u, existing.version).await? {

@@ -2,7 +2,7 @@
 
 use super::*;
 
-const ADMIN_COLS: &str = "a.admin_id, a.environment_id, a.username, a.role, a.created_at, a.last_sign_in_at, a.failed_sign_ins, a.locked_until";
+const ADMIN_COLS: &str = "a.admin_id, a.environment_id, a.username, a.role, a.created_at, a.last_sign_in_at, a.failed_sign_ins, a.locked_until, a.email, a.report";
 
 fn admin_from<R: Cols + ?Sized>(row: &R) -> StoreResult<AdminAccount> {
     let role: String = get(row, "role")?;
@@ -16,6 +16,11 @@ fn admin_from<R: Cols + ?Sized>(row: &R) -> StoreResult<AdminAccount> {
         last_sign_in_at: ts_opt(get(row, "last_sign_in_at")?),
         failed_sign_ins: get(row, "failed_sign_ins")?,
         locked_until: ts_opt(get(row, "locked_until")?),
+        email: get(row, "email")?,
+        report: {
+            let r: String = get(row, "report")?;
+            ReportPreference::parse(&r).unwrap_or(ReportPreference::Never)
+        },
     })
 }
 
@@ -39,8 +44,28 @@ fn session_from<R: Cols + ?Sized>(r: &R) -> StoreResult<(AdminSession, AdminAcco
 #[async_trait]
 impl AdminAccountStore for DbTx {
     async fn insert_admin(&mut self, a: &AdminAccount, password_hash: &str) -> StoreResult<()> {
-        self.exec(&Stmt::new("insert into admin_account (admin_id, environment_id, username, username_key, password_hash, role, created_at, failed_sign_ins) \
-             values ($1, $2, $3, $4, $5, $6, $7, 0)").arg(a.id.0).arg(a.environment_id.0).arg(&a.username).arg(key(&a.username)).arg(password_hash).arg(a.role.as_str()).arg(a.created_at.0)).await?;
+        self.exec(&Stmt::new("insert into admin_account (admin_id, environment_id, username, username_key, password_hash, role, created_at, failed_sign_ins, email, report) \
+             values ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9)").arg(a.id.0).arg(a.environment_id.0).arg(&a.username).arg(key(&a.username)).arg(password_hash).arg(a.role.as_str()).arg(a.created_at.0).arg(&a.email).arg(a.report.as_str())).await?;
+        Ok(())
+    }
+
+    async fn set_admin_notifications(
+        &mut self,
+        env: EnvironmentId,
+        id: AdminId,
+        email: Option<&str>,
+        report: ReportPreference,
+    ) -> StoreResult<()> {
+        self.exec(
+            &Stmt::new(
+                "update admin_account set email = $1, report = $2 where environment_id = $3 and admin_id = $4",
+            )
+            .arg(email)
+            .arg(report.as_str())
+            .arg(env.0)
+            .arg(id.0),
+        )
+        .await?;
         Ok(())
     }
 

@@ -20,8 +20,8 @@ use muster_core::ids::{
 use muster_core::model::{
     Actor, AdminAccount, AdminRole, AdminSession, AdminToken, DeliveryKind, Environment, FeedEvent,
     GroupOrgMapping, GroupRecord, GroupRef, ManualDelivery, MemberRef, Org, OrgMapping, OrgMethod,
-    OrgStatus, Outcome, Provider, ProviderToken, Role, RoleSource, Scope, SyncLogEntry, UserRecord,
-    UserStatus, WebhookDelivery, WebhookEndpoint,
+    OrgStatus, Outcome, Provider, ProviderToken, ReportPreference, Role, RoleSource, Scope,
+    SyncLogEntry, UserRecord, UserStatus, WebhookDelivery, WebhookEndpoint,
 };
 use muster_core::store::{
     AdminAccountStore, AdminTokenStore, Cond, Cursor, EnvironmentStore, EventStore, GroupStore,
@@ -45,6 +45,7 @@ mod events;
 mod groups;
 mod listing;
 mod mapping;
+mod notices;
 mod orgs;
 mod providers;
 mod roles;

@@ -176,6 +176,8 @@ impl UserStore for DbTx {
     ) -> StoreResult<Vec<UserRecord>> {
         let rows = self.rows(&Stmt::new(format!(
             "select {USER_COLS} from user_account where deactivate_at is not null and deactivate_at <= $1 \
+             and not exists (select 1 from provider_guard g where g.provider_id = user_account.provider_id \
+                             and g.held_since is not null) \
              order by deactivate_at limit $2"
         )).arg(now.0).arg(limit as i64)).await?;
         rows.iter().map(user_from).collect()

@@ -268,10 +268,17 @@ pub struct ProviderBody {
     pub last_sync_at: Option<String>,
     /// Requests refused and changes that failed in the last 24 hours.
     pub errors_last24h: u64,
+    /// Healthy, silent, erroring or held (docs/notifications.md).
+    pub health: muster_core::notify::health::ProviderHealth,
 }
 
 impl ProviderBody {
-    pub fn new(p: &Provider, scim_base_url: String, errors_last24h: u64) -> Self {
+    pub fn new(
+        p: &Provider,
+        scim_base_url: String,
+        errors_last24h: u64,
+        health: muster_core::notify::health::ProviderHealth,
+    ) -> Self {
         ProviderBody {
             id: p.id,
             name: p.name.clone(),
@@ -280,6 +287,7 @@ impl ProviderBody {
             created_at: p.created_at.to_rfc3339(),
             last_sync_at: p.last_sync_at.map(|t| t.to_rfc3339()),
             errors_last24h,
+            health,
         }
     }
 }

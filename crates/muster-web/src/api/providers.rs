@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use muster_core::ids::{ProviderId, TokenId};
 use muster_core::model::Provider;
 use muster_core::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::{
@@ -22,10 +22,12 @@ async fn provider_body(state: &AppState, p: &Provider) -> Result<ProviderBody, A
         .muster
         .provider_errors_last_day(p.environment_id, p.id)
         .await?;
+    let health = state.muster.provider_health(p.environment_id, p).await?;
     Ok(ProviderBody::new(
         p,
         state.muster.scim_base_url(p.id),
         errors,
+        health,
     ))
 }
 
@@ -220,4 +222,141 @@ pub(super) async fn revoke_token(
         .revoke_token(auth.env, tid, &auth.actor)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A provider's mass-deactivation guard.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct GuardBody {
+    enabled: bool,
+    /// Trips above this share of the provider's active users (percent) ...
+    percent: i64,
+    /// ... and above this many users ...
+    min_users: i64,
+    /// ... turned off within this many minutes.
+    window_minutes: i64,
+    /// Since when the provider's deactivations are held; absent when not.
+    held_since: Option<String>,
+    /// Users the provider had turned off within the window when the guard tripped.
+    held_turned_off: i64,
+    /// Users whose deactivation is pending (held while `heldSince` is set): the first 1,000.
+    pending: Vec<PendingUser>,
+}
+
+/// A user whose deactivation is pending.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PendingUser {
+    id: String,
+    user_name: String,
+    deactivate_at: Option<String>,
+}
+
+async fn guard_body(
+    state: &AppState,
+    env: muster_core::ids::EnvironmentId,
+    id: ProviderId,
+) -> Result<GuardBody, ApiError> {
+    let g = state.muster.provider_guard(env, id).await?;
+    let pending = state.muster.pending_deactivations(env, id, 1000).await?;
+    Ok(GuardBody {
+        enabled: g.enabled,
+        percent: g.percent,
+        min_users: g.min_users,
+        window_minutes: g.window_secs / 60,
+        held_since: g.held_since.map(|t| t.to_rfc3339()),
+        held_turned_off: g.held_turned_off,
+        pending: pending
+            .into_iter()
+            .map(|u| PendingUser {
+                id: u.id.to_string(),
+                user_name: u.user_name,
+                deactivate_at: u.deactivate_at.map(|t| t.to_rfc3339()),
+            })
+            .collect(),
+    })
+}
+
+/// The provider's mass-deactivation guard, and the users whose deactivation is pending.
+#[utoipa::path(get, operation_id = "getProviderGuard", path = "/providers/{id}/guard", tag = "providers",
+    params(("id" = uuid::Uuid, Path, description = "The provider")),
+    responses((status = 200, body = GuardBody), ApiErrors))]
+pub(super) async fn get_guard(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = parse_id(&id, "provider")?;
+    ok(StatusCode::OK, guard_body(&state, auth.env, id).await?)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct UpdateGuard {
+    enabled: Option<bool>,
+    /// 1 to 100.
+    percent: Option<i64>,
+    /// 0 or more.
+    min_users: Option<i64>,
+    /// 1 to 10,080 (a week).
+    window_minutes: Option<i64>,
+}
+
+/// Change the guard's thresholds, or turn it off or on.
+#[utoipa::path(patch, operation_id = "updateProviderGuard", path = "/providers/{id}/guard", tag = "providers",
+    request_body = UpdateGuard,
+    params(("id" = uuid::Uuid, Path, description = "The provider")),
+    responses((status = 200, body = GuardBody), ApiErrors))]
+pub(super) async fn update_guard(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateGuard>,
+) -> ApiResult {
+    let id = parse_id(&id, "provider")?;
+    let input = muster_core::notify::guard::GuardInput {
+        enabled: body.enabled,
+        percent: body.percent,
+        min_users: body.min_users,
+        window_secs: body.window_minutes.map(|m| m.saturating_mul(60)),
+    };
+    state
+        .muster
+        .set_provider_guard(auth.env, id, &input, &auth.actor)
+        .await?;
+    ok(StatusCode::OK, guard_body(&state, auth.env, id).await?)
+}
+
+/// Release the hold: the held deactivations proceed on their schedule (at once when due).
+#[utoipa::path(post, operation_id = "releaseProviderHold", path = "/providers/{id}/guard/release", tag = "providers",
+    params(("id" = uuid::Uuid, Path, description = "The provider")),
+    responses((status = 200, body = GuardBody), ApiErrors))]
+pub(super) async fn release_guard(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = parse_id(&id, "provider")?;
+    state
+        .muster
+        .release_guard(auth.env, id, &auth.actor)
+        .await?;
+    ok(StatusCode::OK, guard_body(&state, auth.env, id).await?)
+}
+
+/// Restore the held users: each is unblocked and its deactivation cancelled; the hold ends.
+#[utoipa::path(post, operation_id = "restoreProviderUsers", path = "/providers/{id}/guard/restore", tag = "providers",
+    params(("id" = uuid::Uuid, Path, description = "The provider")),
+    responses((status = 200, body = GuardBody), ApiErrors))]
+pub(super) async fn restore_guard(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = parse_id(&id, "provider")?;
+    state
+        .muster
+        .restore_held_users(auth.env, id, &auth.actor)
+        .await?;
+    ok(StatusCode::OK, guard_body(&state, auth.env, id).await?)
 }

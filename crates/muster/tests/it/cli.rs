@@ -211,6 +211,16 @@ async fn three_servers_deactivate_each_user_once() {
     ]);
     with_db(&mut delay);
     run_json(&mut delay);
+    // Every user is turned off on purpose: the mass-deactivation guard is off for this provider.
+    let mut unguarded = muster(&dir);
+    unguarded.args(["provider", "guard", &pid, "--state", "off"]);
+    with_db(&mut unguarded);
+    let out = unguarded.output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("Guard off"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Users name their organization: every instance races to create the same new one.
     let mut mapping = muster(&dir);
     mapping.args([

@@ -219,6 +219,17 @@ async fn kill_and_restart_under_load(backend: Backend) {
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // Most users are turned off on purpose: the mass-deactivation guard is off for the provider.
+    let out = proc
+        .cmd()
+        .args(["provider", "guard", &pid, "--state", "off"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     proc.run_json(&[
         "provider",
         "update",

@@ -14,6 +14,7 @@ mod examples;
 mod lifecycle;
 mod mapping;
 mod metrics;
+mod notify;
 mod operations;
 mod providers;
 mod scim_bulk;

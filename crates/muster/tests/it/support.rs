@@ -190,14 +190,33 @@ impl TestApp {
         backend: Backend,
         limits: muster_web::limits::LimitSettings,
     ) -> TestApp {
+        Self::build(backend, limits, |_| {}).await
+    }
+
+    /// The application with its settings changed by `change`.
+    pub async fn with_settings(backend: Backend, change: impl FnOnce(&mut Settings)) -> TestApp {
+        Self::build(
+            backend,
+            muster_web::limits::LimitSettings::default(),
+            change,
+        )
+        .await
+    }
+
+    async fn build(
+        backend: Backend,
+        limits: muster_web::limits::LimitSettings,
+        change: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let db = TestDb::new(backend).await;
         let store = db.open().await;
         let clock = ManualClock::new(Timestamp(1_800_000_000_000_000));
-        let settings = Settings {
+        let mut settings = Settings {
             public_url: PUBLIC_URL.into(),
             max_page_size: 100,
             ..Settings::default()
         };
+        change(&mut settings);
         let muster = Muster::new(store.shared(), Arc::new(clock.clone()), settings);
         let env = muster
             .ensure_environment("default")
@@ -217,6 +236,25 @@ impl TestApp {
     pub async fn finish(self) {
         self.store.close().await;
         self.db.drop_db().await;
+    }
+
+    /// A provider whose mass-deactivation guard is off, for tests that turn most users off on
+    /// purpose.
+    pub async fn unguarded_provider(&self, name: &str) -> TestProvider {
+        let p = self.provider(name).await;
+        self.muster
+            .set_provider_guard(
+                self.env.id,
+                p.id,
+                &muster_core::notify::guard::GuardInput {
+                    enabled: Some(false),
+                    ..Default::default()
+                },
+                &Actor::System,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("guard: {e}"));
+        p
     }
 
     pub async fn provider(&self, name: &str) -> TestProvider {
