@@ -45,7 +45,7 @@ impl Proc {
         }
     }
 
-    fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_muster"));
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

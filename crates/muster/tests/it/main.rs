@@ -23,6 +23,7 @@ mod scim_patch;
 mod scim_users;
 mod security;
 mod server;
+mod smtp;
 mod store;
 pub mod support;
 mod synclog;
