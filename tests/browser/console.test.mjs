@@ -287,6 +287,50 @@ test("a form post without the session's CSRF token changes nothing", async () =>
   await context.close();
 });
 
+test("a held mass deactivation: the banner on every page, the held users, restore", async () => {
+  const created = JSON.parse(muster(["provider", "add", "--name", "Contractors", "--json"]));
+  const pid = created.provider.id;
+  muster(["provider", "guard", pid, "--min-users", "2"]);
+  const scim = created.provider.scimBaseUrl;
+  const headers = { authorization: `Bearer ${created.token.secret}`, "content-type": "application/scim+json" };
+  const ids = [];
+  for (let i = 0; i < 10; i++) {
+    const r = await fetch(`${scim}/Users`, { method: "POST", headers, body: JSON.stringify({ userName: `contractor${i}@example.com` }) });
+    assert.equal(r.status, 201);
+    ids.push((await r.json()).id);
+  }
+  for (const id of ids.slice(0, 3)) {
+    const r = await fetch(`${scim}/Users/${id}`, {
+      method: "PATCH",
+      headers,
+      body: JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "active", value: false }] }),
+    });
+    assert.equal(r.status, 200);
+  }
+  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await signIn(page, "admin");
+  const banner = page.getByRole("alert").filter({ hasText: "Deactivations from Contractors are held" });
+  await banner.waitFor();
+  await page.screenshot({ path: join(shots, "console-guard-banner.png") });
+  let serious = await axeCheck(page, "overview with the guard's banner");
+  await banner.getByRole("link", { name: "Review the held users" }).click();
+  await page.getByRole("heading", { name: "Deactivations pending (3)" }).waitFor();
+  await page.screenshot({ path: join(shots, "console-guard.png"), fullPage: true });
+  serious += await axeCheck(page, "mass-deactivation guard, holding");
+  await page.getByRole("button", { name: "Restore the users" }).click();
+  await page.getByText("Restored 3 users").waitFor();
+  assert.equal(await page.getByText("Deactivations from Contractors are held").count(), 0, "the banner is gone");
+  await nav(page, "Notifications").click();
+  await page.getByLabel("Email address").fill("admin@example.com");
+  await page.getByLabel("Only on errors", { exact: false }).check();
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Saved.").waitFor();
+  serious += await axeCheck(page, "notifications");
+  assert.equal(serious, 0, "serious or critical accessibility violations (listed above)");
+  await context.close();
+});
+
 // axe-core, the accessibility engine, checks every console page: no serious or critical
 // violation. The script is injected from node_modules (the console's CSP would refuse it, so
 // this context bypasses CSP; nothing else in it depends on that).

@@ -115,7 +115,7 @@ impl Notice {
     pub fn of(m: &Mail, public_url: &str) -> Option<(String, Notice)> {
         let console = format!("{public_url}/console");
         let d = &m.payload;
-        let provider_link = |id: &str| format!("{console}/providers/{id}");
+        let provider_link = |id: &str| format!("{console}/providers/{id}/guard");
         let (subject, title, intro, sections, link_label, link) = match m.kind.as_str() {
             kinds::TEST => (
                 "Muster test message".to_string(),

@@ -66,5 +66,6 @@ pub fn nav_for(role: AdminRole) -> Vec<(&'static str, &'static str)> {
         out.push(("/console/apps", "Applications"));
         out.push(("/console/admins", "Administrators"));
     }
+    out.push(("/console/notifications", "Notifications"));
     out
 }

@@ -20,6 +20,16 @@ pub struct Nav {
     pub username: String,
     pub role: &'static str,
     pub csrf: String,
+    /// Providers whose deactivations the mass-deactivation guard holds: a banner on every page.
+    pub held: Vec<HeldBanner>,
+}
+
+/// A provider whose deactivations are held, as the banner names it.
+pub struct HeldBanner {
+    pub name: String,
+    pub turned_off: i64,
+    /// Its guard page, for administrators who manage providers.
+    pub link: Option<String>,
 }
 
 /// One `<option>` (or radio button) of a choice.
@@ -56,7 +66,13 @@ impl Shell {
     }
 
     /// A page with the navigation bar for this administrator; `current` is the active link.
-    pub fn new(title: &str, current: &str, admin: &AdminAccount, csrf: &str) -> Shell {
+    pub fn new(
+        title: &str,
+        current: &str,
+        admin: &AdminAccount,
+        csrf: &str,
+        held: Vec<HeldBanner>,
+    ) -> Shell {
         let links = super::access::nav_for(admin.role)
             .into_iter()
             .map(|(href, label)| NavLink {
@@ -72,6 +88,7 @@ impl Shell {
                 username: admin.username.clone(),
                 role: admin.role.title(),
                 csrf: csrf.to_string(),
+                held,
             }),
         }
     }

@@ -16,7 +16,9 @@
 mod access;
 mod admins;
 mod apps;
+mod guard;
 mod html;
+mod notifications;
 mod orgs;
 mod providers;
 mod roles;
@@ -66,6 +68,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/roles", get(roles::page).post(roles::act))
         .route("/console/admins", get(admins::page).post(admins::act))
         .route("/console/webhooks", get(webhooks::page).post(webhooks::act))
+        .route(
+            "/console/providers/{id}/guard",
+            get(guard::page).post(guard::act),
+        )
+        .route(
+            "/console/notifications",
+            get(notifications::page).post(notifications::act),
+        )
         .route(
             "/console/webhooks/{id}",
             get(webhooks::details).post(webhooks::details_act),

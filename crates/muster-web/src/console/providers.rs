@@ -67,6 +67,7 @@ struct ProviderRow {
     base_url: String,
     delay: String,
     last_sync: String,
+    health: &'static str,
 }
 
 #[derive(Template)]
@@ -85,16 +86,21 @@ pub async fn list(State(state): State<AppState>, console: Console<Providers>) ->
         Ok(ps) => ps,
         Err(e) => return internal(&e),
     };
-    let rows = ps
-        .into_iter()
-        .map(|p| ProviderRow {
+    let mut rows = Vec::with_capacity(ps.len());
+    for p in ps {
+        let health = match m.provider_health(console.env(), &p).await {
+            Ok(h) => h.health.as_str(),
+            Err(e) => return internal(&e),
+        };
+        rows.push(ProviderRow {
             id: p.id,
             base_url: m.scim_base_url(p.id),
             delay: duration_words(p.deactivation_delay_secs),
             last_sync: when(p.last_sync_at),
             name: p.name,
-        })
-        .collect();
+            health,
+        });
+    }
     let page = ProvidersPage {
         shell: console.shell("Identity Management", "/console/providers"),
         csrf: &console.session.csrf_token,

@@ -76,6 +76,8 @@ pub struct Console<S> {
     pub admin: AdminAccount,
     /// Their session.
     pub session: AdminSession,
+    /// Providers whose deactivations are held (id, name, users turned off), for the banner.
+    held: Vec<(muster_core::ids::ProviderId, String, i64)>,
     section: PhantomData<S>,
 }
 
@@ -106,9 +108,26 @@ impl<S: Section> FromRequestParts<AppState> for Console<S> {
                 ),
             ));
         }
+        // Usually none: one indexed read per page.
+        let mut held = Vec::new();
+        for g in state
+            .muster
+            .held_guards(admin.environment_id)
+            .await
+            .unwrap_or_default()
+        {
+            if let Ok(p) = state
+                .muster
+                .get_provider(g.environment_id, g.provider_id)
+                .await
+            {
+                held.push((p.id, p.name, g.held_turned_off));
+            }
+        }
         Ok(Console {
             admin,
             session,
+            held,
             section: PhantomData,
         })
     }
@@ -117,7 +136,17 @@ impl<S: Section> FromRequestParts<AppState> for Console<S> {
 impl<S> Console<S> {
     /// The frame of a page of this section; `current` is the navigation link to mark.
     pub(crate) fn shell(&self, title: &str, current: &str) -> Shell {
-        Shell::new(title, current, &self.admin, &self.session.csrf_token)
+        let held = self
+            .held
+            .iter()
+            .map(|(id, name, n)| super::html::HeldBanner {
+                name: name.clone(),
+                turned_off: *n,
+                link: super::access::opens::<super::access::Providers>(self.admin.role)
+                    .then(|| format!("/console/providers/{id}/guard")),
+            })
+            .collect();
+        Shell::new(title, current, &self.admin, &self.session.csrf_token, held)
     }
 
     /// The administrator as the sync log names them.

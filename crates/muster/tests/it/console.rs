@@ -20,6 +20,8 @@ on_both!(
     roles_and_local_users_are_added_in_the_console,
     administrators_and_their_sessions_are_managed,
     webhooks_are_managed_in_the_console,
+    a_held_mass_deactivation_is_bannered_and_restored_in_the_console,
+    administrators_set_their_own_notifications,
     mappings_are_configured_through_forms
 );
 
@@ -1287,5 +1289,152 @@ async fn webhooks_are_managed_in_the_console(b: Backend) {
             .status,
         StatusCode::NOT_FOUND
     );
+    app.finish().await;
+}
+
+/// A provider turns off 3 of its 10 users with the guard at "more than 10% and 2 users": every
+/// page carries the banner; the guard page lists the held users; Restore brings them back and
+/// the banner goes. An Audit Log Viewer sees the banner without the link.
+async fn a_held_mass_deactivation_is_bannered_and_restored_in_the_console(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ada", AdminRole::CustomerCloudAdmin).await;
+    admin(&app, "aud", AdminRole::AuditLogViewer).await;
+    let cookie = session(&app, "ada").await;
+    let p = app.provider("Okta").await;
+    app.muster
+        .set_provider_guard(
+            app.env.id,
+            p.id,
+            &muster_core::notify::guard::GuardInput {
+                min_users: Some(2),
+                ..Default::default()
+            },
+            &Actor::System,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(app.create_user(&p, &format!("h{i}@example.com")).await);
+    }
+    for id in &ids[..3] {
+        app.patch(
+            &p,
+            &format!("/Users/{id}"),
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        )
+        .await;
+    }
+    let overview = html(&get(&app, "/console", Some(&cookie)).await);
+    assert!(
+        overview.contains("Deactivations from Okta are held"),
+        "{overview}"
+    );
+    let guard = format!("/console/providers/{}/guard", p.id);
+    assert!(overview.contains(&guard));
+    let viewer = session(&app, "aud").await;
+    let seen = html(&get(&app, "/console/sync-log", Some(&viewer)).await);
+    assert!(seen.contains("Deactivations from Okta are held") && !seen.contains(&guard));
+    let providers = html(&get(&app, "/console/providers", Some(&cookie)).await);
+    assert!(providers.contains(">held</a>"), "{providers}");
+
+    let page = html(&get(&app, &guard, Some(&cookie)).await);
+    assert!(page.contains("Deactivations are held") && page.contains("Deactivations pending (3)"));
+    assert!(page.contains("h0@example.com") && page.contains("h2@example.com"));
+    let csrf = csrf_of(&page);
+    let r = post_form(
+        &app,
+        &guard,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=settings&enabled=on&percent=0"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("the percentage is 1 to 100"));
+    let r = post_form(
+        &app,
+        &guard,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=restore"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = html(
+        &get(
+            &app,
+            &format!("{guard}?done=restore&restored=3"),
+            Some(&cookie),
+        )
+        .await,
+    );
+    assert!(
+        page.contains("Restored 3 users") && page.contains("Not holding"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Deactivations from Okta are held"),
+        "the banner is gone"
+    );
+    let r = post_form(
+        &app,
+        &guard,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=release"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "nothing to release");
+    app.finish().await;
+}
+
+/// Any administrator sets their own address and report preference; a bad address is refused
+/// with the reason and nothing changes.
+async fn administrators_set_their_own_notifications(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "aud", AdminRole::AuditLogViewer).await;
+    let cookie = session(&app, "aud").await;
+    let page = html(&get(&app, "/console/notifications", Some(&cookie)).await);
+    assert!(page.contains("No SMTP server is configured"));
+    assert!(
+        page.contains(r#"value="never" checked"#),
+        "audit log viewers start at Never"
+    );
+    let csrf = csrf_of(&page);
+    let r = post_form(
+        &app,
+        "/console/notifications",
+        Some(&cookie),
+        &format!("csrf={csrf}&action=save&email=not+an+address&report=daily"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("is not an email address"));
+    let r = post_form(
+        &app,
+        "/console/notifications",
+        Some(&cookie),
+        &format!("csrf={csrf}&action=save&email=aud%40example.com&report=errors"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(html(&r).contains("Saved."));
+    let a = app
+        .muster
+        .list_admins(app.env.id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|a| a.username == "aud")
+        .unwrap_or_else(|| panic!("aud"));
+    assert_eq!(a.email.as_deref(), Some("aud@example.com"));
+    assert_eq!(a.report, muster_core::model::ReportPreference::Errors);
+    let r = post_form(
+        &app,
+        "/console/notifications",
+        Some(&cookie),
+        "csrf=forged&action=save&email=x%40y.z&report=daily",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
     app.finish().await;
 }
