@@ -7,6 +7,7 @@
 //! served without being documented, and the request and response schemas are derived from the
 //! types the handlers read and write ([`body`]).
 
+mod admins;
 mod apps;
 pub mod body;
 mod events;
@@ -57,6 +58,7 @@ pub(crate) use self::synclog::csv_export;
         (name = "events", description = "The event feed for applications: every change in commit order"),
         (name = "apps", description = "Application credentials: read-only tokens with scopes"),
         (name = "webhooks", description = "Endpoints that receive the event feed, signed (Standard Webhooks)"),
+        (name = "admins", description = "Console administrators' email addresses and report preferences"),
         (name = "meta", description = "This document")
     )
 )]
@@ -107,6 +109,8 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::list, webhooks::create))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate))
+        .routes(routes!(admins::list))
+        .routes(routes!(admins::update))
         .routes(routes!(webhooks::replay))
         .routes(routes!(webhooks::redeliver))
         .routes(routes!(webhooks::test))

@@ -708,6 +708,8 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("patch", "/api/v1/providers/{id}/guard"),
     ("post", "/api/v1/providers/{id}/guard/release"),
     ("post", "/api/v1/providers/{id}/guard/restore"),
+    ("get", "/api/v1/admins"),
+    ("patch", "/api/v1/admins/{id}"),
     ("post", "/api/v1/webhooks/{id}/replay"),
     ("post", "/api/v1/webhooks/{id}/redeliver"),
     ("post", "/api/v1/webhooks/{id}/test"),

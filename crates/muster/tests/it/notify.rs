@@ -699,5 +699,35 @@ async fn administrators_hear_of_changes_to_administrators(b: Backend) {
         )
         .await
         .is_err());
+    // The API lists administrators with their address and preference, and sets them.
+    let api = crate::support::Api::new(&app).await;
+    let r = api.get("/admins").await;
+    let listed = r.body["admins"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["username"] == "ada").cloned())
+        .unwrap_or_default();
+    assert_eq!(listed["email"], "ada@example.com");
+    assert_eq!(listed["reportPreference"], "never");
+    assert!(
+        !r.body.to_string().contains("argon2"),
+        "never a password hash"
+    );
+    let path = format!("/admins/{}", ada.id);
+    let r = api
+        .patch(&path, json!({"reportPreference": "weekly"}))
+        .await;
+    crate::api::assert_api_error(&r, 400, "invalid");
+    let r = api.patch(&path, json!({"email": "not an address"})).await;
+    crate::api::assert_api_error(&r, 400, "invalid");
+    let r = api
+        .patch(&path, json!({"reportPreference": "errors"}))
+        .await;
+    assert_eq!(
+        (r.body["email"].clone(), r.body["reportPreference"].clone()),
+        (json!("ada@example.com"), json!("errors")),
+        "the address is kept"
+    );
+    let r = api.patch(&path, json!({"email": null})).await;
+    assert_eq!(r.body["email"], Value::Null, "removed");
     app.finish().await;
 }
