@@ -125,6 +125,7 @@ impl Muster {
             failed_sign_ins: 0,
             locked_until: None,
             email: None,
+            oidc_subject: None,
             // Customer Cloud Admins get the daily report unless they choose otherwise.
             report: if role == AdminRole::CustomerCloudAdmin {
                 crate::model::ReportPreference::Daily

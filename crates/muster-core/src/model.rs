@@ -688,6 +688,15 @@ pub enum AdminRole {
 }
 
 impl AdminRole {
+    /// How much it may do: Customer Cloud Admin 3, Identity Management Administrator 2, Audit
+    /// Log Viewer 1.
+    pub fn rank(self) -> u8 {
+        match self {
+            AdminRole::CustomerCloudAdmin => 3,
+            AdminRole::IdentityManagementAdmin => 2,
+            AdminRole::AuditLogViewer => 1,
+        }
+    }
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -738,6 +747,9 @@ pub struct AdminAccount {
     pub email: Option<String>,
     /// Which reports it wants (docs/notifications.md).
     pub report: ReportPreference,
+    /// For an administrator made from the company's identity provider: `issuer|subject`. They
+    /// have no password.
+    pub oidc_subject: Option<String>,
 }
 
 /// A console session, without its secret.

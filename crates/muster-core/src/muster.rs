@@ -35,6 +35,20 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// Email notices and provider health (docs/notifications.md).
     pub notify: NotifySettings,
+    /// Console sign-in (docs/console.md).
+    pub console: ConsoleSettings,
+}
+
+/// Console sign-in (docs/console.md): which identity-provider groups give which role, and who
+/// may still sign in with a password.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleSettings {
+    /// A value of the identity provider's role claim, and the role it gives; the most powerful
+    /// role among a person's values wins.
+    pub oidc_roles: Vec<(String, crate::model::AdminRole)>,
+    /// `Some`: password sign-in only for these usernames (break-glass accounts). `None`: for
+    /// every administrator with a password.
+    pub break_glass: Option<Vec<String>>,
 }
 
 /// Email notices and provider health (docs/notifications.md).
@@ -81,6 +95,7 @@ impl Default for Settings {
             token_cache_ttl: std::time::Duration::from_secs(1),
             webhooks: WebhookSettings::default(),
             notify: NotifySettings::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }

@@ -771,6 +771,30 @@ pub trait AdminAccountStore {
     async fn revoke_session(&mut self, id: SessionId, at: Timestamp) -> StoreResult<()>;
     /// Ends every session of an administrator.
     async fn revoke_sessions_of(&mut self, admin: AdminId, at: Timestamp) -> StoreResult<()>;
+    /// The administrator made from an identity provider's subject (`issuer|sub`).
+    async fn find_admin_by_oidc_subject(
+        &mut self,
+        env: EnvironmentId,
+        subject: &str,
+    ) -> StoreResult<Option<AdminAccount>>;
+    /// Links an administrator to an identity provider's subject.
+    async fn set_admin_oidc_subject(&mut self, id: AdminId, subject: &str) -> StoreResult<()>;
+    /// Records a sign-in under way.
+    async fn insert_oidc_login(
+        &mut self,
+        env: EnvironmentId,
+        state_hash: &str,
+        nonce: &str,
+        verifier: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Takes a sign-in under way (once): its environment, nonce, verifier and start.
+    async fn take_oidc_login(
+        &mut self,
+        state_hash: &str,
+    ) -> StoreResult<Option<(EnvironmentId, String, String, Timestamp)>>;
+    /// Deletes sign-ins started before `cutoff` and never finished.
+    async fn prune_oidc_logins(&mut self, cutoff: Timestamp) -> StoreResult<u64>;
     /// Sets an administrator's email address and report preference.
     async fn set_admin_notifications(
         &mut self,

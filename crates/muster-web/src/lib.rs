@@ -23,6 +23,7 @@ pub mod layers;
 pub mod limits;
 pub mod mail;
 pub mod metrics;
+pub mod oidc;
 pub mod request_log;
 pub mod scim;
 pub mod state;

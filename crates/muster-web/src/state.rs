@@ -23,6 +23,8 @@ pub struct Shared {
     pub metrics: std::sync::Arc<metrics::Metrics>,
     /// The environment the console signs administrators in to.
     pub environment: String,
+    /// Sign-in with the company's identity provider, when configured.
+    pub oidc: Option<std::sync::Arc<crate::oidc::Oidc>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -46,6 +48,18 @@ impl AppState {
             limits: std::sync::Arc::new(limits::Limits::new(settings)),
             metrics: std::sync::Arc::default(),
             environment: "default".into(),
+            oidc: None,
+        }))
+    }
+
+    /// The state with console sign-in through an identity provider.
+    pub fn with_oidc(self, oidc: crate::oidc::Oidc) -> Self {
+        AppState(std::sync::Arc::new(Shared {
+            muster: self.muster.clone(),
+            limits: self.limits.clone(),
+            metrics: self.metrics.clone(),
+            environment: self.environment.clone(),
+            oidc: Some(std::sync::Arc::new(oidc)),
         }))
     }
 
@@ -56,6 +70,7 @@ impl AppState {
             limits: self.limits.clone(),
             metrics: self.metrics.clone(),
             environment: slug.to_string(),
+            oidc: self.oidc.clone(),
         }))
     }
 }

@@ -109,6 +109,26 @@ pub struct Config {
     pub mail_retry_base_secs: i64,
     /// A message not sent after this many seconds is given up on.
     pub mail_give_up_after_secs: i64,
+    /// The identity provider administrators sign in to the console with (its issuer URL); off
+    /// without it.
+    pub oidc_issuer: Option<String>,
+    /// Muster's client id there.
+    pub oidc_client_id: Option<String>,
+    /// A file holding the client secret (or set `MUSTER_OIDC_CLIENT_SECRET`).
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// Scopes asked for.
+    pub oidc_scopes: Vec<String>,
+    /// The ID token claim whose values map to roles.
+    pub oidc_role_claim: String,
+    /// Claim values and the roles they give: `{ "muster-admins" = "customer-cloud-admin" }`.
+    pub oidc_roles: std::collections::BTreeMap<String, String>,
+    /// The provider's name on the sign-in button.
+    pub oidc_label: String,
+    /// `everyone` (any administrator with a password) or `break-glass` (only the accounts in
+    /// `break_glass_accounts`).
+    pub password_sign_in: String,
+    /// Usernames that may still sign in with a password when `password_sign_in = "break-glass"`.
+    pub break_glass_accounts: Vec<String>,
 }
 
 /// How Muster talks TLS to the SMTP server.
@@ -133,6 +153,37 @@ impl Config {
             return Err(bad());
         }
         Ok((h, m))
+    }
+
+    /// The roles `oidc_roles` gives, checked.
+    pub fn oidc_roles(&self) -> anyhow::Result<Vec<(String, muster_core::model::AdminRole)>> {
+        self.oidc_roles
+            .iter()
+            .map(|(group, role)| {
+                let parsed = muster_core::model::AdminRole::parse(&role.replace('-', "_"));
+                parsed.map(|r| (group.clone(), r)).ok_or_else(|| {
+                    anyhow::anyhow!("oidc_roles: '{role}' is not customer-cloud-admin, identity-management-admin or audit-log-viewer")
+                })
+            })
+            .collect()
+    }
+
+    /// The OIDC client secret: `MUSTER_OIDC_CLIENT_SECRET`, else `oidc_client_secret_file`.
+    pub fn oidc_client_secret(&self) -> anyhow::Result<Option<String>> {
+        if let Ok(s) = std::env::var("MUSTER_OIDC_CLIENT_SECRET") {
+            return Ok(Some(s));
+        }
+        match &self.oidc_client_secret_file {
+            Some(path) => Ok(Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| {
+                        format!("cannot read oidc_client_secret_file {}", path.display())
+                    })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            )),
+            None => Ok(None),
+        }
     }
 
     /// The SMTP password: `MUSTER_SMTP_PASSWORD`, else `smtp_password_file`.
@@ -196,6 +247,20 @@ impl Default for Config {
             provider_error_rate: 0.1,
             mail_retry_base_secs: 30,
             mail_give_up_after_secs: 86_400,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret_file: None,
+            oidc_scopes: vec![
+                "openid".into(),
+                "email".into(),
+                "profile".into(),
+                "groups".into(),
+            ],
+            oidc_role_claim: "groups".into(),
+            oidc_roles: std::collections::BTreeMap::new(),
+            oidc_label: "your identity provider".into(),
+            password_sign_in: "everyone".into(),
+            break_glass_accounts: Vec::new(),
         }
     }
 }
@@ -320,6 +385,19 @@ impl Config {
             bail!("webhook_retry_base_secs is at least 1, webhook_retry_max_secs at least that, webhook_give_up_after_secs at least 1");
         }
         self.report_at()?;
+        self.oidc_roles()?;
+        if self.oidc_issuer.is_some() != self.oidc_client_id.is_some() {
+            bail!("oidc_issuer and oidc_client_id go together");
+        }
+        if self.oidc_issuer.is_some() && self.oidc_roles.is_empty() {
+            bail!("oidc_roles maps no group to a role: nobody could sign in with the identity provider");
+        }
+        match self.password_sign_in.as_str() {
+            "everyone" => {}
+            "break-glass" if !self.break_glass_accounts.is_empty() => {}
+            "break-glass" => bail!("password_sign_in = \"break-glass\" needs break_glass_accounts"),
+            other => bail!("password_sign_in is everyone or break-glass, not '{other}'"),
+        }
         if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
             bail!(
                 "time_zone '{}' is not a known IANA time zone (such as Europe/Paris)",

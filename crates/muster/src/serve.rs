@@ -67,6 +67,11 @@ pub async fn open(cfg: &Config) -> anyhow::Result<App> {
             mail_retry_base_secs: cfg.mail_retry_base_secs,
             mail_give_up_after_secs: cfg.mail_give_up_after_secs,
         },
+        console: muster_core::muster::ConsoleSettings {
+            oidc_roles: cfg.oidc_roles()?,
+            break_glass: (cfg.password_sign_in == "break-glass")
+                .then(|| cfg.break_glass_accounts.clone()),
+        },
     };
     let muster = Muster::new(store.shared(), Arc::new(SystemClock), settings);
     let env = muster
@@ -139,10 +144,22 @@ pub async fn run(
         auth_failures_per_minute: cfg.auth_failures_per_minute,
         request_timeout: Duration::from_secs(cfg.request_timeout_secs),
     };
-    let router = muster_web::router(
-        muster_web::AppState::with_limits(app.muster.clone(), limits)
-            .for_environment(&app.env.slug),
-    );
+    let mut state = muster_web::AppState::with_limits(app.muster.clone(), limits)
+        .for_environment(&app.env.slug);
+    if let (Some(issuer), Some(client_id)) = (&cfg.oidc_issuer, &cfg.oidc_client_id) {
+        let oidc = muster_web::oidc::Oidc::new(muster_web::oidc::OidcConfig {
+            issuer: issuer.clone(),
+            client_id: client_id.clone(),
+            client_secret: cfg.oidc_client_secret()?,
+            scopes: cfg.oidc_scopes.clone(),
+            role_claim: cfg.oidc_role_claim.clone(),
+            label: cfg.oidc_label.clone(),
+            public_url: cfg.public_url(),
+        })
+        .map_err(|e| anyhow::anyhow!(e))?;
+        state = state.with_oidc(oidc);
+    }
+    let router = muster_web::router(state);
     let opts = crate::http::ServerOptions {
         tls: tls.clone(),
         header_timeout: Duration::from_secs(cfg.header_timeout_secs),

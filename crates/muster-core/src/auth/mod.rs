@@ -12,6 +12,7 @@
 pub mod admin_tokens;
 pub mod apps;
 pub(crate) mod cache;
+pub mod oidc;
 pub mod provider_tokens;
 pub mod secret;
 pub mod sessions;

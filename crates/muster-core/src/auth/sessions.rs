@@ -91,6 +91,9 @@ impl Muster {
                 retry_after: Some(secs),
             }));
         }
+        if let Some(refused) = self.password_refused(&admin) {
+            return Ok(Err(refused));
+        }
         let pw = password.to_string();
         let ok = blocking(move || verify_password(&pw, &stored)).await?;
         let mut tx = self.store.write().await?;
@@ -124,6 +127,42 @@ impl Muster {
             tx.commit().await?;
             return Ok(Err(wrong()));
         }
+        let signed = self
+            .start_session(&mut tx, admin, now, json!({"via": "password"}))
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(signed))
+    }
+
+    /// Why password sign-in is refused to this administrator, if it is: one made from the
+    /// identity provider has no password; with password sign-in limited to break-glass accounts,
+    /// only those may use it.
+    fn password_refused(&self, admin: &AdminAccount) -> Option<SignInRefused> {
+        let refuse = |message: &str| {
+            Some(SignInRefused {
+                message: message.into(),
+                retry_after: None,
+            })
+        };
+        if admin.oidc_subject.is_some() {
+            return refuse("This administrator signs in with the company's identity provider.");
+        }
+        match &self.settings.console.break_glass {
+            Some(names) if !names.iter().any(|n| key(n) == key(&admin.username)) => refuse(
+                "Password sign-in is only for break-glass accounts: sign in with the company's identity provider.",
+            ),
+            _ => None,
+        }
+    }
+
+    /// Opens a session for `admin` in this transaction and records the sign-in.
+    pub(crate) async fn start_session(
+        &self,
+        tx: &mut Box<dyn crate::store::Tx>,
+        mut admin: AdminAccount,
+        now: Timestamp,
+        details: serde_json::Value,
+    ) -> CoreResult<SignedIn> {
         admin.failed_sign_ins = 0;
         admin.locked_until = None;
         admin.last_sign_in_at = Some(now);
@@ -132,7 +171,7 @@ impl Muster {
         let mut csrf = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut csrf);
         let session = AdminSession {
-            environment_id: env,
+            environment_id: admin.environment_id,
             id: SessionId::new(),
             admin_id: admin.id,
             csrf_token: hex::encode(csrf),
@@ -142,12 +181,25 @@ impl Muster {
             revoked_at: None,
         };
         tx.insert_session(&session, &secret.hash).await?;
-        tx.commit().await?;
-        Ok(Ok(SignedIn {
+        self.record(
+            tx,
+            &[admin_entry(
+                admin.environment_id,
+                now,
+                &Actor::Admin {
+                    name: format!("console:{}", admin.username),
+                },
+                Event::AdminSignedIn,
+                ("admin", admin.id.to_string(), &admin.username),
+                details,
+            )],
+        )
+        .await?;
+        Ok(SignedIn {
             secret: secret.secret,
             session,
             admin,
-        }))
+        })
     }
 
     /// The live session a cookie secret names, and its administrator; `None` when there is none,
@@ -227,11 +279,25 @@ impl Muster {
         Ok(())
     }
 
-    /// Ends a session.
-    pub async fn sign_out(&self, session: SessionId) -> CoreResult<()> {
+    /// Ends a session, and records who signed out.
+    pub async fn sign_out(&self, session: SessionId, admin: &AdminAccount) -> CoreResult<()> {
         let now = self.now();
         let mut tx = self.store.write().await?;
         tx.revoke_session(session, now).await?;
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                admin.environment_id,
+                now,
+                &Actor::Admin {
+                    name: format!("console:{}", admin.username),
+                },
+                Event::AdminSignedOut,
+                ("admin", admin.id.to_string(), &admin.username),
+                json!({}),
+            )],
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

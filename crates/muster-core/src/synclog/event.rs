@@ -162,6 +162,12 @@ events! {
     AdminRemoved = "admin.removed",
     /// An administrator ended another's console session.
     AdminSessionEnded = "admin.session_ended",
+    /// An administrator signed in to the console (`via`: password or oidc).
+    AdminSignedIn = "admin.signed_in",
+    /// The identity provider vouched for someone Muster refused (no role maps, or a clash).
+    AdminSignInRefused = "admin.sign_in_refused",
+    /// An administrator signed out.
+    AdminSignedOut = "admin.signed_out",
     /// A console sign-in failed.
     AdminSignInFailed = "admin.sign_in_failed",
     /// Muster refused or failed a provider's request.

@@ -2,7 +2,7 @@
 
 use super::*;
 
-const ADMIN_COLS: &str = "a.admin_id, a.environment_id, a.username, a.role, a.created_at, a.last_sign_in_at, a.failed_sign_ins, a.locked_until, a.email, a.report";
+const ADMIN_COLS: &str = "a.admin_id, a.environment_id, a.username, a.role, a.created_at, a.last_sign_in_at, a.failed_sign_ins, a.locked_until, a.email, a.report, a.oidc_subject";
 
 fn admin_from<R: Cols + ?Sized>(row: &R) -> StoreResult<AdminAccount> {
     let role: String = get(row, "role")?;
@@ -17,6 +17,7 @@ fn admin_from<R: Cols + ?Sized>(row: &R) -> StoreResult<AdminAccount> {
         failed_sign_ins: get(row, "failed_sign_ins")?,
         locked_until: ts_opt(get(row, "locked_until")?),
         email: get(row, "email")?,
+        oidc_subject: get(row, "oidc_subject")?,
         report: {
             let r: String = get(row, "report")?;
             ReportPreference::parse(&r).unwrap_or(ReportPreference::Never)
@@ -47,6 +48,83 @@ impl AdminAccountStore for DbTx {
         self.exec(&Stmt::new("insert into admin_account (admin_id, environment_id, username, username_key, password_hash, role, created_at, failed_sign_ins, email, report) \
              values ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9)").arg(a.id.0).arg(a.environment_id.0).arg(&a.username).arg(key(&a.username)).arg(password_hash).arg(a.role.as_str()).arg(a.created_at.0).arg(&a.email).arg(a.report.as_str())).await?;
         Ok(())
+    }
+
+    async fn find_admin_by_oidc_subject(
+        &mut self,
+        env: EnvironmentId,
+        subject: &str,
+    ) -> StoreResult<Option<AdminAccount>> {
+        let row = self
+            .row(
+                &Stmt::new(format!(
+                    "select {ADMIN_COLS} from admin_account a where a.environment_id = $1 and a.oidc_subject = $2"
+                ))
+                .arg(env.0)
+                .arg(subject),
+            )
+            .await?;
+        row.map(|r| admin_from(&r)).transpose()
+    }
+
+    async fn set_admin_oidc_subject(&mut self, id: AdminId, subject: &str) -> StoreResult<()> {
+        self.exec(
+            &Stmt::new("update admin_account set oidc_subject = $1 where admin_id = $2")
+                .arg(subject)
+                .arg(id.0),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_oidc_login(
+        &mut self,
+        env: EnvironmentId,
+        state_hash: &str,
+        nonce: &str,
+        verifier: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.exec(
+            &Stmt::new(
+                "insert into oidc_login (state_hash, environment_id, nonce, verifier, created_at) values ($1, $2, $3, $4, $5)",
+            )
+            .arg(state_hash)
+            .arg(env.0)
+            .arg(nonce)
+            .arg(verifier)
+            .arg(now.0),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn take_oidc_login(
+        &mut self,
+        state_hash: &str,
+    ) -> StoreResult<Option<(EnvironmentId, String, String, Timestamp)>> {
+        let row = self
+            .row(
+                &Stmt::new(
+                    "delete from oidc_login where state_hash = $1 returning environment_id, nonce, verifier, created_at",
+                )
+                .arg(state_hash),
+            )
+            .await?;
+        row.map(|r| {
+            Ok((
+                EnvironmentId(get(&r, "environment_id")?),
+                get(&r, "nonce")?,
+                get(&r, "verifier")?,
+                ts(get(&r, "created_at")?),
+            ))
+        })
+        .transpose()
+    }
+
+    async fn prune_oidc_logins(&mut self, cutoff: Timestamp) -> StoreResult<u64> {
+        self.exec(&Stmt::new("delete from oidc_login where created_at < $1").arg(cutoff.0))
+            .await
     }
 
     async fn set_admin_notifications(

@@ -19,6 +19,7 @@ mod apps;
 mod guard;
 mod html;
 mod notifications;
+pub mod oidc;
 mod orgs;
 mod providers;
 mod roles;
@@ -29,7 +30,7 @@ mod webhooks;
 
 use self::access::{Everyone, Providers};
 use self::html::{render, Shell};
-use self::shell::{error_page, redirect, Console, Posted, COOKIE};
+use self::shell::{error_page, redirect, Console, Posted};
 
 use askama::Template;
 use axum::extract::{Request, State};
@@ -51,6 +52,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console", get(overview))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/oidc/start", get(oidc::start))
+        .route("/console/oidc/callback", get(oidc::callback))
         .route("/console/assets/console.css", get(css))
         .route(
             "/console/providers",
@@ -152,25 +155,39 @@ struct LoginPage<'a> {
     shell: Shell,
     error: Option<&'a str>,
     username: &'a str,
+    /// The identity provider's name, when sign-in with it is configured.
+    sso: Option<&'a str>,
+    /// Password sign-in is only for break-glass accounts.
+    break_glass_only: bool,
 }
 
-fn login_form(status: StatusCode, error: Option<&str>, username: &str) -> Response {
+fn login_form(
+    state: &AppState,
+    status: StatusCode,
+    error: Option<&str>,
+    username: &str,
+) -> Response {
     render(
         status,
         &LoginPage {
             shell: Shell::bare("Sign in"),
             error,
             username,
+            sso: state.oidc.as_deref().map(crate::oidc::Oidc::label),
+            break_glass_only: state.muster.settings.console.break_glass.is_some(),
         },
     )
 }
 
-async fn login_page(q: axum::extract::Query<LoginQuery>) -> Response {
+async fn login_page(
+    State(state): State<AppState>,
+    q: axum::extract::Query<LoginQuery>,
+) -> Response {
     let note = q
         .expired
         .as_ref()
         .map(|_| "Your session has ended. Sign in again.");
-    login_form(StatusCode::OK, note, "")
+    login_form(&state, StatusCode::OK, note, "")
 }
 
 #[derive(Deserialize)]
@@ -188,13 +205,15 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
     };
     let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&bytes) else {
         return login_form(
+            &state,
             StatusCode::BAD_REQUEST,
             Some("Enter a username and a password."),
             "",
         );
     };
-    let refuse =
-        |status: StatusCode, message: &str| login_form(status, Some(message), &form.username);
+    let refuse = |status: StatusCode, message: &str| {
+        login_form(&state, status, Some(message), &form.username)
+    };
     if let Err(wait) = state.limits.may_authenticate(&who) {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
@@ -226,15 +245,7 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
         .await
     {
         Ok(Ok(signed)) => {
-            let secure = if state.muster.settings.public_url.starts_with("https://") {
-                "; Secure"
-            } else {
-                ""
-            };
-            let cookie = format!(
-                "{COOKIE}={}; Path=/console; HttpOnly; SameSite=Strict{secure}",
-                signed.secret
-            );
+            let cookie = shell::session_cookie(&state, &signed.secret);
             let mut resp = redirect("/console");
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -261,10 +272,34 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
 }
 
 async fn logout(State(state): State<AppState>, posted: Posted<Everyone>) -> Response {
-    if let Err(e) = state.muster.sign_out(posted.console.session.id).await {
+    let console = &posted.console;
+    if let Err(e) = state
+        .muster
+        .sign_out(console.session.id, &console.admin)
+        .await
+    {
         tracing::error!(error = %e, "signing out failed");
     }
-    let mut resp = redirect("/console/login");
+    // Signed in through the identity provider: end that session too, when it says how. A page
+    // that moves on by itself, not a redirect: the console's CSP lets forms go only to Muster.
+    let to = match (&state.oidc, &console.admin.oidc_subject) {
+        (Some(oidc), Some(_)) => oidc
+            .end_session_url()
+            .await
+            .map(|url| (url, oidc.label().to_string())),
+        _ => None,
+    };
+    let mut resp = match to {
+        Some((to, provider)) => render(
+            StatusCode::OK,
+            &SignedOut {
+                shell: Shell::bare("Signed out"),
+                to,
+                provider,
+            },
+        ),
+        None => redirect("/console/login"),
+    };
     resp.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static(
@@ -272,6 +307,14 @@ async fn logout(State(state): State<AppState>, posted: Posted<Everyone>) -> Resp
         ),
     );
     resp
+}
+
+#[derive(Template)]
+#[template(path = "console/signed_out.html")]
+struct SignedOut {
+    shell: Shell,
+    to: String,
+    provider: String,
 }
 
 #[derive(Template)]

@@ -302,3 +302,13 @@ mod tests {
         assert_eq!(form.parsed::<u32>("role"), Some(1));
     }
 }
+
+/// The session cookie for a signed-in administrator.
+pub(crate) fn session_cookie(state: &AppState, secret: &str) -> String {
+    let secure = if state.muster.settings.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{COOKIE}={secret}; Path=/console; HttpOnly; SameSite=Strict{secure}")
+}
