@@ -218,7 +218,10 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   await page.getByRole("cell", { name: "provider.created" }).first().waitFor();
   await page.getByLabel("Action").fill("user.");
   await page.getByRole("button", { name: "Filter" }).click();
+  // The results are replaced in place, and the address follows.
+  await page.waitForFunction(() => new URLSearchParams(location.search).get("action") === "user.");
   await page.getByRole("cell", { name: "user.blocked" }).waitFor();
+  assert.equal(await page.getByRole("cell", { name: "provider.created" }).count(), 0);
   await page.screenshot({ path: join(shots, "console-sync-log.png") });
   // Export what the filters select.
   const [download] = await Promise.all([
@@ -284,6 +287,28 @@ test("a form post without the session's CSRF token changes nothing", async () =>
   const headers = still.headers();
   assert.match(headers["content-security-policy"], /frame-ancestors 'none'/);
   assert.equal(headers["x-frame-options"], "DENY");
+  await context.close();
+});
+
+test("the sync log filters in place, and shows times in the reader's time zone with UTC on hover", async () => {
+  const context = await browser.newContext({ timezoneId: "Asia/Tokyo" });
+  const page = await context.newPage();
+  await signIn(page, "admin");
+  await nav(page, "Sync Log").click();
+  const first = page.locator("#results time").first();
+  const utc = await first.getAttribute("datetime");
+  assert.equal(await first.getAttribute("title"), `${utc} (UTC)`);
+  const shown = await first.textContent();
+  assert.notEqual(shown, utc, "shown in the browser's time zone");
+  const tokyo = new Date(utc).toLocaleString("en-US", { timeZone: "Asia/Tokyo", hour: "numeric", hour12: false });
+  assert.ok(shown.includes(String(Number(tokyo) % 24).padStart(1, "0")), `${shown} is Tokyo time`);
+  await page.evaluate(() => { window.stayed = true; });
+  await page.getByLabel("Action").fill("provider.created");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get("action") === "provider.created");
+  await page.locator("#results").getByText("provider.created").first().waitFor();
+  assert.equal(await page.locator("#results tbody tr").filter({ hasNotText: "provider.created" }).count(), 0);
+  assert.equal(await page.evaluate(() => window.stayed), true, "the page was not reloaded");
   await context.close();
 });
 
