@@ -66,6 +66,64 @@ impl Muster {
         Ok(role)
     }
 
+    /// Renames a role added to the catalog, and sets its description. The standard roles keep
+    /// their names (applications know them by it). Users and mappings keep the role: it is the
+    /// same role under its new name.
+    pub async fn rename_role(
+        &self,
+        env: EnvironmentId,
+        id: RoleId,
+        name: &str,
+        description: Option<&str>,
+        actor: &Actor,
+    ) -> CoreResult<Role> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(CoreError::Invalid(
+                "a role's name must have 1 to 100 characters".into(),
+            ));
+        }
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let mut role = tx
+            .list_roles(env)
+            .await?
+            .into_iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| CoreError::NotFound(format!("no role with id {id}")))?;
+        if role.builtin && role.name != name {
+            return Err(CoreError::Invalid(format!(
+                "'{}' is one of the standard roles and keeps its name",
+                role.name
+            )));
+        }
+        let before = role.name.clone();
+        role.name = name.into();
+        if let Some(d) = description {
+            role.description = d.trim().into();
+        }
+        tx.update_role(&role).await.map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                CoreError::Conflict(format!("a role named '{name}' already exists"))
+            }
+            other => other.into(),
+        })?;
+        self.record(
+            &mut tx,
+            &[admin_entry(
+                env,
+                now,
+                actor,
+                Event::RoleRenamed,
+                ("role", role.id.to_string(), &role.name),
+                json!({"before": before, "after": role.name}),
+            )],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(role)
+    }
+
     /// Deletes a role; refused while a user, an organization or a role mapping still uses it,
     /// and for the standard roles.
     pub async fn delete_role(

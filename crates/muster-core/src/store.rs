@@ -175,6 +175,8 @@ pub trait RoleStore {
     async fn list_roles(&mut self, env: EnvironmentId) -> StoreResult<Vec<Role>>;
     /// Deletes a role that nothing uses any more.
     async fn delete_role(&mut self, env: EnvironmentId, id: RoleId) -> StoreResult<bool>;
+    /// Renames a role and sets its description; `Conflict` when the name is taken.
+    async fn update_role(&mut self, role: &Role) -> StoreResult<()>;
     /// How many users hold the role explicitly, and how many organizations give it by default.
     async fn role_usage(&mut self, env: EnvironmentId, id: RoleId) -> StoreResult<(u64, u64)>;
     /// The roles users hold explicitly, with where each came from.

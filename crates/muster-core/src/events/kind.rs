@@ -83,6 +83,8 @@ event_types! {
     RoleCreated = "role.created",
     /// A role was removed from the catalog.
     RoleDeleted = "role.deleted",
+    /// A role was renamed (or its description changed).
+    RoleRenamed = "role.renamed",
     /// A provisioning provider was added.
     ProviderCreated = "provider.created",
     /// A provider was renamed or its deactivation delay changed.

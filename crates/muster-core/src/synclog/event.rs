@@ -90,6 +90,8 @@ events! {
     RoleCreated = "role.created",
     /// A role was removed from the catalog.
     RoleDeleted = "role.deleted",
+    /// A role was renamed (or its description changed).
+    RoleRenamed = "role.renamed",
     /// A provisioning provider was added.
     ProviderCreated = "provider.created",
     /// A provider's settings changed.

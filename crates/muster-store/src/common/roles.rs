@@ -27,6 +27,21 @@ impl RoleStore for DbTx {
         rows.iter().map(role_from).collect()
     }
 
+    async fn update_role(&mut self, role: &Role) -> StoreResult<()> {
+        self.exec(
+            &Stmt::new(
+                "update role set name = $1, name_key = $2, description = $3 where environment_id = $4 and role_id = $5",
+            )
+            .arg(&role.name)
+            .arg(key(&role.name))
+            .arg(&role.description)
+            .arg(role.environment_id.0)
+            .arg(role.id.0),
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn delete_role(&mut self, env: EnvironmentId, id: RoleId) -> StoreResult<bool> {
         let done = self
             .exec(

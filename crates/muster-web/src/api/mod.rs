@@ -86,7 +86,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(orgs::get, orgs::update))
         .routes(routes!(orgs::set_default_roles))
         .routes(routes!(orgs::list_roles, orgs::create_role))
-        .routes(routes!(orgs::delete_role))
+        .routes(routes!(orgs::delete_role, orgs::rename_role))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update))
         .routes(routes!(groups::list))

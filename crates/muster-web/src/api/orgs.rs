@@ -213,6 +213,36 @@ pub(super) async fn create_role(
     ok(StatusCode::CREATED, RoleBody::from(&role))
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RenameRole {
+    name: String,
+    description: Option<String>,
+}
+
+/// Rename a role (not a standard one), or change its description.
+#[utoipa::path(patch, operation_id = "renameRole", path = "/roles/{id}", tag = "roles", request_body = RenameRole,
+    params(("id" = uuid::Uuid, Path, description = "The role")),
+    responses((status = 200, body = RoleBody), ApiErrors))]
+pub(super) async fn rename_role(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RenameRole>,
+) -> ApiResult {
+    let role = state
+        .muster
+        .rename_role(
+            auth.env,
+            parse_id(&id, "role")?,
+            &body.name,
+            body.description.as_deref(),
+            &auth.actor,
+        )
+        .await?;
+    ok(StatusCode::OK, RoleBody::from(&role))
+}
+
 /// Delete a role nothing uses.
 #[utoipa::path(delete, operation_id = "deleteRole", path = "/roles/{id}", tag = "roles",
     params(("id" = uuid::Uuid, Path, description = "The role")),

@@ -64,6 +64,20 @@ pub async fn act(State(state): State<AppState>, posted: Posted<Directory>) -> Re
             .create_role(env, &name, &description, &actor)
             .await
             .map(drop),
+        Some("rename") => match form.parsed::<RoleId>("role") {
+            Some(id) => state
+                .muster
+                .rename_role(
+                    env,
+                    id,
+                    &form.field("new_name").unwrap_or_default(),
+                    Some(&form.field("new_description").unwrap_or_default()),
+                    &actor,
+                )
+                .await
+                .map(drop),
+            None => Err(CoreError::NotFound("no such role".into())),
+        },
         Some("delete") => match form.parsed::<RoleId>("role") {
             Some(id) => state.muster.delete_role(env, id, &actor).await.map(drop),
             None => Err(CoreError::NotFound("no such role".into())),

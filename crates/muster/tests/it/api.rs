@@ -708,6 +708,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("patch", "/api/v1/providers/{id}/guard"),
     ("post", "/api/v1/providers/{id}/guard/release"),
     ("post", "/api/v1/providers/{id}/guard/restore"),
+    ("patch", "/api/v1/roles/{id}"),
     ("get", "/api/v1/admins"),
     ("patch", "/api/v1/admins/{id}"),
     ("post", "/api/v1/webhooks/{id}/replay"),

@@ -1038,9 +1038,35 @@ async fn roles_and_local_users_are_added_in_the_console(b: Backend) {
     .await;
     assert_ne!(r.status, StatusCode::SEE_OTHER);
     assert!(html(&r).contains("role=\"alert\""));
+    // Renamed; a standard role keeps its name; a name in use is refused.
+    let r = post(format!(
+        "csrf={csrf}&action=rename&role={}&new_name=Auditor&new_description=Reads+every+report",
+        id("Reviewer")
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = html(&get(&app, "/console/roles", Some(&cookie)).await);
+    assert!(
+        page.contains("<td>Auditor</td><td>Reads every report</td>")
+            && !page.contains("<td>Reviewer</td>"),
+        "{page}"
+    );
+    let r = post(format!(
+        "csrf={csrf}&action=rename&role={}&new_name=Desktop+Users",
+        id("Desktop User")
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("keeps its name"));
+    let r = post(format!(
+        "csrf={csrf}&action=rename&role={}&new_name=desktop+user",
+        id("Reviewer")
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
     let r = post(format!("csrf={csrf}&action=delete&role={}", id("Reviewer"))).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert!(!html(&get(&app, "/console/roles", Some(&cookie)).await).contains("Reviewer"));
+    assert!(!html(&get(&app, "/console/roles", Some(&cookie)).await).contains("Auditor"));
 
     // A local user, from the Users page.
     let r = post_form(
