@@ -104,4 +104,87 @@ impl Muster {
         tx.commit().await?;
         Ok(detail)
     }
+
+    /// Changes a local user's display name and email address (empty removes them). Provisioned
+    /// users are refused: their provider owns those attributes.
+    pub async fn update_local_user(
+        &self,
+        env: EnvironmentId,
+        id: UserId,
+        display_name: &str,
+        email: &str,
+        actor: &Actor,
+    ) -> CoreResult<UserDetail> {
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let mut u = tx
+            .find_user(env, id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("no user with id {id}")))?;
+        if u.provider_id.is_some() {
+            return Err(CoreError::Invalid(
+                "this user is provisioned: its provider owns its name and email".into(),
+            ));
+        }
+        let (display_name, email) = (display_name.trim(), email.trim());
+        if display_name.chars().count() > 256 || email.chars().count() > 256 {
+            return Err(CoreError::Invalid(
+                "a display name or an email has at most 256 characters".into(),
+            ));
+        }
+        let before = (
+            u.resource.get("displayName").cloned(),
+            u.resource.get("emails").cloned(),
+        );
+        if display_name.is_empty() {
+            u.resource.remove("displayName");
+        } else {
+            u.resource.insert("displayName".into(), json!(display_name));
+        }
+        if email.is_empty() {
+            u.resource.remove("emails");
+        } else {
+            u.resource.insert(
+                "emails".into(),
+                json!([{"value": email, "type": "work", "primary": true}]),
+            );
+        }
+        u.display_name = (!display_name.is_empty()).then(|| display_name.to_string());
+        let after = (
+            u.resource.get("displayName").cloned(),
+            u.resource.get("emails").cloned(),
+        );
+        let mut changes = Vec::new();
+        if before.0 != after.0 {
+            changes.push(json!({"attribute": "displayName", "before": before.0, "after": after.0}));
+        }
+        if before.1 != after.1 {
+            changes.push(json!({"attribute": "emails", "before": before.1, "after": after.1}));
+        }
+        if !changes.is_empty() {
+            let expected = u.version;
+            u.version += 1;
+            u.updated_at = now;
+            if !tx.update_user(&u, expected).await? {
+                return Err(CoreError::Conflict(
+                    "the user changed meanwhile: reload and try again".into(),
+                ));
+            }
+            self.record(
+                &mut tx,
+                &[admin_entry(
+                    env,
+                    now,
+                    actor,
+                    Event::UserUpdated,
+                    ("user", u.id.to_string(), &u.user_name),
+                    json!({"changes": changes}),
+                )],
+            )
+            .await?;
+        }
+        let detail = self.detail_in(&mut tx, env, u.id).await?;
+        tx.commit().await?;
+        Ok(detail)
+    }
 }

@@ -253,6 +253,8 @@ struct UserPage<'a> {
     legal_hold: bool,
     changed_outside: bool,
     buttons: Vec<(&'static str, &'static str)>,
+    /// For a local user: its display name and email, to edit.
+    local: Option<(String, String)>,
     orgs: Vec<Opt>,
     roles: Vec<Opt>,
     log: Vec<LogRow>,
@@ -355,6 +357,17 @@ async fn user_page(
         legal_hold: u.legal_hold,
         changed_outside: u.changed_outside,
         buttons: buttons(u.status, u.legal_hold),
+        local: u.provider_id.is_none().then(|| {
+            let email = u
+                .resource
+                .get("emails")
+                .and_then(|e| e.get(0))
+                .and_then(|e| e.get("value"))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
+            (u.display_name.clone().unwrap_or_default(), email)
+        }),
         orgs: orgs
             .iter()
             .filter(|o| o.org.status == OrgStatus::Active)
@@ -395,6 +408,25 @@ pub async fn act(
             None => return error_page(StatusCode::BAD_REQUEST, "Choose an organization."),
         },
         Some("roles") => UserAction::SetRoles(form.all("role")),
+        Some("edit") => {
+            let done = state
+                .muster
+                .update_local_user(
+                    console.env(),
+                    uid,
+                    &form.field("displayName").unwrap_or_default(),
+                    &form.field("email").unwrap_or_default(),
+                    &console.actor(),
+                )
+                .await;
+            return match done {
+                Ok(_) => redirect(&format!("/console/users/{uid}")),
+                Err(e @ CoreError::Store(_)) => internal(&e),
+                Err(e) => {
+                    user_page(&state, &console, uid, Some(&e.to_string()), status_of(&e)).await
+                }
+            };
+        }
         _ => return error_page(StatusCode::BAD_REQUEST, "Unknown action."),
     };
     match state

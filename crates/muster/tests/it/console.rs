@@ -1083,6 +1083,20 @@ async fn roles_and_local_users_are_added_in_the_console(b: Backend) {
     let page = html(&get(&app, &to, Some(&cookie)).await);
     assert!(page.contains("local (made by an administrator)"), "{page}");
     assert!(page.contains("<td>Lo Cal</td>"));
+    // Edited from its page.
+    let r = post_form(
+        &app,
+        &to,
+        Some(&cookie),
+        &format!("csrf={csrf}&action=edit&displayName=Lou+Cal&email=lou%40example.com"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = html(&get(&app, &to, Some(&cookie)).await);
+    assert!(
+        page.contains("<td>Lou Cal</td>") && page.contains("lou@example.com"),
+        "{page}"
+    );
     let r = post_form(
         &app,
         "/console/users/new",
