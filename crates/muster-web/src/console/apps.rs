@@ -1,6 +1,7 @@
 //! Applications: the credentials the applications Muster serves read the directory and the
 //! event feed with (docs/api.md, "Application credentials"): add one (its token shown once),
-//! rotate, revoke, and see when each was last used.
+//! rotate, revoke, and see when each was last used; and the administrator API tokens scripts
+//! use (docs/api.md, "Authentication"): create (shown once, optionally expiring) and revoke.
 
 use askama::Template;
 use axum::extract::State;
@@ -33,6 +34,17 @@ struct Secret {
     secret: String,
 }
 
+/// An administrator API token.
+struct TokenRow {
+    id: AdminTokenId,
+    label: String,
+    prefix: String,
+    created: String,
+    expires: String,
+    last_used: String,
+    live: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/apps.html")]
 struct AppsPage<'a> {
@@ -42,6 +54,7 @@ struct AppsPage<'a> {
     name: &'a str,
     secret: Option<Secret>,
     rows: Vec<AppRow>,
+    tokens: Vec<TokenRow>,
 }
 
 /// `GET /console/apps`.
@@ -57,10 +70,29 @@ async fn apps_page(
     secret: Option<Secret>,
     status: StatusCode,
 ) -> Response {
-    let apps = match state.muster.list_apps(console.env()).await {
-        Ok(a) => a,
-        Err(e) => return internal(&e),
+    let (apps, tokens) = match (
+        state.muster.list_apps(console.env()).await,
+        state.muster.list_admin_tokens(console.env()).await,
+    ) {
+        (Ok(a), Ok(t)) => (a, t),
+        (Err(e), _) | (_, Err(e)) => return internal(&e),
     };
+    let now = state.muster.now();
+    let tokens = tokens
+        .into_iter()
+        .map(|t| TokenRow {
+            id: t.id,
+            created: t.created_at.to_rfc3339(),
+            expires: t
+                .expires_at
+                .map(|e| e.to_rfc3339())
+                .unwrap_or_else(|| "never".into()),
+            last_used: when(t.last_used_at),
+            live: t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > now),
+            label: t.label,
+            prefix: t.prefix,
+        })
+        .collect();
     let rows = apps
         .into_iter()
         .map(|t| AppRow {
@@ -91,6 +123,7 @@ async fn apps_page(
         name,
         secret,
         rows,
+        tokens,
     };
     render(status, &page)
 }
@@ -124,6 +157,31 @@ pub async fn act(State(state): State<AppState>, posted: Posted<Directory>) -> Re
             Some("revoke") => match app {
                 Some(id) => m.revoke_app(env, id, &actor).await.map(|()| None),
                 None => Err(CoreError::NotFound("no such application".into())),
+            },
+            Some("token_create") => {
+                let days = match form.field("expires_days") {
+                    None => Ok(None),
+                    Some(d) => match d.parse::<i64>() {
+                        Ok(n) if (1..=3650).contains(&n) => Ok(Some(n)),
+                        _ => Err(CoreError::Invalid(
+                            "an expiry is 1 to 3,650 days, or none".into(),
+                        )),
+                    },
+                };
+                match days {
+                    Ok(days) => {
+                        let expires = days.map(|d| m.now().plus_secs(d * 86_400));
+                        let label = form.field("label").unwrap_or_default();
+                        m.create_admin_token(env, &label, expires, &actor)
+                            .await
+                            .map(|c| Some(("New API token", c)))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Some("token_revoke") => match form.parsed::<AdminTokenId>("token") {
+                Some(id) => m.revoke_admin_token(env, id, &actor).await.map(|()| None),
+                None => Err(CoreError::NotFound("no such API token".into())),
             },
             _ => {
                 return super::shell::error_page(StatusCode::BAD_REQUEST, "Unknown action.");

@@ -985,6 +985,62 @@ async fn applications_are_added_rotated_and_revoked(b: Backend) {
         .send(Method::GET, "/api/v1/users", Some(&token), None)
         .await;
     assert_eq!(users.status, StatusCode::UNAUTHORIZED);
+    // An administrator API token: shown once, works for writes, revoked at once.
+    let r = post_form(
+        &app,
+        "/console/apps",
+        Some(&cookie),
+        &format!("csrf={csrf}&action=token_create&label=deploy&expires_days=0"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "an expiry of 0 days");
+    let r = post_form(
+        &app,
+        "/console/apps",
+        Some(&cookie),
+        &format!("csrf={csrf}&action=token_create&label=deploy&expires_days=30"),
+    )
+    .await;
+    let page = html(&r);
+    let admin_token = page
+        .split("id=\"token\" readonly value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(admin_token.starts_with("msa_"), "{page}");
+    let write = app
+        .send(
+            Method::POST,
+            "/api/v1/orgs",
+            Some(&admin_token),
+            Some(serde_json::json!({"name": "Made by a script"})),
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::CREATED, "{:?}", write.body);
+    let listed = html(&get(&app, "/console/apps", Some(&cookie)).await);
+    assert!(
+        listed.contains("<td>deploy</td>") && !listed.contains(&admin_token),
+        "shown once"
+    );
+    let token_id = listed
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let r = post_form(
+        &app,
+        "/console/apps",
+        Some(&cookie),
+        &format!("csrf={csrf}&action=token_revoke&token={token_id}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let after = app
+        .send(Method::GET, "/api/v1/orgs", Some(&admin_token), None)
+        .await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     // Only a Customer Cloud Admin manages them.
     let ian = session(&app, "ian").await;
     assert_eq!(
