@@ -8,7 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
@@ -18,6 +18,7 @@ import Provider from "oidc-provider";
 import { generateKeyPair, exportJWK } from "jose";
 
 const bin = process.env.MUSTER_BIN ?? "target/debug/muster";
+const shots = join(new URL("../..", import.meta.url).pathname, "docs", "screenshots");
 const PASSWORD = "correct horse battery staple";
 const SECRET = "muster-test-client-secret";
 // Accounts at the provider and their groups.
@@ -151,6 +152,7 @@ before(async () => {
     } catch {}
     await new Promise((r) => setTimeout(r, 100));
   }
+  mkdirSync(shots, { recursive: true });
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
@@ -213,6 +215,7 @@ test("each role's groups give its view; a user with no mapped group is refused w
   const c4 = await browser.newContext({ bypassCSP: true });
   const page = await c4.newPage();
   await page.goto(`${base}/console/login`);
+  await page.screenshot({ path: join(shots, "console-sign-in-sso.png") });
   assert.equal(await axeSerious(page, "sign-in with the identity provider's button"), 0);
   await page.getByRole("link", { name: "Sign in with Test IdP" }).click();
   await page.locator('input[name="login"]').fill("zed");
