@@ -62,6 +62,10 @@ struct Args {
     /// (repeatable).
     #[arg(long = "server-setting", value_name = "KEY = VALUE")]
     server_settings: Vec<String>,
+    /// Start the server with `MUSTER_LOG=warn` (no request log). By default it runs as the
+    /// README starts it, logging every request at `info` (to a file in its directory).
+    #[arg(long)]
+    quiet: bool,
 }
 
 async fn start(args: &Args) -> anyhow::Result<Server> {
@@ -79,9 +83,10 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    // The load generator is one client sending as fast as it can: no per-provider rate limit.
+    // The load generator is one client sending as fast as it can: the per-provider rate limit
+    // stays on (its code runs, as for users), with a limit high enough never to refuse.
     let config = dir.join("muster.toml");
-    let mut toml = String::from("rate_limit_per_second = 0\n");
+    let mut toml = String::from("rate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n");
     if args.scenarios == "all" || args.scenarios.contains("webhook") {
         // The webhook scenario's receiver listens on loopback.
         toml.push_str("allow_private_webhook_urls = true\n");
@@ -95,8 +100,10 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
         c.env("MUSTER_CONFIG", &config)
             .env("MUSTER_DATA_DIR", &dir)
             .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("MUSTER_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-            .env("MUSTER_LOG", "warn");
+            .env("MUSTER_PUBLIC_URL", format!("http://127.0.0.1:{port}"));
+        if args.quiet {
+            c.env("MUSTER_LOG", "warn");
+        }
         if let Some(db) = &args.database_url {
             c.env("MUSTER_DATABASE_URL", db);
         }
@@ -126,10 +133,11 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
     }
     let admin_token: Value = serde_json::from_slice(&out.stdout)?;
     let mut serve = Command::new(&args.muster);
+    let log = std::fs::File::create(dir.join("server.log"))?;
     serve
         .arg("serve")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stderr(Stdio::from(log));
     env(&mut serve);
     let child = serve.spawn()?;
     let server = Server {
