@@ -31,6 +31,9 @@ const ACCOUNTS = {
 
 let idp;
 let idpServer;
+// While true, ID tokens live one second and the token endpoint answers two seconds late, so the
+// token Muster receives has expired.
+let expiring = false;
 let idpPort;
 let server;
 let browser;
@@ -92,6 +95,7 @@ async function startIdp(key) {
     conformIdTokenClaims: false,
     features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
     jwks: { keys: [key] },
+    ttl: { IdToken: () => (expiring ? 1 : 3600) },
     // No consent screen: the test client is trusted.
     async loadExistingGrant(ctx) {
       const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
@@ -99,6 +103,10 @@ async function startIdp(key) {
       await grant.save();
       return grant;
     },
+  });
+  idp.use(async (ctx, next) => {
+    await next();
+    if (expiring && ctx.path === "/token") await new Promise((r) => setTimeout(r, 2100));
   });
   await new Promise((resolve) => {
     idpServer = idp.listen(idpPort, "127.0.0.1", resolve);
@@ -330,4 +338,26 @@ test("a key rotation at the provider is picked up", async () => {
   const page = await ssoSignIn(context, "aud");
   assert.equal(page.url(), `${base}/console`, "the token signed with the new key verified");
   await context.close();
+});
+
+test("an expired ID token is refused", async () => {
+  expiring = true;
+  try {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${base}/console/login`);
+    await page.getByRole("link", { name: "Sign in with Test IdP" }).click();
+    await page.locator('input[name="login"]').fill("ada");
+    await page.locator('input[name="password"]').fill("any");
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => r.url().startsWith(`${base}/console/oidc/callback`)),
+      page.getByRole("button", { name: "Sign-in" }).click(),
+    ]);
+    assert.equal(resp.status(), 401);
+    assert.match(await page.locator("main").textContent(), /The ID token was refused: .*expired/);
+    assert.equal((await context.cookies()).filter((c) => c.name === "muster_session").length, 0);
+    await context.close();
+  } finally {
+    expiring = false;
+  }
 });
