@@ -66,8 +66,12 @@ pub async fn run(muster: Muster, every: Duration, mut stop: tokio::sync::watch::
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut inflight = tokio::task::JoinSet::new();
+    // Whether any endpoint is on, as of the last tick: without one, a commit does not make the
+    // sender read the database (most installations have no webhook endpoint).
+    let mut any_on = true;
+    let mut look = true;
     loop {
-        while inflight.len() < PARALLEL {
+        while look && inflight.len() < PARALLEL {
             let out = match muster.next_delivery().await {
                 Ok(Some(out)) => out,
                 Ok(None) => break,
@@ -93,9 +97,12 @@ pub async fn run(muster: Muster, every: Duration, mut stop: tokio::sync::watch::
             });
         }
         tokio::select! {
-            Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
-            _ = muster_store::EVENTS_COMMITTED.notified() => {}
-            _ = ticks.tick() => {}
+            Some(_) = inflight.join_next(), if !inflight.is_empty() => look = true,
+            _ = muster_store::EVENTS_COMMITTED.notified() => look = any_on,
+            _ = ticks.tick() => {
+                any_on = muster.webhook_status().await.map_or(true, |(on, _, _)| on > 0);
+                look = true;
+            }
             _ = stop.changed() => break,
         }
     }
