@@ -74,24 +74,29 @@ pub fn check_password(username: &str, password: &str) -> CoreResult<()> {
     Ok(())
 }
 
-/// The security notice of a change to an administrator's access.
-fn access_notice(
+/// The security notice of a change to an administrator's access, made `by` someone (an
+/// administrator's name, or the identity provider's groups).
+pub(crate) fn access_notice(
     a: &AdminAccount,
     change: &str,
     role: AdminRole,
     before: Option<AdminRole>,
-    actor: &Actor,
+    by: &str,
     now: crate::clock::Timestamp,
 ) -> serde_json::Value {
-    let by = match actor {
-        Actor::Admin { name } => name.clone(),
-        Actor::Provider { id } => format!("provider {id}"),
-        Actor::System => "Muster".into(),
-    };
     json!({
         "admin": a.username, "change": change, "role": role.title(),
         "before": before.map(AdminRole::title), "by": by, "at": now.to_rfc3339(),
     })
+}
+
+/// Who made a change, as notices name them.
+fn by(actor: &Actor) -> String {
+    match actor {
+        Actor::Admin { name } => name.clone(),
+        Actor::Provider { id } => format!("provider {id}"),
+        Actor::System => "Muster".into(),
+    }
 }
 
 impl Muster {
@@ -166,7 +171,7 @@ impl Muster {
             }],
         )
         .await?;
-        let notice = access_notice(&a, "created", role, None, actor, now);
+        let notice = access_notice(&a, "created", role, None, &by(actor), now);
         self.notify(
             &mut tx,
             env,
@@ -245,7 +250,7 @@ impl Muster {
             )],
         )
         .await?;
-        let notice = access_notice(&a, "role_changed", role, Some(before), actor, now);
+        let notice = access_notice(&a, "role_changed", role, Some(before), &by(actor), now);
         self.notify(
             &mut tx,
             env,
@@ -281,7 +286,7 @@ impl Muster {
             )],
         )
         .await?;
-        let notice = access_notice(&a, "removed", a.role, None, actor, now);
+        let notice = access_notice(&a, "removed", a.role, None, &by(actor), now);
         self.notify(
             &mut tx,
             env,

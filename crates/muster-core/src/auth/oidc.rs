@@ -5,6 +5,7 @@
 //! code exchange, the ID token's signature and claims) is the web interface's, with the
 //! `openidconnect` crate.
 
+use crate::admins::access_notice;
 use crate::auth::secret;
 use crate::auth::sessions::{SignInRefused, SignedIn};
 use crate::clock::Timestamp;
@@ -15,6 +16,9 @@ use crate::muster::Muster;
 use crate::notify::{kinds, Audience};
 use crate::synclog::event::Event;
 use serde_json::json;
+
+/// Who changes the access of an administrator made from the identity provider.
+const BY_GROUPS: &str = "the identity provider's groups";
 
 /// A sign-in must come back from the identity provider within this long.
 pub const LOGIN_TTL_SECS: i64 = 600;
@@ -113,10 +117,8 @@ impl Muster {
                     // The identity provider's groups changed: sessions with the old role end.
                     tx.set_admin_role(env, a.id, role).await?;
                     tx.revoke_sessions_of(a.id, now).await?;
-                    let notice = json!({
-                        "admin": a.username, "change": "role_changed", "role": role.title(),
-                        "before": a.role.title(), "by": "the identity provider's groups", "at": now.to_rfc3339(),
-                    });
+                    let notice =
+                        access_notice(&a, "role_changed", role, Some(a.role), BY_GROUPS, now);
                     a.role = role;
                     self.notify(
                         &mut tx,
@@ -174,10 +176,7 @@ impl Muster {
                     )],
                 )
                 .await?;
-                let notice = json!({
-                    "admin": a.username, "change": "created", "role": role.title(),
-                    "before": null, "by": "the identity provider's groups", "at": now.to_rfc3339(),
-                });
+                let notice = access_notice(&a, "created", role, None, BY_GROUPS, now);
                 self.notify(
                     &mut tx,
                     env,
