@@ -24,11 +24,24 @@ use config::{Config, LogFormat};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn init_logging(cfg: &Config) {
+/// Logs to stderr through a writer thread: a request's log line is formatted on its own thread
+/// and handed over, so no request waits for a `write` to the terminal, file or pipe behind
+/// stderr; the writer thread writes what has queued in one go. Colours only on a terminal. The
+/// guard flushes what is queued when `main` returns.
+fn init_logging(cfg: &Config) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_new(&cfg.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .thread_name("muster-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     match cfg.log_format {
         LogFormat::Json => builder
             .json()
@@ -37,6 +50,7 @@ fn init_logging(cfg: &Config) {
             .init(),
         LogFormat::Human => builder.init(),
     }
+    guard
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,16 +73,16 @@ fn main() -> std::process::ExitCode {
         }
     };
     let is_server = matches!(cli.command, Command::Serve);
-    if is_server {
-        init_logging(&cfg);
+    let log_guard = if is_server {
+        init_logging(&cfg)
     } else {
         // Administration commands print their results; logs only for warnings.
         let quiet = Config {
             log_level: std::env::var("MUSTER_LOG").unwrap_or_else(|_| "warn".into()),
             ..cfg.clone()
         };
-        init_logging(&quiet);
-    }
+        init_logging(&quiet)
+    };
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve => {
@@ -86,6 +100,8 @@ fn main() -> std::process::ExitCode {
             other => cli::run_command(&cfg, other).await,
         }
     });
+    // What the log writer holds is written before the outcome is.
+    drop(log_guard);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
