@@ -16,8 +16,9 @@ use serde_json::Value;
 
 impl Muster {
     /// Renders a user as its SCIM resource (RFC 7643 §4.1), with `meta` and, if loaded, `groups`.
-    pub fn render_user(&self, ctx: &ProviderCtx, v: &UserView) -> Map<String, Value> {
-        let u = &v.user;
+    /// It takes the view: its stored attributes move into the resource rather than being copied.
+    pub fn render_user(&self, ctx: &ProviderCtx, v: UserView) -> Map<String, Value> {
+        let u = v.user;
         let groups = v.groups.as_ref().map(|groups| {
             let list = groups
                 .iter()
@@ -31,14 +32,7 @@ impl Muster {
             last_modified: u.updated_at.to_rfc3339(),
             version: u.version,
         };
-        resource(
-            &USER_RESOURCE,
-            &ctx.base_url,
-            &u.resource,
-            &[],
-            groups,
-            meta,
-        )
+        resource(&USER_RESOURCE, &ctx.base_url, u.resource, &[], groups, meta)
     }
 
     /// Renders a group as its SCIM resource (RFC 7643 §4.2), with `members` if loaded.
@@ -60,7 +54,7 @@ impl Muster {
         resource(
             &GROUP_RESOURCE,
             &ctx.base_url,
-            &g.resource,
+            g.resource.clone(),
             &["members"],
             members,
             meta,

@@ -31,12 +31,12 @@ pub struct Meta {
 pub fn resource(
     rt: &ResourceTypeDef,
     base_url: &str,
-    stored: &Map<String, Value>,
+    stored: Map<String, Value>,
     skip: &[&str],
     extra: Option<(&str, Vec<Value>)>,
     meta: Meta,
 ) -> Map<String, Value> {
-    let mut out = Map::new();
+    let mut out = Map::with_capacity(stored.len() + 3);
     out.insert(
         "schemas".into(),
         stored
@@ -45,9 +45,10 @@ pub fn resource(
             .unwrap_or_else(|| json!([rt.schema.id])),
     );
     out.insert("id".into(), Value::String(meta.id.clone()));
+    // The stored attributes move across, in their order.
     for (k, v) in stored {
         if k != "schemas" && !skip.contains(&k.as_str()) {
-            out.insert(k.clone(), v.clone());
+            out.insert(k, v);
         }
     }
     if let Some((name, items)) = extra {
@@ -111,7 +112,7 @@ mod tests {
         let out = resource(
             &GROUP_RESOURCE,
             "https://b",
-            stored.as_object().unwrap_or(&Map::new()),
+            stored.as_object().cloned().unwrap_or_default(),
             &["members"],
             Some(("members", vec![user_member("https://b", "u1")])),
             Meta {
@@ -130,7 +131,7 @@ mod tests {
         let empty = resource(
             &USER_RESOURCE,
             "https://b",
-            &Map::new(),
+            Map::new(),
             &[],
             Some(("groups", Vec::new())),
             Meta {

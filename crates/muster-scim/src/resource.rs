@@ -471,47 +471,44 @@ impl Projection {
         })
     }
 
-    /// Applies the projection to a full resource (with `id`, `meta`, `schemas`).
+    /// Applies the projection to a full resource (with `id`, `meta`, `schemas`), in place and in
+    /// order.
     pub fn apply(&self, rt: &'static ResourceTypeDef, resource: &mut Map<String, Value>) {
-        let keys: Vec<String> = resource.keys().cloned().collect();
-        for key in keys {
+        resource.retain(|key, value| {
             if key == "schemas" {
-                continue;
+                return true;
             }
-            if let Some(ext) = rt.extension(&key) {
+            if let Some(ext) = rt.extension(key) {
                 let container = Container::Extension(ext.id);
-                if let Some(Value::Object(inner)) = resource.get_mut(&key) {
-                    let inner_keys: Vec<String> = inner.keys().cloned().collect();
-                    for k in inner_keys {
-                        match ext.attr(&k) {
-                            Some(def) if self.keeps(container, def) => {
-                                self.trim_subs(container, def, inner.get_mut(&k))
-                            }
-                            _ => {
-                                inner.remove(&k);
-                            }
+                if let Value::Object(inner) = value {
+                    inner.retain(|k, v| match ext.attr(k) {
+                        Some(def) if self.keeps(container, def) => {
+                            self.trim_subs(container, def, Some(v));
+                            true
                         }
-                    }
-                    if inner.is_empty() {
-                        resource.remove(&key);
-                    }
+                        _ => false,
+                    });
+                    return !inner.is_empty();
                 }
-                continue;
+                return true;
             }
-            match rt.core_attr(&key) {
+            match rt.core_attr(key) {
                 Some(def) if self.keeps(Container::Core, def) => {
-                    self.trim_subs(Container::Core, def, resource.get_mut(&key));
+                    self.trim_subs(Container::Core, def, Some(value));
+                    true
                 }
-                _ => {
-                    resource.remove(&key);
-                }
+                _ => false,
             }
-        }
+        });
     }
 
     /// Drops sub-attributes that `attributes` does not name or `excludedAttributes` names.
     fn trim_subs(&self, container: Container, def: &AttrDef, value: Option<&mut Value>) {
         if def.ty != AttrType::Complex || def.returned == Returned::Always {
+            return;
+        }
+        // With neither parameter every sub-attribute stays.
+        if self.include.is_empty() && self.exclude.is_empty() {
             return;
         }
         let Some(value) = value else { return };

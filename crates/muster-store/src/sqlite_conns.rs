@@ -174,9 +174,20 @@ impl ReadConn {
         &mut self.conn.conn
     }
 
-    /// The connection for lookups on this thread.
+    /// The connection for lookups on this thread, in a read transaction that lasts until the
+    /// connection is given back.
     pub fn fast(&mut self) -> &mut super::Fast {
-        &mut self.conn.fast
+        let fast = &mut self.conn.fast;
+        fast.begin_read();
+        fast
+    }
+}
+
+impl Drop for ReadConn {
+    fn drop(&mut self) {
+        // Before the slot is unlocked: an idle reader holds no snapshot (it would keep the
+        // WAL from being checkpointed past it).
+        self.conn.fast.end_read();
     }
 }
 

@@ -143,6 +143,37 @@ impl Fast {
         })
     }
 
+    /// Opens a read transaction unless one is open, so that a request's lookups share one
+    /// snapshot and take SQLite's read locks once. Starting and ending a read transaction (the
+    /// database file's lock, the WAL index's read mark, the file size) was most of SQLite's time
+    /// in `GET /Users/{id}` (`docs/benchmarks.md`), and a GET is two lookups. Should `begin`
+    /// fail, the lookups run in autocommit mode as before.
+    pub fn begin_read(&mut self) {
+        if self.conn.is_autocommit() {
+            let begun = self
+                .conn
+                .prepare_cached("begin")
+                .and_then(|mut st| st.raw_execute());
+            if let Err(e) = begun {
+                tracing::debug!(error = %e, "a read transaction did not begin");
+            }
+        }
+    }
+
+    /// Ends the read transaction [`Fast::begin_read`] opened, if any.
+    pub fn end_read(&mut self) {
+        if !self.conn.is_autocommit() {
+            let ended = self
+                .conn
+                .prepare_cached("commit")
+                .and_then(|mut st| st.raw_execute());
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "a read transaction did not commit; rolling back");
+                let _ = self.conn.execute_batch("rollback");
+            }
+        }
+    }
+
     /// Runs SQL without values (transaction control, pragmas).
     pub fn batch(&mut self, sql: &str) -> Result<(), rusqlite::Error> {
         self.conn.execute_batch(sql)

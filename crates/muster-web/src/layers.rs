@@ -10,12 +10,13 @@ use muster_scim::ScimError;
 
 use crate::error::ScimErrorResponse;
 use crate::limits::LONG_OPERATION;
-use crate::metrics::Key;
+use crate::metrics::{Key, Route};
 use crate::scim::extract::CtxSlot;
 use crate::state::AppState;
 
-/// Ends requests that run past the request timeout with 408, in the caller's protocol.
-pub async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Runs a request, ending it with 408 (in the caller's protocol) if it runs past the request
+/// timeout. Called by the outermost middleware ([`crate::request_log::track`]).
+pub async fn within_timeout(state: &AppState, req: Request, next: Next) -> Response {
     let scim = req.uri().path().starts_with("/scim/");
     // A re-apply of mappings is server-side work over every user of a provider, not a slow
     // client: it gets an hour (its body is a few bytes).
@@ -49,11 +50,10 @@ pub async fn request_timeout(State(state): State<AppState>, req: Request, next: 
 /// Route middleware: times each request and counts it by route template.
 pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route = match req.extensions().get::<MatchedPath>() {
+        Some(p) => Route::Matched(p.clone()),
+        None => Route::Unmatched,
+    };
     let method = req.method().clone();
     let slot = match req.extensions().get::<CtxSlot>() {
         Some(s) => s.clone(),

@@ -6,11 +6,11 @@
 //! - [`console`]: the administration console under `/console`.
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`state`]: [`AppState`], what every handler can reach.
-//! - [`layers`]: the middleware every request passes (timeout, request metrics).
+//! - [`layers`]: the request timeout and request metrics.
 //! - [`bearer`]: bearer-token authentication, shared by SCIM and the API.
 //! - [`limits`]: rate limits and the request timeout's settings.
 //! - [`metrics`]: request metrics in the Prometheus format.
-//! - [`request_log`]: request ids and request logging.
+//! - [`request_log`]: the outermost middleware: request ids, the timeout, request logging.
 //! - [`error`]: errors in each audience's protocol.
 #![recursion_limit = "512"]
 
@@ -50,8 +50,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            layers::request_timeout,
+            request_log::track,
         ))
-        .layer(axum::middleware::from_fn(request_log::track))
         .with_state(state)
 }

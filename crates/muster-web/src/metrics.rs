@@ -27,16 +27,47 @@ fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
 
-/// A request's labels. Only the route is text of its own; the provider's id is formatted when
-/// scraped, not per request. `prometheus-client` writes label values as they are, unescaped: every
+/// A request's labels, built without formatting or copying text per request: the route is the
+/// router's shared template and the provider's id is formatted when scraped. `prometheus-client` writes label values as they are, unescaped: every
 /// value here comes from a closed alphabet (route templates of Muster's own router, HTTP method
 /// tokens, which cannot hold `"`, `\\` or a line break, status numbers and UUIDs).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
-    pub(crate) route: String,
+    pub(crate) route: Route,
     pub(crate) method: axum::http::Method,
     pub(crate) status: u16,
     pub(crate) provider: Option<muster_core::ids::ProviderId>,
+}
+
+/// A request's route template: the router's own (a shared string, not copied per request), or
+/// none.
+#[derive(Debug, Clone)]
+pub(crate) enum Route {
+    Matched(axum::extract::MatchedPath),
+    Unmatched,
+}
+
+impl Route {
+    fn as_str(&self) -> &str {
+        match self {
+            Route::Matched(p) => p.as_str(),
+            Route::Unmatched => "unmatched",
+        }
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Route {}
+
+impl std::hash::Hash for Route {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
 }
 
 impl EncodeLabelSet for Key {
@@ -95,7 +126,7 @@ mod tests {
     fn histograms_are_cumulative() {
         let m = Metrics::default();
         let key = Key {
-            route: "/scim/v2/{provider}/Users".into(),
+            route: Route::Unmatched,
             method: axum::http::Method::GET,
             status: 200,
             provider: None,
@@ -107,8 +138,7 @@ mod tests {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry)
             .unwrap_or_else(|e| panic!("{e}"));
-        let labels =
-            "route=\"/scim/v2/{provider}/Users\",method=\"GET\",status=\"200\",provider=\"\"";
+        let labels = "route=\"unmatched\",method=\"GET\",status=\"200\",provider=\"\"";
         let line = |l: &str| out.lines().any(|x| x == l);
         assert!(
             line(&format!("muster_http_requests_total{{{labels}}} 2")),

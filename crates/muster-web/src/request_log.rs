@@ -25,8 +25,14 @@ fn acceptable(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Middleware: assigns the id (keeping a sane one the caller sent), logs the outcome.
-pub async fn track(mut req: Request, next: Next) -> Response {
+/// Middleware, outermost: assigns the id (keeping a sane one the caller sent), runs the request
+/// under the request timeout ([`crate::layers::within_timeout`]), logs the outcome. One layer
+/// rather than two: each layer boxes the request's future and clones the service under it.
+pub async fn track(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let id = req
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -34,12 +40,15 @@ pub async fn track(mut req: Request, next: Next) -> Response {
         .filter(|v| acceptable(v))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
+    let header = HeaderValue::from_str(&id).ok();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path, provider = tracing::field::Empty);
+    let uri = req.uri().clone();
+    let span = tracing::info_span!("request", request_id = %id, %method, path = uri.path(), provider = tracing::field::Empty);
+    req.extensions_mut().insert(RequestId(id));
     let started = Instant::now();
-    let mut resp = next.run(req).instrument(span.clone()).await;
+    let mut resp = crate::layers::within_timeout(&state, req, next)
+        .instrument(span.clone())
+        .await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let status = resp.status().as_u16();
     let scim_type = resp
@@ -54,7 +63,7 @@ pub async fn track(mut req: Request, next: Next) -> Response {
             tracing::info!(status, elapsed_ms, scim_type, "request");
         }
     });
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Some(v) = header {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     resp

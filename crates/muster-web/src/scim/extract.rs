@@ -2,7 +2,7 @@
 //! query parameters and the conditional headers.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,6 @@ use muster_scim::list::ListParams;
 use muster_scim::version::Tags;
 use muster_scim::{Projection, ResourceTypeDef, ScimError};
 use serde_json::Value;
-use std::collections::HashMap;
 
 use crate::bearer::Refusal;
 use crate::error::ScimErrorResponse;
@@ -34,13 +33,16 @@ impl FromRequestParts<AppState> for ProviderAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let params: Path<HashMap<String, String>> =
-            Path::from_request_parts(parts, state).await.map_err(|_| {
+        // The raw parameters: no map built and no text copied to find one of them.
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| {
                 ScimErrorResponse(ScimError::not_found("no such SCIM endpoint")).into_response()
             })?;
         let provider: ProviderId = params
-            .get("provider")
-            .and_then(|p| p.parse().ok())
+            .iter()
+            .find(|(name, _)| *name == "provider")
+            .and_then(|(_, p)| p.parse().ok())
             .ok_or_else(|| {
                 ScimErrorResponse(ScimError::not_found("no provisioning provider at this URL"))
                     .into_response()

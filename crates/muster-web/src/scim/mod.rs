@@ -89,12 +89,14 @@ pub async fn log_rejections(
             s
         }
     };
-    let method = req.method().to_string();
-    let path = req.uri().path().to_string();
+    // Kept as they are (shared, not copied): they are read only if the request is refused.
+    let method = req.method().clone();
+    let uri = req.uri().clone();
     let resp = next.run(req).await;
     if resp.status().as_u16() < 400 {
         return resp;
     }
+    let path = uri.path();
     let Some(err) = resp.extensions().get::<ScimError>().cloned() else {
         return resp;
     };
@@ -126,8 +128,8 @@ pub async fn log_rejections(
     };
     if let Some((env, provider)) = target {
         let rejection = muster_core::synclog::rejections::Rejection {
-            method: &method,
-            path: &path,
+            method: method.as_str(),
+            path,
             status: err.status,
             scim_type: err.scim_type.map(|t| t.as_str()),
             detail: &err.detail,
@@ -166,7 +168,7 @@ async fn scim_not_found() -> ScimErrorResponse {
 fn user_out(
     state: &AppState,
     ctx: &ProviderCtx,
-    v: &UserView,
+    v: UserView,
     projection: &Projection,
 ) -> Map<String, Value> {
     let mut r = state.muster.render_user(ctx, v);
@@ -199,10 +201,11 @@ async fn create_user(
     let created = state.muster.create_user(&ctx, &body).await?;
     let p = q.projection(&USER_RESOURCE);
     let location = format!("{}/Users/{}", ctx.base_url, created.view.user.id);
+    let version = created.view.user.version;
     Ok(single(
         201,
-        user_out(&state, &ctx, &created.view, &p),
-        created.view.user.version,
+        user_out(&state, &ctx, created.view, &p),
+        version,
         Some(&location),
     ))
 }
@@ -223,12 +226,8 @@ async fn get_user(
     if not_modified(&headers, v.user.version) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    Ok(single(
-        200,
-        user_out(&state, &ctx, &v, &p),
-        v.user.version,
-        None,
-    ))
+    let version = v.user.version;
+    Ok(single(200, user_out(&state, &ctx, v, &p), version, None))
 }
 
 /// `If-None-Match` on GET (RFC 7644 §3.14): 304 when the client has the current version.
@@ -253,12 +252,8 @@ async fn replace_user(
         .replace_user(&ctx, &id, &body, cond.if_match.as_ref())
         .await?;
     let p = q.projection(&USER_RESOURCE);
-    Ok(single(
-        200,
-        user_out(&state, &ctx, &v, &p),
-        v.user.version,
-        None,
-    ))
+    let version = v.user.version;
+    Ok(single(200, user_out(&state, &ctx, v, &p), version, None))
 }
 
 /// `DELETE /Users/{id}` (RFC 7644 §3.6).
@@ -288,7 +283,7 @@ async fn users_page(state: &AppState, ctx: &ProviderCtx, params: ListParams) -> 
         .await?;
     let resources = result
         .items
-        .iter()
+        .into_iter()
         .map(|v| Value::Object(user_out(state, ctx, v, &p)))
         .collect();
     Ok(scim_json(
@@ -542,12 +537,8 @@ async fn patch_user(
         .patch_user(&ctx, &id, &ops, cond.if_match.as_ref())
         .await?;
     let p = q.projection(&USER_RESOURCE);
-    Ok(single(
-        200,
-        user_out(&state, &ctx, &v, &p),
-        v.user.version,
-        None,
-    ))
+    let version = v.user.version;
+    Ok(single(200, user_out(&state, &ctx, v, &p), version, None))
 }
 
 /// `PATCH /Groups/{id}` (RFC 7644 §3.5.2): 200 with the group, subject to `attributes` and
@@ -626,7 +617,7 @@ async fn search_all(
             answered = true;
             resources.extend(
                 r.items
-                    .iter()
+                    .into_iter()
                     .map(|v| Value::Object(user_out(&state, &ctx, v, &up))),
             );
             r.total
