@@ -71,22 +71,13 @@ pub(crate) struct Orgs {
 
 impl Orgs {
     pub(crate) async fn load(tx: &mut Box<dyn Tx>, env: EnvironmentId) -> CoreResult<Orgs> {
-        let by_id = tx
-            .list_orgs(env)
-            .await?
-            .into_iter()
-            .map(|o| (o.id, o))
-            .collect();
+        let tree = tx.org_tree(env).await?;
+        let by_id = tree.orgs.into_iter().map(|o| (o.id, o)).collect();
         let mut defaults: HashMap<OrgId, Vec<RoleId>> = HashMap::new();
-        for (org, role) in tx.org_default_roles(env).await? {
+        for (org, role) in tree.defaults {
             defaults.entry(org).or_default().push(role);
         }
-        let roles = tx
-            .list_roles(env)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r))
-            .collect();
+        let roles = tree.roles.into_iter().map(|r| (r.id, r)).collect();
         Ok(Orgs {
             by_id,
             defaults,

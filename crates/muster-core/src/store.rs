@@ -24,6 +24,17 @@ use serde_json::Value;
 /// Shorthand for storage results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// An environment's organizations, default roles and roles ([`OrgStore::org_tree`]).
+#[derive(Debug, Default)]
+pub struct OrgTree {
+    /// The organizations.
+    pub orgs: Vec<Org>,
+    /// (organization, role) default-role pairs.
+    pub defaults: Vec<(OrgId, RoleId)>,
+    /// The roles.
+    pub roles: Vec<Role>,
+}
+
 /// A condition storage renders to SQL exactly. What a SCIM filter needs beyond it is evaluated
 /// in Rust over the rows it selects.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +166,10 @@ pub trait OrgStore {
     ) -> StoreResult<Option<Org>>;
     /// Every (organization, role) default-role pair of the environment.
     async fn org_default_roles(&mut self, env: EnvironmentId) -> StoreResult<Vec<(OrgId, RoleId)>>;
+    /// The environment's organizations, their default roles and its roles, in one statement (in
+    /// no particular order): what every user change's event reads, one round trip rather than
+    /// three on PostgreSQL.
+    async fn org_tree(&mut self, env: EnvironmentId) -> StoreResult<OrgTree>;
     /// Replaces an organization's own default roles.
     async fn set_org_default_roles(
         &mut self,
@@ -328,6 +343,16 @@ pub trait UserStore {
         env: EnvironmentId,
         user_name_key: &str,
     ) -> StoreResult<Option<UserRecord>>;
+    /// In one statement: the user holding a userName key (any provider's), and, when
+    /// `external_id` is given, the provider's newest user with that externalId (removed ones
+    /// included) — what a create must look at before it inserts.
+    async fn find_user_by_name_or_external_id(
+        &mut self,
+        env: EnvironmentId,
+        user_name_key: &str,
+        provider: ProviderId,
+        external_id: Option<&str>,
+    ) -> StoreResult<(Option<UserRecord>, Option<UserRecord>)>;
     /// A provider's user by externalId (removed ones included), newest first.
     async fn find_user_by_external_id(
         &mut self,
@@ -850,6 +875,13 @@ pub trait MappingStore {
         env: EnvironmentId,
         id: GroupMappingId,
     ) -> StoreResult<bool>;
+    /// A provider's organization mapping method and its role mappings in one statement: what a
+    /// user's placement reads (one round trip rather than two on PostgreSQL).
+    async fn mapping_rules(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<(Option<OrgMapping>, Vec<(GroupId, RoleId)>)>;
     /// Every (group, role) pair of a provider's role mappings.
     async fn role_mappings(
         &mut self,

@@ -100,7 +100,7 @@ impl Rules {
         provider: ProviderId,
         root: OrgId,
     ) -> CoreResult<Rules> {
-        let org = tx.org_mapping(env, provider).await?;
+        let (org, role_mappings) = tx.mapping_rules(env, provider).await?;
         let selector = match org.as_ref().map(|m| (m.method, m.attribute.as_deref())) {
             Some((OrgMethod::C42OrgName, _)) => Selector::parse(&USER_RESOURCE, &c42_path()).ok(),
             Some((OrgMethod::Attribute, Some(path))) => Selector::parse(&USER_RESOURCE, path).ok(),
@@ -115,7 +115,7 @@ impl Rules {
             }
         }
         let mut group_roles: HashMap<GroupId, Vec<RoleId>> = HashMap::new();
-        for (g, r) in tx.role_mappings(env, provider).await? {
+        for (g, r) in role_mappings {
             group_roles.entry(g).or_default().push(r);
         }
         Ok(Rules {

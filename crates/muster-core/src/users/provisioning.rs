@@ -186,16 +186,18 @@ impl Muster {
         key: &str,
         fields: &UserFields,
     ) -> CoreResult<Option<UserRecord>> {
-        if let Some(u) = tx.find_user_by_name(ctx.env(), key).await? {
-            return Ok(Some(u));
+        let (by_name, by_external_id) = tx
+            .find_user_by_name_or_external_id(
+                ctx.env(),
+                key,
+                ctx.id(),
+                fields.external_id.as_deref(),
+            )
+            .await?;
+        if by_name.is_some() {
+            return Ok(by_name);
         }
-        Ok(match &fields.external_id {
-            Some(ext) => tx
-                .find_user_by_external_id(ctx.env(), ctx.id(), ext)
-                .await?
-                .filter(|u| u.removed_at.is_some() || !u.scim_active),
-            None => None,
-        })
+        Ok(by_external_id.filter(|u| u.removed_at.is_some() || !u.scim_active))
     }
 
     /// Brings back a user the provider had turned off or deleted, with the resource it now sent.
@@ -628,7 +630,7 @@ impl Listed for UserView {
     }
 
     fn render(m: &Muster, ctx: &ProviderCtx, view: &UserView) -> Map<String, Value> {
-        m.render_user(ctx, view)
+        m.render_user(ctx, view.clone())
     }
 
     fn into_record(self) -> UserRecord {

@@ -51,6 +51,37 @@ impl MappingStore for DbTx {
         row.as_ref().map(org_mapping_from).transpose()
     }
 
+    async fn mapping_rules(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<(Option<OrgMapping>, Vec<(GroupId, RoleId)>)> {
+        // Two tables as one statement, each row tagged with its table (nulls typed in the first
+        // part, as PostgreSQL types a union's columns from its parts in order).
+        let q = Stmt::new(
+            "select 'o' as part, provider_id, environment_id, method, org_id, attribute, parent_org_id, \
+             unmapped_org_id, updated_at, cast(null as uuid) as group_id, cast(null as uuid) as role_id \
+             from org_mapping where environment_id = $1 and provider_id = $2 \
+             union all \
+             select 'r', provider_id, environment_id, null, null, null, null, null, null, group_id, role_id \
+             from role_mapping where environment_id = $1 and provider_id = $2",
+        )
+        .arg(env.0)
+        .arg(provider.0);
+        let (mut org, mut roles) = (None, Vec::new());
+        for row in self.rows(&q).await? {
+            match get::<String, _>(&row, "part")?.as_str() {
+                "o" => org = Some(org_mapping_from(&row)?),
+                _ => roles.push((
+                    GroupId(get(&row, "group_id")?),
+                    RoleId(get(&row, "role_id")?),
+                )),
+            }
+        }
+        roles.sort();
+        Ok((org, roles))
+    }
+
     async fn put_org_mapping(&mut self, m: &OrgMapping) -> StoreResult<()> {
         self.exec(&Stmt::new("insert into org_mapping (provider_id, environment_id, method, org_id, attribute, parent_org_id, unmapped_org_id, updated_at) \
              values ($1, $2, $3, $4, $5, $6, $7, $8) \

@@ -25,8 +25,8 @@ use muster_core::model::{
 };
 use muster_core::store::{
     AdminAccountStore, AdminTokenStore, Cond, Cursor, EnvironmentStore, EventStore, GroupStore,
-    LogQuery, MappingStore, Order, OrderKey, OrgStore, Page, ProviderStore, RoleStore, StoreResult,
-    SyncLogStore, TimeColumn, Tx, UserQuery, UserStore, WebhookStore,
+    LogQuery, MappingStore, Order, OrderKey, OrgStore, OrgTree, Page, ProviderStore, RoleStore,
+    StoreResult, SyncLogStore, TimeColumn, Tx, UserQuery, UserStore, WebhookStore,
 };
 use muster_core::synclog::event::Event;
 use serde_json::{Map, Value};

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn role_from<R: Cols + ?Sized>(row: &R) -> StoreResult<Role> {
+pub(super) fn role_from<R: Cols + ?Sized>(row: &R) -> StoreResult<Role> {
     Ok(Role {
         environment_id: EnvironmentId(get(row, "environment_id")?),
         id: RoleId(get(row, "role_id")?),

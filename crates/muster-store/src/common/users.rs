@@ -40,6 +40,42 @@ impl UserStore for DbTx {
         Ok(self.lookup(&q, |r| user_from(r)).await?.into_iter().next())
     }
 
+    async fn find_user_by_name_or_external_id(
+        &mut self,
+        env: EnvironmentId,
+        user_name_key: &str,
+        provider: ProviderId,
+        external_id: Option<&str>,
+    ) -> StoreResult<(Option<UserRecord>, Option<UserRecord>)> {
+        let Some(external_id) = external_id else {
+            return Ok((self.find_user_by_name(env, user_name_key).await?, None));
+        };
+        // Two index lookups as one statement: one round trip on PostgreSQL, where a create used
+        // to spend two before its transaction.
+        let q = Stmt::new(format!(
+            "select true as by_name, {USER_COLS} from user_account where environment_id = $1 and user_name_key = $2 \
+             union all \
+             select * from (select false as by_name, {USER_COLS} from user_account \
+             where environment_id = $1 and provider_id = $3 and external_id = $4 \
+             order by created_at desc limit 1) newest"
+        ))
+        .arg(env.0)
+        .arg(user_name_key)
+        .arg(provider.0)
+        .arg(external_id);
+        let rows = self
+            .lookup(&q, |r| Ok((get::<bool, _>(r, "by_name")?, user_from(r)?)))
+            .await?;
+        let mut found = (None, None);
+        for (by_name, u) in rows {
+            match by_name {
+                true => found.0 = found.0.or(Some(u)),
+                false => found.1 = found.1.or(Some(u)),
+            }
+        }
+        Ok(found)
+    }
+
     async fn find_user_by_external_id(
         &mut self,
         env: EnvironmentId,
