@@ -15,6 +15,10 @@ pub(crate) struct Server {
     pub(crate) admin_token: Option<String>,
     pub(crate) child: Option<Child>,
     pub(crate) dir: Option<std::path::PathBuf>,
+    /// The users' ids by index, when `--generate` wrote them before the server started.
+    pub(crate) generated: Option<Vec<String>>,
+    /// From starting the server to its first ready answer.
+    pub(crate) startup: Option<Duration>,
 }
 
 impl Drop for Server {

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod generate;
 mod harness;
 mod webhooks;
 
@@ -66,6 +67,13 @@ struct Args {
     /// README starts it, logging every request at `info` (to a file in its directory).
     #[arg(long)]
     quiet: bool,
+    /// Write the --users users into the database before the server starts, through Muster's
+    /// provisioning code in this process (see `generate.rs`), instead of loading them over SCIM;
+    /// for runs at scale (a million users). The groups are not made, so the scenarios that need
+    /// them (patch-member, giant-group, mapping) are left out; the server's start-up time on the
+    /// filled database is reported.
+    #[arg(long)]
+    generate: bool,
 }
 
 async fn start(args: &Args) -> anyhow::Result<Server> {
@@ -76,6 +84,8 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
             admin_token: args.admin_token.clone(),
             child: None,
             dir: None,
+            generated: None,
+            startup: None,
         });
     }
     let dir = std::env::temp_dir().join(format!("muster-bench-{}", std::process::id()));
@@ -132,6 +142,30 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
         );
     }
     let admin_token: Value = serde_json::from_slice(&out.stdout)?;
+    let generated = match args.generate {
+        true => {
+            let provider = created["provider"]["id"]
+                .as_str()
+                .and_then(|p| p.parse::<muster_core::ids::ProviderId>().ok())
+                .context("muster provider add printed no provider id")?;
+            let url = args
+                .database_url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", dir.join("muster.db").display()));
+            Some(
+                generate::users(
+                    &url,
+                    &format!("http://127.0.0.1:{port}"),
+                    provider,
+                    created["token"]["secret"].as_str().unwrap_or_default(),
+                    args.users,
+                    64,
+                )
+                .await?,
+            )
+        }
+        false => None,
+    };
     let mut serve = Command::new(&args.muster);
     let log = std::fs::File::create(dir.join("server.log"))?;
     serve
@@ -139,8 +173,9 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
         .stdout(Stdio::null())
         .stderr(Stdio::from(log));
     env(&mut serve);
+    let spawned = Instant::now();
     let child = serve.spawn()?;
-    let server = Server {
+    let mut server = Server {
         base: created["provider"]["scimBaseUrl"]
             .as_str()
             .unwrap_or_default()
@@ -152,18 +187,21 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
         admin_token: admin_token["secret"].as_str().map(str::to_string),
         child: Some(child),
         dir: Some(dir),
+        generated,
+        startup: None,
     };
     let client = reqwest::Client::new();
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if client
             .get(format!("http://127.0.0.1:{port}/readyz"))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
         {
+            server.startup = Some(spawned.elapsed());
             return Ok(server);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     bail!("the server did not become ready")
 }
@@ -441,6 +479,14 @@ async fn mapping_scenario(server: &Server, group_ids: &[String]) -> anyhow::Resu
     Ok(report)
 }
 
+/// The groups the SCIM load made (none when the users were generated).
+struct Groups {
+    small_id: String,
+    giant_id: String,
+    giant_path: String,
+    group_ids: Vec<String>,
+}
+
 fn patch(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
@@ -448,146 +494,167 @@ fn patch(ops: Value) -> Value {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let server = start(&args).await?;
+    let mut server = start(&args).await?;
     let wants =
         |s: &str| args.scenarios == "all" || args.scenarios.split(',').any(|x| x.trim() == s);
     let mut report = Vec::new();
     let c = args.concurrency;
     let client = reqwest::Client::new();
 
-    // Load: the users, a 10-member group and a giant group of every user.
-    // Okta's initial sync: for each user, an existence check by filter, then the POST.
-    let load = run_units(
-        &server,
-        "load: filter userName eq, then POST /Users",
-        args.users,
-        c,
-        |i| {
-            vec![
-                (
-                    reqwest::Method::GET,
-                    format!(
-                        "/Users?filter=userName%20eq%20%22user{i:07}%40bench.example%22&startIndex=1&count=100"
-                    ),
-                    None,
-                ),
-                (reqwest::Method::POST, "/Users".into(), Some(user_body(i))),
-            ]
-        },
-    )
-    .await;
-    push(&mut report, &server, load);
-    // The users' ids, in the order of their index (their userName says it).
-    let mut indexed: Vec<(usize, String)> = Vec::with_capacity(args.users);
-    let mut start = 1;
-    loop {
-        let page: Value = client
-            .get(format!(
-                "{}/Users?startIndex={start}&count=1000&attributes=id,userName",
-                server.base
-            ))
-            .bearer_auth(&server.token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let items = page["Resources"].as_array().cloned().unwrap_or_default();
-        if items.is_empty() {
-            break;
-        }
-        indexed.extend(items.iter().filter_map(|u| {
-            let name = u["userName"].as_str()?;
-            let i: usize = name.strip_prefix("user")?.split('@').next()?.parse().ok()?;
-            Some((i, u["id"].as_str()?.to_string()))
-        }));
-        start += 1000;
+    if let Some(t) = server.startup {
+        println!(
+            "server ready {:.0} ms after it was started",
+            t.as_secs_f64() * 1000.0
+        );
     }
-    indexed.sort();
-    let ids: Vec<String> = indexed.into_iter().map(|(_, id)| id).collect();
-    if ids.len() < 12 {
-        bail!("the load created only {} users", ids.len());
-    }
-    // The groups of the initial sync, and its total: users, groups and memberships.
-    let users_elapsed = report.last().map(|s: &Stats| s.elapsed).unwrap_or_default();
-    let users_requests = report
-        .last()
-        .map(|s: &Stats| s.requests * 2)
-        .unwrap_or_default();
-    let (group_stats, group_ids) = sync_groups(&server, &ids, args.groups, c).await?;
-    let total = Stats {
-        name: format!(
-            "initial sync: {} users, {} groups, {} members",
-            ids.len(),
-            group_ids.len(),
-            ids.len()
-        ),
-        requests: users_requests + group_stats.iter().map(|s| s.requests).sum::<usize>(),
-        errors: report.iter().chain(&group_stats).map(|s| s.errors).sum(),
-        elapsed: users_elapsed + group_stats.iter().map(|s| s.elapsed).sum::<Duration>(),
-        latencies: Vec::new(),
-        statuses: Vec::new(),
-        peak_rss: None,
-    };
-    report.extend(group_stats);
-    push(&mut report, &server, total);
-    let make_group = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": []});
-    let small: Value = client
-        .post(format!("{}/Groups", server.base))
-        .bearer_auth(&server.token)
-        .json(&make_group("Small"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let giant: Value = client
-        .post(format!("{}/Groups", server.base))
-        .bearer_auth(&server.token)
-        .json(&make_group("Everyone"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let (small_id, giant_id) = (
-        small["id"].as_str().unwrap_or_default().to_string(),
-        giant["id"].as_str().unwrap_or_default().to_string(),
-    );
-    let members = |slice: &[String]| {
-        json!(slice
-            .iter()
-            .map(|id| json!({"value": id}))
-            .collect::<Vec<_>>())
-    };
-    client
-        .patch(format!("{}/Groups/{small_id}", server.base))
-        .bearer_auth(&server.token)
-        .json(&patch(
-            json!([{"op": "add", "path": "members", "value": members(&ids[..10])}]),
-        ))
-        .send()
-        .await?;
-    let chunks: Vec<Vec<String>> = ids.chunks(1000).map(<[String]>::to_vec).collect();
-    let giant_path = format!("/Groups/{giant_id}");
-    let fill = {
-        let chunks = chunks.clone();
-        let giant_path = giant_path.clone();
-        run(
+    // The company: generated before the server started, or loaded now over SCIM.
+    let (ids, groups) = match server.generated.take() {
+        Some(ids) => (ids, None),
+        None => {
+            // Load: the users, a 10-member group and a giant group of every user.
+            // Okta's initial sync: for each user, an existence check by filter, then the POST.
+            let load = run_units(
             &server,
-            "load: PATCH giant group +1000",
-            chunks.len(),
-            1,
-            move |i| {
-                (
-                    reqwest::Method::PATCH,
-                    format!("{giant_path}?excludedAttributes=members"),
-                    Some(patch(
-                        json!([{"op": "add", "path": "members", "value": members(&chunks[i])}]),
-                    )),
-                )
+            "load: filter userName eq, then POST /Users",
+            args.users,
+            c,
+            |i| {
+                vec![
+                    (
+                        reqwest::Method::GET,
+                        format!(
+                            "/Users?filter=userName%20eq%20%22user{i:07}%40bench.example%22&startIndex=1&count=100"
+                        ),
+                        None,
+                    ),
+                    (reqwest::Method::POST, "/Users".into(), Some(user_body(i))),
+                ]
             },
         )
-        .await
+        .await;
+            push(&mut report, &server, load);
+            // The users' ids, in the order of their index (their userName says it).
+            let mut indexed: Vec<(usize, String)> = Vec::with_capacity(args.users);
+            let mut start = 1;
+            loop {
+                let page: Value = client
+                    .get(format!(
+                        "{}/Users?startIndex={start}&count=1000&attributes=id,userName",
+                        server.base
+                    ))
+                    .bearer_auth(&server.token)
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let items = page["Resources"].as_array().cloned().unwrap_or_default();
+                if items.is_empty() {
+                    break;
+                }
+                indexed.extend(items.iter().filter_map(|u| {
+                    let name = u["userName"].as_str()?;
+                    let i: usize = name.strip_prefix("user")?.split('@').next()?.parse().ok()?;
+                    Some((i, u["id"].as_str()?.to_string()))
+                }));
+                start += 1000;
+            }
+            indexed.sort();
+            let ids: Vec<String> = indexed.into_iter().map(|(_, id)| id).collect();
+            if ids.len() < 12 {
+                bail!("the load created only {} users", ids.len());
+            }
+            // The groups of the initial sync, and its total: users, groups and memberships.
+            let users_elapsed = report.last().map(|s: &Stats| s.elapsed).unwrap_or_default();
+            let users_requests = report
+                .last()
+                .map(|s: &Stats| s.requests * 2)
+                .unwrap_or_default();
+            let (group_stats, group_ids) = sync_groups(&server, &ids, args.groups, c).await?;
+            let total = Stats {
+                name: format!(
+                    "initial sync: {} users, {} groups, {} members",
+                    ids.len(),
+                    group_ids.len(),
+                    ids.len()
+                ),
+                requests: users_requests + group_stats.iter().map(|s| s.requests).sum::<usize>(),
+                errors: report.iter().chain(&group_stats).map(|s| s.errors).sum(),
+                elapsed: users_elapsed + group_stats.iter().map(|s| s.elapsed).sum::<Duration>(),
+                latencies: Vec::new(),
+                statuses: Vec::new(),
+                peak_rss: None,
+            };
+            report.extend(group_stats);
+            push(&mut report, &server, total);
+            let make_group = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": []});
+            let small: Value = client
+                .post(format!("{}/Groups", server.base))
+                .bearer_auth(&server.token)
+                .json(&make_group("Small"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let giant: Value = client
+                .post(format!("{}/Groups", server.base))
+                .bearer_auth(&server.token)
+                .json(&make_group("Everyone"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let (small_id, giant_id) = (
+                small["id"].as_str().unwrap_or_default().to_string(),
+                giant["id"].as_str().unwrap_or_default().to_string(),
+            );
+            let members = |slice: &[String]| {
+                json!(slice
+                    .iter()
+                    .map(|id| json!({"value": id}))
+                    .collect::<Vec<_>>())
+            };
+            client
+                .patch(format!("{}/Groups/{small_id}", server.base))
+                .bearer_auth(&server.token)
+                .json(&patch(
+                    json!([{"op": "add", "path": "members", "value": members(&ids[..10])}]),
+                ))
+                .send()
+                .await?;
+            let chunks: Vec<Vec<String>> = ids.chunks(1000).map(<[String]>::to_vec).collect();
+            let giant_path = format!("/Groups/{giant_id}");
+            let fill = {
+                let chunks = chunks.clone();
+                let giant_path = giant_path.clone();
+                run(
+                &server,
+                "load: PATCH giant group +1000",
+                chunks.len(),
+                1,
+                move |i| {
+                    (
+                        reqwest::Method::PATCH,
+                        format!("{giant_path}?excludedAttributes=members"),
+                        Some(patch(
+                            json!([{"op": "add", "path": "members", "value": members(&chunks[i])}]),
+                        )),
+                    )
+                },
+            )
+            .await
+            };
+            push(&mut report, &server, fill);
+            (
+                ids,
+                Some(Groups {
+                    small_id,
+                    giant_id,
+                    giant_path,
+                    group_ids,
+                }),
+            )
+        }
     };
-    push(&mut report, &server, fill);
 
     let ids = Arc::new(ids);
     let n = args.requests;
@@ -608,16 +675,20 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     // One-member PATCH (remove then add back the same member) on the giant and the small group.
-    for (label, gid) in [
-        ("PATCH one member, giant group", giant_id.clone()),
-        ("PATCH one member, 10-member group", small_id.clone()),
-    ] {
+    let made: Vec<(&str, &String)> = match &groups {
+        Some(g) => vec![
+            ("PATCH one member, giant group", &g.giant_id),
+            ("PATCH one member, 10-member group", &g.small_id),
+        ],
+        None => Vec::new(),
+    };
+    for (label, gid) in made {
         if !wants("patch-member") {
             break;
         }
         let ids = ids.clone();
         let path = format!("/Groups/{gid}");
-        let giant = gid == giant_id;
+        let giant = groups.as_ref().is_some_and(|g| &g.giant_id == gid);
         let stats = run(&server, label, n, 1, move |i| {
             // Sequential on one group: alternately remove and re-add one member.
             let member = if giant {
@@ -738,7 +809,7 @@ async fn main() -> anyhow::Result<()> {
             .await,
         );
     }
-    if wants("giant-group") {
+    if let (true, Some(Groups { giant_path, .. })) = (wants("giant-group"), &groups) {
         push(
             &mut report,
             &server,
@@ -771,8 +842,8 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    if wants("mapping") {
-        report.extend(mapping_scenario(&server, &group_ids).await?);
+    if let (true, Some(g)) = (wants("mapping"), &groups) {
+        report.extend(mapping_scenario(&server, &g.group_ids).await?);
     }
     if wants("webhook") {
         let first = args.users + 2 * n;
