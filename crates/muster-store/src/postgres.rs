@@ -98,8 +98,12 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(db_err)?
             .application_name("muster");
+        // sqlx pings a connection when it comes back to the pool, so a broken one is dropped
+        // there; its default ping before lending one out as well was a round trip per
+        // transaction (two per user created), for nothing the first ping had not checked.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
