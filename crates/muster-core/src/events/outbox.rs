@@ -26,6 +26,21 @@ impl Muster {
         self.record_with(tx, entries, Vec::new()).await
     }
 
+    /// Like [`Muster::record`], for a change whose users the caller holds as they now are in
+    /// the transaction (a user just created): their events are built from those records
+    /// rather than from reading them back, a statement less.
+    pub(crate) async fn record_known(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        entries: &[SyncLogEntry],
+        known: &[&UserRecord],
+    ) -> CoreResult<()> {
+        tx.append_log(entries).await?;
+        let events = events_of(tx, entries, known).await?;
+        tx.queue_events(events).await?;
+        Ok(())
+    }
+
     /// Like [`Muster::record`], with events the entries cannot say (one per group member).
     pub(crate) async fn record_with(
         &self,
@@ -34,7 +49,7 @@ impl Muster {
         mut extra: Vec<FeedEvent>,
     ) -> CoreResult<()> {
         tx.append_log(entries).await?;
-        let mut events = events_of(tx, entries).await?;
+        let mut events = events_of(tx, entries, &[]).await?;
         events.append(&mut extra);
         tx.queue_events(events).await?;
         Ok(())
@@ -92,7 +107,11 @@ fn user_data(u: &UserRecord, orgs: &Orgs, held: &[(UserId, RoleId, RoleSource)])
 
 /// The events these entries stand for, with their data read in the transaction (after the
 /// change): users in one query per environment, organizations and roles once.
-async fn events_of(tx: &mut Box<dyn Tx>, entries: &[SyncLogEntry]) -> CoreResult<Vec<FeedEvent>> {
+async fn events_of(
+    tx: &mut Box<dyn Tx>,
+    entries: &[SyncLogEntry],
+    known: &[&UserRecord],
+) -> CoreResult<Vec<FeedEvent>> {
     let typed: Vec<(&SyncLogEntry, EventType)> = entries
         .iter()
         .filter_map(|e| type_of(e).map(|t| (e, t)))
@@ -112,7 +131,20 @@ async fn events_of(tx: &mut Box<dyn Tx>, entries: &[SyncLogEntry]) -> CoreResult
     let mut users: HashMap<UserId, Value> = HashMap::new();
     for (env, ids) in wanted {
         let ids: Vec<UserId> = ids.into_iter().collect();
-        let found = tx.users_by_ids(env, &ids).await?;
+        let mut found: Vec<UserRecord> = Vec::new();
+        let mut unknown = Vec::new();
+        for id in &ids {
+            match known
+                .iter()
+                .find(|u| u.id == *id && u.environment_id == env)
+            {
+                Some(u) => found.push((*u).clone()),
+                None => unknown.push(*id),
+            }
+        }
+        if !unknown.is_empty() {
+            found.extend(tx.users_by_ids(env, &unknown).await?);
+        }
         let held = tx.user_roles(env, &ids).await?;
         let orgs = Orgs::load(tx, env).await?;
         for u in &found {

@@ -163,7 +163,7 @@ impl Muster {
             ));
             log.extend(rest);
             log.extend(transition_entries(ctx, now, &user, &transitions));
-            self.record(&mut tx, &log).await?;
+            self.record_known(&mut tx, &log, &[&user]).await?;
             self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
             return Ok(Created {

@@ -557,7 +557,7 @@ impl Tx for DbTx {
                 let mut tx = DbTx::Tx(t, started, Vec::new());
                 if wrote_events {
                     // The sequence row's lock is taken here, last, and held through COMMIT.
-                    tx.insert_events(&events).await?;
+                    tx.insert_events_at_commit(&events).await?;
                 }
                 let DbTx::Tx(t, started, _) = tx else {
                     return Err(StoreError::Corrupt(
