@@ -122,13 +122,14 @@ fn parse_sort_order(value: &str) -> Result<bool, ScimError> {
 
 /// A ListResponse message (RFC 7644 §3.4.2).
 pub fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Value {
-    json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": total,
-        "startIndex": start_index,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    })
+    // Built by hand rather than with `json!`, which would copy every resource.
+    let mut out = serde_json::Map::with_capacity(5);
+    out.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
+    out.insert("totalResults".into(), total.into());
+    out.insert("startIndex".into(), start_index.into());
+    out.insert("itemsPerPage".into(), resources.len().into());
+    out.insert("Resources".into(), Value::Array(resources));
+    Value::Object(out)
 }
 
 #[cfg(test)]

@@ -20,6 +20,11 @@ use common::{db_err, DbTx};
 /// What makes text compare byte-wise in `order by` (SQLite's default already does).
 const BYTEWISE: &str = " collate \"C\"";
 
+/// PostgreSQL has no index hints; its planner keeps statistics.
+fn index_hint(_index: &str) -> String {
+    String::new()
+}
+
 type Db = sqlx::Postgres;
 type DbRow = sqlx::postgres::PgRow;
 

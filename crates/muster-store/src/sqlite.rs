@@ -95,6 +95,11 @@ impl Held {
 /// What makes text compare byte-wise in `order by` (SQLite's default already does).
 const BYTEWISE: &str = "";
 
+/// Makes a statement read a table through the named index (SQLite's `indexed by`).
+fn index_hint(index: &str) -> String {
+    format!(" indexed by {index}")
+}
+
 type Db = sqlx::Sqlite;
 type DbRow = sqlx::sqlite::SqliteRow;
 

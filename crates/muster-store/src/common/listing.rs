@@ -103,6 +103,10 @@ impl Window {
     }
 }
 
+/// The most index entries a page may walk (skipped ones included) and still be read on the
+/// request's thread.
+const SHORT_WALK: u64 = 1_000;
+
 /// `order by` for a listing: the key (missing values last ascending, first descending, as RFC
 /// 7644 §3.4.2.3 asks), then creation time and id so that equal keys page stably. Text keys
 /// compare byte-wise on both databases.
@@ -160,6 +164,9 @@ pub(super) struct Listing {
     cols: &'static str,
     id_col: &'static str,
     extra: &'static str,
+    /// The index holding every listed row of a provider in creation order, for an unfiltered
+    /// listing ("" for none).
+    provider_index: &'static str,
 }
 
 pub(super) const USERS: Listing = Listing {
@@ -167,12 +174,14 @@ pub(super) const USERS: Listing = Listing {
     cols: USER_COLS,
     id_col: "user_id",
     extra: " and removed_at is null",
+    provider_index: "user_account_provider_idx",
 };
 pub(super) const GROUPS: Listing = Listing {
     table: "scim_group",
     cols: GROUP_COLS,
     id_col: "group_id",
     extra: "",
+    provider_index: "",
 };
 
 pub(super) fn listing_query(
@@ -182,8 +191,16 @@ pub(super) fn listing_query(
     provider: ProviderId,
     cond: Option<&Cond>,
 ) -> Stmt {
+    // Unfiltered, the provider's index is the one to read (and, for users, it covers the
+    // listing's condition). SQLite's planner, without statistics, chose another index on the same
+    // leading columns for the count of a provider's users and read every row from the table to
+    // check `removed_at`: a first page of 100 of 10,000 users spent most of its time counting.
+    let hint = match (cond, l.provider_index) {
+        (None, index) if !index.is_empty() => super::super::index_hint(index),
+        _ => String::new(),
+    };
     let mut q = Stmt::new(format!(
-        "select {select} from {} where environment_id = ",
+        "select {select} from {}{hint} where environment_id = ",
         l.table
     ));
     q.bind(env.0)
@@ -310,8 +327,16 @@ impl DbTx {
                 .push(&ordering);
         }
         // A selective condition (a userName, an id, an email address) names a handful of rows
-        // through an index of its own, whatever the page size asked for.
-        if few {
+        // through an index of its own, whatever the page size asked for. So does an unfiltered
+        // page in creation order near the start of the listing: it walks the listing index for
+        // at most `SHORT_WALK` entries. Both run on the request's thread; through sqlx's
+        // connection thread every row of a page was a hand-off (a first page of 100 users: 47
+        // thread switches and 386 pages a second at 32 connections).
+        let short_walk = cond.is_none()
+            && order.key == OrderKey::Created
+            && after.is_none()
+            && offset + limit <= SHORT_WALK;
+        if few || short_walk {
             self.lookup(&q, decode).await
         } else {
             self.fetch(&q, decode).await
