@@ -6,8 +6,8 @@
 //! which is held until COMMIT ends: a second transaction that wants a `seq` waits until the
 //! first has committed and become visible, so `seq`s become visible in increasing order and a
 //! reader that has seen N can never later find a smaller one (no late gap). The lock is the last
-//! one any transaction takes, so it cannot be part of a deadlock, and it is held only for the
-//! `UPDATE`, the `INSERT` and the COMMIT. On SQLite the single writer already commits in order;
+//! one any transaction takes, so it cannot be part of a deadlock, and it is held only for one
+//! statement (the `UPDATE` and the `INSERT` together, `insert_events_at_commit`) and the COMMIT. On SQLite the single writer already commits in order;
 //! events get their `seq` when queued.
 
 use super::*;
