@@ -249,15 +249,21 @@ async fn run_notices(
     }
 }
 
-/// Planner statistics: refreshed when the data has grown (checked every 30 seconds: as many
-/// sync log entries written since the last refresh as before it, and at least 1,000) and every
-/// five minutes, so that tables that grow fast (an initial sync of a whole company) keep their
-/// index plans even where the database's own autovacuum is off or behind. The doubling keeps the
-/// refreshes of a long sync to a handful.
+/// Planner statistics: refreshed at start-up (a database restored, or left by a server that
+/// stopped, may have none), when the data has grown (checked every 5 seconds: as many sync log
+/// entries written since the last refresh as before it, and at least 1,000) and every five
+/// minutes, so that tables that grow fast (an initial sync of a whole company) keep their index
+/// plans even where the database's own autovacuum is off or behind. The doubling keeps the
+/// refreshes of a long sync to a handful. (Without statistics, PostgreSQL looked a `userName eq`
+/// filter up through the provider's index, reading every user of the provider: 4,761 filters a
+/// second against 9,715 GETs by id.)
 async fn run_maintenance(muster: Muster, mut stop: tokio::sync::watch::Receiver<bool>) {
     use std::sync::atomic::Ordering;
     let written = || muster_store::stats::SYNC_LOG_ENTRIES.load(Ordering::Relaxed);
-    let mut ticks = tokio::time::interval(Duration::from_secs(30));
+    if let Err(e) = muster.store.maintain().await {
+        tracing::warn!(error = %e, "refreshing planner statistics failed");
+    }
+    let mut ticks = tokio::time::interval(Duration::from_secs(5));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last = (written(), std::time::Instant::now());
     loop {
