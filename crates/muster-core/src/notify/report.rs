@@ -173,6 +173,16 @@ impl Muster {
             {
                 return Ok(false);
             }
+            // A directory made after today's report time has no day to report yet: a Muster
+            // installed at noon sends its first report the next morning, not a late one for a
+            // day it did not exist.
+            if tx
+                .find_root_org(env)
+                .await?
+                .is_some_and(|root| root.created_at > due)
+            {
+                return Ok(false);
+            }
         }
         let report = self.sync_report(env, due.plus_secs(-86_400), due).await?;
         let data = serde_json::to_value(&report).unwrap_or_else(|_| json!({}));
