@@ -18,6 +18,7 @@ on_both!(
     the_guard_restores_the_users_it_holds,
     below_the_threshold_the_guard_holds_nothing,
     the_daily_report_counts_the_sync_log_and_follows_preferences,
+    a_new_directory_waits_for_the_next_report_time,
     an_error_burst_is_one_email_per_window,
     administrators_hear_of_changes_to_administrators
 );
@@ -539,6 +540,38 @@ async fn the_daily_report_counts_the_sync_log_and_follows_preferences(b: Backend
         .map(|m| m.recipient.as_str())
         .collect();
     assert_eq!(to, ["daily@example.com"]);
+    app.finish().await;
+}
+
+/// A directory set up after the day's report time (the test clock starts at 09:00 in Paris, two
+/// hours after it) sends nothing late for that morning; its first report is the next day's.
+async fn a_new_directory_waits_for_the_next_report_time(b: Backend) {
+    let app = app(b).await;
+    admin(
+        &app,
+        "daily",
+        AdminRole::CustomerCloudAdmin,
+        ReportPreference::Daily,
+    )
+    .await;
+    let start = 1_800_000_000_000_000; // 2027-01-15 08:00 UTC, 09:00 in Paris
+    app.clock.set(Timestamp(start + 3_600_000_000));
+    assert!(
+        !app.muster
+            .run_daily_report(app.env.id)
+            .await
+            .unwrap_or(true),
+        "no report for a morning before the directory existed"
+    );
+    // 2027-01-16 07:00 in Paris.
+    app.clock.set(Timestamp(start + 22 * 3_600_000_000 + 1));
+    assert!(app
+        .muster
+        .run_daily_report(app.env.id)
+        .await
+        .unwrap_or(false));
+    let mails = drain(&app.muster).await;
+    assert_eq!(of_kind(&mails, kinds::REPORT).len(), 1);
     app.finish().await;
 }
 
