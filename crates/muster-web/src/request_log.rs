@@ -43,7 +43,7 @@ pub async fn track(
     let header = HeaderValue::from_str(&id).ok();
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let span = tracing::info_span!("request", request_id = %id, %method, path = uri.path(), provider = tracing::field::Empty);
+    let span = tracing::info_span!("request", request_id = %id, %method, path = %uri.path(), provider = tracing::field::Empty);
     req.extensions_mut().insert(RequestId(id));
     let started = Instant::now();
     let mut resp = crate::layers::within_timeout(&state, req, next)
