@@ -150,24 +150,23 @@ impl Fast {
     /// fail, the lookups run in autocommit mode as before.
     pub fn begin_read(&mut self) {
         if self.conn.is_autocommit() {
-            let begun = self
-                .conn
-                .prepare_cached("begin")
-                .and_then(|mut st| st.raw_execute());
-            if let Err(e) = begun {
+            if let Err(e) = self.control("begin") {
                 tracing::debug!(error = %e, "a read transaction did not begin");
             }
         }
     }
 
+    /// Runs a transaction-control statement, prepared once.
+    fn control(&mut self, sql: &str) -> Result<usize, rusqlite::Error> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.raw_execute())
+    }
+
     /// Ends the read transaction [`Fast::begin_read`] opened, if any.
     pub fn end_read(&mut self) {
         if !self.conn.is_autocommit() {
-            let ended = self
-                .conn
-                .prepare_cached("commit")
-                .and_then(|mut st| st.raw_execute());
-            if let Err(e) = ended {
+            if let Err(e) = self.control("commit") {
                 tracing::debug!(error = %e, "a read transaction did not commit; rolling back");
                 let _ = self.conn.execute_batch("rollback");
             }

@@ -57,6 +57,18 @@ fn event_from<R: Cols + ?Sized>(row: &R) -> StoreResult<(i64, FeedEvent)> {
     ))
 }
 
+/// An event's values, after `number`: its `seq`, or its place in a batch.
+fn push_event(mut b: Separated<'_>, number: i64, e: &FeedEvent) {
+    b.push_bind(number)
+        .push_bind(e.id)
+        .push_bind(e.environment_id.0)
+        .push_bind(e.kind.as_str())
+        .push_bind(e.occurred_at.0)
+        .push_bind(e.provider_id.map(|p| p.0))
+        .push_bind(actor_json(&e.actor))
+        .push_bind(e.data.to_string());
+}
+
 /// Rows per INSERT statement.
 const INSERT_CHUNK: usize = 200;
 
@@ -84,16 +96,9 @@ impl DbTx {
              from s, (",
         );
         let mut ord = 0_i64;
-        qb.push_values(events, |mut b, e| {
+        qb.push_values(events, |b, e| {
             ord += 1;
-            b.push_bind(ord)
-                .push_bind(e.id)
-                .push_bind(e.environment_id.0)
-                .push_bind(e.kind.as_str())
-                .push_bind(e.occurred_at.0)
-                .push_bind(e.provider_id.map(|p| p.0))
-                .push_bind(actor_json(&e.actor))
-                .push_bind(e.data.to_string());
+            push_event(b, ord, e);
         });
         qb.push(
             ") as v(ord, event_id, environment_id, type, occurred_at, provider_id, actor, data)",
@@ -121,15 +126,8 @@ impl DbTx {
             let mut qb = Stmt::new(
                 "insert into event (seq, event_id, environment_id, type, occurred_at, provider_id, actor, data) ",
             );
-            qb.push_values(chunk, |mut b, e| {
-                b.push_bind(seq)
-                    .push_bind(e.id)
-                    .push_bind(e.environment_id.0)
-                    .push_bind(e.kind.as_str())
-                    .push_bind(e.occurred_at.0)
-                    .push_bind(e.provider_id.map(|p| p.0))
-                    .push_bind(actor_json(&e.actor))
-                    .push_bind(e.data.to_string());
+            qb.push_values(chunk, |b, e| {
+                push_event(b, seq, e);
                 seq += 1;
             });
             self.exec(&qb).await?;
