@@ -35,17 +35,53 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with millisecond precision, as SCIM `meta` dates are written.
     pub fn to_rfc3339(self) -> String {
+        let mut buf = [0u8; RFC3339_MAX];
+        self.write_rfc3339(3, &mut buf).to_string()
+    }
+
+    /// RFC 3339 in UTC with `frac` digits of the second (0 to 6), written into `buf`.
+    ///
+    /// The digits are written into a fixed buffer: a resource carries two of these dates, and
+    /// `format!` with seven padded fields cost about 3,000 instructions each (callgrind, GET of
+    /// a user), more than the rest of rendering the user's `meta`. The request log's timestamps
+    /// are written the same way. Outside years 0 to 9999 this writes the epoch.
+    pub fn write_rfc3339(self, frac: usize, buf: &mut [u8; RFC3339_MAX]) -> &str {
+        let frac = frac.min(6);
         let nanos = i128::from(self.0) * 1000;
-        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(t) => {
-                let (y, mo, d) = (t.year(), u8::from(t.month()), t.day());
-                let (h, mi, s, ms) = (t.hour(), t.minute(), t.second(), t.millisecond());
-                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+        let t = match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(t) if (0..=9999).contains(&t.year()) => t,
+            _ => OffsetDateTime::UNIX_EPOCH,
+        };
+        *buf = *b"0000-00-00T00:00:00.000000Z";
+        let fields = [
+            (0, 4, t.year().unsigned_abs()),
+            (5, 2, u32::from(u8::from(t.month()))),
+            (8, 2, u32::from(t.day())),
+            (11, 2, u32::from(t.hour())),
+            (14, 2, u32::from(t.minute())),
+            (17, 2, u32::from(t.second())),
+            (20, frac, t.microsecond() / 10u32.pow(6 - frac as u32)),
+        ];
+        for (at, width, mut n) in fields {
+            for i in (at..at + width).rev() {
+                buf[i] = b'0' + (n % 10) as u8;
+                n /= 10;
             }
-            Err(_) => "1970-01-01T00:00:00.000Z".to_string(),
         }
+        let len = if frac == 0 {
+            buf[19] = b'Z';
+            20
+        } else {
+            buf[20 + frac] = b'Z';
+            21 + frac
+        };
+        // Only ASCII digits were written into an ASCII template.
+        std::str::from_utf8(&buf[..len]).unwrap_or("1970-01-01T00:00:00Z")
     }
 }
+
+/// The longest RFC 3339 date [`Timestamp::write_rfc3339`] writes: microseconds and `Z`.
+pub const RFC3339_MAX: usize = 27;
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -110,6 +146,27 @@ mod tests {
             Some(t)
         );
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn rfc3339_pads_every_field() {
+        // 0005-01-02T03:04:05.006Z, written from a known instant.
+        let early = Timestamp::parse_rfc3339("0005-01-02T03:04:05.006Z");
+        assert_eq!(
+            early.map(Timestamp::to_rfc3339).as_deref(),
+            Some("0005-01-02T03:04:05.006Z")
+        );
+        assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        // Microseconds are cut, not rounded.
+        assert_eq!(Timestamp(999_999).to_rfc3339(), "1970-01-01T00:00:00.999Z");
+        assert_eq!(
+            Timestamp(253_402_300_799_999_000).to_rfc3339(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        let mut buf = [0; RFC3339_MAX];
+        let t = Timestamp(1_700_000_000_123_456);
+        assert_eq!(t.write_rfc3339(6, &mut buf), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(t.write_rfc3339(0, &mut buf), "2023-11-14T22:13:20Z");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod app_cli;
 mod cli;
 mod config;
 mod http;
+mod logging;
 mod mail_sender;
 mod mapping_cli;
 mod output;
@@ -13,45 +14,15 @@ mod webhook_cli;
 mod webhook_sender;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command};
-use config::{Config, LogFormat};
+use config::Config;
 
 /// mimalloc instead of the system allocator: a request allocates and frees many small buffers
 /// (JSON, headers, rows), and with glibc's malloc that was about 12% of a read's time in the
 /// profile (`perf record` on `GET /Users/{id}`, docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Logs to stderr through a writer thread: a request's log line is formatted on its own thread
-/// and handed over, so no request waits for a `write` to the terminal, file or pipe behind
-/// stderr; the writer thread writes what has queued in one go. Colours only on a terminal. The
-/// guard flushes what is queued when `main` returns.
-fn init_logging(cfg: &Config) -> tracing_appender::non_blocking::WorkerGuard {
-    use std::io::IsTerminal;
-    let filter = EnvFilter::try_new(&cfg.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .thread_name("muster-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(writer);
-    match cfg.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
-        LogFormat::Human => builder.init(),
-    }
-    guard
-}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -74,14 +45,14 @@ fn main() -> std::process::ExitCode {
     };
     let is_server = matches!(cli.command, Command::Serve);
     let log_guard = if is_server {
-        init_logging(&cfg)
+        logging::init(&cfg)
     } else {
         // Administration commands print their results; logs only for warnings.
         let quiet = Config {
             log_level: std::env::var("MUSTER_LOG").unwrap_or_else(|_| "warn".into()),
             ..cfg.clone()
         };
-        init_logging(&quiet)
+        logging::init(&quiet)
     };
     let result = runtime.block_on(async move {
         match cli.command {
