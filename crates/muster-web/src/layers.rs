@@ -47,7 +47,9 @@ pub async fn within_timeout(state: &AppState, req: Request, next: Next) -> Respo
     }
 }
 
-/// Route middleware: times each request and counts it by route template.
+/// Route middleware: times each request and counts it by route template, and records a refused
+/// SCIM request in its provider's sync log ([`crate::scim::log_rejection`]). One layer for both:
+/// each route layer clones the route's service and boxes its future, on every request.
 pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = match req.extensions().get::<MatchedPath>() {
@@ -55,6 +57,12 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
         None => Route::Unmatched,
     };
     let method = req.method().clone();
+    // Kept (shared, not copied) only for a SCIM request, read only if it is refused.
+    let scim_uri = req
+        .uri()
+        .path()
+        .starts_with("/scim/")
+        .then(|| req.uri().clone());
     let slot = match req.extensions().get::<CtxSlot>() {
         Some(s) => s.clone(),
         None => {
@@ -64,6 +72,16 @@ pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     };
     let resp = next.run(req).await;
+    if let Some(uri) = &scim_uri {
+        // The error is cloned off the response: a response is not `Sync`, so it cannot be
+        // borrowed across the sync log's write.
+        let refused = (resp.status().as_u16() >= 400)
+            .then(|| resp.extensions().get::<ScimError>().cloned())
+            .flatten();
+        if let Some(err) = refused {
+            crate::scim::log_rejection(&state, &method, uri, &slot, &err).await;
+        }
+    }
     let provider = slot.0.lock().ok().and_then(|c| c.as_ref().map(|c| c.id()));
     state.metrics.record(
         Key {

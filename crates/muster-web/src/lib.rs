@@ -36,12 +36,7 @@ pub use state::{AppState, Shared, MAX_BODY_BYTES};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
-        .merge(
-            scim::router().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                scim::log_rejections,
-            )),
-        )
+        .merge(scim::router())
         .merge(api::router())
         .merge(console::router(state.clone()))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -74,32 +74,18 @@ pub fn router() -> Router<AppState> {
     Router::new().nest("/scim/v2/{provider}", scim)
 }
 
-/// Middleware: records every SCIM request Muster refuses (4xx) or fails (5xx) in the sync log
-/// of the provider it was for: method, path, status, `scimType` and reason, never credentials.
-pub async fn log_rejections(
-    State(state): State<AppState>,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let slot = match req.extensions().get::<extract::CtxSlot>() {
-        Some(s) => s.clone(),
-        None => {
-            let s = extract::CtxSlot::default();
-            req.extensions_mut().insert(s.clone());
-            s
-        }
-    };
-    // Kept as they are (shared, not copied): they are read only if the request is refused.
-    let method = req.method().clone();
-    let uri = req.uri().clone();
-    let resp = next.run(req).await;
-    if resp.status().as_u16() < 400 {
-        return resp;
-    }
+/// Records a SCIM request Muster refused (4xx) or failed (5xx) in the sync log of the provider
+/// it was for: method, path, status, `scimType` and reason, never credentials. Called by the
+/// route middleware ([`crate::layers::track`]) for each refused request to a SCIM route, with the
+/// provider the request authenticated as, if it got that far.
+pub async fn log_rejection(
+    state: &AppState,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    slot: &extract::CtxSlot,
+    err: &ScimError,
+) {
     let path = uri.path();
-    let Some(err) = resp.extensions().get::<ScimError>().cloned() else {
-        return resp;
-    };
     let known = slot
         .0
         .lock()
@@ -142,7 +128,6 @@ pub async fn log_rejections(
             tracing::warn!(error = %e, "could not record a rejected request in the sync log");
         }
     }
-    resp
 }
 
 fn single(
