@@ -36,21 +36,20 @@ pub fn resource(
     extra: Option<(&str, Vec<Value>)>,
     meta: Meta,
 ) -> Map<String, Value> {
-    let mut out = Map::with_capacity(stored.len() + 3);
-    out.insert(
-        "schemas".into(),
-        stored
-            .get("schemas")
-            .cloned()
-            .unwrap_or_else(|| json!([rt.schema.id])),
-    );
-    out.insert("id".into(), Value::String(meta.id.clone()));
-    // The stored attributes move across, in their order.
-    for (k, v) in stored {
-        if k != "schemas" && !skip.contains(&k.as_str()) {
-            out.insert(k, v);
-        }
+    // The stored attributes stay where they are, in their order: the map is reused rather than
+    // rebuilt, which would hash every key again. `schemas` and `id` move to the front.
+    let mut out = stored;
+    for k in skip {
+        out.shift_remove(*k);
     }
+    let schemas = out
+        .shift_remove("schemas")
+        .unwrap_or_else(|| json!([rt.schema.id]));
+    out.shift_insert(0, "schemas".into(), schemas);
+    let id = out
+        .shift_remove("id")
+        .unwrap_or_else(|| Value::String(meta.id.clone()));
+    out.shift_insert(1, "id".into(), id);
     if let Some((name, items)) = extra {
         if !items.is_empty() {
             out.insert(name.into(), Value::Array(items));

@@ -206,3 +206,12 @@ impl Conditions {
         }
     }
 }
+
+/// Read straight from the request's headers, rather than through a copy of them all.
+impl<S: Send + Sync> FromRequestParts<S> for Conditions {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_headers(&parts.headers))
+    }
+}

@@ -201,14 +201,14 @@ async fn get_user(
     ProviderAuth(ctx): ProviderAuth,
     Path((_, id)): Path<(String, String)>,
     q: QueryPairs,
-    headers: HeaderMap,
+    conditions: Conditions,
 ) -> ScimResult {
     let p = q.projection(&USER_RESOURCE);
     let v = state
         .muster
         .get_user(&ctx, &id, wants(&p, &USER_RESOURCE, "groups"))
         .await?;
-    if not_modified(&headers, v.user.version) {
+    if not_modified(&conditions, v.user.version) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let version = v.user.version;
@@ -216,9 +216,10 @@ async fn get_user(
 }
 
 /// `If-None-Match` on GET (RFC 7644 §3.14): 304 when the client has the current version.
-fn not_modified(headers: &HeaderMap, version: i64) -> bool {
-    Conditions::from_headers(headers)
+fn not_modified(conditions: &Conditions, version: i64) -> bool {
+    conditions
         .if_none_match
+        .as_ref()
         .is_some_and(|tags| tags.admits(version))
 }
 
@@ -319,13 +320,13 @@ async fn get_group(
     ProviderAuth(ctx): ProviderAuth,
     Path((_, id)): Path<(String, String)>,
     q: QueryPairs,
-    headers: HeaderMap,
+    conditions: Conditions,
 ) -> ScimResult {
     let p = q.projection(&GROUP_RESOURCE);
     let want_members = wants(&p, &GROUP_RESOURCE, "members");
     let inline_up_to = want_members.then_some(STREAM_MEMBERS_ABOVE);
     let v = state.muster.get_group(&ctx, &id, inline_up_to).await?;
-    if not_modified(&headers, v.group.version) {
+    if not_modified(&conditions, v.group.version) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     if want_members && v.members.is_none() {
