@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use muster_core::clock::{Timestamp, RFC3339_MAX};
+use muster_core::clock::{Clock, SystemClock, RFC3339_MAX};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
@@ -56,11 +56,8 @@ pub struct UtcMicros;
 
 impl FormatTime for UtcMicros {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
-        let micros = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
         let mut buf = [0u8; RFC3339_MAX];
-        w.write_str(Timestamp(micros).write_rfc3339(6, &mut buf))
+        w.write_str(SystemClock.now().write_rfc3339(6, &mut buf))
     }
 }
 
@@ -140,7 +137,7 @@ impl Visit for Visitor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use muster_core::clock::Clock;
+    use muster_core::clock::Timestamp;
     use tracing_subscriber::fmt::MakeWriter;
 
     /// A writer into a shared buffer, to read what a subscriber wrote.
@@ -212,9 +209,9 @@ mod tests {
     #[test]
     fn the_time_is_rfc3339_utc_with_microseconds() {
         let mut s = String::new();
-        let before = muster_core::clock::SystemClock.now();
+        let before = SystemClock.now();
         UtcMicros.format_time(&mut Writer::new(&mut s)).ok();
-        let after = muster_core::clock::SystemClock.now();
+        let after = SystemClock.now();
         assert_eq!(s.len(), 27, "{s}");
         assert!(s.ends_with('Z') && s.as_bytes()[10] == b'T', "{s}");
         let t = Timestamp::parse_rfc3339(&s).map(|t| t.0).unwrap_or(0);
