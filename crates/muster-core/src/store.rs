@@ -935,6 +935,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn read(&self) -> StoreResult<Box<dyn Tx>>;
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// Gives every event committed so far its `seq`, so that a read of the feed that follows
+    /// sees them (a caller sees its own writes). PostgreSQL numbers events just after they commit
+    /// (`muster-store`'s `common/events.rs` says why); SQLite numbers them at commit, so for it
+    /// there is nothing to do.
+    async fn settle_events(&self) -> StoreResult<()> {
+        Ok(())
+    }
     /// Refreshes the planner's statistics (PostgreSQL `ANALYZE`, SQLite `PRAGMA optimize`), so
     /// that tables that grew quickly (an initial sync) keep their index plans. Cheap; run
     /// periodically.

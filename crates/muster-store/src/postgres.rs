@@ -2,6 +2,7 @@
 //! read-modify-write guarded by a version check and every insert race by a unique constraint.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -95,6 +96,97 @@ fn classify_unique(message: &str, constraint: Option<&str>) -> Unique {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    sequencer: Sequencer,
+}
+
+/// Which advisory lock the sequencers of every Muster process on the database take, so one
+/// numbers events at a time ("muster_s" in ASCII).
+const SEQUENCER_LOCK: i64 = 0x6d75_7374_6572_5f73;
+
+/// The store's handle on its sequencer, which numbers committed events (`common/events.rs`). A
+/// transaction that wrote events wakes it after COMMIT; readers of the feed settle through it.
+#[derive(Debug, Clone)]
+pub struct Sequencer {
+    wake: tokio::sync::mpsc::Sender<()>,
+    steps: Arc<Steps>,
+}
+
+/// One step at a time in this process; the advisory lock orders the processes.
+#[derive(Debug)]
+struct Steps {
+    pool: PgPool,
+    one: tokio::sync::Mutex<()>,
+}
+
+impl Sequencer {
+    /// Starts the sequencer's task, which runs until the store's last handle is dropped or its
+    /// pool closed. It starts with a step, for events a stopped process left pending.
+    fn start(pool: PgPool) -> Self {
+        // One wake-up kept is enough: the step it starts moves everything committed by then.
+        let (wake, mut woken) = tokio::sync::mpsc::channel(1);
+        let steps = Arc::new(Steps {
+            pool,
+            one: tokio::sync::Mutex::new(()),
+        });
+        let weak = Arc::downgrade(&steps);
+        let _ = wake.try_send(());
+        tokio::spawn(async move {
+            while woken.recv().await.is_some() {
+                loop {
+                    let Some(steps) = weak.upgrade() else { return };
+                    if steps.pool.is_closed() {
+                        return;
+                    }
+                    match steps.settle().await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            // Committed events stay pending, not lost: try again shortly.
+                            tracing::warn!(error = %e, "numbering committed events failed; retrying in 1 s");
+                            drop(steps);
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            }
+        });
+        Self { wake, steps }
+    }
+
+    /// After a COMMIT that wrote events.
+    fn wake(&self) {
+        // Full: a step is already due, and it will see this transaction's events.
+        let _ = self.wake.try_send(());
+    }
+}
+
+impl Steps {
+    /// Moves every event committed before the call into the feed, numbered.
+    async fn settle(&self) -> StoreResult<()> {
+        let _one = self.one.lock().await;
+        loop {
+            let mut tx = self.pool.begin().await.map_err(db_err)?;
+            sqlx::query("select pg_advisory_xact_lock($1)")
+                .bind(SEQUENCER_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            // A statement of its own, so its snapshot is taken with the lock held: it sees
+            // whatever the previous holder numbered, and every event committed before now.
+            let moved = sqlx::query(DbTx::SEQUENCE_PENDING)
+                .bind(DbTx::SEQUENCE_BATCH)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+            tx.commit().await.map_err(db_err)?;
+            if moved > 0 {
+                crate::signal::EVENTS_COMMITTED.notify_one();
+            }
+            if moved < DbTx::SEQUENCE_BATCH as u64 {
+                return Ok(());
+            }
+        }
+    }
 }
 
 impl PgStore {
@@ -113,7 +205,8 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(db_err)?;
-        Ok(Self { pool })
+        let sequencer = Sequencer::start(pool.clone());
+        Ok(Self { pool, sequencer })
     }
 
     /// Applies pending migrations (serialised across processes by an advisory lock).
@@ -140,6 +233,7 @@ impl Store for PgStore {
             tx,
             std::time::Instant::now(),
             Vec::new(),
+            self.sequencer.clone(),
         )))
     }
 
@@ -162,6 +256,18 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await
             .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn settle_events(&self) -> StoreResult<()> {
+        // Usually the sequencer has been quicker than the reader: one index probe then.
+        let (pending,): (bool,) = sqlx::query_as("select exists (select 1 from event_pending)")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if pending {
+            self.sequencer.steps.settle().await?;
+        }
         Ok(())
     }
 

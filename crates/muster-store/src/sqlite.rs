@@ -100,6 +100,15 @@ fn index_hint(index: &str) -> String {
     format!(" indexed by {index}")
 }
 
+/// SQLite numbers events inside the transaction (`common/events.rs`): no sequencer.
+pub enum Sequencer {}
+
+impl Sequencer {
+    fn wake(&self) {
+        match *self {}
+    }
+}
+
 type Db = sqlx::Sqlite;
 type DbRow = sqlx::sqlite::SqliteRow;
 

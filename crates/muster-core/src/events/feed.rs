@@ -165,6 +165,7 @@ impl Muster {
     /// The newest `seq` committed: where an application that has just read the directory starts
     /// following the feed.
     pub async fn event_head(&self) -> CoreResult<i64> {
+        self.store.settle_events().await?;
         let mut tx = self.store.read().await?;
         Ok(tx.event_head().await?)
     }
@@ -179,6 +180,7 @@ impl Muster {
         check_query(q)?;
         let deadline = tokio::time::Instant::now() + q.wait;
         loop {
+            self.store.settle_events().await?;
             let mut tx = self.store.read().await?;
             let horizon = tx.event_horizon().await?;
             let head = tx.event_head().await?;

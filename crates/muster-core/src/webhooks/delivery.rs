@@ -192,6 +192,8 @@ impl Muster {
     /// anything to send now.
     pub async fn next_delivery(&self) -> CoreResult<Option<Outgoing>> {
         let s = &self.settings.webhooks;
+        // Everything committed so far is numbered and can go out.
+        self.store.settle_events().await?;
         // A few endpoints may have nothing new: look at others before giving up.
         for _ in 0..20 {
             let now = self.now();

@@ -143,6 +143,8 @@ impl Muster {
         let event_types = check_types(input.event_types.as_deref().unwrap_or_default())?;
         let now = self.now();
         let secret = signing::new_secret();
+        // The endpoint starts after every event committed before it was created.
+        self.store.settle_events().await?;
         let mut tx = self.store.write().await?;
         let w = WebhookEndpoint {
             environment_id: env,
@@ -270,6 +272,7 @@ impl Muster {
         actor: &Actor,
     ) -> CoreResult<WebhookEndpoint> {
         let now = self.now();
+        self.store.settle_events().await?;
         let mut tx = self.store.write().await?;
         let (head, horizon) = (tx.event_head().await?, tx.event_horizon().await?);
         if after < horizon || after > head {

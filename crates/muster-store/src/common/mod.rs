@@ -60,12 +60,13 @@ const IN_CHUNK: usize = 500;
 // Each backend builds only its own variants: PostgreSQL the pooled ones, SQLite `Held`.
 #[allow(dead_code)]
 pub enum DbTx {
-    /// A write transaction, with when it started and the events it queued (written with their
-    /// `seq` just before COMMIT: `events.rs`).
+    /// A write transaction, with when it started, the events it queued (written just before
+    /// COMMIT and numbered just after it: `events.rs`) and the store's sequencer to wake.
     Tx(
         sqlx::Transaction<'static, Db>,
         std::time::Instant,
         Vec<FeedEvent>,
+        super::Sequencer,
     ),
     /// A pooled connection in autocommit mode.
     Conn(sqlx::pool::PoolConnection<Db>),
@@ -77,7 +78,7 @@ impl DbTx {
     /// The sqlx connection, for a statement that runs through sqlx.
     fn c(&mut self) -> StoreResult<&mut DbConn> {
         match self {
-            DbTx::Tx(t, _, _) => Ok(t),
+            DbTx::Tx(t, _, _, _) => Ok(t),
             DbTx::Conn(c) => Ok(c),
             DbTx::Held(h) => h.conn().ok_or_else(|| {
                 StoreError::Database(Box::new(std::io::Error::other(
@@ -552,26 +553,18 @@ fn group_from<R: Cols + ?Sized>(row: &R) -> StoreResult<GroupRecord> {
 impl Tx for DbTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         match *self {
-            DbTx::Tx(t, started, events) => {
-                let wrote_events = !events.is_empty();
-                let mut tx = DbTx::Tx(t, started, Vec::new());
-                if wrote_events {
-                    // The sequence row's lock is taken here, last, and held through COMMIT.
-                    tx.insert_events_at_commit(&events).await?;
+            DbTx::Tx(mut t, started, events, sequencer) => {
+                if !events.is_empty() {
+                    DbTx::insert_pending_events(&mut t, &events).await?;
                 }
-                let DbTx::Tx(t, started, _) = tx else {
-                    return Err(StoreError::Corrupt(
-                        "the write transaction changed kind".into(),
-                    ));
-                };
                 let at = std::time::Instant::now();
                 let done = t.commit().await.map_err(db_err);
                 crate::stats::COMMIT.observe(at.elapsed());
                 if done.is_ok() {
                     crate::stats::COMMITTED_TRANSACTIONS
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if wrote_events {
-                        crate::signal::EVENTS_COMMITTED.notify_one();
+                    if !events.is_empty() {
+                        sequencer.wake();
                     }
                 }
                 crate::stats::WRITE_TX.observe(started.elapsed());

@@ -451,22 +451,10 @@ async fn three_instances_twenty_writers_and_a_reader_see_no_late_gap() {
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let seen = reader.await.unwrap_or_else(|e| panic!("{e}"));
-    let everything: Vec<i64> = app
-        .muster
-        .read_events(
-            app.env.id,
-            &EventQuery {
-                after: Some(0),
-                limit: 1000,
-                types: vec![],
-                wait: Duration::ZERO,
-            },
-        )
+    let everything: Vec<i64> = feed_after(&app, 0)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .events
-        .iter()
-        .map(|e| e.seq)
+        .into_iter()
+        .map(|(seq, _)| seq)
         .collect();
     assert_eq!(everything.len(), 201, "a provider and 200 users");
     assert_eq!(seen, everything, "the reader missed or repeated none");
@@ -477,4 +465,128 @@ async fn three_instances_twenty_writers_and_a_reader_see_no_late_gap() {
         Ok(app) => app.finish().await,
         Err(_) => panic!("the app is still shared"),
     }
+}
+
+/// Every event read after `after`, in the library's order.
+async fn feed_after(app: &TestApp, after: i64) -> Vec<(i64, Value)> {
+    app.muster
+        .read_events(
+            app.env.id,
+            &EventQuery {
+                after: Some(after),
+                limit: 1000,
+                types: vec![],
+                wait: Duration::ZERO,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .events
+        .into_iter()
+        .map(|e| (e.seq, e.data))
+        .collect()
+}
+
+/// Adds a pending event the way a PostgreSQL write transaction does, on `conn`.
+async fn insert_pending(conn: &mut sqlx::PgConnection, env: uuid::Uuid, marker: &str) {
+    sqlx::query(
+        "insert into event_pending (event_id, environment_id, type, occurred_at, provider_id, actor, data) \
+         values ($1, $2, 'user.updated', 0, null, '{\"kind\":\"system\"}', $3)",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .bind(env)
+    .bind(json!({ "marker": marker }).to_string())
+    .execute(conn)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// PostgreSQL: a transaction that wrote an event and commits after later ones have been read
+/// does not put its event behind the reader's cursor. It is numbered when it commits, after
+/// everything already read; and a writer sees its own event in the feed at once.
+#[tokio::test]
+async fn an_event_committed_late_is_numbered_after_what_readers_have_seen() {
+    use sqlx::Connection as _;
+    if !postgres_reachable().await {
+        return;
+    }
+    let app = TestApp::new(Backend::Postgres).await;
+    let p = app.provider("Okta").await;
+    let mut slow = sqlx::PgConnection::connect(&app.db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    sqlx::query("begin")
+        .execute(&mut slow)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    insert_pending(&mut slow, app.env.id.0, "late").await;
+
+    // Written and committed while the slow transaction is open: in the feed at once.
+    app.create_user(&p, "early@example.com").await;
+    let first = feed_after(&app, 0).await;
+    let read_up_to = first.last().map(|(s, _)| *s).unwrap_or_default();
+    assert_eq!(
+        first.last().map(|(_, d)| d["userName"].clone()),
+        Some(json!("early@example.com")),
+        "{first:?}"
+    );
+    assert!(first.iter().all(|(_, d)| d.get("marker").is_none()));
+
+    sqlx::query("commit")
+        .execute(&mut slow)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let later = feed_after(&app, read_up_to).await;
+    assert_eq!(later.len(), 1, "{later:?}");
+    assert_eq!(later[0].0, read_up_to + 1);
+    assert_eq!(later[0].1["marker"], "late");
+    app.finish().await;
+}
+
+/// PostgreSQL: the last `seq` given and how many events wait for one.
+async fn numbered_and_pending(c: &mut sqlx::PgConnection) -> (i64, i64) {
+    sqlx::query_as::<_, (i64, i64)>(
+        "select (select last_seq from event_seq), (select count(*) from event_pending)",
+    )
+    .fetch_one(c)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// PostgreSQL: events a stopped process committed but had not numbered are numbered by the next
+/// store to start on the database, before anyone reads the feed.
+#[tokio::test]
+async fn events_left_pending_by_a_stopped_process_are_numbered_at_start() {
+    use sqlx::Connection as _;
+    if !postgres_reachable().await {
+        return;
+    }
+    let app = TestApp::new(Backend::Postgres).await;
+    let mut conn = sqlx::PgConnection::connect(&app.db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (before, _) = numbered_and_pending(&mut conn).await;
+    for m in ["a", "b", "c"] {
+        insert_pending(&mut conn, app.env.id.0, m).await;
+    }
+    assert_eq!(numbered_and_pending(&mut conn).await, (before, 3));
+
+    let second = app.db.open().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while numbered_and_pending(&mut conn).await != (before + 3, 0) {
+        assert!(Instant::now() < deadline, "the new store numbered nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let markers: Vec<Value> = feed_after(&app, before)
+        .await
+        .into_iter()
+        .map(|(_, d)| d["marker"].clone())
+        .collect();
+    assert_eq!(
+        markers,
+        [json!("a"), json!("b"), json!("c")],
+        "in the order written"
+    );
+    second.close().await;
+    app.finish().await;
 }
