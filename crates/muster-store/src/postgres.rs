@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use muster_core::error::{StoreError, Unique};
 use muster_core::store::{Store, StoreResult, Tx};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{PgPool, Row as _};
 
 // The shared SQL, compiled for this backend (see common/mod.rs).
 #[allow(clippy::duplicate_mod)]
@@ -132,6 +132,7 @@ impl Sequencer {
         let _ = wake.try_send(());
         tokio::spawn(async move {
             while woken.recv().await.is_some() {
+                tokio::time::sleep(GATHER).await;
                 loop {
                     let Some(steps) = weak.upgrade() else { return };
                     if steps.pool.is_closed() {
@@ -159,30 +160,41 @@ impl Sequencer {
     }
 }
 
+/// One step of the sequencer, sent as one message: the advisory lock, then the move in a
+/// statement of its own. PostgreSQL runs the two in one implicit transaction (the lock is held
+/// until it commits, and a failure rolls both back) and, at READ COMMITTED, takes the move's
+/// snapshot after the lock is granted: it sees whatever the previous holder numbered and every
+/// event committed before then. One round trip instead of four (BEGIN, lock, move, COMMIT):
+/// the step runs after nearly every commit that wrote events.
+static SEQUENCE_STEP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "select pg_advisory_xact_lock({SEQUENCER_LOCK}); {}",
+        DbTx::SEQUENCE_PENDING.replace("$1", &DbTx::SEQUENCE_BATCH.to_string())
+    )
+});
+
+/// How long the sequencer lets commits gather before a step, so that one step numbers the
+/// events of several: readers do not wait for it (they settle what they need themselves), only
+/// the webhook sender's wake-up does.
+const GATHER: Duration = Duration::from_millis(5);
+
 impl Steps {
     /// Moves every event committed before the call into the feed, numbered.
     async fn settle(&self) -> StoreResult<()> {
         let _one = self.one.lock().await;
         loop {
-            let mut tx = self.pool.begin().await.map_err(db_err)?;
-            sqlx::query("select pg_advisory_xact_lock($1)")
-                .bind(SEQUENCER_LOCK)
-                .execute(&mut *tx)
+            let rows = sqlx::raw_sql(&SEQUENCE_STEP)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(db_err)?;
-            // A statement of its own, so its snapshot is taken with the lock held: it sees
-            // whatever the previous holder numbered, and every event committed before now.
-            let moved = sqlx::query(DbTx::SEQUENCE_PENDING)
-                .bind(DbTx::SEQUENCE_BATCH)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected();
-            tx.commit().await.map_err(db_err)?;
+            let moved: i64 = match rows.last() {
+                Some(r) => r.try_get("moved").map_err(db_err)?,
+                None => 0,
+            };
             if moved > 0 {
                 crate::signal::EVENTS_COMMITTED.notify_one();
             }
-            if moved < DbTx::SEQUENCE_BATCH as u64 {
+            if moved < DbTx::SEQUENCE_BATCH {
                 return Ok(());
             }
         }

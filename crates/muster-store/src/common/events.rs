@@ -85,24 +85,30 @@ impl DbTx {
     // numbers events in the transaction.
     #[allow(dead_code)]
     /// How many pending events one step of PostgreSQL's sequencer moves.
-    pub const SEQUENCE_BATCH: i64 = 5_000;
+    pub const SEQUENCE_BATCH: i64 = 1_000;
 
     #[allow(dead_code)]
     /// PostgreSQL's sequencer: moves the oldest pending events (at most `$1`), all committed, into
-    /// the feed, numbered after the last `seq` in the order they were written. One statement, run
-    /// under the sequencer's advisory lock in a transaction of its own; the sequence row is written
-    /// only when there was something to move.
+    /// the feed, numbered after the last `seq` in the order they were written; answers how many.
+    /// Run under the sequencer's advisory lock in a statement of its own; the sequence row is
+    /// written only when there was something to move. The base `seq` is a scalar subquery, not
+    /// a join: with a join the planner's estimate (no statistics on the one-row table) ran to
+    /// millions and PostgreSQL JIT-compiled every step, 165 ms each (`explain analyze`); now it
+    /// is linear in the batch, about 1,500 for 1,000 rows.
     pub const SEQUENCE_PENDING: &str = "with moved as ( \
            delete from event_pending where pending_id in \
              (select pending_id from event_pending order by pending_id limit $1) \
            returning pending_id, event_id, environment_id, type, occurred_at, provider_id, actor, data), \
-         counted as (select count(*) as n from moved), \
-         s as (update event_seq set last_seq = last_seq + counted.n from counted \
-           where counted.n > 0 returning last_seq - counted.n as base) \
-         insert into event (seq, event_id, environment_id, type, occurred_at, provider_id, actor, data) \
-         select s.base + row_number() over (order by m.pending_id), m.event_id, m.environment_id, \
-           m.type, m.occurred_at, m.provider_id, m.actor, m.data \
-         from s, moved m";
+         s as (update event_seq set last_seq = last_seq + (select count(*) from moved) \
+           where exists (select 1 from moved) \
+           returning last_seq - (select count(*) from moved) as base), \
+         numbered as ( \
+           insert into event (seq, event_id, environment_id, type, occurred_at, provider_id, actor, data) \
+           select (select base from s) + row_number() over (order by m.pending_id), m.event_id, \
+             m.environment_id, m.type, m.occurred_at, m.provider_id, m.actor, m.data \
+           from moved m \
+           returning 1) \
+         select count(*) as moved from numbered";
 
     #[allow(dead_code)]
     /// PostgreSQL, just before COMMIT: writes the transaction's events to `event_pending`, where
