@@ -605,8 +605,8 @@ pub trait SyncLogStore {
 #[async_trait]
 pub trait EventStore {
     /// Adds events to this write transaction. Their `seq`s are handed out in commit order: on
-    /// PostgreSQL as the last statement before COMMIT (under the sequence row's lock), on
-    /// SQLite at once (its one writer commits in that order anyway).
+    /// SQLite at once (its one writer commits in that order anyway), on PostgreSQL just after
+    /// the transaction commits, by the store's sequencer ([`Store::settle_events`]).
     async fn queue_events(&mut self, events: Vec<FeedEvent>) -> StoreResult<()>;
     /// Up to `limit` events of the environment after `after`, in `seq` order; only those of
     /// `types` (a type, or a family such as `user.`) when given.

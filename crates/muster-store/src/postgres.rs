@@ -241,12 +241,7 @@ impl Store for PgStore {
         let asked = std::time::Instant::now();
         let tx = self.pool.begin().await.map_err(db_err)?;
         crate::stats::WRITE_WAIT.observe(asked.elapsed());
-        Ok(Box::new(DbTx::Tx(
-            tx,
-            std::time::Instant::now(),
-            Vec::new(),
-            self.sequencer.clone(),
-        )))
+        Ok(Box::new(DbTx::writing(tx, self.sequencer.clone())))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {

@@ -80,6 +80,16 @@ fn push_event(mut b: Separated<'_>, e: &FeedEvent) {
 /// Rows per INSERT statement.
 const INSERT_CHUNK: usize = 200;
 
+impl Stmt {
+    /// `insert into event_pending ... values ...` for `events` (at most [`INSERT_CHUNK`]).
+    fn push_pending_rows(&mut self, events: &[FeedEvent]) {
+        self.push(
+            "insert into event_pending (event_id, environment_id, type, occurred_at, provider_id, actor, data) ",
+        );
+        self.push_values(events, push_event);
+    }
+}
+
 impl DbTx {
     // The next three are PostgreSQL's (its commit and `postgres.rs`'s sequencer): SQLite
     // numbers events in the transaction.
@@ -111,18 +121,35 @@ impl DbTx {
          select count(*) as moved from numbered";
 
     #[allow(dead_code)]
-    /// PostgreSQL, just before COMMIT: writes the transaction's events to `event_pending`, where
-    /// the sequencer numbers them once they have committed.
-    pub(super) async fn insert_pending_events(
+    /// PostgreSQL, just before COMMIT: writes the transaction's sync log entries, and its events
+    /// to `event_pending`, where the sequencer numbers them once they have committed. The usual
+    /// change (a few entries, their events) is one statement.
+    pub(super) async fn write_outbox(
         t: &mut DbConn,
+        log: &[SyncLogEntry],
         events: &[FeedEvent],
     ) -> StoreResult<()> {
-        for chunk in events.chunks(INSERT_CHUNK) {
-            let mut qb = Stmt::new(
-                "insert into event_pending (event_id, environment_id, type, occurred_at, provider_id, actor, data) ",
-            );
-            qb.push_values(chunk, push_event);
+        let together = !log.is_empty()
+            && log.len() <= LOG_CHUNK
+            && !events.is_empty()
+            && events.len() <= INSERT_CHUNK;
+        if together {
+            let mut qb = Stmt::new("with logged as (");
+            qb.push_log_rows(log);
+            qb.push(") ");
+            qb.push_pending_rows(events);
             qb.query().execute(&mut *t).await.map_err(db_err)?;
+        } else {
+            for chunk in log.chunks(LOG_CHUNK) {
+                let mut qb = Stmt::new("");
+                qb.push_log_rows(chunk);
+                qb.query().execute(&mut *t).await.map_err(db_err)?;
+            }
+            for chunk in events.chunks(INSERT_CHUNK) {
+                let mut qb = Stmt::new("");
+                qb.push_pending_rows(chunk);
+                qb.query().execute(&mut *t).await.map_err(db_err)?;
+            }
         }
         crate::stats::EVENTS_WRITTEN
             .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -165,8 +192,8 @@ impl EventStore for DbTx {
             return Ok(());
         }
         match self {
-            DbTx::Tx(_, _, pending, _) => {
-                pending.extend(events);
+            DbTx::Tx(w) => {
+                w.events.extend(events);
                 Ok(())
             }
             DbTx::Held(h) if h.is_write() => {

@@ -56,29 +56,50 @@ mod webhooks;
 /// The most ids bound in one `in (...)` list.
 const IN_CHUNK: usize = 500;
 
+/// Sync log entries per INSERT statement (13 values each).
+const LOG_CHUNK: usize = 100;
+
 /// A transaction, or a plain pooled connection for reads.
 // Each backend builds only its own variants: PostgreSQL the pooled ones, SQLite `Held`.
 #[allow(dead_code)]
 pub enum DbTx {
-    /// A write transaction, with when it started, the events it queued (written just before
-    /// COMMIT and numbered just after it: `events.rs`) and the store's sequencer to wake.
-    Tx(
-        sqlx::Transaction<'static, Db>,
-        std::time::Instant,
-        Vec<FeedEvent>,
-        super::Sequencer,
-    ),
+    /// A write transaction (PostgreSQL).
+    Tx(Box<Writing>),
     /// A pooled connection in autocommit mode.
     Conn(sqlx::pool::PoolConnection<Db>),
     /// A connection the backend holds itself, in a write transaction or not (SQLite).
     Held(Held),
 }
 
+/// A PostgreSQL write transaction and the outbox it writes just before COMMIT (`events.rs`).
+pub struct Writing {
+    tx: sqlx::Transaction<'static, Db>,
+    started: std::time::Instant,
+    /// The sync log's entries and the feed's events, written together in one statement at
+    /// commit, a round trip less per change than writing the entries when they are made.
+    log: Vec<SyncLogEntry>,
+    events: Vec<FeedEvent>,
+    /// Woken after COMMIT when events were written, to number them.
+    sequencer: super::Sequencer,
+}
+
 impl DbTx {
+    /// A write transaction begun on PostgreSQL.
+    #[allow(dead_code)] // SQLite's write transactions are `Held`.
+    pub fn writing(tx: sqlx::Transaction<'static, Db>, sequencer: super::Sequencer) -> Self {
+        DbTx::Tx(Box::new(Writing {
+            tx,
+            started: std::time::Instant::now(),
+            log: Vec::new(),
+            events: Vec::new(),
+            sequencer,
+        }))
+    }
+
     /// The sqlx connection, for a statement that runs through sqlx.
     fn c(&mut self) -> StoreResult<&mut DbConn> {
         match self {
-            DbTx::Tx(t, _, _, _) => Ok(t),
+            DbTx::Tx(w) => Ok(&mut w.tx),
             DbTx::Conn(c) => Ok(c),
             DbTx::Held(h) => h.conn().ok_or_else(|| {
                 StoreError::Database(Box::new(std::io::Error::other(
@@ -553,12 +574,17 @@ fn group_from<R: Cols + ?Sized>(row: &R) -> StoreResult<GroupRecord> {
 impl Tx for DbTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         match *self {
-            DbTx::Tx(mut t, started, events, sequencer) => {
-                if !events.is_empty() {
-                    DbTx::insert_pending_events(&mut t, &events).await?;
-                }
+            DbTx::Tx(w) => {
+                let Writing {
+                    mut tx,
+                    started,
+                    log,
+                    events,
+                    sequencer,
+                } = *w;
+                DbTx::write_outbox(&mut tx, &log, &events).await?;
                 let at = std::time::Instant::now();
-                let done = t.commit().await.map_err(db_err);
+                let done = tx.commit().await.map_err(db_err);
                 crate::stats::COMMIT.observe(at.elapsed());
                 if done.is_ok() {
                     crate::stats::COMMITTED_TRANSACTIONS

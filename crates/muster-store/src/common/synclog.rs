@@ -53,32 +53,45 @@ fn log_from<R: Cols + ?Sized>(row: &R) -> StoreResult<SyncLogEntry> {
     })
 }
 
+impl Stmt {
+    /// `insert into sync_log ... values ...` for `entries` (at most [`LOG_CHUNK`]).
+    pub(super) fn push_log_rows(&mut self, entries: &[SyncLogEntry]) {
+        self.push(
+            "insert into sync_log (environment_id, at, provider_id, actor_kind, actor_id, actor_name, action, \
+             subject_kind, subject_id, subject_name, details, outcome, message) ",
+        );
+        self.push_values(entries, |mut b, e| {
+            let (kind, id, name) = actor_columns(&e.actor);
+            b.push_bind(e.environment_id.0)
+                .push_bind(e.at.0)
+                .push_bind(e.provider_id.map(|p| p.0))
+                .push_bind(kind)
+                .push_bind(id)
+                .push_bind(name)
+                .push_bind(e.action.as_str().to_string())
+                .push_bind(e.subject_kind.clone())
+                .push_bind(e.subject_id.clone())
+                .push_bind(e.subject_name.clone())
+                .push_bind(e.details.to_string())
+                .push_bind(e.outcome.as_str())
+                .push_bind(e.message.clone());
+        });
+    }
+}
+
 #[async_trait]
 impl SyncLogStore for DbTx {
     async fn append_log(&mut self, entries: &[SyncLogEntry]) -> StoreResult<()> {
         crate::stats::SYNC_LOG_ENTRIES
             .fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        for chunk in entries.chunks(100) {
-            let mut qb = Stmt::new(
-                "insert into sync_log (environment_id, at, provider_id, actor_kind, actor_id, actor_name, action, \
-                 subject_kind, subject_id, subject_name, details, outcome, message) ",
-            );
-            qb.push_values(chunk, |mut b, e| {
-                let (kind, id, name) = actor_columns(&e.actor);
-                b.push_bind(e.environment_id.0)
-                    .push_bind(e.at.0)
-                    .push_bind(e.provider_id.map(|p| p.0))
-                    .push_bind(kind)
-                    .push_bind(id)
-                    .push_bind(name)
-                    .push_bind(e.action.as_str().to_string())
-                    .push_bind(e.subject_kind.clone())
-                    .push_bind(e.subject_id.clone())
-                    .push_bind(e.subject_name.clone())
-                    .push_bind(e.details.to_string())
-                    .push_bind(e.outcome.as_str())
-                    .push_bind(e.message.clone());
-            });
+        if let DbTx::Tx(w) = self {
+            // PostgreSQL: written with the events at commit (`events.rs`).
+            w.log.extend_from_slice(entries);
+            return Ok(());
+        }
+        for chunk in entries.chunks(LOG_CHUNK) {
+            let mut qb = Stmt::new("");
+            qb.push_log_rows(chunk);
             self.exec(&qb).await?;
         }
         Ok(())
