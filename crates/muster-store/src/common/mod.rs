@@ -591,6 +591,7 @@ impl Tx for DbTx {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if !events.is_empty() {
                         sequencer.wake();
+                        crate::signal::EVENTS_COMMITTED.notify_one();
                     }
                 }
                 crate::stats::WRITE_TX.observe(started.elapsed());

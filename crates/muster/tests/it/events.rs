@@ -590,3 +590,36 @@ async fn events_left_pending_by_a_stopped_process_are_numbered_at_start() {
     second.close().await;
     app.finish().await;
 }
+
+/// PostgreSQL: a process that writes events and stops at once (a CLI command) numbers them as
+/// it closes its store, rather than leaving them for the next process.
+#[tokio::test]
+async fn a_store_closing_numbers_the_events_it_wrote() {
+    use sqlx::Connection as _;
+    if !postgres_reachable().await {
+        return;
+    }
+    let app = TestApp::new(Backend::Postgres).await;
+    let mut conn = sqlx::PgConnection::connect(&app.db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (before, _) = numbered_and_pending(&mut conn).await;
+    let cli = app.db.open().await;
+    let mut tx = cli.shared().write().await.unwrap_or_else(|e| panic!("{e}"));
+    tx.queue_events(vec![muster_core::model::FeedEvent {
+        id: uuid::Uuid::new_v4(),
+        environment_id: app.env.id,
+        kind: "user.updated".into(),
+        occurred_at: app.muster.now(),
+        provider_id: None,
+        actor: muster_core::model::Actor::System,
+        data: json!({"marker": "cli"}),
+    }])
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    cli.close().await;
+    // No reader has asked, and the sequencer's own step waits longer than this took.
+    assert_eq!(numbered_and_pending(&mut conn).await, (before + 1, 0));
+    app.finish().await;
+}
