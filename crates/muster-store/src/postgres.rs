@@ -165,7 +165,8 @@ impl Sequencer {
 /// until it commits, and a failure rolls both back) and, at READ COMMITTED, takes the move's
 /// snapshot after the lock is granted: it sees whatever the previous holder numbered and every
 /// event committed before then. One round trip instead of four (BEGIN, lock, move, COMMIT):
-/// the step runs after nearly every commit that wrote events.
+/// besides the background steps, a step runs before reads of the feed that find events pending
+/// and before each look of the webhook sender.
 static SEQUENCE_STEP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "select pg_advisory_xact_lock({SEQUENCER_LOCK}); {}",
@@ -272,7 +273,8 @@ impl Store for PgStore {
     }
 
     async fn settle_events(&self) -> StoreResult<()> {
-        // Usually the sequencer has been quicker than the reader: one index probe then.
+        // Nothing pending (a feed read after the background step, or an idle feed polled): one
+        // index probe.
         let (pending,): (bool,) = sqlx::query_as("select exists (select 1 from event_pending)")
             .fetch_one(&self.pool)
             .await
