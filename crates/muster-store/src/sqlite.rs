@@ -95,6 +95,10 @@ impl Held {
 /// What makes text compare byte-wise in `order by` (SQLite's default already does).
 const BYTEWISE: &str = "";
 
+/// SQLite's `with` holds only queries: a user and its email index rows are separate statements
+/// (on the writer's own thread, where a statement costs no round trip).
+const WRITES_IN_WITH: bool = false;
+
 /// Makes a statement read a table through the named index (SQLite's `indexed by`).
 fn index_hint(index: &str) -> String {
     format!(" indexed by {index}")

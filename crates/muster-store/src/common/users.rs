@@ -3,13 +3,90 @@
 use super::listing::*;
 use super::*;
 
+const INSERT_USER: &str = "insert into user_account (user_id, environment_id, provider_id, user_name, user_name_key, external_id, \
+     display_name, scim_active, status, org_id, legal_hold, changed_outside, resource, version, created_at, \
+     updated_at, removed_at, deactivate_at) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+
+fn bind_user_insert(qb: &mut Stmt, u: &UserRecord) {
+    for a in [
+        Arg::from(u.id.0),
+        u.environment_id.0.into(),
+        u.provider_id.map(|p| p.0).into(),
+        u.user_name.as_str().into(),
+        key(&u.user_name).into(),
+        u.external_id.as_deref().into(),
+        u.display_name.as_deref().into(),
+        u.scim_active.into(),
+        u.status.as_str().into(),
+        u.org_id.0.into(),
+        u.legal_hold.into(),
+        u.changed_outside.into(),
+        to_text(&u.resource).into(),
+        u.version.into(),
+        u.created_at.0.into(),
+        u.updated_at.0.into(),
+        u.removed_at.map(|t| t.0).into(),
+        u.deactivate_at.map(|t| t.0).into(),
+    ] {
+        qb.args.push(a);
+    }
+}
+
+const UPDATE_USER: &str = "update user_account set provider_id = $1, user_name = $2, user_name_key = $3, external_id = $4, \
+     display_name = $5, scim_active = $6, status = $7, org_id = $8, legal_hold = $9, changed_outside = $10, \
+     resource = $11, version = $12, updated_at = $13, removed_at = $14, deactivate_at = $15 \
+     where environment_id = $16 and user_id = $17 and version = $18";
+
+fn bind_user_update(qb: &mut Stmt, u: &UserRecord, expected_version: i64) {
+    for a in [
+        Arg::from(u.provider_id.map(|p| p.0)),
+        u.user_name.as_str().into(),
+        key(&u.user_name).into(),
+        u.external_id.as_deref().into(),
+        u.display_name.as_deref().into(),
+        u.scim_active.into(),
+        u.status.as_str().into(),
+        u.org_id.0.into(),
+        u.legal_hold.into(),
+        u.changed_outside.into(),
+        to_text(&u.resource).into(),
+        u.version.into(),
+        u.updated_at.0.into(),
+        u.removed_at.map(|t| t.0).into(),
+        u.deactivate_at.map(|t| t.0).into(),
+        u.environment_id.0.into(),
+        u.id.0.into(),
+        expected_version.into(),
+    ] {
+        qb.args.push(a);
+    }
+}
+
+/// ` insert into user_email ... values ...` for a user's email keys (the first [`IN_CHUNK`]).
+fn push_email_rows(qb: &mut Stmt, u: &UserRecord, keys: &[String]) {
+    qb.push("insert into user_email (user_id, environment_id, value_key) ");
+    qb.push_values(keys.iter().take(IN_CHUNK), |mut b, k| {
+        b.push_bind(u.id.0)
+            .push_bind(u.environment_id.0)
+            .push_bind(k.clone());
+    });
+}
+
 #[async_trait]
 impl UserStore for DbTx {
     async fn insert_user(&mut self, u: &UserRecord) -> StoreResult<()> {
-        self.exec(&Stmt::new("insert into user_account (user_id, environment_id, provider_id, user_name, user_name_key, external_id, \
-             display_name, scim_active, status, org_id, legal_hold, changed_outside, resource, version, created_at, \
-             updated_at, removed_at, deactivate_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)").arg(u.id.0).arg(u.environment_id.0).arg(u.provider_id.map(|p| p.0)).arg(&u.user_name).arg(key(&u.user_name)).arg(&u.external_id).arg(&u.display_name).arg(u.scim_active).arg(u.status.as_str()).arg(u.org_id.0).arg(u.legal_hold).arg(u.changed_outside).arg(to_text(&u.resource)).arg(u.version).arg(u.created_at.0).arg(u.updated_at.0).arg(u.removed_at.map(|t| t.0)).arg(u.deactivate_at.map(|t| t.0))).await?;
+        let keys = u.email_keys();
+        if super::super::WRITES_IN_WITH && !keys.is_empty() {
+            let mut qb = Stmt::new(format!("with u as ({INSERT_USER}) "));
+            bind_user_insert(&mut qb, u);
+            push_email_rows(&mut qb, u, &keys);
+            self.exec(&qb).await?;
+            return Ok(());
+        }
+        let mut qb = Stmt::new(INSERT_USER);
+        bind_user_insert(&mut qb, u);
+        self.exec(&qb).await?;
         self.write_emails(u, false).await?;
         Ok(())
     }
@@ -93,11 +170,39 @@ impl UserStore for DbTx {
     }
 
     async fn update_user(&mut self, u: &UserRecord, expected_version: i64) -> StoreResult<bool> {
-        let done = self.exec(&Stmt::new("update user_account set provider_id = $1, user_name = $2, user_name_key = $3, external_id = $4, \
-             display_name = $5, scim_active = $6, status = $7, org_id = $8, legal_hold = $9, changed_outside = $10, \
-             resource = $11, version = $12, updated_at = $13, removed_at = $14, deactivate_at = $15 \
-             where environment_id = $16 and user_id = $17 and version = $18").arg(u.provider_id.map(|p| p.0)).arg(&u.user_name).arg(key(&u.user_name)).arg(&u.external_id).arg(&u.display_name).arg(u.scim_active).arg(u.status.as_str()).arg(u.org_id.0).arg(u.legal_hold).arg(u.changed_outside).arg(to_text(&u.resource)).arg(u.version).arg(u.updated_at.0).arg(u.removed_at.map(|t| t.0)).arg(u.deactivate_at.map(|t| t.0)).arg(u.environment_id.0).arg(u.id.0).arg(expected_version)).await?;
-        if done != 1 {
+        if super::super::WRITES_IN_WITH {
+            // The update, then the email index brought to the new keys: rows for keys no longer
+            // held deleted, new keys added, both only if the version matched. The two touch
+            // different rows, so they can run in one statement.
+            let keys = u.email_keys();
+            let mut qb = Stmt::new(format!("with u as ({UPDATE_USER} returning user_id), "));
+            bind_user_update(&mut qb, u, expected_version);
+            qb.push("d as (delete from user_email where user_id in (select user_id from u)");
+            if !keys.is_empty() {
+                qb.push(" and value_key not in (");
+                let mut sep = qb.separated(", ");
+                for k in keys.iter().take(IN_CHUNK) {
+                    sep.push_bind(k.clone());
+                }
+                qb.push(")");
+            }
+            qb.push(")");
+            if !keys.is_empty() {
+                qb.push(", i as (insert into user_email (user_id, environment_id, value_key) select u.user_id, ");
+                qb.bind(u.environment_id.0);
+                qb.push(", k.value_key from u, (");
+                qb.push_values(keys.iter().take(IN_CHUNK), |mut b, k| {
+                    b.push_bind(k.clone());
+                });
+                qb.push(") as k(value_key) on conflict do nothing)");
+            }
+            qb.push(" select count(*) as updated from u");
+            let updated: i64 = get(&self.one(&qb).await?, "updated")?;
+            return Ok(updated == 1);
+        }
+        let mut qb = Stmt::new(UPDATE_USER);
+        bind_user_update(&mut qb, u, expected_version);
+        if self.exec(&qb).await? != 1 {
             return Ok(false);
         }
         self.write_emails(u, true).await?;

@@ -783,5 +783,26 @@ async fn indexed_filters_match_evaluated_filters(b: Backend) {
         ),
         1
     );
+    // One address kept and one added, then none: the index follows each time.
+    let by_email = |v: &str| {
+        format!(
+            "/Users?filter={}",
+            urlencode(&format!("emails.value eq \"{v}\""))
+        )
+    };
+    app.put(
+        &p,
+        &format!("/Users/{id}"),
+        json!({"userName": "u0", "emails": [{"value": "ANN@new.example"}, {"value": "ann@second.example"}]}),
+    )
+    .await;
+    for v in ["ann@new.example", "ann@second.example"] {
+        assert_eq!(count(&app.get(&p, &by_email(v)).await), 1, "{v}");
+    }
+    app.put(&p, &format!("/Users/{id}"), json!({"userName": "u0"}))
+        .await;
+    for v in ["ann@new.example", "ann@second.example"] {
+        assert_eq!(count(&app.get(&p, &by_email(v)).await), 0, "{v}");
+    }
     app.finish().await;
 }
