@@ -26,9 +26,10 @@ impl Muster {
         self.record_with(tx, entries, Vec::new()).await
     }
 
-    /// Like [`Muster::record`], for a change whose users the caller holds as they now are in
-    /// the transaction (a user just created): their events are built from those records
-    /// rather than from reading them back, a statement less.
+    /// Like [`Muster::record`], for users created in this transaction, which the caller holds
+    /// as they are and which hold no roles of their own yet (creating a user sets none: role
+    /// mapping needs groups): their events are built from those records rather than from
+    /// reading the users and their roles back, two statements less.
     pub(crate) async fn record_known(
         &self,
         tx: &mut Box<dyn Tx>,
@@ -142,10 +143,13 @@ async fn events_of(
                 None => unknown.push(*id),
             }
         }
-        if !unknown.is_empty() {
+        // Users just created hold no roles of their own (`record_known`).
+        let held = if unknown.is_empty() {
+            Vec::new()
+        } else {
             found.extend(tx.users_by_ids(env, &unknown).await?);
-        }
-        let held = tx.user_roles(env, &ids).await?;
+            tx.user_roles(env, &unknown).await?
+        };
         let orgs = Orgs::load(tx, env).await?;
         for u in &found {
             users.insert(u.id, user_data(u, &orgs, &held));
