@@ -8,10 +8,9 @@ const INSERT_USER: &str = "insert into user_account (user_id, environment_id, pr
      updated_at, removed_at, deactivate_at) \
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
-fn bind_user_insert(qb: &mut Stmt, u: &UserRecord) {
-    for a in [
-        Arg::from(u.id.0),
-        u.environment_id.0.into(),
+/// The user's columns from `provider_id` to `version`, in the order both statements name them.
+fn user_columns(u: &UserRecord) -> [Arg; 12] {
+    [
         u.provider_id.map(|p| p.0).into(),
         u.user_name.as_str().into(),
         key(&u.user_name).into(),
@@ -24,13 +23,17 @@ fn bind_user_insert(qb: &mut Stmt, u: &UserRecord) {
         u.changed_outside.into(),
         to_text(&u.resource).into(),
         u.version.into(),
-        u.created_at.0.into(),
-        u.updated_at.0.into(),
-        u.removed_at.map(|t| t.0).into(),
-        u.deactivate_at.map(|t| t.0).into(),
-    ] {
-        qb.args.push(a);
-    }
+    ]
+}
+
+fn bind_user_insert(qb: &mut Stmt, u: &UserRecord) {
+    qb.args.push(u.id.0.into());
+    qb.args.push(u.environment_id.0.into());
+    qb.args.extend(user_columns(u));
+    qb.args.push(u.created_at.0.into());
+    qb.args.push(u.updated_at.0.into());
+    qb.args.push(u.removed_at.map(|t| t.0).into());
+    qb.args.push(u.deactivate_at.map(|t| t.0).into());
 }
 
 const UPDATE_USER: &str = "update user_account set provider_id = $1, user_name = $2, user_name_key = $3, external_id = $4, \
@@ -39,28 +42,13 @@ const UPDATE_USER: &str = "update user_account set provider_id = $1, user_name =
      where environment_id = $16 and user_id = $17 and version = $18";
 
 fn bind_user_update(qb: &mut Stmt, u: &UserRecord, expected_version: i64) {
-    for a in [
-        Arg::from(u.provider_id.map(|p| p.0)),
-        u.user_name.as_str().into(),
-        key(&u.user_name).into(),
-        u.external_id.as_deref().into(),
-        u.display_name.as_deref().into(),
-        u.scim_active.into(),
-        u.status.as_str().into(),
-        u.org_id.0.into(),
-        u.legal_hold.into(),
-        u.changed_outside.into(),
-        to_text(&u.resource).into(),
-        u.version.into(),
-        u.updated_at.0.into(),
-        u.removed_at.map(|t| t.0).into(),
-        u.deactivate_at.map(|t| t.0).into(),
-        u.environment_id.0.into(),
-        u.id.0.into(),
-        expected_version.into(),
-    ] {
-        qb.args.push(a);
-    }
+    qb.args.extend(user_columns(u));
+    qb.args.push(u.updated_at.0.into());
+    qb.args.push(u.removed_at.map(|t| t.0).into());
+    qb.args.push(u.deactivate_at.map(|t| t.0).into());
+    qb.args.push(u.environment_id.0.into());
+    qb.args.push(u.id.0.into());
+    qb.args.push(expected_version.into());
 }
 
 /// ` insert into user_email ... values ...` for a user's email keys (the first [`IN_CHUNK`]).

@@ -553,19 +553,28 @@ async fn numbered_and_pending(c: &mut sqlx::PgConnection) -> (i64, i64) {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// PostgreSQL: events a stopped process committed but had not numbered are numbered by the next
-/// store to start on the database, before anyone reads the feed.
-#[tokio::test]
-async fn events_left_pending_by_a_stopped_process_are_numbered_at_start() {
+/// A PostgreSQL app, a connection of the test's own to its database, and the last `seq`
+/// given; `None` where PostgreSQL is not reachable.
+async fn app_on_postgres() -> Option<(TestApp, sqlx::PgConnection, i64)> {
     use sqlx::Connection as _;
     if !postgres_reachable().await {
-        return;
+        return None;
     }
     let app = TestApp::new(Backend::Postgres).await;
     let mut conn = sqlx::PgConnection::connect(&app.db.url)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let (before, _) = numbered_and_pending(&mut conn).await;
+    Some((app, conn, before))
+}
+
+/// PostgreSQL: events a stopped process committed but had not numbered are numbered by the next
+/// store to start on the database, before anyone reads the feed.
+#[tokio::test]
+async fn events_left_pending_by_a_stopped_process_are_numbered_at_start() {
+    let Some((app, mut conn, before)) = app_on_postgres().await else {
+        return;
+    };
     for m in ["a", "b", "c"] {
         insert_pending(&mut conn, app.env.id.0, m).await;
     }
@@ -595,15 +604,9 @@ async fn events_left_pending_by_a_stopped_process_are_numbered_at_start() {
 /// it closes its store, rather than leaving them for the next process.
 #[tokio::test]
 async fn a_store_closing_numbers_the_events_it_wrote() {
-    use sqlx::Connection as _;
-    if !postgres_reachable().await {
+    let Some((app, mut conn, before)) = app_on_postgres().await else {
         return;
-    }
-    let app = TestApp::new(Backend::Postgres).await;
-    let mut conn = sqlx::PgConnection::connect(&app.db.url)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (before, _) = numbered_and_pending(&mut conn).await;
+    };
     let cli = app.db.open().await;
     let mut tx = cli.shared().write().await.unwrap_or_else(|e| panic!("{e}"));
     tx.queue_events(vec![muster_core::model::FeedEvent {
