@@ -93,11 +93,10 @@ impl Stmt {
 impl DbTx {
     // The next three are PostgreSQL's (its commit and `postgres.rs`'s sequencer): SQLite
     // numbers events in the transaction.
-    #[allow(dead_code)]
     /// How many pending events one step of PostgreSQL's sequencer moves.
+    #[allow(dead_code)]
     pub const SEQUENCE_BATCH: i64 = 1_000;
 
-    #[allow(dead_code)]
     /// PostgreSQL's sequencer: moves the oldest pending events (at most `$1`), all committed, into
     /// the feed, numbered after the last `seq` in the order they were written; answers how many.
     /// Run under the sequencer's advisory lock in a statement of its own; the sequence row is
@@ -105,6 +104,7 @@ impl DbTx {
     /// a join: with a join the planner's estimate (no statistics on the one-row table) ran to
     /// millions and PostgreSQL JIT-compiled every step, 165 ms each (`explain analyze`); now it
     /// is linear in the batch, about 1,500 for 1,000 rows.
+    #[allow(dead_code)]
     pub const SEQUENCE_PENDING: &str = "with moved as ( \
            delete from event_pending where pending_id in \
              (select pending_id from event_pending order by pending_id limit $1) \
@@ -120,10 +120,10 @@ impl DbTx {
            returning 1) \
          select count(*) as moved from numbered";
 
-    #[allow(dead_code)]
     /// PostgreSQL, just before COMMIT: writes the transaction's sync log entries, and its events
     /// to `event_pending`, where the sequencer numbers them once they have committed. The usual
     /// change (a few entries, their events) is one statement.
+    #[allow(dead_code)]
     pub(super) async fn write_outbox(
         t: &mut DbConn,
         log: &[SyncLogEntry],
