@@ -1,5 +1,5 @@
 //! The server's log: tracing-subscriber's `fmt` output (human or JSON) to stderr through a
-//! writer thread.
+//! writer thread ([`crate::log_sink`]).
 //!
 //! In the human format, the fields and the timestamp are written by the two small formatters
 //! below rather than tracing-subscriber's defaults. Every request writes a log line, and
@@ -23,18 +23,13 @@ use crate::config::{Config, LogFormat};
 
 /// Logs to stderr through a writer thread: a request's log line is formatted on its own thread
 /// and handed over, so no request waits for a `write` to the terminal, file or pipe behind
-/// stderr; the writer thread writes what has queued in one go. Colours only on a terminal. The
-/// guard flushes what is queued when `main` returns.
-pub fn init(cfg: &Config) -> tracing_appender::non_blocking::WorkerGuard {
+/// stderr; the writer thread writes what has gathered in one go. Colours only on a terminal.
+/// The guard writes what is waiting when `main` returns.
+pub fn init(cfg: &Config) -> std::io::Result<crate::log_sink::SinkGuard> {
     use std::io::IsTerminal;
     let filter = EnvFilter::try_new(&cfg.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .thread_name("muster-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    let (writer, guard) = crate::log_sink::spawn(std::io::stderr())?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
@@ -47,7 +42,7 @@ pub fn init(cfg: &Config) -> tracing_appender::non_blocking::WorkerGuard {
             .init(),
         LogFormat::Human => builder.fmt_fields(Fields).with_timer(UtcMicros).init(),
     }
-    guard
+    Ok(guard)
 }
 
 /// The time of a log line: RFC 3339 in UTC with microseconds, as tracing-subscriber writes it.

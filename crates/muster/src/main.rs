@@ -5,6 +5,7 @@ mod app_cli;
 mod cli;
 mod config;
 mod http;
+mod log_sink;
 mod logging;
 mod mail_sender;
 mod mapping_cli;
@@ -44,7 +45,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let is_server = matches!(cli.command, Command::Serve);
-    let log_guard = if is_server {
+    let logged = if is_server {
         logging::init(&cfg)
     } else {
         // Administration commands print their results; logs only for warnings.
@@ -53,6 +54,13 @@ fn main() -> std::process::ExitCode {
             ..cfg.clone()
         };
         logging::init(&quiet)
+    };
+    let log_guard = match logged {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("muster: cannot start the log writer thread: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
     };
     let result = runtime.block_on(async move {
         match cli.command {
