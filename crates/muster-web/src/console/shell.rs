@@ -275,6 +275,16 @@ pub(crate) fn when(t: Option<muster_core::Timestamp>) -> String {
     t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())
 }
 
+/// The session cookie for a signed-in administrator.
+pub(crate) fn session_cookie(state: &AppState, secret: &str) -> String {
+    let secure = if state.muster.settings.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{COOKIE}={secret}; Path=/console; HttpOnly; SameSite=Strict{secure}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,14 +311,4 @@ mod tests {
         assert!(form.has("name"));
         assert_eq!(form.parsed::<u32>("role"), Some(1));
     }
-}
-
-/// The session cookie for a signed-in administrator.
-pub(crate) fn session_cookie(state: &AppState, secret: &str) -> String {
-    let secure = if state.muster.settings.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!("{COOKIE}={secret}; Path=/console; HttpOnly; SameSite=Strict{secure}")
 }
