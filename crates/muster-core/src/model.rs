@@ -1,5 +1,6 @@
 //! The records Muster keeps, as the domain sees them.
 
+pub use muster_scim::stored::Attributes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -303,8 +304,9 @@ pub struct UserRecord {
     pub legal_hold: bool,
     /// Whether an administrator changed the user since the provider last updated it.
     pub changed_outside: bool,
-    /// The SCIM resource in canonical form (without `id`, `meta` and `groups`).
-    pub resource: Map<String, Value>,
+    /// The SCIM resource in canonical form (without `id`, `meta` and `groups`): its stored
+    /// text, parsed on first use.
+    pub resource: Attributes,
     /// Bumped on every write; the SCIM `meta.version`.
     pub version: i64,
     /// When it was created.
@@ -817,7 +819,7 @@ mod tests {
             org_id: OrgId::new(),
             legal_hold: false,
             changed_outside: false,
-            resource: resource.as_object().cloned().unwrap_or_default(),
+            resource: resource.as_object().cloned().unwrap_or_default().into(),
             version: 1,
             created_at: at,
             updated_at: at,

@@ -8,6 +8,7 @@ use crate::users::UserView;
 use muster_scim::render::group_of_user;
 use muster_scim::render::resource;
 use muster_scim::render::user_member;
+use muster_scim::render::write_stored;
 use muster_scim::render::Meta;
 use muster_scim::schema::GROUP_RESOURCE;
 use muster_scim::schema::USER_RESOURCE;
@@ -32,7 +33,42 @@ impl Muster {
             last_modified: u.updated_at.to_rfc3339(),
             version: u.version,
         };
-        resource(&USER_RESOURCE, &ctx.base_url, u.resource, &[], groups, meta)
+        resource(
+            &USER_RESOURCE,
+            &ctx.base_url,
+            u.resource.into_map(),
+            &[],
+            groups,
+            meta,
+        )
+    }
+
+    /// Writes a user's SCIM resource to `out` as [`Muster::render_user`] with the default
+    /// projection would send it, copying the stored attributes rather than parsing them. Returns
+    /// `false`, having written nothing, when the stored text cannot be copied (see
+    /// [`write_stored`]).
+    pub fn write_user_json(&self, ctx: &ProviderCtx, v: &UserView, out: &mut Vec<u8>) -> bool {
+        let u = &v.user;
+        let groups: Option<Vec<Value>> = v.groups.as_ref().map(|groups| {
+            groups
+                .iter()
+                .map(|g| group_of_user(&ctx.base_url, &g.group_id.to_string(), &g.display))
+                .collect()
+        });
+        let meta = Meta {
+            id: u.id.to_string(),
+            created: u.created_at.to_rfc3339(),
+            last_modified: u.updated_at.to_rfc3339(),
+            version: u.version,
+        };
+        write_stored(
+            out,
+            &USER_RESOURCE,
+            &ctx.base_url,
+            &u.resource,
+            groups.as_deref().map(|g| ("groups", g)),
+            &meta,
+        )
     }
 
     /// Renders a group as its SCIM resource (RFC 7643 §4.2), with `members` if loaded.

@@ -10,6 +10,7 @@
 //! - [`version`]: resource versions as ETags, `If-Match` and `If-None-Match` (RFC 7644 §3.14).
 //! - [`select`]: one value read out of a resource by attribute path (for org mapping).
 //! - [`render`]: resources as sent: `schemas`, `id`, attributes, `$ref` URLs and `meta`.
+//! - [`stored`]: a resource's attributes as stored: JSON text, parsed on first use.
 
 pub mod bulk;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod resource;
 pub mod schema;
 pub mod select;
 pub mod sort;
+pub mod stored;
 pub mod version;
 
 pub use error::{ScimError, ScimType};

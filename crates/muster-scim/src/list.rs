@@ -132,9 +132,55 @@ pub fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Val
     Value::Object(out)
 }
 
+/// Writes to `out` the JSON of the ListResponse [`list_response`] builds, byte for byte, with
+/// each item written by `write` in its place: for resources written straight from their stored
+/// text (`crate::render::write_stored`), never held as values.
+pub fn write_list_response<T>(
+    out: &mut Vec<u8>,
+    total: u64,
+    start_index: u64,
+    items: Vec<T>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
+    out.extend_from_slice(b"{\"schemas\":");
+    // Writing JSON into memory cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &[LIST_RESPONSE_SCHEMA]);
+    let head = format!(
+        ",\"totalResults\":{total},\"startIndex\":{start_index},\"itemsPerPage\":{},\"Resources\":[",
+        items.len()
+    );
+    out.extend_from_slice(head.as_bytes());
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.extend_from_slice(b"]}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_list_is_the_built_one() {
+        for items in [
+            vec![],
+            vec![json!({"a": 1})],
+            vec![json!({"a": 1}), json!({"b": "x\""})],
+        ] {
+            let want = serde_json::to_vec(&list_response(12, 3, items.clone())).unwrap_or_default();
+            let mut got = Vec::new();
+            write_list_response(&mut got, 12, 3, items, |out, v| {
+                let _ = serde_json::to_writer(out, &v);
+            });
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+        }
+    }
 
     #[test]
     fn query_parameters() {

@@ -3,7 +3,9 @@
 //! type's endpoint under the provider's base URL (RFC 7644 §3.1). The domain keeps resources in
 //! canonical form; this is the one place their wire form is put together.
 
-use crate::schema::{ResourceTypeDef, GROUP_RESOURCE, USER_RESOURCE};
+use crate::resource::Projection;
+use crate::schema::{ResourceTypeDef, Returned, GROUP_RESOURCE, USER_RESOURCE};
+use crate::stored::{entries, Attributes};
 use crate::version::etag;
 use serde_json::{json, Map, Value};
 
@@ -55,17 +57,114 @@ pub fn resource(
             out.insert(name.into(), Value::Array(items));
         }
     }
-    out.insert(
-        "meta".into(),
-        json!({
-            "resourceType": rt.name,
-            "created": meta.created,
-            "lastModified": meta.last_modified,
-            "location": location(base_url, rt, &meta.id),
-            "version": etag(meta.version),
-        }),
-    );
+    out.insert("meta".into(), meta_value(rt, base_url, &meta));
     out
+}
+
+fn meta_value(rt: &ResourceTypeDef, base_url: &str, meta: &Meta) -> Value {
+    json!({
+        "resourceType": rt.name,
+        "created": meta.created,
+        "lastModified": meta.last_modified,
+        "location": location(base_url, rt, &meta.id),
+        "version": etag(meta.version),
+    })
+}
+
+/// Writes to `out` the JSON of the resource [`resource`] builds, as the default projection
+/// (no `attributes`, no `excludedAttributes`) leaves it, byte for byte, but straight from the
+/// stored text: each attribute's value is copied, not parsed and written again.
+///
+/// Returns `false`, having written nothing, when `stored` is not the text it was read as (it
+/// changed since) or holds a name the wire form puts elsewhere (`meta`, or `extra`'s); the
+/// caller then renders the map.
+pub fn write_stored(
+    out: &mut Vec<u8>,
+    rt: &'static ResourceTypeDef,
+    base_url: &str,
+    stored: &Attributes,
+    extra: Option<(&str, &[Value])>,
+    meta: &Meta,
+) -> bool {
+    let Some(text) = stored.stored_text() else {
+        return false;
+    };
+    let Ok(members) = entries(text) else {
+        return false;
+    };
+    let elsewhere = |name: &str| name == "meta" || extra.is_some_and(|(n, _)| n == name);
+    if members.iter().any(|(name, _)| elsewhere(name)) {
+        return false;
+    }
+    let find = |name: &str| {
+        members
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.get())
+    };
+    let default = Projection::default();
+    // Writing JSON into memory cannot fail; the results are ignored for that reason.
+    out.extend_from_slice(b"{\"schemas\":");
+    match find("schemas") {
+        Some(raw) => out.extend_from_slice(raw.as_bytes()),
+        None => {
+            let _ = serde_json::to_writer(&mut *out, &[rt.schema.id]);
+        }
+    }
+    out.extend_from_slice(b",\"id\":");
+    match find("id") {
+        Some(raw) => out.extend_from_slice(raw.as_bytes()),
+        None => {
+            let _ = serde_json::to_writer(&mut *out, &meta.id);
+        }
+    }
+    for (name, raw) in &members {
+        if name == "schemas" || name == "id" {
+            continue;
+        }
+        if rt.extension(name).is_some() {
+            // An extension's attributes are sent one by one as its schema says: parse just
+            // this one and let the projection decide, as for a rendered map.
+            let mut one = Map::new();
+            let Ok(value) = serde_json::from_str::<Value>(raw.get()) else {
+                continue;
+            };
+            one.insert(name.to_string(), value);
+            default.apply(rt, &mut one);
+            for (name, value) in &one {
+                member(out, name, |out| {
+                    let _ = serde_json::to_writer(out, value);
+                });
+            }
+            continue;
+        }
+        match rt.core_attr(name) {
+            Some(def) if matches!(def.returned, Returned::Default | Returned::Always) => {
+                member(out, name, |out| out.extend_from_slice(raw.get().as_bytes()));
+            }
+            _ => {}
+        }
+    }
+    if let Some((name, items)) = extra {
+        if !items.is_empty() {
+            member(out, name, |out| {
+                let _ = serde_json::to_writer(out, items);
+            });
+        }
+    }
+    member(out, "meta", |out| {
+        let _ = serde_json::to_writer(out, &meta_value(rt, base_url, meta));
+    });
+    out.push(b'}');
+    true
+}
+
+/// Writes `,"name":` and then the value.
+fn member(out: &mut Vec<u8>, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
+    out.push(b',');
+    let _ = serde_json::to_writer(&mut *out, name);
+    out.push(b':');
+    value(out);
 }
 
 /// A user's `groups` value: a group it is a direct member of (RFC 7643 §4.1.2).
@@ -90,6 +189,106 @@ pub fn user_member(base_url: &str, user_id: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::normalize;
+    use crate::schema::{ENTERPRISE_USER_SCHEMA, MUSTER_USER_SCHEMA};
+
+    fn meta(id: &str) -> Meta {
+        Meta {
+            id: id.into(),
+            created: "2026-01-02T03:04:05.123Z".into(),
+            last_modified: "2026-02-03T04:05:06Z".into(),
+            version: 7,
+        }
+    }
+
+    /// What the parsed path sends: the map rendered, then the default projection.
+    fn rendered(stored: Map<String, Value>, extra: Option<(&str, Vec<Value>)>) -> Vec<u8> {
+        let mut r = resource(
+            &USER_RESOURCE,
+            "https://m/scim/v2/p",
+            stored,
+            &[],
+            extra,
+            meta("u\"1"),
+        );
+        Projection::default().apply(&USER_RESOURCE, &mut r);
+        serde_json::to_vec(&r).unwrap_or_default()
+    }
+
+    fn written(text: &str, extra: Option<(&str, &[Value])>) -> Option<Vec<u8>> {
+        let stored = Attributes::from_text(text.to_string()).ok()?;
+        let mut out = Vec::new();
+        write_stored(
+            &mut out,
+            &USER_RESOURCE,
+            "https://m/scim/v2/p",
+            &stored,
+            extra,
+            &meta("u\"1"),
+        )
+        .then_some(out)
+    }
+
+    #[test]
+    fn a_stored_user_is_written_as_the_rendered_map_would_be() {
+        let bodies = [
+            json!({"userName": "a@example.com"}),
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE_USER_SCHEMA, MUSTER_USER_SCHEMA],
+                "userName": "Ünïcødé \"quoted\" \\ back\u{1}slash\n",
+                "externalId": "00u\u{2028}x",
+                "name": {"givenName": "Bä", "familyName": "O'Brien", "formatted": "Bä O'Brien"},
+                "displayName": "日本語 🎉",
+                "active": false,
+                "emails": [{"value": "a@example.com", "type": "work", "primary": true}, {"value": "b@example.com"}],
+                "phoneNumbers": [{"value": "+1 555", "type": "mobile"}],
+                "addresses": [{"streetAddress": "1 Main\tSt", "postalCode": "12345", "country": "US"}],
+                "title": "Engineer",
+                "password": "never sent",
+                ENTERPRISE_USER_SCHEMA: {"department": "R&D", "employeeNumber": "0042", "manager": {"value": "m1", "displayName": "Boss"}},
+                MUSTER_USER_SCHEMA: {"c42OrgName": "Sales"},
+            }),
+            json!({"userName": "n", "x509Certificates": [{"value": "MIIB"}], "entitlements": [{"value": "e", "display": "E"}], "roles": [{"value": "r"}]}),
+        ];
+        let groups = vec![group_of_user("https://m/scim/v2/p", "g1", "Ops \"A\"")];
+        for body in bodies {
+            let stored = match normalize(&USER_RESOURCE, &body) {
+                Ok(n) => n.resource,
+                Err(e) => panic!("{e}"),
+            };
+            let text = serde_json::to_string(&stored).unwrap_or_default();
+            for extra in [None, Some(Vec::new()), Some(groups.clone())] {
+                let want = rendered(stored.clone(), extra.clone().map(|g| ("groups", g)));
+                let got = written(&text, extra.as_ref().map(|g| ("groups", g.as_slice())));
+                assert_eq!(
+                    got.as_deref().map(String::from_utf8_lossy),
+                    Some(String::from_utf8_lossy(&want)),
+                    "for {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn stored_text_that_cannot_be_copied_is_left_to_the_map() {
+        let groups = [json!({"value": "g"})];
+        assert!(written(r#"{"userName":"a","meta":{"x":1}}"#, None).is_none());
+        assert!(written(r#"{"userName":"a","groups":[]}"#, Some(("groups", &groups))).is_none());
+        let read = Attributes::from_text(r#"{"userName":"a"}"#.into()).unwrap_or_default();
+        let mut map = read.into_map();
+        map.insert("title".into(), json!("t"));
+        let changed = Attributes::from(map);
+        let mut out = Vec::new();
+        assert!(!write_stored(
+            &mut out,
+            &USER_RESOURCE,
+            "b",
+            &changed,
+            None,
+            &meta("1")
+        ));
+        assert!(out.is_empty());
+    }
 
     #[test]
     fn urls_come_from_the_resource_type_endpoint() {

@@ -445,6 +445,12 @@ impl Projection {
         }
     }
 
+    /// Whether neither `attributes` nor `excludedAttributes` selects anything: every attribute
+    /// returned by default is returned.
+    pub fn is_default(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
     /// Whether a top-level core attribute (such as `members` or `groups`) will be returned.
     pub fn wants(&self, attr: &AttrDef) -> bool {
         self.keeps(Container::Core, attr)

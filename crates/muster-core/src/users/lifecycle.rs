@@ -461,7 +461,7 @@ mod tests {
             org_id: OrgId::new(),
             legal_hold: hold,
             changed_outside: false,
-            resource: Map::new(),
+            resource: Map::new().into(),
             version: 1,
             created_at: NOW,
             updated_at: NOW,

@@ -75,7 +75,7 @@ impl Muster {
             org_id: org.id,
             legal_hold: false,
             changed_outside: false,
-            resource,
+            resource: resource.into(),
             version: 1,
             created_at: now,
             updated_at: now,
@@ -136,19 +136,21 @@ impl Muster {
             u.resource.get("displayName").cloned(),
             u.resource.get("emails").cloned(),
         );
+        let mut resource = std::mem::take(&mut u.resource).into_map();
         if display_name.is_empty() {
-            u.resource.remove("displayName");
+            resource.remove("displayName");
         } else {
-            u.resource.insert("displayName".into(), json!(display_name));
+            resource.insert("displayName".into(), json!(display_name));
         }
         if email.is_empty() {
-            u.resource.remove("emails");
+            resource.remove("emails");
         } else {
-            u.resource.insert(
+            resource.insert(
                 "emails".into(),
                 json!([{"value": email, "type": "work", "primary": true}]),
             );
         }
+        u.resource = resource.into();
         u.display_name = (!display_name.is_empty()).then(|| display_name.to_string());
         let after = (
             u.resource.get("displayName").cloned(),

@@ -118,7 +118,7 @@ impl Muster {
                 org_id: rules.root(),
                 legal_hold: false,
                 changed_outside: false,
-                resource: n.resource.clone(),
+                resource: n.resource.clone().into(),
                 version: 1,
                 created_at: now,
                 updated_at: now,
@@ -224,7 +224,7 @@ impl Muster {
         let mut u = existing.clone();
         let was_removed = u.removed_at.is_some();
         u.removed_at = None;
-        u.resource = resource;
+        u.resource = resource.into();
         u.user_name = fields.user_name.clone();
         u.external_id = fields.external_id.clone();
         u.display_name = fields.display_name.clone();
@@ -396,7 +396,7 @@ impl Muster {
                 }
             }
             let mut u = existing.clone();
-            u.resource = resource;
+            u.resource = resource.into();
             u.user_name = fields.user_name.clone();
             u.external_id = fields.external_id.clone();
             u.display_name = fields.display_name.clone();

@@ -18,10 +18,10 @@ use muster_core::ids::{
     SessionId, TokenId, UserId, WebhookId,
 };
 use muster_core::model::{
-    Actor, AdminAccount, AdminRole, AdminSession, AdminToken, DeliveryKind, Environment, FeedEvent,
-    GroupOrgMapping, GroupRecord, GroupRef, ManualDelivery, MemberRef, Org, OrgMapping, OrgMethod,
-    OrgStatus, Outcome, Provider, ProviderToken, ReportPreference, Role, RoleSource, Scope,
-    SyncLogEntry, UserRecord, UserStatus, WebhookDelivery, WebhookEndpoint,
+    Actor, AdminAccount, AdminRole, AdminSession, AdminToken, Attributes, DeliveryKind,
+    Environment, FeedEvent, GroupOrgMapping, GroupRecord, GroupRef, ManualDelivery, MemberRef, Org,
+    OrgMapping, OrgMethod, OrgStatus, Outcome, Provider, ProviderToken, ReportPreference, Role,
+    RoleSource, Scope, SyncLogEntry, UserRecord, UserStatus, WebhookDelivery, WebhookEndpoint,
 };
 use muster_core::store::{
     AdminAccountStore, AdminTokenStore, Cond, Cursor, EnvironmentStore, EventStore, GroupStore,
@@ -543,7 +543,9 @@ fn user_from<R: Cols + ?Sized>(row: &R) -> StoreResult<UserRecord> {
         org_id: OrgId(get(row, "org_id")?),
         legal_hold: get(row, "legal_hold")?,
         changed_outside: get(row, "changed_outside")?,
-        resource: json_map(&resource)?,
+        // Kept as text: most reads only send it back (muster_scim::stored).
+        resource: Attributes::from_text(resource)
+            .map_err(|_| StoreError::Corrupt("a stored resource is not a JSON object".into()))?,
         version: get(row, "version")?,
         created_at: ts(get(row, "created_at")?),
         updated_at: ts(get(row, "updated_at")?),

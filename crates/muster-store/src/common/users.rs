@@ -21,7 +21,7 @@ fn user_columns(u: &UserRecord) -> [Arg; 12] {
         u.org_id.0.into(),
         u.legal_hold.into(),
         u.changed_outside.into(),
-        to_text(&u.resource).into(),
+        u.resource.to_json().into(),
         u.version.into(),
     ]
 }

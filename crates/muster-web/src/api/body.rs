@@ -250,7 +250,7 @@ impl UserBody {
                     source: h.source.as_str(),
                 })
                 .collect(),
-            scim: d.user.resource.clone(),
+            scim: d.user.resource.clone().into_map(),
         }
     }
 }

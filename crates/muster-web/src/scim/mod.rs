@@ -5,7 +5,7 @@
 
 pub mod response;
 
-use self::response::scim_json;
+use self::response::{scim_bytes, scim_json};
 pub mod bulk;
 pub mod discovery;
 pub mod extract;
@@ -18,7 +18,7 @@ use axum::Router;
 use muster_core::groups::GroupView;
 use muster_core::users::UserView;
 use muster_core::ProviderCtx;
-use muster_scim::list::{list_response, ListParams};
+use muster_scim::list::{list_response, write_list_response, ListParams};
 use muster_scim::patch;
 use muster_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use muster_scim::version::etag;
@@ -136,7 +136,15 @@ fn single(
     version: i64,
     location: Option<&str>,
 ) -> Response {
-    let mut resp = scim_json(status, &Value::Object(resource));
+    let mut buf = Vec::with_capacity(2048);
+    // Writing a JSON map into memory cannot fail.
+    let _ = serde_json::to_writer(&mut buf, &resource);
+    single_json(status, buf, version, location)
+}
+
+/// A single resource's response, its JSON already written: the status, `ETag` and `Location`.
+fn single_json(status: u16, json: Vec<u8>, version: i64, location: Option<&str>) -> Response {
+    let mut resp = scim_bytes(status, json);
     if let Ok(v) = HeaderValue::from_str(&etag(version)) {
         resp.headers_mut().insert(header::ETAG, v);
     }
@@ -159,6 +167,37 @@ fn user_out(
     let mut r = state.muster.render_user(ctx, v);
     projection.apply(&USER_RESOURCE, &mut r);
     r
+}
+
+/// Writes a user's resource as JSON: with the default projection, straight from its stored
+/// text (the common case: a read that only sends it back); otherwise rendered and projected.
+fn write_user(
+    state: &AppState,
+    ctx: &ProviderCtx,
+    v: UserView,
+    projection: &Projection,
+    out: &mut Vec<u8>,
+) {
+    if projection.is_default() && state.muster.write_user_json(ctx, &v, out) {
+        return;
+    }
+    // Writing a JSON map into memory cannot fail.
+    let _ = serde_json::to_writer(out, &user_out(state, ctx, v, projection));
+}
+
+/// A single user's response: its JSON, `ETag` and `Location`.
+fn single_user(
+    state: &AppState,
+    ctx: &ProviderCtx,
+    status: u16,
+    v: UserView,
+    location: Option<&str>,
+    projection: &Projection,
+) -> Response {
+    let version = v.user.version;
+    let mut buf = Vec::with_capacity(2048);
+    write_user(state, ctx, v, projection, &mut buf);
+    single_json(status, buf, version, location)
 }
 
 fn group_out(
@@ -186,12 +225,13 @@ async fn create_user(
     let created = state.muster.create_user(&ctx, &body).await?;
     let p = q.projection(&USER_RESOURCE);
     let location = format!("{}/Users/{}", ctx.base_url, created.view.user.id);
-    let version = created.view.user.version;
-    Ok(single(
+    Ok(single_user(
+        &state,
+        &ctx,
         201,
-        user_out(&state, &ctx, created.view, &p),
-        version,
+        created.view,
         Some(&location),
+        &p,
     ))
 }
 
@@ -211,8 +251,7 @@ async fn get_user(
     if not_modified(&conditions, v.user.version) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let version = v.user.version;
-    Ok(single(200, user_out(&state, &ctx, v, &p), version, None))
+    Ok(single_user(&state, &ctx, 200, v, None, &p))
 }
 
 /// `If-None-Match` on GET (RFC 7644 §3.14): 304 when the client has the current version.
@@ -238,8 +277,7 @@ async fn replace_user(
         .replace_user(&ctx, &id, &body, cond.if_match.as_ref())
         .await?;
     let p = q.projection(&USER_RESOURCE);
-    let version = v.user.version;
-    Ok(single(200, user_out(&state, &ctx, v, &p), version, None))
+    Ok(single_user(&state, &ctx, 200, v, None, &p))
 }
 
 /// `DELETE /Users/{id}` (RFC 7644 §3.6).
@@ -267,15 +305,15 @@ async fn users_page(state: &AppState, ctx: &ProviderCtx, params: ListParams) -> 
         .muster
         .list_users(ctx, &params, wants(&p, &USER_RESOURCE, "groups"))
         .await?;
-    let resources = result
-        .items
-        .into_iter()
-        .map(|v| Value::Object(user_out(state, ctx, v, &p)))
-        .collect();
-    Ok(scim_json(
-        200,
-        &list_response(result.total, result.start_index, resources),
-    ))
+    let mut buf = Vec::with_capacity(2048 * result.items.len().clamp(1, 100));
+    write_list_response(
+        &mut buf,
+        result.total,
+        result.start_index,
+        result.items,
+        |out, v| write_user(state, ctx, v, &p, out),
+    );
+    Ok(scim_bytes(200, buf))
 }
 
 /// `GET /Users` (RFC 7644 §3.4.2).
@@ -523,8 +561,7 @@ async fn patch_user(
         .patch_user(&ctx, &id, &ops, cond.if_match.as_ref())
         .await?;
     let p = q.projection(&USER_RESOURCE);
-    let version = v.user.version;
-    Ok(single(200, user_out(&state, &ctx, v, &p), version, None))
+    Ok(single_user(&state, &ctx, 200, v, None, &p))
 }
 
 /// `PATCH /Groups/{id}` (RFC 7644 §3.5.2): 200 with the group, subject to `attributes` and

@@ -87,7 +87,7 @@ fn user(s: &Seed, name: &str) -> UserRecord {
         org_id: s.org,
         legal_hold: false,
         changed_outside: false,
-        resource,
+        resource: resource.into(),
         version: 1,
         created_at: Timestamp(10),
         updated_at: Timestamp(10),
@@ -475,12 +475,13 @@ async fn lookups_read_what_the_writer_wrote(b: Backend) {
     full.created_at = Timestamp(1_700_000_000_123_456);
     full.updated_at = Timestamp(1_700_000_000_654_321);
     full.deactivate_at = Some(Timestamp(1_800_000_000_000_000));
-    full.resource.insert(
+    let mut resource = std::mem::take(&mut full.resource).into_map();
+    resource.insert(
         "emails".into(),
         json!([{"value": "Shared@Example.com", "primary": true}]),
     );
-    full.resource
-        .insert("nested".into(), json!({"a": [1, 2.5, null, true, "x"]}));
+    resource.insert("nested".into(), json!({"a": [1, 2.5, null, true, "x"]}));
+    full.resource = resource.into();
     for u in [&plain, &full] {
         tx.insert_user(u).await.unwrap_or_else(|e| panic!("{e}"));
     }

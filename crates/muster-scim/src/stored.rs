@@ -1,0 +1,223 @@
+//! A resource's attributes as they come out of the database: JSON text, parsed only when
+//! something reads them.
+//!
+//! Most reads of a resource only send it back (`GET /Users/{id}`, a filter, a page). Parsing
+//! the stored text into a `serde_json` map and writing the map out again was about a quarter of
+//! a `GET /Users/{id}` in callgrind's count (docs/benchmarks.md, "The stored JSON sent as
+//! stored"). So [`Attributes`] keeps the text. [`crate::render::write_stored`] copies its
+//! attributes straight into the response, and the map is built on first use by anything else
+//! (filters evaluated in memory, PATCH, mapping rules, the console).
+//!
+//! The text is checked when it is read from the database ([`Attributes::from_text`]): it must be
+//! a JSON object. So a corrupt row is reported where it is read, as before, and the parse on
+//! first use cannot fail.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::OnceLock;
+
+use serde::de::{DeserializeSeed, MapAccess, Visitor};
+use serde::Deserializer;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// A resource's stored attributes (canonical form, without `id` and `meta`): a JSON object.
+/// Reads as a map (`Deref`). To change it, take the map ([`Attributes::into_map`]) and make
+/// new attributes of the result (`From<Map>`): the text it was read from no longer applies.
+#[derive(Clone)]
+pub struct Attributes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// Read from storage: the text, and its map once something asked for it.
+    Text(Box<str>, OnceLock<Map<String, Value>>),
+    /// Given as a map, or changed since it was read.
+    Map(Map<String, Value>),
+}
+
+impl Default for Attributes {
+    fn default() -> Attributes {
+        Attributes(Repr::Map(Map::new()))
+    }
+}
+
+/// A map of text checked to be a JSON object when read ([`Attributes::from_text`]): it cannot
+/// fail.
+fn parse(text: &str) -> Map<String, Value> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+impl Attributes {
+    /// Attributes read from stored text, which must be a JSON object.
+    pub fn from_text(text: String) -> Result<Attributes, serde_json::Error> {
+        entries(&text)?;
+        Ok(Attributes(Repr::Text(
+            text.into_boxed_str(),
+            OnceLock::new(),
+        )))
+    }
+
+    /// The text they were read from, while it is still what they say.
+    pub fn stored_text(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Text(text, _) => Some(text),
+            Repr::Map(_) => None,
+        }
+    }
+
+    /// The attributes as JSON text, for storing: the text they were read from if unchanged.
+    pub fn to_json(&self) -> String {
+        match &self.0 {
+            Repr::Text(text, _) => text.to_string(),
+            Repr::Map(map) => serde_json::to_string(map).unwrap_or_else(|_| "{}".into()),
+        }
+    }
+
+    /// The attributes as a map, parsed now if they were not yet.
+    pub fn into_map(self) -> Map<String, Value> {
+        match self.0 {
+            Repr::Text(text, parsed) => parsed.into_inner().unwrap_or_else(|| parse(&text)),
+            Repr::Map(map) => map,
+        }
+    }
+}
+
+impl From<Map<String, Value>> for Attributes {
+    fn from(map: Map<String, Value>) -> Attributes {
+        Attributes(Repr::Map(map))
+    }
+}
+
+impl Deref for Attributes {
+    type Target = Map<String, Value>;
+
+    fn deref(&self) -> &Map<String, Value> {
+        match &self.0 {
+            Repr::Text(text, parsed) => parsed.get_or_init(|| parse(text)),
+            Repr::Map(map) => map,
+        }
+    }
+}
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Attributes) -> bool {
+        match (self.stored_text(), other.stored_text()) {
+            (Some(a), Some(b)) if a == b => true,
+            _ => **self == **other,
+        }
+    }
+}
+
+impl fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+/// The top-level members of a JSON object in `text`, in order: each name (borrowed unless it
+/// had escapes) and its value's text, without building any value.
+pub fn entries(text: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let out = (&mut de).deserialize_map(EntriesVisitor)?;
+    de.end()?;
+    Ok(out)
+}
+
+struct EntriesVisitor;
+
+impl<'de> Visitor<'de> for EntriesVisitor {
+    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(12));
+        while let Some(key) = map.next_key_seed(Name)? {
+            out.push((key, map.next_value::<&RawValue>()?));
+        }
+        Ok(out)
+    }
+}
+
+/// A member name, borrowed from the text when it has no escapes.
+struct Name;
+
+impl<'de> DeserializeSeed<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(NameVisitor)
+    }
+}
+
+struct NameVisitor;
+
+impl<'de> Visitor<'de> for NameVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn text_reads_as_its_map_and_is_kept_until_changed() {
+        let text = r#"{"userName":"b\u00e9a","name":{"givenName":"B"},"active":true,"n":1.5}"#;
+        let a = Attributes::from_text(text.into()).unwrap_or_default();
+        assert_eq!(a.stored_text(), Some(text));
+        assert_eq!(a["userName"], "béa");
+        assert_eq!(a.get("name"), Some(&json!({"givenName": "B"})));
+        assert_eq!(a.stored_text(), Some(text), "reading keeps the text");
+        let mut m = a.into_map();
+        m.insert("displayName".into(), json!("Bea"));
+        let a = Attributes::from(m);
+        assert_eq!(a.stored_text(), None, "a change drops it");
+        assert_eq!(a["displayName"], "Bea");
+        let stored: Value = serde_json::from_str(&a.to_json()).unwrap_or_default();
+        assert_eq!(stored["displayName"], "Bea");
+        assert_eq!(stored["userName"], "béa");
+    }
+
+    #[test]
+    fn only_an_object_is_accepted() {
+        for bad in ["[1]", "\"x\"", "{\"a\":", "{\"a\":1} x", "", "{\"a\":tru}"] {
+            assert!(Attributes::from_text(bad.into()).is_err(), "{bad:?}");
+        }
+        assert!(Attributes::from_text("{}".into()).is_ok());
+    }
+
+    #[test]
+    fn entries_are_in_order_with_names_unescaped() {
+        let text = r#"{"b":[1, 2],"a\"q":{"x":null},"c":"s"}"#;
+        let e = entries(text).unwrap_or_default();
+        let names: Vec<&str> = e.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(names, ["b", "a\"q", "c"]);
+        assert_eq!(e[0].1.get(), "[1, 2]");
+        assert!(matches!(e[0].0, Cow::Borrowed(_)));
+        assert!(matches!(e[1].0, Cow::Owned(_)));
+    }
+
+    #[test]
+    fn equal_when_the_maps_are() {
+        let a = Attributes::from_text(r#"{"a":1}"#.into()).unwrap_or_default();
+        let b = Attributes::from(json!({"a": 1}).as_object().cloned().unwrap_or_default());
+        assert_eq!(a, b);
+        assert_eq!(a.clone().into_map(), b.into_map());
+    }
+}
