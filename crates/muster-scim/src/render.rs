@@ -5,7 +5,7 @@
 
 use crate::resource::Projection;
 use crate::schema::{ResourceTypeDef, Returned, GROUP_RESOURCE, USER_RESOURCE};
-use crate::stored::{entries, Attributes};
+use crate::stored::Attributes;
 use crate::version::etag;
 use serde_json::{json, Map, Value};
 
@@ -71,6 +71,17 @@ fn meta_value(rt: &ResourceTypeDef, base_url: &str, meta: &Meta) -> Value {
     })
 }
 
+/// `meta` as [`meta_value`] has it, written without building a value.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaOut<'a> {
+    resource_type: &'a str,
+    created: &'a str,
+    last_modified: &'a str,
+    location: String,
+    version: String,
+}
+
 /// Writes to `out` the JSON of the resource [`resource`] builds, as the default projection
 /// (no `attributes`, no `excludedAttributes`) leaves it, byte for byte, but straight from the
 /// stored text: each attribute's value is copied, not parsed and written again.
@@ -86,22 +97,15 @@ pub fn write_stored(
     extra: Option<(&str, &[Value])>,
     meta: &Meta,
 ) -> bool {
-    let Some(text) = stored.stored_text() else {
+    let Some(members) = stored.stored_members() else {
         return false;
     };
-    let Ok(members) = entries(text) else {
-        return false;
-    };
+    let members: Vec<(&str, &str)> = members.collect();
     let elsewhere = |name: &str| name == "meta" || extra.is_some_and(|(n, _)| n == name);
     if members.iter().any(|(name, _)| elsewhere(name)) {
         return false;
     }
-    let find = |name: &str| {
-        members
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.get())
-    };
+    let find = |name: &str| members.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
     let default = Projection::default();
     // Writing JSON into memory cannot fail; the results are ignored for that reason.
     out.extend_from_slice(b"{\"schemas\":");
@@ -118,7 +122,7 @@ pub fn write_stored(
             let _ = serde_json::to_writer(&mut *out, &meta.id);
         }
     }
-    for (name, raw) in &members {
+    for &(name, raw) in &members {
         if name == "schemas" || name == "id" {
             continue;
         }
@@ -126,7 +130,7 @@ pub fn write_stored(
             // An extension's attributes are sent one by one as its schema says: parse just
             // this one and let the projection decide, as for a rendered map.
             let mut one = Map::new();
-            let Ok(value) = serde_json::from_str::<Value>(raw.get()) else {
+            let Ok(value) = serde_json::from_str::<Value>(raw) else {
                 continue;
             };
             one.insert(name.to_string(), value);
@@ -140,7 +144,7 @@ pub fn write_stored(
         }
         match rt.core_attr(name) {
             Some(def) if matches!(def.returned, Returned::Default | Returned::Always) => {
-                member(out, name, |out| out.extend_from_slice(raw.get().as_bytes()));
+                member(out, name, |out| out.extend_from_slice(raw.as_bytes()));
             }
             _ => {}
         }
@@ -152,8 +156,15 @@ pub fn write_stored(
             });
         }
     }
+    let meta = MetaOut {
+        resource_type: rt.name,
+        created: &meta.created,
+        last_modified: &meta.last_modified,
+        location: location(base_url, rt, &meta.id),
+        version: etag(meta.version),
+    };
     member(out, "meta", |out| {
-        let _ = serde_json::to_writer(out, &meta_value(rt, base_url, meta));
+        let _ = serde_json::to_writer(out, &meta);
     });
     out.push(b'}');
     true

@@ -232,9 +232,13 @@ pub struct SchemaDef {
 impl SchemaDef {
     /// The top-level attribute with this name, compared case-insensitively.
     pub fn attr(&'static self, name: &str) -> Option<&'static AttrDef> {
-        self.attributes
-            .iter()
-            .find(|a| a.name.eq_ignore_ascii_case(name))
+        // Names in stored resources are canonical: the exact match first is the common case,
+        // and cheaper than comparing every name without case.
+        self.attributes.iter().find(|a| a.name == name).or_else(|| {
+            self.attributes
+                .iter()
+                .find(|a| a.name.eq_ignore_ascii_case(name))
+        })
     }
 
     /// The schema representation served at `/Schemas/{id}` (RFC 7643 §7, §8.7.1).

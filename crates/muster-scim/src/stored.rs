@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::ops::Deref;
+use std::ops::{Deref, Range};
 use std::sync::OnceLock;
 
 use serde::de::{DeserializeSeed, MapAccess, Visitor};
@@ -30,11 +30,16 @@ pub struct Attributes(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    /// Read from storage: the text, and its map once something asked for it.
-    Text(Box<str>, OnceLock<Map<String, Value>>),
+    /// Read from storage: the text, where its members are, and its map once something asked.
+    Text(Box<str>, Members, OnceLock<Map<String, Value>>),
     /// Given as a map, or changed since it was read.
     Map(Map<String, Value>),
 }
+
+/// Where each top-level member's name (inside its quotes) and value are in the text, in order;
+/// `None` when a name has escapes (so is not the text between its quotes), which canonical
+/// attribute names never have.
+type Members = Option<Box<[(Range<usize>, Range<usize>)]>>;
 
 impl Default for Attributes {
     fn default() -> Attributes {
@@ -51,9 +56,20 @@ fn parse(text: &str) -> Map<String, Value> {
 impl Attributes {
     /// Attributes read from stored text, which must be a JSON object.
     pub fn from_text(text: String) -> Result<Attributes, serde_json::Error> {
-        entries(&text)?;
+        let at = |part: &str| {
+            let start = part.as_ptr() as usize - text.as_ptr() as usize;
+            start..start + part.len()
+        };
+        let members = entries(&text)?
+            .into_iter()
+            .map(|(name, value)| match name {
+                Cow::Borrowed(name) => Some((at(name), at(value.get()))),
+                Cow::Owned(_) => None,
+            })
+            .collect();
         Ok(Attributes(Repr::Text(
             text.into_boxed_str(),
+            members,
             OnceLock::new(),
         )))
     }
@@ -61,15 +77,28 @@ impl Attributes {
     /// The text they were read from, while it is still what they say.
     pub fn stored_text(&self) -> Option<&str> {
         match &self.0 {
-            Repr::Text(text, _) => Some(text),
+            Repr::Text(text, _, _) => Some(text),
             Repr::Map(_) => None,
+        }
+    }
+
+    /// The members of the text they were read from, in order: each name and its value's JSON
+    /// text. `None` when they changed since, or when a name in the text has escapes.
+    pub fn stored_members(&self) -> Option<impl Iterator<Item = (&str, &str)>> {
+        match &self.0 {
+            Repr::Text(text, Some(members), _) => Some(
+                members
+                    .iter()
+                    .map(|(name, value)| (&text[name.clone()], &text[value.clone()])),
+            ),
+            _ => None,
         }
     }
 
     /// The attributes as JSON text, for storing: the text they were read from if unchanged.
     pub fn to_json(&self) -> String {
         match &self.0 {
-            Repr::Text(text, _) => text.to_string(),
+            Repr::Text(text, _, _) => text.to_string(),
             Repr::Map(map) => serde_json::to_string(map).unwrap_or_else(|_| "{}".into()),
         }
     }
@@ -77,7 +106,7 @@ impl Attributes {
     /// The attributes as a map, parsed now if they were not yet.
     pub fn into_map(self) -> Map<String, Value> {
         match self.0 {
-            Repr::Text(text, parsed) => parsed.into_inner().unwrap_or_else(|| parse(&text)),
+            Repr::Text(text, _, parsed) => parsed.into_inner().unwrap_or_else(|| parse(&text)),
             Repr::Map(map) => map,
         }
     }
@@ -94,7 +123,7 @@ impl Deref for Attributes {
 
     fn deref(&self) -> &Map<String, Value> {
         match &self.0 {
-            Repr::Text(text, parsed) => parsed.get_or_init(|| parse(text)),
+            Repr::Text(text, _, parsed) => parsed.get_or_init(|| parse(text)),
             Repr::Map(map) => map,
         }
     }
@@ -117,7 +146,7 @@ impl fmt::Debug for Attributes {
 
 /// The top-level members of a JSON object in `text`, in order: each name (borrowed unless it
 /// had escapes) and its value's text, without building any value.
-pub fn entries(text: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Error> {
+fn entries(text: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
     let out = (&mut de).deserialize_map(EntriesVisitor)?;
     de.end()?;
@@ -181,6 +210,16 @@ mod tests {
         let text = r#"{"userName":"b\u00e9a","name":{"givenName":"B"},"active":true,"n":1.5}"#;
         let a = Attributes::from_text(text.into()).unwrap_or_default();
         assert_eq!(a.stored_text(), Some(text));
+        let members: Vec<(&str, &str)> = a.stored_members().into_iter().flatten().collect();
+        assert_eq!(
+            members,
+            [
+                ("userName", r#""b\u00e9a""#),
+                ("name", r#"{"givenName":"B"}"#),
+                ("active", "true"),
+                ("n", "1.5")
+            ]
+        );
         assert_eq!(a["userName"], "béa");
         assert_eq!(a.get("name"), Some(&json!({"givenName": "B"})));
         assert_eq!(a.stored_text(), Some(text), "reading keeps the text");
@@ -211,6 +250,12 @@ mod tests {
         assert_eq!(e[0].1.get(), "[1, 2]");
         assert!(matches!(e[0].0, Cow::Borrowed(_)));
         assert!(matches!(e[1].0, Cow::Owned(_)));
+        let a = Attributes::from_text(text.into()).unwrap_or_default();
+        assert!(
+            a.stored_members().is_none(),
+            "an escaped name is not copied"
+        );
+        assert_eq!(a.get("a\"q"), Some(&json!({"x": null})));
     }
 
     #[test]

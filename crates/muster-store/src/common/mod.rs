@@ -38,6 +38,15 @@ use super::{classify_unique, Db, Held};
 use super::DbRow;
 type DbConn = <Db as sqlx::Database>::Connection;
 
+/// A user's columns, as a literal: the lookups on every read put their SQL together with
+/// `concat!` once, rather than with `format!` on every call.
+macro_rules! user_cols {
+    () => {
+        "user_id, environment_id, provider_id, user_name, external_id, display_name, scim_active, status, \
+         org_id, legal_hold, changed_outside, resource, version, created_at, updated_at, removed_at, deactivate_at"
+    };
+}
+
 mod admin_tokens;
 mod admins;
 mod environments;
@@ -524,8 +533,7 @@ fn token_from<R: Cols + ?Sized>(row: &R) -> StoreResult<ProviderToken> {
     })
 }
 
-const USER_COLS: &str = "user_id, environment_id, provider_id, user_name, external_id, display_name, scim_active, status, \
-     org_id, legal_hold, changed_outside, resource, version, created_at, updated_at, removed_at, deactivate_at";
+const USER_COLS: &str = user_cols!();
 
 fn user_from<R: Cols + ?Sized>(row: &R) -> StoreResult<UserRecord> {
     let status: String = get(row, "status")?;

@@ -84,8 +84,10 @@ impl UserStore for DbTx {
         env: EnvironmentId,
         id: UserId,
     ) -> StoreResult<Option<UserRecord>> {
-        let q = Stmt::new(format!(
-            "select {USER_COLS} from user_account where environment_id = $1 and user_id = $2"
+        let q = Stmt::new(concat!(
+            "select ",
+            user_cols!(),
+            " from user_account where environment_id = $1 and user_id = $2"
         ))
         .arg(env.0)
         .arg(id.0);
@@ -97,8 +99,10 @@ impl UserStore for DbTx {
         env: EnvironmentId,
         user_name_key: &str,
     ) -> StoreResult<Option<UserRecord>> {
-        let q = Stmt::new(format!(
-            "select {USER_COLS} from user_account where environment_id = $1 and user_name_key = $2"
+        let q = Stmt::new(concat!(
+            "select ",
+            user_cols!(),
+            " from user_account where environment_id = $1 and user_name_key = $2"
         ))
         .arg(env.0)
         .arg(user_name_key);
