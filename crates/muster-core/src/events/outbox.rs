@@ -30,14 +30,18 @@ impl Muster {
     /// as they are and which hold no roles of their own yet (creating a user sets none: role
     /// mapping needs groups): their events are built from those records rather than from
     /// reading the users and their roles back, two statements less.
+    ///
+    /// `orgs`, when given, are the organizations of the users' environment as the transaction
+    /// sees them, already read: the events are built from them rather than reading them again.
     pub(crate) async fn record_known(
         &self,
         tx: &mut Box<dyn Tx>,
         entries: &[SyncLogEntry],
         known: &[&UserRecord],
+        orgs: Option<(EnvironmentId, &Orgs)>,
     ) -> CoreResult<()> {
         tx.append_log(entries).await?;
-        let events = events_of(tx, entries, known).await?;
+        let events = events_of(tx, entries, known, orgs).await?;
         tx.queue_events(events).await?;
         Ok(())
     }
@@ -50,7 +54,7 @@ impl Muster {
         mut extra: Vec<FeedEvent>,
     ) -> CoreResult<()> {
         tx.append_log(entries).await?;
-        let mut events = events_of(tx, entries, &[]).await?;
+        let mut events = events_of(tx, entries, &[], None).await?;
         events.append(&mut extra);
         tx.queue_events(events).await?;
         Ok(())
@@ -112,6 +116,7 @@ async fn events_of(
     tx: &mut Box<dyn Tx>,
     entries: &[SyncLogEntry],
     known: &[&UserRecord],
+    known_orgs: Option<(EnvironmentId, &Orgs)>,
 ) -> CoreResult<Vec<FeedEvent>> {
     let typed: Vec<(&SyncLogEntry, EventType)> = entries
         .iter()
@@ -150,9 +155,16 @@ async fn events_of(
             found.extend(tx.users_by_ids(env, &unknown).await?);
             tx.user_roles(env, &unknown).await?
         };
-        let orgs = Orgs::load(tx, env).await?;
+        let loaded;
+        let orgs = match known_orgs {
+            Some((e, orgs)) if e == env => orgs,
+            _ => {
+                loaded = Orgs::load(tx, env).await?;
+                &loaded
+            }
+        };
         for u in &found {
-            users.insert(u.id, user_data(u, &orgs, &held));
+            users.insert(u.id, user_data(u, orgs, &held));
         }
     }
     Ok(typed

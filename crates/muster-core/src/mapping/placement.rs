@@ -25,6 +25,7 @@ use crate::model::RoleSource;
 use crate::model::SyncLogEntry;
 use crate::model::UserRecord;
 use crate::muster::Muster;
+use crate::orgs::Orgs;
 use crate::store::Tx;
 use crate::synclog::event::Event;
 use serde::Serialize;
@@ -73,6 +74,15 @@ pub(crate) struct OrgCache {
 }
 
 impl OrgCache {
+    /// A cache that knows these organizations already, so placing a user among them reads none.
+    pub(crate) fn knowing(orgs: &Orgs) -> OrgCache {
+        let mut cache = OrgCache::default();
+        for org in orgs.by_id.values() {
+            cache.learn(org);
+        }
+        cache
+    }
+
     /// The reason in words: a winning SCIM group by its displayName (its id if it is gone).
     pub(crate) async fn reason(
         &mut self,

@@ -24,6 +24,7 @@ use crate::model::SyncLogEntry;
 use crate::model::UserRecord;
 use crate::model::UserStatus;
 use crate::muster::Muster;
+use crate::orgs::Orgs;
 use crate::store::Cond;
 use crate::store::Cursor;
 use crate::store::Order;
@@ -104,6 +105,9 @@ impl Muster {
                 }
             }
             let rules = self.rules(&mut tx, ctx.env(), ctx.id()).await?;
+            // Read once: placing the user looks its organization up here, and its
+            // `user.created` event names the organization and its default roles.
+            let orgs = Orgs::load(&mut tx, ctx.env()).await?;
             let actor = Actor::Provider { id: ctx.id() };
             let cause = provisioning_cause(ctx, &actor, now);
             let mut user = UserRecord {
@@ -133,7 +137,7 @@ impl Muster {
                     &mut user,
                     &[],
                     true,
-                    &mut OrgCache::default(),
+                    &mut OrgCache::knowing(&orgs),
                 )
                 .await?;
             let transitions = if fields.active {
@@ -163,7 +167,10 @@ impl Muster {
             ));
             log.extend(rest);
             log.extend(transition_entries(ctx, now, &user, &transitions));
-            self.record_known(&mut tx, &log, &[&user]).await?;
+            // An organization the placement created is not among those read before it.
+            let orgs_current = !log.iter().any(|e| e.action == Event::OrgCreated);
+            let orgs = orgs_current.then_some((ctx.env(), &orgs));
+            self.record_known(&mut tx, &log, &[&user], orgs).await?;
             self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
             return Ok(Created {

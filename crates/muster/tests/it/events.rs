@@ -19,7 +19,8 @@ on_both!(
     every_change_yields_its_event,
     a_large_membership_change_is_one_event_per_member_in_one_commit,
     the_cursor_pages_filters_waits_and_refuses_bad_reads,
-    retention_prunes_the_oldest_and_an_older_cursor_gets_410
+    retention_prunes_the_oldest_and_an_older_cursor_gets_410,
+    a_created_users_event_names_the_organization_it_was_placed_in
 );
 
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -182,6 +183,68 @@ async fn every_change_yields_its_event(b: Backend) {
     )
     .await;
     assert!(events(&api, *seqs.last().unwrap_or(&0)).await.is_empty());
+    app.finish().await;
+}
+
+/// A new user's `user.created` names its organization and that organization's default roles,
+/// both when the placement finds the organization and when it creates it in the same change.
+async fn a_created_users_event_names_the_organization_it_was_placed_in(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    let p = app.provider("Okta").await;
+    let regions = api.post("/orgs", json!({"name": "Regions"})).await;
+    let regions = regions.body["id"].as_str().unwrap_or_default().to_string();
+    let r = api
+        .put(
+            &format!("/providers/{}/mapping/org", p.id),
+            json!({"method": "c42_org_name", "parentOrgId": regions, "unmappedOrgId": regions}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let start = head(&api).await;
+    for name in ["first", "second"] {
+        let r = app
+            .post(
+                &p,
+                "/Users",
+                json!({"userName": format!("{name}@example.com"), "c42OrgName": "Brand New"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let all = events(&api, start).await;
+    assert_eq!(
+        types(&all),
+        ["org.created", "user.created", "user.created"],
+        "the first user's placement creates the organization"
+    );
+    let org_id = all[0]["data"]["id"].clone();
+    let detail = api
+        .get(&format!("/orgs/{}", org_id.as_str().unwrap_or_default()))
+        .await;
+    let mut defaults: Vec<Value> = detail.body["defaultRoles"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    defaults.sort_by_key(|v| v.to_string());
+    assert!(!defaults.is_empty(), "inherited from the root: {detail:?}");
+    for created in &all[1..] {
+        let data = &created["data"];
+        assert_eq!(data["organization"]["id"], org_id, "{created}");
+        assert_eq!(data["organization"]["name"], "Brand New", "{created}");
+        let mut roles: Vec<Value> = data["roles"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r["name"].clone())
+            .collect();
+        roles.sort_by_key(|v| v.to_string());
+        assert_eq!(roles, defaults, "{created}");
+    }
     app.finish().await;
 }
 
