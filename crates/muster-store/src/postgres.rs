@@ -133,7 +133,9 @@ impl Sequencer {
             one: tokio::sync::Mutex::new(()),
         });
         let weak = Arc::downgrade(&steps);
-        let _ = wake.try_send(());
+        // The first step, for events a stopped process left pending, is asked for once the
+        // schema is known to be there ([`PgStore::migrate`]): on a new database the tables do
+        // not exist until then.
         tokio::spawn(async move {
             while woken.recv().await.is_some() {
                 tokio::time::sleep(GATHER).await;
@@ -227,11 +229,14 @@ impl PgStore {
     }
 
     /// Applies pending migrations (serialised across processes by an advisory lock).
+    /// Then it numbers, in the background, what a stopped process left pending.
     pub async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Database(Box::new(e)))
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        self.sequencer.wake();
+        Ok(())
     }
 
     /// Numbers the events this process committed and its sequencer has not reached yet (a CLI
