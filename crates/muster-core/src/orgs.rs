@@ -71,18 +71,22 @@ pub(crate) struct Orgs {
 
 impl Orgs {
     pub(crate) async fn load(tx: &mut Box<dyn Tx>, env: EnvironmentId) -> CoreResult<Orgs> {
-        let tree = tx.org_tree(env).await?;
+        Ok(Orgs::from_tree(tx.org_tree(env).await?))
+    }
+
+    /// The organizations of a tree already read.
+    pub(crate) fn from_tree(tree: crate::store::OrgTree) -> Orgs {
         let by_id = tree.orgs.into_iter().map(|o| (o.id, o)).collect();
         let mut defaults: HashMap<OrgId, Vec<RoleId>> = HashMap::new();
         for (org, role) in tree.defaults {
             defaults.entry(org).or_default().push(role);
         }
         let roles = tree.roles.into_iter().map(|r| (r.id, r)).collect();
-        Ok(Orgs {
+        Orgs {
             by_id,
             defaults,
             roles,
-        })
+        }
     }
 
     pub(crate) fn get(&self, id: OrgId) -> CoreResult<&Org> {

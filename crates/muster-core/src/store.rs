@@ -24,6 +24,9 @@ use serde_json::Value;
 /// Shorthand for storage results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A provider's organization mapping method, if chosen, and its (group, role) role mappings.
+pub type MappingRules = (Option<OrgMapping>, Vec<(GroupId, RoleId)>);
+
 /// An environment's organizations, default roles and roles ([`OrgStore::org_tree`]).
 #[derive(Debug, Default)]
 pub struct OrgTree {
@@ -881,7 +884,15 @@ pub trait MappingStore {
         &mut self,
         env: EnvironmentId,
         provider: ProviderId,
-    ) -> StoreResult<(Option<OrgMapping>, Vec<(GroupId, RoleId)>)>;
+    ) -> StoreResult<MappingRules>;
+    /// [`MappingStore::mapping_rules`] and [`OrgStore::org_tree`] together: what creating a
+    /// user reads before placing it. One statement where the backend can (one round trip rather
+    /// than two on PostgreSQL).
+    async fn rules_and_org_tree(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<(MappingRules, OrgTree)>;
     /// Every (group, role) pair of a provider's role mappings.
     async fn role_mappings(
         &mut self,

@@ -539,6 +539,28 @@ impl Muster {
         Ok((groups, roles))
     }
 
+    /// A provider's mapping rules and its environment's organizations, read in `tx` in one
+    /// statement: what creating a user needs before placing it.
+    pub(crate) async fn rules_and_orgs(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> CoreResult<(crate::mapping::rules::Rules, Orgs)> {
+        let (read, tree) = tx.rules_and_org_tree(env, provider).await?;
+        let orgs = Orgs::from_tree(tree);
+        let root = orgs
+            .by_id
+            .values()
+            .find(|o| o.parent_id.is_none())
+            .map(|o| o.id)
+            .ok_or_else(|| {
+                StoreError::Corrupt("the environment has no root organization".into())
+            })?;
+        let rules = crate::mapping::rules::Rules::from_read(tx, env, provider, root, read).await?;
+        Ok((rules, orgs))
+    }
+
     /// A provider's mapping rules, read in `tx`.
     pub(crate) async fn rules(
         &self,

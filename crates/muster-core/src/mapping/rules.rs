@@ -13,6 +13,7 @@ use crate::model::OrgMapping;
 use crate::model::OrgMethod;
 use crate::model::RoleSource;
 use crate::orgs::check_org_name;
+use crate::store::MappingRules;
 use crate::store::Tx;
 use muster_scim::schema::MUSTER_USER_SCHEMA;
 use muster_scim::schema::USER_RESOURCE;
@@ -100,7 +101,19 @@ impl Rules {
         provider: ProviderId,
         root: OrgId,
     ) -> CoreResult<Rules> {
-        let (org, role_mappings) = tx.mapping_rules(env, provider).await?;
+        let read = tx.mapping_rules(env, provider).await?;
+        Rules::from_read(tx, env, provider, root, read).await
+    }
+
+    /// The rules from a provider's mappings already read ([`crate::store::MappingRules`]); the
+    /// group-to-organization entries are read here when that is the method.
+    pub(crate) async fn from_read(
+        tx: &mut Box<dyn Tx>,
+        env: EnvironmentId,
+        provider: ProviderId,
+        root: OrgId,
+        (org, role_mappings): MappingRules,
+    ) -> CoreResult<Rules> {
         let selector = match org.as_ref().map(|m| (m.method, m.attribute.as_deref())) {
             Some((OrgMethod::C42OrgName, _)) => Selector::parse(&USER_RESOURCE, &c42_path()).ok(),
             Some((OrgMethod::Attribute, Some(path))) => Selector::parse(&USER_RESOURCE, path).ok(),

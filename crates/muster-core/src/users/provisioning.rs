@@ -24,7 +24,6 @@ use crate::model::SyncLogEntry;
 use crate::model::UserRecord;
 use crate::model::UserStatus;
 use crate::muster::Muster;
-use crate::orgs::Orgs;
 use crate::store::Cond;
 use crate::store::Cursor;
 use crate::store::Order;
@@ -104,10 +103,10 @@ impl Muster {
                     None => continue,
                 }
             }
-            let rules = self.rules(&mut tx, ctx.env(), ctx.id()).await?;
-            // Read once: placing the user looks its organization up here, and its
-            // `user.created` event names the organization and its default roles.
-            let orgs = Orgs::load(&mut tx, ctx.env()).await?;
+            // The organizations are read once, with the rules: placing the user looks its
+            // organization up among them, and its `user.created` event names the organization
+            // and its default roles.
+            let (rules, orgs) = self.rules_and_orgs(&mut tx, ctx.env(), ctx.id()).await?;
             let actor = Actor::Provider { id: ctx.id() };
             let cause = provisioning_cause(ctx, &actor, now);
             let mut user = UserRecord {

@@ -17,6 +17,24 @@ fn org_mapping_from<R: Cols + ?Sized>(row: &R) -> StoreResult<OrgMapping> {
     })
 }
 
+/// What a statement of [`tree_parts!`] and [`rules_parts!`] read, by part.
+pub(super) fn tagged_parts(rows: &[Row]) -> StoreResult<(MappingRules, OrgTree)> {
+    let (mut mapping, mut role_mappings, mut tree) = (None, Vec::new(), OrgTree::default());
+    for row in rows {
+        match get::<String, _>(row, "part")?.as_str() {
+            "o" => tree.orgs.push(org_from(row)?),
+            "d" => tree
+                .defaults
+                .push((OrgId(get(row, "org_id")?), RoleId(get(row, "role_id")?))),
+            "r" => tree.roles.push(super::roles::role_from(row)?),
+            "m" => mapping = Some(org_mapping_from(row)?),
+            _ => role_mappings.push((GroupId(get(row, "group_id")?), RoleId(get(row, "role_id")?))),
+        }
+    }
+    role_mappings.sort();
+    Ok(((mapping, role_mappings), tree))
+}
+
 impl DbTx {
     async fn write_group_org_mapping_groups(&mut self, m: &GroupOrgMapping) -> StoreResult<()> {
         self.exec(
@@ -55,31 +73,22 @@ impl MappingStore for DbTx {
         &mut self,
         env: EnvironmentId,
         provider: ProviderId,
-    ) -> StoreResult<(Option<OrgMapping>, Vec<(GroupId, RoleId)>)> {
-        // Two tables as one statement, each row tagged with its table (nulls typed in the first
-        // part, as PostgreSQL types a union's columns from its parts in order).
-        let q = Stmt::new(
-            "select 'o' as part, provider_id, environment_id, method, org_id, attribute, parent_org_id, \
-             unmapped_org_id, updated_at, cast(null as uuid) as group_id, cast(null as uuid) as role_id \
-             from org_mapping where environment_id = $1 and provider_id = $2 \
-             union all \
-             select 'r', provider_id, environment_id, null, null, null, null, null, null, group_id, role_id \
-             from role_mapping where environment_id = $1 and provider_id = $2",
-        )
-        .arg(env.0)
-        .arg(provider.0);
-        let (mut org, mut roles) = (None, Vec::new());
-        for row in self.rows(&q).await? {
-            match get::<String, _>(&row, "part")?.as_str() {
-                "o" => org = Some(org_mapping_from(&row)?),
-                _ => roles.push((
-                    GroupId(get(&row, "group_id")?),
-                    RoleId(get(&row, "role_id")?),
-                )),
-            }
-        }
-        roles.sort();
-        Ok((org, roles))
+    ) -> StoreResult<MappingRules> {
+        let q = Stmt::new(rules_parts!()).arg(env.0).arg(provider.0);
+        let rows = self.rows(&q).await?;
+        Ok(tagged_parts(&rows)?.0)
+    }
+
+    async fn rules_and_org_tree(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<(MappingRules, OrgTree)> {
+        let q = Stmt::new(concat!(tree_parts!(), " union all ", rules_parts!()))
+            .arg(env.0)
+            .arg(provider.0);
+        let rows = self.rows(&q).await?;
+        tagged_parts(&rows)
     }
 
     async fn put_org_mapping(&mut self, m: &OrgMapping) -> StoreResult<()> {

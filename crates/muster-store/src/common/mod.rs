@@ -25,8 +25,8 @@ use muster_core::model::{
 };
 use muster_core::store::{
     AdminAccountStore, AdminTokenStore, Cond, Cursor, EnvironmentStore, EventStore, GroupStore,
-    LogQuery, MappingStore, Order, OrderKey, OrgStore, OrgTree, Page, ProviderStore, RoleStore,
-    StoreResult, SyncLogStore, TimeColumn, Tx, UserQuery, UserStore, WebhookStore,
+    LogQuery, MappingRules, MappingStore, Order, OrderKey, OrgStore, OrgTree, Page, ProviderStore,
+    RoleStore, StoreResult, SyncLogStore, TimeColumn, Tx, UserQuery, UserStore, WebhookStore,
 };
 use muster_core::synclog::event::Event;
 use serde_json::{Map, Value};
@@ -44,6 +44,48 @@ macro_rules! user_cols {
     () => {
         "user_id, environment_id, provider_id, user_name, external_id, display_name, scim_active, status, \
          org_id, legal_hold, changed_outside, resource, version, created_at, updated_at, removed_at, deactivate_at"
+    };
+}
+
+/// The organizations, their default roles and the roles, as the parts (`o`, `d`, `r`) of one
+/// union ([`OrgStore::org_tree`]). Every part has the columns of [`rules_parts!`] as well, so the
+/// two can be one statement ([`MappingStore::rules_and_org_tree`]); PostgreSQL types a union's
+/// columns from its parts in order, hence the typed nulls in the first.
+macro_rules! tree_parts {
+    () => {
+        "select 'o' as part, org_id, environment_id, parent_id, name, status, own_default_roles, \
+         created_at, updated_at, cast(null as uuid) as role_id, cast(null as text) as description, \
+         cast(null as boolean) as builtin, cast(null as uuid) as provider_id, \
+         cast(null as text) as method, cast(null as text) as attribute, \
+         cast(null as uuid) as parent_org_id, cast(null as uuid) as unmapped_org_id, \
+         cast(null as uuid) as group_id \
+         from org where environment_id = $1 \
+         union all \
+         select 'd', org_id, environment_id, null, null, null, null, null, null, role_id, null, null, \
+         null, null, null, null, null, null \
+         from org_default_role where environment_id = $1 \
+         union all \
+         select 'r', null, environment_id, null, name, null, null, created_at, null, role_id, \
+         description, builtin, null, null, null, null, null, null \
+         from role where environment_id = $1"
+    };
+}
+
+/// A provider's organization mapping and its role mappings, as the parts (`m`, `g`) of one union
+/// with the columns of [`tree_parts!`] ([`MappingStore::mapping_rules`]).
+macro_rules! rules_parts {
+    () => {
+        "select 'm' as part, org_id, environment_id, cast(null as uuid) as parent_id, \
+         cast(null as text) as name, cast(null as text) as status, \
+         cast(null as boolean) as own_default_roles, cast(null as bigint) as created_at, \
+         updated_at, cast(null as uuid) as role_id, cast(null as text) as description, \
+         cast(null as boolean) as builtin, provider_id, method, attribute, parent_org_id, \
+         unmapped_org_id, cast(null as uuid) as group_id \
+         from org_mapping where environment_id = $1 and provider_id = $2 \
+         union all \
+         select 'g', null, environment_id, null, null, null, null, null, null, role_id, null, null, \
+         provider_id, null, null, null, null, group_id \
+         from role_mapping where environment_id = $1 and provider_id = $2"
     };
 }
 

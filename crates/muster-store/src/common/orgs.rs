@@ -85,33 +85,8 @@ impl OrgStore for DbTx {
     }
 
     async fn org_tree(&mut self, env: EnvironmentId) -> StoreResult<OrgTree> {
-        // Three tables as one statement, each row tagged with its table; columns a table does
-        // not have are null (typed in the first part: PostgreSQL types a union's columns from
-        // its parts in order).
-        let q = Stmt::new(
-            "select 'o' as part, org_id, environment_id, parent_id, name, status, own_default_roles, \
-             created_at, updated_at, cast(null as uuid) as role_id, cast(null as text) as description, \
-             cast(null as boolean) as builtin \
-             from org where environment_id = $1 \
-             union all \
-             select 'd', org_id, environment_id, null, null, null, null, null, null, role_id, null, null \
-             from org_default_role where environment_id = $1 \
-             union all \
-             select 'r', null, environment_id, null, name, null, null, created_at, null, role_id, \
-             description, builtin from role where environment_id = $1",
-        )
-        .arg(env.0);
-        let mut tree = OrgTree::default();
-        for row in self.rows(&q).await? {
-            match get::<String, _>(&row, "part")?.as_str() {
-                "o" => tree.orgs.push(org_from(&row)?),
-                "d" => tree
-                    .defaults
-                    .push((OrgId(get(&row, "org_id")?), RoleId(get(&row, "role_id")?))),
-                _ => tree.roles.push(super::roles::role_from(&row)?),
-            }
-        }
-        Ok(tree)
+        let rows = self.rows(&Stmt::new(tree_parts!()).arg(env.0)).await?;
+        Ok(super::mapping::tagged_parts(&rows)?.1)
     }
 
     async fn org_default_roles(&mut self, env: EnvironmentId) -> StoreResult<Vec<(OrgId, RoleId)>> {
