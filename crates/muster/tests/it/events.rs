@@ -222,28 +222,24 @@ async fn a_created_users_event_names_the_organization_it_was_placed_in(b: Backen
     let detail = api
         .get(&format!("/orgs/{}", org_id.as_str().unwrap_or_default()))
         .await;
-    let mut defaults: Vec<Value> = detail.body["defaultRoles"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| r["name"].clone())
-        .collect();
-    defaults.sort_by_key(|v| v.to_string());
+    // A list of roles by name, sorted.
+    let names = |roles: &Value| {
+        let mut names: Vec<String> = roles
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["name"].to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let defaults = names(&detail.body["defaultRoles"]);
     assert!(!defaults.is_empty(), "inherited from the root: {detail:?}");
     for created in &all[1..] {
         let data = &created["data"];
         assert_eq!(data["organization"]["id"], org_id, "{created}");
         assert_eq!(data["organization"]["name"], "Brand New", "{created}");
-        let mut roles: Vec<Value> = data["roles"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| r["name"].clone())
-            .collect();
-        roles.sort_by_key(|v| v.to_string());
-        assert_eq!(roles, defaults, "{created}");
+        assert_eq!(names(&data["roles"]), defaults, "{created}");
     }
     app.finish().await;
 }
