@@ -19,28 +19,10 @@ impl Muster {
     /// Renders a user as its SCIM resource (RFC 7643 §4.1), with `meta` and, if loaded, `groups`.
     /// It takes the view: its stored attributes move into the resource rather than being copied.
     pub fn render_user(&self, ctx: &ProviderCtx, v: UserView) -> Map<String, Value> {
-        let u = v.user;
-        let groups = v.groups.as_ref().map(|groups| {
-            let list = groups
-                .iter()
-                .map(|g| group_of_user(&ctx.base_url, &g.group_id.to_string(), &g.display))
-                .collect();
-            ("groups", list)
-        });
-        let meta = Meta {
-            id: u.id.to_string(),
-            created: u.created_at.to_rfc3339(),
-            last_modified: u.updated_at.to_rfc3339(),
-            version: u.version,
-        };
-        resource(
-            &USER_RESOURCE,
-            &ctx.base_url,
-            u.resource.into_map(),
-            &[],
-            groups,
-            meta,
-        )
+        let (groups, meta) = user_extras(ctx, &v);
+        let groups = groups.map(|g| ("groups", g));
+        let stored = v.user.resource.into_map();
+        resource(&USER_RESOURCE, &ctx.base_url, stored, &[], groups, meta)
     }
 
     /// Writes a user's SCIM resource to `out` as [`Muster::render_user`] with the default
@@ -48,25 +30,14 @@ impl Muster {
     /// `false`, having written nothing, when the stored text cannot be copied (see
     /// [`write_stored`]).
     pub fn write_user_json(&self, ctx: &ProviderCtx, v: &UserView, out: &mut Vec<u8>) -> bool {
-        let u = &v.user;
-        let groups: Option<Vec<Value>> = v.groups.as_ref().map(|groups| {
-            groups
-                .iter()
-                .map(|g| group_of_user(&ctx.base_url, &g.group_id.to_string(), &g.display))
-                .collect()
-        });
-        let meta = Meta {
-            id: u.id.to_string(),
-            created: u.created_at.to_rfc3339(),
-            last_modified: u.updated_at.to_rfc3339(),
-            version: u.version,
-        };
+        let (groups, meta) = user_extras(ctx, v);
+        let groups = groups.as_deref().map(|g| ("groups", g));
         write_stored(
             out,
             &USER_RESOURCE,
             &ctx.base_url,
-            &u.resource,
-            groups.as_deref().map(|g| ("groups", g)),
+            &v.user.resource,
+            groups,
             &meta,
         )
     }
@@ -96,4 +67,22 @@ impl Muster {
             meta,
         )
     }
+}
+
+/// What a user's resource has besides its stored attributes: its `groups`, if loaded, and `meta`.
+fn user_extras(ctx: &ProviderCtx, v: &UserView) -> (Option<Vec<Value>>, Meta) {
+    let u = &v.user;
+    let groups = v.groups.as_ref().map(|groups| {
+        groups
+            .iter()
+            .map(|g| group_of_user(&ctx.base_url, &g.group_id.to_string(), &g.display))
+            .collect()
+    });
+    let meta = Meta {
+        id: u.id.to_string(),
+        created: u.created_at.to_rfc3339(),
+        last_modified: u.updated_at.to_rfc3339(),
+        version: u.version,
+    };
+    (groups, meta)
 }

@@ -62,16 +62,12 @@ pub fn resource(
 }
 
 fn meta_value(rt: &ResourceTypeDef, base_url: &str, meta: &Meta) -> Value {
-    json!({
-        "resourceType": rt.name,
-        "created": meta.created,
-        "lastModified": meta.last_modified,
-        "location": location(base_url, rt, &meta.id),
-        "version": etag(meta.version),
-    })
+    // Serialising this struct cannot fail.
+    serde_json::to_value(MetaOut::new(rt, base_url, meta)).unwrap_or(Value::Null)
 }
 
-/// `meta` as [`meta_value`] has it, written without building a value.
+/// `meta` on the wire (RFC 7643 §3.1), in its order: written straight out by
+/// [`write_stored`], as a value into a rendered map.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MetaOut<'a> {
@@ -80,6 +76,18 @@ struct MetaOut<'a> {
     last_modified: &'a str,
     location: String,
     version: String,
+}
+
+impl<'a> MetaOut<'a> {
+    fn new(rt: &'a ResourceTypeDef, base_url: &str, meta: &'a Meta) -> MetaOut<'a> {
+        MetaOut {
+            resource_type: rt.name,
+            created: &meta.created,
+            last_modified: &meta.last_modified,
+            location: location(base_url, rt, &meta.id),
+            version: etag(meta.version),
+        }
+    }
 }
 
 /// Writes to `out` the JSON of the resource [`resource`] builds, as the default projection
@@ -97,15 +105,15 @@ pub fn write_stored(
     extra: Option<(&str, &[Value])>,
     meta: &Meta,
 ) -> bool {
-    let Some(members) = stored.stored_members() else {
-        return false;
-    };
-    let members: Vec<(&str, &str)> = members.collect();
-    let elsewhere = |name: &str| name == "meta" || extra.is_some_and(|(n, _)| n == name);
-    if members.iter().any(|(name, _)| elsewhere(name)) {
+    if stored.stored_members().is_none() {
         return false;
     }
-    let find = |name: &str| members.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let members = || stored.stored_members().into_iter().flatten();
+    let elsewhere = |name: &str| name == "meta" || extra.is_some_and(|(n, _)| n == name);
+    if members().any(|(name, _)| elsewhere(name)) {
+        return false;
+    }
+    let find = |name: &str| members().find(|(n, _)| *n == name).map(|(_, v)| v);
     let default = Projection::default();
     // Writing JSON into memory cannot fail; the results are ignored for that reason.
     out.extend_from_slice(b"{\"schemas\":");
@@ -122,7 +130,7 @@ pub fn write_stored(
             let _ = serde_json::to_writer(&mut *out, &meta.id);
         }
     }
-    for &(name, raw) in &members {
+    for (name, raw) in members() {
         if name == "schemas" || name == "id" {
             continue;
         }
@@ -156,13 +164,7 @@ pub fn write_stored(
             });
         }
     }
-    let meta = MetaOut {
-        resource_type: rt.name,
-        created: &meta.created,
-        last_modified: &meta.last_modified,
-        location: location(base_url, rt, &meta.id),
-        version: etag(meta.version),
-    };
+    let meta = MetaOut::new(rt, base_url, meta);
     member(out, "meta", |out| {
         let _ = serde_json::to_writer(out, &meta);
     });

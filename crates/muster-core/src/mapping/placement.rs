@@ -69,18 +69,26 @@ impl Cause<'_> {
 pub(crate) struct OrgCache {
     by_id: HashMap<OrgId, Option<Org>>,
     by_name: HashMap<(OrgId, String), Option<Org>>,
+    /// The environment's organizations when the caller read them already: looked up before
+    /// asking the database, without copying them all into the maps above.
+    known: Option<Orgs>,
     role_names: Option<HashMap<RoleId, String>>,
     group_names: HashMap<GroupId, String>,
 }
 
 impl OrgCache {
     /// A cache that knows these organizations already, so placing a user among them reads none.
-    pub(crate) fn knowing(orgs: &Orgs) -> OrgCache {
-        let mut cache = OrgCache::default();
-        for org in orgs.by_id.values() {
-            cache.learn(org);
+    /// [`OrgCache::into_known`] gives them back.
+    pub(crate) fn knowing(orgs: Orgs) -> OrgCache {
+        OrgCache {
+            known: Some(orgs),
+            ..OrgCache::default()
         }
-        cache
+    }
+
+    /// The organizations [`OrgCache::knowing`] was given.
+    pub(crate) fn into_known(self) -> Option<Orgs> {
+        self.known
     }
 
     /// The reason in words: a winning SCIM group by its displayName (its id if it is gone).
@@ -135,6 +143,9 @@ impl OrgCache {
         if let Some(o) = self.by_id.get(&id) {
             return Ok(o.clone());
         }
+        if let Some(o) = self.known.as_ref().and_then(|k| k.by_id.get(&id)) {
+            return Ok(Some(o.clone()));
+        }
         let o = tx.find_org(env, id).await?;
         self.by_id.insert(id, o.clone());
         Ok(o)
@@ -150,6 +161,15 @@ impl OrgCache {
         let k = (parent, key(name));
         if let Some(o) = self.by_name.get(&k) {
             return Ok(o.clone());
+        }
+        let known = self.known.as_ref().and_then(|known| {
+            known
+                .by_id
+                .values()
+                .find(|o| o.parent_id == Some(parent) && key(&o.name) == k.1)
+        });
+        if let Some(o) = known {
+            return Ok(Some(o.clone()));
         }
         let o = tx.find_child_org(env, parent, &k.1).await?;
         self.by_name.insert(k, o.clone());

@@ -128,17 +128,11 @@ impl Muster {
                 removed_at: None,
                 deactivate_at: None,
             };
+            let mut cache = OrgCache::knowing(orgs);
             let (org_name, placed) = self
-                .place_user(
-                    &mut tx,
-                    &rules,
-                    &cause,
-                    &mut user,
-                    &[],
-                    true,
-                    &mut OrgCache::knowing(&orgs),
-                )
+                .place_user(&mut tx, &rules, &cause, &mut user, &[], true, &mut cache)
                 .await?;
+            let orgs = cache.into_known();
             let transitions = if fields.active {
                 Vec::new()
             } else {
@@ -168,7 +162,10 @@ impl Muster {
             log.extend(transition_entries(ctx, now, &user, &transitions));
             // An organization the placement created is not among those read before it.
             let orgs_current = !log.iter().any(|e| e.action == Event::OrgCreated);
-            let orgs = orgs_current.then_some((ctx.env(), &orgs));
+            let orgs = orgs
+                .as_ref()
+                .filter(|_| orgs_current)
+                .map(|o| (ctx.env(), o));
             self.record_known(&mut tx, &log, &[&user], orgs).await?;
             self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
