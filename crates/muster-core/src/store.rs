@@ -340,6 +340,13 @@ pub trait UserStore {
         env: EnvironmentId,
         id: UserId,
     ) -> StoreResult<Option<UserRecord>>;
+    /// A user by id (removed ones included) with the groups it belongs to, sorted by name, read
+    /// together.
+    async fn find_user_and_groups(
+        &mut self,
+        env: EnvironmentId,
+        id: UserId,
+    ) -> StoreResult<Option<(UserRecord, Vec<GroupRef>)>>;
     /// A user by lower-cased userName (removed ones included).
     async fn find_user_by_name(
         &mut self,
@@ -942,8 +949,14 @@ pub trait Tx:
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// A transaction for changes.
     async fn write(&self) -> StoreResult<Box<dyn Tx>>;
-    /// A connection for queries.
+    /// A connection for queries. Each query sees what was committed when it ran (a store may
+    /// read several from one snapshot; none is promised).
     async fn read(&self) -> StoreResult<Box<dyn Tx>>;
+    /// A connection for one query: the store may leave out what makes several queries cheaper
+    /// together (SQLite's read transaction). Further queries still run correctly.
+    async fn read_one(&self) -> StoreResult<Box<dyn Tx>> {
+        self.read().await
+    }
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
     /// Gives every event committed so far its `seq`, so that a read of the feed that follows

@@ -276,6 +276,13 @@ impl Store for SqliteStore {
         Ok(Box::new(DbTx::Held(Held::Read(held))))
     }
 
+    async fn read_one(&self) -> StoreResult<Box<dyn Tx>> {
+        let asked = std::time::Instant::now();
+        let held = self.reader.take().await?;
+        crate::stats::READ_WAIT.observe(asked.elapsed());
+        Ok(Box::new(DbTx::Held(Held::Read(held.one_statement()))))
+    }
+
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register_collector(Box::new(crate::stats::DbMetrics::new(
             "sqlite",

@@ -116,6 +116,7 @@ impl Conns {
         let conn = OwnedMutexGuard::try_map(guard, Option::as_mut).map_err(|_| closed())?;
         Ok(ReadConn {
             conn,
+            one_statement: false,
             _back: back,
             _permit: permit,
         })
@@ -164,6 +165,9 @@ pub struct ReadConn {
     // Fields drop in this order: the slot is unlocked, then listed as idle, then its permit
     // returned.
     conn: OwnedMappedMutexGuard<Option<Reader>, Reader>,
+    /// The caller runs one statement ([`muster_core::store::Store::read_one`]): no read
+    /// transaction around it.
+    one_statement: bool,
     _back: Back,
     _permit: OwnedSemaphorePermit,
 }
@@ -174,11 +178,22 @@ impl ReadConn {
         &mut self.conn.conn
     }
 
+    /// Marks the connection as used for one statement: its lookups run without the read
+    /// transaction [`ReadConn::fast`] otherwise opens. A statement on its own takes SQLite's read
+    /// locks once anyway, and `begin` and `commit` were 3,600 of a GET's 108,000 instructions
+    /// (callgrind, docs/benchmarks.md).
+    pub fn one_statement(mut self) -> Self {
+        self.one_statement = true;
+        self
+    }
+
     /// The connection for lookups on this thread, in a read transaction that lasts until the
-    /// connection is given back.
+    /// connection is given back (unless [`ReadConn::one_statement`]).
     pub fn fast(&mut self) -> &mut super::Fast {
         let fast = &mut self.conn.fast;
-        fast.begin_read();
+        if !self.one_statement {
+            fast.begin_read();
+        }
         fast
     }
 }

@@ -310,23 +310,19 @@ impl Muster {
         with_groups: bool,
     ) -> CoreResult<UserView> {
         let uid = parse_user_id(id)?;
-        let mut tx = self.store.read().await?;
-        let user = tx
-            .find_user(ctx.env(), uid)
-            .await?
+        // One statement either way (the user and its groups are read together).
+        let mut tx = self.store.read_one().await?;
+        let (user, groups) = if with_groups {
+            match tx.find_user_and_groups(ctx.env(), uid).await? {
+                Some((user, groups)) => (Some(user), Some(groups)),
+                None => (None, None),
+            }
+        } else {
+            (tx.find_user(ctx.env(), uid).await?, None)
+        };
+        let user = user
             .filter(|u| u.provider_id == Some(ctx.id()) && u.removed_at.is_none())
             .ok_or_else(|| user_not_found(id))?;
-        let groups = if with_groups {
-            Some(
-                tx.groups_of_users(ctx.env(), &[uid])
-                    .await?
-                    .into_iter()
-                    .map(|(_, g)| g)
-                    .collect(),
-            )
-        } else {
-            None
-        };
         Ok(UserView { user, groups })
     }
 

@@ -68,6 +68,38 @@ async fn groups_with_members_and_user_groups(b: Backend) {
         u.body["groups"],
         json!([{"value": gid, "$ref": format!("https://muster.test/scim/v2/{}/Groups/{gid}", p.id), "display": "Engineering", "type": "direct"}])
     );
+    // Several groups come sorted by name; a user in none has no `groups`.
+    let r = app
+        .post(
+            &p,
+            "/Groups",
+            json!({"schemas": [GROUP], "displayName": "Accounting", "members": [{"value": u1}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let acc = r.body["id"].as_str().unwrap_or_default().to_string();
+    let u = app.get(&p, &format!("/Users/{u1}")).await;
+    let names: Vec<(&str, &str)> = u.body["groups"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|g| {
+                    (
+                        g["display"].as_str().unwrap_or_default(),
+                        g["value"].as_str().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        names,
+        [("Accounting", acc.as_str()), ("Engineering", gid.as_str())]
+    );
+    let lone = app.create_user(&p, "three@example.com").await;
+    let u = app.get(&p, &format!("/Users/{lone}")).await;
+    assert_eq!(u.status, StatusCode::OK);
+    assert!(u.body.get("groups").is_none(), "{:?}", u.body);
     let u = app
         .get(&p, &format!("/Users/{u1}?attributes=userName"))
         .await;
