@@ -258,6 +258,7 @@ impl Fast {
             out.push(decode(&Borrowed {
                 row,
                 columns: &columns,
+                next: std::cell::Cell::new(0),
             })?);
         }
         crate::stats::INLINE.observe(started.elapsed());
@@ -302,13 +303,20 @@ fn mismatch(col: &str) -> StoreError {
 struct Borrowed<'a, 'b> {
     row: &'a rusqlite::Row<'b>,
     columns: &'a [String],
+    /// The column after the one last asked for. Decoders mostly ask for the columns in the
+    /// order the statement names them, so this is checked first: finding each of a user's 17
+    /// columns by searching from the first was 1,500 of a GET's instructions.
+    next: std::cell::Cell<usize>,
 }
 
 impl Borrowed<'_, '_> {
     fn get<T: rusqlite::types::FromSql>(&self, col: &str) -> StoreResult<T> {
-        self.row
-            .get(position(self.columns, col)?)
-            .map_err(|_| mismatch(col))
+        let at = match self.columns.get(self.next.get()) {
+            Some(c) if c == col => self.next.get(),
+            _ => position(self.columns, col)?,
+        };
+        self.next.set(at + 1);
+        self.row.get(at).map_err(|_| mismatch(col))
     }
 }
 

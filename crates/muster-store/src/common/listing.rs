@@ -116,30 +116,49 @@ const SHORT_WALK: u64 = 1_000;
 /// the provider. `created_at + 0` keeps the order and takes that index out of the question; the few
 /// matching rows are then sorted.
 pub(super) fn order_by(l: &Listing, order: Order, selective: bool) -> String {
-    let dir = if order.descending { "desc" } else { "asc" };
+    // Put together with `push_str`, not `format!`: it runs on every listing request.
+    let dir = if order.descending { " desc" } else { " asc" };
     let created = if selective {
         "created_at + 0"
     } else {
         "created_at"
     };
-    let tie = format!("{created} {dir}, {} {dir}", l.id_col);
-    let keyed = |col: &str, nullable: bool, text: bool| {
-        let collate = if text { super::super::BYTEWISE } else { "" };
-        let nulls = if nullable {
-            format!("({col} is null) {dir}, ")
-        } else {
-            String::new()
-        };
-        format!(" order by {nulls}{col}{collate} {dir}, {tie}")
+    let mut out = String::with_capacity(96);
+    out.push_str(" order by ");
+    let mut key = |col: &str, nullable: bool, text: bool| {
+        if nullable {
+            out.push('(');
+            out.push_str(col);
+            out.push_str(" is null)");
+            out.push_str(dir);
+            out.push_str(", ");
+        }
+        out.push_str(col);
+        if text {
+            out.push_str(super::super::BYTEWISE);
+        }
+        out.push_str(dir);
+        out.push_str(", ");
     };
     match order.key {
-        OrderKey::Created => format!(" order by {tie}"),
-        OrderKey::LastModified => keyed("updated_at", false, false),
-        OrderKey::Id => format!(" order by {} {dir}", l.id_col),
-        OrderKey::UserName => keyed("user_name_key", false, true),
-        OrderKey::GroupName => keyed("display_name_key", false, true),
-        OrderKey::ExternalId => keyed("external_id", true, true),
+        OrderKey::Created => {}
+        OrderKey::Id => {
+            out.push_str(l.id_col);
+            out.push_str(dir);
+            return out;
+        }
+        OrderKey::LastModified => key("updated_at", false, false),
+        OrderKey::UserName => key("user_name_key", false, true),
+        OrderKey::GroupName => key("display_name_key", false, true),
+        OrderKey::ExternalId => key("external_id", true, true),
     }
+    // Equal keys page stably: creation time, then id.
+    out.push_str(created);
+    out.push_str(dir);
+    out.push_str(", ");
+    out.push_str(l.id_col);
+    out.push_str(dir);
+    out
 }
 
 /// Whether a condition selects few rows through an index of its own.
@@ -199,11 +218,13 @@ pub(super) fn listing_query(
         (None, index) if !index.is_empty() => super::super::index_hint(index),
         _ => String::new(),
     };
-    let mut q = Stmt::new(format!(
-        "select {select} from {}{hint} where environment_id = ",
-        l.table
-    ));
-    q.bind(env.0)
+    let mut q = Stmt::new("select ");
+    q.push(select)
+        .push(" from ")
+        .push(l.table)
+        .push(hint)
+        .push(" where environment_id = ")
+        .bind(env.0)
         .push(" and provider_id = ")
         .bind(provider.0)
         .push(l.extra);
@@ -361,5 +382,42 @@ impl DbTx {
             false => self.fetch(&q, |r| get::<i64, _>(r, "n")).await?,
         };
         Ok(counted.first().copied().unwrap_or(0).max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_by_names_the_key_then_creation_time_and_id() {
+        let b = super::super::super::BYTEWISE;
+        let o = |key, descending| Order { key, descending };
+        assert_eq!(
+            order_by(&USERS, o(OrderKey::Created, false), false),
+            " order by created_at asc, user_id asc"
+        );
+        assert_eq!(
+            order_by(&USERS, o(OrderKey::Created, true), true),
+            " order by created_at + 0 desc, user_id desc"
+        );
+        assert_eq!(
+            order_by(&USERS, o(OrderKey::Id, true), false),
+            " order by user_id desc"
+        );
+        assert_eq!(
+            order_by(&USERS, o(OrderKey::UserName, false), true),
+            format!(" order by user_name_key{b} asc, created_at + 0 asc, user_id asc")
+        );
+        assert_eq!(
+            order_by(&USERS, o(OrderKey::ExternalId, true), false),
+            format!(
+                " order by (external_id is null) desc, external_id{b} desc, created_at desc, user_id desc"
+            )
+        );
+        assert_eq!(
+            order_by(&USERS, o(OrderKey::LastModified, false), false),
+            " order by updated_at asc, created_at asc, user_id asc"
+        );
     }
 }
