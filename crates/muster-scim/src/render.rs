@@ -11,7 +11,14 @@ use serde_json::{json, Map, Value};
 
 /// A resource's URL: `{base}/Users/{id}` or `{base}/Groups/{id}` (`meta.location`, `$ref`).
 pub fn location(base_url: &str, rt: &ResourceTypeDef, id: &str) -> String {
-    format!("{base_url}{}/{id}", rt.endpoint)
+    // By hand rather than with `format!`, which cost three times as much: every resource sent
+    // has one, every user's group another.
+    let mut url = String::with_capacity(base_url.len() + rt.endpoint.len() + 1 + id.len());
+    url.push_str(base_url);
+    url.push_str(rt.endpoint);
+    url.push('/');
+    url.push_str(id);
+    url
 }
 
 /// What a resource's `meta` says (RFC 7643 §3.1).
