@@ -95,6 +95,15 @@ pub(crate) async fn api_not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint")
 }
 
+/// A method the endpoint does not take: 405 as the API's JSON error, with `Allow`.
+pub(crate) async fn api_method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this endpoint does not take {method}; the Allow header lists what it takes"),
+    )
+}
+
 /// Whether an application credential with `scopes` may make this request: reads only, of the
 /// directory (`directory:read`) or of the event feed (`events:read`). `path` is relative to
 /// `/api/v1` (or starts with it).

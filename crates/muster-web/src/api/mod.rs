@@ -31,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use self::body::{ErrorBody, ErrorDetail};
-use self::extract::api_not_found;
+use self::extract::{api_method_not_allowed, api_not_found};
 use crate::state::AppState;
 
 pub(crate) use self::synclog::csv_export;
@@ -122,6 +122,7 @@ pub fn router() -> Router<AppState> {
     let (api, _) = endpoints().split_for_parts();
     let api = api
         .fallback(api_not_found)
+        .method_not_allowed_fallback(api_method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::state::MAX_BODY_BYTES,
         ));

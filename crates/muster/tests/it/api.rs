@@ -831,6 +831,19 @@ async fn openapi_matches_the_router() {
         }
     }
 
+    // A method an endpoint does not take: the API's JSON error, with what it takes.
+    let r = app
+        .send(Method::DELETE, "/api/v1/providers", Some(&api.token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.body["error"]["code"], "method_not_allowed",
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.header("allow"), Some("GET,HEAD,POST"));
+
     // Real answers, checked field by field against the document.
     let p = app.provider("Okta").await;
     let user = app.create_user(&p, "ana@example.com").await;

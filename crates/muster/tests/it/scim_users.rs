@@ -137,6 +137,31 @@ async fn get_list_and_filters(b: Backend) {
         None,
     );
     assert_scim_error(&app.get(&p, "/Users/nope").await, 404, None);
+    // Paths under the base URL that name no endpoint, the base URL itself included, are SCIM
+    // 404s; a method an endpoint does not take is a SCIM 405 that says which it takes.
+    for path in ["", "/", "/Nope", "/Users/", "/Users/x/y"] {
+        assert_scim_error(&app.get(&p, path).await, 404, None);
+    }
+    let r = app
+        .send(
+            Method::DELETE,
+            &format!("{}/Users", p.base),
+            Some(&p.token),
+            None,
+        )
+        .await;
+    assert_scim_error(&r, 405, None);
+    assert_eq!(r.header("allow"), Some("GET,HEAD,POST"));
+    let r = app
+        .send(
+            Method::GET,
+            &format!("{}/Users/.search", p.base),
+            Some(&p.token),
+            None,
+        )
+        .await;
+    assert_scim_error(&r, 405, None);
+    assert_eq!(r.header("allow"), Some("POST"));
     // Bad filters are 400 invalidFilter.
     assert_scim_error(
         &app.get(&p, &format!("/Users?filter={}", urlencode("userName eq")))
