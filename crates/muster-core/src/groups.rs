@@ -822,8 +822,10 @@ impl Listed for GroupView {
         cond: Option<&Cond>,
         order: Order,
         page: Page,
-    ) -> StoreResult<Vec<GroupRecord>> {
-        tx.list_groups(env, provider, cond, order, page).await
+        joined: bool,
+    ) -> CoreResult<Vec<GroupView>> {
+        let rows = tx.list_groups(env, provider, cond, order, page).await?;
+        Self::views(tx, env, rows, joined).await
     }
 
     async fn count(

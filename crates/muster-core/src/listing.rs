@@ -40,7 +40,8 @@ pub(crate) trait Listed: Sized + Send {
     /// group): read only when a filter names it or the response includes it.
     const JOINED: &'static str;
 
-    /// A page of rows matching `cond`, in `order`.
+    /// The views of a page of rows matching `cond`, in `order`, with the joined attribute when
+    /// `joined`.
     async fn page(
         tx: &mut Box<dyn Tx>,
         env: EnvironmentId,
@@ -48,7 +49,8 @@ pub(crate) trait Listed: Sized + Send {
         cond: Option<&Cond>,
         order: Order,
         page: Page,
-    ) -> StoreResult<Vec<Self::Record>>;
+        joined: bool,
+    ) -> CoreResult<Vec<Self>>;
     /// How many rows match `cond`.
     async fn count(
         tx: &mut Box<dyn Tx>,
@@ -99,19 +101,26 @@ impl Muster {
             self.settings.max_page_size,
         )?;
         let (env, provider) = (ctx.env(), ctx.id());
-        let mut tx = self.store.read().await?;
+        // A page read in SQL is one statement, and usually the whole read: a short page tells
+        // its own total (`total_from_page`), so only a full one is counted after it.
+        let mut tx = match plan.sql_order() {
+            Some(_) => self.store.read_one().await?,
+            None => self.store.read().await?,
+        };
         let cond = plan.cond.as_ref();
-        let (total, rows) = match plan.sql_order() {
+        let (total, items) = match plan.sql_order() {
             Some(order) => {
-                let rows = match plan.page() {
-                    Some(page) => V::page(&mut tx, env, provider, cond, order, page).await?,
+                let items = match plan.page() {
+                    Some(page) => {
+                        V::page(&mut tx, env, provider, cond, order, page, joined).await?
+                    }
                     None => Vec::new(),
                 };
-                let total = match plan.total_from_page(rows.len()) {
+                let total = match plan.total_from_page(items.len()) {
                     Some(total) => total,
                     None => V::count(&mut tx, env, provider, cond).await?,
                 };
-                (total, rows)
+                (total, items)
             }
             None => {
                 let filter_joins = plan
@@ -133,13 +142,14 @@ impl Muster {
                         break;
                     }
                 }
-                window.finish()
+                let (total, rows) = window.finish();
+                (total, V::views(&mut tx, env, rows, joined).await?)
             }
         };
         Ok(ListResult {
             total,
             start_index: params.start_index,
-            items: V::views(&mut tx, env, rows, joined).await?,
+            items,
         })
     }
 }

@@ -382,6 +382,16 @@ pub trait UserStore {
         order: Order,
         page: Page,
     ) -> StoreResult<Vec<UserRecord>>;
+    /// Like `list_users`, each user with the groups it belongs to (sorted by name), read in
+    /// the same statement.
+    async fn list_users_with_groups(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        order: Order,
+        page: Page,
+    ) -> StoreResult<Vec<(UserRecord, Vec<GroupRef>)>>;
     /// How many of a provider's users are not removed and match `cond`.
     async fn count_users(
         &mut self,

@@ -11,6 +11,19 @@ use muster_core::store::{Store, StoreResult, Tx};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row as _};
 
+/// A listed user's groups as a column of its row (`common/listing.rs`, `USERS_WITH_GROUPS`): a
+/// JSON array of `[id, displayName]` pairs, as text, each name by primary key as in
+/// `groups_of_users`.
+macro_rules! member_of_col {
+    () => {
+        "cast((select coalesce(json_agg(json_build_array(m.group_id, \
+         (select g.display_name from scim_group g \
+         where g.group_id = m.group_id and g.environment_id = m.environment_id))), '[]') \
+         from group_member m where m.user_id = user_account.user_id \
+         and m.environment_id = user_account.environment_id) as text) as member_of"
+    };
+}
+
 // The shared SQL, compiled for this backend (see common/mod.rs).
 #[allow(clippy::duplicate_mod)]
 #[path = "common/mod.rs"]

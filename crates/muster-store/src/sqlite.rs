@@ -17,6 +17,19 @@ use muster_core::store::{Store, StoreResult, Tx};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
+/// A listed user's groups as a column of its row (`common/listing.rs`, `USERS_WITH_GROUPS`): a
+/// JSON array of `[id, displayName]` pairs, the id in hex, each name by primary key as in
+/// `groups_of_users`.
+macro_rules! member_of_col {
+    () => {
+        "(select json_group_array(json_array(hex(m.group_id), \
+         (select g.display_name from scim_group g \
+         where g.group_id = m.group_id and g.environment_id = m.environment_id))) \
+         from group_member m where m.user_id = user_account.user_id \
+         and m.environment_id = user_account.environment_id) as member_of"
+    };
+}
+
 // The shared SQL, compiled for this backend (see common/mod.rs).
 #[allow(clippy::duplicate_mod)]
 #[path = "common/mod.rs"]

@@ -566,8 +566,22 @@ impl Listed for UserView {
         cond: Option<&Cond>,
         order: Order,
         page: Page,
-    ) -> StoreResult<Vec<UserRecord>> {
-        tx.list_users(env, provider, cond, order, page).await
+        joined: bool,
+    ) -> CoreResult<Vec<UserView>> {
+        if !joined {
+            let rows = tx.list_users(env, provider, cond, order, page).await?;
+            return Self::views(tx, env, rows, false).await;
+        }
+        // The users and their groups in one statement.
+        Ok(tx
+            .list_users_with_groups(env, provider, cond, order, page)
+            .await?
+            .into_iter()
+            .map(|(user, groups)| UserView {
+                user,
+                groups: Some(groups),
+            })
+            .collect())
     }
 
     async fn count(

@@ -195,6 +195,11 @@ pub(super) const USERS: Listing = Listing {
     extra: " and removed_at is null",
     provider_index: "user_account_provider_idx",
 };
+/// Users, each with its groups in the same row (`member_of`, [`member_of`]).
+pub(super) const USERS_WITH_GROUPS: Listing = Listing {
+    cols: concat!(user_cols!(), ", ", member_of_col!()),
+    ..USERS
+};
 pub(super) const GROUPS: Listing = Listing {
     table: "scim_group",
     cols: GROUP_COLS,
@@ -233,6 +238,28 @@ pub(super) fn listing_query(
         push_cond(&mut q, c, l.id_col);
     }
     q
+}
+
+/// The groups in a row's `member_of` column, sorted by name (then id), as `groups_of_users`
+/// gives them.
+pub(super) fn member_of<R: Cols + ?Sized>(row: &R) -> StoreResult<Vec<GroupRef>> {
+    let text: String = get(row, "member_of")?;
+    let pairs: Vec<(String, Option<String>)> = serde_json::from_str(&text)
+        .map_err(|_| StoreError::Corrupt("a user's groups did not read as pairs".into()))?;
+    let mut groups = Vec::with_capacity(pairs.len());
+    for (id, name) in pairs {
+        let id =
+            Uuid::parse_str(&id).map_err(|_| StoreError::Corrupt(format!("a group id '{id}'")))?;
+        // A membership whose group is gone in this snapshot.
+        if let Some(display) = name {
+            groups.push(GroupRef {
+                group_id: GroupId(id),
+                display,
+            });
+        }
+    }
+    groups.sort_by(|a, b| (&a.display, a.group_id).cmp(&(&b.display, b.group_id)));
+    Ok(groups)
 }
 
 impl DbTx {

@@ -276,6 +276,25 @@ impl UserStore for DbTx {
         .await
     }
 
+    async fn list_users_with_groups(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+        cond: Option<&Cond>,
+        order: Order,
+        page: Page,
+    ) -> StoreResult<Vec<(UserRecord, Vec<GroupRef>)>> {
+        self.fetch_listing(
+            &USERS_WITH_GROUPS,
+            env,
+            provider,
+            cond,
+            Window::page(order, page),
+            |r| Ok((user_from(r)?, member_of(r)?)),
+        )
+        .await
+    }
+
     async fn count_users(
         &mut self,
         env: EnvironmentId,

@@ -96,6 +96,28 @@ async fn groups_with_members_and_user_groups(b: Backend) {
         names,
         [("Accounting", acc.as_str()), ("Engineering", gid.as_str())]
     );
+    // Lists carry the same groups: a filter, and a page in creation order.
+    let by_name = app
+        .get(
+            &p,
+            &format!(
+                "/Users?filter={}",
+                urlencode("userName eq \"one@example.com\"")
+            ),
+        )
+        .await;
+    assert_eq!(by_name.body["Resources"][0]["groups"], u.body["groups"]);
+    let page = app.get(&p, "/Users?startIndex=1&count=10").await;
+    let listed = |id: &str| {
+        page.body["Resources"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["id"] == id))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(listed(&u1)["groups"], u.body["groups"]);
+    assert_eq!(listed(&u2)["groups"][0]["display"], "Engineering");
+    assert_eq!(listed(&u2)["groups"].as_array().map(Vec::len), Some(1));
     let lone = app.create_user(&p, "three@example.com").await;
     let u = app.get(&p, &format!("/Users/{lone}")).await;
     assert_eq!(u.status, StatusCode::OK);
