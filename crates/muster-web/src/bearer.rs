@@ -40,7 +40,7 @@ pub enum Refusal {
 pub async fn authenticate<'p, T, F, Fut>(
     parts: &'p Parts,
     state: &AppState,
-    target: String,
+    target: crate::limits::AuthTarget,
     check: F,
 ) -> Result<T, Refusal>
 where

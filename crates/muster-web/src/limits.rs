@@ -125,8 +125,17 @@ impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
     }
 }
 
-/// Who failed to authenticate, against what.
-pub type FailureKey = (Option<IpAddr>, String);
+/// What a client authenticates against: a provider's SCIM URL, the API, the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthTarget {
+    Provider(muster_core::ids::ProviderId),
+    Api,
+    Console,
+}
+
+/// Who failed to authenticate, against what. A value rather than text: every SCIM request
+/// builds one.
+pub type FailureKey = (Option<IpAddr>, AuthTarget);
 
 /// The rate limits of one Muster instance.
 #[derive(Debug)]

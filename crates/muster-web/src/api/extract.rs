@@ -137,10 +137,11 @@ impl FromRequestParts<AppState> for AdminAuth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        let checked = crate::bearer::authenticate(parts, state, "api".into(), |token| {
-            state.muster.authenticate_admin(token)
-        })
-        .await;
+        let checked =
+            crate::bearer::authenticate(parts, state, crate::limits::AuthTarget::Api, |token| {
+                state.muster.authenticate_admin(token)
+            })
+            .await;
         let t = match checked {
             Ok(t) => t,
             Err(Refusal::Throttled(wait)) => {

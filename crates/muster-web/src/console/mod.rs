@@ -198,7 +198,10 @@ struct LoginForm {
 
 async fn login(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let who = (crate::bearer::peer_ip(&parts), "console".to_string());
+    let who = (
+        crate::bearer::peer_ip(&parts),
+        crate::limits::AuthTarget::Console,
+    );
     let bytes = match axum::body::to_bytes(body, 16 * 1024).await {
         Ok(b) => b,
         Err(_) => return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."),

@@ -47,7 +47,8 @@ impl FromRequestParts<AppState> for ProviderAuth {
                 ScimErrorResponse(ScimError::not_found("no provisioning provider at this URL"))
                     .into_response()
             })?;
-        let checked = crate::bearer::authenticate(parts, state, provider.to_string(), |token| {
+        let target = limits::AuthTarget::Provider(provider);
+        let checked = crate::bearer::authenticate(parts, state, target, |token| {
             state.muster.authenticate_provider(provider, token)
         })
         .await;
