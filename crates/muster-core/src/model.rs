@@ -410,6 +410,13 @@ pub struct GroupRef {
     pub display: String,
 }
 
+impl GroupRef {
+    /// The order a user's groups are listed in: by name, then by id.
+    pub fn name_order(&self) -> (&str, GroupId) {
+        (&self.display, self.group_id)
+    }
+}
+
 /// Who caused a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

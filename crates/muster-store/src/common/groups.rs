@@ -359,7 +359,7 @@ impl GroupStore for DbTx {
                     })
                 })
                 .collect();
-            out.sort_by(|a, b| (&a.1.display, a.1.group_id).cmp(&(&b.1.display, b.1.group_id)));
+            out.sort_by(|a, b| a.1.name_order().cmp(&b.1.name_order()));
             return Ok(out);
         }
         // Two index-driven steps rather than one join: a planner that starts a join from the
@@ -410,7 +410,7 @@ impl GroupStore for DbTx {
                 })
             })
             .collect();
-        out.sort_by(|a, b| (&a.1.display, a.1.group_id).cmp(&(&b.1.display, b.1.group_id)));
+        out.sort_by(|a, b| a.1.name_order().cmp(&b.1.name_order()));
         Ok(out)
     }
 }

@@ -258,7 +258,7 @@ pub(super) fn member_of<R: Cols + ?Sized>(row: &R) -> StoreResult<Vec<GroupRef>>
             });
         }
     }
-    groups.sort_by(|a, b| (&a.display, a.group_id).cmp(&(&b.display, b.group_id)));
+    groups.sort_by(|a, b| a.name_order().cmp(&b.name_order()));
     Ok(groups)
 }
 

@@ -47,13 +47,6 @@ macro_rules! user_cols {
     };
 }
 
-/// As many nulls as [`user_cols!`] has columns, for the other parts of a union with a user.
-macro_rules! user_nulls {
-    () => {
-        "null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null"
-    };
-}
-
 /// The organizations, their default roles and the roles, as the parts (`o`, `d`, `r`) of one
 /// union ([`OrgStore::org_tree`]). Every part has the columns of [`rules_parts!`] as well, so the
 /// two can be one statement ([`MappingStore::rules_and_org_tree`]); PostgreSQL types a union's

@@ -61,12 +61,6 @@ fn push_email_rows(qb: &mut Stmt, u: &UserRecord, keys: &[String]) {
     });
 }
 
-/// A row of [`UserStore::find_user_and_groups`].
-enum UserOrGroup {
-    User(Box<UserRecord>),
-    Group(Uuid, Option<String>),
-}
-
 #[async_trait]
 impl UserStore for DbTx {
     async fn insert_user(&mut self, u: &UserRecord) -> StoreResult<()> {
@@ -105,49 +99,22 @@ impl UserStore for DbTx {
         env: EnvironmentId,
         id: UserId,
     ) -> StoreResult<Option<(UserRecord, Vec<GroupRef>)>> {
-        // The user (part `u`) and its groups (part `g`, each group's name by primary key, as in
-        // `groups_of_users`) as one statement: a GET of a user is then one statement on SQLite
-        // and one round trip on PostgreSQL.
+        // The user's groups as a column of its row (`member_of_col!`, as for a listing): a GET
+        // of a user is one statement on SQLite and one round trip on PostgreSQL.
         let q = Stmt::new(concat!(
-            "select 'u' as part, ",
+            "select ",
             user_cols!(),
-            ", cast(null as uuid) as member_of, cast(null as text) as member_of_name \
-             from user_account where environment_id = $1 and user_id = $2 \
-             union all \
-             select 'g', ",
-            user_nulls!(),
-            ", m.group_id, (select g.display_name from scim_group g \
-             where g.group_id = m.group_id and g.environment_id = m.environment_id) \
-             from group_member m where m.user_id = $2 and m.environment_id = $1"
+            ", ",
+            member_of_col!(),
+            " from user_account where environment_id = $1 and user_id = $2"
         ))
         .arg(env.0)
         .arg(id.0);
-        let rows = self
-            .lookup(&q, |r| {
-                Ok(match get::<String, _>(r, "part")?.as_str() {
-                    "u" => UserOrGroup::User(Box::new(user_from(r)?)),
-                    _ => UserOrGroup::Group(
-                        get::<Uuid, _>(r, "member_of")?,
-                        get::<Option<String>, _>(r, "member_of_name")?,
-                    ),
-                })
-            })
-            .await?;
-        let mut user = None;
-        let mut groups = Vec::new();
-        for row in rows {
-            match row {
-                UserOrGroup::User(u) => user = Some(*u),
-                UserOrGroup::Group(group_id, Some(display)) => groups.push(GroupRef {
-                    group_id: GroupId(group_id),
-                    display,
-                }),
-                // A membership whose group is gone in this snapshot.
-                UserOrGroup::Group(_, None) => {}
-            }
-        }
-        groups.sort_by(|a, b| (&a.display, a.group_id).cmp(&(&b.display, b.group_id)));
-        Ok(user.map(|u| (u, groups)))
+        Ok(self
+            .lookup(&q, |r| Ok((user_from(r)?, member_of(r)?)))
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn find_user_by_name(
