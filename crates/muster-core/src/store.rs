@@ -978,8 +978,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
     /// Refreshes the planner's statistics (PostgreSQL `ANALYZE`, SQLite `PRAGMA optimize`), so
     /// that tables that grew quickly (an initial sync) keep their index plans. Cheap; run
-    /// periodically.
-    async fn maintain(&self) -> StoreResult<()>;
+    /// periodically. Returns how many sync log entries the refreshed statistics count (0 where
+    /// the database keeps no such count): the size against which the next refresh's growth is
+    /// judged, so that a server started on a large database does not refresh as often as one
+    /// filling an empty one.
+    async fn maintain(&self) -> StoreResult<u64>;
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Adds the database's metrics (pools, waits, transactions) to a scrape's registry.

@@ -307,12 +307,51 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn maintain(&self) -> StoreResult<()> {
-        sqlx::query("analyze user_account, user_email, scim_group, group_member, sync_log, provider_token, org, user_role")
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+    /// Analyzes the tables provisioning reads by index, except those that hold no rows yet.
+    ///
+    /// An empty table is left alone because ANALYZE would record it as empty (`reltuples` 0),
+    /// and from then on the planner sizes it by its pages alone: while it is small, a scan of
+    /// the whole table is the cheapest plan for every lookup, and a connection keeps such a
+    /// plan as its generic plan of the statement until the next ANALYZE. On a fresh database
+    /// that was the userName and externalId check of every POST reading the whole of
+    /// `user_account` (845 µs at 1,300 users, growing with each). A table never analyzed is
+    /// assumed to be at least ten pages, for which the indexes win.
+    async fn maintain(&self) -> StoreResult<u64> {
+        const TABLES: [&str; 8] = [
+            "user_account",
+            "user_email",
+            "scim_group",
+            "group_member",
+            "sync_log",
+            "provider_token",
+            "org",
+            "user_role",
+        ];
+        let held: Vec<(String,)> = sqlx::query_as(
+            "select relname::text from pg_class \
+             where relname = any($1) and relkind = 'r' \
+             and relnamespace = current_schema()::regnamespace and pg_relation_size(oid) > 0",
+        )
+        .bind(&TABLES[..])
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if !held.is_empty() {
+            // The names come from TABLES above, not from input.
+            let names: Vec<&str> = held.iter().map(|(name,)| name.as_str()).collect();
+            sqlx::query(&format!("analyze {}", names.join(", ")))
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        }
+        let (entries,): (f32,) = sqlx::query_as(
+            "select greatest(reltuples, 0)::real from pg_class \
+             where relname = 'sync_log' and relnamespace = current_schema()::regnamespace",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(entries as u64)
     }
 
     fn backend(&self) -> &'static str {

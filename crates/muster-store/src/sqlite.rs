@@ -315,10 +315,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn maintain(&self) -> StoreResult<()> {
+    async fn maintain(&self) -> StoreResult<u64> {
         let mut w = self.writer.exclusive().await?;
         w.conn().batch("pragma optimize").map_err(fast::err)?;
-        Ok(())
+        Ok(0)
     }
 
     fn backend(&self) -> &'static str {

@@ -250,37 +250,68 @@ async fn run_notices(
 }
 
 /// Planner statistics: refreshed at start-up (a database restored, or left by a server that
-/// stopped, may have none), when the data has grown (checked every 5 seconds: as many sync log
-/// entries written since the last refresh as before it, and at least 1,000) and every five
+/// stopped, may have none), when the data has grown (see [`StatsRefresh`]) and every five
 /// minutes, so that tables that grow fast (an initial sync of a whole company) keep their index
-/// plans even where the database's own autovacuum is off or behind. The doubling keeps the
-/// refreshes of a long sync to a handful. (Without statistics, PostgreSQL looked a `userName eq`
-/// filter up through the provider's index, reading every user of the provider: 4,761 filters a
-/// second against 9,715 GETs by id.)
+/// plans even where the database's own autovacuum is off or behind. (Without statistics,
+/// PostgreSQL looked a `userName eq` filter up through the provider's index, reading every user
+/// of the provider: 4,761 filters a second against 9,715 GETs by id.)
 async fn run_maintenance(muster: Muster, mut stop: tokio::sync::watch::Receiver<bool>) {
     use std::sync::atomic::Ordering;
     let written = || muster_store::stats::SYNC_LOG_ENTRIES.load(Ordering::Relaxed);
-    if let Err(e) = muster.store.maintain().await {
-        tracing::warn!(error = %e, "refreshing planner statistics failed");
-    }
-    let mut ticks = tokio::time::interval(Duration::from_secs(5));
+    let refresh = || async {
+        match muster.store.maintain().await {
+            Ok(size) => size,
+            Err(e) => {
+                tracing::warn!(error = %e, "refreshing planner statistics failed");
+                0
+            }
+        }
+    };
+    let mut last = StatsRefresh {
+        written: written(),
+        size: refresh().await,
+        at: std::time::Instant::now(),
+    };
+    let mut ticks = tokio::time::interval(StatsRefresh::CHECK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last = (written(), std::time::Instant::now());
     loop {
         tokio::select! {
             _ = ticks.tick() => {
                 let now = written();
-                let grown = now.saturating_sub(last.0) >= last.0.max(1_000);
-                if !grown && last.1.elapsed() < Duration::from_secs(300) {
+                if !last.due(now, std::time::Instant::now()) {
                     continue;
                 }
-                last = (now, std::time::Instant::now());
-                if let Err(e) = muster.store.maintain().await {
-                    tracing::warn!(error = %e, "refreshing planner statistics failed");
-                }
+                last = StatsRefresh { written: now, size: refresh().await, at: std::time::Instant::now() };
             }
             _ = stop.changed() => break,
         }
+    }
+}
+
+/// The last refresh of the planner statistics, and when the next is due: once the sync log has
+/// grown by as many entries as it held then (as counted by the statistics, or written by this
+/// process, whichever is more), and at least [`StatsRefresh::FLOOR`]; or after
+/// [`StatsRefresh::EVERY`]. The doubling keeps the refreshes of a long sync to a handful; the
+/// low floor and the check every second matter on an empty database, where PostgreSQL keeps the
+/// plans made while a table was small (a scan of the whole table) until the next refresh.
+#[derive(Debug, Clone, Copy)]
+struct StatsRefresh {
+    /// Sync log entries this process had written at the refresh.
+    written: u64,
+    /// Sync log entries the refreshed statistics counted.
+    size: u64,
+    at: std::time::Instant,
+}
+
+impl StatsRefresh {
+    const CHECK: Duration = Duration::from_secs(1);
+    const FLOOR: u64 = 100;
+    const EVERY: Duration = Duration::from_secs(300);
+
+    fn due(&self, written: u64, now: std::time::Instant) -> bool {
+        let grown = written.saturating_sub(self.written);
+        grown >= self.size.max(self.written).max(Self::FLOOR)
+            || now.saturating_duration_since(self.at) >= Self::EVERY
     }
 }
 
@@ -341,4 +372,51 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StatsRefresh;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn statistics_are_refreshed_as_the_sync_log_doubles() {
+        let at = Instant::now();
+        // An empty database: the first refresh comes after the floor, then each time the log
+        // has doubled.
+        let fresh = StatsRefresh {
+            written: 0,
+            size: 0,
+            at,
+        };
+        assert!(!fresh.due(99, at));
+        assert!(fresh.due(100, at));
+        let second = StatsRefresh {
+            written: 100,
+            size: 100,
+            at,
+        };
+        assert!(!second.due(199, at));
+        assert!(second.due(200, at));
+        // A server started on a large log waits for it to double, not for the floor.
+        let large = StatsRefresh {
+            written: 0,
+            size: 1_000_000,
+            at,
+        };
+        assert!(!large.due(999_999, at));
+        assert!(large.due(1_000_000, at));
+        // Statistics that count less than this process wrote (the table pruned, or no count
+        // kept, as on SQLite) go by what was written.
+        let counted_less = StatsRefresh {
+            written: 5_000,
+            size: 0,
+            at,
+        };
+        assert!(!counted_less.due(9_999, at));
+        assert!(counted_less.due(10_000, at));
+        // And every five minutes whatever the growth.
+        assert!(!large.due(0, at + Duration::from_secs(299)));
+        assert!(large.due(0, at + StatsRefresh::EVERY));
+    }
 }
