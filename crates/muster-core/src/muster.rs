@@ -150,6 +150,12 @@ pub struct Muster {
 #[derive(Debug, Default)]
 pub(crate) struct Memo {
     pub(crate) roots: std::sync::RwLock<std::collections::HashMap<EnvironmentId, OrgId>>,
+    /// Each environment's organizations as last read for creating a user, with their tree's
+    /// token ([`crate::store::OrgTreeRead`]).
+    #[allow(clippy::type_complexity)]
+    pub(crate) trees: std::sync::RwLock<
+        std::collections::HashMap<EnvironmentId, (i64, Arc<crate::orgs::index::Orgs>)>,
+    >,
     pub(crate) synced: std::sync::Mutex<std::collections::HashMap<ProviderId, Timestamp>>,
 }
 

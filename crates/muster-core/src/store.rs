@@ -38,6 +38,18 @@ pub struct OrgTree {
     pub roles: Vec<Role>,
 }
 
+/// An environment's organization tree as [`MappingStore::rules_and_org_tree`] reads it: the
+/// token that identifies it, and the tree itself unless the caller held that token already.
+#[derive(Debug, Default)]
+pub struct OrgTreeRead {
+    /// The tree's token: it changes whenever the environment's organizations, their default
+    /// roles or its roles change, and is never given to another tree. `None` where the database
+    /// keeps none (PostgreSQL: its migration 12 says why), and the tree is then always read.
+    pub version: Option<i64>,
+    /// The tree; `None` when the token is the one the caller passed.
+    pub tree: Option<OrgTree>,
+}
+
 /// A condition storage renders to SQL exactly. What a SCIM filter needs beyond it is evaluated
 /// in Rust over the rows it selects.
 #[derive(Debug, Clone, PartialEq)]
@@ -903,13 +915,17 @@ pub trait MappingStore {
         provider: ProviderId,
     ) -> StoreResult<MappingRules>;
     /// [`MappingStore::mapping_rules`] and [`OrgStore::org_tree`] together: what creating a
-    /// user reads before placing it. One statement where the backend can (one round trip rather
-    /// than two on PostgreSQL).
+    /// user reads before placing it, in one statement. `known` is the token of a tree the
+    /// caller kept from an earlier read: while the tree has not changed, it is not read again.
+    ///
+    /// A token read after this transaction changed the tree may belong to a change that is
+    /// rolled back; it is still never given to another tree.
     async fn rules_and_org_tree(
         &mut self,
         env: EnvironmentId,
         provider: ProviderId,
-    ) -> StoreResult<(MappingRules, OrgTree)>;
+        known: Option<i64>,
+    ) -> StoreResult<(MappingRules, OrgTreeRead)>;
     /// Every (group, role) pair of a provider's role mappings.
     async fn role_mappings(
         &mut self,

@@ -24,6 +24,14 @@ macro_rules! member_of_col {
     };
 }
 
+/// The token of an environment's organization tree: PostgreSQL keeps none (see
+/// `KEEPS_TREE_VERSION`), and reads the tree with the statement of old.
+macro_rules! tree_version {
+    () => {
+        "cast(null as bigint)"
+    };
+}
+
 // The shared SQL, compiled for this backend (see common/mod.rs).
 #[allow(clippy::duplicate_mod)]
 #[path = "common/mod.rs"]
@@ -33,6 +41,10 @@ use common::{db_err, DbTx};
 
 /// What makes text compare byte-wise in `order by` (SQLite's default already does).
 const BYTEWISE: &str = " collate \"C\"";
+
+/// Whether the database keeps a token of each environment's organization tree
+/// (`MappingStore::rules_and_org_tree`): not on PostgreSQL (migration 12 says why).
+const KEEPS_TREE_VERSION: bool = false;
 
 /// PostgreSQL runs `insert`, `update` and `delete` inside `with`: a user and its email index
 /// rows are written in one statement, a round trip less per create and two per update.

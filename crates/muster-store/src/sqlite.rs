@@ -30,6 +30,14 @@ macro_rules! member_of_col {
     };
 }
 
+/// The token of an environment's organization tree (`$1`): set to a new random value by triggers
+/// whenever its organizations, their default roles or its roles change (migration 12).
+macro_rules! tree_version {
+    () => {
+        "(select tree_version from environment where environment_id = $1)"
+    };
+}
+
 // The shared SQL, compiled for this backend (see common/mod.rs).
 #[allow(clippy::duplicate_mod)]
 #[path = "common/mod.rs"]
@@ -107,6 +115,10 @@ impl Held {
 
 /// What makes text compare byte-wise in `order by` (SQLite's default already does).
 const BYTEWISE: &str = "";
+
+/// Whether the database keeps a token of each environment's organization tree
+/// (`MappingStore::rules_and_org_tree`).
+const KEEPS_TREE_VERSION: bool = true;
 
 /// SQLite's `with` holds only queries: a user and its email index rows are separate statements
 /// (on the writer's own thread, where a statement costs no round trip).

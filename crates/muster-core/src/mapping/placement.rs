@@ -32,6 +32,7 @@ use serde::Serialize;
 use serde_json::json;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Users read (and, when applying, written) per round of a preview or an apply.
 pub(crate) const CHUNK: u64 = 500;
@@ -71,7 +72,7 @@ pub(crate) struct OrgCache {
     by_name: HashMap<(OrgId, String), Option<Org>>,
     /// The environment's organizations when the caller read them already: looked up before
     /// asking the database, without copying them all into the maps above.
-    known: Option<Orgs>,
+    known: Option<Arc<Orgs>>,
     role_names: Option<HashMap<RoleId, String>>,
     group_names: HashMap<GroupId, String>,
 }
@@ -79,7 +80,7 @@ pub(crate) struct OrgCache {
 impl OrgCache {
     /// A cache that knows these organizations already, so placing a user among them reads none.
     /// [`OrgCache::into_known`] gives them back.
-    pub(crate) fn knowing(orgs: Orgs) -> OrgCache {
+    pub(crate) fn knowing(orgs: Arc<Orgs>) -> OrgCache {
         OrgCache {
             known: Some(orgs),
             ..OrgCache::default()
@@ -87,7 +88,7 @@ impl OrgCache {
     }
 
     /// The organizations [`OrgCache::knowing`] was given.
-    pub(crate) fn into_known(self) -> Option<Orgs> {
+    pub(crate) fn into_known(self) -> Option<Arc<Orgs>> {
         self.known
     }
 
@@ -560,15 +561,34 @@ impl Muster {
     }
 
     /// A provider's mapping rules and its environment's organizations, read in `tx` in one
-    /// statement: what creating a user needs before placing it.
+    /// statement: what creating a user needs before placing it. The organizations are kept
+    /// between calls with the token the store gives their tree, and read again only when the
+    /// tree has changed since (in any process: the token lives in the database).
     pub(crate) async fn rules_and_orgs(
         &self,
         tx: &mut Box<dyn Tx>,
         env: EnvironmentId,
         provider: ProviderId,
-    ) -> CoreResult<(crate::mapping::rules::Rules, Orgs)> {
-        let (read, tree) = tx.rules_and_org_tree(env, provider).await?;
-        let orgs = Orgs::from_tree(tree);
+    ) -> CoreResult<(crate::mapping::rules::Rules, Arc<Orgs>)> {
+        let kept = self
+            .memo
+            .trees
+            .read()
+            .ok()
+            .and_then(|t| t.get(&env).cloned());
+        let (read, tree) = tx
+            .rules_and_org_tree(env, provider, kept.as_ref().map(|(v, _)| *v))
+            .await?;
+        let orgs = match (tree.tree, kept) {
+            (None, Some((_, orgs))) => orgs,
+            (fresh, _) => {
+                let orgs = Arc::new(Orgs::from_tree(fresh.unwrap_or_default()));
+                if let (Some(version), Ok(mut t)) = (tree.version, self.memo.trees.write()) {
+                    t.insert(env, (version, orgs.clone()));
+                }
+                orgs
+            }
+        };
         let root = orgs
             .by_id
             .values()

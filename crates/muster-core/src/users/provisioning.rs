@@ -163,7 +163,7 @@ impl Muster {
             // An organization the placement created is not among those read before it.
             let orgs_current = !log.iter().any(|e| e.action == Event::OrgCreated);
             let orgs = orgs
-                .as_ref()
+                .as_deref()
                 .filter(|_| orgs_current)
                 .map(|o| (ctx.env(), o));
             self.record_known(&mut tx, &log, &[&user], orgs).await?;

@@ -18,8 +18,9 @@ fn org_mapping_from<R: Cols + ?Sized>(row: &R) -> StoreResult<OrgMapping> {
 }
 
 /// What a statement of [`tree_parts!`] and [`rules_parts!`] read, by part.
-pub(super) fn tagged_parts(rows: &[Row]) -> StoreResult<(MappingRules, OrgTree)> {
+pub(super) fn tagged_parts(rows: &[Row]) -> StoreResult<(MappingRules, OrgTree, Option<i64>)> {
     let (mut mapping, mut role_mappings, mut tree) = (None, Vec::new(), OrgTree::default());
+    let mut version = None;
     for row in rows {
         match get::<String, _>(row, "part")?.as_str() {
             "o" => tree.orgs.push(org_from(row)?),
@@ -28,11 +29,12 @@ pub(super) fn tagged_parts(rows: &[Row]) -> StoreResult<(MappingRules, OrgTree)>
                 .push((OrgId(get(row, "org_id")?), RoleId(get(row, "role_id")?))),
             "r" => tree.roles.push(super::roles::role_from(row)?),
             "m" => mapping = Some(org_mapping_from(row)?),
+            "v" => version = get::<Option<i64>, _>(row, "created_at")?,
             _ => role_mappings.push((GroupId(get(row, "group_id")?), RoleId(get(row, "role_id")?))),
         }
     }
     role_mappings.sort();
-    Ok(((mapping, role_mappings), tree))
+    Ok(((mapping, role_mappings), tree, version))
 }
 
 impl DbTx {
@@ -83,12 +85,36 @@ impl MappingStore for DbTx {
         &mut self,
         env: EnvironmentId,
         provider: ProviderId,
-    ) -> StoreResult<(MappingRules, OrgTree)> {
-        let q = Stmt::new(concat!(tree_parts!(), " union all ", rules_parts!()))
+        known: Option<i64>,
+    ) -> StoreResult<(MappingRules, OrgTreeRead)> {
+        let q = if super::super::KEEPS_TREE_VERSION {
+            Stmt::new(concat!(
+                tree_parts!(tree_unless_known!()),
+                " union all ",
+                rules_parts!(),
+                " union all ",
+                tree_version_part!()
+            ))
             .arg(env.0)
-            .arg(provider.0);
+            .arg(provider.0)
+            .arg(known)
+        } else {
+            // Without a token the tree is read every time, by the statement of old: PostgreSQL
+            // plans the conditions above on every bind, which cost it more than reading the tree.
+            Stmt::new(concat!(tree_parts!(), " union all ", rules_parts!()))
+                .arg(env.0)
+                .arg(provider.0)
+        };
         let rows = self.rows(&q).await?;
-        tagged_parts(&rows)
+        let (rules, tree, version) = tagged_parts(&rows)?;
+        let unchanged = known.is_some() && version == known;
+        Ok((
+            rules,
+            OrgTreeRead {
+                version,
+                tree: (!unchanged).then_some(tree),
+            },
+        ))
     }
 
     async fn put_org_mapping(&mut self, m: &OrgMapping) -> StoreResult<()> {

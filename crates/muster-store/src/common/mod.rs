@@ -25,8 +25,9 @@ use muster_core::model::{
 };
 use muster_core::store::{
     AdminAccountStore, AdminTokenStore, Cond, Cursor, EnvironmentStore, EventStore, GroupStore,
-    LogQuery, MappingRules, MappingStore, Order, OrderKey, OrgStore, OrgTree, Page, ProviderStore,
-    RoleStore, StoreResult, SyncLogStore, TimeColumn, Tx, UserQuery, UserStore, WebhookStore,
+    LogQuery, MappingRules, MappingStore, Order, OrderKey, OrgStore, OrgTree, OrgTreeRead, Page,
+    ProviderStore, RoleStore, StoreResult, SyncLogStore, TimeColumn, Tx, UserQuery, UserStore,
+    WebhookStore,
 };
 use muster_core::synclog::event::Event;
 use serde_json::{Map, Value};
@@ -53,21 +54,47 @@ macro_rules! user_cols {
 /// columns from its parts in order, hence the typed nulls in the first.
 macro_rules! tree_parts {
     () => {
-        "select 'o' as part, org_id, environment_id, parent_id, name, status, own_default_roles, \
-         created_at, updated_at, cast(null as uuid) as role_id, cast(null as text) as description, \
-         cast(null as boolean) as builtin, cast(null as uuid) as provider_id, \
-         cast(null as text) as method, cast(null as text) as attribute, \
-         cast(null as uuid) as parent_org_id, cast(null as uuid) as unmapped_org_id, \
-         cast(null as uuid) as group_id \
-         from org where environment_id = $1 \
-         union all \
-         select 'd', org_id, environment_id, null, null, null, null, null, null, role_id, null, null, \
-         null, null, null, null, null, null \
-         from org_default_role where environment_id = $1 \
-         union all \
-         select 'r', null, environment_id, null, name, null, null, created_at, null, role_id, \
-         description, builtin, null, null, null, null, null, null \
-         from role where environment_id = $1"
+        tree_parts!("")
+    };
+    ($cond:expr) => {
+        concat!(
+            "select 'o' as part, org_id, environment_id, parent_id, name, status, own_default_roles, \
+             created_at, updated_at, cast(null as uuid) as role_id, cast(null as text) as description, \
+             cast(null as boolean) as builtin, cast(null as uuid) as provider_id, \
+             cast(null as text) as method, cast(null as text) as attribute, \
+             cast(null as uuid) as parent_org_id, cast(null as uuid) as unmapped_org_id, \
+             cast(null as uuid) as group_id \
+             from org where environment_id = $1",
+            $cond,
+            " union all \
+             select 'd', org_id, environment_id, null, null, null, null, null, null, role_id, null, null, \
+             null, null, null, null, null, null \
+             from org_default_role where environment_id = $1",
+            $cond,
+            " union all \
+             select 'r', null, environment_id, null, name, null, null, created_at, null, role_id, \
+             description, builtin, null, null, null, null, null, null \
+             from role where environment_id = $1",
+            $cond
+        )
+    };
+}
+
+/// The condition on [`tree_parts!`] that leaves the tree out when its token ([`tree_version!`],
+/// defined by each backend) is `$3`, the one the caller holds; and the row (`v`) that gives the
+/// token, its value in the `created_at` column.
+macro_rules! tree_unless_known {
+    () => {
+        concat!(" and not coalesce(", tree_version!(), " = $3, false)")
+    };
+}
+macro_rules! tree_version_part {
+    () => {
+        concat!(
+            "select 'v', null, null, null, null, null, null, ",
+            tree_version!(),
+            ", null, null, null, null, null, null, null, null, null, null"
+        )
     };
 }
 

@@ -20,7 +20,8 @@ on_both!(
     a_large_membership_change_is_one_event_per_member_in_one_commit,
     the_cursor_pages_filters_waits_and_refuses_bad_reads,
     retention_prunes_the_oldest_and_an_older_cursor_gets_410,
-    a_created_users_event_names_the_organization_it_was_placed_in
+    a_created_users_event_names_the_organization_it_was_placed_in,
+    a_created_user_sees_the_organizations_and_roles_as_they_are_now
 );
 
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -241,6 +242,113 @@ async fn a_created_users_event_names_the_organization_it_was_placed_in(b: Backen
         assert_eq!(data["organization"]["name"], "Brand New", "{created}");
         assert_eq!(names(&data["roles"]), defaults, "{created}");
     }
+    app.finish().await;
+}
+
+/// POSTs a user and gives the data of its `user.created` event.
+async fn created_event(
+    app: &TestApp,
+    api: &Api<'_>,
+    p: &crate::support::TestProvider,
+    name: &str,
+) -> Value {
+    let start = head(api).await;
+    let r = app.post(p, "/Users", json!({"userName": name})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    events(api, start)
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "user.created")
+        .map(|e| e["data"].clone())
+        .unwrap_or_else(|| panic!("no user.created event"))
+}
+
+/// Creating a user keeps the environment's organizations and roles between requests and reads
+/// them again when they change: each change below (an organization renamed, its default roles
+/// set, a role renamed, another organization added and chosen by the mapping) shows in the next
+/// created user's event.
+async fn a_created_user_sees_the_organizations_and_roles_as_they_are_now(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    let p = app.provider("Okta").await;
+    let orgs = api.get("/orgs").await;
+    let root = orgs.body["orgs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["parentId"].is_null())
+        .map(|o| o["id"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_else(|| panic!("no root organization: {:?}", orgs.body));
+    let role = api.post("/roles", json!({"name": "Auditor"})).await;
+    assert_eq!(role.status, StatusCode::CREATED, "{:?}", role.body);
+    let role = role.body["id"].as_str().unwrap_or_default().to_string();
+    let role_names = |data: &Value| -> Vec<String> {
+        let mut v: Vec<String> = data["roles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+
+    let first = created_event(&app, &api, &p, "u1@example.com").await;
+    assert_eq!(first["organization"]["id"].as_str(), Some(root.as_str()));
+    assert!(
+        !role_names(&first).contains(&"Auditor".to_string()),
+        "{first}"
+    );
+
+    let r = api
+        .patch(&format!("/orgs/{root}"), json!({"name": "Renamed"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let second = created_event(&app, &api, &p, "u2@example.com").await;
+    assert_eq!(second["organization"]["name"], "Renamed", "{second}");
+
+    let r = api
+        .put(
+            &format!("/orgs/{root}/default-roles"),
+            json!({"roleIds": [role]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let third = created_event(&app, &api, &p, "u3@example.com").await;
+    assert_eq!(role_names(&third), ["Auditor"], "{third}");
+
+    let r = api
+        .patch(
+            &format!("/roles/{role}"),
+            json!({"name": "Auditor (read-only)"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let fourth = created_event(&app, &api, &p, "u4@example.com").await;
+    assert_eq!(role_names(&fourth), ["Auditor (read-only)"], "{fourth}");
+
+    let other = api.post("/orgs", json!({"name": "Other"})).await;
+    assert_eq!(other.status, StatusCode::CREATED, "{:?}", other.body);
+    let other = other.body["id"].as_str().unwrap_or_default().to_string();
+    let r = api
+        .put(
+            &format!("/providers/{}/mapping/org", p.id),
+            json!({"method": "single", "orgId": other}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let fifth = created_event(&app, &api, &p, "u5@example.com").await;
+    assert_eq!(
+        fifth["organization"]["id"].as_str(),
+        Some(other.as_str()),
+        "{fifth}"
+    );
+    assert_eq!(fifth["organization"]["name"], "Other", "{fifth}");
+    assert_eq!(
+        role_names(&fifth),
+        ["Auditor (read-only)"],
+        "inherited from the root: {fifth}"
+    );
     app.finish().await;
 }
 

@@ -23,7 +23,8 @@ on_both!(
     lookups_read_what_the_writer_wrote,
     references_are_enforced,
     moves_in_bulk_skip_users_changed_meanwhile,
-    deleting_a_large_group_removes_every_membership
+    deleting_a_large_group_removes_every_membership,
+    the_org_trees_token_moves_with_every_change_and_never_comes_back
 );
 
 struct Seed {
@@ -679,6 +680,144 @@ async fn statistics_leave_empty_tables_unanalyzed() {
     tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
     store.maintain().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(reltuples("user_account").await, 300.0);
+    db.drop_db().await;
+}
+
+/// The token of an environment's organization tree (SQLite): the tree is read with it, left out
+/// when the caller holds the current one, and every change to an organization, a default role or
+/// a role moves it (the triggers of migration 12). A token seen inside a transaction that rolled back
+/// is not given to the next change; another environment's changes leave it alone.
+async fn the_org_trees_token_moves_with_every_change_and_never_comes_back(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = seed(&mut tx, "tree").await;
+    let other = seed(&mut tx, "elsewhere").await;
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let token = |known: Option<i64>| {
+        let store = store.clone();
+        async move {
+            let mut r = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+            let (_, read) = r
+                .rules_and_org_tree(s.env, s.provider, known)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            drop(r);
+            read
+        }
+    };
+    let first = token(None).await;
+    if b == Backend::Postgres {
+        // PostgreSQL keeps no token: the tree is read every time.
+        assert_eq!(first.version, None);
+        assert_eq!(first.tree.map(|t| t.orgs.len()), Some(1));
+        db.drop_db().await;
+        return;
+    }
+    let v1 = first.version.unwrap_or_else(|| panic!("no token"));
+    assert_eq!(
+        first.tree.map(|t| t.orgs.len()),
+        Some(1),
+        "the tree is read"
+    );
+    assert!(
+        token(Some(v1)).await.tree.is_none(),
+        "the tree is left out for its own token"
+    );
+    assert!(
+        token(Some(v1 ^ 1)).await.tree.is_some(),
+        "another token reads the tree"
+    );
+
+    let now = Timestamp(2);
+    let role = muster_core::model::Role {
+        environment_id: s.env,
+        id: muster_core::ids::RoleId::new(),
+        name: "Auditor".into(),
+        description: String::new(),
+        builtin: false,
+        created_at: now,
+    };
+    let mut seen = vec![v1];
+    let mut changed = |read: muster_core::store::OrgTreeRead, what: &str| {
+        let v = read
+            .version
+            .unwrap_or_else(|| panic!("no token after {what}"));
+        assert!(!seen.contains(&v), "{what}: the token did not move");
+        assert!(read.tree.is_some(), "{what}: the tree was not read again");
+        seen.push(v);
+        v
+    };
+    // Each change in a transaction of its own.
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    tx.insert_role(&role)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let v = changed(token(Some(v1)).await, "a role added");
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    tx.set_org_default_roles(s.env, s.org, &[role.id])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let v = changed(token(Some(v)).await, "default roles set");
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut renamed = role.clone();
+    renamed.name = "Auditor (read-only)".into();
+    tx.update_role(&renamed)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let v = changed(token(Some(v)).await, "a role renamed");
+
+    // Another environment's change leaves this token alone.
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut org = muster_core::model::Org {
+        environment_id: other.env,
+        id: OrgId::new(),
+        parent_id: Some(other.org),
+        name: "Sales".into(),
+        status: OrgStatus::Active,
+        own_default_roles: false,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.insert_org(&org).await.unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        token(Some(v)).await.tree.is_none(),
+        "moved by another environment"
+    );
+
+    // A change rolled back: the token seen inside it is never the token of a later tree.
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    org.environment_id = s.env;
+    org.parent_id = Some(s.org);
+    org.id = OrgId::new();
+    tx.insert_org(&org).await.unwrap_or_else(|e| panic!("{e}"));
+    let (_, inside) = tx
+        .rules_and_org_tree(s.env, s.provider, Some(v))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rolled_back = inside.version.unwrap_or_else(|| panic!("no token"));
+    assert_ne!(rolled_back, v);
+    drop(tx);
+    assert!(
+        token(Some(v)).await.tree.is_none(),
+        "the rolled-back change moved the token"
+    );
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    org.id = OrgId::new();
+    org.name = "Support".into();
+    tx.insert_org(&org).await.unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let after = token(Some(rolled_back)).await;
+    assert_ne!(
+        after.version,
+        Some(rolled_back),
+        "a rolled-back token was given again"
+    );
+    assert_eq!(after.tree.map(|t| t.orgs.len()), Some(2));
     db.drop_db().await;
 }
 
