@@ -589,14 +589,7 @@ impl Muster {
                 orgs
             }
         };
-        let root = orgs
-            .by_id
-            .values()
-            .find(|o| o.parent_id.is_none())
-            .map(|o| o.id)
-            .ok_or_else(|| {
-                StoreError::Corrupt("the environment has no root organization".into())
-            })?;
+        let root = orgs.root().ok_or_else(no_root)?;
         let rules = crate::mapping::rules::Rules::from_read(tx, env, provider, root, read).await?;
         Ok((rules, orgs))
     }
@@ -617,13 +610,7 @@ impl Muster {
         let root = match known {
             Some(root) => root,
             None => {
-                let root = tx
-                    .find_root_org(env)
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::Corrupt("the environment has no root organization".into())
-                    })?
-                    .id;
+                let root = tx.find_root_org(env).await?.ok_or_else(no_root)?.id;
                 if let Ok(mut r) = self.memo.roots.write() {
                     r.insert(env, root);
                 }
@@ -632,4 +619,9 @@ impl Muster {
         };
         crate::mapping::rules::Rules::load(tx, env, provider, root).await
     }
+}
+
+/// Every environment is created with its root organization; without one its data is damaged.
+fn no_root() -> StoreError {
+    StoreError::Corrupt("the environment has no root organization".into())
 }

@@ -63,6 +63,14 @@ impl Orgs {
         }
     }
 
+    /// The root organization (the one without a parent).
+    pub(crate) fn root(&self) -> Option<OrgId> {
+        self.by_id
+            .values()
+            .find(|o| o.parent_id.is_none())
+            .map(|o| o.id)
+    }
+
     pub(crate) fn get(&self, id: OrgId) -> CoreResult<&Org> {
         self.by_id
             .get(&id)
