@@ -13,10 +13,6 @@ use tracing::Instrument;
 /// The header that carries the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// The request id, available to handlers as an extension.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
 fn acceptable(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -30,7 +26,7 @@ fn acceptable(id: &str) -> bool {
 /// rather than two: each layer boxes the request's future and clones the service under it.
 pub async fn track(
     axum::extract::State(state): axum::extract::State<crate::state::AppState>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
     let id = req
@@ -44,7 +40,6 @@ pub async fn track(
     let method = req.method().clone();
     let uri = req.uri().clone();
     let span = tracing::info_span!("request", request_id = %id, %method, path = %uri.path(), provider = tracing::field::Empty);
-    req.extensions_mut().insert(RequestId(id));
     let started = Instant::now();
     let mut resp = crate::layers::within_timeout(&state, req, next)
         .instrument(span.clone())
