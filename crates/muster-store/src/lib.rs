@@ -11,6 +11,7 @@ use std::sync::Arc;
 use muster_core::error::StoreError;
 use muster_core::store::Store;
 
+mod pg_pool;
 pub mod postgres;
 mod signal;
 pub mod sqlite;

@@ -8,8 +8,30 @@ use std::time::Duration;
 use async_trait::async_trait;
 use muster_core::error::{StoreError, Unique};
 use muster_core::store::{Store, StoreResult, Tx};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Row as _};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::Row as _;
+
+use crate::pg_pool::Pool;
+pub use crate::pg_pool::WriteTx as PooledTx;
+
+/// A connection lent by the pool, outside a transaction.
+pub type PooledConn = crate::pg_pool::Conn;
+
+fn pooled_conn(c: &mut PooledConn) -> &mut sqlx::PgConnection {
+    c
+}
+
+fn pooled_failed(c: &mut PooledConn, e: &sqlx::Error) {
+    c.failed(e);
+}
+
+/// The result of a statement run on `conn`, noting a failure on the connection.
+fn on<T>(conn: &mut PooledConn, r: Result<T, sqlx::Error>) -> StoreResult<T> {
+    r.map_err(|e| {
+        pooled_failed(conn, &e);
+        db_err(e)
+    })
+}
 
 /// A listed user's groups as a column of its row (`common/listing.rs`, `USERS_WITH_GROUPS`): a
 /// JSON array of `[id, displayName]` pairs, as text, each name by primary key as in
@@ -124,7 +146,7 @@ fn classify_unique(message: &str, constraint: Option<&str>) -> Unique {
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pool: Pool,
     sequencer: Sequencer,
 }
 
@@ -143,14 +165,14 @@ pub struct Sequencer {
 /// One step at a time in this process; the advisory lock orders the processes.
 #[derive(Debug)]
 struct Steps {
-    pool: PgPool,
+    pool: Pool,
     one: tokio::sync::Mutex<()>,
 }
 
 impl Sequencer {
     /// Starts the sequencer's task, which runs until the store's last handle is dropped or its
     /// pool closed. It starts with a step, for events a stopped process left pending.
-    fn start(pool: PgPool) -> Self {
+    fn start(pool: Pool) -> Self {
         // One wake-up kept is enough: the step it starts moves everything committed by then.
         let (wake, mut woken) = tokio::sync::mpsc::channel(1);
         let steps = Arc::new(Steps {
@@ -213,15 +235,23 @@ static SEQUENCE_STEP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 /// client 593/s before the sequencer, 491–515/s with it); after 100 ms, one for fifty.
 const GATHER: Duration = Duration::from_millis(100);
 
+/// Runs [`SEQUENCE_STEP`] on a connection, through `Executor::fetch_all`: `RawSql::fetch_all`,
+/// generic over its executor, made the sequencer's future fail to prove itself `Send` when
+/// given a connection rather than the pool.
+async fn sequence_step(
+    conn: &mut sqlx::PgConnection,
+) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+    sqlx::Executor::fetch_all(conn, sqlx::raw_sql(&SEQUENCE_STEP)).await
+}
+
 impl Steps {
     /// Moves every event committed before the call into the feed, numbered.
     async fn settle(&self) -> StoreResult<()> {
         let _one = self.one.lock().await;
         loop {
-            let rows = sqlx::raw_sql(&SEQUENCE_STEP)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
+            let mut conn = self.pool.get().await?;
+            let rows = sequence_step(&mut conn).await;
+            let rows = on(&mut conn, rows)?;
             let moved: i64 = match rows.last() {
                 Some(r) => r.try_get("moved").map_err(db_err)?,
                 None => 0,
@@ -239,16 +269,9 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(db_err)?
             .application_name("muster");
-        // sqlx pings a connection when it comes back to the pool, so a broken one is dropped
-        // there; its default ping before lending one out as well was a round trip per
-        // transaction (two per user created), for nothing the first ping had not checked.
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(db_err)?;
+        // Not sqlx's pool: it makes a round trip each time a connection comes back to it
+        // (`pg_pool.rs`).
+        let pool = Pool::connect(options, max_connections).await?;
         let sequencer = Sequencer::start(pool.clone());
         Ok(Self { pool, sequencer })
     }
@@ -256,8 +279,9 @@ impl PgStore {
     /// Applies pending migrations (serialised across processes by an advisory lock).
     /// Then it numbers, in the background, what a stopped process left pending.
     pub async fn migrate(&self) -> StoreResult<()> {
+        let mut conn = self.pool.get().await?;
         MIGRATOR
-            .run(&self.pool)
+            .run(&mut **conn)
             .await
             .map_err(|e| StoreError::Database(Box::new(e)))?;
         self.sequencer.wake();
@@ -279,40 +303,41 @@ impl PgStore {
 impl Store for PgStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         let asked = std::time::Instant::now();
-        let tx = self.pool.begin().await.map_err(db_err)?;
+        let tx = self.pool.begin().await?;
         crate::stats::WRITE_WAIT.observe(asked.elapsed());
         Ok(Box::new(DbTx::writing(tx, self.sequencer.clone())))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
         let asked = std::time::Instant::now();
-        let conn = self.pool.acquire().await.map_err(db_err)?;
+        let conn = self.pool.get().await?;
         crate::stats::READ_WAIT.observe(asked.elapsed());
         Ok(Box::new(DbTx::Conn(conn)))
     }
 
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
-        registry.register_collector(Box::new(crate::stats::DbMetrics::new(
-            "postgres",
-            vec![("main", self.pool.size(), self.pool.num_idle())],
-        )));
+        registry.register_collector(Box::new(crate::stats::DbMetrics::new("postgres", {
+            let (size, idle) = self.pool.state();
+            vec![("main", size, idle)]
+        })));
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("select 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let mut conn = self.pool.get().await?;
+        let r = sqlx::query("select 1").execute(&mut **conn).await;
+        on(&mut conn, r)?;
         Ok(())
     }
 
     async fn settle_events(&self) -> StoreResult<()> {
         // Nothing pending (a feed read after the background step, or an idle feed polled): one
         // index probe.
-        let (pending,): (bool,) = sqlx::query_as("select exists (select 1 from event_pending)")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let mut conn = self.pool.get().await?;
+        let r = sqlx::query_as("select exists (select 1 from event_pending)")
+            .fetch_one(&mut **conn)
+            .await;
+        let (pending,): (bool,) = on(&mut conn, r)?;
+        drop(conn);
         if pending {
             self.sequencer.steps.settle().await?;
         }
@@ -339,30 +364,31 @@ impl Store for PgStore {
             "org",
             "user_role",
         ];
-        let held: Vec<(String,)> = sqlx::query_as(
+        let mut conn = self.pool.get().await?;
+        let r = sqlx::query_as(
             "select relname::text from pg_class \
              where relname = any($1) and relkind = 'r' \
              and relnamespace = current_schema()::regnamespace and pg_relation_size(oid) > 0",
         )
         .bind(&TABLES[..])
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .fetch_all(&mut **conn)
+        .await;
+        let held: Vec<(String,)> = on(&mut conn, r)?;
         if !held.is_empty() {
             // The names come from TABLES above, not from input.
             let names: Vec<&str> = held.iter().map(|(name,)| name.as_str()).collect();
-            sqlx::query(&format!("analyze {}", names.join(", ")))
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
+            let r = sqlx::query(&format!("analyze {}", names.join(", ")))
+                .execute(&mut **conn)
+                .await;
+            on(&mut conn, r)?;
         }
-        let (entries,): (f32,) = sqlx::query_as(
+        let r = sqlx::query_as(
             "select greatest(reltuples, 0)::real from pg_class \
              where relname = 'sync_log' and relnamespace = current_schema()::regnamespace",
         )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .fetch_one(&mut **conn)
+        .await;
+        let (entries,): (f32,) = on(&mut conn, r)?;
         Ok(entries as u64)
     }
 

@@ -58,6 +58,33 @@ use fast::{Fast, Open};
 /// A row read on the request's thread.
 type HeldRow = fast::OwnedRow;
 
+/// SQLite lends no connection from a pool and begins no transaction through sqlx: its
+/// connections are [`Held`].
+pub enum PooledConn {}
+
+fn pooled_conn(c: &mut PooledConn) -> &mut sqlx::SqliteConnection {
+    match *c {}
+}
+
+fn pooled_failed(c: &mut PooledConn, _: &sqlx::Error) {
+    match *c {}
+}
+
+/// See [`PooledConn`].
+pub enum PooledTx {}
+
+impl PooledTx {
+    fn conn(&mut self) -> StoreResult<&mut sqlx::SqliteConnection> {
+        match *self {}
+    }
+    fn failed(&mut self, _: &sqlx::Error) {
+        match *self {}
+    }
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {}
+    }
+}
+
 /// A connection held for a request: a reader, or the writer in a transaction.
 #[derive(Debug)]
 pub enum Held {

@@ -144,14 +144,14 @@ pub enum DbTx {
     /// A write transaction (PostgreSQL).
     Tx(Box<Writing>),
     /// A pooled connection in autocommit mode.
-    Conn(sqlx::pool::PoolConnection<Db>),
+    Conn(super::PooledConn),
     /// A connection the backend holds itself, in a write transaction or not (SQLite).
     Held(Held),
 }
 
 /// A PostgreSQL write transaction and the outbox it writes just before COMMIT (`events.rs`).
 pub struct Writing {
-    tx: sqlx::Transaction<'static, Db>,
+    tx: super::PooledTx,
     started: std::time::Instant,
     /// The sync log's entries and the feed's events, written together in one statement at
     /// commit, a round trip less per change than writing the entries when they are made.
@@ -164,7 +164,7 @@ pub struct Writing {
 impl DbTx {
     /// A write transaction begun on PostgreSQL.
     #[allow(dead_code)] // SQLite's write transactions are `Held`.
-    pub fn writing(tx: sqlx::Transaction<'static, Db>, sequencer: super::Sequencer) -> Self {
+    pub fn writing(tx: super::PooledTx, sequencer: super::Sequencer) -> Self {
         DbTx::Tx(Box::new(Writing {
             tx,
             started: std::time::Instant::now(),
@@ -177,14 +177,25 @@ impl DbTx {
     /// The sqlx connection, for a statement that runs through sqlx.
     fn c(&mut self) -> StoreResult<&mut DbConn> {
         match self {
-            DbTx::Tx(w) => Ok(&mut w.tx),
-            DbTx::Conn(c) => Ok(c),
+            DbTx::Tx(w) => w.tx.conn(),
+            DbTx::Conn(c) => Ok(super::pooled_conn(c)),
             DbTx::Held(h) => h.conn().ok_or_else(|| {
                 StoreError::Database(Box::new(std::io::Error::other(
                     "this connection runs its statements on the caller's thread",
                 )))
             }),
         }
+    }
+
+    /// The store error of a statement's failure, noting on the connection a failure that leaves
+    /// it unfit to be lent again (PostgreSQL's pool, `pg_pool.rs`).
+    fn failed(&mut self, e: sqlx::Error) -> StoreError {
+        match self {
+            DbTx::Tx(w) => w.tx.failed(&e),
+            DbTx::Conn(c) => super::pooled_failed(c, &e),
+            DbTx::Held(_) => {}
+        }
+        db_err(e)
     }
 
     /// The connection that runs statements on the calling thread, if this one has it: SQLite's
@@ -203,8 +214,8 @@ impl DbTx {
             tokio::task::consume_budget().await;
             return changed;
         }
-        let done = stmt.query().execute(self.c()?).await.map_err(db_err)?;
-        Ok(done.rows_affected())
+        let done = stmt.query().execute(self.c()?).await;
+        Ok(done.map_err(|e| self.failed(e))?.rows_affected())
     }
 
     /// Runs a statement; its rows.
@@ -214,7 +225,8 @@ impl DbTx {
             tokio::task::consume_budget().await;
             return Ok(rows?.into_iter().map(Row::Held).collect());
         }
-        let rows = stmt.query().fetch_all(self.c()?).await.map_err(db_err)?;
+        let rows = stmt.query().fetch_all(self.c()?).await;
+        let rows = rows.map_err(|e| self.failed(e))?;
         Ok(rows.into_iter().map(Row::Db).collect())
     }
 
@@ -225,12 +237,8 @@ impl DbTx {
             tokio::task::consume_budget().await;
             return Ok(row?.pop().map(Row::Held));
         }
-        let row = stmt
-            .query()
-            .fetch_optional(self.c()?)
-            .await
-            .map_err(db_err)?;
-        Ok(row.map(Row::Db))
+        let row = stmt.query().fetch_optional(self.c()?).await;
+        Ok(row.map_err(|e| self.failed(e))?.map(Row::Db))
     }
 
     /// Runs a statement that returns a row.
@@ -249,7 +257,8 @@ impl DbTx {
             tokio::task::consume_budget().await;
             return found;
         }
-        let rows = stmt.query().fetch_all(self.c()?).await.map_err(db_err)?;
+        let rows = stmt.query().fetch_all(self.c()?).await;
+        let rows = rows.map_err(|e| self.failed(e))?;
         rows.iter().map(|r| decode(r)).collect()
     }
 
@@ -678,7 +687,7 @@ impl Tx for DbTx {
                     events,
                     sequencer,
                 } = *w;
-                DbTx::write_outbox(&mut tx, &log, &events).await?;
+                DbTx::write_outbox(tx.conn()?, &log, &events).await?;
                 let at = std::time::Instant::now();
                 let done = tx.commit().await.map_err(db_err);
                 crate::stats::COMMIT.observe(at.elapsed());

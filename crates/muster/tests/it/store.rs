@@ -961,3 +961,112 @@ async fn deleting_a_large_group_removes_every_membership(b: Backend) {
     drop(r);
     db.drop_db().await;
 }
+
+/// PostgreSQL: a write transaction dropped without COMMIT (its request failed or was cancelled)
+/// is rolled back at once, not when its connection is next lent, so its locks do not outlive
+/// it. The connection that comes back to the pool first is held here while another
+/// transaction writes the same userName: that write would wait on the first transaction's row
+/// for as long as it stayed open.
+#[tokio::test]
+async fn a_dropped_transaction_is_rolled_back_at_once() {
+    if !postgres_reachable().await {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = seed(&mut tx, "dropped").await;
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    tx.insert_user(&user(&s, "held@example.com"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(tx);
+    let held = store.read().await.unwrap_or_else(|e| panic!("{e}"));
+    let again = async {
+        let mut tx = store.write().await?;
+        tx.insert_user(&user(&s, "held@example.com")).await?;
+        tx.commit().await
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), again)
+        .await
+        .unwrap_or_else(|_| panic!("the dropped transaction still held its row after 10 s"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(held);
+    let mut r = store.read().await.unwrap_or_else(|e| panic!("{e}"));
+    let found = r
+        .find_user_by_name(s.env, "held@example.com")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(found.is_some(), "the second write committed");
+    drop(r);
+    db.drop_db().await;
+}
+
+/// PostgreSQL: connections the server closed (a restart, an administrator's
+/// `pg_terminate_backend`) are replaced. The request that finds the first of them closed fails;
+/// the pool then checks its other connections before lending them, so the requests after it
+/// succeed, rather than one failing for each connection the pool held.
+#[tokio::test]
+async fn connections_the_server_closed_are_replaced() {
+    if !postgres_reachable().await {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.open().await.shared();
+    let env = EnvironmentId::new();
+    // Three connections, each used once, then idle in the pool.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut r = store.read().await.unwrap_or_else(|e| panic!("{e}"));
+        r.find_user_by_name(env, "nobody@example.com")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        held.push(r);
+    }
+    drop(held);
+    let mut admin = sqlx::PgConnection::connect(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let muster_backends = "from pg_stat_activity where datname = current_database() \
+                           and application_name = 'muster' and pid <> pg_backend_pid()";
+    let (killed,): (i64,) = sqlx::query_as(&format!(
+        "select count(pg_terminate_backend(pid)) {muster_backends}"
+    ))
+    .fetch_one(&mut admin)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(killed >= 3, "terminated {killed} of Muster's connections");
+    // pg_terminate_backend signals; the backends are gone once pg_stat_activity says so.
+    let gone = async {
+        loop {
+            let (left,): (i64,) = sqlx::query_as(&format!("select count(*) {muster_backends}"))
+                .fetch_one(&mut admin)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), gone)
+        .await
+        .unwrap_or_else(|_| panic!("the terminated backends did not exit"));
+
+    for attempt in 0..5 {
+        let read = async {
+            let mut r = store.read().await?;
+            r.find_user_by_name(env, "nobody@example.com").await
+        };
+        if let Err(e) = read.await {
+            assert_eq!(
+                attempt, 0,
+                "request {attempt} after the restart failed: {e}"
+            );
+        }
+    }
+    let _ = admin.close().await;
+    db.drop_db().await;
+}
