@@ -24,9 +24,11 @@ use serde_json::{json, Value};
 #[derive(Debug, Parser)]
 #[command(name = "muster-bench")]
 struct Args {
-    /// The `muster` binary to start (ignored with --url).
-    #[arg(long, default_value = "target/release/muster")]
-    muster: String,
+    /// The `muster` binary to start (ignored with --url) [default: the `muster` beside this
+    /// program, so `target/release/muster-bench` starts `target/release/muster` from any
+    /// directory]
+    #[arg(long)]
+    muster: Option<std::path::PathBuf>,
     /// Database for the started server (default: a fresh SQLite file).
     #[arg(long)]
     database_url: Option<String>,
@@ -118,12 +120,21 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
             c.env("MUSTER_DATABASE_URL", db);
         }
     };
-    let mut add = Command::new(&args.muster);
+    let exe = match &args.muster {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .with_file_name(format!("muster{}", std::env::consts::EXE_SUFFIX)),
+    };
+    let mut add = Command::new(&exe);
     add.args(["provider", "add", "--name", "Bench", "--json"]);
     env(&mut add);
-    let out = add
-        .output()
-        .with_context(|| format!("cannot run {}", args.muster))?;
+    let out = add.output().with_context(|| match &args.muster {
+        Some(_) => format!("cannot run {}", exe.display()),
+        None => format!(
+            "cannot run {}, the muster beside muster-bench (--muster names another)",
+            exe.display()
+        ),
+    })?;
     if !out.status.success() {
         bail!(
             "muster provider add failed: {}",
@@ -131,7 +142,7 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
         );
     }
     let created: Value = serde_json::from_slice(&out.stdout)?;
-    let mut admin = Command::new(&args.muster);
+    let mut admin = Command::new(&exe);
     admin.args(["admin", "token", "create", "--label", "bench", "--json"]);
     env(&mut admin);
     let out = admin.output()?;
@@ -166,7 +177,7 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
         }
         false => None,
     };
-    let mut serve = Command::new(&args.muster);
+    let mut serve = Command::new(&exe);
     let log = std::fs::File::create(dir.join("server.log"))?;
     serve
         .arg("serve")
