@@ -84,8 +84,12 @@ pub fn router() -> Router<AppState> {
             "/scim/v2/{provider}/Schemas/{id}",
             get(discovery::get_schema),
         )
-        // Everything else under a base URL, the base URL itself included, is a SCIM 404.
-        .route("/scim/v2/{provider}", any(scim_not_found))
+        // RFC 7644 §3.11: Muster has no /Me (its clients are provisioning clients, not users).
+        .route("/scim/v2/{provider}/Me", any(me_not_implemented))
+        .route("/scim/v2/{provider}/Me/{*rest}", any(me_not_implemented))
+        // A query at the root (RFC 7644 §3.4.2.1), as `POST /.search` there.
+        .route("/scim/v2/{provider}", get(query_all))
+        // Everything else under a base URL is a SCIM 404.
         .route("/scim/v2/{provider}/", any(scim_not_found))
         .route("/scim/v2/{provider}/{*rest}", any(scim_not_found))
         .method_not_allowed_fallback(scim_method_not_allowed)
@@ -176,6 +180,17 @@ fn single_json(status: u16, json: Vec<u8>, version: i64, location: Option<&str>)
 
 async fn scim_not_found() -> ScimErrorResponse {
     ScimError::not_found("no such SCIM endpoint").into()
+}
+
+/// `/Me` (RFC 7644 §3.11): a service provider without it answers 501 Not Implemented. Muster's
+/// clients authenticate as a provisioning provider, which is not a user of the directory.
+async fn me_not_implemented() -> ScimErrorResponse {
+    ScimError::new(
+        501,
+        None,
+        "Muster does not implement /Me: a provider's token authenticates the provider, not a user; use /Users",
+    )
+    .into()
 }
 
 /// A method the endpoint does not take: 405 as a SCIM error (RFC 7644 §3.12), with `Allow`.
@@ -634,14 +649,28 @@ async fn patch_group(
     ))
 }
 
-/// `POST /.search` at the provider's root (RFC 7644 §3.4.3): users, then groups. A filter that
-/// names attributes only one resource type has selects from that type alone.
+/// `POST /.search` at the provider's root (RFC 7644 §3.4.3): users, then groups.
 async fn search_all(
     State(state): State<AppState>,
     ProviderAuth(ctx): ProviderAuth,
     ScimBody(body): ScimBody,
 ) -> ScimResult {
-    let params = ListParams::from_search_body(&body)?;
+    root_page(&state, &ctx, ListParams::from_search_body(&body)?).await
+}
+
+/// `GET` on the provider's base URL (RFC 7644 §3.4.2.1, a query at the server root): users,
+/// then groups, as `POST /.search` there.
+async fn query_all(
+    State(state): State<AppState>,
+    ProviderAuth(ctx): ProviderAuth,
+    q: QueryPairs,
+) -> ScimResult {
+    root_page(&state, &ctx, q.list_params()?).await
+}
+
+/// A page across resource types: users occupy positions `1..=users`, groups follow. A filter
+/// that names attributes only one resource type has selects from that type alone.
+async fn root_page(state: &AppState, ctx: &ProviderCtx, params: ListParams) -> ScimResult {
     let size = params.page_size(state.muster.settings.max_page_size);
     let start = params.start_index;
     let mut total = 0u64;
@@ -657,7 +686,7 @@ async fn search_all(
     let users = state
         .muster
         .list_users(
-            &ctx,
+            ctx,
             &ListParams {
                 count: Some(size),
                 ..params.clone()
@@ -671,7 +700,7 @@ async fn search_all(
             resources.extend(
                 r.items
                     .into_iter()
-                    .map(|v| Value::Object(user_out(&state, &ctx, v, &up))),
+                    .map(|v| Value::Object(user_out(state, ctx, v, &up))),
             );
             r.total
         }
@@ -695,7 +724,7 @@ async fn search_all(
     };
     match state
         .muster
-        .list_groups(&ctx, &group_params, wants(&gp, &GROUP_RESOURCE, "members"))
+        .list_groups(ctx, &group_params, wants(&gp, &GROUP_RESOURCE, "members"))
         .await
     {
         Ok(r) => {
@@ -703,7 +732,7 @@ async fn search_all(
             resources.extend(
                 r.items
                     .iter()
-                    .map(|v| Value::Object(group_out(&state, &ctx, v, &gp))),
+                    .map(|v| Value::Object(group_out(state, ctx, v, &gp))),
             );
             total += r.total;
         }

@@ -737,5 +737,32 @@ async fn search_endpoints(b: Backend) {
         400,
         Some("invalidFilter"),
     );
+    // A query at the root (RFC 7644 §3.4.2.1): GET on the base URL, the same page as the root
+    // search.
+    let r = app.get(&p, "?startIndex=2&count=2").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["totalResults"], 3);
+    assert_eq!(r.body["startIndex"], 2);
+    assert_eq!(r.body["Resources"][0]["userName"], "s2@example.com");
+    assert_eq!(r.body["Resources"][1]["displayName"], "S-group");
+    let r = app
+        .get(
+            &p,
+            &format!(
+                "?filter={}&attributes=displayName",
+                urlencode("displayName eq \"S-group\"")
+            ),
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1, "{:?}", r.body);
+    assert!(r.body["Resources"][0].get("meta").is_none());
+    assert_scim_error(
+        &app.get(&p, "?filter=nosuch%20eq%201").await,
+        400,
+        Some("invalidFilter"),
+    );
+    // The query needs the provider's token, as every SCIM request does.
+    let r = app.send(Method::GET, &p.base, None, None).await;
+    assert_scim_error(&r, 401, None);
     app.finish().await;
 }

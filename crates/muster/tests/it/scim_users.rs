@@ -137,14 +137,30 @@ async fn get_list_and_filters(b: Backend) {
         None,
     );
     assert_scim_error(&app.get(&p, "/Users/nope").await, 404, None);
-    // Paths under the base URL that name no endpoint, the base URL itself included, are SCIM
-    // 404s; a method an endpoint does not take is a SCIM 405 that says which it takes.
-    for path in ["", "/", "/Nope", "/Users/", "/Users/x/y"] {
+    // Paths under the base URL that name no endpoint are SCIM 404s; a method an endpoint does
+    // not take is a SCIM 405 that says which it takes.
+    for path in ["/", "/Nope", "/Users/", "/Users/x/y"] {
         assert_scim_error(&app.get(&p, path).await, 404, None);
     }
+    // `/Me` is not implemented (RFC 7644 §3.11: 501), whatever the method, and changes nothing.
+    for (method, path) in [
+        (Method::GET, "/Me"),
+        (Method::POST, "/Me"),
+        (Method::PATCH, "/Me/x"),
+    ] {
+        let uri = format!("{}{path}", p.base);
+        let body = (method != Method::GET).then(|| json!({"userName": "me@example.com"}));
+        let r = app.send(method, &uri, Some(&p.token), body).await;
+        assert_scim_error(&r, 501, None);
+    }
+    let r = app
+        .get(&p, "/Users?filter=userName%20eq%20%22me@example.com%22")
+        .await;
+    assert_eq!(r.body["totalResults"], 0);
     for (method, path, allow) in [
         (Method::DELETE, "/Users", "GET,HEAD,POST"),
         (Method::GET, "/Users/.search", "POST"),
+        (Method::POST, "", "GET,HEAD"),
     ] {
         let uri = format!("{}{path}", p.base);
         let r = app.send(method, &uri, Some(&p.token), None).await;
