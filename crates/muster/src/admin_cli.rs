@@ -17,6 +17,7 @@ use crate::output::{parse_duration_secs, print_json};
 pub enum AdminCmd {
     /// Create an administrator who signs in to the console. The password is read from standard
     /// input (typed twice, hidden, at a terminal).
+    #[command(visible_alias = "add")]
     Create {
         /// The name to sign in with.
         #[arg(long)]
@@ -121,6 +122,7 @@ fn read_password() -> anyhow::Result<String> {
 #[derive(Debug, Subcommand)]
 pub enum AdminTokenCmd {
     /// Create an API token (shown once).
+    #[command(visible_alias = "add")]
     Create {
         /// A label to recognise it by.
         #[arg(long, default_value = "api")]
@@ -163,6 +165,7 @@ pub enum OrgCmd {
         json: bool,
     },
     /// Add an organization (under the default organization unless --parent).
+    #[command(visible_alias = "add")]
     Create {
         /// Its name (3 to 220 characters).
         #[arg(long)]
@@ -222,6 +225,7 @@ pub enum RoleCmd {
         json: bool,
     },
     /// Add a role.
+    #[command(visible_alias = "create")]
     Add {
         /// Its name.
         #[arg(long)]
@@ -262,13 +266,15 @@ pub enum UserCmd {
     },
     /// Show one user with organization and roles.
     Show {
-        /// The user's id.
-        id: UserId,
+        /// The user's id or userName.
+        #[arg(value_name = "USER")]
+        id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Add a local user.
+    #[command(visible_alias = "add")]
     Create {
         /// The userName.
         #[arg(long)]
@@ -284,30 +290,52 @@ pub enum UserCmd {
         org: Option<OrgId>,
     },
     /// Block a user (cannot sign in; data kept).
-    Block { id: UserId },
+    Block {
+        /// The user's id or userName.
+        #[arg(value_name = "USER")]
+        id: String,
+    },
     /// Unblock a user.
-    Unblock { id: UserId },
+    Unblock {
+        /// The user's id or userName.
+        #[arg(value_name = "USER")]
+        id: String,
+    },
     /// Deactivate a user at once.
-    Deactivate { id: UserId },
+    Deactivate {
+        /// The user's id or userName.
+        #[arg(value_name = "USER")]
+        id: String,
+    },
     /// Reactivate a user.
-    Reactivate { id: UserId },
+    Reactivate {
+        /// The user's id or userName.
+        #[arg(value_name = "USER")]
+        id: String,
+    },
     /// Move a user to another organization.
     Move {
-        id: UserId,
+        /// The user's id or userName.
+        #[arg(value_name = "USER")]
+        id: String,
         /// The organization's id.
         #[arg(long)]
         org: OrgId,
     },
     /// Set a user's roles (none: the organization's defaults apply).
     Roles {
-        id: UserId,
+        /// The user's id or userName.
+        #[arg(value_name = "USER")]
+        id: String,
         /// Role ids (repeat the flag).
         #[arg(long = "role")]
         roles: Vec<RoleId>,
     },
     /// Set or clear legal hold.
     LegalHold {
-        id: UserId,
+        /// The user's id or userName.
+        #[arg(value_name = "USER")]
+        id: String,
         /// on or off.
         #[arg(value_parser = ["on", "off"])]
         state: String,
@@ -606,9 +634,20 @@ pub async fn run_role(m: &Muster, env: EnvironmentId, cmd: RoleCmd) -> anyhow::R
     Ok(())
 }
 
+/// The user a command names: by id, or by userName, compared without case as SCIM compares
+/// userNames (RFC 7643 §4.1.1). A userName is unique in its environment, so it names one user.
+async fn find_user(m: &Muster, env: EnvironmentId, key: &str) -> anyhow::Result<UserId> {
+    if let Ok(id) = key.parse::<UserId>() {
+        return Ok(id);
+    }
+    m.user_id_by_name(env, key)
+        .await?
+        .with_context(|| format!("no user has the id or userName \"{key}\""))
+}
+
 pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::Result<()> {
     let a = actor();
-    let action = |id: UserId, act: UserAction| (id, act);
+    let action = |id: String, act: UserAction| (id, act);
     let (id, act) = match cmd {
         UserCmd::List {
             org,
@@ -649,7 +688,7 @@ pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::R
             return Ok(());
         }
         UserCmd::Show { id, json } => {
-            let d = m.user_detail(env, id).await?;
+            let d = m.user_detail(env, find_user(m, env, &id).await?).await?;
             if json {
                 print_json(&user_detail_json(&d))?;
             } else {
@@ -684,6 +723,7 @@ pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::R
         UserCmd::Roles { id, roles } => action(id, UserAction::SetRoles(roles)),
         UserCmd::LegalHold { id, state } => action(id, UserAction::LegalHold(state == "on")),
     };
+    let id = find_user(m, env, &id).await?;
     let d = m.act_on_user(env, id, act, &a).await?;
     print_user(&d);
     Ok(())

@@ -13,6 +13,7 @@ use crate::output::{cli_actor, print_json};
 #[derive(Debug, Subcommand)]
 pub enum AppCmd {
     /// Add an application credential; its token (`mapp_…`) is shown once.
+    #[command(visible_alias = "create")]
     Add {
         /// Which application uses it.
         #[arg(long)]

@@ -70,6 +70,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ProviderCmd {
     /// Add a provider; prints its SCIM base URL and a token (shown once).
+    #[command(visible_alias = "create")]
     Add {
         /// Display name, such as "Okta".
         #[arg(long)]
@@ -142,6 +143,7 @@ pub enum ProviderCmd {
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
     /// Create a token (shown once). Several can be live at once, to rotate without downtime.
+    #[command(visible_alias = "create")]
     Add {
         /// The provider's id.
         #[arg(long)]

@@ -81,6 +81,30 @@ pub async fn open(cfg: &Config) -> anyhow::Result<App> {
     Ok(App { store, muster, env })
 }
 
+/// On a new installation, what to do next: the first provider, the first administrator. Said
+/// once at start-up, only while there is none; run the commands with the server's settings.
+async fn first_steps(app: &App, cfg: &Config) {
+    if let Ok(providers) = app.muster.list_providers(app.env.id).await {
+        if providers.is_empty() {
+            tracing::info!(
+                "no provisioning provider yet: add one with `muster provider add --name NAME`, \
+                 which prints its SCIM base URL and token"
+            );
+        }
+    }
+    if cfg.oidc_issuer.is_none() {
+        if let Ok(admins) = app.muster.list_admins(app.env.id).await {
+            if admins.is_empty() {
+                tracing::info!(
+                    console = %format!("{}/console", cfg.public_url()),
+                    "no administrator yet: create one with `muster admin create --username NAME` \
+                     to sign in to the console"
+                );
+            }
+        }
+    }
+}
+
 /// Serves on `listener` until `shutdown` completes, then drains in-flight requests.
 pub async fn run(
     listener: TcpListener,
@@ -98,9 +122,11 @@ pub async fn run(
         tls = tls.is_some(),
         public_url = %cfg.public_url(),
         database = app.muster.store.backend(),
+        database_url = %redact_url(&cfg.database_url()),
         environment = %app.env.slug,
         "Muster is listening"
     );
+    first_steps(&app, &cfg).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let scheduler = tokio::spawn(run_scheduler(
         app.muster.clone(),

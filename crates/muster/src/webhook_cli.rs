@@ -12,6 +12,7 @@ use crate::output::{cli_actor, print_json};
 #[derive(Debug, Subcommand)]
 pub enum WebhookCmd {
     /// Add an endpoint; its signing secret (`whsec_…`) is shown once.
+    #[command(visible_alias = "create")]
     Add {
         /// Where deliveries are POSTed.
         #[arg(long)]

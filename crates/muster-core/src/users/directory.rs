@@ -120,6 +120,20 @@ impl Muster {
     }
 
     /// A user with its organization and effective roles.
+    /// The id of the user holding a userName, compared without case (RFC 7643 §4.1.1); a
+    /// userName is unique in its environment, across providers and local users.
+    pub async fn user_id_by_name(
+        &self,
+        env: EnvironmentId,
+        user_name: &str,
+    ) -> CoreResult<Option<UserId>> {
+        let mut tx = self.store.read().await?;
+        let found = tx
+            .find_user_by_name(env, &crate::model::name_key(user_name))
+            .await?;
+        Ok(found.map(|u| u.id))
+    }
+
     pub async fn user_detail(&self, env: EnvironmentId, id: UserId) -> CoreResult<UserDetail> {
         let mut tx = self.store.read().await?;
         self.detail_in(&mut tx, env, id).await

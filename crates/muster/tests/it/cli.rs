@@ -147,6 +147,28 @@ async fn provider_add_then_serve_over_tcp() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(denied.status().as_u16(), 401);
 
+    // The user commands take a userName as well as an id, compared without case.
+    let scim_id = body["id"].as_str().unwrap_or_default().to_string();
+    let shown = run_json(muster(&dir).args(["user", "show", "TCP@example.com", "--json"]));
+    assert_eq!(shown["id"], scim_id, "{shown}");
+    let blocked = muster(&dir)
+        .args(["user", "block", "tcp@example.com"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(blocked.status.success(), "{blocked:?}");
+    let shown = run_json(muster(&dir).args(["user", "show", &scim_id, "--json"]));
+    assert_eq!(shown["status"], "blocked", "{shown}");
+    let none = muster(&dir)
+        .args(["user", "unblock", "nobody@example.com"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no user has the id or userName"));
+
+    // `add` and `create` are the same command wherever one of them is.
+    let org = run_json(muster(&dir).args(["org", "add", "--name", "Research", "--json"]));
+    assert_eq!(org["name"], "Research", "{org}");
+
     // SIGTERM: a graceful stop.
     let pid_num = server.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid_num]).status();
@@ -172,6 +194,10 @@ async fn provider_add_then_serve_over_tcp() {
         "JSON logs carry the request id: {logs}"
     );
     assert!(!logs.contains(&token), "the token never appears in logs");
+    // A new installation is told its next step: here a provider exists, an administrator not.
+    assert!(logs.contains("no administrator yet"), "{logs}");
+    assert!(!logs.contains("no provisioning provider yet"), "{logs}");
+    assert!(logs.contains("\"database_url\""), "{logs}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
