@@ -157,6 +157,8 @@ pub(crate) struct Memo {
         std::collections::HashMap<EnvironmentId, (i64, Arc<crate::orgs::index::Orgs>)>,
     >,
     pub(crate) synced: std::sync::Mutex<std::collections::HashMap<ProviderId, Timestamp>>,
+    /// Each provider's 429s counted rather than written one by one.
+    pub(crate) refused: crate::synclog::bursts::Bursts,
 }
 
 impl Muster {

@@ -6,6 +6,7 @@
 //! - [`retention`]: deleting entries past the retention period.
 //! - [`rejections`]: entries for requests Muster rejects.
 
+pub mod bursts;
 pub mod event;
 pub mod query;
 pub mod rejections;

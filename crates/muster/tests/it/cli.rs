@@ -204,6 +204,92 @@ async fn provider_add_then_serve_over_tcp() {
 /// Three `muster serve` processes on one PostgreSQL database: 200 users created at once naming
 /// one new organization make one organization; due for deactivation at the same moment, each
 /// user is deactivated exactly once, with one sync log entry.
+/// A provider past its rate limit: the server writes its first 429 and counts the rest; when it
+/// stops (SIGTERM), it writes the count it was still keeping.
+#[tokio::test]
+async fn counted_refusals_are_written_when_the_server_stops() {
+    let dir = std::env::temp_dir().join(format!("muster-429-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.join("muster.toml"),
+        "rate_limit_per_second = 1\nrate_limit_burst = 1\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let added = run_json(
+        muster(&dir)
+            .args(["provider", "add", "--name", "Okta", "--json"])
+            .env("MUSTER_PUBLIC_URL", &public),
+    );
+    let token = added["token"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let base = added["provider"]["scimBaseUrl"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut server = muster(&dir)
+        .arg("serve")
+        .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("MUSTER_PUBLIC_URL", &public)
+        .env("MUSTER_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("serve: {e}"));
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while !client
+        .get(format!("{public}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "not ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut refused = 0;
+    for _ in 0..12 {
+        let r = client
+            .get(format!("{base}/Users"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if r.status().as_u16() == 429 {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 2, "{refused} refused");
+    let pid = server.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let waited = Instant::now();
+    while !matches!(server.try_wait(), Ok(Some(_))) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "no stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log =
+        run_json(muster(&dir).args(["sync-log", "list", "--action", "request.rejected", "--json"]));
+    let entries = log.as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        entries.len(),
+        2,
+        "the first 429, then the count: {entries:?}"
+    );
+    assert_eq!(entries[1]["details"]["status"], 429);
+    assert_eq!(
+        entries[0]["details"]["repeated"],
+        refused - 1,
+        "{entries:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn three_servers_deactivate_each_user_once() {
     use sqlx::Connection;

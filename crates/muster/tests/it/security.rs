@@ -15,6 +15,7 @@ use crate::support::{assert_scim_error, Api, Backend, TestApp};
 
 on_both!(
     provider_rate_limit_answers_429_with_retry_after,
+    a_flood_of_429s_is_counted_not_logged_one_by_one,
     failed_authentications_are_limited_and_logged,
     isolation_through_patch_bulk_search_and_local_users,
     secrets_never_reach_the_sync_log_or_error_bodies
@@ -53,6 +54,102 @@ async fn provider_rate_limit_answers_429_with_retry_after(b: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["totalResults"], 0);
+    app.finish().await;
+}
+
+/// A provider past its rate limit is refused as fast as it sends; its 429s do not become a
+/// sync log entry (a durable write) each: the first of a minute is written, the rest counted and
+/// written as one entry when the minute has passed, or when the server stops.
+async fn a_flood_of_429s_is_counted_not_logged_one_by_one(b: Backend) {
+    let limits = LimitSettings {
+        per_second: 1,
+        burst: 1,
+        ..LimitSettings::default()
+    };
+    let app = TestApp::with_limits(b, limits).await;
+    let p = app.provider("Okta").await;
+    let other = app.provider("Entra").await;
+    let api = Api::new(&app).await;
+    let rejected = |pid: String| {
+        let api = &api;
+        async move {
+            let log = api
+                .get(&format!("/sync-log?provider={pid}&action=request.rejected"))
+                .await;
+            log.body["entries"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let mut refused = 0;
+    for i in 0..21 {
+        let r = app.get(&p, &format!("/Users?startIndex={i}")).await;
+        if r.status.as_u16() == 429 {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 19, "{refused} refused");
+    let entries = rejected(p.id.to_string()).await;
+    assert_eq!(
+        entries.len(),
+        1,
+        "only the first 429 is written: {entries:?}"
+    );
+    assert_eq!(entries[0]["details"]["status"], 429);
+    assert!(entries[0]["details"].get("repeated").is_none());
+    // Each provider has its own window.
+    assert_eq!(app.get(&other, "/Users").await.status, StatusCode::OK);
+    assert_scim_error(&app.get(&other, "/Users").await, 429, None);
+    assert_eq!(rejected(other.id.to_string()).await.len(), 1);
+    // Refusals of other kinds are still written one by one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_scim_error(
+        &app.get(&p, "/Users?filter=nosuch%20eq%201").await,
+        400,
+        Some("invalidFilter"),
+    );
+    assert_eq!(rejected(p.id.to_string()).await.len(), 2);
+    // Before the minute is over nothing more is written; after it, one entry counts the rest.
+    app.clock.advance_secs(59);
+    assert_eq!(
+        app.muster.write_counted_rejections(false).await.ok(),
+        Some(0)
+    );
+    app.clock.advance_secs(1);
+    assert_eq!(
+        app.muster.write_counted_rejections(false).await.ok(),
+        Some(1)
+    );
+    let entries = rejected(p.id.to_string()).await;
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    let count = &entries[0];
+    assert_eq!(count["details"]["repeated"], refused - 1, "{count}");
+    assert_eq!(count["details"]["status"], 429);
+    assert!(count["details"]["path"]
+        .as_str()
+        .is_some_and(|path| path.ends_with("/Users")));
+    assert!(
+        count["message"].as_str().is_some_and(
+            |m| m.starts_with(&format!("{} more requests refused with 429", refused - 1))
+        )
+    );
+    assert_eq!(
+        rejected(other.id.to_string()).await.len(),
+        1,
+        "one refusal: no count"
+    );
+    // A window still open when the server stops is written then.
+    for _ in 0..5 {
+        app.get(&p, "/Users").await;
+    }
+    let before = rejected(p.id.to_string()).await.len();
+    assert_eq!(
+        app.muster.write_counted_rejections(true).await.ok(),
+        Some(1)
+    );
+    let entries = rejected(p.id.to_string()).await;
+    assert_eq!(entries.len(), before + 1);
+    assert!(entries[0]["details"]["repeated"]
+        .as_u64()
+        .is_some_and(|n| n >= 1));
     app.finish().await;
 }
 
