@@ -365,7 +365,7 @@ fn print_tree(t: &OrgTree, depth: usize) {
 
 fn user_detail_json(d: &UserDetail) -> serde_json::Value {
     json!({
-        "id": d.user.id.to_string(), "userName": d.user.user_name, "displayName": d.user.display_name,
+        "id": d.user.id.to_string(), "userName": d.user.user_name, "displayName": d.user.full_name(),
         "status": d.user.status.as_str(), "org": {"id": d.org.id.to_string(), "name": d.org.name},
         "roles": d.roles.iter().map(|h| json!({"id": h.role.id.to_string(), "name": h.role.name, "source": h.source.as_str()})).collect::<Vec<_>>(),
         "providerId": d.user.provider_id.map(|p| p.to_string()), "legalHold": d.user.legal_hold,

@@ -146,6 +146,8 @@ pub struct Owner {
 pub struct UserSummary {
     pub id: UserId,
     pub user_name: String,
+    /// The name to show: the SCIM `displayName`, else `name.formatted`, else `name.givenName`
+    /// and `name.familyName`; the same as the event feed's.
     pub display_name: Option<String>,
     /// `active`, `blocked` or `deactivated`.
     pub status: &'static str,
@@ -167,7 +169,7 @@ impl UserSummary {
         UserSummary {
             id: u.id,
             user_name: u.user_name.clone(),
-            display_name: u.display_name.clone(),
+            display_name: u.full_name(),
             status: u.status.as_str(),
             org_id: u.org_id,
             owner: match u.provider_id {

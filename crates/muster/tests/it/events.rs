@@ -155,6 +155,10 @@ async fn every_change_yields_its_event(b: Backend) {
     let c = first("user.created");
     assert_eq!(c["data"]["userName"], "ana@example.com");
     assert_eq!(c["data"]["displayName"], "Ana Lima");
+    // The API names the user as the feed does (she has no SCIM displayName, only a name).
+    let listed = api.get("/users?q=ana%40example.com").await;
+    assert_eq!(listed.body["users"][0]["id"], ana, "{:?}", listed.body);
+    assert_eq!(listed.body["users"][0]["displayName"], "Ana Lima");
     assert_eq!(c["data"]["emails"], json!(["ana@example.com"]));
     assert_eq!(c["data"]["status"], "active");
     assert!(c["data"]["organization"]["name"].is_string(), "{c}");
