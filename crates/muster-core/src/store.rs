@@ -282,7 +282,8 @@ pub struct UserQuery {
     pub status: Option<crate::model::UserStatus>,
     /// Only this provider's users; `Some(None)` for local users.
     pub provider: Option<Option<ProviderId>>,
-    /// userName or display name containing this text, case-insensitively.
+    /// userName or the name the user is shown as ([`crate::model::UserRecord::full_name`])
+    /// containing this text, case-insensitively.
     pub text: Option<String>,
 }
 

@@ -254,7 +254,7 @@ pub enum UserCmd {
         /// Only this provider's (or "local").
         #[arg(long)]
         provider: Option<String>,
-        /// Text in userName or display name.
+        /// Text in the userName or the name shown (displayName, else the given and family names).
         #[arg(long)]
         search: Option<String>,
         /// At most this many.

@@ -4,18 +4,24 @@ use super::listing::*;
 use super::*;
 
 const INSERT_USER: &str = "insert into user_account (user_id, environment_id, provider_id, user_name, user_name_key, external_id, \
-     display_name, scim_active, status, org_id, legal_hold, changed_outside, resource, version, created_at, \
+     display_name, shown_name_key, scim_active, status, org_id, legal_hold, changed_outside, resource, version, created_at, \
      updated_at, removed_at, deactivate_at) \
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 
 /// The user's columns from `provider_id` to `version`, in the order both statements name them.
-fn user_columns(u: &UserRecord) -> [Arg; 12] {
+/// `shown_name_key` is what administrators' searches match ([`UserRecord::full_name`],
+/// lower-cased).
+fn user_columns(u: &UserRecord) -> [Arg; 13] {
     [
         u.provider_id.map(|p| p.0).into(),
         u.user_name.as_str().into(),
         key(&u.user_name).into(),
         u.external_id.as_deref().into(),
         u.display_name.as_deref().into(),
+        u.full_name()
+            .map(|n| n.to_lowercase())
+            .unwrap_or_default()
+            .into(),
         u.scim_active.into(),
         u.status.as_str().into(),
         u.org_id.0.into(),
@@ -37,9 +43,9 @@ fn bind_user_insert(qb: &mut Stmt, u: &UserRecord) {
 }
 
 const UPDATE_USER: &str = "update user_account set provider_id = $1, user_name = $2, user_name_key = $3, external_id = $4, \
-     display_name = $5, scim_active = $6, status = $7, org_id = $8, legal_hold = $9, changed_outside = $10, \
-     resource = $11, version = $12, updated_at = $13, removed_at = $14, deactivate_at = $15 \
-     where environment_id = $16 and user_id = $17 and version = $18";
+     display_name = $5, shown_name_key = $6, scim_active = $7, status = $8, org_id = $9, legal_hold = $10, \
+     changed_outside = $11, resource = $12, version = $13, updated_at = $14, removed_at = $15, deactivate_at = $16 \
+     where environment_id = $17 and user_id = $18 and version = $19";
 
 fn bind_user_update(qb: &mut Stmt, u: &UserRecord, expected_version: i64) {
     qb.args.extend(user_columns(u));
@@ -325,7 +331,7 @@ impl UserStore for DbTx {
             let pattern = format!("%{escaped}%");
             qb.push(" and (user_name_key like ")
                 .push_bind(pattern.clone())
-                .push(" escape '!' or lower(coalesce(display_name, '')) like ")
+                .push(" escape '!' or shown_name_key like ")
                 .push_bind(pattern)
                 .push(" escape '!')");
         }

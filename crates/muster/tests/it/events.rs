@@ -159,6 +159,9 @@ async fn every_change_yields_its_event(b: Backend) {
     let listed = api.get("/users?q=ana%40example.com").await;
     assert_eq!(listed.body["users"][0]["id"], ana, "{:?}", listed.body);
     assert_eq!(listed.body["users"][0]["displayName"], "Ana Lima");
+    // And finds her by that name.
+    let by_name = api.get("/users?q=LIMA").await;
+    assert_eq!(by_name.body["users"][0]["id"], ana, "{:?}", by_name.body);
     assert_eq!(c["data"]["emails"], json!(["ana@example.com"]));
     assert_eq!(c["data"]["status"], "active");
     assert!(c["data"]["organization"]["name"].is_string(), "{c}");

@@ -5,9 +5,9 @@ use muster_core::ids::{EnvironmentId, GroupId, OrgId, ProviderId, UserId};
 use muster_core::model::{
     Environment, GroupRecord, Org, OrgStatus, Provider, UserRecord, UserStatus,
 };
-use muster_core::store::{Cond, Order, OrderKey, Page};
+use muster_core::store::{Cond, Order, OrderKey, Page, UserQuery};
 use muster_core::Timestamp;
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
 use crate::on_both;
 use crate::support::{postgres_reachable, Backend, TestDb};
@@ -24,7 +24,8 @@ on_both!(
     references_are_enforced,
     moves_in_bulk_skip_users_changed_meanwhile,
     deleting_a_large_group_removes_every_membership,
-    the_org_trees_token_moves_with_every_change_and_never_comes_back
+    the_org_trees_token_moves_with_every_change_and_never_comes_back,
+    users_are_searched_by_the_name_they_are_shown_as
 );
 
 struct Seed {
@@ -1053,5 +1054,157 @@ async fn connections_the_server_closed_are_replaced() {
         }
     }
     let _ = admin.close().await;
+    db.drop_db().await;
+}
+
+/// Administrators' user searches match the userName and the name a user is shown as (its
+/// `displayName`, else `name.formatted`, else the given and family names), written with each
+/// user; migration 13 computes the same for the users stored before it.
+async fn users_are_searched_by_the_name_they_are_shown_as(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.open().await.shared();
+    let mut tx = store.write().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = seed(&mut tx, "search").await;
+    let named = |name: &str, display: Option<&str>, resource: Value| {
+        let mut u = user(&s, name);
+        u.display_name = display.map(str::to_string);
+        if let Value::Object(mut m) = resource {
+            m.insert("userName".into(), json!(name));
+            u.resource = m.into();
+        }
+        u
+    };
+    let users = [
+        named(
+            "ana@example.com",
+            None,
+            json!({"name": {"givenName": "Ana", "familyName": "Lima"}}),
+        ),
+        named(
+            "bo@example.com",
+            Some("Bo Smith"),
+            json!({"name": {"givenName": "Robert", "familyName": "Smith"}}),
+        ),
+        named(
+            "cy@example.com",
+            None,
+            json!({"name": {"formatted": "Dr. Cy Young", "givenName": "Cy"}}),
+        ),
+        named(
+            "di@example.com",
+            None,
+            json!({"name": {"familyName": "Dane"}}),
+        ),
+        named("ed@example.com", None, json!({})),
+        named(
+            "asa@example.com",
+            None,
+            json!({"name": {"givenName": "Åsa", "familyName": "Öberg"}}),
+        ),
+    ];
+    for u in &users {
+        tx.insert_user(u).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let search = |text: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.read().await.unwrap_or_else(|e| panic!("{e}"));
+            let q = UserQuery {
+                text: Some(text.into()),
+                ..UserQuery::default()
+            };
+            let mut found: Vec<String> = tx
+                .query_users(s.env, &q, None, 100)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .map(|u| u.user_name)
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    assert_eq!(search("lima").await, ["ana@example.com"]);
+    assert_eq!(search("ANA LIMA").await, ["ana@example.com"]);
+    assert_eq!(search("bo smith").await, ["bo@example.com"]);
+    // The displayName is the name shown: the given name behind it is not searched.
+    assert!(search("robert").await.is_empty());
+    assert_eq!(search("dr. cy").await, ["cy@example.com"]);
+    assert_eq!(search("dane").await, ["di@example.com"]);
+    assert_eq!(search("öberg").await, ["asa@example.com"]);
+    // The userName still matches, and `%` is a character, not a wildcard.
+    assert_eq!(search("ed@").await, ["ed@example.com"]);
+    assert!(search("%").await.is_empty());
+    // The migration's backfill computes the same key as Muster writes (ASCII names: SQLite's
+    // lower() folds ASCII only).
+    let backfill = {
+        let text = match b {
+            Backend::Sqlite => {
+                include_str!("../../../muster-store/migrations/sqlite/0013_user_shown_name.sql")
+            }
+            Backend::Postgres => {
+                include_str!("../../../muster-store/migrations/postgres/0013_user_shown_name.sql")
+            }
+        };
+        let at = text.find("update user_account").unwrap_or_default();
+        text[at..].to_string()
+    };
+    let keys = |sql: Option<String>| {
+        let url = db.url.clone();
+        async move {
+            let select = "select user_name, shown_name_key from user_account order by user_name";
+            let rows: Vec<(String, String)> = match b {
+                Backend::Sqlite => {
+                    let mut c = sqlx::SqliteConnection::connect(&url)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    if let Some(sql) = &sql {
+                        sqlx::query("update user_account set shown_name_key = ''")
+                            .execute(&mut c)
+                            .await
+                            .unwrap_or_else(|e| panic!("{e}"));
+                        sqlx::query(sql)
+                            .execute(&mut c)
+                            .await
+                            .unwrap_or_else(|e| panic!("{e}"));
+                    }
+                    sqlx::query_as(select)
+                        .fetch_all(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"))
+                }
+                Backend::Postgres => {
+                    let mut c = sqlx::PgConnection::connect(&url)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    if let Some(sql) = &sql {
+                        sqlx::query("update user_account set shown_name_key = ''")
+                            .execute(&mut c)
+                            .await
+                            .unwrap_or_else(|e| panic!("{e}"));
+                        sqlx::query(sql)
+                            .execute(&mut c)
+                            .await
+                            .unwrap_or_else(|e| panic!("{e}"));
+                    }
+                    sqlx::query_as(select)
+                        .fetch_all(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"))
+                }
+            };
+            rows.into_iter()
+                .filter(|(name, _)| name != "asa@example.com")
+                .collect::<Vec<_>>()
+        }
+    };
+    let written = keys(None).await;
+    assert_eq!(
+        written.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(),
+        ["ana lima", "bo smith", "dr. cy young", "dane", ""]
+    );
+    assert_eq!(keys(Some(backfill)).await, written);
+    drop(store);
     db.drop_db().await;
 }
