@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use muster_core::ids::{AdminTokenId, EnvironmentId, OrgId, ProviderId, RoleId, UserId};
+use muster_core::ids::{AdminTokenId, EnvironmentId, OrgId, RoleId, UserId};
 use muster_core::model::{Actor, OrgStatus, UserStatus};
 use muster_core::orgs::OrgTree;
 use muster_core::store::UserQuery;
@@ -11,7 +11,7 @@ use muster_core::users::directory::{UserAction, UserDetail};
 use muster_core::Muster;
 use serde_json::json;
 
-use crate::output::{parse_duration_secs, print_json};
+use crate::output::{parse_duration_secs, print_json, ProviderRef};
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCmd {
@@ -251,7 +251,7 @@ pub enum UserCmd {
         /// Only active, blocked or deactivated ones.
         #[arg(long)]
         status: Option<String>,
-        /// Only this provider's (or "local").
+        /// Only this provider's (its id or name), or "local".
         #[arg(long)]
         provider: Option<String>,
         /// Text in the userName or the name shown (displayName, else the given and family names).
@@ -670,8 +670,10 @@ pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::R
                     None => None,
                     Some("local") => Some(None),
                     Some(p) => Some(Some(
-                        p.parse::<ProviderId>()
-                            .context("--provider must be a provider id or 'local'")?,
+                        p.parse::<ProviderRef>()
+                            .map_err(anyhow::Error::msg)?
+                            .resolve(m, env)
+                            .await?,
                     )),
                 },
                 text: search,
@@ -757,9 +759,9 @@ pub struct LogFilterArgs {
     /// Until this time (RFC 3339), exclusive.
     #[arg(long)]
     until: Option<String>,
-    /// Only this provider's entries.
+    /// Only this provider's entries (its id or name).
     #[arg(long)]
-    provider: Option<ProviderId>,
+    provider: Option<ProviderRef>,
     /// Only entries about this user or group (id).
     #[arg(long)]
     subject: Option<String>,
@@ -772,7 +774,11 @@ pub struct LogFilterArgs {
 }
 
 impl LogFilterArgs {
-    fn query(&self) -> anyhow::Result<muster_core::store::LogQuery> {
+    async fn query(
+        &self,
+        m: &Muster,
+        env: EnvironmentId,
+    ) -> anyhow::Result<muster_core::store::LogQuery> {
         let time = |v: &Option<String>,
                     name: &str|
          -> anyhow::Result<Option<muster_core::Timestamp>> {
@@ -787,7 +793,10 @@ impl LogFilterArgs {
         Ok(muster_core::store::LogQuery {
             since: time(&self.since, "since")?,
             until: time(&self.until, "until")?,
-            provider: self.provider,
+            provider: match &self.provider {
+                Some(p) => Some(p.resolve(m, env).await?),
+                None => None,
+            },
             subject: self.subject.clone(),
             action: self.action.clone(),
             outcome: match self.result.as_deref() {
@@ -808,7 +817,9 @@ pub async fn run_sync_log(m: &Muster, env: EnvironmentId, cmd: SyncLogCmd) -> an
             limit,
             json,
         } => {
-            let (rows, _) = m.query_sync_log(env, &filter.query()?, None, limit).await?;
+            let (rows, _) = m
+                .query_sync_log(env, &filter.query(m, env).await?, None, limit)
+                .await?;
             if json {
                 let entries: Vec<_> = rows
                     .iter()
@@ -836,7 +847,7 @@ pub async fn run_sync_log(m: &Muster, env: EnvironmentId, cmd: SyncLogCmd) -> an
             }
         }
         SyncLogCmd::Export { filter } => {
-            let q = filter.query()?;
+            let q = filter.query(m, env).await?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             out.write_all(muster_core::synclog::query::csv_header().as_bytes())?;

@@ -4,13 +4,13 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use muster_core::ids::{ProviderId, TokenId};
+use muster_core::ids::TokenId;
 use muster_core::model::{Provider, ProviderToken};
 use muster_core::Timestamp;
 use serde_json::json;
 
 use crate::config::{Config, Overrides};
-use crate::output::{cli_actor, describe_secs, parse_duration_secs, print_json};
+use crate::output::{cli_actor, describe_secs, parse_duration_secs, print_json, ProviderRef};
 use crate::serve;
 
 /// Muster: SCIM 2.0 provisioning for your applications.
@@ -87,16 +87,18 @@ pub enum ProviderCmd {
     },
     /// Show one provider.
     Show {
-        /// The provider's id.
-        id: ProviderId,
+        /// The provider's id or name.
+        #[arg(value_name = "PROVIDER")]
+        id: ProviderRef,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Change a provider's display name or deactivation delay.
     Update {
-        /// The provider's id.
-        id: ProviderId,
+        /// The provider's id or name.
+        #[arg(value_name = "PROVIDER")]
+        id: ProviderRef,
         /// New display name.
         #[arg(long)]
         name: Option<String>,
@@ -113,8 +115,9 @@ pub enum ProviderCmd {
     /// Show or set the mass-deactivation guard (docs/notifications.md), with the users whose
     /// deactivation is pending.
     Guard {
-        /// The provider's id.
-        id: ProviderId,
+        /// The provider's id or name.
+        #[arg(value_name = "PROVIDER")]
+        id: ProviderRef,
         /// on or off.
         #[arg(long, value_parser = ["on", "off"])]
         state: Option<String>,
@@ -130,13 +133,15 @@ pub enum ProviderCmd {
     },
     /// Release the guard's hold: the held deactivations proceed on their schedule.
     Release {
-        /// The provider's id.
-        id: ProviderId,
+        /// The provider's id or name.
+        #[arg(value_name = "PROVIDER")]
+        id: ProviderRef,
     },
     /// Restore the users the guard holds: unblocked, their deactivations cancelled.
     Restore {
-        /// The provider's id.
-        id: ProviderId,
+        /// The provider's id or name.
+        #[arg(value_name = "PROVIDER")]
+        id: ProviderRef,
     },
 }
 
@@ -145,9 +150,9 @@ pub enum TokenCmd {
     /// Create a token (shown once). Several can be live at once, to rotate without downtime.
     #[command(visible_alias = "create")]
     Add {
-        /// The provider's id.
+        /// The provider's id or name.
         #[arg(long)]
-        provider: ProviderId,
+        provider: ProviderRef,
         /// A label to recognise the token by.
         #[arg(long, default_value = "")]
         label: String,
@@ -163,9 +168,9 @@ pub enum TokenCmd {
     },
     /// List a provider's tokens (prefixes only).
     List {
-        /// The provider's id.
+        /// The provider's id or name.
         #[arg(long)]
-        provider: ProviderId,
+        provider: ProviderRef,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -283,6 +288,7 @@ async fn run_provider(
             min_users,
             window,
         } => {
+            let id = id.resolve(m, env).await?;
             let input = muster_core::notify::guard::GuardInput {
                 enabled: state.map(|s| s == "on"),
                 percent,
@@ -324,11 +330,13 @@ async fn run_provider(
             Ok(())
         }
         ProviderCmd::Release { id } => {
+            let id = id.resolve(m, env).await?;
             m.release_guard(env, id, &cli_actor()).await?;
             println!("Released: the held deactivations proceed on their schedule (those due at the scheduler's next run).");
             Ok(())
         }
         ProviderCmd::Restore { id } => {
+            let id = id.resolve(m, env).await?;
             let n = m.restore_held_users(env, id, &cli_actor()).await?;
             println!(
                 "Restored {n} users: unblocked, their deactivations cancelled. The hold has ended."
@@ -381,6 +389,7 @@ async fn run_provider(
             Ok(())
         }
         ProviderCmd::Show { id, json } => {
+            let id = id.resolve(m, env).await?;
             let p = m.get_provider(env, id).await?;
             let tokens = m.list_tokens(env, id).await?;
             if json {
@@ -419,6 +428,7 @@ async fn run_provider(
             deactivation_delay,
             json,
         } => {
+            let id = id.resolve(m, env).await?;
             if name.is_none() && deactivation_delay.is_none() {
                 bail!("nothing to change: give --name or --deactivation-delay");
             }
@@ -453,6 +463,7 @@ async fn run_token(
             expires_at,
             json,
         } => {
+            let provider = provider.resolve(m, env).await?;
             let expires = match (expires_in, expires_at) {
                 (Some(secs), _) => Some(m.now().plus_secs(secs)),
                 (None, Some(at)) => Some(Timestamp::parse_rfc3339(&at).context(
@@ -481,6 +492,7 @@ async fn run_token(
             }
         }
         TokenCmd::List { provider, json } => {
+            let provider = provider.resolve(m, env).await?;
             let tokens = m.list_tokens(env, provider).await?;
             let now = m.now();
             if json {

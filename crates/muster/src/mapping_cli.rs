@@ -2,31 +2,31 @@
 //! re-apply. Each prints a readable result, or JSON with `--json`.
 
 use clap::Subcommand;
-use muster_core::ids::{EnvironmentId, GroupId, GroupMappingId, OrgId, ProviderId, RoleId};
+use muster_core::ids::{EnvironmentId, GroupId, GroupMappingId, OrgId, RoleId};
 use muster_core::mapping::config::OrgMappingInput;
 use muster_core::mapping::preview::Preview;
 use muster_core::mapping::view::MappingView;
 use muster_core::model::OrgMethod;
 use muster_core::Muster;
 
-use crate::output::{cli_actor, print_json};
+use crate::output::{cli_actor, print_json, ProviderRef};
 
 #[derive(Debug, Subcommand)]
 pub enum MappingCmd {
     /// Show a provider's mappings and whether every SCIM group is mapped.
     Show {
-        /// The provider's id.
+        /// The provider's id or name.
         #[arg(long)]
-        provider: ProviderId,
+        provider: ProviderRef,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Choose the organization mapping method (moves nobody by itself: preview, then apply).
     SetOrg {
-        /// The provider's id.
+        /// The provider's id or name.
         #[arg(long)]
-        provider: ProviderId,
+        provider: ProviderRef,
         /// single, c42-org-name, attribute or groups.
         #[arg(long, value_parser = parse_method)]
         method: OrgMethod,
@@ -48,9 +48,9 @@ pub enum MappingCmd {
     },
     /// Map one or more SCIM groups to an organization (lowest priority).
     AddGroups {
-        /// The provider's id.
+        /// The provider's id or name.
         #[arg(long)]
-        provider: ProviderId,
+        provider: ProviderRef,
         /// A SCIM group's id (repeat the flag).
         #[arg(long = "group", required = true)]
         groups: Vec<GroupId>,
@@ -60,9 +60,9 @@ pub enum MappingCmd {
     },
     /// Change a group mapping entry's groups and organization.
     UpdateGroups {
-        /// The provider's id.
+        /// The provider's id or name.
         #[arg(long)]
-        provider: ProviderId,
+        provider: ProviderRef,
         /// The entry's id.
         id: GroupMappingId,
         /// A SCIM group's id (repeat the flag).
@@ -74,26 +74,26 @@ pub enum MappingCmd {
     },
     /// Delete a group mapping entry.
     DeleteGroups {
-        /// The provider's id.
+        /// The provider's id or name.
         #[arg(long)]
-        provider: ProviderId,
+        provider: ProviderRef,
         /// The entry's id.
         id: GroupMappingId,
     },
     /// Set the priority order of the group mapping entries (every entry, highest first).
     Order {
-        /// The provider's id.
+        /// The provider's id or name.
         #[arg(long)]
-        provider: ProviderId,
+        provider: ProviderRef,
         /// Entry ids, highest priority first.
         #[arg(required = true)]
         ids: Vec<GroupMappingId>,
     },
     /// Set a SCIM group's roles (removed roles are taken from its members at once).
     SetRoles {
-        /// The provider's id.
+        /// The provider's id or name.
         #[arg(long)]
-        provider: ProviderId,
+        provider: ProviderRef,
         /// The SCIM group's id.
         #[arg(long)]
         group: GroupId,
@@ -103,18 +103,18 @@ pub enum MappingCmd {
     },
     /// Remove a SCIM group's role mapping (its members lose those roles at once).
     DeleteRoles {
-        /// The provider's id.
+        /// The provider's id or name.
         #[arg(long)]
-        provider: ProviderId,
+        provider: ProviderRef,
         /// The SCIM group's id.
         #[arg(long)]
         group: GroupId,
     },
     /// List every user the current mappings would move or give other roles.
     Preview {
-        /// The provider's id.
+        /// The provider's id or name.
         #[arg(long)]
-        provider: ProviderId,
+        provider: ProviderRef,
         /// List at most this many users (totals count all).
         #[arg(long, default_value_t = 1000)]
         limit: usize,
@@ -124,9 +124,9 @@ pub enum MappingCmd {
     },
     /// Re-apply the mappings: perform what the preview lists.
     Apply {
-        /// The provider's id.
+        /// The provider's id or name.
         #[arg(long)]
-        provider: ProviderId,
+        provider: ProviderRef,
         /// Apply only if the preview still has this digest.
         #[arg(long)]
         digest: Option<String>,
@@ -222,6 +222,7 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
     let actor = cli_actor();
     let view = match cmd {
         MappingCmd::Show { provider, json } => {
+            let provider = provider.resolve(m, env).await?;
             let v = m.mapping_view(env, provider).await?;
             if json {
                 return print_json(&serde_json::to_value(&v)?);
@@ -236,6 +237,7 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
             parent,
             unmapped,
         } => {
+            let provider = provider.resolve(m, env).await?;
             let input = OrgMappingInput {
                 method: Some(method),
                 org_id: org,
@@ -250,6 +252,7 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
             groups,
             org,
         } => {
+            let provider = provider.resolve(m, env).await?;
             m.add_group_mapping(env, provider, &groups, org, &actor)
                 .await?
         }
@@ -259,13 +262,16 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
             groups,
             org,
         } => {
+            let provider = provider.resolve(m, env).await?;
             m.update_group_mapping(env, provider, id, &groups, org, &actor)
                 .await?
         }
         MappingCmd::DeleteGroups { provider, id } => {
+            let provider = provider.resolve(m, env).await?;
             m.delete_group_mapping(env, provider, id, &actor).await?
         }
         MappingCmd::Order { provider, ids } => {
+            let provider = provider.resolve(m, env).await?;
             m.reorder_group_mappings(env, provider, &ids, &actor)
                 .await?
         }
@@ -274,10 +280,12 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
             group,
             roles,
         } => {
+            let provider = provider.resolve(m, env).await?;
             m.set_role_mapping(env, provider, group, &roles, &actor)
                 .await?
         }
         MappingCmd::DeleteRoles { provider, group } => {
+            let provider = provider.resolve(m, env).await?;
             m.set_role_mapping(env, provider, group, &[], &actor)
                 .await?
         }
@@ -286,6 +294,7 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
             limit,
             json,
         } => {
+            let provider = provider.resolve(m, env).await?;
             let p = m.preview_mappings(env, provider, limit).await?;
             if json {
                 return print_json(&serde_json::to_value(&p)?);
@@ -298,6 +307,7 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
             digest,
             json,
         } => {
+            let provider = provider.resolve(m, env).await?;
             let a = m
                 .apply_mappings(env, provider, digest.as_deref(), &actor)
                 .await?;

@@ -48,3 +48,52 @@ pub(crate) fn cli_actor() -> Actor {
         name: format!("cli:{who}"),
     }
 }
+
+/// A provider named on the command line: by id, or by name (compared without case; names are
+/// unique in an environment).
+#[derive(Debug, Clone)]
+pub struct ProviderRef(String);
+
+impl std::str::FromStr for ProviderRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Err("a provider's id or name".into());
+        }
+        Ok(ProviderRef(s.to_string()))
+    }
+}
+
+impl ProviderRef {
+    /// The provider's id: the text itself, or the id of the provider with that name.
+    pub async fn resolve(
+        &self,
+        m: &muster_core::Muster,
+        env: muster_core::ids::EnvironmentId,
+    ) -> anyhow::Result<muster_core::ids::ProviderId> {
+        if let Ok(id) = self.0.parse() {
+            return Ok(id);
+        }
+        let wanted = muster_core::model::name_key(&self.0);
+        let providers = m.list_providers(env).await?;
+        match providers
+            .iter()
+            .find(|p| muster_core::model::name_key(&p.name) == wanted)
+        {
+            Some(p) => Ok(p.id),
+            None => {
+                let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+                anyhow::bail!(
+                    "no provider has the id or name \"{}\" (providers: {})",
+                    self.0,
+                    if names.is_empty() {
+                        "none yet".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            }
+        }
+    }
+}

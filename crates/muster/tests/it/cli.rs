@@ -84,6 +84,22 @@ async fn provider_add_then_serve_over_tcp() {
         "--json",
     ]));
     assert_eq!(delay["deactivationDelaySeconds"], 7200);
+    // A provider is named by its id or its name, without case.
+    let by_name = run_json(muster(&dir).args(["provider", "show", "okta", "--json"]));
+    assert_eq!(by_name["id"], pid, "{by_name}");
+    let tokens_by_name =
+        run_json(muster(&dir).args(["provider", "token", "list", "--provider", "OKTA", "--json"]));
+    assert_eq!(tokens_by_name, tokens);
+    let unknown = muster(&dir)
+        .args(["provider", "show", "Entra"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!unknown.status.success());
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        err.contains("no provider has the id or name \"Entra\" (providers: Okta)"),
+        "{err}"
+    );
     let bad = muster(&dir)
         .args(["provider", "update", &pid, "--deactivation-delay", "91d"])
         .output()
