@@ -30,7 +30,7 @@ fn main() -> std::process::ExitCode {
     let cfg = match Config::load(&cli.overrides) {
         Ok(cfg) => cfg,
         Err(e) => {
-            eprintln!("muster: {e:#}");
+            eprintln!("muster: {}", output::describe_error(&e));
             return std::process::ExitCode::from(2);
         }
     };
@@ -84,7 +84,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("muster: {e:#}");
+            eprintln!("muster: {}", output::describe_error(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -97,3 +97,57 @@ impl ProviderRef {
         }
     }
 }
+
+/// An error and its causes on one line, as `{:#}` writes them, less the causes whose text the
+/// line already holds: a database error's message repeats its source's, and the source its own
+/// ("… Connection refused (os error 111): Connection refused (os error 111)").
+pub fn describe_error(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrapped(&'static str, Option<std::io::Error>);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_ref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn repeated_causes_are_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e = anyhow::Error::new(Wrapped(
+            "database error: error communicating with database: Connection refused",
+            Some(io),
+        ))
+        .context("cannot open the database postgres://db/x");
+        assert_eq!(
+            describe_error(&e),
+            "cannot open the database postgres://db/x: database error: error communicating with database: Connection refused"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(describe_error(&plain), "outer: inner");
+    }
+}
