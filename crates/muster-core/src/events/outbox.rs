@@ -26,10 +26,10 @@ impl Muster {
         self.record_with(tx, entries, Vec::new()).await
     }
 
-    /// Like [`Muster::record`], for users created in this transaction, which the caller holds
-    /// as they are and which hold no roles of their own yet (creating a user sets none: role
-    /// mapping needs groups): their events are built from those records rather than from
-    /// reading the users and their roles back, two statements less.
+    /// Like [`Muster::record`], for users this transaction created or changed, which the caller
+    /// holds as they are now, with the roles they hold of their own (`held`: none for users just
+    /// created, since creating a user sets none): their events are built from those records
+    /// rather than from reading the users and their roles back, two statements less.
     ///
     /// `orgs`, when given, are the organizations of the users' environment as the transaction
     /// sees them, already read: the events are built from them rather than reading them again.
@@ -38,10 +38,11 @@ impl Muster {
         tx: &mut Box<dyn Tx>,
         entries: &[SyncLogEntry],
         known: &[&UserRecord],
+        held: &[(UserId, RoleId, RoleSource)],
         orgs: Option<(EnvironmentId, &Orgs)>,
     ) -> CoreResult<()> {
         tx.append_log(entries).await?;
-        let events = events_of(tx, entries, known, orgs).await?;
+        let events = events_of(tx, entries, known, held, orgs).await?;
         tx.queue_events(events).await?;
         Ok(())
     }
@@ -54,7 +55,7 @@ impl Muster {
         mut extra: Vec<FeedEvent>,
     ) -> CoreResult<()> {
         tx.append_log(entries).await?;
-        let mut events = events_of(tx, entries, &[], None).await?;
+        let mut events = events_of(tx, entries, &[], &[], None).await?;
         events.append(&mut extra);
         tx.queue_events(events).await?;
         Ok(())
@@ -116,6 +117,7 @@ async fn events_of(
     tx: &mut Box<dyn Tx>,
     entries: &[SyncLogEntry],
     known: &[&UserRecord],
+    known_held: &[(UserId, RoleId, RoleSource)],
     known_orgs: Option<(EnvironmentId, &Orgs)>,
 ) -> CoreResult<Vec<FeedEvent>> {
     let typed: Vec<(&SyncLogEntry, EventType)> = entries
@@ -148,13 +150,16 @@ async fn events_of(
                 None => unknown.push(*id),
             }
         }
-        // Users just created hold no roles of their own (`record_known`).
-        let held = if unknown.is_empty() {
-            Vec::new()
-        } else {
+        // The known users' roles are given (`record_known`); the others' are read.
+        let mut held: Vec<(UserId, RoleId, RoleSource)> = known_held
+            .iter()
+            .filter(|(uid, _, _)| found.iter().any(|u| u.id == *uid))
+            .copied()
+            .collect();
+        if !unknown.is_empty() {
             found.extend(tx.users_by_ids(env, &unknown).await?);
-            tx.user_roles(env, &unknown).await?
-        };
+            held.extend(tx.user_roles(env, &unknown).await?);
+        }
         let loaded;
         let orgs = match known_orgs {
             Some((e, orgs)) if e == env => orgs,

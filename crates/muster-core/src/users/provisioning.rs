@@ -166,7 +166,8 @@ impl Muster {
                 .as_deref()
                 .filter(|_| orgs_current)
                 .map(|o| (ctx.env(), o));
-            self.record_known(&mut tx, &log, &[&user], orgs).await?;
+            self.record_known(&mut tx, &log, &[&user], &[], orgs)
+                .await?;
             self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
             return Ok(Created {
@@ -417,19 +418,14 @@ impl Muster {
                 .map(|(_, g)| g)
                 .collect();
             let gids: Vec<GroupId> = groups.iter().map(|g| g.group_id).collect();
-            let rules = self.rules(&mut tx, ctx.env(), ctx.id()).await?;
+            // The organizations are read with the rules, as for a create: the placement looks
+            // them up, and the events name the user's organization and its default roles.
+            let (rules, orgs) = self.rules_and_orgs(&mut tx, ctx.env(), ctx.id()).await?;
             let actor = Actor::Provider { id: ctx.id() };
             let cause = provisioning_cause(ctx, &actor, now);
+            let mut cache = OrgCache::knowing(orgs);
             let (_, placed) = self
-                .place_user(
-                    &mut tx,
-                    &rules,
-                    &cause,
-                    &mut u,
-                    &gids,
-                    false,
-                    &mut OrgCache::default(),
-                )
+                .place_user(&mut tx, &rules, &cause, &mut u, &gids, false, &mut cache)
                 .await?;
             let current = current_roles(&mut tx, &u).await?;
             let roles_change = rules
@@ -469,19 +465,22 @@ impl Muster {
             }
             log.extend(transition_entries(ctx, now, &u, &transitions));
             log.extend(placed);
-            log.extend(
-                self.assign_roles(
-                    &mut tx,
-                    &rules,
-                    &cause,
-                    &u,
-                    &gids,
-                    &current,
-                    &mut OrgCache::default(),
-                )
-                .await?,
-            );
-            self.record(&mut tx, &log).await?;
+            let roles_log = self
+                .assign_roles(&mut tx, &rules, &cause, &u, &gids, &current, &mut cache)
+                .await?;
+            // The user's events are built from the record in hand, with the roles it held
+            // before, unless its roles changed or the placement made an organization the tree
+            // read above does not hold; then they are read back.
+            if roles_log.is_empty() && !log.iter().any(|e| e.action == Event::OrgCreated) {
+                let held: Vec<(UserId, crate::ids::RoleId, crate::model::RoleSource)> =
+                    current.iter().map(|(r, s)| (u.id, *r, *s)).collect();
+                let orgs = cache.into_known();
+                let orgs = orgs.as_deref().map(|o| (ctx.env(), o));
+                self.record_known(&mut tx, &log, &[&u], &held, orgs).await?;
+            } else {
+                log.extend(roles_log);
+                self.record(&mut tx, &log).await?;
+            }
             self.touch_sync(&mut tx, ctx.env(), ctx.id(), now).await?;
             tx.commit().await?;
             return Ok(UserView {

@@ -21,7 +21,8 @@ on_both!(
     the_cursor_pages_filters_waits_and_refuses_bad_reads,
     retention_prunes_the_oldest_and_an_older_cursor_gets_410,
     a_created_users_event_names_the_organization_it_was_placed_in,
-    a_created_user_sees_the_organizations_and_roles_as_they_are_now
+    a_created_user_sees_the_organizations_and_roles_as_they_are_now,
+    a_changed_users_event_has_the_roles_and_organization_it_holds
 );
 
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -798,5 +799,81 @@ async fn a_store_closing_numbers_the_events_it_wrote() {
     cli.close().await;
     // No reader has asked, and the sequencer's own step waits longer than this took.
     assert_eq!(numbered_and_pending(&mut conn).await, (before + 1, 0));
+    app.finish().await;
+}
+
+/// A user changed by PUT or PATCH: its `user.updated` is built from the record in hand, with
+/// the roles it held (its own as well as its organization's defaults) and its organization, the
+/// same as the API shows after the change.
+async fn a_changed_users_event_has_the_roles_and_organization_it_holds(b: Backend) {
+    let app = TestApp::new(b).await;
+    let api = Api::new(&app).await;
+    let p = app.provider("Okta").await;
+    let ana = app.create_user(&p, "ana@example.com").await;
+    let role = api.post("/roles", json!({"name": "Reviewer"})).await;
+    let role_id = role.body["id"].as_str().unwrap_or_default().to_string();
+    let r = api
+        .patch(&format!("/users/{ana}"), json!({"roleIds": [role_id]}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let ids = |roles: &Value| {
+        let mut ids: Vec<String> = roles
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    let shown = api.get(&format!("/users/{ana}")).await;
+    let expected = ids(&shown.body["roles"]);
+    assert!(expected.contains(&role_id), "{:?}", shown.body);
+    for change in ["put", "patch"] {
+        let start = head(&api).await;
+        let r = if change == "put" {
+            app.put(
+                &p,
+                &format!("/Users/{ana}"),
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                       "userName": "ana@example.com", "title": "Lead", "active": true}),
+            )
+            .await
+        } else {
+            app.patch(
+                &p,
+                &format!("/Users/{ana}"),
+                json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "title", "value": "Chief"}]}),
+            )
+            .await
+        };
+        assert_eq!(r.status, StatusCode::OK, "{change}: {:?}", r.body);
+        let all = events(&api, start).await;
+        let updated = all
+            .iter()
+            .find(|e| e["type"] == "user.updated")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            updated["data"]["changedFields"],
+            json!(["title"]),
+            "{change}: {all:?}"
+        );
+        assert_eq!(
+            ids(&updated["data"]["roles"]),
+            expected,
+            "{change}: {updated}"
+        );
+        assert_eq!(
+            updated["data"]["organization"]["id"], shown.body["orgId"],
+            "{change}: {updated}"
+        );
+        assert!(
+            updated["data"]["organization"]["name"].is_string(),
+            "{updated}"
+        );
+    }
     app.finish().await;
 }
