@@ -326,14 +326,74 @@ struct OverviewPage<'a> {
     shell: Shell,
     username: &'a str,
     role: &'a str,
-    /// How many providers, for the roles that open Identity Management.
-    providers: Option<usize>,
+    /// Each provider's last 24 hours, for the roles that open Identity Management.
+    providers: Option<Vec<ProviderDayRow>>,
+}
+
+/// One provider's last 24 hours on the overview, from the daily report's figures
+/// ([`muster_core::notify::report::SyncReport`]).
+struct ProviderDayRow {
+    id: String,
+    name: String,
+    last_request: String,
+    created: u64,
+    updated: u64,
+    turned_off: u64,
+    errors: u64,
+    top_error: String,
+    pending: u64,
+    /// `holding` (the guard holds its deactivations), `silent`, or `ok`.
+    state: &'static str,
+}
+
+impl ProviderDayRow {
+    fn new(d: muster_core::notify::report::ProviderDay) -> Self {
+        let count = |actions: &[&str]| -> u64 {
+            actions
+                .iter()
+                .map(|a| d.counts.get(*a).copied().unwrap_or(0))
+                .sum()
+        };
+        ProviderDayRow {
+            id: d.id.to_string(),
+            name: d.name.clone(),
+            last_request: d.last_request_at.clone().unwrap_or_else(|| "never".into()),
+            created: count(&["user.created", "user.restored"]),
+            updated: count(&["user.updated"]),
+            turned_off: count(&["user.blocked", "user.deactivated", "user.removed"]),
+            errors: d.errors,
+            top_error: d
+                .top_errors
+                .first()
+                .map(|(m, n)| format!("{m} ({n})"))
+                .unwrap_or_default(),
+            pending: d.pending_total,
+            state: if d.held {
+                "holding"
+            } else if d.silent {
+                "silent"
+            } else {
+                "ok"
+            },
+        }
+    }
 }
 
 async fn overview(State(state): State<AppState>, console: Console<Everyone>) -> Response {
     let providers = if access::opens::<Providers>(console.admin.role) {
-        match state.muster.list_providers(console.env()).await {
-            Ok(ps) => Some(ps.len()),
+        let now = state.muster.now();
+        match state
+            .muster
+            .sync_report(console.env(), now.plus_secs(-86_400), now.plus_secs(1))
+            .await
+        {
+            Ok(report) => Some(
+                report
+                    .providers
+                    .into_iter()
+                    .map(ProviderDayRow::new)
+                    .collect(),
+            ),
             Err(e) => return shell::internal(&e),
         }
     } else {

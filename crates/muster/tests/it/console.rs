@@ -22,7 +22,8 @@ on_both!(
     webhooks_are_managed_in_the_console,
     a_held_mass_deactivation_is_bannered_and_restored_in_the_console,
     administrators_set_their_own_notifications,
-    mappings_are_configured_through_forms
+    mappings_are_configured_through_forms,
+    the_overview_shows_each_providers_last_day
 );
 
 const PASSWORD: &str = "a long enough passphrase";
@@ -1532,5 +1533,76 @@ async fn administrators_set_their_own_notifications(b: Backend) {
     )
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    app.finish().await;
+}
+
+/// The overview: each provider's last 24 hours (users created, changed, turned off, errors with
+/// the most frequent, pending deactivations), for the roles that open Identity Management only.
+async fn the_overview_shows_each_providers_last_day(b: Backend) {
+    let app = TestApp::new(b).await;
+    admin(&app, "ada", AdminRole::CustomerCloudAdmin).await;
+    admin(&app, "alv", AdminRole::AuditLogViewer).await;
+    let cookie = session(&app, "ada").await;
+    let empty = html(&get(&app, "/console", Some(&cookie)).await);
+    assert!(empty.contains("No provisioning provider yet"), "{empty}");
+    let p = app.provider("Okta").await;
+    app.provider("Entra").await;
+    let ana = app.create_user(&p, "ana@example.com").await;
+    app.create_user(&p, "ben@example.com").await;
+    let r = app
+        .patch(
+            &p,
+            &format!("/Users/{ana}"),
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    for _ in 0..2 {
+        let r = app.get(&p, "/Users?filter=nosuch%20eq%201").await;
+        assert_eq!(r.status.as_u16(), 400);
+    }
+    let page = html(&get(&app, "/console", Some(&cookie)).await);
+    let row = |name: &str| {
+        let start = page
+            .find(&format!(">{name}</a></td>"))
+            .unwrap_or_else(|| panic!("{name}: {page}"));
+        let end = page[start..]
+            .find("</tr>")
+            .map(|e| start + e)
+            .unwrap_or(page.len());
+        page[start..end].to_string()
+    };
+    let okta = row("Okta");
+    let cells: Vec<&str> = okta.split("<td>").skip(1).collect();
+    // Last request, created, updated, turned off, errors, pending, state.
+    assert!(cells[0].starts_with("20"), "{okta}");
+    assert_eq!(&cells[1][..1], "2", "two users created: {okta}");
+    assert!(cells[3].starts_with('1'), "Ana blocked: {okta}");
+    assert!(
+        cells[4].contains(&format!(
+            "/console/sync-log?provider={}&amp;result=error\">2</a>",
+            p.id
+        )),
+        "{okta}"
+    );
+    assert!(
+        cells[4].contains("invalidFilter") || cells[4].contains("(2)"),
+        "{okta}"
+    );
+    assert!(
+        cells[5].contains(">1</a>"),
+        "Ana's deactivation pending: {okta}"
+    );
+    assert!(cells[6].starts_with("OK"), "{okta}");
+    let entra = row("Entra").replace('\n', "");
+    assert!(
+        entra.contains("<td>never</td><td>0</td><td>0</td><td>0</td><td>0</td><td>0</td>"),
+        "{entra}"
+    );
+    // An audit log viewer does not open Identity Management, so sees no provider figures.
+    let alv = session(&app, "alv").await;
+    let page = html(&get(&app, "/console", Some(&alv)).await);
+    assert!(!page.contains("Provisioning, the last 24 hours"), "{page}");
     app.finish().await;
 }
