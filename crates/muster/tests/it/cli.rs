@@ -34,6 +34,54 @@ fn run_json(cmd: &mut Command) -> Value {
         .unwrap_or_else(|e| panic!("json: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// Starts `muster serve` in `dir` on `port`, set up further by `setup` (environment, output),
+/// and waits until it answers `/readyz`.
+async fn serve(
+    dir: &std::path::Path,
+    port: u16,
+    public: &str,
+    setup: impl FnOnce(&mut Command),
+) -> std::process::Child {
+    let mut cmd = muster(dir);
+    cmd.arg("serve")
+        .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("MUSTER_PUBLIC_URL", public);
+    setup(&mut cmd);
+    let server = cmd.spawn().unwrap_or_else(|e| panic!("serve: {e}"));
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while !client
+        .get(format!("{public}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server
+}
+
+/// Stops a server with SIGTERM (a graceful stop) and waits for it to exit.
+fn stop(server: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = server.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let waited = Instant::now();
+    loop {
+        if let Ok(Some(status)) = server.try_wait() {
+            return status;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "the server did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[tokio::test]
 async fn provider_add_then_serve_over_tcp() {
     let dir = std::env::temp_dir().join(format!("muster-cli-{}", uuid::Uuid::new_v4().simple()));
@@ -107,29 +155,13 @@ async fn provider_add_then_serve_over_tcp() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("90 days"));
 
-    let mut server = muster(&dir)
-        .arg("serve")
-        .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("MUSTER_PUBLIC_URL", &public)
-        .env("MUSTER_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("serve: {e}"));
+    let mut server = serve(&dir, port, &public, |c| {
+        c.env("MUSTER_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+    })
+    .await;
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = client.get(format!("{public}/readyz")).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let health: Value = client
         .get(format!("{public}/healthz"))
         .send()
@@ -186,19 +218,7 @@ async fn provider_add_then_serve_over_tcp() {
     assert_eq!(org["name"], "Research", "{org}");
 
     // SIGTERM: a graceful stop.
-    let pid_num = server.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid_num]).status();
-    let waited = Instant::now();
-    let status = loop {
-        if let Ok(Some(s)) = server.try_wait() {
-            break s;
-        }
-        assert!(
-            waited.elapsed() < Duration::from_secs(15),
-            "the server did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = stop(&mut server);
     assert!(status.success(), "exit: {status:?}");
     let mut logs = String::new();
     if let Some(mut err) = server.stderr.take() {
@@ -217,9 +237,6 @@ async fn provider_add_then_serve_over_tcp() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Three `muster serve` processes on one PostgreSQL database: 200 users created at once naming
-/// one new organization make one organization; due for deactivation at the same moment, each
-/// user is deactivated exactly once, with one sync log entry.
 /// A provider past its rate limit: the server writes its first 429 and counts the rest; when it
 /// stops (SIGTERM), it writes the count it was still keeping.
 #[tokio::test]
@@ -246,26 +263,13 @@ async fn counted_refusals_are_written_when_the_server_stops() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let mut server = muster(&dir)
-        .arg("serve")
-        .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("MUSTER_PUBLIC_URL", &public)
-        .env("MUSTER_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("serve: {e}"));
+    let mut server = serve(&dir, port, &public, |c| {
+        c.env("MUSTER_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    })
+    .await;
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    while !client
-        .get(format!("{public}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(started.elapsed() < Duration::from_secs(20), "not ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let mut refused = 0;
     for _ in 0..12 {
         let r = client
@@ -279,16 +283,7 @@ async fn counted_refusals_are_written_when_the_server_stops() {
         }
     }
     assert!(refused >= 2, "{refused} refused");
-    let pid = server.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let waited = Instant::now();
-    while !matches!(server.try_wait(), Ok(Some(_))) {
-        assert!(
-            waited.elapsed() < Duration::from_secs(15),
-            "no stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    stop(&mut server);
     let log =
         run_json(muster(&dir).args(["sync-log", "list", "--action", "request.rejected", "--json"]));
     let entries = log.as_array().cloned().unwrap_or_default();
@@ -306,6 +301,9 @@ async fn counted_refusals_are_written_when_the_server_stops() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Three `muster serve` processes on one PostgreSQL database: 200 users created at once naming
+/// one new organization make one organization; due for deactivation at the same moment, each
+/// user is deactivated exactly once, with one sync log entry.
 #[tokio::test]
 async fn three_servers_deactivate_each_user_once() {
     use sqlx::Connection;

@@ -1150,49 +1150,35 @@ async fn users_are_searched_by_the_name_they_are_shown_as(b: Backend) {
         let at = text.find("update user_account").unwrap_or_default();
         text[at..].to_string()
     };
+    // The same statements through either backend's own connection.
+    macro_rules! keys_through {
+        ($conn:ty, $url:expr, $sql:expr) => {{
+            let mut c = <$conn>::connect($url)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            if let Some(sql) = $sql {
+                for statement in ["update user_account set shown_name_key = ''", sql] {
+                    sqlx::query(statement)
+                        .execute(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "select user_name, shown_name_key from user_account order by user_name",
+            )
+            .fetch_all(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+            rows
+        }};
+    }
     let keys = |sql: Option<String>| {
         let url = db.url.clone();
         async move {
-            let select = "select user_name, shown_name_key from user_account order by user_name";
-            let rows: Vec<(String, String)> = match b {
-                Backend::Sqlite => {
-                    let mut c = sqlx::SqliteConnection::connect(&url)
-                        .await
-                        .unwrap_or_else(|e| panic!("{e}"));
-                    if let Some(sql) = &sql {
-                        sqlx::query("update user_account set shown_name_key = ''")
-                            .execute(&mut c)
-                            .await
-                            .unwrap_or_else(|e| panic!("{e}"));
-                        sqlx::query(sql)
-                            .execute(&mut c)
-                            .await
-                            .unwrap_or_else(|e| panic!("{e}"));
-                    }
-                    sqlx::query_as(select)
-                        .fetch_all(&mut c)
-                        .await
-                        .unwrap_or_else(|e| panic!("{e}"))
-                }
-                Backend::Postgres => {
-                    let mut c = sqlx::PgConnection::connect(&url)
-                        .await
-                        .unwrap_or_else(|e| panic!("{e}"));
-                    if let Some(sql) = &sql {
-                        sqlx::query("update user_account set shown_name_key = ''")
-                            .execute(&mut c)
-                            .await
-                            .unwrap_or_else(|e| panic!("{e}"));
-                        sqlx::query(sql)
-                            .execute(&mut c)
-                            .await
-                            .unwrap_or_else(|e| panic!("{e}"));
-                    }
-                    sqlx::query_as(select)
-                        .fetch_all(&mut c)
-                        .await
-                        .unwrap_or_else(|e| panic!("{e}"))
-                }
+            let rows = match b {
+                Backend::Sqlite => keys_through!(sqlx::SqliteConnection, &url, sql.as_deref()),
+                Backend::Postgres => keys_through!(sqlx::PgConnection, &url, sql.as_deref()),
             };
             rows.into_iter()
                 .filter(|(name, _)| name != "asa@example.com")
