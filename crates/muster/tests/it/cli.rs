@@ -34,6 +34,21 @@ fn run_json(cmd: &mut Command) -> Value {
         .unwrap_or_else(|e| panic!("json: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// `muster provider add --name Okta`: what it printed, the token and the SCIM base URL.
+fn add_okta(dir: &std::path::Path, public: &str) -> (Value, String, String) {
+    let added = run_json(
+        muster(dir)
+            .args(["provider", "add", "--name", "Okta", "--json"])
+            .env("MUSTER_PUBLIC_URL", public),
+    );
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let (token, base) = (
+        text(&added["token"]["secret"]),
+        text(&added["provider"]["scimBaseUrl"]),
+    );
+    (added, token, base)
+}
+
 /// Starts `muster serve` in `dir` on `port`, set up further by `setup` (environment, output),
 /// and waits until it answers `/readyz`.
 async fn serve(
@@ -88,19 +103,7 @@ async fn provider_add_then_serve_over_tcp() {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
-    let added = run_json(
-        muster(&dir)
-            .args(["provider", "add", "--name", "Okta", "--json"])
-            .env("MUSTER_PUBLIC_URL", &public),
-    );
-    let token = added["token"]["secret"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let base = added["provider"]["scimBaseUrl"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let (added, token, base) = add_okta(&dir, &public);
     assert!(token.starts_with("mst_"));
     assert!(base.starts_with(&format!("{public}/scim/v2/")), "{base}");
     assert!(
@@ -250,19 +253,7 @@ async fn counted_refusals_are_written_when_the_server_stops() {
     .unwrap_or_else(|e| panic!("{e}"));
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
-    let added = run_json(
-        muster(&dir)
-            .args(["provider", "add", "--name", "Okta", "--json"])
-            .env("MUSTER_PUBLIC_URL", &public),
-    );
-    let token = added["token"]["secret"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let base = added["provider"]["scimBaseUrl"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let (_, token, base) = add_okta(&dir, &public);
     let mut server = serve(&dir, port, &public, |c| {
         c.env("MUSTER_LOG", "warn")
             .stdout(Stdio::null())
