@@ -15,6 +15,7 @@
 pub mod bulk;
 pub mod error;
 pub mod filter;
+pub mod json_scan;
 pub mod list;
 pub mod patch;
 pub mod query;

@@ -9,17 +9,14 @@
 //! (filters evaluated in memory, PATCH, mapping rules, the console).
 //!
 //! The text is checked when it is read from the database ([`Attributes::from_text`]): it must be
-//! a JSON object. So a corrupt row is reported where it is read, as before, and the parse on
-//! first use cannot fail.
+//! a JSON object that parses into a map ([`crate::json_scan`] checks exactly that, and finds
+//! where the members are). So a corrupt row is reported where it is read, as before, and the
+//! parse on first use cannot fail.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::ops::{Deref, Range};
 use std::sync::OnceLock;
 
-use serde::de::{DeserializeSeed, MapAccess, Visitor};
-use serde::Deserializer;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// A resource's stored attributes (canonical form, without `id` and `meta`): a JSON object.
@@ -54,18 +51,13 @@ fn parse(text: &str) -> Map<String, Value> {
 }
 
 impl Attributes {
-    /// Attributes read from stored text, which must be a JSON object.
+    /// Attributes read from stored text, which must be a JSON object (checked as strictly as
+    /// parsing it into a map, by [`crate::json_scan`]).
     pub fn from_text(text: String) -> Result<Attributes, serde_json::Error> {
-        let at = |part: &str| {
-            let start = part.as_ptr() as usize - text.as_ptr() as usize;
-            start..start + part.len()
-        };
-        let members = entries(&text)?
+        let members = crate::json_scan::object_members(&text)
+            .map_err(<serde_json::Error as serde::de::Error>::custom)?
             .into_iter()
-            .map(|(name, value)| match name {
-                Cow::Borrowed(name) => Some((at(name), at(value.get()))),
-                Cow::Owned(_) => None,
-            })
+            .map(|(name, escaped, value)| (!escaped).then_some((name, value)))
             .collect();
         Ok(Attributes(Repr::Text(
             text.into_boxed_str(),
@@ -144,62 +136,6 @@ impl fmt::Debug for Attributes {
     }
 }
 
-/// The top-level members of a JSON object in `text`, in order: each name (borrowed unless it
-/// had escapes) and its value's text, without building any value.
-fn entries(text: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let out = (&mut de).deserialize_map(EntriesVisitor)?;
-    de.end()?;
-    Ok(out)
-}
-
-struct EntriesVisitor;
-
-impl<'de> Visitor<'de> for EntriesVisitor {
-    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(12));
-        while let Some(key) = map.next_key_seed(Name)? {
-            out.push((key, map.next_value::<&RawValue>()?));
-        }
-        Ok(out)
-    }
-}
-
-/// A member name, borrowed from the text when it has no escapes.
-struct Name;
-
-impl<'de> DeserializeSeed<'de> for Name {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(NameVisitor)
-    }
-}
-
-struct NameVisitor;
-
-impl<'de> Visitor<'de> for NameVisitor {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a member name")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v.to_string()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,14 +178,12 @@ mod tests {
     }
 
     #[test]
-    fn entries_are_in_order_with_names_unescaped() {
+    fn members_are_in_order_and_an_escaped_name_stops_the_copy() {
+        let text = r#"{"b":[1, 2],"c":"s"}"#;
+        let a = Attributes::from_text(text.into()).unwrap_or_default();
+        let members: Vec<(&str, &str)> = a.stored_members().into_iter().flatten().collect();
+        assert_eq!(members, [("b", "[1, 2]"), ("c", r#""s""#)]);
         let text = r#"{"b":[1, 2],"a\"q":{"x":null},"c":"s"}"#;
-        let e = entries(text).unwrap_or_default();
-        let names: Vec<&str> = e.iter().map(|(k, _)| k.as_ref()).collect();
-        assert_eq!(names, ["b", "a\"q", "c"]);
-        assert_eq!(e[0].1.get(), "[1, 2]");
-        assert!(matches!(e[0].0, Cow::Borrowed(_)));
-        assert!(matches!(e[1].0, Cow::Owned(_)));
         let a = Attributes::from_text(text.into()).unwrap_or_default();
         assert!(
             a.stored_members().is_none(),
