@@ -44,30 +44,11 @@ pub fn object_members(text: &str) -> Result<Vec<Member>, ScanError> {
         i: 0,
     };
     s.ws();
-    s.expect(b'{', "expected a JSON object")?;
-    let mut out = Vec::with_capacity(16);
-    s.ws();
-    if !s.eat(b'}') {
-        loop {
-            s.ws();
-            s.expect(b'"', "expected a member name")?;
-            let start = s.i;
-            let escaped = s.string_body()?;
-            let name = start..s.i - 1;
-            s.ws();
-            s.expect(b':', "expected ':'")?;
-            s.ws();
-            let vstart = s.i;
-            s.value(1)?;
-            out.push((name, escaped, vstart..s.i));
-            s.ws();
-            if s.eat(b',') {
-                continue;
-            }
-            s.expect(b'}', "expected ',' or '}'")?;
-            break;
-        }
+    if s.peek() != Some(b'{') {
+        return Err(s.err("expected a JSON object"));
     }
+    let mut out = Vec::with_capacity(16);
+    s.object(0, |name, escaped, value| out.push((name, escaped, value)))?;
     s.ws();
     if s.i != s.b.len() {
         return Err(s.err("trailing characters"));
@@ -125,6 +106,41 @@ impl Scanner<'_> {
         }
     }
 
+    /// An object at nesting `depth` (the top-level object at 0), from its `{`: each member's
+    /// name (inside its quotes, and whether it has escapes) and value go to `member`.
+    fn object(
+        &mut self,
+        depth: usize,
+        mut member: impl FnMut(Range<usize>, bool, Range<usize>),
+    ) -> Result<(), ScanError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.err("nested too deeply"));
+        }
+        self.i += 1;
+        self.ws();
+        if self.eat(b'}') {
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            self.expect(b'"', "expected a member name")?;
+            let start = self.i;
+            let escaped = self.string_body()?;
+            let name = start..self.i - 1;
+            self.ws();
+            self.expect(b':', "expected ':'")?;
+            self.ws();
+            let value = self.i;
+            self.value(depth + 1)?;
+            member(name, escaped, value..self.i);
+            self.ws();
+            if self.eat(b',') {
+                continue;
+            }
+            return self.expect(b'}', "expected ',' or '}'");
+        }
+    }
+
     /// A value at nesting `depth` (the top-level object's members are at 1).
     fn value(&mut self, depth: usize) -> Result<(), ScanError> {
         match self.peek() {
@@ -132,30 +148,7 @@ impl Scanner<'_> {
                 self.i += 1;
                 self.string_body().map(|_| ())
             }
-            Some(b'{') => {
-                if depth >= MAX_DEPTH {
-                    return Err(self.err("nested too deeply"));
-                }
-                self.i += 1;
-                self.ws();
-                if self.eat(b'}') {
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    self.expect(b'"', "expected a member name")?;
-                    self.string_body()?;
-                    self.ws();
-                    self.expect(b':', "expected ':'")?;
-                    self.ws();
-                    self.value(depth + 1)?;
-                    self.ws();
-                    if self.eat(b',') {
-                        continue;
-                    }
-                    return self.expect(b'}', "expected ',' or '}'");
-                }
-            }
+            Some(b'{') => self.object(depth, |_, _, _| ()),
             Some(b'[') => {
                 if depth >= MAX_DEPTH {
                     return Err(self.err("nested too deeply"));
