@@ -739,6 +739,12 @@ pub trait NoticeStore {
         env: EnvironmentId,
         provider: ProviderId,
     ) -> StoreResult<u64>;
+    /// How many of the provider's users have a deactivation scheduled.
+    async fn count_pending_deactivations(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<u64>;
     /// The provider's users blocked with a deactivation scheduled, soonest first (most `limit`).
     async fn pending_deactivations(
         &mut self,

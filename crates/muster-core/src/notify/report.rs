@@ -129,11 +129,13 @@ impl Muster {
             if day.errors > 0 {
                 day.top_errors = tx.top_errors(env, p.id, from, to, TOP_ERRORS).await?;
             }
-            let pending = tx.pending_deactivations(env, p.id, 100_000).await?;
-            day.pending_total = pending.len() as u64;
-            day.pending = pending
+            // Counted, and only the first few read: a held mass deactivation can leave tens
+            // of thousands pending, and the console's overview builds this on every visit.
+            day.pending_total = tx.count_pending_deactivations(env, p.id).await?;
+            day.pending = tx
+                .pending_deactivations(env, p.id, PENDING_LISTED)
+                .await?
                 .iter()
-                .take(PENDING_LISTED as usize)
                 .map(|u| {
                     (
                         u.user_name.clone(),

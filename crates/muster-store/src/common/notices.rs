@@ -123,6 +123,24 @@ impl NoticeStore for DbTx {
         Ok(get::<i64, _>(&row, "n")?.max(0) as u64)
     }
 
+    async fn count_pending_deactivations(
+        &mut self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> StoreResult<u64> {
+        let row = self
+            .one(
+                &Stmt::new(
+                    "select count(*) as n from user_account where environment_id = $1 and provider_id = $2 \
+                     and deactivate_at is not null",
+                )
+                .arg(env.0)
+                .arg(provider.0),
+            )
+            .await?;
+        Ok(get::<i64, _>(&row, "n")?.max(0) as u64)
+    }
+
     async fn pending_deactivations(
         &mut self,
         env: EnvironmentId,
