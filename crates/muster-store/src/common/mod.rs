@@ -250,6 +250,12 @@ impl DbTx {
         })
     }
 
+    /// Runs a `select count(*) as n ...` statement: its count.
+    async fn count(&mut self, stmt: &Stmt) -> StoreResult<u64> {
+        let row = self.one(stmt).await?;
+        Ok(get::<i64, _>(&row, "n")?.max(0) as u64)
+    }
+
     /// Runs a statement and decodes its rows.
     async fn fetch<T: Send>(&mut self, stmt: &Stmt, decode: Decode<T>) -> StoreResult<Vec<T>> {
         if let Some(fast) = self.inline(false) {

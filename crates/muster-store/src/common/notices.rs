@@ -88,20 +88,16 @@ impl NoticeStore for DbTx {
         provider: ProviderId,
         since: Timestamp,
     ) -> StoreResult<u64> {
-        let row = self
-            .one(
-                &Stmt::new(
-                    "select count(*) as n from sync_log where environment_id = $1 and provider_id = $2 \
+        let q = Stmt::new(
+            "select count(*) as n from sync_log where environment_id = $1 and provider_id = $2 \
                      and at >= $3 and action = $4 and actor_kind = $5",
-                )
-                .arg(env.0)
-                .arg(provider.0)
-                .arg(since.0)
-                .arg(Event::UserBlocked.as_str())
-                .arg("provider"),
-            )
-            .await?;
-        Ok(get::<i64, _>(&row, "n")?.max(0) as u64)
+        )
+        .arg(env.0)
+        .arg(provider.0)
+        .arg(since.0)
+        .arg(Event::UserBlocked.as_str())
+        .arg("provider");
+        self.count(&q).await
     }
 
     async fn count_active_users(
@@ -109,18 +105,14 @@ impl NoticeStore for DbTx {
         env: EnvironmentId,
         provider: ProviderId,
     ) -> StoreResult<u64> {
-        let row = self
-            .one(
-                &Stmt::new(
-                    "select count(*) as n from user_account where environment_id = $1 and provider_id = $2 \
+        let q = Stmt::new(
+            "select count(*) as n from user_account where environment_id = $1 and provider_id = $2 \
                      and status = $3 and removed_at is null",
-                )
-                .arg(env.0)
-                .arg(provider.0)
-                .arg("active"),
-            )
-            .await?;
-        Ok(get::<i64, _>(&row, "n")?.max(0) as u64)
+        )
+        .arg(env.0)
+        .arg(provider.0)
+        .arg("active");
+        self.count(&q).await
     }
 
     async fn count_pending_deactivations(
@@ -128,17 +120,13 @@ impl NoticeStore for DbTx {
         env: EnvironmentId,
         provider: ProviderId,
     ) -> StoreResult<u64> {
-        let row = self
-            .one(
-                &Stmt::new(
-                    "select count(*) as n from user_account where environment_id = $1 and provider_id = $2 \
+        let q = Stmt::new(
+            "select count(*) as n from user_account where environment_id = $1 and provider_id = $2 \
                      and deactivate_at is not null",
-                )
-                .arg(env.0)
-                .arg(provider.0),
-            )
-            .await?;
-        Ok(get::<i64, _>(&row, "n")?.max(0) as u64)
+        )
+        .arg(env.0)
+        .arg(provider.0);
+        self.count(&q).await
     }
 
     async fn pending_deactivations(

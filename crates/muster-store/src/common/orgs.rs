@@ -128,7 +128,13 @@ impl OrgStore for DbTx {
     }
 
     async fn count_org_users(&mut self, env: EnvironmentId, org: OrgId) -> StoreResult<u64> {
-        let row = self.one(&Stmt::new("select count(*) as n from user_account where environment_id = $1 and org_id = $2").arg(env.0).arg(org.0)).await?;
-        Ok(get::<i64, _>(&row, "n")?.max(0) as u64)
+        self.count(
+            &Stmt::new(
+                "select count(*) as n from user_account where environment_id = $1 and org_id = $2",
+            )
+            .arg(env.0)
+            .arg(org.0),
+        )
+        .await
     }
 }

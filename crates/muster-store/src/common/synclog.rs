@@ -158,8 +158,8 @@ impl SyncLogStore for DbTx {
         provider: ProviderId,
         since: Timestamp,
     ) -> StoreResult<u64> {
-        let row = self.one(&Stmt::new("select count(*) as n from sync_log where environment_id = $1 and provider_id = $2 and outcome = 'error' and at >= $3").arg(env.0).arg(provider.0).arg(since.0)).await?;
-        Ok(get::<i64, _>(&row, "n")?.max(0) as u64)
+        let q = Stmt::new("select count(*) as n from sync_log where environment_id = $1 and provider_id = $2 and outcome = 'error' and at >= $3").arg(env.0).arg(provider.0).arg(since.0);
+        self.count(&q).await
     }
 
     async fn delete_log_before(&mut self, cutoff: Timestamp, limit: u64) -> StoreResult<u64> {
