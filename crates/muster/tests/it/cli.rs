@@ -80,20 +80,23 @@ async fn serve(
     server
 }
 
-/// Stops a server with SIGTERM (a graceful stop) and waits for it to exit.
-fn stop(server: &mut std::process::Child) -> std::process::ExitStatus {
+/// Stops a server with SIGTERM (a graceful stop) and waits for it to exit, at most 15 s (then
+/// it is killed and the test fails); gives the server back, for its output.
+fn stop(mut server: std::process::Child) -> (std::process::Child, std::process::ExitStatus) {
     let pid = server.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let waited = Instant::now();
-    loop {
-        if let Ok(Some(status)) = server.try_wait() {
-            return status;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let status = server.wait();
+        let _ = tx.send((server, status));
+    });
+    match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok((server, Ok(status))) => (server, status),
+        Ok((_, Err(e))) => panic!("waiting for the server: {e}"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("the server did not stop on SIGTERM")
         }
-        assert!(
-            waited.elapsed() < Duration::from_secs(15),
-            "the server did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -158,7 +161,7 @@ async fn provider_add_then_serve_over_tcp() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("90 days"));
 
-    let mut server = serve(&dir, port, &public, |c| {
+    let server = serve(&dir, port, &public, |c| {
         c.env("MUSTER_LOG_FORMAT", "json")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -221,7 +224,7 @@ async fn provider_add_then_serve_over_tcp() {
     assert_eq!(org["name"], "Research", "{org}");
 
     // SIGTERM: a graceful stop.
-    let status = stop(&mut server);
+    let (mut server, status) = stop(server);
     assert!(status.success(), "exit: {status:?}");
     let mut logs = String::new();
     if let Some(mut err) = server.stderr.take() {
@@ -254,7 +257,7 @@ async fn counted_refusals_are_written_when_the_server_stops() {
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
     let (_, token, base) = add_okta(&dir, &public);
-    let mut server = serve(&dir, port, &public, |c| {
+    let server = serve(&dir, port, &public, |c| {
         c.env("MUSTER_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -274,7 +277,7 @@ async fn counted_refusals_are_written_when_the_server_stops() {
         }
     }
     assert!(refused >= 2, "{refused} refused");
-    stop(&mut server);
+    stop(server);
     let log =
         run_json(muster(&dir).args(["sync-log", "list", "--action", "request.rejected", "--json"]));
     let entries = log.as_array().cloned().unwrap_or_default();
