@@ -356,15 +356,16 @@ impl ProviderDayRow {
         };
         ProviderDayRow {
             id: d.id.to_string(),
-            name: d.name.clone(),
-            last_request: d.last_request_at.clone().unwrap_or_else(|| "never".into()),
+            name: d.name,
+            last_request: d.last_request_at.unwrap_or_else(|| "never".into()),
             created: count(&["user.created", "user.restored"]),
             updated: count(&["user.updated"]),
             turned_off: count(&["user.blocked", "user.deactivated", "user.removed"]),
             errors: d.errors,
             top_error: d
                 .top_errors
-                .first()
+                .into_iter()
+                .next()
                 .map(|(m, n)| format!("{m} ({n})"))
                 .unwrap_or_default(),
             pending: d.pending_total,
