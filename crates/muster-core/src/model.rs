@@ -782,13 +782,14 @@ pub struct AdminSession {
     pub revoked_at: Option<Timestamp>,
 }
 
-/// A provider as the subject of a request, with its environment.
+/// A provider as the subject of a request, with its environment. Shared, not copied: every
+/// SCIM request clones one out of the token cache.
 #[derive(Debug, Clone)]
 pub struct ProviderCtx {
     /// The provider.
-    pub provider: Provider,
+    pub provider: std::sync::Arc<Provider>,
     /// Its SCIM base URL (`{public_url}/scim/v2/{provider_id}`).
-    pub base_url: String,
+    pub base_url: std::sync::Arc<str>,
 }
 
 impl ProviderCtx {

@@ -1,8 +1,9 @@
-//! The middleware every request passes: the request timeout and the request metrics.
+//! What the middleware ([`crate::request_log::track`]) does around each request: the request
+//! timeout, the request metrics, the sync log entry of a refused SCIM request.
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -47,50 +48,63 @@ pub async fn within_timeout(state: &AppState, req: Request, next: Next) -> Respo
     }
 }
 
-/// Route middleware: times each request and counts it by route template, and records a refused
-/// SCIM request in its provider's sync log ([`crate::scim::log_rejection`]). One layer for both:
-/// each route layer clones the route's service and boxes its future, on every request.
-pub async fn track(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = match req.extensions().get::<MatchedPath>() {
-        Some(p) => Route::Matched(p.clone()),
-        None => Route::Unmatched,
-    };
-    let method = req.method().clone();
-    // Kept (shared, not copied) only for a SCIM request, read only if it is refused.
-    let scim_uri = req
-        .uri()
-        .path()
-        .starts_with("/scim/")
-        .then(|| req.uri().clone());
-    let slot = match req.extensions().get::<CtxSlot>() {
-        Some(s) => s.clone(),
-        None => {
-            let s = CtxSlot::default();
-            req.extensions_mut().insert(s.clone());
-            s
-        }
-    };
-    let resp = next.run(req).await;
-    if let Some(uri) = &scim_uri {
-        // The error is cloned off the response: a response is not `Sync`, so it cannot be
-        // borrowed across the sync log's write.
-        let refused = (resp.status().as_u16() >= 400)
-            .then(|| resp.extensions().get::<ScimError>().cloned())
-            .flatten();
-        if let Some(err) = refused {
-            crate::scim::log_rejection(&state, &method, uri, &slot, &err).await;
+/// What the middleware notes of a request before running it, for after the response.
+pub struct Seen {
+    route: Route,
+    pub(crate) method: axum::http::Method,
+    /// Kept (shared, not copied) only for a SCIM request, read only if it is refused.
+    scim_uri: Option<axum::http::Uri>,
+    slot: CtxSlot,
+}
+
+impl Seen {
+    /// Notes the route template (axum has matched the route: the middleware is applied to each
+    /// route), the method and a SCIM request's URI, and leaves a [`CtxSlot`] in the request for
+    /// the provider it authenticates as.
+    pub fn of(req: &mut Request) -> Seen {
+        let route = match req.extensions().get::<MatchedPath>() {
+            Some(p) => Route::Matched(p.clone()),
+            None => Route::Unmatched,
+        };
+        let scim_uri = req
+            .uri()
+            .path()
+            .starts_with("/scim/")
+            .then(|| req.uri().clone());
+        let slot = CtxSlot::default();
+        req.extensions_mut().insert(slot.clone());
+        Seen {
+            route,
+            method: req.method().clone(),
+            scim_uri,
+            slot,
         }
     }
-    let provider = slot.0.lock().ok().and_then(|c| c.as_ref().map(|c| c.id()));
+}
+
+/// After a request: records a refused SCIM request in its provider's sync log
+/// ([`crate::scim::log_rejection`]) and counts and times the request by route template. Takes
+/// the response's status and its SCIM error (cloned off it: a response is not `Sync`, so it
+/// cannot be borrowed across the sync log's write).
+pub async fn after_response(
+    state: &AppState,
+    seen: Seen,
+    status: StatusCode,
+    refused: Option<ScimError>,
+    started: Instant,
+) {
+    if let (Some(uri), Some(err)) = (&seen.scim_uri, refused) {
+        if status.as_u16() >= 400 {
+            crate::scim::log_rejection(state, &seen.method, uri, &seen.slot, &err).await;
+        }
+    }
     state.metrics.record(
         Key {
-            route,
-            method,
-            status: resp.status().as_u16(),
-            provider,
+            route: seen.route,
+            method: seen.method,
+            status: status.as_u16(),
+            provider: seen.slot.provider().map(|(_, p)| p),
         },
         started.elapsed().as_secs_f64(),
     );
-    resp
 }

@@ -6,11 +6,11 @@
 //! - [`console`]: the administration console under `/console`.
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`state`]: [`AppState`], what every handler can reach.
-//! - [`layers`]: the request timeout and request metrics.
+//! - [`layers`]: the request timeout, request metrics and the log of refused SCIM requests.
 //! - [`bearer`]: bearer-token authentication, shared by SCIM and the API.
 //! - [`limits`]: rate limits and the request timeout's settings.
 //! - [`metrics`]: request metrics in the Prometheus format.
-//! - [`request_log`]: the outermost middleware: request ids, the timeout, request logging.
+//! - [`request_log`]: the middleware: request ids, the timeout, metrics, request logging.
 //! - [`error`]: errors in each audience's protocol.
 #![recursion_limit = "512"]
 
@@ -32,17 +32,13 @@ use axum::Router;
 
 pub use state::{AppState, Shared, MAX_BODY_BYTES};
 
-/// The whole application: every router merged once, with the request-id middleware.
+/// The whole application: every router merged once, with the middleware every route has.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(scim::router())
         .merge(api::router())
         .merge(console::router(state.clone()))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            layers::track,
-        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             request_log::track,

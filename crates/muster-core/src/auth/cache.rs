@@ -19,7 +19,7 @@
 use crate::model::ProviderCtx;
 use crate::model::ProviderToken;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use std::time::Instant;
 
@@ -34,7 +34,7 @@ pub(crate) struct Checked {
 /// Valid provider tokens by the hash of their secret.
 pub(crate) struct AuthCache {
     ttl: Duration,
-    entries: RwLock<HashMap<Vec<u8>, Checked>>,
+    entries: RwLock<HashMap<Vec<u8>, Arc<Checked>>>,
 }
 
 impl std::fmt::Debug for AuthCache {
@@ -57,7 +57,7 @@ impl AuthCache {
     }
 
     /// The entry for `hash`, if it was checked within the TTL.
-    pub fn get(&self, hash: &[u8]) -> Option<Checked> {
+    pub fn get(&self, hash: &[u8]) -> Option<Arc<Checked>> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -78,11 +78,11 @@ impl AuthCache {
             entries.retain(|_, c| c.at.elapsed() < ttl);
             entries.insert(
                 hash,
-                Checked {
+                Arc::new(Checked {
                     token,
                     ctx,
                     at: Instant::now(),
-                },
+                }),
             );
         }
     }

@@ -146,7 +146,7 @@ impl Muster {
             // The hash is the key, so it matched; the provider and the expiry are checked
             // again because a token only ever authenticates its own provider until it expires.
             if hit.token.provider_id == provider && hit.token.is_live(now) {
-                return Ok(hit.ctx);
+                return Ok(hit.ctx.clone());
             }
             return Err(denied());
         }
@@ -175,8 +175,8 @@ impl Muster {
             w.commit().await?;
         }
         let ctx = ProviderCtx {
-            base_url: self.scim_base_url(p.id),
-            provider: p,
+            base_url: self.scim_base_url(p.id).into(),
+            provider: std::sync::Arc::new(p),
         };
         self.auth.put(presented, tok, ctx.clone());
         Ok(ctx)

@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use muster_core::ids::ProviderId;
+use muster_core::ids::{EnvironmentId, ProviderId};
 use muster_core::ProviderCtx;
 use muster_scim::list::ListParams;
 use muster_scim::version::Tags;
@@ -80,18 +80,29 @@ impl FromRequestParts<AppState> for ProviderAuth {
             ));
         }
         if let Some(slot) = parts.extensions.get::<CtxSlot>() {
-            if let Ok(mut s) = slot.0.lock() {
-                *s = Some(ctx.clone());
-            }
+            slot.set(ctx.env(), provider);
         }
         tracing::Span::current().record("provider", tracing::field::display(provider));
         Ok(ProviderAuth(ctx))
     }
 }
 
-/// Where the authenticated provider is left for the rejection log, which runs after the handler.
+/// Where the authenticated provider is left for the middleware, which runs after the handler:
+/// its id labels the request's metrics, and a refused request is logged in its sync log.
 #[derive(Debug, Clone, Default)]
-pub struct CtxSlot(pub std::sync::Arc<std::sync::Mutex<Option<ProviderCtx>>>);
+pub struct CtxSlot(std::sync::Arc<std::sync::OnceLock<(EnvironmentId, ProviderId)>>);
+
+impl CtxSlot {
+    /// Notes the provider the request authenticated as (once).
+    pub fn set(&self, env: EnvironmentId, provider: ProviderId) {
+        let _ = self.0.set((env, provider));
+    }
+
+    /// The provider the request authenticated as, if it did.
+    pub fn provider(&self) -> Option<(EnvironmentId, ProviderId)> {
+        self.0.get().copied()
+    }
+}
 
 /// A JSON request body: `application/scim+json` or `application/json` (RFC 7644 §3.8), read
 /// into a value. Malformed JSON is 400 `invalidSyntax`; an oversized body is 413.

@@ -100,7 +100,7 @@ pub fn router() -> Router<AppState> {
 
 /// Records a SCIM request Muster refused (4xx) or failed (5xx) in the sync log of the provider
 /// it was for: method, path, status, `scimType` and reason, never credentials. Called by the
-/// route middleware ([`crate::layers::track`]) for each refused request to a SCIM route, with the
+/// middleware ([`crate::request_log::track`]) for each refused request to a SCIM route, with the
 /// provider the request authenticated as, if it got that far.
 pub async fn log_rejection(
     state: &AppState,
@@ -110,13 +110,7 @@ pub async fn log_rejection(
     err: &ScimError,
 ) {
     let path = uri.path();
-    let known = slot
-        .0
-        .lock()
-        .ok()
-        .and_then(|s| s.clone())
-        .map(|c| (c.env(), c.id()));
-    let target = match known {
+    let target = match slot.provider() {
         Some(t) => Some(t),
         None => {
             // Not authenticated: attribute the refusal to the provider the URL names, if any.
