@@ -57,7 +57,8 @@ pub async fn track(
         .then(|| resp.extensions().get::<ScimError>().cloned())
         .flatten();
     crate::layers::after_response(&state, seen, resp.status(), refused, started).await;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Whole microseconds, so the line says `elapsed_ms=1.116`, not `1.1158430000000001`.
+    let elapsed_ms = started.elapsed().as_micros() as f64 / 1000.0;
     let status = resp.status().as_u16();
     let scim_type = resp
         .extensions()

@@ -236,6 +236,18 @@ async fn provider_add_then_serve_over_tcp() {
         "JSON logs carry the request id: {logs}"
     );
     assert!(!logs.contains(&token), "the token never appears in logs");
+    // Each request's line gives its duration in whole microseconds (`1.116`, not
+    // `1.1158430000000001`).
+    let durations: Vec<f64> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|l| l["elapsed_ms"].as_f64())
+        .collect();
+    assert!(durations.len() >= 3, "{logs}");
+    for ms in durations {
+        let micros = ms * 1000.0;
+        assert!((micros - micros.round()).abs() < 1e-6, "{ms} in {logs}");
+    }
     // A new installation is told its next step: here a provider exists, an administrator not.
     assert!(logs.contains("no administrator yet"), "{logs}");
     assert!(!logs.contains("no provisioning provider yet"), "{logs}");
