@@ -29,6 +29,18 @@ async fn metrics_count_requests_and_scheduled_deactivations(b: Backend) {
             None,
         )
         .await;
+    // A method the route does not take is answered by the route's fallback, which the
+    // middleware wraps as well: counted under the route, with no provider (the fallback does not
+    // authenticate).
+    let wrong_method = app
+        .send(
+            Method::DELETE,
+            &format!("{}/Users", p.base),
+            Some(&p.token),
+            None,
+        )
+        .await;
+    assert_eq!(wrong_method.status.as_u16(), 405);
     let r = app
         .patch(
             &p,
@@ -53,6 +65,8 @@ async fn metrics_count_requests_and_scheduled_deactivations(b: Backend) {
     // A refused request is counted without a provider label: the token was not accepted.
     let refused = "muster_http_requests_total{route=\"/scim/v2/{provider}/Users\",method=\"GET\",status=\"401\",provider=\"\"}";
     assert_eq!(value(&text, refused), Some(1.0), "{text}");
+    let not_allowed = "muster_http_requests_total{route=\"/scim/v2/{provider}/Users\",method=\"DELETE\",status=\"405\",provider=\"\"}";
+    assert_eq!(value(&text, not_allowed), Some(1.0), "{text}");
     let bucket = format!(
         "muster_http_request_duration_seconds_bucket{{le=\"+Inf\",route=\"/scim/v2/{{provider}}/Users\",method=\"POST\",status=\"201\",provider=\"{}\"}}",
         p.id
