@@ -82,20 +82,20 @@ impl Seen {
     }
 }
 
-/// After a request: records a refused SCIM request in its provider's sync log
-/// ([`crate::scim::log_rejection`]) and counts and times the request by route template. Takes
-/// the response's status and its SCIM error (cloned off it: a response is not `Sync`, so it
-/// cannot be borrowed across the sync log's write).
+/// After a request: records a refused SCIM request (4xx or 5xx, with its SCIM error) in its
+/// provider's sync log ([`crate::scim::log_rejection`]) and counts and times the request by
+/// route template. Takes the response's status and error rather than the response, which is not
+/// `Sync` and so cannot be borrowed across the sync log's write.
 pub async fn after_response(
     state: &AppState,
     seen: Seen,
     status: StatusCode,
-    refused: Option<ScimError>,
+    error: Option<&ScimError>,
     started: Instant,
 ) {
-    if let (Some(uri), Some(err)) = (&seen.scim_uri, refused) {
+    if let (Some(uri), Some(err)) = (&seen.scim_uri, error) {
         if status.as_u16() >= 400 {
-            crate::scim::log_rejection(state, &seen.method, uri, &seen.slot, &err).await;
+            crate::scim::log_rejection(state, &seen.method, uri, &seen.slot, err).await;
         }
     }
     state.metrics.record(

@@ -53,10 +53,8 @@ pub async fn track(
     let mut resp = crate::layers::within_timeout(&state, req, next)
         .instrument(span.clone())
         .await;
-    let refused = (resp.status().as_u16() >= 400)
-        .then(|| resp.extensions().get::<ScimError>().cloned())
-        .flatten();
-    crate::layers::after_response(&state, seen, resp.status(), refused, started).await;
+    let error = resp.extensions().get::<ScimError>();
+    crate::layers::after_response(&state, seen, resp.status(), error, started).await;
     // Whole microseconds, so the line says `elapsed_ms=1.116`, not `1.1158430000000001`.
     let elapsed_ms = started.elapsed().as_micros() as f64 / 1000.0;
     let status = resp.status().as_u16();
