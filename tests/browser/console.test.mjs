@@ -153,7 +153,7 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   await page.getByRole("heading", { name: "Entra ID" }).waitFor();
   assert.equal(await page.getByText(token).count(), 0, "the token is not shown again");
   await page.getByRole("cell", { name: "Engineering", exact: true }).waitFor();
-  await page.getByText("1 SCIM group(s) are not mapped: Engineering").first().waitFor();
+  await page.getByText("1 SCIM group is not mapped: Engineering").first().waitFor();
   // Steps 6-7: organization mapping by SCIM groups with priorities, then role mapping.
   const platform = await (await scim("POST", "/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "Platform", members: [] })).json();
   await page.reload();
@@ -191,7 +191,7 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   await page.getByRole("cell", { name: "ana@example.com" }).waitFor();
   await page.screenshot({ path: join(shots, "console-provider-details.png"), fullPage: true });
   await page.getByRole("button", { name: "Re-apply mappings" }).click();
-  await page.getByText("0 of 2 user(s) would change").waitFor();
+  await page.getByText("0 of 2 users would change").waitFor();
   await page.goto(`${base}/console/users/${ben.id}`);
   await page.getByRole("row", { name: /Organization Sales EMEA/ }).waitFor();
   const roles = await page.getByRole("row", { name: /Roles/ }).innerText();

@@ -183,7 +183,8 @@ impl Muster {
             return Err(ScimError::bad_request(
                 ScimType::InvalidValue,
                 format!(
-                    "members must be users of this provider; unknown member id(s): {}",
+                    "members must be users of this provider; unknown member {}: {}",
+                    if unknown.len() == 1 { "id" } else { "ids" },
                     unknown.join(", ")
                 ),
             )

@@ -25,6 +25,7 @@
 //!   preview and re-apply.
 //! - [`versions`]: resource versions and `If-Match`.
 //! - [`synclog`]: sync log queries, CSV export, retention, rejected requests.
+//! - [`words`]: counts in sentences for people (`1 user`, `2 users`).
 
 pub mod admins;
 pub mod auth;
@@ -47,6 +48,7 @@ pub mod synclog;
 pub mod users;
 pub mod versions;
 pub mod webhooks;
+pub mod words;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{CoreError, CoreResult, StoreError, Unique};

@@ -209,7 +209,10 @@ pub fn too_many_scim(wait: Duration, what: &str) -> Response {
     let mut resp = ScimErrorResponse(ScimError::new(
         429,
         None,
-        format!("{what}: retry after {secs} second(s)"),
+        format!(
+            "{what}: retry after {}",
+            muster_core::words::count(secs, "second", "seconds")
+        ),
     ))
     .into_response();
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

@@ -8,6 +8,7 @@ use muster_core::model::{Actor, OrgStatus, UserStatus};
 use muster_core::orgs::OrgTree;
 use muster_core::store::UserQuery;
 use muster_core::users::directory::{UserAction, UserDetail};
+use muster_core::words::count;
 use muster_core::Muster;
 use serde_json::json;
 
@@ -585,11 +586,17 @@ pub async fn run_org(m: &Muster, env: EnvironmentId, cmd: OrgCmd) -> anyhow::Res
         }
         OrgCmd::Deactivate { id } => {
             let changed = m.set_org_active(env, id, false, &a).await?;
-            println!("{} organization(s) deactivated.", changed.len());
+            println!(
+                "{} deactivated.",
+                count(changed.len() as u64, "organization", "organizations")
+            );
         }
         OrgCmd::Reactivate { id } => {
             let changed = m.set_org_active(env, id, true, &a).await?;
-            println!("{} organization(s) reactivated.", changed.len());
+            println!(
+                "{} reactivated.",
+                count(changed.len() as u64, "organization", "organizations")
+            );
         }
         OrgCmd::DefaultRoles { id, roles, inherit } => {
             let view = m

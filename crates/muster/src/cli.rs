@@ -553,7 +553,9 @@ mod tests {
         assert_eq!(parse_duration_secs("2h"), Ok(7200));
         assert!(parse_duration_secs("soon").is_err());
         assert!(parse_duration_secs("5y").is_err());
-        assert_eq!(describe_secs(900), "15 minute(s)");
+        assert_eq!(describe_secs(900), "15 minutes");
+        assert_eq!(describe_secs(60), "1 minute");
+        assert_eq!(describe_secs(86_400 * 2), "2 days");
         assert_eq!(describe_secs(0), "at once");
     }
 }

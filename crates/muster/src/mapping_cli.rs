@@ -7,6 +7,7 @@ use muster_core::mapping::config::OrgMappingInput;
 use muster_core::mapping::preview::Preview;
 use muster_core::mapping::view::MappingView;
 use muster_core::model::OrgMethod;
+use muster_core::words::count;
 use muster_core::Muster;
 
 use crate::output::{cli_actor, print_json, ProviderRef};
@@ -184,8 +185,11 @@ fn print_view(v: &MappingView) {
 
 fn print_preview(p: &Preview) {
     println!(
-        "{} of {} user(s) would change: {} move(s), {} role change(s)",
-        p.changed, p.users, p.org_changes, p.role_changes
+        "{} of {} would change: {}, {}",
+        p.changed,
+        count(p.users, "user", "users"),
+        count(p.org_changes, "move", "moves"),
+        count(p.role_changes, "role change", "role changes")
     );
     if !p.orgs_to_create.is_empty() {
         println!("Organizations to create: {}", p.orgs_to_create.join(", "));
@@ -315,8 +319,11 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
                 return print_json(&serde_json::to_value(&a)?);
             }
             println!(
-                "Re-applied to {} user(s): {} moved, {} with new roles, {} organization(s) created",
-                a.users, a.moved, a.roles_changed, a.orgs_created
+                "Re-applied to {}: {} moved, {} with new roles, {} created",
+                count(a.users as u64, "user", "users"),
+                a.moved,
+                a.roles_changed,
+                count(a.orgs_created as u64, "organization", "organizations")
             );
             return Ok(());
         }

@@ -2,6 +2,7 @@
 //! actor the sync log records for the CLI.
 
 use muster_core::model::Actor;
+use muster_core::words::count;
 
 /// Reads `0`, `90`, `30s`, `15m`, `2h`, `7d` as seconds.
 pub fn parse_duration_secs(text: &str) -> Result<i64, String> {
@@ -28,10 +29,10 @@ pub fn parse_duration_secs(text: &str) -> Result<i64, String> {
 pub fn describe_secs(secs: i64) -> String {
     match secs {
         0 => "at once".into(),
-        s if s % 86_400 == 0 => format!("{} day(s)", s / 86_400),
-        s if s % 3600 == 0 => format!("{} hour(s)", s / 3600),
-        s if s % 60 == 0 => format!("{} minute(s)", s / 60),
-        s => format!("{s} second(s)"),
+        s if s % 86_400 == 0 => count((s / 86_400).unsigned_abs(), "day", "days"),
+        s if s % 3600 == 0 => count((s / 3600).unsigned_abs(), "hour", "hours"),
+        s if s % 60 == 0 => count((s / 60).unsigned_abs(), "minute", "minutes"),
+        s => count(s.unsigned_abs(), "second", "seconds"),
     }
 }
 

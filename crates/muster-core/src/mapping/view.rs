@@ -107,8 +107,9 @@ impl MappingStatus {
             MappingStatus {
                 state: "unmapped_groups",
                 message: format!(
-                    "{} SCIM group(s) are not mapped: {}",
-                    unmapped.len(),
+                    "{} {} not mapped: {}",
+                    crate::words::count(unmapped.len() as u64, "SCIM group", "SCIM groups"),
+                    if unmapped.len() == 1 { "is" } else { "are" },
                     unmapped
                         .iter()
                         .take(20)

@@ -149,7 +149,10 @@ impl FromRequestParts<AppState> for AdminAuth {
                 let mut e = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
-                    format!("too many failed authentications from this address: retry after {secs} second(s)"),
+                    format!(
+                        "too many failed authentications from this address: retry after {}",
+                        muster_core::words::count(secs, "second", "seconds")
+                    ),
                 );
                 e.retry_after = Some(secs);
                 return Err(e);

@@ -672,7 +672,7 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
     admin(&app, "ada", AdminRole::CustomerCloudAdmin).await;
     let p = app.provider("Okta").await;
     let ana = app.create_user(&p, "ana@example.com").await;
-    app.create_user(&p, "ben@example.com").await;
+    let ben = app.create_user(&p, "ben@example.com").await;
     // The provider turns Ana off: blocked, deactivation pending.
     let r = app
         .patch(
@@ -717,6 +717,12 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
     assert!(page.contains("ben@example.com"));
     let page = html(&get(&app, "/console/users?provider=local", Some(&cookie)).await);
     assert!(page.contains("No user matches"));
+    // A user the provider sent no name for says so, rather than showing an empty cell.
+    let page = html(&get(&app, &format!("/console/users/{ben}"), Some(&cookie)).await);
+    assert!(
+        page.contains("<th scope=\"row\">Name</th><td><span class=\"muted\">not given</span></td>"),
+        "{page}"
+    );
     let user_page = format!("/console/users/{ana}");
     let page = html(&get(&app, &user_page, Some(&cookie)).await);
     assert!(
@@ -844,7 +850,8 @@ async fn mappings_are_configured_through_forms(b: Backend) {
     let path = format!("/console/providers/{}", p.id);
     let page = html(&get(&app, &path, Some(&cookie)).await);
     assert!(page.contains("Add Organization Mapping"));
-    assert!(page.contains("1 SCIM group(s) are not mapped: Sellers"));
+    assert!(page.contains("1 SCIM group is not mapped: Sellers"));
+    assert!(page.contains("1 group pushed by this provider"), "{page}");
     let csrf = csrf_of(&page);
     // An attribute path that cannot hold a value is refused on the page, and nothing is saved.
     let r = post_form(
@@ -920,6 +927,22 @@ async fn mappings_are_configured_through_forms(b: Backend) {
         2,
         "{page}"
     );
+    // Counts read as sentences: a second group, and the preview of a re-apply.
+    app.post(&p, "/Groups", serde_json::json!({"displayName": "Buyers"}))
+        .await;
+    let page = html(&get(&app, &path, Some(&cookie)).await);
+    assert!(page.contains("2 groups pushed by this provider"), "{page}");
+    assert_eq!(
+        page.matches("1 SCIM group is not mapped: Buyers").count(),
+        2,
+        "{page}"
+    );
+    let page = html(&get(&app, &format!("{path}?preview=1"), Some(&cookie)).await);
+    assert!(
+        page.contains("0 of 0 users would change: 0 moves, 0 role changes."),
+        "{page}"
+    );
+    assert!(!page.contains("(s)"), "{page}");
     app.finish().await;
 }
 
