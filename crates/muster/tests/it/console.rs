@@ -732,6 +732,9 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
     assert!(page.contains("provisioned by Okta"));
     assert!(page.contains("Desktop User (organization default)"));
     assert!(page.contains("user.blocked"), "the user's sync log");
+    // Times (the pending deactivation, each entry's) in the reader's time zone, by console.js.
+    assert!(page.contains("<td>due <time datetime=\"20"), "{page}");
+    assert!(page.contains("<tr><td><time datetime=\"20"), "{page}");
     assert!(
         page.contains("<th scope=\"row\">Name</th><td>Ana Lima</td>"),
         "{page}"
@@ -1599,7 +1602,8 @@ async fn the_overview_shows_each_providers_last_day(b: Backend) {
     let okta = row("Okta");
     let cells: Vec<&str> = okta.split("<td>").skip(1).collect();
     // Last request, created, updated, turned off, errors, pending, state.
-    assert!(cells[0].starts_with("20"), "{okta}");
+    // The last request's time, in a <time> element that console.js shows in the reader's zone.
+    assert!(cells[0].starts_with("<time datetime=\"20"), "{okta}");
     assert_eq!(&cells[1][..1], "2", "two users created: {okta}");
     assert!(cells[3].starts_with('1'), "Ana blocked: {okta}");
     assert!(
