@@ -54,7 +54,7 @@ pub struct Seen {
     pub(crate) method: axum::http::Method,
     /// Kept (shared, not copied) only for a SCIM request, read only if it is refused.
     scim_uri: Option<axum::http::Uri>,
-    slot: CtxSlot,
+    pub(crate) slot: CtxSlot,
 }
 
 impl Seen {

@@ -82,13 +82,13 @@ impl FromRequestParts<AppState> for ProviderAuth {
         if let Some(slot) = parts.extensions.get::<CtxSlot>() {
             slot.set(ctx.env(), provider);
         }
-        tracing::Span::current().record("provider", tracing::field::display(provider));
         Ok(ProviderAuth(ctx))
     }
 }
 
 /// Where the authenticated provider is left for the middleware, which runs after the handler:
-/// its id labels the request's metrics, and a refused request is logged in its sync log.
+/// its id labels the request's metrics and its log lines, and a refused request is logged in
+/// its sync log.
 #[derive(Debug, Clone, Default)]
 pub struct CtxSlot(std::sync::Arc<std::sync::OnceLock<(EnvironmentId, ProviderId)>>);
 

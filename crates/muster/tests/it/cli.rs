@@ -187,7 +187,13 @@ async fn provider_add_then_serve_over_tcp() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(created.status().as_u16(), 201);
-    assert!(created.headers().get("x-request-id").is_some());
+    let request_id = created
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(!request_id.is_empty());
     let body: Value = created.json().await.unwrap_or_default();
     assert!(body["meta"]["location"]
         .as_str()
@@ -234,6 +240,23 @@ async fn provider_add_then_serve_over_tcp() {
     assert!(
         logs.contains("\"request_id\""),
         "JSON logs carry the request id: {logs}"
+    );
+    // The POST's line: its request id (the one in its response), method, path and provider.
+    let post_line = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["span"]["request_id"] == request_id.as_str())
+        .unwrap_or_default();
+    assert_eq!(post_line["status"], 201, "{logs}");
+    assert_eq!(post_line["span"]["method"], "POST", "{post_line}");
+    assert_eq!(post_line["span"]["provider"], pid.as_str(), "{post_line}");
+    assert_eq!(post_line["spans"][0]["name"], "request", "{post_line}");
+    assert!(
+        post_line["span"]["path"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(&format!("{pid}/Users")),
+        "{post_line}"
     );
     assert!(!logs.contains(&token), "the token never appears in logs");
     // Each request's line gives its duration in whole microseconds (`1.116`, not
