@@ -6,7 +6,7 @@
 //! rather than a tracing span: the log's formatters (`muster::logging`) write them at the head of
 //! each line logged while it is set, as `request{request_id=… method=… path=… provider=…}:` in
 //! the human format and as the root of `span`/`spans` in JSON, which is what a span named
-//! `request` with those fields wrote. A span cost a GET about 5,000 instructions under callgrind
+//! `request` with those fields wrote. A span cost a GET about 5,600 instructions under callgrind
 //! (registering it, formatting its four fields into a string when it was made and again when
 //! the provider was recorded, entering and leaving it at each poll, closing it), for fields that
 //! are written once, on the request's own line (docs/benchmarks.md, "The request log without a
