@@ -121,15 +121,11 @@ pub async fn track(
             let started = Instant::now();
             let mut resp = crate::layers::within_timeout(&state, req, next).await;
             let error = resp.extensions().get::<ScimError>();
+            let scim_type = error.and_then(|e| e.scim_type).map(|t| t.as_str());
             crate::layers::after_response(&state, seen, resp.status(), error, started).await;
             // Whole microseconds, so the line says `elapsed_ms=1.116`, not `1.1158430000000001`.
             let elapsed_ms = started.elapsed().as_micros() as f64 / 1000.0;
             let status = resp.status().as_u16();
-            let scim_type = resp
-                .extensions()
-                .get::<ScimError>()
-                .and_then(|e| e.scim_type)
-                .map(|t| t.as_str());
             if status >= 500 {
                 tracing::error!(status, elapsed_ms, "request failed");
             } else {
