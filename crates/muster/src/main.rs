@@ -21,9 +21,10 @@ use config::Config;
 
 /// mimalloc instead of the system allocator: a request allocates and frees many small buffers
 /// (JSON, headers, rows), and with glibc's malloc that was about 12% of a read's time in the
-/// profile (`perf record` on `GET /Users/{id}`, docs/benchmarks.md).
+/// profile (`perf record` on `GET /Users/{id}`, docs/benchmarks.md). See `muster-alloc` for how
+/// it is asked.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: muster_alloc::Mimalloc = muster_alloc::Mimalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
