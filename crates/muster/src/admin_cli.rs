@@ -434,6 +434,9 @@ pub async fn run_admin_tokens(m: &Muster, env: EnvironmentId, cmd: AdminCmd) -> 
             if as_json {
                 return print_json(&serde_json::to_value(&admins)?);
             }
+            if admins.is_empty() {
+                println!("No administrators yet. Add the first with: muster admin create --username admin");
+            }
             for a in admins {
                 println!(
                     "{}  {}  last sign-in {}",
@@ -508,6 +511,8 @@ pub async fn run_admin_tokens(m: &Muster, env: EnvironmentId, cmd: AdminCmd) -> 
                 print_json(&json!(tokens.iter().map(|t| json!({"id": t.id.to_string(), "label": t.label, "prefix": t.prefix,
                     "createdAt": t.created_at.to_rfc3339(), "expiresAt": t.expires_at.map(|x| x.to_rfc3339()),
                     "revokedAt": t.revoked_at.map(|x| x.to_rfc3339()), "lastUsedAt": t.last_used_at.map(|x| x.to_rfc3339()), "live": t.is_live(now)})).collect::<Vec<_>>()))?;
+            } else if tokens.is_empty() {
+                println!("No administrator API tokens. Make one with: muster admin token add --label LABEL");
             } else {
                 for t in tokens {
                     println!(
@@ -689,6 +694,8 @@ pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::R
             if json {
                 print_json(&json!(users.iter().map(|u| json!({"id": u.id.to_string(), "userName": u.user_name, "status": u.status.as_str(),
                     "orgId": u.org_id.to_string(), "providerId": u.provider_id.map(|p| p.to_string())})).collect::<Vec<_>>()))?;
+            } else if users.is_empty() {
+                println!("No users match. Users arrive from a provider's SCIM requests, or: muster user create --user-name NAME");
             } else {
                 for u in users {
                     println!("{}  {:<11}  {}", u.id, u.status.as_str(), u.user_name);

@@ -84,6 +84,9 @@ pub async fn run_app(m: &Muster, env: EnvironmentId, cmd: AppCmd) -> anyhow::Res
             if json {
                 return print_json(&apps.iter().map(app_json).collect::<Vec<_>>());
             }
+            if apps.is_empty() {
+                println!("No application credentials. Make one with: muster app add --name NAME");
+            }
             for t in apps {
                 let scopes: Vec<&str> = t.scopes.iter().flatten().map(|s| s.as_str()).collect();
                 println!(

@@ -32,7 +32,7 @@ pub enum Command {
     /// Provisioning providers and their tokens.
     #[command(subcommand)]
     Provider(ProviderCmd),
-    /// Administrator API tokens.
+    /// Console administrators, their email reports and their API tokens.
     #[command(subcommand)]
     Admin(crate::admin_cli::AdminCmd),
     /// Application credentials: read-only API tokens for the applications Muster serves.

@@ -299,6 +299,9 @@ impl fmt::Debug for Config {
 
 /// Values given on the command line or in `MUSTER_*` variables (clap reads both).
 #[derive(Debug, Default, Clone, clap::Args)]
+// Under their own heading in every command's help, after the command's own options (clap would
+// otherwise interleave the two lists).
+#[command(next_help_heading = "Global options")]
 pub struct Overrides {
     /// Configuration file [default: ./muster.toml if it exists].
     #[arg(long, global = true, env = "MUSTER_CONFIG", value_name = "FILE")]

@@ -121,6 +121,9 @@ pub async fn run_webhook(m: &Muster, env: EnvironmentId, cmd: WebhookCmd) -> any
             if json {
                 return print_json(&all.iter().map(webhook_json).collect::<Vec<_>>());
             }
+            if all.is_empty() {
+                println!("No webhook endpoints. Add one with: muster webhook add --url URL");
+            }
             for w in all {
                 let state = match (w.enabled, w.failing) {
                     (_, true) => "failing",

@@ -589,3 +589,86 @@ fn sync_log_json_has_the_api_shape() {
     assert_eq!(created["result"], "success");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A command's help lists its own options first and the options every command takes under
+/// their own heading after them, so that `--username` is not lost among `--database-url` and
+/// `--log-format`; and `muster --help` says what `muster admin` is for.
+#[test]
+fn help_keeps_a_commands_own_options_apart_from_the_global_ones() {
+    let dir = std::env::temp_dir().join(format!("muster-help-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let out = muster(&dir)
+        .args(["admin", "set-notifications", "--help"])
+        .output()
+        .unwrap_or_else(|e| panic!("run muster: {e}"));
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let at = |s: &str| {
+        help.find(s)
+            .unwrap_or_else(|| panic!("{s:?} not in the help:\n{help}"))
+    };
+    let global = at("\nGlobal options:\n");
+    for own in ["--username", "--email", "--report"] {
+        assert!(
+            at(own) < global,
+            "{own} is not among the command's own options:\n{help}"
+        );
+    }
+    for shared in [
+        "--config",
+        "--database-url",
+        "--data-dir",
+        "--log-format",
+        "--environment",
+    ] {
+        assert!(
+            at(shared) > global,
+            "{shared} is not under Global options:\n{help}"
+        );
+    }
+
+    let out = muster(&dir)
+        .arg("--help")
+        .output()
+        .unwrap_or_else(|e| panic!("run muster: {e}"));
+    let top = String::from_utf8_lossy(&out.stdout).into_owned();
+    let admin = top
+        .lines()
+        .find(|l| l.trim_start().starts_with("admin "))
+        .unwrap_or_default();
+    assert!(admin.contains("Console administrators"), "{admin:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On a new database every list says it is empty and how to fill it, rather than printing
+/// nothing; with `--json` each is still an empty array for scripts.
+#[test]
+fn empty_lists_say_so_and_how_to_fill_them() {
+    let dir = std::env::temp_dir().join(format!("muster-empty-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let cases: [(&[&str], &str); 6] = [
+        (&["provider", "list"], "muster provider add"),
+        (&["admin", "list"], "muster admin create"),
+        (&["admin", "token", "list"], "muster admin token add"),
+        (&["app", "list"], "muster app add"),
+        (&["webhook", "list"], "muster webhook add"),
+        (&["user", "list"], "muster user create"),
+    ];
+    for (args, hint) in cases {
+        let out = muster(&dir)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run muster: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.starts_with("No "), "{args:?} printed {text:?}");
+        assert!(text.contains(hint), "{args:?} printed {text:?}");
+        let json = run_json(muster(&dir).args(args).arg("--json"));
+        assert_eq!(json, serde_json::json!([]), "{args:?} --json");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
