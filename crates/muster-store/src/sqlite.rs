@@ -20,13 +20,17 @@ use sqlx::{ConnectOptions, Connection};
 /// A listed user's groups as a column of its row (`common/listing.rs`, `USERS_WITH_GROUPS`): a
 /// JSON array of `[id, displayName]` pairs, the id in hex, each name by primary key as in
 /// `groups_of_users`.
+///
+/// The memberships are found by user id alone, which is the user's primary key, so they are
+/// its environment's; the group must be in the same environment. Naming no other column of
+/// `group_member` lets SQLite read them from the index `group_member_user_idx` alone: asking for
+/// `m.environment_id` opened the table as well, and sought each membership's row in it.
 macro_rules! member_of_col {
     () => {
         "(select json_group_array(json_array(hex(m.group_id), \
          (select g.display_name from scim_group g \
-         where g.group_id = m.group_id and g.environment_id = m.environment_id))) \
-         from group_member m where m.user_id = user_account.user_id \
-         and m.environment_id = user_account.environment_id) as member_of"
+         where g.group_id = m.group_id and g.environment_id = user_account.environment_id))) \
+         from group_member m where m.user_id = user_account.user_id) as member_of"
     };
 }
 
