@@ -24,7 +24,8 @@ pub fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
 pub enum Refusal {
     /// Too many failed attempts from this address at this target: wait this long.
     Throttled(Duration),
-    /// No `Authorization` header.
+    /// No `Authorization` header, or the Bearer scheme with no token (`Bearer` alone: what an
+    /// identity provider sends when its token field was left empty).
     Missing,
     /// An `Authorization` header with another scheme than Bearer.
     NotBearer,
@@ -62,10 +63,15 @@ where
     else {
         return Err(failed(Refusal::Missing));
     };
-    let token = match value.trim().split_once(' ') {
+    let value = value.trim();
+    let token = match value.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        None if value.eq_ignore_ascii_case("bearer") => "",
         _ => return Err(failed(Refusal::NotBearer)),
     };
+    if token.is_empty() {
+        return Err(failed(Refusal::Missing));
+    }
     match check(token).await {
         Ok(t) => Ok(t),
         Err(CoreError::Unauthorized(m)) => Err(failed(Refusal::Refused(m))),

@@ -592,6 +592,20 @@ async fn authentication_and_errors(b: Backend) {
         r.header("www-authenticate"),
         Some("Bearer realm=\"Muster API\"")
     );
+    let r = app
+        .send_with(
+            Method::GET,
+            "/api/v1/orgs",
+            None,
+            None,
+            &[("authorization", "Bearer ")],
+        )
+        .await;
+    assert_api_error(&r, 401, "unauthorized");
+    assert_eq!(
+        r.body["error"]["message"],
+        "send an administrator API token as 'Authorization: Bearer <token>'"
+    );
     assert_api_error(
         &app.send(Method::GET, "/api/v1/orgs", Some(&p.token), None)
             .await,

@@ -43,6 +43,23 @@ async fn tokens_are_checked(b: Backend) {
         )
         .await;
     assert_scim_error(&r, 401, None);
+    assert_eq!(
+        r.body["detail"],
+        "the Authorization header must use the Bearer scheme"
+    );
+    // The Bearer scheme with no token (an identity provider whose token field was left empty)
+    // is told to send one, not that the scheme is wrong.
+    for empty in ["Bearer", "Bearer ", "bearer   "] {
+        let r = app
+            .send_with(Method::GET, &uri, None, None, &[("authorization", empty)])
+            .await;
+        assert_scim_error(&r, 401, None);
+        assert_eq!(
+            r.body["detail"],
+            "authentication required: send the provider's token as 'Authorization: Bearer <token>'",
+            "{empty:?}"
+        );
+    }
     // The scheme is case-insensitive.
     let r = app
         .send_with(
