@@ -187,14 +187,14 @@ impl Fast {
         stmt: &Stmt,
     ) -> StoreResult<(rusqlite::CachedStatement<'_>, Arc<[String]>)> {
         let mut st = self.conn.prepare_cached(&stmt.sql).map_err(err)?;
-        let shape = match self.shapes.get(&stmt.sql) {
+        let shape = match self.shapes.get(&*stmt.sql) {
             Some(s) => s.clone(),
             None => {
                 let shape = Arc::new(shape_of(&st, stmt.args.len())?);
                 if self.shapes.len() >= 512 {
                     self.shapes.clear();
                 }
-                self.shapes.insert(stmt.sql.clone(), shape.clone());
+                self.shapes.insert(stmt.sql.to_string(), shape.clone());
                 shape
             }
         };

@@ -32,6 +32,7 @@ use muster_core::store::{
 use muster_core::synclog::event::Event;
 use serde_json::{Map, Value};
 use sqlx::Row as _;
+use std::borrow::Cow;
 use uuid::Uuid;
 
 use super::{classify_unique, Db, Held};
@@ -331,12 +332,14 @@ arg_from! {
 /// either through sqlx or, on SQLite, on the calling thread (`sqlite_fast.rs`).
 #[derive(Debug, Default)]
 pub struct Stmt {
-    pub sql: String,
+    /// The SQL: borrowed when it is a constant, as most lookups' are, so that running one does
+    /// not copy its text (a user's lookup is 640 bytes).
+    pub sql: Cow<'static, str>,
     pub args: Vec<Arg>,
 }
 
 impl Stmt {
-    fn new(sql: impl Into<String>) -> Self {
+    fn new(sql: impl Into<Cow<'static, str>>) -> Self {
         Stmt {
             sql: sql.into(),
             args: Vec::new(),
@@ -347,7 +350,7 @@ impl Stmt {
     /// a dozen pieces on every request, and `write!` of each was about 3,000 of a filtered
     /// GET's instructions (callgrind, docs/benchmarks.md).
     fn push(&mut self, sql: impl AsRef<str>) -> &mut Self {
-        self.sql.push_str(sql.as_ref());
+        self.sql.to_mut().push_str(sql.as_ref());
         self
     }
 
@@ -355,8 +358,9 @@ impl Stmt {
     fn bind(&mut self, v: impl Into<Arg>) -> &mut Self {
         self.args.push(v.into());
         let mut n = itoa::Buffer::new();
-        self.sql.push('$');
-        self.sql.push_str(n.format(self.args.len()));
+        let sql = self.sql.to_mut();
+        sql.push('$');
+        sql.push_str(n.format(self.args.len()));
         self
     }
 
