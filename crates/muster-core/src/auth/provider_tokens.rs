@@ -142,43 +142,47 @@ impl Muster {
         };
         let presented = token::hash(secret);
         let now = self.now();
-        if let Some(hit) = self.auth.get(&presented) {
-            // The hash is the key, so it matched; the provider and the expiry are checked
-            // again because a token only ever authenticates its own provider until it expires.
-            if hit.token.provider_id == provider && hit.token.is_live(now) {
-                return Ok(hit.ctx.clone());
-            }
-            return Err(denied());
+        let checked = self
+            .auth
+            .get_or_check(&presented, || async {
+                let mut tx = self.store.read().await?;
+                let Some((tok, stored)) = tx.find_token_by_hash(&presented).await? else {
+                    return Err(denied());
+                };
+                if !token::hashes_match(&stored, &presented)
+                    || tok.provider_id != provider
+                    || !tok.is_live(now)
+                {
+                    return Err(denied());
+                }
+                let p = tx
+                    .find_provider(tok.environment_id, provider)
+                    .await?
+                    .ok_or_else(denied)?;
+                drop(tx);
+                // Record use at most once a minute per token, so reads stay reads.
+                if tok
+                    .last_used_at
+                    .is_none_or(|t| now.micros() - t.micros() > 60_000_000)
+                {
+                    let mut w = self.store.write().await?;
+                    w.touch_token(tok.environment_id, tok.id, now).await?;
+                    w.commit().await?;
+                }
+                let ctx = ProviderCtx {
+                    base_url: self.scim_base_url(p.id).into(),
+                    provider: std::sync::Arc::new(p),
+                };
+                Ok((tok, ctx))
+            })
+            .await?;
+        // The hash is the key, so it matched; the provider and the expiry are checked again
+        // for an entry from the cache, because a token only ever authenticates its own provider
+        // until it expires.
+        if checked.token.provider_id == provider && checked.token.is_live(now) {
+            Ok(checked.ctx.clone())
+        } else {
+            Err(denied())
         }
-        let mut tx = self.store.read().await?;
-        let Some((tok, stored)) = tx.find_token_by_hash(&presented).await? else {
-            return Err(denied());
-        };
-        if !token::hashes_match(&stored, &presented)
-            || tok.provider_id != provider
-            || !tok.is_live(now)
-        {
-            return Err(denied());
-        }
-        let p = tx
-            .find_provider(tok.environment_id, provider)
-            .await?
-            .ok_or_else(denied)?;
-        drop(tx);
-        // Record use at most once a minute per token, so reads stay reads.
-        if tok
-            .last_used_at
-            .is_none_or(|t| now.micros() - t.micros() > 60_000_000)
-        {
-            let mut w = self.store.write().await?;
-            w.touch_token(tok.environment_id, tok.id, now).await?;
-            w.commit().await?;
-        }
-        let ctx = ProviderCtx {
-            base_url: self.scim_base_url(p.id).into(),
-            provider: std::sync::Arc::new(p),
-        };
-        self.auth.put(presented, tok, ctx.clone());
-        Ok(ctx)
     }
 }
