@@ -204,9 +204,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded::from_str(query)
+        // Through serde_path_to_error, so that the error names the parameter: serde_urlencoded's
+        // own says only what was wrong ("invalid digit found in string").
+        let params = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(params)
             .map(ApiQuery)
-            .map_err(|e| ApiError::bad_request(format!("invalid query parameters: {e}")))
+            .map_err(|e| {
+                let name = e.path().to_string();
+                let why = e.into_inner();
+                ApiError::bad_request(match name.as_str() {
+                    "" | "." => format!("invalid query parameters: {why}"),
+                    _ => format!("invalid query parameter '{name}': {why}"),
+                })
+            })
     }
 }
 

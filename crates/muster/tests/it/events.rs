@@ -464,6 +464,20 @@ async fn the_cursor_pages_filters_waits_and_refuses_bad_reads(b: Backend) {
         let r = api.get(bad).await;
         assert_api_error(&r, 400, "invalid");
     }
+    // A value that does not parse is named.
+    let r = api.get("/events?after=x").await;
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("invalid query parameter 'after': "),
+        "{message}"
+    );
+    let r = api.get("/users?limit=ten").await;
+    assert_api_error(&r, 400, "invalid");
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("invalid query parameter 'limit': "),
+        "{message}"
+    );
     let future = api.get(&format!("/events?after={}", h + 10)).await;
     assert_api_error(&future, 400, "invalid");
     // Long poll: answers as soon as something newer commits.
