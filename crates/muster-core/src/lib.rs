@@ -43,6 +43,7 @@ pub mod orgs;
 pub mod providers;
 pub mod render;
 pub mod roles;
+pub mod shards;
 pub mod store;
 pub mod synclog;
 pub mod users;

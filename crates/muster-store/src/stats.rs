@@ -9,29 +9,26 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 
-/// Bucket bounds, in seconds.
-const BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-fn histogram() -> Histogram {
-    Histogram::new(BUCKETS)
-}
-
-/// A histogram of durations.
-pub struct Timing(LazyLock<Histogram>);
+/// A histogram of durations, recorded per thread ([`muster_core::shards`]).
+pub struct Timing(LazyLock<muster_core::shards::Timing>);
 
 impl Timing {
     const fn new() -> Self {
-        Self(LazyLock::new(histogram))
+        Self(LazyLock::new(Default::default))
     }
 
     /// Records one duration.
     pub fn observe(&self, d: Duration) {
-        self.0.observe(d.as_secs_f64());
+        self.0.observe(d);
+    }
+
+    fn encode(
+        &self,
+        encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        self.0.total().encode(encoder)
     }
 }
 
@@ -96,12 +93,12 @@ impl Collector for DbMetrics {
                 MetricType::Histogram,
             )?;
             for (kind, t) in [("write", &WRITE_WAIT), ("read", &READ_WAIT)] {
-                t.0.encode(m.encode_family(&[b, ("kind", kind)])?)?;
+                t.encode(m.encode_family(&[b, ("kind", kind)])?)?;
             }
         }
         let mut one = |name: &str, help: &str, t: &Timing| -> Result<(), std::fmt::Error> {
             let mut m = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
-            t.0.encode(m.encode_family(&[b])?)
+            t.encode(m.encode_family(&[b])?)
         };
         one(
             "muster_db_write_transaction_seconds",

@@ -8,24 +8,20 @@
 //! - the deactivation scheduler: deactivations pending, overdue, and the age of the oldest
 //!   overdue one (the scheduler's lag), read from the database at scrape time.
 //!
-//! Recording a request is two look-ups under a shared read lock and a few additions, cheap
-//! enough to leave on under load. Labels are bounded: route templates, not paths; provider ids
-//! only once authenticated.
+//! Recording a request is one look-up in a map of the recording thread's own
+//! ([`muster_core::shards`]) and a few additions, cheap enough to leave on under load; a scrape
+//! adds the threads' maps up. Labels are bounded: route templates, not paths; provider ids only
+//! once authenticated.
 
-use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
+use std::sync::Arc;
+
+use muster_core::shards::{Histogram, Shards};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-
-/// Histogram bucket bounds, in seconds.
-pub const BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-fn histogram() -> Histogram {
-    Histogram::new(BUCKETS)
-}
+use rustc_hash::FxHashMap;
 
 /// A request's labels, built without formatting or copying text per request: the route is the
 /// router's shared template and the provider's id is formatted when scraped. `prometheus-client` writes label values as they are, unescaped: every
@@ -91,40 +87,74 @@ impl EncodeLabelSet for Key {
     }
 }
 
-/// Request metrics of one instance.
-#[derive(Debug)]
+/// Request metrics of one instance: per thread, each request's duration by its labels (the
+/// request count is the histogram's count).
+#[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Family<Key, Counter>,
-    durations: Family<Key, Histogram, fn() -> Histogram>,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self {
-            requests: Family::default(),
-            durations: Family::new_with_constructor(histogram),
-        }
-    }
+    requests: Arc<Shards<FxHashMap<Key, Histogram>>>,
 }
 
 impl Metrics {
     pub(crate) fn record(&self, key: Key, secs: f64) {
-        self.durations.get_or_create(&key).observe(secs);
-        self.requests.get_or_create(&key).inc();
+        self.requests
+            .with(|m| m.entry(key).or_default().observe(secs));
     }
 
-    /// Adds the request metrics to a scrape's registry (the families are shared, not copied).
+    /// Adds the request metrics to a scrape's registry (read from the shards when encoded).
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "muster_http_requests",
-            "Requests answered, by route, method, status and provider.",
-            self.requests.clone(),
-        );
-        registry.register(
+        registry.register_collector(Box::new(RequestMetrics(self.requests.clone())));
+    }
+}
+
+/// The request metrics as a scrape reads them: every thread's, added up.
+#[derive(Debug)]
+struct RequestMetrics(Arc<Shards<FxHashMap<Key, Histogram>>>);
+
+impl Collector for RequestMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut total: FxHashMap<Key, Histogram> = FxHashMap::default();
+        self.0.each(|m| {
+            for (k, h) in m {
+                total.entry(k.clone()).or_default().add(h);
+            }
+        });
+        let mut rows: Vec<(Key, Histogram)> = total.into_iter().collect();
+        rows.sort_by(|(a, _), (b, _)| {
+            (
+                a.route.as_str(),
+                a.method.as_str(),
+                a.status,
+                a.provider.map(|p| p.0),
+            )
+                .cmp(&(
+                    b.route.as_str(),
+                    b.method.as_str(),
+                    b.status,
+                    b.provider.map(|p| p.0),
+                ))
+        });
+        {
+            let mut m = encoder.encode_descriptor(
+                "muster_http_requests",
+                "Requests answered, by route, method, status and provider.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (k, h) in &rows {
+                use prometheus_client::encoding::EncodeMetric;
+                ConstCounter::new(h.count()).encode(m.encode_family(k)?)?;
+            }
+        }
+        let mut m = encoder.encode_descriptor(
             "muster_http_request_duration_seconds",
             "Time to answer a request (to its response headers).",
-            self.durations.clone(),
-        );
+            None,
+            MetricType::Histogram,
+        )?;
+        for (k, h) in &rows {
+            h.encode(m.encode_family(k)?)?;
+        }
+        Ok(())
     }
 }
 

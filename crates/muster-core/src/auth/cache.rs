@@ -22,13 +22,20 @@
 //! (about six at each expiry under `wrk -c32` on PostgreSQL, by `pg_stat_user_tables`), and,
 //! when the token's recorded use was over a minute old, each wrote it again, a commit each
 //! (docs/benchmarks.md, "One check per token when its cache entry ages out").
+//!
+//! The entries are kept per thread ([`crate::shards`]), each thread's a copy of its own: every
+//! request reads an entry and takes a reference to it and its provider, and with one map shared
+//! by the runtime's threads the lock's and the reference counts' cache lines moved between the
+//! cores on every request (most of the lookup's time by `perf annotate`). A check's answer goes
+//! into every thread's map, and a change empties them all.
 
 use crate::error::CoreResult;
 use crate::model::ProviderCtx;
 use crate::model::ProviderToken;
+use crate::shards::Shards;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::time::Instant;
 
@@ -47,6 +54,19 @@ impl Checked {
             ctx,
             at: Instant::now(),
         }
+    }
+
+    /// A copy that shares no allocation with this one (not even a reference count), for
+    /// another thread's map.
+    fn copy(&self) -> Arc<Checked> {
+        Arc::new(Checked {
+            token: self.token.clone(),
+            ctx: ProviderCtx {
+                provider: Arc::new((*self.ctx.provider).clone()),
+                base_url: Arc::from(&*self.ctx.base_url),
+            },
+            at: self.at,
+        })
     }
 }
 
@@ -79,7 +99,7 @@ impl Drop for Turn<'_> {
 /// Valid provider tokens by the hash of their secret.
 pub(crate) struct AuthCache {
     ttl: Duration,
-    entries: RwLock<HashMap<Vec<u8>, Arc<Checked>>>,
+    entries: Shards<HashMap<Vec<u8>, Arc<Checked>>>,
     /// The checks under way, by the hash of the token being checked: a request that finds its
     /// token being checked waits for that check rather than starting its own.
     checking: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
@@ -88,7 +108,8 @@ pub(crate) struct AuthCache {
 impl std::fmt::Debug for AuthCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // No hashes in logs or panics: only the size.
-        let size = self.entries.read().map(|e| e.len()).unwrap_or(0);
+        let mut size = 0;
+        self.entries.each(|e| size = size.max(e.len()));
         f.debug_struct("AuthCache")
             .field("ttl", &self.ttl)
             .field("entries", &size)
@@ -100,7 +121,7 @@ impl AuthCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            entries: RwLock::new(HashMap::new()),
+            entries: Shards::default(),
             checking: Mutex::new(HashMap::new()),
         }
     }
@@ -128,7 +149,7 @@ impl AuthCache {
         }
         let (token, ctx) = check().await?;
         let checked = Arc::new(Checked::now(token, ctx));
-        self.insert(hash.to_vec(), checked.clone());
+        self.insert(hash, &checked);
         drop(turn);
         Ok(checked)
     }
@@ -154,27 +175,26 @@ impl AuthCache {
         if self.ttl.is_zero() {
             return None;
         }
-        let entries = self.entries.read().ok()?;
-        let hit = entries.get(hash)?;
-        (hit.at.elapsed() < self.ttl).then(|| hit.clone())
+        self.entries.with(|entries| {
+            let hit = entries.get(hash)?;
+            (hit.at.elapsed() < self.ttl).then(|| hit.clone())
+        })
     }
 
     /// Remembers an entry checked just now.
-    fn insert(&self, hash: Vec<u8>, checked: Arc<Checked>) {
-        if let Ok(mut entries) = self.entries.write() {
+    fn insert(&self, hash: &[u8], checked: &Checked) {
+        let ttl = self.ttl;
+        self.entries.each_mut(|entries| {
             // Entries that aged out go when a new one arrives, so the map never outgrows the
             // tokens used within one TTL.
-            let ttl = self.ttl;
             entries.retain(|_, c| c.at.elapsed() < ttl);
-            entries.insert(hash, checked);
-        }
+            entries.insert(hash.to_vec(), checked.copy());
+        });
     }
 
     /// Forgets every entry: a provider or a token changed.
     pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.write() {
-            entries.clear();
-        }
+        self.entries.each_mut(|entries| entries.clear());
     }
 }
 
