@@ -54,15 +54,8 @@ impl<T> Shards<T> {
         f(&mut shard)
     }
 
-    /// Runs `f` on every shard in turn (each locked while `f` runs).
-    pub fn each(&self, mut f: impl FnMut(&T)) {
-        for s in self.shards.iter() {
-            f(&s.0.lock().unwrap_or_else(PoisonError::into_inner));
-        }
-    }
-
-    /// Runs `f` on every shard in turn, to change it.
-    pub fn each_mut(&self, mut f: impl FnMut(&mut T)) {
+    /// Runs `f` on every shard in turn (each locked while `f` runs), to read or change it.
+    pub fn each(&self, mut f: impl FnMut(&mut T)) {
         for s in self.shards.iter() {
             f(&mut s.0.lock().unwrap_or_else(PoisonError::into_inner));
         }

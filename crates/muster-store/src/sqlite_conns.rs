@@ -110,12 +110,12 @@ impl Conns {
             .acquire_owned()
             .await
             .map_err(|_| closed())?;
+        let key = Arc::as_ptr(&self.idle) as usize;
         let id = {
             let mut idle = self
                 .idle
                 .lock()
                 .map_err(|_| unavailable("the connection list is poisoned"))?;
-            let key = Arc::as_ptr(&self.idle) as usize;
             let last = LAST_TAKEN.with(|l| l.get());
             let mine = (last.0 == key)
                 .then(|| idle.iter().position(|&i| i == last.1))
@@ -126,7 +126,7 @@ impl Conns {
             }
         };
         if let Some(id) = id {
-            LAST_TAKEN.with(|l| l.set((Arc::as_ptr(&self.idle) as usize, id)));
+            LAST_TAKEN.with(|l| l.set((key, id)));
         }
         let back = Back {
             id: id.ok_or_else(|| unavailable("no idle database connection"))?,

@@ -184,7 +184,7 @@ impl AuthCache {
     /// Remembers an entry checked just now.
     fn insert(&self, hash: &[u8], checked: &Checked) {
         let ttl = self.ttl;
-        self.entries.each_mut(|entries| {
+        self.entries.each(|entries| {
             // Entries that aged out go when a new one arrives, so the map never outgrows the
             // tokens used within one TTL.
             entries.retain(|_, c| c.at.elapsed() < ttl);
@@ -194,7 +194,7 @@ impl AuthCache {
 
     /// Forgets every entry: a provider or a token changed.
     pub fn clear(&self) {
-        self.entries.each_mut(|entries| entries.clear());
+        self.entries.each(|entries| entries.clear());
     }
 }
 
