@@ -9,6 +9,12 @@
 //!   read inside it); past it, 408 in the caller's protocol.
 //!
 //! Limits are kept in memory, per instance: several instances each apply them.
+//!
+//! The buckets are written here rather than taken from `governor`, the usual crate: the
+//! failed-authentication limit is consulted on every request and charged only when
+//! authentication fails, so it needs to ask whether a key still has a token without taking one,
+//! and `governor` has no such question (every check that answers yes consumes a cell). One small
+//! bucket type serves both limits.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
