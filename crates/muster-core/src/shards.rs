@@ -1,4 +1,5 @@
-//! Counts kept per thread and added up when read, for the metrics every request records.
+//! Values kept per thread and combined when read: the metrics every request records, and the
+//! token cache every request reads (`auth::cache`).
 //!
 //! A value written by every request from both runtime threads moves its cache line from one
 //! core to the other on every write. `prometheus-client`'s histogram keeps its buckets under a

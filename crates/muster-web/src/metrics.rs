@@ -87,6 +87,18 @@ impl EncodeLabelSet for Key {
     }
 }
 
+impl Key {
+    /// What a scrape sorts its rows by.
+    fn order(&self) -> (&str, &str, u16, Option<uuid::Uuid>) {
+        (
+            self.route.as_str(),
+            self.method.as_str(),
+            self.status,
+            self.provider.map(|p| p.0),
+        )
+    }
+}
+
 /// Request metrics of one instance: per thread, each request's duration by its labels (the
 /// request count is the histogram's count).
 #[derive(Debug, Default)]
@@ -119,20 +131,8 @@ impl Collector for RequestMetrics {
             }
         });
         let mut rows: Vec<(Key, Histogram)> = total.into_iter().collect();
-        rows.sort_by(|(a, _), (b, _)| {
-            (
-                a.route.as_str(),
-                a.method.as_str(),
-                a.status,
-                a.provider.map(|p| p.0),
-            )
-                .cmp(&(
-                    b.route.as_str(),
-                    b.method.as_str(),
-                    b.status,
-                    b.provider.map(|p| p.0),
-                ))
-        });
+        // A stable order from scrape to scrape: by route, method, status, provider.
+        rows.sort_by(|(a, _), (b, _)| a.order().cmp(&b.order()));
         {
             let mut m = encoder.encode_descriptor(
                 "muster_http_requests",
