@@ -386,3 +386,32 @@ impl Cols for OwnedRow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The SQLite Muster links is built as `.cargo/config.toml` asks: without the page cache
+    /// every connection shares behind one mutex, and without allocation statistics
+    /// (docs/benchmarks.md, "SQLite's shared page cache"). A build that lost the setting (a
+    /// libsqlite3-sys that ignores `LIBSQLITE3_FLAGS`, a build outside the workspace) fails here.
+    #[test]
+    fn sqlite_is_built_without_the_shared_page_cache() -> rusqlite::Result<()> {
+        let conn = rusqlite::Connection::open_in_memory()?;
+        let mut st = conn.prepare("pragma compile_options")?;
+        let options = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        assert!(
+            options.iter().any(|o| o == "THREADSAFE=1"),
+            "the options were read: {options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "SQLite shares one page cache between connections: {options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "SQLite keeps allocation statistics: {options:?}"
+        );
+        Ok(())
+    }
+}
