@@ -37,13 +37,26 @@ macro_rules! id_type {
         }
 
         impl FromStr for $name {
-            type Err = uuid::Error;
+            type Err = NotAnId;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s.trim()).map(Self)
+                Uuid::parse_str(s.trim()).map(Self).map_err(|_| NotAnId)
             }
         }
     )*};
 }
+
+/// Text that is not an identifier. Says what one looks like rather than where the UUID parser
+/// stopped ("invalid character: found `n` at 0"), since a person typed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAnId;
+
+impl fmt::Display for NotAnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not an id: ids are UUIDs, such as 0193c0de-7c1a-7b2e-9f00-5a1d2c3b4e5f")
+    }
+}
+
+impl std::error::Error for NotAnId {}
 
 id_type!(
     /// An environment: one company's directory.
@@ -71,3 +84,18 @@ id_type!(
     /// A webhook endpoint.
     WebhookId,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_read_from_its_text_and_other_text_says_what_an_id_is() {
+        let id = UserId::new();
+        assert_eq!(format!(" {id} ").parse::<UserId>(), Ok(id));
+        let refused = "nope".parse::<OrgId>();
+        assert_eq!(refused, Err(NotAnId));
+        let said = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(said.contains("ids are UUIDs"), "{said}");
+    }
+}

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use muster_core::ids::{AdminTokenId, EnvironmentId, OrgId, RoleId, UserId};
+use muster_core::ids::{AdminTokenId, EnvironmentId, UserId};
 use muster_core::model::{Actor, OrgStatus, UserStatus};
 use muster_core::orgs::OrgTree;
 use muster_core::store::UserQuery;
@@ -12,7 +12,7 @@ use muster_core::words::count;
 use muster_core::Muster;
 use serde_json::json;
 
-use crate::output::{parse_duration_secs, print_json, ProviderRef};
+use crate::output::{parse_duration_secs, print_json, OrgRef, ProviderRef, RoleRef};
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCmd {
@@ -171,46 +171,51 @@ pub enum OrgCmd {
         /// Its name (3 to 220 characters).
         #[arg(long)]
         name: String,
-        /// The parent organization's id.
+        /// The parent organization's id or name.
         #[arg(long)]
-        parent: Option<OrgId>,
+        parent: Option<OrgRef>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Rename an organization.
     Rename {
-        /// The organization's id.
-        id: OrgId,
+        /// The organization's id or name.
+        #[arg(value_name = "ORG")]
+        id: OrgRef,
         /// The new name.
         #[arg(long)]
         name: String,
     },
     /// Move an organization under another parent.
     Move {
-        /// The organization's id.
-        id: OrgId,
-        /// The new parent's id.
+        /// The organization's id or name.
+        #[arg(value_name = "ORG")]
+        id: OrgRef,
+        /// The new parent's id or name.
         #[arg(long)]
-        parent: OrgId,
+        parent: OrgRef,
     },
     /// Deactivate an organization and every organization below it.
     Deactivate {
-        /// The organization's id.
-        id: OrgId,
+        /// The organization's id or name.
+        #[arg(value_name = "ORG")]
+        id: OrgRef,
     },
     /// Reactivate an organization.
     Reactivate {
-        /// The organization's id.
-        id: OrgId,
+        /// The organization's id or name.
+        #[arg(value_name = "ORG")]
+        id: OrgRef,
     },
     /// Set an organization's default roles, or make it inherit its parent's (--inherit).
     DefaultRoles {
-        /// The organization's id.
-        id: OrgId,
-        /// Role ids (repeat the flag).
+        /// The organization's id or name.
+        #[arg(value_name = "ORG")]
+        id: OrgRef,
+        /// A role's id or name (repeat the flag).
         #[arg(long = "role")]
-        roles: Vec<RoleId>,
+        roles: Vec<RoleRef>,
         /// Inherit the parent's default roles.
         #[arg(long, conflicts_with = "roles")]
         inherit: bool,
@@ -237,8 +242,9 @@ pub enum RoleCmd {
     },
     /// Delete a role nothing uses.
     Delete {
-        /// The role's id.
-        id: RoleId,
+        /// The role's id or name.
+        #[arg(value_name = "ROLE")]
+        id: RoleRef,
     },
 }
 
@@ -246,9 +252,9 @@ pub enum RoleCmd {
 pub enum UserCmd {
     /// List users.
     List {
-        /// Only this organization's.
+        /// Only this organization's (its id or name).
         #[arg(long)]
-        org: Option<OrgId>,
+        org: Option<OrgRef>,
         /// Only active, blocked or deactivated ones.
         #[arg(long)]
         status: Option<String>,
@@ -286,9 +292,9 @@ pub enum UserCmd {
         /// An email address.
         #[arg(long)]
         email: Option<String>,
-        /// The organization's id (default: the default organization).
+        /// The organization's id or name (default: the default organization).
         #[arg(long)]
-        org: Option<OrgId>,
+        org: Option<OrgRef>,
     },
     /// Block a user (cannot sign in; data kept).
     Block {
@@ -319,18 +325,18 @@ pub enum UserCmd {
         /// The user's id or userName.
         #[arg(value_name = "USER")]
         id: String,
-        /// The organization's id.
+        /// The organization's id or name.
         #[arg(long)]
-        org: OrgId,
+        org: OrgRef,
     },
     /// Set a user's roles (none: the organization's defaults apply).
     Roles {
         /// The user's id or userName.
         #[arg(value_name = "USER")]
         id: String,
-        /// Role ids (repeat the flag).
+        /// A role's id or name (repeat the flag).
         #[arg(long = "role")]
-        roles: Vec<RoleId>,
+        roles: Vec<RoleRef>,
     },
     /// Set or clear legal hold.
     LegalHold {
@@ -375,7 +381,20 @@ fn user_detail_json(d: &UserDetail) -> serde_json::Value {
     })
 }
 
-fn print_user(d: &UserDetail) {
+/// A user's owner as an administrator reads it: the provider by name (and id), or "local".
+async fn owner(m: &Muster, env: EnvironmentId, d: &UserDetail) -> String {
+    match d.user.provider_id {
+        None => "local".into(),
+        Some(p) => match m.get_provider(env, p).await {
+            Ok(provider) => format!("provider {} ({p})", provider.name),
+            // Deleted since: its id is all there is to show.
+            Err(_) => format!("provider {p}"),
+        },
+    }
+}
+
+async fn print_user(m: &Muster, env: EnvironmentId, d: &UserDetail) {
+    let owner = owner(m, env, d).await;
     println!("{} ({})", d.user.user_name, d.user.id);
     println!(
         "  Status:        {}{}",
@@ -400,13 +419,7 @@ fn print_user(d: &UserDetail) {
             roles.join(", ")
         }
     );
-    println!(
-        "  Owner:         {}",
-        d.user
-            .provider_id
-            .map(|p| format!("provider {p}"))
-            .unwrap_or_else(|| "local".into())
-    );
+    println!("  Owner:         {owner}");
     if let Some(t) = d.user.deactivate_at {
         println!("  Deactivation:  due {t}");
     }
@@ -549,6 +562,10 @@ pub async fn run_org(m: &Muster, env: EnvironmentId, cmd: OrgCmd) -> anyhow::Res
             if json {
                 print_json(&serde_json::to_value(&orgs)?)?;
             } else {
+                println!(
+                    "{:<36}  {:<11}  ORGANIZATION (DEFAULT ROLES)",
+                    "ID", "STATUS"
+                );
                 for o in orgs {
                     let roles: Vec<&str> = o
                         .effective_default_roles
@@ -574,6 +591,7 @@ pub async fn run_org(m: &Muster, env: EnvironmentId, cmd: OrgCmd) -> anyhow::Res
             }
         }
         OrgCmd::Create { name, parent, json } => {
+            let parent = OrgRef::resolve_opt(parent.as_ref(), m, env).await?;
             let org = m.create_org(env, &name, parent, &a).await?;
             if json {
                 print_json(&serde_json::to_value(m.get_org(env, org.id).await?)?)?;
@@ -582,28 +600,37 @@ pub async fn run_org(m: &Muster, env: EnvironmentId, cmd: OrgCmd) -> anyhow::Res
             }
         }
         OrgCmd::Rename { id, name } => {
-            let org = m.rename_org(env, id, &name, &a).await?;
+            let org = m
+                .rename_org(env, id.resolve(m, env).await?, &name, &a)
+                .await?;
             println!("Organization renamed to \"{}\".", org.name);
         }
         OrgCmd::Move { id, parent } => {
+            let (id, parent) = (id.resolve(m, env).await?, parent.resolve(m, env).await?);
             m.move_org(env, id, parent, &a).await?;
             println!("Organization moved.");
         }
         OrgCmd::Deactivate { id } => {
-            let changed = m.set_org_active(env, id, false, &a).await?;
+            let changed = m
+                .set_org_active(env, id.resolve(m, env).await?, false, &a)
+                .await?;
             println!(
                 "{} deactivated.",
                 count(changed.len() as u64, "organization", "organizations")
             );
         }
         OrgCmd::Reactivate { id } => {
-            let changed = m.set_org_active(env, id, true, &a).await?;
+            let changed = m
+                .set_org_active(env, id.resolve(m, env).await?, true, &a)
+                .await?;
             println!(
                 "{} reactivated.",
                 count(changed.len() as u64, "organization", "organizations")
             );
         }
         OrgCmd::DefaultRoles { id, roles, inherit } => {
+            let id = id.resolve(m, env).await?;
+            let roles = RoleRef::resolve_all(&roles, m, env).await?;
             let view = m
                 .set_org_default_roles(env, id, if inherit { None } else { Some(roles) }, &a)
                 .await?;
@@ -629,6 +656,7 @@ pub async fn run_role(m: &Muster, env: EnvironmentId, cmd: RoleCmd) -> anyhow::R
             if json {
                 print_json(&serde_json::to_value(&roles)?)?;
             } else {
+                println!("{:<36}  {:<36}  DESCRIPTION", "ID", "NAME");
                 for r in roles {
                     println!("{}  {:<36}  {}", r.id, r.name, r.description);
                 }
@@ -639,6 +667,11 @@ pub async fn run_role(m: &Muster, env: EnvironmentId, cmd: RoleCmd) -> anyhow::R
             println!("Role \"{}\" added ({}).", r.name, r.id);
         }
         RoleCmd::Delete { id } => {
+            let id = RoleRef::resolve_all(&[id], m, env)
+                .await?
+                .into_iter()
+                .next()
+                .context("no role named")?;
             m.delete_role(env, id, &actor()).await?;
             println!("Role {id} deleted.");
         }
@@ -670,7 +703,7 @@ pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::R
             json,
         } => {
             let q = UserQuery {
-                org,
+                org: OrgRef::resolve_opt(org.as_ref(), m, env).await?,
                 status: status
                     .as_deref()
                     .map(|s| {
@@ -690,15 +723,23 @@ pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::R
                 },
                 text: search,
             };
-            let (users, _) = m.query_users(env, &q, None, limit).await?;
+            let (users, more) = m.query_users(env, &q, None, limit).await?;
             if json {
                 print_json(&json!(users.iter().map(|u| json!({"id": u.id.to_string(), "userName": u.user_name, "status": u.status.as_str(),
                     "orgId": u.org_id.to_string(), "providerId": u.provider_id.map(|p| p.to_string())})).collect::<Vec<_>>()))?;
             } else if users.is_empty() {
                 println!("No users match. Users arrive from a provider's SCIM requests, or: muster user create --user-name NAME");
             } else {
-                for u in users {
+                println!("{:<36}  {:<11}  USERNAME", "ID", "STATUS");
+                for u in &users {
                     println!("{}  {:<11}  {}", u.id, u.status.as_str(), u.user_name);
+                }
+                if more.is_some() {
+                    // On stderr, so that the table piped elsewhere stays a table.
+                    eprintln!(
+                        "The first {} users shown; more match. Raise --limit (up to 1000) or narrow with --search, --org, --status or --provider.",
+                        users.len()
+                    );
                 }
             }
             return Ok(());
@@ -708,7 +749,7 @@ pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::R
             if json {
                 print_json(&user_detail_json(&d))?;
             } else {
-                print_user(&d);
+                print_user(m, env, &d).await;
             }
             return Ok(());
         }
@@ -724,24 +765,27 @@ pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::R
                     &user_name,
                     display_name.as_deref(),
                     email.as_deref(),
-                    org,
+                    OrgRef::resolve_opt(org.as_ref(), m, env).await?,
                     &a,
                 )
                 .await?;
-            print_user(&d);
+            print_user(m, env, &d).await;
             return Ok(());
         }
         UserCmd::Block { id } => action(id, UserAction::Block),
         UserCmd::Unblock { id } => action(id, UserAction::Unblock),
         UserCmd::Deactivate { id } => action(id, UserAction::Deactivate),
         UserCmd::Reactivate { id } => action(id, UserAction::Reactivate),
-        UserCmd::Move { id, org } => action(id, UserAction::Move(org)),
-        UserCmd::Roles { id, roles } => action(id, UserAction::SetRoles(roles)),
+        UserCmd::Move { id, org } => action(id, UserAction::Move(org.resolve(m, env).await?)),
+        UserCmd::Roles { id, roles } => action(
+            id,
+            UserAction::SetRoles(RoleRef::resolve_all(&roles, m, env).await?),
+        ),
         UserCmd::LegalHold { id, state } => action(id, UserAction::LegalHold(state == "on")),
     };
     let id = find_user(m, env, &id).await?;
     let d = m.act_on_user(env, id, act, &a).await?;
-    print_user(&d);
+    print_user(m, env, &d).await;
     Ok(())
 }
 

@@ -463,7 +463,7 @@ async fn run_token(
             expires_at,
             json,
         } => {
-            let provider = provider.resolve(m, env).await?;
+            let provider = m.get_provider(env, provider.resolve(m, env).await?).await?;
             let expires = match (expires_in, expires_at) {
                 (Some(secs), _) => Some(m.now().plus_secs(secs)),
                 (None, Some(at)) => Some(Timestamp::parse_rfc3339(&at).context(
@@ -472,14 +472,17 @@ async fn run_token(
                 (None, None) => None,
             };
             let created = m
-                .create_token(env, provider, &label, expires, &cli_actor())
+                .create_token(env, provider.id, &label, expires, &cli_actor())
                 .await?;
             if json {
                 let mut v = token_json(&created.token, m.now());
                 v["secret"] = json!(created.secret);
                 print_json(&v)?;
             } else {
-                println!("Token created for provider {provider}.");
+                println!(
+                    "Token created for provider \"{}\" ({}).",
+                    provider.name, provider.id
+                );
                 println!();
                 println!("  Token ID:      {}", created.token.id);
                 println!("  Bearer token:  {}", created.secret);

@@ -2,7 +2,7 @@
 //! re-apply. Each prints a readable result, or JSON with `--json`.
 
 use clap::Subcommand;
-use muster_core::ids::{EnvironmentId, GroupId, GroupMappingId, OrgId, RoleId};
+use muster_core::ids::{EnvironmentId, GroupId, GroupMappingId};
 use muster_core::mapping::config::OrgMappingInput;
 use muster_core::mapping::preview::Preview;
 use muster_core::mapping::view::MappingView;
@@ -10,7 +10,7 @@ use muster_core::model::OrgMethod;
 use muster_core::words::count;
 use muster_core::Muster;
 
-use crate::output::{cli_actor, print_json, ProviderRef};
+use crate::output::{cli_actor, print_json, OrgRef, ProviderRef, RoleRef};
 
 #[derive(Debug, Subcommand)]
 pub enum MappingCmd {
@@ -31,9 +31,9 @@ pub enum MappingCmd {
         /// single, c42-org-name, attribute or groups.
         #[arg(long, value_parser = parse_method)]
         method: OrgMethod,
-        /// single: the organization every new user goes to.
+        /// single: the organization every new user goes to (its id or name).
         #[arg(long)]
-        org: Option<OrgId>,
+        org: Option<OrgRef>,
         /// attribute: a SCIM attribute path, such as title or
         /// 'addresses[type eq "work"].locality'.
         #[arg(long)]
@@ -41,11 +41,11 @@ pub enum MappingCmd {
         /// c42-org-name, attribute: where organizations the mapping creates go (default: the
         /// default organization).
         #[arg(long)]
-        parent: Option<OrgId>,
+        parent: Option<OrgRef>,
         /// c42-org-name, attribute, groups: where users the mapping cannot place go (default:
         /// the default organization).
         #[arg(long)]
-        unmapped: Option<OrgId>,
+        unmapped: Option<OrgRef>,
     },
     /// Map one or more SCIM groups to an organization (lowest priority).
     AddGroups {
@@ -55,9 +55,9 @@ pub enum MappingCmd {
         /// A SCIM group's id (repeat the flag).
         #[arg(long = "group", required = true)]
         groups: Vec<GroupId>,
-        /// The organization.
+        /// The organization's id or name.
         #[arg(long)]
-        org: OrgId,
+        org: OrgRef,
     },
     /// Change a group mapping entry's groups and organization.
     UpdateGroups {
@@ -69,9 +69,9 @@ pub enum MappingCmd {
         /// A SCIM group's id (repeat the flag).
         #[arg(long = "group", required = true)]
         groups: Vec<GroupId>,
-        /// The organization.
+        /// The organization's id or name.
         #[arg(long)]
-        org: OrgId,
+        org: OrgRef,
     },
     /// Delete a group mapping entry.
     DeleteGroups {
@@ -98,9 +98,9 @@ pub enum MappingCmd {
         /// The SCIM group's id.
         #[arg(long)]
         group: GroupId,
-        /// A role's id (repeat the flag).
+        /// A role's id or name (repeat the flag).
         #[arg(long = "role", required = true)]
-        roles: Vec<RoleId>,
+        roles: Vec<RoleRef>,
     },
     /// Remove a SCIM group's role mapping (its members lose those roles at once).
     DeleteRoles {
@@ -244,10 +244,10 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
             let provider = provider.resolve(m, env).await?;
             let input = OrgMappingInput {
                 method: Some(method),
-                org_id: org,
+                org_id: OrgRef::resolve_opt(org.as_ref(), m, env).await?,
                 attribute,
-                parent_org_id: parent,
-                unmapped_org_id: unmapped,
+                parent_org_id: OrgRef::resolve_opt(parent.as_ref(), m, env).await?,
+                unmapped_org_id: OrgRef::resolve_opt(unmapped.as_ref(), m, env).await?,
             };
             m.set_org_mapping(env, provider, &input, &actor).await?
         }
@@ -257,6 +257,7 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
             org,
         } => {
             let provider = provider.resolve(m, env).await?;
+            let org = org.resolve(m, env).await?;
             m.add_group_mapping(env, provider, &groups, org, &actor)
                 .await?
         }
@@ -267,6 +268,7 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
             org,
         } => {
             let provider = provider.resolve(m, env).await?;
+            let org = org.resolve(m, env).await?;
             m.update_group_mapping(env, provider, id, &groups, org, &actor)
                 .await?
         }
@@ -285,6 +287,7 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
             roles,
         } => {
             let provider = provider.resolve(m, env).await?;
+            let roles = RoleRef::resolve_all(&roles, m, env).await?;
             m.set_role_mapping(env, provider, group, &roles, &actor)
                 .await?
         }

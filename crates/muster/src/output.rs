@@ -99,6 +99,130 @@ impl ProviderRef {
     }
 }
 
+/// An organization named on the command line: by id, by its name when no other organization
+/// has it, or by the end of its path ("Acme / Research") when several do; names compared without
+/// case. Names are unique only among siblings.
+#[derive(Debug, Clone)]
+pub struct OrgRef(String);
+
+impl std::str::FromStr for OrgRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Err("an organization's id, name or path".into());
+        }
+        Ok(OrgRef(s.to_string()))
+    }
+}
+
+impl OrgRef {
+    /// The organization's id: the text itself, or the id of the one organization it names.
+    pub async fn resolve(
+        &self,
+        m: &muster_core::Muster,
+        env: muster_core::ids::EnvironmentId,
+    ) -> anyhow::Result<muster_core::ids::OrgId> {
+        use muster_core::model::name_key;
+        if let Ok(id) = self.0.parse() {
+            return Ok(id);
+        }
+        let orgs = m.list_orgs(env, None).await?;
+        let whole = name_key(&self.0);
+        let steps: Vec<String> = self.0.split('/').map(name_key).collect();
+        let found: Vec<_> = orgs
+            .iter()
+            .filter(|o| {
+                let named = o.path.last().is_some_and(|n| name_key(n) == whole);
+                let ends = steps.len() > 1
+                    && o.path.len() >= steps.len()
+                    && o.path[o.path.len() - steps.len()..]
+                        .iter()
+                        .map(|n| name_key(n))
+                        .eq(steps.iter().cloned());
+                named || ends
+            })
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one.org.id),
+            [] => anyhow::bail!(
+                "no organization has the id, name or path \"{}\" (`muster org list` shows them)",
+                self.0
+            ),
+            many => anyhow::bail!(
+                "\"{}\" names {} organizations: {}; give its id, or its parent's name and its own (\"Parent / Name\")",
+                self.0,
+                many.len(),
+                many.iter()
+                    .map(|o| format!("{} ({})", o.path.join(" / "), o.org.id))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        }
+    }
+
+    /// [`OrgRef::resolve`] of a flag that may be left out.
+    pub async fn resolve_opt(
+        this: Option<&Self>,
+        m: &muster_core::Muster,
+        env: muster_core::ids::EnvironmentId,
+    ) -> anyhow::Result<Option<muster_core::ids::OrgId>> {
+        match this {
+            Some(o) => Ok(Some(o.resolve(m, env).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A role named on the command line: by id, or by name (compared without case; names are unique
+/// in an environment).
+#[derive(Debug, Clone)]
+pub struct RoleRef(String);
+
+impl std::str::FromStr for RoleRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Err("a role's id or name".into());
+        }
+        Ok(RoleRef(s.to_string()))
+    }
+}
+
+impl RoleRef {
+    /// The ids of the roles named, in order; one unknown name fails them all.
+    pub async fn resolve_all(
+        refs: &[Self],
+        m: &muster_core::Muster,
+        env: muster_core::ids::EnvironmentId,
+    ) -> anyhow::Result<Vec<muster_core::ids::RoleId>> {
+        use muster_core::model::name_key;
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let roles = m.list_roles(env).await?;
+        refs.iter()
+            .map(|r| {
+                if let Ok(id) = r.0.parse() {
+                    return Ok(id);
+                }
+                let wanted = name_key(&r.0);
+                roles
+                    .iter()
+                    .find(|x| name_key(&x.name) == wanted)
+                    .map(|x| x.id)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "no role has the id or name \"{}\" (`muster role list` shows them)",
+                            r.0
+                        )
+                    })
+            })
+            .collect()
+    }
+}
+
 /// An error and its causes on one line, as `{:#}` writes them, less the causes whose text the
 /// line already holds: a database error's message repeats its source's, and the source its own
 /// ("… Connection refused (os error 111): Connection refused (os error 111)").

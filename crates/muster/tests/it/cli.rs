@@ -218,6 +218,13 @@ async fn provider_add_then_serve_over_tcp() {
     assert!(blocked.status.success(), "{blocked:?}");
     let shown = run_json(muster(&dir).args(["user", "show", &scim_id, "--json"]));
     assert_eq!(shown["status"], "blocked", "{shown}");
+    // Read by an administrator, the owner is the provider's name, not only its id.
+    let text = muster(&dir)
+        .args(["user", "show", &scim_id])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Owner:         provider Okta ("), "{text}");
     let none = muster(&dir)
         .args(["user", "unblock", "nobody@example.com"])
         .output()
@@ -670,5 +677,155 @@ fn empty_lists_say_so_and_how_to_fill_them() {
         let json = run_json(muster(&dir).args(args).arg("--json"));
         assert_eq!(json, serde_json::json!([]), "{args:?} --json");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The text lists have a header row, and a user list cut at `--limit` says that more match
+/// (on stderr, so that the table itself can be piped).
+#[test]
+fn text_lists_have_headers_and_a_cut_list_says_so() {
+    let dir = std::env::temp_dir().join(format!("muster-lists-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    for name in ["ann", "bob", "cyd"] {
+        let out = muster(&dir)
+            .args([
+                "user",
+                "create",
+                "--user-name",
+                &format!("{name}@example.com"),
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{out:?}");
+    }
+    let list = |args: &[&str]| {
+        let out = muster(&dir)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (all, note) = list(&["user", "list"]);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 4, "{all}");
+    assert!(
+        lines[0].starts_with("ID ") && lines[0].ends_with("USERNAME"),
+        "{all}"
+    );
+    assert!(!note.contains("more match"), "{note}");
+    let (cut, note) = list(&["user", "list", "--limit", "2"]);
+    assert_eq!(cut.lines().count(), 3, "{cut}");
+    assert!(
+        note.contains("The first 2 users shown; more match"),
+        "{note}"
+    );
+    for args in [&["org", "list"][..], &["role", "list"][..]] {
+        let (text, _) = list(args);
+        assert!(text.starts_with("ID "), "{args:?}: {text}");
+        assert!(text.lines().count() > 1, "{args:?}: {text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Organizations and roles are named on the command line by id or by name; a name two
+/// organizations share is refused with both paths, and the parent's name with its own picks one.
+#[test]
+fn organizations_and_roles_are_named_by_name() {
+    let dir = std::env::temp_dir().join(format!("muster-names-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let run = |args: &[&str]| {
+        muster(&dir)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    ok(&["org", "create", "--name", "Research"]);
+    ok(&[
+        "org",
+        "create",
+        "--name",
+        "Sales",
+        "--parent",
+        "default organization",
+    ]);
+    let emea = run_json(muster(&dir).args([
+        "org", "create", "--name", "EMEA", "--parent", "research", "--json",
+    ]));
+    let sales_emea = run_json(muster(&dir).args([
+        "org", "create", "--name", "EMEA", "--parent", "Sales", "--json",
+    ]));
+    ok(&[
+        "user",
+        "create",
+        "--user-name",
+        "ann@example.com",
+        "--org",
+        "RESEARCH",
+    ]);
+    let shown = run_json(muster(&dir).args(["user", "show", "ann@example.com", "--json"]));
+    assert_eq!(shown["org"]["name"], "Research", "{shown}");
+
+    let ambiguous = run(&["user", "move", "ann@example.com", "--org", "emea"]);
+    assert!(!ambiguous.status.success());
+    let said = String::from_utf8_lossy(&ambiguous.stderr);
+    assert!(said.contains("names 2 organizations"), "{said}");
+    assert!(
+        said.contains("Research / EMEA") && said.contains("Sales / EMEA"),
+        "{said}"
+    );
+    ok(&["user", "move", "ann@example.com", "--org", "sales / emea"]);
+    let shown = run_json(muster(&dir).args(["user", "show", "ann@example.com", "--json"]));
+    assert_eq!(shown["org"]["id"], sales_emea["id"], "{shown}");
+    let by_id = emea["id"].as_str().unwrap_or_default();
+    ok(&["user", "move", "ann@example.com", "--org", by_id]);
+    let shown = run_json(muster(&dir).args(["user", "show", "ann@example.com", "--json"]));
+    assert_eq!(shown["org"]["id"], emea["id"], "{shown}");
+
+    ok(&["user", "roles", "ann@example.com", "--role", "desktop user"]);
+    let shown = run_json(muster(&dir).args(["user", "show", "ann@example.com", "--json"]));
+    let names: Vec<&str> = shown["roles"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["Desktop User"], "{shown}");
+    let unknown = run(&["user", "roles", "ann@example.com", "--role", "Pilot"]);
+    assert!(!unknown.status.success());
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        said.contains("no role has the id or name \"Pilot\""),
+        "{said}"
+    );
+    let unknown = run(&["user", "move", "ann@example.com", "--org", "Nowhere"]);
+    assert!(!unknown.status.success());
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        said.contains("no organization has the id, name or path \"Nowhere\""),
+        "{said}"
+    );
+    // Nothing changed by the refusals.
+    let shown = run_json(muster(&dir).args(["user", "show", "ann@example.com", "--json"]));
+    assert_eq!(shown["org"]["id"], emea["id"], "{shown}");
+    assert_eq!(shown["roles"][0]["name"], "Desktop User", "{shown}");
+
+    ok(&["org", "rename", "Research", "--name", "R&D"]);
+    ok(&["org", "default-roles", "r&d", "--role", "PROe User"]);
+    let orgs = run_json(muster(&dir).args(["org", "list", "--json"]));
+    let rnd = orgs
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["name"] == "R&D"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        rnd["effective_default_roles"][0]["name"], "PROe User",
+        "{orgs}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
