@@ -126,7 +126,10 @@ pub fn router() -> Router<AppState> {
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::state::MAX_BODY_BYTES,
         ));
-    Router::new().nest("/api/v1", api)
+    // `/api/v1/` is not a route of the nested router (its fallback does not see it).
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/api/v1/", axum::routing::any(api_not_found))
 }
 
 /// The OpenAPI document, with `server_url` as its server.

@@ -34,7 +34,7 @@ use self::shell::{error_page, redirect, Console, Posted};
 
 use askama::Template;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -86,11 +86,37 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/users/new", post(users::create))
         .route("/console/sync-log", get(synclog::page))
         .route("/console/sync-log/export.csv", get(synclog::export))
-        .fallback(|| async { error_page(StatusCode::NOT_FOUND, "There is no such page.") })
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state,
             security_headers,
         ))
+}
+
+/// What no route answers (the whole application's fallback). A browser opening Muster's address
+/// is sent to the console, and a console address typed with a trailing slash to the page without
+/// it; anything else is the console's 404 page.
+async fn not_found(method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    if method == Method::GET || method == Method::HEAD {
+        if path == "/" {
+            return redirect("/console");
+        }
+        if path.starts_with("/console/") && path.ends_with('/') {
+            // Still under `/console` once trimmed, so never an address elsewhere.
+            let mut to = path.trim_end_matches('/').to_string();
+            if let Some(q) = uri.query() {
+                to.push('?');
+                to.push_str(q);
+            }
+            let mut resp = StatusCode::PERMANENT_REDIRECT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&to) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            return resp;
+        }
+    }
+    error_page(StatusCode::NOT_FOUND, "There is no such page.")
 }
 
 /// Adds the console's security headers to every response under `/console`.

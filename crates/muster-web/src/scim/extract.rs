@@ -18,6 +18,16 @@ use crate::error::ScimErrorResponse;
 use crate::limits;
 use crate::state::AppState;
 
+/// A SCIM request whose URL names no provider: a base URL entered without the provider's id is
+/// the usual cause, so the answer says what a base URL looks like and where to find it.
+pub(crate) fn no_provider() -> ScimErrorResponse {
+    ScimErrorResponse(ScimError::not_found(
+        "no provisioning provider at this URL: a SCIM base URL ends in its provider's id \
+         (/scim/v2/<provider id>); the console's Identity Management page and \
+         `muster provider list` show each provider's",
+    ))
+}
+
 /// The provider a SCIM request is for, authenticated by its bearer token.
 #[derive(Debug, Clone)]
 pub struct ProviderAuth(pub ProviderCtx);
@@ -43,10 +53,7 @@ impl FromRequestParts<AppState> for ProviderAuth {
             .iter()
             .find(|(name, _)| *name == "provider")
             .and_then(|(_, p)| p.parse().ok())
-            .ok_or_else(|| {
-                ScimErrorResponse(ScimError::not_found("no provisioning provider at this URL"))
-                    .into_response()
-            })?;
+            .ok_or_else(|| no_provider().into_response())?;
         let target = limits::AuthTarget::Provider(provider);
         let checked = crate::bearer::authenticate(parts, state, target, |token| {
             state.muster.authenticate_provider(provider, token)

@@ -89,6 +89,9 @@ pub fn router() -> Router<AppState> {
         .route("/scim/v2/{provider}/Me/{*rest}", any(me_not_implemented))
         // A query at the root (RFC 7644 §3.4.2.1), as `POST /.search` there.
         .route("/scim/v2/{provider}", get(query_all))
+        // `/scim/v2` itself: a base URL without its provider.
+        .route("/scim/v2", any(no_provider_here))
+        .route("/scim/v2/", any(no_provider_here))
         // Everything else under a base URL is a SCIM 404.
         .route("/scim/v2/{provider}/", any(scim_not_found))
         .route("/scim/v2/{provider}/{*rest}", any(scim_not_found))
@@ -170,6 +173,10 @@ fn single_json(status: u16, json: Vec<u8>, version: i64, location: Option<&str>)
         resp.headers_mut().insert(header::LOCATION, loc);
     }
     resp
+}
+
+async fn no_provider_here() -> ScimErrorResponse {
+    extract::no_provider()
 }
 
 async fn scim_not_found() -> ScimErrorResponse {

@@ -1633,3 +1633,47 @@ async fn the_overview_shows_each_providers_last_day(b: Backend) {
     assert!(!page.contains("Provisioning, the last 24 hours"), "{page}");
     app.finish().await;
 }
+
+/// Addresses no route answers: Muster's root leads to the console, a console page typed with a
+/// trailing slash to the page without it (its query kept), anything else is the console's 404
+/// page; under `/api/v1` the answer is the API's JSON error, `/api/v1/` included.
+#[tokio::test]
+async fn unrouted_addresses_lead_somewhere_or_say_not_found() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let r = get(&app, "/", None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/console"));
+    for (from, to) in [
+        ("/console/", "/console"),
+        ("/console/users/", "/console/users"),
+        (
+            "/console/sync-log/?result=error",
+            "/console/sync-log?result=error",
+        ),
+    ] {
+        let r = get(&app, from, None).await;
+        assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT, "{from}");
+        assert_eq!(r.header("location"), Some(to), "{from}");
+    }
+    // Only what reads: a POST to a trailing slash is not redirected.
+    let r = app.send(Method::POST, "/console/users/", None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    for path in ["/nope", "/console/nope", "/api"] {
+        let r = get(&app, path, None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            r.header("content-type")
+                .is_some_and(|t| t.starts_with("text/html")),
+            "{path}"
+        );
+        let page = r.body.as_str().unwrap_or_default();
+        assert!(page.contains("There is no such page."), "{path}: {page}");
+    }
+    for path in ["/api/v1/", "/api/v1/nope"] {
+        let r = get(&app, path, None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(r.header("content-type"), Some("application/json"), "{path}");
+        assert_eq!(r.body["error"]["code"], "not_found", "{path}");
+    }
+    app.finish().await;
+}

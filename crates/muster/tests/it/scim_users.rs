@@ -167,6 +167,18 @@ async fn get_list_and_filters(b: Backend) {
         assert_scim_error(&r, 405, None);
         assert_eq!(r.header("allow"), Some(allow), "{path}");
     }
+    // A base URL entered without its provider's id: a SCIM 404 that says what a base URL is.
+    for uri in [
+        "/scim/v2",
+        "/scim/v2/",
+        "/scim/v2/Users",
+        "/scim/v2/ServiceProviderConfig",
+    ] {
+        let r = app.send(Method::GET, uri, Some(&p.token), None).await;
+        assert_scim_error(&r, 404, None);
+        let detail = r.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("/scim/v2/<provider id>"), "{uri}: {detail}");
+    }
     // Bad filters are 400 invalidFilter.
     assert_scim_error(
         &app.get(&p, &format!("/Users?filter={}", urlencode("userName eq")))
