@@ -12,7 +12,7 @@ use muster_core::words::count;
 use muster_core::Muster;
 use serde_json::json;
 
-use crate::output::{parse_duration_secs, print_json, OrgRef, ProviderRef, RoleRef};
+use crate::output::{parse_duration_secs, parse_time, print_json, OrgRef, ProviderRef, RoleRef};
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCmd {
@@ -811,10 +811,10 @@ pub enum SyncLogCmd {
 
 #[derive(Debug, clap::Args)]
 pub struct LogFilterArgs {
-    /// From this time (RFC 3339), inclusive.
+    /// From this time, inclusive: RFC 3339, a date (midnight UTC) or how long ago (24h, 7d).
     #[arg(long)]
     since: Option<String>,
-    /// Until this time (RFC 3339), exclusive.
+    /// Until this time, exclusive: RFC 3339, a date (midnight UTC) or how long ago (1h).
     #[arg(long)]
     until: Option<String>,
     /// Only this provider's entries (its id or name).
@@ -837,17 +837,13 @@ impl LogFilterArgs {
         m: &Muster,
         env: EnvironmentId,
     ) -> anyhow::Result<muster_core::store::LogQuery> {
-        let time = |v: &Option<String>,
-                    name: &str|
-         -> anyhow::Result<Option<muster_core::Timestamp>> {
-            v.as_deref()
-                .map(|t| {
-                    muster_core::Timestamp::parse_rfc3339(t).with_context(|| {
-                        format!("--{name} must be an RFC 3339 time such as 2027-01-01T00:00:00Z")
-                    })
-                })
-                .transpose()
-        };
+        let now = m.now();
+        let time =
+            |v: &Option<String>, name: &str| -> anyhow::Result<Option<muster_core::Timestamp>> {
+                v.as_deref()
+                    .map(|t| parse_time(t, now).map_err(|e| anyhow::anyhow!("--{name}: {e}")))
+                    .transpose()
+            };
         Ok(muster_core::store::LogQuery {
             since: time(&self.since, "since")?,
             until: time(&self.until, "until")?,

@@ -59,8 +59,11 @@ pub enum Command {
     /// Write a consistent copy of the SQLite database while the server runs.
     Backup {
         /// Where to write the copy (must not exist yet).
-        #[arg(long)]
-        to: std::path::PathBuf,
+        #[arg(long, value_name = "FILE", required_unless_present = "file")]
+        to: Option<std::path::PathBuf>,
+        /// The same as --to: `muster backup FILE`.
+        #[arg(value_name = "FILE", conflicts_with = "to")]
+        file: Option<std::path::PathBuf>,
     },
     /// Organization mapping and role mapping: set, preview, re-apply.
     #[command(subcommand)]
@@ -244,7 +247,10 @@ pub async fn run_command(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
         Command::User(c) => crate::admin_cli::run_user(m, env, c).await,
         Command::SyncLog(c) => crate::admin_cli::run_sync_log(m, env, c).await,
         Command::Mapping(c) => crate::mapping_cli::run_mapping(m, env, c).await,
-        Command::Backup { to } => backup(&app.store, &to).await,
+        Command::Backup { to, file } => match to.or(file) {
+            Some(to) => backup(&app.store, &to).await,
+            None => anyhow::bail!("say where to write the copy: muster backup FILE"),
+        },
         Command::Serve | Command::Migrate => Ok(()),
     };
     app.store.close().await;

@@ -25,6 +25,34 @@ pub fn parse_duration_secs(text: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("'{text}' is too long"))
 }
 
+/// A point in time as people write one on a command line: an RFC 3339 time, a date (midnight
+/// UTC), or how long before `now` (`30m`, `24h`, `7d`; a unit is required, so that a number alone
+/// is not taken for seconds ago).
+pub fn parse_time(
+    text: &str,
+    now: muster_core::Timestamp,
+) -> Result<muster_core::Timestamp, String> {
+    use muster_core::Timestamp;
+    let t = text.trim();
+    if let Some(at) = Timestamp::parse_rfc3339(t) {
+        return Ok(at);
+    }
+    if t.len() == 10 {
+        if let Some(at) = Timestamp::parse_rfc3339(&format!("{t}T00:00:00Z")) {
+            return Ok(at);
+        }
+    }
+    if t.ends_with(|c: char| c.is_ascii_alphabetic()) {
+        if let Ok(secs) = parse_duration_secs(t) {
+            return Ok(now.plus_secs(-secs));
+        }
+    }
+    Err(format!(
+        "'{text}' is not a time: give an RFC 3339 time (2027-01-01T00:00:00Z), a date \
+         (2027-01-01, midnight UTC) or how long ago (30m, 24h, 7d)"
+    ))
+}
+
 /// A duration in words, for people.
 pub fn describe_secs(secs: i64) -> String {
     match secs {
@@ -244,6 +272,25 @@ pub fn describe_error(e: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_read_as_people_write_them() {
+        let now = muster_core::Timestamp::parse_rfc3339("2027-03-10T12:00:00Z")
+            .unwrap_or_else(|| panic!("a time"));
+        let at = |t: &str| parse_time(t, now).map(|t| t.to_rfc3339());
+        assert_eq!(
+            at("2027-01-01T08:30:00+02:00"),
+            Ok("2027-01-01T06:30:00.000Z".into())
+        );
+        assert_eq!(at("2027-01-01"), Ok("2027-01-01T00:00:00.000Z".into()));
+        assert_eq!(at("24h"), Ok("2027-03-09T12:00:00.000Z".into()));
+        assert_eq!(at(" 7d "), Ok("2027-03-03T12:00:00.000Z".into()));
+        assert_eq!(at("30m"), Ok("2027-03-10T11:30:00.000Z".into()));
+        for bad in ["90", "yesterday", "2027-13-01", "7 weeks", ""] {
+            let said = at(bad).err().unwrap_or_default();
+            assert!(said.contains("is not a time"), "{bad}: {said}");
+        }
+    }
 
     #[derive(Debug)]
     struct Wrapped(&'static str, Option<std::io::Error>);

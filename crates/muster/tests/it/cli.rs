@@ -594,6 +594,16 @@ fn sync_log_json_has_the_api_shape() {
     assert_eq!(created["subject"]["name"], "Okta");
     assert_eq!(created["provider"], "Okta");
     assert_eq!(created["result"], "success");
+    // Times as people write them: the entry is in the last hour, and not before an hour ago.
+    let recent = run_json(muster(&dir).args(["sync-log", "list", "--since", "1h", "--json"]));
+    assert!(
+        recent
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["id"] == created["id"])),
+        "{recent}"
+    );
+    let older = run_json(muster(&dir).args(["sync-log", "list", "--until", "1h", "--json"]));
+    assert_eq!(older, serde_json::json!([]));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -98,9 +98,9 @@ async fn backup_while_provisioning_runs() {
         (0..200).all(|i| names.contains(&format!("before{i}@example.com").as_str())),
         "every user committed before the backup is in it"
     );
-    // It refuses to overwrite, and says so.
+    // It refuses to overwrite, and says so (the file named without `--to` as well).
     let again = muster_with_db(&app.db.url, &dir)
-        .args(["backup", "--to"])
+        .args(["backup"])
         .arg(&copy)
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
