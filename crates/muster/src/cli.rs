@@ -180,8 +180,9 @@ pub enum TokenCmd {
     },
     /// Revoke a token: it stops working at once.
     Revoke {
-        /// The token's id.
-        id: TokenId,
+        /// The token's id, or the prefix `muster provider token list` shows (mst_…).
+        #[arg(value_name = "TOKEN")]
+        id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -497,7 +498,7 @@ async fn run_token(
                 }
                 println!();
                 println!("The token is shown only once. Revoke the old one when the provider uses this one:");
-                println!("  muster provider token revoke <old token id>");
+                println!("  muster provider token revoke <old token's id or prefix>");
             }
         }
         TokenCmd::List { provider, json } => {
@@ -539,15 +540,54 @@ async fn run_token(
             }
         }
         TokenCmd::Revoke { id, json } => {
+            let (id, named) = find_token(m, env, &id).await?;
             m.revoke_token(env, id, &cli_actor()).await?;
             if json {
                 print_json(&json!({"id": id.to_string(), "revoked": true}))?;
             } else {
-                println!("Token {id} revoked.");
+                println!("Token {named} revoked.");
             }
         }
     }
     Ok(())
+}
+
+/// The token a command names: its id, or the prefix a token list shows (`mst_` and eight
+/// characters), looked for among every provider's tokens. With how to name it in the answer.
+async fn find_token(
+    m: &muster_core::Muster,
+    env: muster_core::ids::EnvironmentId,
+    text: &str,
+) -> anyhow::Result<(TokenId, String)> {
+    let text = text.trim().trim_end_matches('…');
+    if let Ok(id) = text.parse::<TokenId>() {
+        return Ok((id, id.to_string()));
+    }
+    if !text.starts_with("mst_") {
+        anyhow::bail!(
+            "\"{text}\" is neither a token's id nor its prefix (mst_…): `muster provider token list --provider PROVIDER` shows both"
+        );
+    }
+    let mut found = Vec::new();
+    for p in m.list_providers(env).await? {
+        for t in m.list_tokens(env, p.id).await? {
+            if t.prefix == text {
+                found.push((t.id, p.name.clone()));
+            }
+        }
+    }
+    match found.as_slice() {
+        [(id, provider)] => Ok((*id, format!("{text} of provider \"{provider}\""))),
+        [] => anyhow::bail!("no token has the prefix {text}"),
+        many => anyhow::bail!(
+            "{} tokens have the prefix {text}; give the id of the one to revoke: {}",
+            many.len(),
+            many.iter()
+                .map(|(id, p)| format!("{id} (provider \"{p}\")"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -839,3 +839,92 @@ fn organizations_and_roles_are_named_by_name() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `provider token revoke` takes the prefix a token list shows as well as the token's id, and
+/// revokes only that token.
+#[test]
+fn a_token_is_revoked_by_the_prefix_its_list_shows() {
+    let dir = std::env::temp_dir().join(format!("muster-revoke-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let (added, _, _) = add_okta(&dir, "http://127.0.0.1:8080");
+    let first = added["token"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let second = run_json(muster(&dir).args([
+        "provider",
+        "token",
+        "add",
+        "--provider",
+        "okta",
+        "--label",
+        "next",
+        "--json",
+    ]));
+    let tokens = || {
+        run_json(muster(&dir).args(["provider", "token", "list", "--provider", "Okta", "--json"]))
+    };
+    let listed = tokens();
+    let prefix = listed
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["id"] == first.as_str()))
+        .and_then(|t| t["prefix"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(prefix.starts_with("mst_") && prefix.len() == 12, "{listed}");
+
+    let out = muster(&dir)
+        .args(["provider", "token", "revoke", &prefix])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("{prefix} of provider \"Okta\" revoked")),
+        "{said}"
+    );
+    let live = |id: &str| {
+        tokens()
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["id"] == id))
+            .map(|t| t["live"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(live(&first), Value::Bool(false));
+    assert_eq!(
+        live(second["id"].as_str().unwrap_or_default()),
+        Value::Bool(true)
+    );
+
+    for (bad, says) in [
+        ("mst_00000000", "no token has the prefix mst_00000000"),
+        ("nope", "neither a token's id nor its prefix"),
+    ] {
+        let out = muster(&dir)
+            .args(["provider", "token", "revoke", bad])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(says), "{bad}: {said}");
+    }
+    assert_eq!(
+        live(second["id"].as_str().unwrap_or_default()),
+        Value::Bool(true)
+    );
+    let out = muster(&dir)
+        .args([
+            "provider",
+            "token",
+            "revoke",
+            second["id"].as_str().unwrap_or_default(),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        live(second["id"].as_str().unwrap_or_default()),
+        Value::Bool(false)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
