@@ -68,7 +68,14 @@ fn main() -> std::process::ExitCode {
             Command::Serve => {
                 let listener = tokio::net::TcpListener::bind(&cfg.listen_addr)
                     .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen_addr))?;
+                    .map_err(|e| {
+                        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                            " (another program, or another Muster, has it: choose another address with --listen-addr or MUSTER_LISTEN_ADDR)"
+                        } else {
+                            ""
+                        };
+                        anyhow::anyhow!("cannot listen on {}: {e}{hint}", cfg.listen_addr)
+                    })?;
                 serve::run(listener, cfg, serve::shutdown_signal()).await
             }
             Command::Migrate => {

@@ -928,3 +928,27 @@ fn a_token_is_revoked_by_the_prefix_its_list_shows() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `muster serve` on an address another program holds stops at once and says how to choose
+/// another one.
+#[test]
+fn serve_on_a_taken_address_says_how_to_choose_another() {
+    let dir = std::env::temp_dir().join(format!("muster-taken-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let held = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = held.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let out = muster(&dir)
+        .arg("serve")
+        .env("MUSTER_LISTEN_ADDR", addr.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&format!("cannot listen on {addr}")), "{said}");
+    assert!(
+        said.contains("--listen-addr or MUSTER_LISTEN_ADDR"),
+        "{said}"
+    );
+    drop(held);
+    let _ = std::fs::remove_dir_all(&dir);
+}
