@@ -449,10 +449,12 @@ pub async fn run_admin_tokens(m: &Muster, env: EnvironmentId, cmd: AdminCmd) -> 
             }
             if admins.is_empty() {
                 println!("No administrators yet. Add the first with: muster admin create --username admin");
+            } else {
+                println!("{:<24}  {:<34}  LAST SIGN-IN", "USERNAME", "ROLE");
             }
             for a in admins {
                 println!(
-                    "{}  {}  last sign-in {}",
+                    "{:<24}  {:<34}  {}",
                     a.username,
                     a.role.title(),
                     a.last_sign_in_at
@@ -527,6 +529,7 @@ pub async fn run_admin_tokens(m: &Muster, env: EnvironmentId, cmd: AdminCmd) -> 
             } else if tokens.is_empty() {
                 println!("No administrator API tokens. Make one with: muster admin token add --label LABEL");
             } else {
+                println!("{:<36}  {:<12}  {:<20}  STATE", "ID", "PREFIX", "LABEL");
                 for t in tokens {
                     println!(
                         "{}  {:<12}  {:<20}  {}",

@@ -86,15 +86,20 @@ pub async fn run_app(m: &Muster, env: EnvironmentId, cmd: AppCmd) -> anyhow::Res
             }
             if apps.is_empty() {
                 println!("No application credentials. Make one with: muster app add --name NAME");
+            } else {
+                println!(
+                    "{:<36}  {:<20}  {:<28}  {:<14}  LAST USED",
+                    "ID", "NAME", "SCOPES", "PREFIX"
+                );
             }
             for t in apps {
                 let scopes: Vec<&str> = t.scopes.iter().flatten().map(|s| s.as_str()).collect();
                 println!(
-                    "{}  {:<20}  {:<28}  {}…  last used {}{}",
+                    "{}  {:<20}  {:<28}  {:<14}  {}{}",
                     t.id,
                     t.label,
                     scopes.join(","),
-                    t.prefix,
+                    format!("{}…", t.prefix),
                     t.last_used_at
                         .map(|x| x.to_rfc3339())
                         .unwrap_or_else(|| "never".into()),

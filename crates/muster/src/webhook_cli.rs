@@ -123,6 +123,8 @@ pub async fn run_webhook(m: &Muster, env: EnvironmentId, cmd: WebhookCmd) -> any
             }
             if all.is_empty() {
                 println!("No webhook endpoints. Add one with: muster webhook add --url URL");
+            } else {
+                println!("{:<36}  {:<7}  {:<11}  URL", "ID", "STATE", "AFTER EVENT");
             }
             for w in all {
                 let state = match (w.enabled, w.failing) {
@@ -130,10 +132,7 @@ pub async fn run_webhook(m: &Muster, env: EnvironmentId, cmd: WebhookCmd) -> any
                     (true, _) => "on",
                     (false, _) => "off",
                 };
-                println!(
-                    "{}  {:<7}  after {:<8}  {}",
-                    w.id, state, w.after_seq, w.url
-                );
+                println!("{}  {:<7}  {:<11}  {}", w.id, state, w.after_seq, w.url);
             }
         }
         WebhookCmd::Set { id, state } => {

@@ -733,9 +733,32 @@ fn text_lists_have_headers_and_a_cut_list_says_so() {
         note.contains("The first 2 users shown; more match"),
         "{note}"
     );
-    for args in [&["org", "list"][..], &["role", "list"][..]] {
+    let mut admin = muster(&dir)
+        .args(["admin", "create", "--username", "root"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut input) = admin.stdin.take() {
+        use std::io::Write;
+        input
+            .write_all(b"a long enough passphrase\na long enough passphrase\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert!(admin.wait().is_ok_and(|s| s.success()));
+    let _ = list(&["admin", "token", "create", "--label", "ci"]);
+    let _ = list(&["app", "add", "--name", "Billing"]);
+    let _ = list(&["webhook", "add", "--url", "https://hooks.example.com/x"]);
+    for (args, head) in [
+        (&["org", "list"][..], "ID "),
+        (&["role", "list"][..], "ID "),
+        (&["admin", "list"][..], "USERNAME "),
+        (&["admin", "token", "list"][..], "ID "),
+        (&["app", "list"][..], "ID "),
+        (&["webhook", "list"][..], "ID "),
+    ] {
         let (text, _) = list(args);
-        assert!(text.starts_with("ID "), "{args:?}: {text}");
+        assert!(text.starts_with(head), "{args:?}: {text}");
         assert!(text.lines().count() > 1, "{args:?}: {text}");
     }
     let _ = std::fs::remove_dir_all(&dir);
