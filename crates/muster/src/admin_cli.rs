@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use muster_core::ids::{AdminTokenId, EnvironmentId, UserId};
+use muster_core::ids::{EnvironmentId, UserId};
 use muster_core::model::{Actor, OrgStatus, UserStatus};
 use muster_core::orgs::OrgTree;
 use muster_core::store::UserQuery;
@@ -12,7 +12,9 @@ use muster_core::words::count;
 use muster_core::Muster;
 use serde_json::json;
 
-use crate::output::{parse_duration_secs, parse_time, print_json, OrgRef, ProviderRef, RoleRef};
+use crate::output::{
+    parse_duration_secs, parse_time, pick_admin_token, print_json, OrgRef, ProviderRef, RoleRef,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCmd {
@@ -143,8 +145,9 @@ pub enum AdminTokenCmd {
     },
     /// Revoke an API token.
     Revoke {
-        /// The token's id.
-        id: AdminTokenId,
+        /// The token's id, its prefix (msa_…) or its label.
+        #[arg(value_name = "TOKEN")]
+        id: String,
     },
 }
 
@@ -546,8 +549,9 @@ pub async fn run_admin_tokens(m: &Muster, env: EnvironmentId, cmd: AdminCmd) -> 
             }
         }
         AdminTokenCmd::Revoke { id } => {
-            m.revoke_admin_token(env, id, &actor()).await?;
-            println!("API token {id} revoked.");
+            let t = pick_admin_token(&m.list_admin_tokens(env).await?, &id, "API token")?;
+            m.revoke_admin_token(env, t.id, &actor()).await?;
+            println!("API token {} ({}) revoked.", t.prefix, t.id);
         }
     }
     Ok(())

@@ -3,12 +3,12 @@
 
 use clap::Subcommand;
 use muster_core::auth::apps::parse_scopes;
-use muster_core::ids::{AdminTokenId, EnvironmentId};
+use muster_core::ids::EnvironmentId;
 use muster_core::model::AdminToken;
 use muster_core::Muster;
 use serde_json::json;
 
-use crate::output::{cli_actor, print_json};
+use crate::output::{cli_actor, pick_admin_token, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum AppCmd {
@@ -33,16 +33,18 @@ pub enum AppCmd {
     },
     /// Give a credential a new token (shown once); the old one stops working at once.
     Rotate {
-        /// The credential's id.
-        id: AdminTokenId,
+        /// The credential's id, name, or token prefix (mapp_…).
+        #[arg(value_name = "APP")]
+        id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a credential at once.
     Revoke {
-        /// The credential's id.
-        id: AdminTokenId,
+        /// The credential's id, name, or token prefix (mapp_…).
+        #[arg(value_name = "APP")]
+        id: String,
     },
 }
 
@@ -113,12 +115,17 @@ pub async fn run_app(m: &Muster, env: EnvironmentId, cmd: AppCmd) -> anyhow::Res
             Ok(())
         }
         AppCmd::Rotate { id, json } => {
-            let c = m.rotate_app(env, id, &cli_actor()).await?;
+            let app = pick_admin_token(&m.list_apps(env).await?, &id, "application credential")?;
+            let c = m.rotate_app(env, app.id, &cli_actor()).await?;
             show_secret(&c.token, &c.secret, json)
         }
         AppCmd::Revoke { id } => {
-            m.revoke_app(env, id, &cli_actor()).await?;
-            println!("Application credential {id} revoked.");
+            let app = pick_admin_token(&m.list_apps(env).await?, &id, "application credential")?;
+            m.revoke_app(env, app.id, &cli_actor()).await?;
+            println!(
+                "Application credential '{}' ({}) revoked.",
+                app.label, app.id
+            );
             Ok(())
         }
     }

@@ -251,6 +251,42 @@ impl RoleRef {
     }
 }
 
+/// The administrator token or application credential a command names among `tokens`: by id, by
+/// the prefix its list shows (`msa_…`, `mapp_…`), or by its label (an application's name),
+/// compared without case. `what` names the kind in the answer ("application credential").
+pub fn pick_admin_token(
+    tokens: &[muster_core::model::AdminToken],
+    text: &str,
+    what: &str,
+) -> anyhow::Result<muster_core::model::AdminToken> {
+    let text = text.trim().trim_end_matches('…');
+    let wanted = muster_core::model::name_key(text);
+    let mut found: Vec<_> = tokens
+        .iter()
+        .filter(|t| {
+            text.parse() == Ok(t.id)
+                || t.prefix == text
+                || muster_core::model::name_key(&t.label) == wanted
+        })
+        .collect();
+    // A name a revoked credential also had means the one still in use.
+    if found.len() > 1 && found.iter().filter(|t| t.revoked_at.is_none()).count() == 1 {
+        found.retain(|t| t.revoked_at.is_none());
+    }
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => anyhow::bail!("no {what} has the id, prefix or name \"{text}\""),
+        many => anyhow::bail!(
+            "{} of them are named \"{text}\"; give the id of the one you mean: {}",
+            many.len(),
+            many.iter()
+                .map(|t| format!("{} ({}…)", t.id, t.prefix))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// An error and its causes on one line, as `{:#}` writes them, less the causes whose text the
 /// line already holds: a database error's message repeats its source's, and the source its own
 /// ("… Connection refused (os error 111): Connection refused (os error 111)").

@@ -229,9 +229,28 @@ async fn the_cli_adds_lists_and_revokes_credentials() {
         "never listed with its secret"
     );
     let id = added["id"].as_str().unwrap_or_default().to_string();
-    run(&["app", "revoke", &id]);
+    // Named by its name (without case) or by the prefix its list shows, as well as its id.
+    let rotated = run(&["app", "rotate", "portal", "--json"]);
+    assert_eq!(rotated["id"], added["id"], "{rotated}");
+    assert_ne!(rotated["secret"], added["secret"]);
+    let prefix = rotated["prefix"].as_str().unwrap_or_default().to_string();
+    assert!(prefix.starts_with("mapp_"), "{rotated}");
+    run(&["app", "revoke", &prefix]);
     let listed = run(&["app", "list", "--json"]);
     assert!(listed[0]["revokedAt"].is_string());
+    // A new credential under the name of a revoked one: the name means the one in use.
+    let again = run(&["app", "add", "--name", "Portal", "--json"]);
+    let rotated = run(&["app", "rotate", "Portal", "--json"]);
+    assert_eq!(rotated["id"], again["id"], "{rotated}");
+    assert_ne!(again["id"].as_str(), Some(id.as_str()));
+    run(&["app", "revoke", again["id"].as_str().unwrap_or_default()]);
+    let listed = run(&["app", "list", "--json"]);
+    assert!(
+        listed
+            .as_array()
+            .is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["revokedAt"].is_string())),
+        "{listed}"
+    );
     let bad = Command::new(env!("CARGO_BIN_EXE_muster"))
         .env_clear()
         .env("MUSTER_DATA_DIR", &dir)

@@ -761,6 +761,11 @@ fn text_lists_have_headers_and_a_cut_list_says_so() {
         assert!(text.starts_with(head), "{args:?}: {text}");
         assert!(text.lines().count() > 1, "{args:?}: {text}");
     }
+    // An API token is revoked by its label (or prefix, or id) as well.
+    let (said, _) = list(&["admin", "token", "revoke", "CI"]);
+    assert!(said.contains("revoked"), "{said}");
+    let (tokens, _) = list(&["admin", "token", "list"]);
+    assert!(tokens.contains("revoked or expired"), "{tokens}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
