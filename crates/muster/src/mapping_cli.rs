@@ -2,7 +2,7 @@
 //! re-apply. Each prints a readable result, or JSON with `--json`.
 
 use clap::Subcommand;
-use muster_core::ids::{EnvironmentId, GroupId, GroupMappingId};
+use muster_core::ids::{EnvironmentId, GroupId, GroupMappingId, ProviderId};
 use muster_core::mapping::config::OrgMappingInput;
 use muster_core::mapping::preview::Preview;
 use muster_core::mapping::view::MappingView;
@@ -10,7 +10,68 @@ use muster_core::model::OrgMethod;
 use muster_core::words::count;
 use muster_core::Muster;
 
-use crate::output::{cli_actor, print_json, OrgRef, ProviderRef, RoleRef};
+use crate::output::{cli_actor, named_ref, print_json, OrgRef, ProviderRef, RoleRef};
+
+named_ref!(
+    /// A SCIM group named on the command line: by id, or by its displayName among the
+    /// provider's groups (compared without case; Muster keeps a provider's group names unique,
+    /// answering 409 `uniqueness` to a second group of the same name).
+    GroupRef,
+    "a SCIM group's id or displayName"
+);
+
+impl GroupRef {
+    async fn resolve(
+        &self,
+        m: &Muster,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> anyhow::Result<GroupId> {
+        let ids = Self::resolve_all(std::slice::from_ref(self), m, env, provider).await?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no SCIM group \"{}\"", self.0))
+    }
+
+    /// The ids of the groups named, in order; one unknown name fails them all.
+    async fn resolve_all(
+        refs: &[Self],
+        m: &Muster,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> anyhow::Result<Vec<GroupId>> {
+        use muster_core::model::name_key;
+        if refs.iter().all(|r| r.0.parse::<GroupId>().is_ok()) {
+            return Ok(refs.iter().filter_map(|r| r.0.parse().ok()).collect());
+        }
+        let groups = m.mapping_groups(env, provider).await?;
+        refs.iter()
+            .map(|r| {
+                if let Ok(id) = r.0.parse() {
+                    return Ok(id);
+                }
+                let wanted = name_key(&r.0);
+                groups
+                    .iter()
+                    .find(|g| name_key(&g.display_name) == wanted)
+                    .map(|g| g.id)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> =
+                            groups.iter().map(|g| g.display_name.as_str()).collect();
+                        anyhow::anyhow!(
+                            "the provider has no SCIM group with the id or displayName \"{}\" (its groups: {})",
+                            r.0,
+                            if names.is_empty() {
+                                "none yet".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        )
+                    })
+            })
+            .collect()
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum MappingCmd {
@@ -52,9 +113,9 @@ pub enum MappingCmd {
         /// The provider's id or name.
         #[arg(long)]
         provider: ProviderRef,
-        /// A SCIM group's id (repeat the flag).
+        /// A SCIM group's id or displayName (repeat the flag).
         #[arg(long = "group", required = true)]
-        groups: Vec<GroupId>,
+        groups: Vec<GroupRef>,
         /// The organization's id or name.
         #[arg(long)]
         org: OrgRef,
@@ -66,9 +127,9 @@ pub enum MappingCmd {
         provider: ProviderRef,
         /// The entry's id.
         id: GroupMappingId,
-        /// A SCIM group's id (repeat the flag).
+        /// A SCIM group's id or displayName (repeat the flag).
         #[arg(long = "group", required = true)]
-        groups: Vec<GroupId>,
+        groups: Vec<GroupRef>,
         /// The organization's id or name.
         #[arg(long)]
         org: OrgRef,
@@ -95,9 +156,9 @@ pub enum MappingCmd {
         /// The provider's id or name.
         #[arg(long)]
         provider: ProviderRef,
-        /// The SCIM group's id.
+        /// The SCIM group's id or displayName.
         #[arg(long)]
-        group: GroupId,
+        group: GroupRef,
         /// A role's id or name (repeat the flag).
         #[arg(long = "role", required = true)]
         roles: Vec<RoleRef>,
@@ -107,9 +168,9 @@ pub enum MappingCmd {
         /// The provider's id or name.
         #[arg(long)]
         provider: ProviderRef,
-        /// The SCIM group's id.
+        /// The SCIM group's id or displayName.
         #[arg(long)]
-        group: GroupId,
+        group: GroupRef,
     },
     /// List every user the current mappings would move or give other roles.
     Preview {
@@ -258,6 +319,7 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
         } => {
             let provider = provider.resolve(m, env).await?;
             let org = org.resolve(m, env).await?;
+            let groups = GroupRef::resolve_all(&groups, m, env, provider).await?;
             m.add_group_mapping(env, provider, &groups, org, &actor)
                 .await?
         }
@@ -269,6 +331,7 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
         } => {
             let provider = provider.resolve(m, env).await?;
             let org = org.resolve(m, env).await?;
+            let groups = GroupRef::resolve_all(&groups, m, env, provider).await?;
             m.update_group_mapping(env, provider, id, &groups, org, &actor)
                 .await?
         }
@@ -288,11 +351,13 @@ pub async fn run_mapping(m: &Muster, env: EnvironmentId, cmd: MappingCmd) -> any
         } => {
             let provider = provider.resolve(m, env).await?;
             let roles = RoleRef::resolve_all(&roles, m, env).await?;
+            let group = group.resolve(m, env, provider).await?;
             m.set_role_mapping(env, provider, group, &roles, &actor)
                 .await?
         }
         MappingCmd::DeleteRoles { provider, group } => {
             let provider = provider.resolve(m, env).await?;
+            let group = group.resolve(m, env, provider).await?;
             m.set_role_mapping(env, provider, group, &[], &actor)
                 .await?
         }

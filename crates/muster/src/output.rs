@@ -78,21 +78,34 @@ pub(crate) fn cli_actor() -> Actor {
     }
 }
 
-/// A provider named on the command line: by id, or by name (compared without case; names are
-/// unique in an environment).
-#[derive(Debug, Clone)]
-pub struct ProviderRef(String);
+/// Something a command names by its id or by its name: the text as typed, resolved against the
+/// database when the command runs. `$what` is what clap says of empty text.
+macro_rules! named_ref {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(String);
 
-impl std::str::FromStr for ProviderRef {
-    type Err = String;
+        impl std::str::FromStr for $name {
+            type Err = String;
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s.trim().is_empty() {
-            return Err("a provider's id or name".into());
+            fn from_str(s: &str) -> Result<Self, String> {
+                if s.trim().is_empty() {
+                    return Err($what.into());
+                }
+                Ok($name(s.to_string()))
+            }
         }
-        Ok(ProviderRef(s.to_string()))
-    }
+    };
 }
+pub(crate) use named_ref;
+
+named_ref!(
+    /// A provider named on the command line: by id, or by name (compared without case; names
+    /// are unique in an environment).
+    ProviderRef,
+    "a provider's id or name"
+);
 
 impl ProviderRef {
     /// The provider's id: the text itself, or the id of the provider with that name.
@@ -127,22 +140,13 @@ impl ProviderRef {
     }
 }
 
-/// An organization named on the command line: by id, by its name when no other organization
-/// has it, or by the end of its path ("Acme / Research") when several do; names compared without
-/// case. Names are unique only among siblings.
-#[derive(Debug, Clone)]
-pub struct OrgRef(String);
-
-impl std::str::FromStr for OrgRef {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s.trim().is_empty() {
-            return Err("an organization's id, name or path".into());
-        }
-        Ok(OrgRef(s.to_string()))
-    }
-}
+named_ref!(
+    /// An organization named on the command line: by id, by its name when no other organization
+    /// has it, or by the end of its path ("Acme / Research") when several do; names compared
+    /// without case. Names are unique only among siblings.
+    OrgRef,
+    "an organization's id, name or path"
+);
 
 impl OrgRef {
     /// The organization's id: the text itself, or the id of the one organization it names.
@@ -202,21 +206,12 @@ impl OrgRef {
     }
 }
 
-/// A role named on the command line: by id, or by name (compared without case; names are unique
-/// in an environment).
-#[derive(Debug, Clone)]
-pub struct RoleRef(String);
-
-impl std::str::FromStr for RoleRef {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s.trim().is_empty() {
-            return Err("a role's id or name".into());
-        }
-        Ok(RoleRef(s.to_string()))
-    }
-}
+named_ref!(
+    /// A role named on the command line: by id, or by name (compared without case; names are
+    /// unique in an environment).
+    RoleRef,
+    "a role's id or name"
+);
 
 impl RoleRef {
     /// The ids of the roles named, in order; one unknown name fails them all.

@@ -108,6 +108,17 @@ impl Muster {
         Ok(out)
     }
 
+    /// Every group of the provider, by name: what its mappings can name.
+    pub async fn mapping_groups(
+        &self,
+        env: EnvironmentId,
+        provider: ProviderId,
+    ) -> CoreResult<Vec<GroupSummary>> {
+        let mut tx = self.store.read().await?;
+        self.mapping_provider(&mut tx, env, provider).await?;
+        self.provider_groups(&mut tx, env, provider).await
+    }
+
     /// A provider's mappings, with the status messages of the administrator guide.
     pub async fn mapping_view(
         &self,

@@ -1150,6 +1150,92 @@ async fn cli_preview_and_apply(backend: Backend) {
     let (ok, _, err) = run(&["mapping", "apply", "--provider", &pid, "--digest", digest]);
     assert!(!ok, "a stale digest is refused");
     assert!(err.contains("preview again"), "{err}");
+
+    // Groups, organizations and roles named by name: the provider's by its name, a group by
+    // its displayName (without case), the organization and the role by theirs.
+    let eng = fx.group("Engineering").await;
+    fx.org("Platform", None).await;
+    let (ok, _, err) = run(&[
+        "mapping",
+        "set-org",
+        "--provider",
+        "okta",
+        "--method",
+        "groups",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&[
+        "mapping",
+        "add-groups",
+        "--provider",
+        "Okta",
+        "--group",
+        "engineering",
+        "--org",
+        "platform",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&[
+        "mapping",
+        "set-roles",
+        "--provider",
+        "Okta",
+        "--group",
+        "Engineering",
+        "--role",
+        "desktop user",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["mapping", "show", "--provider", &pid, "--json"]);
+    assert!(ok, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        shown["groupMappings"][0]["groups"][0]["id"],
+        eng.as_str(),
+        "{shown}"
+    );
+    assert_eq!(
+        shown["groupMappings"][0]["org"]["name"], "Platform",
+        "{shown}"
+    );
+    assert_eq!(
+        shown["roleMappings"][0]["group"]["id"],
+        eng.as_str(),
+        "{shown}"
+    );
+    assert_eq!(
+        shown["roleMappings"][0]["roles"][0]["name"], "Desktop User",
+        "{shown}"
+    );
+    let (ok, _, err) = run(&[
+        "mapping",
+        "set-roles",
+        "--provider",
+        "Okta",
+        "--group",
+        "Design",
+        "--role",
+        "PROe User",
+    ]);
+    assert!(!ok, "an unknown group is refused");
+    assert!(
+        err.contains(
+            "no SCIM group with the id or displayName \"Design\" (its groups: Engineering)"
+        ),
+        "{err}"
+    );
+    let (ok, _, err) = run(&[
+        "mapping",
+        "delete-roles",
+        "--provider",
+        "Okta",
+        "--group",
+        "ENGINEERING",
+    ]);
+    assert!(ok, "{err}");
+    let (_, out, _) = run(&["mapping", "show", "--provider", &pid, "--json"]);
+    let shown: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(shown["roleMappings"], json!([]), "{shown}");
     let _ = std::fs::remove_dir_all(&dir);
     app.finish().await;
 }
