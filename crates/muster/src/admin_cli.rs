@@ -674,11 +674,7 @@ pub async fn run_role(m: &Muster, env: EnvironmentId, cmd: RoleCmd) -> anyhow::R
             println!("Role \"{}\" added ({}).", r.name, r.id);
         }
         RoleCmd::Delete { id } => {
-            let id = RoleRef::resolve_all(&[id], m, env)
-                .await?
-                .into_iter()
-                .next()
-                .context("no role named")?;
+            let id = id.resolve(m, env).await?;
             m.delete_role(env, id, &actor()).await?;
             println!("Role {id} deleted.");
         }

@@ -10,7 +10,9 @@ use muster_core::model::OrgMethod;
 use muster_core::words::count;
 use muster_core::Muster;
 
-use crate::output::{cli_actor, named_ref, print_json, OrgRef, ProviderRef, RoleRef};
+use crate::output::{
+    cli_actor, id_or_name, listed, named_ref, print_json, OrgRef, ProviderRef, RoleRef,
+};
 
 named_ref!(
     /// A SCIM group named on the command line: by id, or by its displayName among the
@@ -27,47 +29,33 @@ impl GroupRef {
         env: EnvironmentId,
         provider: ProviderId,
     ) -> anyhow::Result<GroupId> {
-        let ids = Self::resolve_all(std::slice::from_ref(self), m, env, provider).await?;
-        ids.into_iter()
-            .next()
+        let mut ids = Self::resolve_all(std::slice::from_ref(self), m, env, provider).await?;
+        ids.pop()
             .ok_or_else(|| anyhow::anyhow!("no SCIM group \"{}\"", self.0))
     }
 
-    /// The ids of the groups named, in order; one unknown name fails them all.
+    /// The ids of the groups named, in order; one unknown name fails them all. The provider's
+    /// groups are read only when a name is given.
     async fn resolve_all(
         refs: &[Self],
         m: &Muster,
         env: EnvironmentId,
         provider: ProviderId,
     ) -> anyhow::Result<Vec<GroupId>> {
-        use muster_core::model::name_key;
-        if refs.iter().all(|r| r.0.parse::<GroupId>().is_ok()) {
-            return Ok(refs.iter().filter_map(|r| r.0.parse().ok()).collect());
-        }
-        let groups = m.mapping_groups(env, provider).await?;
+        let groups = if refs.iter().all(|r| r.0.parse::<GroupId>().is_ok()) {
+            Vec::new()
+        } else {
+            m.mapping_groups(env, provider).await?
+        };
         refs.iter()
             .map(|r| {
-                if let Ok(id) = r.0.parse() {
-                    return Ok(id);
-                }
-                let wanted = name_key(&r.0);
-                groups
-                    .iter()
-                    .find(|g| name_key(&g.display_name) == wanted)
-                    .map(|g| g.id)
-                    .ok_or_else(|| {
-                        let names: Vec<&str> =
-                            groups.iter().map(|g| g.display_name.as_str()).collect();
-                        anyhow::anyhow!(
-                            "the provider has no SCIM group with the id or displayName \"{}\" (its groups: {})",
-                            r.0,
-                            if names.is_empty() {
-                                "none yet".to_string()
-                            } else {
-                                names.join(", ")
-                            }
-                        )
-                    })
+                id_or_name(&r.0, &groups, |g| &g.display_name, |g| g.id).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the provider has no SCIM group with the id or displayName \"{}\" (its groups: {})",
+                        r.0,
+                        listed(groups.iter().map(|g| g.display_name.as_str()))
+                    )
+                })
             })
             .collect()
     }

@@ -107,6 +107,34 @@ named_ref!(
     "a provider's id or name"
 );
 
+/// The id `text` names among `items`: the id it is, or the id of the item it names (`name`),
+/// compared without case.
+pub(crate) fn id_or_name<T, I: std::str::FromStr>(
+    text: &str,
+    items: &[T],
+    name: impl Fn(&T) -> &str,
+    id: impl Fn(&T) -> I,
+) -> Option<I> {
+    if let Ok(v) = text.parse() {
+        return Some(v);
+    }
+    let wanted = muster_core::model::name_key(text);
+    items
+        .iter()
+        .find(|x| muster_core::model::name_key(name(x)) == wanted)
+        .map(id)
+}
+
+/// What there is, for an answer that names what was not found: "a, b", or "none yet".
+pub(crate) fn listed<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        "none yet".into()
+    } else {
+        names.join(", ")
+    }
+}
+
 impl ProviderRef {
     /// The provider's id: the text itself, or the id of the provider with that name.
     pub async fn resolve(
@@ -117,26 +145,14 @@ impl ProviderRef {
         if let Ok(id) = self.0.parse() {
             return Ok(id);
         }
-        let wanted = muster_core::model::name_key(&self.0);
         let providers = m.list_providers(env).await?;
-        match providers
-            .iter()
-            .find(|p| muster_core::model::name_key(&p.name) == wanted)
-        {
-            Some(p) => Ok(p.id),
-            None => {
-                let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
-                anyhow::bail!(
-                    "no provider has the id or name \"{}\" (providers: {})",
-                    self.0,
-                    if names.is_empty() {
-                        "none yet".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                )
-            }
-        }
+        id_or_name(&self.0, &providers, |p| &p.name, |p| p.id).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no provider has the id or name \"{}\" (providers: {})",
+                self.0,
+                listed(providers.iter().map(|p| p.name.as_str()))
+            )
+        })
     }
 }
 
@@ -214,33 +230,35 @@ named_ref!(
 );
 
 impl RoleRef {
+    /// The role's id: the text itself, or the id of the role with that name.
+    pub async fn resolve(
+        &self,
+        m: &muster_core::Muster,
+        env: muster_core::ids::EnvironmentId,
+    ) -> anyhow::Result<muster_core::ids::RoleId> {
+        let mut ids = Self::resolve_all(std::slice::from_ref(self), m, env).await?;
+        ids.pop()
+            .ok_or_else(|| anyhow::anyhow!("no role \"{}\"", self.0))
+    }
+
     /// The ids of the roles named, in order; one unknown name fails them all.
     pub async fn resolve_all(
         refs: &[Self],
         m: &muster_core::Muster,
         env: muster_core::ids::EnvironmentId,
     ) -> anyhow::Result<Vec<muster_core::ids::RoleId>> {
-        use muster_core::model::name_key;
         if refs.is_empty() {
             return Ok(Vec::new());
         }
         let roles = m.list_roles(env).await?;
         refs.iter()
             .map(|r| {
-                if let Ok(id) = r.0.parse() {
-                    return Ok(id);
-                }
-                let wanted = name_key(&r.0);
-                roles
-                    .iter()
-                    .find(|x| name_key(&x.name) == wanted)
-                    .map(|x| x.id)
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "no role has the id or name \"{}\" (`muster role list` shows them)",
-                            r.0
-                        )
-                    })
+                id_or_name(&r.0, &roles, |x| &x.name, |x| x.id).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no role has the id or name \"{}\" (`muster role list` shows them)",
+                        r.0
+                    )
+                })
             })
             .collect()
     }
