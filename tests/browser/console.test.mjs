@@ -198,6 +198,13 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   for (const r of ["Desktop User (role mapping)", "PROe User (role mapping)", "Org Admin (role mapping)"]) {
     assert.ok(roles.includes(r), roles);
   }
+  // Why: the SCIM groups the provider put him in, and what it sent, folded until asked for.
+  const groupsRow = await page.getByRole("row", { name: /SCIM groups/ }).innerText();
+  assert.ok(groupsRow.includes("Engineering, Platform"), groupsRow);
+  const sent = page.getByText('"userName": "ben@example.com"');
+  assert.equal(await sent.isVisible(), false, "folded");
+  await page.getByText("SCIM attributes, as the provider sent them").click();
+  await sent.waitFor();
   await page.goto(`${base}/console/users/${user.id}`);
   await page.getByRole("row", { name: /Organization Engineering/ }).waitFor();
   await page.goBack();

@@ -347,6 +347,20 @@ impl UserRecord {
         (!joined.is_empty()).then(|| joined.join(" "))
     }
 
+    /// The address to show a person: the email marked `primary` (RFC 7643 §2.4), else the
+    /// first, as the provider sent it.
+    pub fn primary_email(&self) -> Option<&str> {
+        let emails = self.resource.get("emails")?.as_array()?;
+        let primary = emails
+            .iter()
+            .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true));
+        primary
+            .or_else(|| emails.first())?
+            .get("value")?
+            .as_str()
+            .filter(|v| !v.trim().is_empty())
+    }
+
     /// The user's email addresses, lower-cased and without duplicates: what `emails.value`
     /// filters are matched against in storage.
     pub fn email_keys(&self) -> Vec<String> {
@@ -855,6 +869,29 @@ mod tests {
         let family = json!({"name": {"familyName": "Lovelace"}});
         assert_eq!(user(None, family).full_name().as_deref(), Some("Lovelace"));
         assert_eq!(user(None, json!({})).full_name(), None);
+    }
+
+    #[test]
+    fn a_users_email_is_the_primary_one_else_the_first() {
+        let emails = json!({"emails": [
+            {"value": "ada@home.example", "type": "home"},
+            {"value": "Ada@Work.example", "type": "work", "primary": true},
+        ]});
+        assert_eq!(user(None, emails).primary_email(), Some("Ada@Work.example"));
+        let none_primary = json!({"emails": [{"value": "a@x.example"}, {"value": "b@x.example"}]});
+        assert_eq!(
+            user(None, none_primary).primary_email(),
+            Some("a@x.example")
+        );
+        // Only a boolean `true` makes an address primary.
+        let odd = json!({"emails": [{"value": "a@x.example"}, {"value": "b@x.example", "primary": "yes"}]});
+        assert_eq!(user(None, odd).primary_email(), Some("a@x.example"));
+        assert_eq!(user(None, json!({"emails": []})).primary_email(), None);
+        assert_eq!(
+            user(None, json!({"emails": [{"value": " "}]})).primary_email(),
+            None
+        );
+        assert_eq!(user(None, json!({})).primary_email(), None);
     }
 }
 

@@ -373,15 +373,16 @@ fn print_tree(t: &OrgTree, depth: usize) {
     }
 }
 
-fn user_detail_json(d: &UserDetail) -> serde_json::Value {
-    json!({
-        "id": d.user.id.to_string(), "userName": d.user.user_name, "displayName": d.user.full_name(),
-        "status": d.user.status.as_str(), "org": {"id": d.org.id.to_string(), "name": d.org.name},
-        "roles": d.roles.iter().map(|h| json!({"id": h.role.id.to_string(), "name": h.role.name, "source": h.source.as_str()})).collect::<Vec<_>>(),
-        "providerId": d.user.provider_id.map(|p| p.to_string()), "legalHold": d.user.legal_hold,
-        "changedOutsideProvisioning": d.user.changed_outside,
-        "pendingDeactivationAt": d.user.deactivate_at.map(|t| t.to_rfc3339()),
-    })
+/// A user as `--json` prints it: the shape of the API's `GET /api/v1/users/{id}`.
+async fn user_detail_json(
+    m: &Muster,
+    env: EnvironmentId,
+    d: &UserDetail,
+) -> anyhow::Result<serde_json::Value> {
+    let providers = m.provider_names(env).await?;
+    Ok(serde_json::to_value(muster_web::api::body::UserBody::new(
+        d, &providers,
+    ))?)
 }
 
 /// A user's owner as an administrator reads it: the provider by name (and id), or "local".
@@ -398,7 +399,17 @@ async fn owner(m: &Muster, env: EnvironmentId, d: &UserDetail) -> String {
 
 async fn print_user(m: &Muster, env: EnvironmentId, d: &UserDetail) {
     let owner = owner(m, env, d).await;
-    println!("{} ({})", d.user.user_name, d.user.id);
+    let u = &d.user;
+    println!("{} ({})", u.user_name, u.id);
+    if let Some(name) = u.full_name() {
+        println!("  Name:          {name}");
+    }
+    if let Some(email) = u.primary_email() {
+        println!("  Email:         {email}");
+    }
+    if let Some(external) = &u.external_id {
+        println!("  External ID:   {external}");
+    }
     println!(
         "  Status:        {}{}",
         d.user.status.as_str(),
@@ -422,7 +433,13 @@ async fn print_user(m: &Muster, env: EnvironmentId, d: &UserDetail) {
             roles.join(", ")
         }
     );
+    if !d.groups.is_empty() {
+        let groups: Vec<&str> = d.groups.iter().map(|g| g.display.as_str()).collect();
+        println!("  SCIM groups:   {}", groups.join(", "));
+    }
     println!("  Owner:         {owner}");
+    println!("  Created:       {}", u.created_at);
+    println!("  Updated:       {}", u.updated_at);
     if let Some(t) = d.user.deactivate_at {
         println!("  Deactivation:  due {t}");
     }
@@ -439,9 +456,10 @@ pub async fn run_admin_tokens(m: &Muster, env: EnvironmentId, cmd: AdminCmd) -> 
                 .create_admin(env, &username, &password, role, &actor())
                 .await?;
             println!(
-                "Administrator '{}' created ({}). Sign in at /console.",
+                "Administrator '{}' created ({}). Sign in at {}/console.",
                 a.username,
-                a.role.title()
+                a.role.title(),
+                m.settings.public_url
             );
             return Ok(());
         }
@@ -750,7 +768,7 @@ pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::R
         UserCmd::Show { id, json } => {
             let d = m.user_detail(env, find_user(m, env, &id).await?).await?;
             if json {
-                print_json(&user_detail_json(&d))?;
+                print_json(&user_detail_json(m, env, &d).await?)?;
             } else {
                 print_user(m, env, &d).await;
             }

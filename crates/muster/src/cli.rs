@@ -326,13 +326,25 @@ async fn run_provider(
                 ),
                 None => println!("Not holding."),
             }
-            for u in m.pending_deactivations(env, id, 1000).await? {
+            const LISTED: u64 = 1000;
+            let pending = m.pending_deactivations(env, id, LISTED).await?;
+            if pending.is_empty() {
+                println!("No deactivation pending.");
+                return Ok(());
+            }
+            println!();
+            println!("Deactivations pending:");
+            println!("{:<36}  {:<24}  USERNAME", "USER ID", "DUE");
+            for u in &pending {
                 println!(
-                    "  pending  {}  {}  due {}",
+                    "{}  {:<24}  {}",
                     u.id,
-                    u.user_name,
-                    u.deactivate_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+                    u.deactivate_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    u.user_name
                 );
+            }
+            if pending.len() as u64 >= LISTED {
+                eprintln!("The first {LISTED} shown, soonest due first; there may be more.");
             }
             Ok(())
         }

@@ -8,6 +8,7 @@ use crate::ids::OrgId;
 use crate::ids::RoleId;
 use crate::ids::UserId;
 use crate::model::Actor;
+use crate::model::GroupRef;
 use crate::model::Org;
 use crate::model::OrgStatus;
 use crate::model::Role;
@@ -35,7 +36,7 @@ pub struct HeldRole {
     pub source: RoleSource,
 }
 
-/// A user with its organization and effective roles.
+/// A user with its organization, effective roles and SCIM groups.
 #[derive(Debug, Clone)]
 pub struct UserDetail {
     /// The user.
@@ -44,6 +45,9 @@ pub struct UserDetail {
     pub org: Org,
     /// Its effective roles.
     pub roles: Vec<HeldRole>,
+    /// The SCIM groups its provider made it a member of, by name: what group-based organization
+    /// mapping and role mapping read, so what an administrator checks when a placement surprises.
+    pub groups: Vec<GroupRef>,
 }
 
 /// A user's effective roles, by name: those it holds itself (`held`), or else its
@@ -145,15 +149,20 @@ impl Muster {
         env: EnvironmentId,
         id: UserId,
     ) -> CoreResult<UserDetail> {
-        let user = tx
-            .find_user(env, id)
+        let (user, groups) = tx
+            .find_user_and_groups(env, id)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("no user with id {id}")))?;
         let orgs = Orgs::load(tx, env).await?;
         let org = orgs.get(user.org_id)?.clone();
         let held = tx.user_roles(env, &[id]).await?;
         let roles = effective_roles(&orgs, user.org_id, held.into_iter().map(|(_, r, s)| (r, s)));
-        Ok(UserDetail { user, org, roles })
+        Ok(UserDetail {
+            user,
+            org,
+            roles,
+            groups,
+        })
     }
 
     /// An administrator's action on a user. A provisioned user so changed is marked as changed

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use muster_core::ids::{OrgId, ProviderId, RoleId, TokenId, UserId};
+use muster_core::ids::{GroupId, OrgId, ProviderId, RoleId, TokenId, UserId};
 use muster_core::mapping::preview::Applied;
 use muster_core::model::{Provider, ProviderToken, Role, UserRecord};
 use muster_core::orgs::{OrgTree, OrgView};
@@ -149,6 +149,10 @@ pub struct UserSummary {
     /// The name to show: the SCIM `displayName`, else `name.formatted`, else `name.givenName`
     /// and `name.familyName`; the same as the event feed's.
     pub display_name: Option<String>,
+    /// The email marked primary, else the first, as the provider sent it.
+    pub email: Option<String>,
+    /// The provider's `externalId` (RFC 7643 §3.1): its own id for the user.
+    pub external_id: Option<String>,
     /// `active`, `blocked` or `deactivated`.
     pub status: &'static str,
     pub org_id: OrgId,
@@ -170,6 +174,8 @@ impl UserSummary {
             id: u.id,
             user_name: u.user_name.clone(),
             display_name: u.full_name(),
+            email: u.primary_email().map(str::to_string),
+            external_id: u.external_id.clone(),
             status: u.status.as_str(),
             org_id: u.org_id,
             owner: match u.provider_id {
@@ -223,13 +229,25 @@ pub struct HeldRoleBody {
     pub source: &'static str,
 }
 
-/// A user with organization, effective roles and the SCIM resource as the provider sent it.
+/// A SCIM group a user is a member of.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserGroupBody {
+    pub id: GroupId,
+    pub display_name: String,
+}
+
+/// A user with organization, effective roles, SCIM groups and the SCIM resource as the
+/// provider sent it.
 #[derive(Serialize, ToSchema)]
 pub struct UserBody {
     #[serde(flatten)]
     pub summary: UserSummary,
     pub org: OrgRef,
     pub roles: Vec<HeldRoleBody>,
+    /// The SCIM groups its provider made it a member of, by name (what group-based mapping
+    /// reads).
+    pub groups: Vec<UserGroupBody>,
     /// The SCIM resource (RFC 7643 §4.1), without `id`, `meta` and `groups`.
     #[schema(value_type = Object)]
     pub scim: Map<String, Value>,
@@ -250,6 +268,14 @@ impl UserBody {
                     id: h.role.id,
                     name: h.role.name.clone(),
                     source: h.source.as_str(),
+                })
+                .collect(),
+            groups: d
+                .groups
+                .iter()
+                .map(|g| UserGroupBody {
+                    id: g.group_id,
+                    display_name: g.display.clone(),
                 })
                 .collect(),
             scim: d.user.resource.clone().into_map(),

@@ -245,11 +245,19 @@ struct UserPage<'a> {
     error: Option<&'a str>,
     user_name: &'a str,
     name: String,
+    email: Option<&'a str>,
+    external_id: Option<&'a str>,
     status: &'static str,
     pending: Option<String>,
     org: &'a str,
     roles_held: String,
+    /// The SCIM groups the provider made it a member of, by name.
+    groups: Vec<&'a str>,
     owner: String,
+    created: String,
+    updated: String,
+    /// A provisioned user's SCIM attributes as the provider sent them, indented.
+    scim: Option<String>,
     legal_hold: bool,
     changed_outside: bool,
     buttons: Vec<(&'static str, &'static str)>,
@@ -349,24 +357,27 @@ async fn user_page(
         error,
         user_name: &u.user_name,
         name: u.full_name().unwrap_or_default(),
+        email: u.primary_email(),
+        external_id: u.external_id.as_deref(),
         status: u.status.as_str(),
         pending: u.deactivate_at.map(|t| t.to_rfc3339()),
         org: &d.org.name,
         roles_held,
+        groups: d.groups.iter().map(|g| g.display.as_str()).collect(),
         owner,
+        created: u.created_at.to_rfc3339(),
+        updated: u.updated_at.to_rfc3339(),
+        scim: u
+            .provider_id
+            .and_then(|_| serde_json::to_string_pretty(&*u.resource).ok()),
         legal_hold: u.legal_hold,
         changed_outside: u.changed_outside,
         buttons: buttons(u.status, u.legal_hold),
         local: u.provider_id.is_none().then(|| {
-            let email = u
-                .resource
-                .get("emails")
-                .and_then(|e| e.get(0))
-                .and_then(|e| e.get("value"))
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string();
-            (u.display_name.clone().unwrap_or_default(), email)
+            (
+                u.display_name.clone().unwrap_or_default(),
+                u.primary_email().unwrap_or_default().to_string(),
+            )
         }),
         orgs: orgs
             .iter()

@@ -292,6 +292,9 @@ async fn users_and_lifecycle_actions(b: Backend) {
     assert_eq!(local.status, StatusCode::CREATED, "{:?}", local.body);
     assert_eq!(local.body["owner"]["kind"], "local");
     assert_eq!(local.body["org"]["name"], "Default Organization");
+    assert_eq!(local.body["email"], "local@example.com");
+    assert_eq!(local.body["externalId"], Value::Null);
+    assert_eq!(local.body["groups"], json!([]));
     assert_eq!(
         local.body["roles"],
         json!([
@@ -326,6 +329,40 @@ async fn users_and_lifecycle_actions(b: Backend) {
     let sales_id = id(&sales);
     // Administrator actions on a provisioned user.
     let u = &provisioned[0];
+    // Its SCIM groups, its address and the provider's id for it, as the provider sent them.
+    for name in ["Support", "Engineering"] {
+        let r = app
+            .post(
+                &p,
+                "/Groups",
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": [{"value": u}]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let r = app
+        .patch(
+            &p,
+            &format!("/Users/{u}"),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "add", "value": {"externalId": "00u-prov0",
+                     "emails": [{"value": "p0@home.example"}, {"value": "Prov0@Example.com", "primary": true}]}}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let shown = api.get(&format!("/users/{u}")).await.body;
+    let groups: Vec<&str> = shown["groups"]
+        .as_array()
+        .map(|g| g.iter().filter_map(|g| g["displayName"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(groups, ["Engineering", "Support"], "by name: {shown}");
+    assert_eq!(
+        shown["email"], "Prov0@Example.com",
+        "the primary one: {shown}"
+    );
+    assert_eq!(shown["externalId"], "00u-prov0", "{shown}");
+    let listed = api.get("/users?q=prov0%40").await.body;
+    assert_eq!(listed["users"][0]["externalId"], "00u-prov0", "{listed}");
     let r = api
         .patch(&format!("/users/{u}"), json!({"orgId": sales_id}))
         .await;

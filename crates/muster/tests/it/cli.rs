@@ -236,6 +236,93 @@ async fn provider_add_then_serve_over_tcp() {
     let org = run_json(muster(&dir).args(["org", "add", "--name", "Research", "--json"]));
     assert_eq!(org["name"], "Research", "{org}");
 
+    // What the provider sent, as an administrator reads it: email, externalId, SCIM groups.
+    let ada: Value = client
+        .post(format!("{base}/Users"))
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .body(r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada@example.com",
+                  "externalId":"00u-ada","name":{"givenName":"Ada","familyName":"Lovelace"},
+                  "emails":[{"value":"ada@home.example","type":"home"},{"value":"Ada@Example.com","type":"work","primary":true}]}"#)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    let ada_id = ada["id"].as_str().unwrap_or_default().to_string();
+    let group = client
+        .post(format!("{base}/Groups"))
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .body(format!(r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Engineering","members":[{{"value":"{ada_id}"}}]}}"#))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(group.status().as_u16(), 201);
+    let text = muster(&dir)
+        .args(["user", "show", "ada@example.com"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&text.stdout);
+    for line in [
+        "  Name:          Ada Lovelace",
+        "  Email:         Ada@Example.com",
+        "  External ID:   00u-ada",
+        "  SCIM groups:   Engineering",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+    // `--json` is the API's shape (`GET /api/v1/users/{id}`).
+    let shown = run_json(muster(&dir).args(["user", "show", "ada@example.com", "--json"]));
+    assert_eq!(shown["email"], "Ada@Example.com", "{shown}");
+    assert_eq!(shown["externalId"], "00u-ada", "{shown}");
+    assert_eq!(shown["groups"][0]["displayName"], "Engineering", "{shown}");
+    assert_eq!(shown["owner"]["providerName"], "Okta", "{shown}");
+    assert_eq!(shown["scim"]["name"]["givenName"], "Ada", "{shown}");
+
+    // The guard, tripped by one turn-off out of two users, lists who waits for deactivation.
+    let set = muster(&dir)
+        .args([
+            "provider",
+            "guard",
+            "Okta",
+            "--percent",
+            "1",
+            "--min-users",
+            "0",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(set.status.success(), "{set:?}");
+    let off = client
+        .patch(format!("{base}/Users/{ada_id}"))
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .body(r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(off.status().as_u16(), 200);
+    let guard = muster(&dir)
+        .args(["provider", "guard", "Okta"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let guard = String::from_utf8_lossy(&guard.stdout);
+    assert!(guard.contains("HOLDING every deactivation"), "{guard}");
+    let table: Vec<&str> = guard
+        .lines()
+        .skip_while(|l| *l != "Deactivations pending:")
+        .collect();
+    assert!(
+        table.len() == 3 && table[1].starts_with("USER ID "),
+        "{guard}"
+    );
+    assert!(
+        table[2].starts_with(&ada_id) && table[2].ends_with("  ada@example.com"),
+        "{guard}"
+    );
+
     // SIGTERM: a graceful stop.
     let (mut server, status) = stop(server);
     assert!(status.success(), "exit: {status:?}");

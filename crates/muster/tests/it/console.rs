@@ -318,6 +318,7 @@ async fn admin_create_from_the_command_line() {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("MUSTER_DATA_DIR", &dir)
             .env("MUSTER_DATABASE_URL", &app.db.url)
+            .env("MUSTER_PUBLIC_URL", "https://muster.example.com")
             .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -348,7 +349,13 @@ async fn admin_create_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("Audit Log Viewer"));
+    let said = String::from_utf8_lossy(&ok.stdout);
+    assert!(said.contains("Audit Log Viewer"), "{said}");
+    // Where to sign in, as the browser reaches it.
+    assert!(
+        said.contains("Sign in at https://muster.example.com/console."),
+        "{said}"
+    );
     let dup = run(
         &["admin", "create", "--username", "ROOT"],
         &format!("{PASSWORD}\n"),
@@ -694,6 +701,26 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // Her address, the provider's id for her, and a group.
+    let r = app
+        .patch(
+            &p,
+            &format!("/Users/{ana}"),
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "externalId", "value": "00u-ana"},
+                           {"op": "add", "path": "emails", "value": [{"value": "ana.lima@example.com", "type": "work", "primary": true}]}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = app
+        .post(
+            &p,
+            "/Groups",
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Field Engineering", "members": [{"value": ana}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let cookie = session(&app, "ada").await;
     let page = html(&get(&app, "/console/users?q=ana", Some(&cookie)).await);
     assert!(
@@ -738,6 +765,26 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
     assert!(
         page.contains("<th scope=\"row\">Name</th><td>Ana Lima</td>"),
         "{page}"
+    );
+    // What the provider sent: her address, its id for her, her groups, the attributes.
+    for row in [
+        "<th scope=\"row\">Email</th><td>ana.lima@example.com</td>",
+        "<th scope=\"row\">External ID</th><td><code>00u-ana</code></td>",
+        "<th scope=\"row\">SCIM groups</th><td>Field Engineering</td>",
+        "<th scope=\"row\">Created</th><td><time datetime=\"20",
+    ] {
+        assert!(page.contains(row), "{row} in {page}");
+    }
+    assert!(
+        page.contains("<summary>SCIM attributes, as the provider sent them</summary><pre>{"),
+        "{page}"
+    );
+    assert!(page.contains("&#34;title&#34;: &#34;Lead&#34;"), "{page}");
+    // Ben, in no group and with no address, has neither row.
+    let ben_page = html(&get(&app, &format!("/console/users/{ben}"), Some(&cookie)).await);
+    assert!(
+        !ben_page.contains(">SCIM groups<") && !ben_page.contains(">Email<"),
+        "{ben_page}"
     );
     // Details in words: each changed attribute before and after, no raw JSON.
     assert!(
