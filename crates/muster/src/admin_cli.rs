@@ -274,7 +274,7 @@ pub enum UserCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Show one user with organization and roles.
+    /// Show one user: what its provider sent, organization, roles and SCIM groups.
     Show {
         /// The user's id or userName.
         #[arg(value_name = "USER")]
