@@ -285,6 +285,14 @@ pub struct UserQuery {
     /// userName or the name the user is shown as ([`crate::model::UserRecord::full_name`])
     /// containing this text, case-insensitively.
     pub text: Option<String>,
+    /// The user with exactly this userName, compared without case.
+    pub user_name: Option<String>,
+    /// Users whose provider gave them this `externalId` (compared exactly, as RFC 7643 §3.1
+    /// says it is the provider's own identifier): how an application finds the person an
+    /// identity provider signed in, by the id that provider knows them by.
+    pub external_id: Option<String>,
+    /// Users with this email address among their `emails`, compared without case.
+    pub email: Option<String>,
 }
 
 /// Providers and their tokens.

@@ -267,6 +267,12 @@ pub enum UserCmd {
         /// Text in the userName or the name shown (displayName, else the given and family names).
         #[arg(long)]
         search: Option<String>,
+        /// Those with this email address (without case).
+        #[arg(long)]
+        email: Option<String>,
+        /// Those their provider gave this externalId (the provider's own id for the person).
+        #[arg(long)]
+        external_id: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: u64,
@@ -720,6 +726,8 @@ pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::R
             status,
             provider,
             search,
+            email,
+            external_id,
             limit,
             json,
         } => {
@@ -743,11 +751,15 @@ pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::R
                     )),
                 },
                 text: search,
+                email,
+                external_id,
+                ..UserQuery::default()
             };
             let (users, more) = m.query_users(env, &q, None, limit).await?;
             if json {
                 print_json(&json!(users.iter().map(|u| json!({"id": u.id.to_string(), "userName": u.user_name, "status": u.status.as_str(),
-                    "orgId": u.org_id.to_string(), "providerId": u.provider_id.map(|p| p.to_string())})).collect::<Vec<_>>()))?;
+                    "orgId": u.org_id.to_string(), "providerId": u.provider_id.map(|p| p.to_string()),
+                    "email": u.primary_email(), "externalId": u.external_id})).collect::<Vec<_>>()))?;
             } else if users.is_empty() {
                 println!("No users match. Users arrive from a provider's SCIM requests, or: muster user create --user-name NAME");
             } else {

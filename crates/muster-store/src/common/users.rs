@@ -335,6 +335,27 @@ impl UserStore for DbTx {
                 .push_bind(pattern)
                 .push(" escape '!')");
         }
+        if let Some(name) = q.user_name.as_deref() {
+            qb.push(" and user_name_key = ").push_bind(key(name));
+        }
+        if let Some(external) = q.external_id.as_deref() {
+            // By way of the environment's providers, so that the (environment, provider,
+            // externalId) index answers it.
+            qb.push(" and external_id = ")
+                .push_bind(external.to_string())
+                .push(
+                    " and provider_id in (select provider_id from provider where environment_id = ",
+                )
+                .push_bind(env.0)
+                .push(")");
+        }
+        if let Some(email) = q.email.as_deref() {
+            qb.push(" and user_id in (select user_id from user_email where environment_id = ")
+                .push_bind(env.0)
+                .push(" and value_key = ")
+                .push_bind(email.trim().to_lowercase())
+                .push(")");
+        }
         if let Some(c) = after {
             qb.push(" and created_at >= ")
                 .push_bind(c.created_at.0)

@@ -29,6 +29,17 @@ pub(super) struct UserFilter {
     provider: Option<String>,
     /// Text in the userName or the display name.
     q: Option<String>,
+    /// The user with exactly this userName (without case).
+    #[serde(rename = "userName")]
+    #[param(rename = "userName")]
+    user_name: Option<String>,
+    /// Users with this email address (without case).
+    email: Option<String>,
+    /// Users their provider gave this `externalId` (compared exactly): the identity
+    /// provider's own id for the person, as its attribute mappings send it.
+    #[serde(rename = "externalId")]
+    #[param(rename = "externalId")]
+    external_id: Option<String>,
     /// The `nextCursor` of the previous page.
     cursor: Option<String>,
     /// Users per page, 1 to 1000 (default 100).
@@ -65,6 +76,9 @@ pub(super) async fn list(
             Some(p) => Some(Some(parse_id::<ProviderId>(p, "provider")?)),
         },
         text: q.q.clone(),
+        user_name: q.user_name.clone(),
+        external_id: q.external_id.clone(),
+        email: q.email.clone(),
     };
     let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
     // Read before the page, so that no change the page misses is before it.

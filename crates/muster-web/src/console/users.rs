@@ -153,6 +153,7 @@ async fn users_page(
             None => None,
         },
         text: text.map(str::to_string),
+        ..UserQuery::default()
     };
     let after = q.after.as_deref().and_then(decode);
     let loaded = (

@@ -363,6 +363,41 @@ async fn users_and_lifecycle_actions(b: Backend) {
     assert_eq!(shown["externalId"], "00u-prov0", "{shown}");
     let listed = api.get("/users?q=prov0%40").await.body;
     assert_eq!(listed["users"][0]["externalId"], "00u-prov0", "{listed}");
+    // Found by exact attributes, as an application looks up the person who signed in: the
+    // email (any of them, without case), the provider's externalId (exactly), the userName.
+    let found = |body: &Value| -> Vec<String> {
+        body["users"]
+            .as_array()
+            .map(|u| {
+                u.iter()
+                    .filter_map(|u| u["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for query in [
+        "email=PROV0%40example.com",
+        "email=p0%40home.example",
+        "externalId=00u-prov0",
+        "userName=PROV0%40Example.com",
+    ] {
+        let r = api.get(&format!("/users?{query}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {:?}", r.body);
+        assert_eq!(found(&r.body), [u.clone()], "{query}: {:?}", r.body);
+    }
+    for query in [
+        "externalId=00U-PROV0",
+        "email=prov0%40example",
+        "userName=prov0",
+    ] {
+        let r = api.get(&format!("/users?{query}")).await;
+        assert_eq!(
+            found(&r.body),
+            Vec::<String>::new(),
+            "{query}: {:?}",
+            r.body
+        );
+    }
     let r = api
         .patch(&format!("/users/{u}"), json!({"orgId": sales_id}))
         .await;
@@ -500,6 +535,38 @@ async fn users_and_lifecycle_actions(b: Backend) {
         assert!(e.is_some_and(|e| matches!(e.actor, Actor::Admin { .. }) && e.provider_id == Some(p.id)), "{action}");
     }
     drop(tx);
+    // An externalId is the provider's own: another provider may have given it too.
+    assert!(
+        found(&api.get("/users?externalId=00u-prov0").await.body).is_empty(),
+        "the PUT above sent none"
+    );
+    let r = app
+        .patch(
+            &p,
+            &format!("/Users/{u}"),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "add", "path": "externalId", "value": "shared-7"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let entra = app.provider("Entra ID").await;
+    let r = app
+        .post(
+            &entra,
+            "/Users",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "other@example.com", "externalId": "shared-7"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let other = r.body["id"].as_str().unwrap_or_default().to_string();
+    let both = found(&api.get("/users?externalId=shared-7").await.body);
+    assert_eq!(both, [u.to_string(), other], "oldest first");
+    let one = found(
+        &api.get(&format!("/users?externalId=shared-7&provider={}", p.id))
+            .await
+            .body,
+    );
+    assert_eq!(one, [u.to_string()]);
     app.finish().await;
 }
 

@@ -280,6 +280,21 @@ async fn provider_add_then_serve_over_tcp() {
     assert_eq!(shown["groups"][0]["displayName"], "Engineering", "{shown}");
     assert_eq!(shown["owner"]["providerName"], "Okta", "{shown}");
     assert_eq!(shown["scim"]["name"]["givenName"], "Ada", "{shown}");
+    for by in [
+        ["--external-id", "00u-ada"],
+        ["--email", "ADA@home.example"],
+    ] {
+        let listed = run_json(muster(&dir).args(["user", "list", "--json"]).args(by));
+        assert_eq!(listed.as_array().map(Vec::len), Some(1), "{by:?}: {listed}");
+        assert_eq!(listed[0]["id"], ada_id.as_str(), "{listed}");
+        assert_eq!(listed[0]["email"], "Ada@Example.com", "{listed}");
+    }
+    let none = run_json(muster(&dir).args(["user", "list", "--json", "--external-id", "00U-ADA"]));
+    assert_eq!(
+        none,
+        serde_json::json!([]),
+        "externalId is compared exactly"
+    );
 
     // The guard, tripped by one turn-off out of two users, lists who waits for deactivation.
     let set = muster(&dir)
