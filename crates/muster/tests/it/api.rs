@@ -383,7 +383,12 @@ async fn users_and_lifecycle_actions(b: Backend) {
     ] {
         let r = api.get(&format!("/users?{query}")).await;
         assert_eq!(r.status, StatusCode::OK, "{query}: {:?}", r.body);
-        assert_eq!(found(&r.body), [u.clone()], "{query}: {:?}", r.body);
+        assert_eq!(
+            found(&r.body),
+            std::slice::from_ref(u),
+            "{query}: {:?}",
+            r.body
+        );
     }
     for query in [
         "externalId=00U-PROV0",
