@@ -283,7 +283,8 @@ pub struct UserQuery {
     /// Only this provider's users; `Some(None)` for local users.
     pub provider: Option<Option<ProviderId>>,
     /// userName or the name the user is shown as ([`crate::model::UserRecord::full_name`])
-    /// containing this text, case-insensitively.
+    /// containing this text, case-insensitively; or an email address or externalId that is
+    /// exactly this text (the address without case).
     pub text: Option<String>,
     /// The user with exactly this userName, compared without case.
     pub user_name: Option<String>,

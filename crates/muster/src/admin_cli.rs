@@ -264,7 +264,7 @@ pub enum UserCmd {
         /// Only this provider's (its id or name), or "local".
         #[arg(long)]
         provider: Option<String>,
-        /// Text in the userName or the name shown (displayName, else the given and family names).
+        /// Text in the userName or the name shown (displayName, else the given and family names), or a whole email address or externalId.
         #[arg(long)]
         search: Option<String>,
         /// Those with this email address (without case).

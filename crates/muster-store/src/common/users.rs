@@ -329,11 +329,20 @@ impl UserStore for DbTx {
                 .replace('%', "!%")
                 .replace('_', "!_");
             let pattern = format!("%{escaped}%");
+            // Or exactly an address or the provider's externalId, when someone has it: an
+            // administrator searches by what they have in hand.
+            let mut exact = self.ids_by_email(env, text).await?;
+            exact.extend(self.ids_by_external_id(env, q.provider, text).await?);
             qb.push(" and (user_name_key like ")
                 .push_bind(pattern.clone())
                 .push(" escape '!' or shown_name_key like ")
                 .push_bind(pattern)
-                .push(" escape '!')");
+                .push(" escape '!'");
+            if !exact.is_empty() {
+                qb.push(" or ");
+                push_cond(&mut qb, &Cond::IdIn(exact), "user_id");
+            }
+            qb.push(")");
         }
         if let Some(name) = q.user_name.as_deref() {
             qb.push(" and user_name_key = ").push_bind(key(name));
@@ -509,44 +518,58 @@ impl DbTx {
         env: EnvironmentId,
         q: &UserQuery,
     ) -> StoreResult<Option<Vec<Uuid>>> {
-        let mut ids: Option<Vec<Uuid>> = None;
-        if let Some(email) = q.email.as_deref() {
+        let by_email = match q.email.as_deref() {
+            Some(email) => Some(self.ids_by_email(env, email).await?),
+            None => None,
+        };
+        let by_external = match q.external_id.as_deref() {
+            Some(external) => Some(self.ids_by_external_id(env, q.provider, external).await?),
+            None => None,
+        };
+        Ok(match (by_email, by_external) {
+            (Some(a), Some(b)) => Some(a.into_iter().filter(|u| b.contains(u)).collect()),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// The users with this address among their emails (`user_email`'s index).
+    async fn ids_by_email(&mut self, env: EnvironmentId, email: &str) -> StoreResult<Vec<Uuid>> {
+        let st = Stmt::new(
+            "select user_id from user_email where environment_id = $1 and value_key = $2 limit 10000",
+        )
+        .arg(env.0)
+        .arg(email.trim().to_lowercase());
+        self.lookup(&st, |r| get(r, "user_id")).await
+    }
+
+    /// The users a provider gave this externalId: one lookup of the (environment, provider,
+    /// externalId) index per provider, or of the one the listing is narrowed to.
+    async fn ids_by_external_id(
+        &mut self,
+        env: EnvironmentId,
+        provider: Option<Option<ProviderId>>,
+        external: &str,
+    ) -> StoreResult<Vec<Uuid>> {
+        let providers: Vec<Uuid> = match provider {
+            Some(Some(p)) => vec![p.0],
+            Some(None) => Vec::new(),
+            None => {
+                let st = Stmt::new("select provider_id from provider where environment_id = $1")
+                    .arg(env.0);
+                self.lookup(&st, |r| get(r, "provider_id")).await?
+            }
+        };
+        let mut found = Vec::new();
+        for p in providers {
             let st = Stmt::new(
-                "select user_id from user_email where environment_id = $1 and value_key = $2 limit 10000",
+                "select user_id from user_account where environment_id = $1 and provider_id = $2 \
+                 and external_id = $3 limit 10000",
             )
             .arg(env.0)
-            .arg(email.trim().to_lowercase());
-            ids = Some(self.lookup(&st, |r| get(r, "user_id")).await?);
+            .arg(p)
+            .arg(external);
+            found.extend(self.lookup(&st, |r| get::<Uuid, _>(r, "user_id")).await?);
         }
-        if let Some(external) = q.external_id.as_deref() {
-            // An externalId is its provider's: one index lookup per provider, or the one the
-            // query names.
-            let providers: Vec<Uuid> = match q.provider {
-                Some(Some(p)) => vec![p.0],
-                Some(None) => Vec::new(),
-                None => {
-                    let st =
-                        Stmt::new("select provider_id from provider where environment_id = $1")
-                            .arg(env.0);
-                    self.lookup(&st, |r| get(r, "provider_id")).await?
-                }
-            };
-            let mut found = Vec::new();
-            for p in providers {
-                let st = Stmt::new(
-                    "select user_id from user_account where environment_id = $1 and provider_id = $2 \
-                     and external_id = $3 limit 10000",
-                )
-                .arg(env.0)
-                .arg(p)
-                .arg(external);
-                found.extend(self.lookup(&st, |r| get::<Uuid, _>(r, "user_id")).await?);
-            }
-            ids = Some(match ids {
-                Some(by_email) => found.into_iter().filter(|u| by_email.contains(u)).collect(),
-                None => found,
-            });
-        }
-        Ok(ids)
+        Ok(found)
     }
 }

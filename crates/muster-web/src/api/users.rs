@@ -27,7 +27,7 @@ pub(super) struct UserFilter {
     status: Option<String>,
     /// Only this provider's users; `local` for local users.
     provider: Option<String>,
-    /// Text in the userName or the display name.
+    /// Text in the userName or the display name; or a whole email address or externalId.
     q: Option<String>,
     /// The user with exactly this userName (without case).
     #[serde(rename = "userName")]

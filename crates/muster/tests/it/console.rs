@@ -780,6 +780,19 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
         "{page}"
     );
     assert!(page.contains("&#34;title&#34;: &#34;Lead&#34;"), "{page}");
+    // Searched by what an administrator has in hand: the address or the provider's id.
+    for search in ["ANA.LIMA%40example.com", "00u-ana"] {
+        let found = html(&get(&app, &format!("/console/users?q={search}"), Some(&cookie)).await);
+        assert!(
+            found.contains("ana@example.com") && !found.contains("ben@example.com"),
+            "{search}: {found}"
+        );
+    }
+    let found = html(&get(&app, "/console/users?q=00u-an", Some(&cookie)).await);
+    assert!(
+        found.contains("No user matches"),
+        "externalId only whole: {found}"
+    );
     // Ben, in no group and with no address, has neither row.
     let ben_page = html(&get(&app, &format!("/console/users/{ben}"), Some(&cookie)).await);
     assert!(
