@@ -904,7 +904,7 @@ pub async fn run_sync_log(m: &Muster, env: EnvironmentId, cmd: SyncLogCmd) -> an
             limit,
             json,
         } => {
-            let (rows, _) = m
+            let (rows, more) = m
                 .query_sync_log(env, &filter.query(m, env).await?, None, limit)
                 .await?;
             if json {
@@ -913,22 +913,39 @@ pub async fn run_sync_log(m: &Muster, env: EnvironmentId, cmd: SyncLogCmd) -> an
                     .map(|(id, e)| muster_core::synclog::query::LogEntryView::new(*id, e, &names))
                     .collect();
                 print_json(&entries)?;
+            } else if rows.is_empty() {
+                println!("No entries match.");
             } else {
-                for (_, e) in rows {
+                println!(
+                    "{:<24}  {:<16}  {:<28}  {:<7}  SUBJECT",
+                    "TIME", "PROVIDER", "ACTION", "RESULT"
+                );
+                for (_, e) in &rows {
                     let provider = e
                         .provider_id
                         .and_then(|p| names.get(&p))
                         .map(String::as_str)
                         .unwrap_or("-");
                     let subject = e.subject_name.as_deref().unwrap_or("-");
-                    let result = if e.outcome == muster_core::model::Outcome::Error {
-                        format!("ERROR {}", e.message.as_deref().unwrap_or(""))
-                    } else {
-                        String::new()
+                    let line = match (e.outcome, e.message.as_deref()) {
+                        (muster_core::model::Outcome::Error, Some(why)) => {
+                            format!("{subject}: {why}")
+                        }
+                        _ => subject.to_string(),
                     };
                     println!(
-                        "{}  {:<16}  {:<26}  {}  {}",
-                        e.at, provider, e.action, subject, result
+                        "{:<24}  {:<16}  {:<28}  {:<7}  {line}",
+                        e.at.to_string(),
+                        provider,
+                        e.action.as_str(),
+                        e.outcome.as_str(),
+                    );
+                }
+                if more.is_some() {
+                    // On stderr, so that the table piped elsewhere stays a table.
+                    eprintln!(
+                        "The newest {} entries shown; more match. Raise --limit (up to 1000), narrow with the filters, or use `muster sync-log export`.",
+                        rows.len()
                     );
                 }
             }

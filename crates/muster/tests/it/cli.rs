@@ -863,6 +863,30 @@ fn text_lists_have_headers_and_a_cut_list_says_so() {
         assert!(text.starts_with(head), "{args:?}: {text}");
         assert!(text.lines().count() > 1, "{args:?}: {text}");
     }
+    // The sync log: columns under a header, the result in words, a cut list said on stderr.
+    let (log, note) = list(&["sync-log", "list", "--limit", "3"]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    let action_at = lines[0].find("ACTION").unwrap_or(usize::MAX);
+    assert!(
+        lines[0].starts_with("TIME ") && lines[0].ends_with("SUBJECT"),
+        "{log}"
+    );
+    for line in &lines[1..] {
+        // Every action starts under its heading, whatever the provider's name.
+        assert!(
+            line.get(action_at..)
+                .is_some_and(|a| a.contains('.') && !a.starts_with(' ')),
+            "{log}"
+        );
+        assert!(line.contains("  success  "), "{log}");
+    }
+    assert!(
+        note.contains("The newest 3 entries shown; more match"),
+        "{note}"
+    );
+    let (none, _) = list(&["sync-log", "list", "--action", "no.such_action"]);
+    assert_eq!(none.trim(), "No entries match.");
     // An API token is revoked by its label (or prefix, or id) as well.
     let (said, _) = list(&["admin", "token", "revoke", "CI"]);
     assert!(said.contains("revoked"), "{said}");
