@@ -48,7 +48,7 @@ impl ScimType {
 
 impl fmt::Display for ScimType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
