@@ -282,7 +282,7 @@ pub enum UserCmd {
     },
     /// Show one user: what its provider sent, organization, roles and SCIM groups.
     Show {
-        /// The user's id or userName.
+        /// The user's id or userName (or an email address or externalId only one user has).
         #[arg(value_name = "USER")]
         id: String,
         /// Print JSON.
@@ -307,31 +307,31 @@ pub enum UserCmd {
     },
     /// Block a user (cannot sign in; data kept).
     Block {
-        /// The user's id or userName.
+        /// The user's id or userName (or an email address or externalId only one user has).
         #[arg(value_name = "USER")]
         id: String,
     },
     /// Unblock a user.
     Unblock {
-        /// The user's id or userName.
+        /// The user's id or userName (or an email address or externalId only one user has).
         #[arg(value_name = "USER")]
         id: String,
     },
     /// Deactivate a user at once.
     Deactivate {
-        /// The user's id or userName.
+        /// The user's id or userName (or an email address or externalId only one user has).
         #[arg(value_name = "USER")]
         id: String,
     },
     /// Reactivate a user.
     Reactivate {
-        /// The user's id or userName.
+        /// The user's id or userName (or an email address or externalId only one user has).
         #[arg(value_name = "USER")]
         id: String,
     },
     /// Move a user to another organization.
     Move {
-        /// The user's id or userName.
+        /// The user's id or userName (or an email address or externalId only one user has).
         #[arg(value_name = "USER")]
         id: String,
         /// The organization's id or name.
@@ -340,7 +340,7 @@ pub enum UserCmd {
     },
     /// Set a user's roles (none: the organization's defaults apply).
     Roles {
-        /// The user's id or userName.
+        /// The user's id or userName (or an email address or externalId only one user has).
         #[arg(value_name = "USER")]
         id: String,
         /// A role's id or name (repeat the flag).
@@ -349,7 +349,7 @@ pub enum UserCmd {
     },
     /// Set or clear legal hold.
     LegalHold {
-        /// The user's id or userName.
+        /// The user's id or userName (or an email address or externalId only one user has).
         #[arg(value_name = "USER")]
         id: String,
         /// on or off.
@@ -708,13 +708,42 @@ pub async fn run_role(m: &Muster, env: EnvironmentId, cmd: RoleCmd) -> anyhow::R
 
 /// The user a command names: by id, or by userName, compared without case as SCIM compares
 /// userNames (RFC 7643 §4.1.1). A userName is unique in its environment, so it names one user.
+/// A user named on the command line: by id or userName, else by an email address or the
+/// provider's externalId when exactly one user has it.
 async fn find_user(m: &Muster, env: EnvironmentId, key: &str) -> anyhow::Result<UserId> {
     if let Ok(id) = key.parse::<UserId>() {
         return Ok(id);
     }
-    m.user_id_by_name(env, key)
-        .await?
-        .with_context(|| format!("no user has the id or userName \"{key}\""))
+    if let Some(id) = m.user_id_by_name(env, key).await? {
+        return Ok(id);
+    }
+    let by_email = UserQuery {
+        email: Some(key.to_string()),
+        ..UserQuery::default()
+    };
+    let by_external = UserQuery {
+        external_id: Some(key.to_string()),
+        ..UserQuery::default()
+    };
+    for (q, what) in [(by_email, "the address"), (by_external, "the externalId")] {
+        let (users, _) = m.query_users(env, &q, None, 10).await?;
+        match users.as_slice() {
+            [] => continue,
+            [one] => return Ok(one.id),
+            many => {
+                let names: Vec<String> = many
+                    .iter()
+                    .map(|u| format!("{} ({})", u.user_name, u.id))
+                    .collect();
+                anyhow::bail!(
+                    "{} users have {what} \"{key}\": {}; name one by its userName or id",
+                    many.len(),
+                    names.join(", ")
+                );
+            }
+        }
+    }
+    anyhow::bail!("no user has the id, userName, email address or externalId \"{key}\"")
 }
 
 pub async fn run_user(m: &Muster, env: EnvironmentId, cmd: UserCmd) -> anyhow::Result<()> {

@@ -230,7 +230,8 @@ async fn provider_add_then_serve_over_tcp() {
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!none.status.success());
-    assert!(String::from_utf8_lossy(&none.stderr).contains("no user has the id or userName"));
+    assert!(String::from_utf8_lossy(&none.stderr)
+        .contains("no user has the id, userName, email address or externalId"));
 
     // `add` and `create` are the same command wherever one of them is.
     let org = run_json(muster(&dir).args(["org", "add", "--name", "Research", "--json"]));
@@ -288,6 +289,11 @@ async fn provider_add_then_serve_over_tcp() {
         assert_eq!(listed.as_array().map(Vec::len), Some(1), "{by:?}: {listed}");
         assert_eq!(listed[0]["id"], ada_id.as_str(), "{listed}");
         assert_eq!(listed[0]["email"], "Ada@Example.com", "{listed}");
+    }
+    // A user is named by an address or the provider's id for them as well.
+    for name in ["ada@home.example", "00u-ada"] {
+        let shown = run_json(muster(&dir).args(["user", "show", name, "--json"]));
+        assert_eq!(shown["id"], ada_id.as_str(), "{name}: {shown}");
     }
     let none = run_json(muster(&dir).args(["user", "list", "--json", "--external-id", "00U-ADA"]));
     assert_eq!(
@@ -991,6 +997,29 @@ fn organizations_and_roles_are_named_by_name() {
         rnd["effective_default_roles"][0]["name"], "PROe User",
         "{orgs}"
     );
+
+    // An address two users share names neither: both are listed and nothing changes.
+    for name in ["kim@example.com", "kim.lee@example.com"] {
+        ok(&[
+            "user",
+            "create",
+            "--user-name",
+            name,
+            "--email",
+            "Team@Example.com",
+        ]);
+    }
+    let shared = run(&["user", "block", "team@example.com"]);
+    assert!(!shared.status.success());
+    let said = String::from_utf8_lossy(&shared.stderr);
+    assert!(
+        said.contains("2 users have the address \"team@example.com\"")
+            && said.contains("kim@example.com (")
+            && said.contains("kim.lee@example.com ("),
+        "{said}"
+    );
+    let kim = run_json(muster(&dir).args(["user", "show", "kim@example.com", "--json"]));
+    assert_eq!(kim["status"], "active", "{kim}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
