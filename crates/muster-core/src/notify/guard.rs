@@ -133,6 +133,18 @@ impl Muster {
             &data,
         )
         .await?;
+        // For whoever watches the server's log rather than its mail or metrics. Written in the
+        // transaction of the turn-off: should it fail, the request fails and says so too.
+        tracing::warn!(
+            provider = %ctx.id(),
+            provider_name = %ctx.provider.name,
+            turned_off,
+            active_before = base,
+            window_minutes = g.window_secs / 60,
+            "mass-deactivation guard tripped: every deactivation from this provider is held until an administrator releases the hold or restores the users (console: {}/console/providers/{}/guard)",
+            self.settings.public_url,
+            ctx.id()
+        );
         Ok(())
     }
 

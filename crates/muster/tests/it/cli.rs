@@ -386,6 +386,21 @@ async fn provider_add_then_serve_over_tcp() {
         let micros = ms * 1000.0;
         assert!((micros - micros.round()).abs() < 1e-6, "{ms} in {logs}");
     }
+    // The guard's trip, for whoever watches the log.
+    let tripped = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("mass-deactivation guard tripped"))
+        })
+        .unwrap_or_default();
+    assert_eq!(tripped["level"], "WARN", "{logs}");
+    assert_eq!(tripped["provider_name"], "Okta", "{tripped}");
+    assert_eq!(tripped["turned_off"], 1, "{tripped}");
+    // Within the request that tripped it: the PATCH's own id and path.
+    assert_eq!(tripped["span"]["method"], "PATCH", "{tripped}");
     // A new installation is told its next step: here a provider exists, an administrator not.
     assert!(logs.contains("no administrator yet"), "{logs}");
     assert!(!logs.contains("no provisioning provider yet"), "{logs}");
