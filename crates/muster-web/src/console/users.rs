@@ -49,6 +49,8 @@ struct UserRow {
     id: UserId,
     user_name: String,
     name: String,
+    /// The user's address when it is not its userName (Entra ID's userName is the UPN).
+    email: Option<String>,
     org: String,
     status: &'static str,
     owner: String,
@@ -177,6 +179,10 @@ async fn users_page(
             id: u.id,
             user_name: u.user_name.clone(),
             name: u.full_name().unwrap_or_default(),
+            email: u
+                .primary_email()
+                .filter(|e| !e.eq_ignore_ascii_case(&u.user_name))
+                .map(str::to_string),
             org: org_names.get(&u.org_id).copied().unwrap_or("").to_string(),
             status: u.status.as_str(),
             owner: match u.provider_id {

@@ -780,12 +780,19 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
         "{page}"
     );
     assert!(page.contains("&#34;title&#34;: &#34;Lead&#34;"), "{page}");
-    // Searched by what an administrator has in hand: the address or the provider's id.
+    // Searched by what an administrator has in hand: the address or the provider's id. The
+    // list shows the address under the name, as it is not her userName.
     for search in ["ANA.LIMA%40example.com", "00u-ana"] {
         let found = html(&get(&app, &format!("/console/users?q={search}"), Some(&cookie)).await);
         assert!(
             found.contains("ana@example.com") && !found.contains("ben@example.com"),
             "{search}: {found}"
+        );
+        assert!(
+            found.contains(
+                "<div class=\"muted\">Ana Lima</div><div class=\"muted\">ana.lima@example.com</div>"
+            ),
+            "{found}"
         );
     }
     let found = html(&get(&app, "/console/users?q=00u-an", Some(&cookie)).await);
