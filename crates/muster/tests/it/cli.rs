@@ -34,6 +34,26 @@ fn run_json(cmd: &mut Command) -> Value {
         .unwrap_or_else(|e| panic!("json: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// A SCIM request to a running server: its status and JSON body.
+async fn scim(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: String,
+) -> (u16, Value) {
+    let r = client
+        .request(method, url)
+        .bearer_auth(token)
+        .header("content-type", "application/scim+json")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
 /// `muster provider add --name Okta`: what it printed, the token and the SCIM base URL.
 fn add_okta(dir: &std::path::Path, public: &str) -> (Value, String, String) {
     let added = run_json(
@@ -238,29 +258,28 @@ async fn provider_add_then_serve_over_tcp() {
     assert_eq!(org["name"], "Research", "{org}");
 
     // What the provider sent, as an administrator reads it: email, externalId, SCIM groups.
-    let ada: Value = client
-        .post(format!("{base}/Users"))
-        .bearer_auth(&token)
-        .header("content-type", "application/scim+json")
-        .body(r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada@example.com",
-                  "externalId":"00u-ada","name":{"givenName":"Ada","familyName":"Lovelace"},
-                  "emails":[{"value":"ada@home.example","type":"home"},{"value":"Ada@Example.com","type":"work","primary":true}]}"#)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
+    let (status, ada) = scim(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/Users"),
+        &token,
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada@example.com",
+            "externalId":"00u-ada","name":{"givenName":"Ada","familyName":"Lovelace"},
+            "emails":[{"value":"ada@home.example","type":"home"},{"value":"Ada@Example.com","type":"work","primary":true}]}"#
+            .into(),
+    )
+    .await;
+    assert_eq!(status, 201, "{ada}");
     let ada_id = ada["id"].as_str().unwrap_or_default().to_string();
-    let group = client
-        .post(format!("{base}/Groups"))
-        .bearer_auth(&token)
-        .header("content-type", "application/scim+json")
-        .body(format!(r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Engineering","members":[{{"value":"{ada_id}"}}]}}"#))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(group.status().as_u16(), 201);
+    let (status, group) = scim(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/Groups"),
+        &token,
+        format!(r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Engineering","members":[{{"value":"{ada_id}"}}]}}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
     let text = muster(&dir)
         .args(["user", "show", "ada@example.com"])
         .output()
@@ -316,15 +335,15 @@ async fn provider_add_then_serve_over_tcp() {
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(set.status.success(), "{set:?}");
-    let off = client
-        .patch(format!("{base}/Users/{ada_id}"))
-        .bearer_auth(&token)
-        .header("content-type", "application/scim+json")
-        .body(r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(off.status().as_u16(), 200);
+    let (status, off) = scim(
+        &client,
+        reqwest::Method::PATCH,
+        format!("{base}/Users/{ada_id}"),
+        &token,
+        r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#.into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{off}");
     let guard = muster(&dir)
         .args(["provider", "guard", "Okta"])
         .output()
