@@ -80,6 +80,24 @@ async fn metrics_count_requests_and_scheduled_deactivations(b: Backend) {
     assert_eq!(value(&text, "muster_scheduler_lag_seconds"), Some(0.0));
     assert_eq!(value(&text, "muster_up"), Some(1.0));
     assert!(!text.contains(&p.token), "no secret in metrics");
+    // Every metric is in the operations guide's table, by the name it is scraped by.
+    let guide = include_str!("../../../../docs/operations.md");
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(
+        families.contains(&"muster_up") && families.len() >= 15,
+        "{text}"
+    );
+    for family in families {
+        let counter = format!("`{family}_total`");
+        assert!(
+            guide.contains(&format!("`{family}`")) || guide.contains(&counter),
+            "{family} is not in docs/operations.md"
+        );
+    }
 
     // Past the due time with no scheduler run, the lag shows.
     app.clock.advance_secs(16 * 60);
