@@ -510,6 +510,10 @@ impl UserStore for DbTx {
     }
 }
 
+/// The most users an exact email or externalId condition finds (SCIM's email filters read as
+/// many, `listing.rs`).
+const EXACT_MATCHES: usize = 10_000;
+
 impl DbTx {
     /// The ids of the users a listing's exact email and externalId conditions allow, each
     /// read through its index; `None` when the query has neither.
@@ -527,7 +531,10 @@ impl DbTx {
             None => None,
         };
         Ok(match (by_email, by_external) {
-            (Some(a), Some(b)) => Some(a.into_iter().filter(|u| b.contains(u)).collect()),
+            (Some(a), Some(b)) => {
+                let b: std::collections::HashSet<Uuid> = b.into_iter().collect();
+                Some(a.into_iter().filter(|u| b.contains(u)).collect())
+            }
             (a, b) => a.or(b),
         })
     }
@@ -535,10 +542,11 @@ impl DbTx {
     /// The users with this address among their emails (`user_email`'s index).
     async fn ids_by_email(&mut self, env: EnvironmentId, email: &str) -> StoreResult<Vec<Uuid>> {
         let st = Stmt::new(
-            "select user_id from user_email where environment_id = $1 and value_key = $2 limit 10000",
+            "select user_id from user_email where environment_id = $1 and value_key = $2 limit $3",
         )
         .arg(env.0)
-        .arg(email.trim().to_lowercase());
+        .arg(email.trim().to_lowercase())
+        .arg(EXACT_MATCHES as i64);
         self.lookup(&st, |r| get(r, "user_id")).await
     }
 
@@ -560,14 +568,20 @@ impl DbTx {
             }
         };
         let mut found = Vec::new();
+        // At most as many as one address finds, whatever the number of providers: the ids become
+        // bound values of the listing's statement, which PostgreSQL limits to 65,535.
         for p in providers {
+            if found.len() >= EXACT_MATCHES {
+                break;
+            }
             let st = Stmt::new(
                 "select user_id from user_account where environment_id = $1 and provider_id = $2 \
-                 and external_id = $3 limit 10000",
+                 and external_id = $3 limit $4",
             )
             .arg(env.0)
             .arg(p)
-            .arg(external);
+            .arg(external)
+            .arg((EXACT_MATCHES - found.len()) as i64);
             found.extend(self.lookup(&st, |r| get::<Uuid, _>(r, "user_id")).await?);
         }
         Ok(found)

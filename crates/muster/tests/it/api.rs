@@ -390,7 +390,15 @@ async fn users_and_lifecycle_actions(b: Backend) {
             r.body
         );
     }
+    // Both: the users that have the address and the externalId.
+    let both = found(
+        &api.get("/users?email=prov0%40example.com&externalId=00u-prov0")
+            .await
+            .body,
+    );
+    assert_eq!(both, std::slice::from_ref(u));
     for query in [
+        "email=prov0%40example.com&externalId=00u-prov1",
         "externalId=00U-PROV0",
         "email=prov0%40example",
         "userName=prov0",
