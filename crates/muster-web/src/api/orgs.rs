@@ -15,6 +15,7 @@ use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct OrgFilter {
     /// `active` or `deactivated`.
     status: Option<String>,

@@ -22,6 +22,7 @@ use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct LogFilter {
     /// From this time on (RFC 3339, inclusive).
     since: Option<String>,

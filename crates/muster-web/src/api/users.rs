@@ -20,6 +20,7 @@ use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct UserFilter {
     /// Only this organization's users.
     org: Option<String>,
@@ -63,6 +64,19 @@ pub(super) async fn list(
     auth: AdminAuth,
     ApiQuery(q): ApiQuery<UserFilter>,
 ) -> ApiResult {
+    // An exact filter left empty finds no one; refused, so that an application whose variable
+    // was empty hears of it rather than reading an empty page as "no such person".
+    for (name, value) in [
+        ("userName", &q.user_name),
+        ("email", &q.email),
+        ("externalId", &q.external_id),
+    ] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(ApiError::bad_request(format!(
+                "'{name}' is empty: give a value, or leave it out to list every user"
+            )));
+        }
+    }
     let query = UserQuery {
         org: q
             .org

@@ -390,6 +390,22 @@ async fn users_and_lifecycle_actions(b: Backend) {
             r.body
         );
     }
+    // A misspelt parameter, or an exact one left empty, is refused rather than ignored: an
+    // application looking for one person must not be given everyone, or no one, silently.
+    for (query, says) in [
+        ("externalid=00u-prov0", "unknown field `externalid`"),
+        ("externalId=", "'externalId' is empty"),
+        ("email=%20", "'email' is empty"),
+        ("userName=", "'userName' is empty"),
+    ] {
+        let r = api.get(&format!("/users?{query}")).await;
+        assert_api_error(&r, 400, "invalid");
+        let message = r.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{query}: {message}");
+    }
+    for path in ["/orgs?stauts=active", "/sync-log?acton=user.created"] {
+        assert_api_error(&api.get(path).await, 400, "invalid");
+    }
     // Both: the users that have the address and the externalId.
     let both = found(
         &api.get("/users?email=prov0%40example.com&externalId=00u-prov0")
