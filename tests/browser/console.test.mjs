@@ -205,6 +205,17 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   assert.equal(await sent.isVisible(), false, "folded");
   await page.getByText("SCIM attributes, as the provider sent them").click();
   await sent.waitFor();
+  // His group's page, from that row: its members, and what the two mappings do with them.
+  await page.getByRole("row", { name: /SCIM groups/ }).getByRole("link", { name: "Engineering" }).click();
+  await page.getByRole("heading", { name: "Engineering", level: 1 }).waitFor();
+  const placement = await page.getByRole("row", { name: /Placement/ }).innerText();
+  assert.match(placement, /Organization mapping: Engineering, priority 2 of 2: its members go there unless a group of a higher priority also has them/);
+  const groupRoles = await page.getByRole("row", { name: /^Roles/ }).innerText();
+  assert.match(groupRoles, /Role mapping: Desktop User, PROe User/);
+  for (const who of ["ana@example.com", "ben@example.com"]) {
+    await page.getByRole("link", { name: who }).waitFor();
+  }
+  await page.screenshot({ path: join(shots, "console-group.png"), fullPage: true });
   await page.goto(`${base}/console/users/${user.id}`);
   await page.getByRole("row", { name: /Organization Engineering/ }).waitFor();
   await page.goBack();

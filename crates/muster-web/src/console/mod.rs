@@ -16,6 +16,7 @@
 mod access;
 mod admins;
 mod apps;
+mod groups;
 mod guard;
 mod html;
 mod notifications;
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(webhooks::details).post(webhooks::details_act),
         )
         .route("/console/users/new", post(users::create))
+        .route("/console/groups/{id}", get(groups::show))
         .route("/console/sync-log", get(synclog::page))
         .route("/console/sync-log/export.csv", get(synclog::export))
         .fallback(not_found)

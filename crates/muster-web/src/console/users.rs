@@ -258,8 +258,8 @@ struct UserPage<'a> {
     pending: Option<String>,
     org: &'a str,
     roles_held: String,
-    /// The SCIM groups the provider made it a member of, by name.
-    groups: Vec<&'a str>,
+    /// The SCIM groups the provider made it a member of, by name, with their pages.
+    groups: Vec<(String, &'a str)>,
     owner: String,
     created: String,
     updated: String,
@@ -370,7 +370,16 @@ async fn user_page(
         pending: u.deactivate_at.map(|t| t.to_rfc3339()),
         org: &d.org.name,
         roles_held,
-        groups: d.groups.iter().map(|g| g.display.as_str()).collect(),
+        groups: d
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    format!("/console/groups/{}", g.group_id),
+                    g.display.as_str(),
+                )
+            })
+            .collect(),
         owner,
         created: u.created_at.to_rfc3339(),
         updated: u.updated_at.to_rfc3339(),

@@ -216,7 +216,7 @@ async fn pages_follow_the_administrators_role(b: Backend) {
     admin(&app, "cca", AdminRole::CustomerCloudAdmin).await;
     admin(&app, "ima", AdminRole::IdentityManagementAdmin).await;
     admin(&app, "alv", AdminRole::AuditLogViewer).await;
-    app.provider("Okta").await;
+    let p = app.provider("Okta").await;
     for (user, allowed, denied) in [
         (
             "cca",
@@ -253,6 +253,36 @@ async fn pages_follow_the_administrators_role(b: Backend) {
                 "{user} has no link to {path}"
             );
         }
+    }
+    // A SCIM group's page is the providers' section's: its members are names an Identity
+    // Management Administrator reads, not links to users' pages it may not open.
+    let ana = app.create_user(&p, "ana@example.com").await;
+    let r = app
+        .post(
+            &p,
+            "/Groups",
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Staff", "members": [{"value": ana}]}),
+        )
+        .await;
+    let group = format!(
+        "/console/groups/{}",
+        r.body["id"].as_str().unwrap_or_default()
+    );
+    for (user, status, link) in [
+        ("cca", StatusCode::OK, true),
+        ("ima", StatusCode::OK, false),
+        ("alv", StatusCode::FORBIDDEN, false),
+    ] {
+        let cookie = session(&app, user).await;
+        let r = get(&app, &group, Some(&cookie)).await;
+        assert_eq!(r.status, status, "{user}");
+        let page = html(&r);
+        assert_eq!(
+            page.contains(&format!("href=\"/console/users/{ana}\"")),
+            link,
+            "{user}: {page}"
+        );
     }
     // What the pages show is real and escaped.
     let cookie = session(&app, "cca").await;
@@ -770,7 +800,7 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
     for row in [
         "<th scope=\"row\">Email</th><td>ana.lima@example.com</td>",
         "<th scope=\"row\">External ID</th><td><code>00u-ana</code></td>",
-        "<th scope=\"row\">SCIM groups</th><td>Field Engineering</td>",
+        "<th scope=\"row\">SCIM groups</th><td><a href=\"/console/groups/",
         "<th scope=\"row\">Created</th><td><time datetime=\"20",
     ] {
         assert!(page.contains(row), "{row} in {page}");
@@ -800,6 +830,25 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
         found.contains("No user matches"),
         "externalId only whole: {found}"
     );
+    // The group's page, from her page: its members, and where the mappings put them.
+    let group_href = page
+        .split("<th scope=\"row\">SCIM groups</th><td><a href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let group_page = html(&get(&app, &group_href, Some(&cookie)).await);
+    for part in [
+        "<h1>Field Engineering</h1>",
+        "<th scope=\"row\">Members</th><td>1</td>",
+        &format!("<a href=\"/console/users/{ana}\">ana@example.com</a>"),
+        "Organization mapping: none chosen for this provider yet.",
+        "Role mapping: none for this group.",
+    ] {
+        assert!(group_page.contains(part), "{part} in {group_page}");
+    }
+    let r = get(&app, &format!("/console/groups/{ana}"), Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "a user's id is no group's");
     // Ben, in no group and with no address, has neither row.
     let ben_page = html(&get(&app, &format!("/console/users/{ben}"), Some(&cookie)).await);
     assert!(
