@@ -53,6 +53,9 @@ pub enum Command {
     /// Users.
     #[command(subcommand)]
     User(crate::admin_cli::UserCmd),
+    /// SCIM groups: list them, and show one's members and what the mappings do with them.
+    #[command(subcommand)]
+    Group(crate::group_cli::GroupCmd),
     /// The sync log: list and export.
     #[command(subcommand, name = "sync-log")]
     SyncLog(crate::admin_cli::SyncLogCmd),
@@ -246,6 +249,7 @@ pub async fn run_command(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
         Command::Org(c) => crate::admin_cli::run_org(m, env, c).await,
         Command::Role(c) => crate::admin_cli::run_role(m, env, c).await,
         Command::User(c) => crate::admin_cli::run_user(m, env, c).await,
+        Command::Group(c) => crate::group_cli::run_group(m, env, c).await,
         Command::SyncLog(c) => crate::admin_cli::run_sync_log(m, env, c).await,
         Command::Mapping(c) => crate::mapping_cli::run_mapping(m, env, c).await,
         Command::Backup { to, file } => match to.or(file) {

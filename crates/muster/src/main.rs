@@ -4,6 +4,7 @@ mod admin_cli;
 mod app_cli;
 mod cli;
 mod config;
+mod group_cli;
 mod http;
 mod log_sink;
 mod logging;

@@ -142,6 +142,55 @@ pub struct MappingView {
     pub groups_without_role_mapping: Vec<GroupSummary>,
 }
 
+/// What a provider's mappings do with the members of one of its SCIM groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPlacement {
+    /// Where the organization mapping puts them, in words.
+    pub org: String,
+    /// The roles the group's role mapping gives, by name; empty when it has none.
+    pub roles: Vec<String>,
+}
+
+impl MappingView {
+    /// What these mappings do with the members of `group`: the organization mapping entry that
+    /// names it and its priority (or why the method places them otherwise), and the roles its
+    /// role mapping gives.
+    pub fn placement_of(&self, group: GroupId) -> GroupPlacement {
+        let entries = self.group_mappings.len();
+        let org = match self.org_mapping.as_ref().map(|o| o.method) {
+            Some(OrgMethod::Groups) => match self
+                .group_mappings
+                .iter()
+                .find(|e| e.groups.iter().any(|g| g.id == group))
+            {
+                Some(e) if e.priority == 1 => format!(
+                    "Organization mapping: {}, priority 1 of {entries}: its members go there.",
+                    e.org.name
+                ),
+                Some(e) => format!(
+                    "Organization mapping: {}, priority {} of {entries}: its members go there \
+                     unless a group of a higher priority also has them.",
+                    e.org.name, e.priority
+                ),
+                None => "Organization mapping: this group is in no entry; its members go where \
+                         their other groups, or the unmapped users' organization, put them."
+                    .into(),
+            },
+            Some(_) => "Organization mapping: this provider places users by another method than \
+                        SCIM groups."
+                .into(),
+            None => "Organization mapping: none chosen for this provider yet.".into(),
+        };
+        let roles = self
+            .role_mappings
+            .iter()
+            .find(|r| r.group.id == group)
+            .map(|r| r.roles.iter().map(|x| x.name.clone()).collect())
+            .unwrap_or_default();
+        GroupPlacement { org, roles }
+    }
+}
+
 /// The organization mapping method, with names.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]

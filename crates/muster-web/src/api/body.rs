@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use muster_core::ids::{GroupId, OrgId, ProviderId, RoleId, TokenId, UserId};
 use muster_core::mapping::preview::Applied;
-use muster_core::model::{Provider, ProviderToken, Role, UserRecord};
+use muster_core::model::{GroupRecord, MemberRef, Provider, ProviderToken, Role, UserRecord};
 use muster_core::orgs::{OrgTree, OrgView};
 use muster_core::synclog::query::LogEntryView;
 use muster_core::users::directory::UserDetail;
@@ -402,4 +402,78 @@ pub struct LogPage {
 #[derive(Serialize, ToSchema)]
 pub struct AppliedBody {
     pub applied: Applied,
+}
+
+/// A group.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupBody {
+    id: GroupId,
+    display_name: String,
+    external_id: Option<String>,
+    /// The provider that pushes it.
+    provider_id: ProviderId,
+    provider_name: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl GroupBody {
+    pub fn new(g: &GroupRecord, providers: &HashMap<ProviderId, String>) -> Self {
+        GroupBody {
+            id: g.id,
+            display_name: g.display_name.clone(),
+            external_id: g.external_id.clone(),
+            provider_id: g.provider_id,
+            provider_name: providers.get(&g.provider_id).cloned(),
+            created_at: g.created_at.to_rfc3339(),
+            updated_at: g.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A page of groups.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupList {
+    pub groups: Vec<GroupBody>,
+    /// Pass back as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+    /// The event feed's head when this page was read (docs/events.md, "Starting").
+    pub as_of: i64,
+}
+
+/// A member of a group.
+#[derive(Serialize, ToSchema)]
+pub struct Member {
+    id: UserId,
+    /// Its display name, or its userName.
+    display: String,
+}
+
+/// A group with its members.
+#[derive(Serialize, ToSchema)]
+pub struct GroupDetail {
+    #[serde(flatten)]
+    pub group: GroupBody,
+    pub members: Vec<Member>,
+}
+
+impl GroupDetail {
+    pub fn new(
+        g: &GroupRecord,
+        members: Vec<MemberRef>,
+        providers: &HashMap<ProviderId, String>,
+    ) -> Self {
+        GroupDetail {
+            group: GroupBody::new(g, providers),
+            members: members
+                .into_iter()
+                .map(|m| Member {
+                    id: m.user_id,
+                    display: m.display,
+                })
+                .collect(),
+        }
+    }
 }

@@ -1,74 +1,18 @@
 //! `/api/v1/groups`: the SCIM groups providers push, read-only (providers own them), for
 //! administrators and for applications with `directory:read`.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use muster_core::ids::{GroupId, ProviderId, UserId};
-use muster_core::model::GroupRecord;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use muster_core::ids::{GroupId, ProviderId};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::body::{GroupBody, GroupDetail, GroupList};
 
 use super::extract::{
     decode_cursor, encode_cursor, ok, parse_id, AdminAuth, ApiError, ApiErrors, ApiQuery, ApiResult,
 };
 use crate::state::AppState;
-
-/// A group.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct GroupBody {
-    id: GroupId,
-    display_name: String,
-    external_id: Option<String>,
-    /// The provider that pushes it.
-    provider_id: ProviderId,
-    provider_name: Option<String>,
-    created_at: String,
-    updated_at: String,
-}
-
-impl GroupBody {
-    fn new(g: &GroupRecord, providers: &HashMap<ProviderId, String>) -> Self {
-        GroupBody {
-            id: g.id,
-            display_name: g.display_name.clone(),
-            external_id: g.external_id.clone(),
-            provider_id: g.provider_id,
-            provider_name: providers.get(&g.provider_id).cloned(),
-            created_at: g.created_at.to_rfc3339(),
-            updated_at: g.updated_at.to_rfc3339(),
-        }
-    }
-}
-
-/// A page of groups.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct GroupList {
-    groups: Vec<GroupBody>,
-    /// Pass back as `cursor` for the next page; `null` on the last one.
-    next_cursor: Option<String>,
-    /// The event feed's head when this page was read (docs/events.md, "Starting").
-    as_of: i64,
-}
-
-/// A member of a group.
-#[derive(Serialize, ToSchema)]
-pub(super) struct Member {
-    id: UserId,
-    /// Its display name, or its userName.
-    display: String,
-}
-
-/// A group with its members.
-#[derive(Serialize, ToSchema)]
-pub(super) struct GroupDetail {
-    #[serde(flatten)]
-    group: GroupBody,
-    members: Vec<Member>,
-}
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -133,17 +77,5 @@ pub(super) async fn get(
     let id: GroupId = parse_id(&id, "group")?;
     let (g, members) = state.muster.group_with_members(auth.env, id).await?;
     let providers = state.muster.provider_names(auth.env).await?;
-    ok(
-        StatusCode::OK,
-        GroupDetail {
-            group: GroupBody::new(&g, &providers),
-            members: members
-                .into_iter()
-                .map(|m| Member {
-                    id: m.user_id,
-                    display: m.display,
-                })
-                .collect(),
-        },
-    )
+    ok(StatusCode::OK, GroupDetail::new(&g, members, &providers))
 }

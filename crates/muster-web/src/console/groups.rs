@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use muster_core::ids::{GroupId, ProviderId, UserId};
-use muster_core::model::OrgMethod;
 use muster_core::CoreError;
 
 use super::access::{opens, Directory, Providers};
@@ -67,39 +66,7 @@ pub async fn show(
         (Ok(p), Ok(v)) => (p, v),
         (Err(e), _) | (_, Err(e)) => return internal(&e),
     };
-    let placement = match mapping.org_mapping.as_ref().map(|o| o.method) {
-        Some(OrgMethod::Groups) => match mapping
-            .group_mappings
-            .iter()
-            .find(|e| e.groups.iter().any(|g| g.id == id))
-        {
-            Some(e) if e.priority == 1 => format!(
-                "Organization mapping: {}, priority 1 of {}: its members go there.",
-                e.org.name,
-                mapping.group_mappings.len()
-            ),
-            Some(e) => format!(
-                "Organization mapping: {}, priority {} of {}: its members go there unless a \
-                 group of a higher priority also has them.",
-                e.org.name,
-                e.priority,
-                mapping.group_mappings.len()
-            ),
-            None => "Organization mapping: this group is in no entry; its members go where \
-                     their other groups, or the unmapped users' organization, put them."
-                .into(),
-        },
-        Some(_) => "Organization mapping: this provider places users by another method than \
-                    SCIM groups."
-            .into(),
-        None => "Organization mapping: none chosen for this provider yet.".into(),
-    };
-    let roles = mapping
-        .role_mappings
-        .iter()
-        .find(|r| r.group.id == id)
-        .map(|r| r.roles.iter().map(|x| x.name.clone()).collect())
-        .unwrap_or_default();
+    let placement = mapping.placement_of(id);
     let total = members.len();
     let mut members: Vec<MemberRow> = members
         .into_iter()
@@ -118,8 +85,8 @@ pub async fn show(
         external_id: group.external_id,
         created: group.created_at.to_rfc3339(),
         updated: group.updated_at.to_rfc3339(),
-        placement,
-        roles,
+        placement: placement.org,
+        roles: placement.roles,
         total,
         members,
         link_users: opens::<Directory>(console.admin.role),

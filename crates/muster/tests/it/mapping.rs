@@ -1207,6 +1207,48 @@ async fn cli_preview_and_apply(backend: Backend) {
         shown["roleMappings"][0]["roles"][0]["name"], "Desktop User",
         "{shown}"
     );
+    // `muster group`: the provider's groups with their member counts, and what the two
+    // mappings now do with one's members.
+    let member = fx.user("cli-c", json!({})).await;
+    fx.members(&eng, "add", &[&member]).await;
+    let (ok, out, err) = run(&["group", "list"]);
+    assert!(ok, "{err}");
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(
+        rows[0].starts_with("ID ") && rows[0].ends_with("DISPLAY NAME"),
+        "{out}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with(eng.as_str()) && r.ends_with("  1  Engineering")),
+        "{out}"
+    );
+    let (ok, out, err) = run(&["group", "show", "ENGINEERING"]);
+    assert!(ok, "{err}");
+    for line in [
+        "  Provider:      Okta",
+        "  Placement:     Organization mapping: Platform, priority 1 of 1: its members go there.",
+        "  Roles:         Role mapping: Desktop User",
+        &format!("{member}  cli-c"),
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    let (ok, out, err) = run(&["group", "show", &eng, "--json"]);
+    assert!(ok, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(shown["displayName"], "Engineering", "{shown}");
+    assert_eq!(shown["providerName"], "Okta", "{shown}");
+    assert_eq!(
+        shown["placement"]["roles"],
+        json!(["Desktop User"]),
+        "{shown}"
+    );
+    let (ok, _, err) = run(&["group", "show", "Design"]);
+    assert!(!ok);
+    assert!(
+        err.contains("no SCIM group has the id or displayName \"Design\""),
+        "{err}"
+    );
     let (ok, _, err) = run(&[
         "mapping",
         "set-roles",
