@@ -194,11 +194,15 @@ test("an administrator signs in, walks the console and signs out with the keyboa
   await page.getByText("0 of 2 users would change").waitFor();
   await page.goto(`${base}/console/users/${ben.id}`);
   await page.getByRole("row", { name: /Organization Sales EMEA/ }).waitFor();
-  const roles = await page.getByRole("row", { name: /Roles/ }).innerText();
+  const roles = await page.getByRole("row", { name: /^Roles/ }).innerText();
   for (const r of ["Desktop User (role mapping)", "PROe User (role mapping)", "Org Admin (role mapping)"]) {
     assert.ok(roles.includes(r), roles);
   }
-  // Why: the SCIM groups the provider put him in, and what it sent, folded until asked for.
+  // Why: the mapping's own account, the SCIM groups the provider put him in, and what it sent,
+  // folded until asked for.
+  const why = await page.getByRole("row", { name: /^Mapping/ }).innerText();
+  assert.match(why, /Organization: Sales EMEA: SCIM group 'Platform' \(priority 1\)/);
+  assert.match(why, /Roles: Desktop User, Org Admin, PROe User/);
   const groupsRow = await page.getByRole("row", { name: /SCIM groups/ }).innerText();
   assert.ok(groupsRow.includes("Engineering, Platform"), groupsRow);
   const sent = page.getByText('"userName": "ben@example.com"');

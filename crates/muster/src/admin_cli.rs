@@ -444,6 +444,20 @@ async fn print_user(m: &Muster, env: EnvironmentId, d: &UserDetail) {
         println!("  SCIM groups:   {}", groups.join(", "));
     }
     println!("  Owner:         {owner}");
+    match m.explain_mapping(env, u, &d.groups).await {
+        Ok(Some(e)) => {
+            for (i, line) in e.lines().iter().enumerate() {
+                let head = if i == 0 {
+                    "  Mapping:       "
+                } else {
+                    "                 "
+                };
+                println!("{head}{line}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => println!("  Mapping:       could not be read ({e})"),
+    }
     println!("  Created:       {}", u.created_at);
     println!("  Updated:       {}", u.updated_at);
     if let Some(t) = d.user.deactivate_at {

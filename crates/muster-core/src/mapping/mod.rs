@@ -21,8 +21,10 @@
 //! - [`config`]: what administrators set.
 //! - [`view`]: what administrators see of it.
 //! - [`preview`]: preview and re-apply.
+//! - [`explain`]: why a user is where it is, by the same rules.
 
 pub mod config;
+pub mod explain;
 pub mod placement;
 pub mod preview;
 pub mod priority;

@@ -160,6 +160,11 @@ impl Rules {
         }
     }
 
+    /// Whether the provider has chosen an organization mapping method.
+    pub(crate) fn has_org_mapping(&self) -> bool {
+        self.org.is_some()
+    }
+
     /// Whether role mapping decides this provider's users' roles.
     pub(crate) fn maps_roles(&self) -> bool {
         !self.group_roles.is_empty()

@@ -265,6 +265,8 @@ struct UserPage<'a> {
     updated: String,
     /// A provisioned user's SCIM attributes as the provider sent them, indented.
     scim: Option<String>,
+    /// What the provider's mappings want for a provisioned user, in words.
+    mapping: Option<Vec<String>>,
     legal_hold: bool,
     changed_outside: bool,
     buttons: Vec<(&'static str, &'static str)>,
@@ -330,6 +332,10 @@ async fn user_page(
         (Ok(l), Ok(o), Ok(r), Ok(p)) => (l, o, r, p),
         (Err(e), ..) | (_, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => return internal(&e),
     };
+    let mapping = match m.explain_mapping(env, u, &d.groups).await {
+        Ok(e) => e.map(|e| e.lines()),
+        Err(e) => return internal(&e),
+    };
     let owner = match u.provider_id {
         Some(p) => match providers.get(&p) {
             Some(name) => format!("provisioned by {name}"),
@@ -386,6 +392,7 @@ async fn user_page(
         scim: u
             .provider_id
             .and_then(|_| serde_json::to_string_pretty(&*u.resource).ok()),
+        mapping,
         legal_hold: u.legal_hold,
         changed_outside: u.changed_outside,
         buttons: buttons(u.status, u.legal_hold),

@@ -796,6 +796,11 @@ async fn users_are_searched_shown_and_acted_on(b: Backend) {
         page.contains("<th scope=\"row\">Name</th><td>Ana Lima</td>"),
         "{page}"
     );
+    // What the mappings want for her, by the rules that place users: none chosen yet.
+    assert!(
+        page.contains("<th scope=\"row\">Mapping</th><td><div>Organization: no organization mapping: the user stays where it is</div><div>Roles: role mapping has no say for this provider.</div></td>"),
+        "{page}"
+    );
     // What the provider sent: her address, its id for her, her groups, the attributes.
     for row in [
         "<th scope=\"row\">Email</th><td>ana.lima@example.com</td>",

@@ -1233,6 +1233,22 @@ async fn cli_preview_and_apply(backend: Backend) {
     ] {
         assert!(out.contains(line), "{line:?} in {out}");
     }
+    // The member's own account of it, by the rules that placed it.
+    let (ok, out, err) = run(&["user", "show", "cli-c"]);
+    assert!(ok, "{err}");
+    for line in [
+        "  Mapping:       Organization: Platform: SCIM group 'Engineering' (priority 1)",
+        "                 Roles: Desktop User",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    assert!(!out.contains("is not in Platform now"), "{out}");
+    // Moved by an administrator, the user hears where the mapping would put it back.
+    let (ok, _, err) = run(&["user", "move", "cli-c", "--org", "Default Organization"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["user", "show", "cli-c"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("The user is not in Platform now"), "{out}");
     let (ok, out, err) = run(&["group", "show", &eng, "--json"]);
     assert!(ok, "{err}");
     let shown: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
