@@ -386,9 +386,10 @@ async fn user_detail_json(
     d: &UserDetail,
 ) -> anyhow::Result<serde_json::Value> {
     let providers = m.provider_names(env).await?;
-    Ok(serde_json::to_value(muster_web::api::body::UserBody::new(
-        d, &providers,
-    ))?)
+    let mapping = m.explain_mapping(env, &d.user, &d.groups).await?;
+    Ok(serde_json::to_value(
+        muster_web::api::body::UserBody::new(d, &providers).with_mapping(mapping),
+    )?)
 }
 
 /// A user's owner as an administrator reads it: the provider by name (and id), or "local".

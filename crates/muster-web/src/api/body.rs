@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use muster_core::ids::{GroupId, OrgId, ProviderId, RoleId, TokenId, UserId};
+use muster_core::mapping::explain::MappingExplanation;
 use muster_core::mapping::preview::Applied;
 use muster_core::model::{GroupRecord, MemberRef, Provider, ProviderToken, Role, UserRecord};
 use muster_core::orgs::{OrgTree, OrgView};
@@ -237,6 +238,20 @@ pub struct UserGroupBody {
     pub display_name: String,
 }
 
+/// What a provider's mappings want for one of its users, worked out by the rules that place
+/// users (docs/mapping.md, "Why a user is where it is").
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingBody {
+    /// Where the organization mapping puts the user, and why, in words.
+    pub organization: String,
+    /// The organization the mapping would put the user in, when it is elsewhere now (moved by
+    /// an administrator, or the mapping changed since).
+    pub organization_elsewhere: Option<String>,
+    /// The roles role mapping gives, by name; `null` when role mapping has no say.
+    pub roles: Option<Vec<String>>,
+}
+
 /// A user with organization, effective roles, SCIM groups and the SCIM resource as the
 /// provider sent it.
 #[derive(Serialize, ToSchema)]
@@ -248,12 +263,24 @@ pub struct UserBody {
     /// The SCIM groups its provider made it a member of, by name (what group-based mapping
     /// reads).
     pub groups: Vec<UserGroupBody>,
+    /// What the provider's mappings want for the user, and why; `null` for a local user.
+    pub mapping: Option<MappingBody>,
     /// The SCIM resource (RFC 7643 §4.1), without `id`, `meta` and `groups`.
     #[schema(value_type = Object)]
     pub scim: Map<String, Value>,
 }
 
 impl UserBody {
+    /// With the mapping's account of a provisioned user ([`muster_core::Muster::explain_mapping`]).
+    pub fn with_mapping(mut self, e: Option<MappingExplanation>) -> Self {
+        self.mapping = e.map(|e| MappingBody {
+            organization: e.org,
+            organization_elsewhere: e.org_elsewhere,
+            roles: e.roles,
+        });
+        self
+    }
+
     pub fn new(d: &UserDetail, providers: &HashMap<ProviderId, String>) -> Self {
         UserBody {
             summary: UserSummary::new(&d.user, providers),
@@ -279,6 +306,7 @@ impl UserBody {
                 })
                 .collect(),
             scim: d.user.resource.clone().into_map(),
+            mapping: None,
         }
     }
 }

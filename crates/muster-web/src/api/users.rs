@@ -167,7 +167,14 @@ pub(super) async fn get(
         .user_detail(auth.env, parse_id::<UserId>(&id, "user")?)
         .await?;
     let providers = state.muster.provider_names(auth.env).await?;
-    ok(StatusCode::OK, UserBody::new(&d, &providers))
+    let mapping = state
+        .muster
+        .explain_mapping(auth.env, &d.user, &d.groups)
+        .await?;
+    ok(
+        StatusCode::OK,
+        UserBody::new(&d, &providers).with_mapping(mapping),
+    )
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -236,5 +243,9 @@ pub(super) async fn update(
     }
     let providers = m.provider_names(auth.env).await?;
     let d = m.user_detail(auth.env, id).await?;
-    ok(StatusCode::OK, UserBody::new(&d, &providers))
+    let mapping = m.explain_mapping(auth.env, &d.user, &d.groups).await?;
+    ok(
+        StatusCode::OK,
+        UserBody::new(&d, &providers).with_mapping(mapping),
+    )
 }

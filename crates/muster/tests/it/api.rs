@@ -296,6 +296,11 @@ async fn users_and_lifecycle_actions(b: Backend) {
     assert_eq!(local.body["externalId"], Value::Null);
     assert_eq!(local.body["groups"], json!([]));
     assert_eq!(
+        local.body["mapping"],
+        Value::Null,
+        "no mapping applies to a local user"
+    );
+    assert_eq!(
         local.body["roles"],
         json!([
         {"id": local.body["roles"][0]["id"], "name": "Desktop User", "source": "org"},
@@ -361,6 +366,12 @@ async fn users_and_lifecycle_actions(b: Backend) {
         "the primary one: {shown}"
     );
     assert_eq!(shown["externalId"], "00u-prov0", "{shown}");
+    assert_eq!(
+        shown["mapping"],
+        json!({"organization": "no organization mapping: the user stays where it is",
+               "organizationElsewhere": null, "roles": null}),
+        "{shown}"
+    );
     let listed = api.get("/users?q=prov0%40").await.body;
     assert_eq!(listed["users"][0]["externalId"], "00u-prov0", "{listed}");
     // Found by exact attributes, as an application looks up the person who signed in: the

@@ -1243,12 +1243,27 @@ async fn cli_preview_and_apply(backend: Backend) {
         assert!(out.contains(line), "{line:?} in {out}");
     }
     assert!(!out.contains("is not in Platform now"), "{out}");
+    let (ok, out, err) = run(&["user", "show", "cli-c", "--json"]);
+    assert!(ok, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        shown["mapping"],
+        json!({"organization": "Platform: SCIM group 'Engineering' (priority 1)",
+               "organizationElsewhere": null, "roles": ["Desktop User"]}),
+        "{shown}"
+    );
     // Moved by an administrator, the user hears where the mapping would put it back.
     let (ok, _, err) = run(&["user", "move", "cli-c", "--org", "Default Organization"]);
     assert!(ok, "{err}");
     let (ok, out, err) = run(&["user", "show", "cli-c"]);
     assert!(ok, "{err}");
     assert!(out.contains("The user is not in Platform now"), "{out}");
+    let (_, out, _) = run(&["user", "show", "cli-c", "--json"]);
+    let shown: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        shown["mapping"]["organizationElsewhere"], "Platform",
+        "{shown}"
+    );
     let (ok, out, err) = run(&["group", "show", &eng, "--json"]);
     assert!(ok, "{err}");
     let shown: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
