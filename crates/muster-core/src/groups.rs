@@ -332,7 +332,8 @@ impl Muster {
         Ok((groups, next))
     }
 
-    /// A group and its members, for the API.
+    /// A group and its members by name (without case, then by id): what the API, the console
+    /// and the CLI list.
     pub async fn group_with_members(
         &self,
         env: EnvironmentId,
@@ -343,7 +344,9 @@ impl Muster {
             .find_group(env, id)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("no group with id {id}")))?;
-        let members = tx.members(env, id).await?;
+        let mut members = tx.members(env, id).await?;
+        // Stable: the store gives them by id, which breaks ties between equal names.
+        members.sort_by_cached_key(|m| m.display.to_lowercase());
         Ok((g, members))
     }
 

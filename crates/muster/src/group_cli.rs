@@ -8,7 +8,7 @@ use muster_core::model::Provider;
 use muster_core::Muster;
 use serde_json::json;
 
-use crate::output::{print_json, ProviderRef};
+use crate::output::{id_or_name, print_json, ProviderRef};
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCmd {
@@ -67,12 +67,12 @@ async fn find_group(
     if let Ok(id) = name.parse::<GroupId>() {
         return Ok(id);
     }
+    // A provider's group names are unique (compared as `mapping` compares them): at most one
+    // match a provider.
     let mut found: Vec<(String, GroupId)> = Vec::new();
     for (p, groups) in groups_of(m, env, provider).await? {
-        for g in groups {
-            if g.display_name.to_lowercase() == name.trim().to_lowercase() {
-                found.push((p.name.clone(), g.id));
-            }
+        if let Some(id) = id_or_name(name, &groups, |g| &g.display_name, |g| g.id) {
+            found.push((p.name, id));
         }
     }
     match found.as_slice() {
@@ -171,8 +171,6 @@ pub async fn run_group(m: &Muster, env: EnvironmentId, cmd: GroupCmd) -> anyhow:
             println!("  Created:       {}", g.created_at);
             println!("  Updated:       {}", g.updated_at);
             if !members.is_empty() {
-                let mut members = members;
-                members.sort_by_cached_key(|u| u.display.to_lowercase());
                 println!();
                 println!("{:<36}  MEMBER", "USER ID");
                 for u in &members {

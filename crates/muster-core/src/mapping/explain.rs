@@ -7,7 +7,6 @@ use crate::mapping::placement::OrgCache;
 use crate::mapping::rules::OrgWant;
 use crate::model::{name_key as key, GroupRef, UserRecord};
 use crate::muster::Muster;
-use crate::orgs::Orgs;
 
 /// What a provider's mappings want for one of its users, in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +55,8 @@ impl Muster {
             return Ok(None);
         };
         let mut tx = self.store.read().await?;
-        let rules = self.rules(&mut tx, env, provider).await?;
-        let orgs = Orgs::load(&mut tx, env).await?;
+        // As creating a user reads them: one statement, the organizations kept between calls.
+        let (rules, orgs) = self.rules_and_orgs(&mut tx, env, provider).await?;
         let group_ids: Vec<GroupId> = groups.iter().map(|g| g.group_id).collect();
         let mut cache = OrgCache::default();
         let name_of = |id| {

@@ -75,7 +75,6 @@ pub async fn show(
             display: m.display,
         })
         .collect();
-    members.sort_by_cached_key(|m| m.display.to_lowercase());
     members.truncate(LISTED);
     let page = GroupPage {
         shell: console.shell(&group.display_name, "/console/providers"),
