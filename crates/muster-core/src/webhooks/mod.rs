@@ -5,7 +5,7 @@
 pub mod delivery;
 pub mod signing;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::error::{CoreError, CoreResult};
 use crate::events::kind::EventType;
@@ -38,43 +38,89 @@ pub struct WebhookInput {
     pub enabled: Option<bool>,
 }
 
+/// Whether `ip` is an address inside the network Muster runs in, or one no receiver on the
+/// internet has: loopback, private (RFC 1918, IPv6 unique local), link-local (where cloud
+/// metadata services answer), shared (RFC 6598, carrier NAT and some clouds' metadata),
+/// unspecified, multicast, broadcast and reserved. IPv6 forms that carry an IPv4 address
+/// (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) are
+/// judged by the address they carry, so `[::ffff:127.0.0.1]` is loopback too.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => internal_v4(a),
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            let embedded = |hi: u16, lo: u16| {
+                Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+            };
+            if let Some(v4) = a.to_ipv4() {
+                // `::ffff:a.b.c.d` and the deprecated `::a.b.c.d` (`::1` is loopback either way).
+                return internal_v4(v4);
+            }
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return internal_v4(embedded(s[6], s[7]));
+            }
+            if s[0] == 0x2002 {
+                return internal_v4(embedded(s[1], s[2]));
+            }
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local, fc00::/7
+                || (s[0] & 0xffc0) == 0xfe80 // link-local, fe80::/10
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated), fec0::/10
+        }
+    }
+}
+
+fn internal_v4(a: Ipv4Addr) -> bool {
+    let [b0, b1, b2, _] = a.octets();
+    a.is_loopback()
+        || a.is_private()
+        || a.is_link_local()
+        || a.is_unspecified()
+        || a.is_broadcast()
+        || a.is_multicast()
+        || b0 == 0 // "this network", 0.0.0.0/8
+        || (b0 == 100 && (b1 & 0xc0) == 64) // shared address space, 100.64.0.0/10
+        || (b0 == 192 && b1 == 0 && b2 == 0) // IETF protocol assignments, 192.0.0.0/24
+        || (b0 == 198 && (b1 & 0xfe) == 18) // benchmarking, 198.18.0.0/15
+        || b0 >= 240 // reserved, 240.0.0.0/4
+}
+
 /// Checks a URL: http or https, a host, and (unless allowed) not a loopback, link-local or
 /// private address, so Muster cannot be made to call into the network it runs in.
+///
+/// The URL is read by the same WHATWG parser the sender's HTTP client uses (`url`), so every
+/// way of writing an address it accepts is judged as the address it is: `http://2130706433/`
+/// and `http://0x7f.1/` are `127.0.0.1`. A host name is judged where the sender connects, by
+/// the addresses it resolves to at that moment (`muster serve`'s resolver, with
+/// [`is_internal`]), so a name cannot be pointed at an inside address after it was checked.
 pub fn check_url(url: &str, allow_private: bool) -> CoreResult<String> {
     let bad = |why: &str| CoreError::Invalid(format!("webhook URL '{url}': {why}"));
     let url = url.trim();
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| bad("use http:// or https://"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    };
-    if host.is_empty() || url.len() > 2000 {
-        return Err(bad("it needs a host"));
+    if url.len() > 2000 {
+        return Err(bad("it is longer than 2,000 characters"));
     }
-    if !allow_private {
-        let lower = host.to_ascii_lowercase();
-        let private = match lower.parse::<IpAddr>() {
-            Ok(IpAddr::V4(a)) => {
-                a.is_loopback() || a.is_private() || a.is_link_local() || a.is_unspecified()
+    let parsed = url::Url::parse(url).map_err(|e| bad(&format!("not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("use http:// or https://"));
+    }
+    let internal = match parsed.host() {
+        None => return Err(bad("it needs a host")),
+        Some(url::Host::Ipv4(a)) => internal_v4(a),
+        Some(url::Host::Ipv6(a)) => is_internal(IpAddr::V6(a)),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if name.is_empty() {
+                return Err(bad("it needs a host"));
             }
-            Ok(IpAddr::V6(a)) => {
-                a.is_loopback()
-                    || a.is_unspecified()
-                    || (a.segments()[0] & 0xfe00) == 0xfc00
-                    || (a.segments()[0] & 0xffc0) == 0xfe80
-            }
-            Err(_) => lower == "localhost" || lower.ends_with(".localhost"),
-        };
-        if private {
-            return Err(bad(
-                "loopback, link-local and private addresses are refused (see allow_private_webhook_urls)",
-            ));
+            name == "localhost" || name.ends_with(".localhost")
         }
+    };
+    if internal && !allow_private {
+        return Err(bad(
+            "loopback, link-local and private addresses are refused (see allow_private_webhook_urls)",
+        ));
     }
     Ok(url.to_string())
 }
@@ -399,19 +445,92 @@ mod tests {
         for bad in [
             "ftp://x.example.com",
             "https://",
+            "http://",
+            "not a url",
             "http://127.0.0.1:9000/hook",
             "http://localhost/hook",
+            "http://LOCALHOST./hook",
+            "http://api.localhost/hook",
             "http://10.1.2.3/",
+            "http://172.16.0.1/",
             "http://192.168.0.5/",
             "http://169.254.169.254/latest",
+            "http://100.100.100.200/latest/meta-data", // a cloud's metadata, in 100.64.0.0/10
             "http://[::1]:8080/",
             "http://[fd00::1]/",
+            "http://[fe80::1]/",
             "http://0.0.0.0/",
+            // Other spellings of 127.0.0.1 that the HTTP client would connect to.
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:a9fe:a9fe]/", // 169.254.169.254
+            "http://[64:ff9b::a00:1]/",   // NAT64 of 10.0.0.1
+            "http://[2002:c0a8:1::]/",    // 6to4 of 192.168.0.1
         ] {
             assert!(check_url(bad, false).is_err(), "{bad}");
         }
-        assert!(check_url("https://hooks.example.com/muster?x=1", false).is_ok());
+        for good in [
+            "https://hooks.example.com/muster?x=1",
+            "http://93.184.215.14:8080/hook",
+            "https://[2606:4700::1111]/hook",
+            "https://user@hooks.example.com/",
+            // The last `@` ends the user information: the host is example.com, as the client reads it.
+            "http://user:pass@127.0.0.1@example.com/",
+        ] {
+            assert!(check_url(good, false).is_ok(), "{good}");
+        }
         assert!(check_url("http://127.0.0.1:9000/hook", true).is_ok());
         assert!(check_url("ftp://x", true).is_err());
+    }
+
+    #[test]
+    fn addresses_inside_are_known_in_every_form() {
+        for inside in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.255.255.255",
+            "224.0.0.1",
+            "240.0.0.1",
+            "198.18.0.1",
+            "192.0.0.170",
+            "::1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::",
+        ] {
+            let ip: IpAddr = inside
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)));
+            assert!(is_internal(ip), "{inside}");
+        }
+        for outside in [
+            "8.8.8.8",
+            "93.184.215.14",
+            "100.128.0.1",
+            "172.32.0.1",
+            "192.0.1.1",
+            "198.20.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::",
+        ] {
+            let ip: IpAddr = outside.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            assert!(!is_internal(ip), "{outside}");
+        }
     }
 }

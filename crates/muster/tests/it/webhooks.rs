@@ -961,3 +961,98 @@ async fn a_killed_senders_delivery_is_taken_over_and_nothing_is_lost() {
     drop(procs);
     db.drop_db().await;
 }
+
+/// An endpoint added while `allow_private_webhook_urls` was on gets nothing once it is off: the
+/// server checks the URL again before each delivery, says why in the delivery log, and the
+/// receiver (listening on loopback) is never connected to.
+#[tokio::test]
+async fn an_inside_address_is_refused_when_delivering_too() {
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("muster-wh-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18283);
+    let url = format!("http://127.0.0.1:{port}");
+    let muster = |args: &[&str]| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MUSTER_DATA_DIR", &dir)
+            .env("MUSTER_PUBLIC_URL", &url)
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let config = |allow: bool| {
+        std::fs::write(
+            dir.join("muster.toml"),
+            format!("allow_private_webhook_urls = {allow}\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let rx = receiver(0).await;
+    config(false);
+    let refused = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .env("MUSTER_DATA_DIR", &dir)
+        .current_dir(&dir)
+        .args(["webhook", "add", "--url", &rx.url])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("allow_private_webhook_urls"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    config(true);
+    let hook: Value =
+        serde_json::from_str(&muster(&["webhook", "add", "--url", &rx.url, "--json"]))
+            .unwrap_or_default();
+    let id = hook["id"].as_str().unwrap_or_default().to_string();
+    config(false);
+    let mut server = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MUSTER_DATA_DIR", &dir)
+        .env("MUSTER_PUBLIC_URL", &url)
+        .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .current_dir(&dir)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    muster(&["webhook", "test", &id]);
+    let started = std::time::Instant::now();
+    let log = loop {
+        let log = muster(&["webhook", "deliveries", &id]);
+        if !log.trim().is_empty() {
+            break log;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no attempt within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        log.contains("test") && log.contains("addresses are refused"),
+        "{log}"
+    );
+    assert!(
+        rx.got.lock().map(|g| g.is_empty()).unwrap_or(false),
+        "the receiver got nothing"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
