@@ -363,6 +363,69 @@ fn compare(def: &AttrDef, v: &Value, op: CompareOp, operand: &Operand) -> bool {
     }
 }
 
+/// What a filter asks of one resource type when a query spans several (RFC 7644 §3.4.2.1: a
+/// query at the server root).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Restricted {
+    /// No resource of the type can match: skip it.
+    Never,
+    /// Every resource of the type matches: list it unfiltered.
+    Always,
+    /// The filter, with the terms on attributes the type does not have folded away.
+    Only(Filter),
+}
+
+/// The filter as it applies to `rt` when the query spans resource types: "for filtered
+/// attributes that are not part of a particular resource type, the service provider SHALL treat
+/// the attribute as if there is no attribute value" (RFC 7644 §3.4.2.1). A term on such an
+/// attribute is what it is on an absent value of an attribute the type has (see `eval`): `pr`,
+/// `eq "x"` and the ordering operators are false, `eq null` is true, `ne null` false, `ne "x"`
+/// true, and a value filter on it (`x[...]`) false. The rest of the filter is left as written, so
+/// [`Query::check`] still refuses what the type's own attributes do not allow.
+pub fn restrict(filter: &Filter, rt: &ResourceTypeDef) -> Restricted {
+    let defined = |p: &AttrPath| {
+        rt.resolve(p.urn.as_deref(), &p.name, p.sub.as_deref())
+            .is_some()
+    };
+    let of = |b: bool| {
+        if b {
+            Restricted::Always
+        } else {
+            Restricted::Never
+        }
+    };
+    match filter {
+        Filter::Present(p) | Filter::ValuePath(p, _) if !defined(p) => Restricted::Never,
+        Filter::Compare(p, op, value) if !defined(p) => match (op, value) {
+            (CompareOp::Eq, CompValue::Null) => Restricted::Always,
+            (CompareOp::Ne, CompValue::Null) => Restricted::Never,
+            (CompareOp::Ne, _) => Restricted::Always,
+            _ => Restricted::Never,
+        },
+        Filter::Present(_) | Filter::Compare(..) | Filter::ValuePath(..) => {
+            Restricted::Only(filter.clone())
+        }
+        Filter::Not(inner) => match restrict(inner, rt) {
+            Restricted::Only(f) => Restricted::Only(Filter::Not(Box::new(f))),
+            other => of(other == Restricted::Never),
+        },
+        Filter::And(a, b) => match (restrict(a, rt), restrict(b, rt)) {
+            (Restricted::Never, _) | (_, Restricted::Never) => Restricted::Never,
+            (Restricted::Always, x) | (x, Restricted::Always) => x,
+            (Restricted::Only(a), Restricted::Only(b)) => {
+                Restricted::Only(Filter::And(Box::new(a), Box::new(b)))
+            }
+        },
+        Filter::Or(a, b) => match (restrict(a, rt), restrict(b, rt)) {
+            (Restricted::Always, _) | (_, Restricted::Always) => Restricted::Always,
+            (Restricted::Never, x) | (x, Restricted::Never) => x,
+            (Restricted::Only(a), Restricted::Only(b)) => {
+                Restricted::Only(Filter::Or(Box::new(a), Box::new(b)))
+            }
+        },
+    }
+}
+
 /// Whether the resolved path is exactly this top-level core attribute.
 pub fn is_core(r: &Resolved, name: &str) -> bool {
     r.container == Container::Core && r.sub.is_none() && r.attr.name == name
@@ -522,5 +585,51 @@ mod tests {
         assert!(Query::check(&f, &GROUP_RESOURCE).is_ok());
         let f = Filter::parse(r#"userName eq "Sales""#).unwrap_or_else(|e| panic!("{e}"));
         assert!(Query::check(&f, &GROUP_RESOURCE).is_err());
+    }
+
+    #[test]
+    fn a_query_across_types_treats_another_types_attributes_as_absent() {
+        let r = |text: &str, rt: &ResourceTypeDef| match Filter::parse(text) {
+            Ok(f) => match restrict(&f, rt) {
+                Restricted::Only(f) => f.to_string(),
+                Restricted::Always => "ALL".into(),
+                Restricted::Never => "NONE".into(),
+            },
+            Err(e) => panic!("{e}"),
+        };
+        let (u, g) = (&USER_RESOURCE, &GROUP_RESOURCE);
+        assert_eq!(r("userName eq \"a\"", u), "userName eq \"a\"");
+        assert_eq!(r("userName eq \"a\"", g), "NONE");
+        assert_eq!(r("members pr or userName pr", u), "userName pr");
+        assert_eq!(r("members pr or userName pr", g), "members pr");
+        assert_eq!(
+            r("userName eq \"a\" or displayName eq \"G\"", g),
+            "displayName eq \"G\""
+        );
+        assert_eq!(r("userName ne \"a\"", g), "ALL");
+        assert_eq!(r("userName eq null", g), "ALL");
+        assert_eq!(r("userName ne null", g), "NONE");
+        assert_eq!(r("not (userName pr)", g), "ALL");
+        assert_eq!(
+            r("not (userName pr) and displayName sw \"x\"", g),
+            "displayName sw \"x\""
+        );
+        assert_eq!(
+            r("emails[type eq \"work\"] or displayName pr", g),
+            "displayName pr"
+        );
+        assert_eq!(r("userName gt \"m\" and members pr", u), "NONE");
+        assert_eq!(
+            r(
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq \"x\"",
+                g
+            ),
+            "NONE"
+        );
+        // A type's own attributes are left for the check, which still refuses what they do not allow.
+        match Filter::parse("displayName pr and meta.created gt \"x\"") {
+            Ok(f) => assert!(matches!(restrict(&f, g), Restricted::Only(_))),
+            Err(e) => panic!("{e}"),
+        }
     }
 }

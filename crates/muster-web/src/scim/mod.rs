@@ -18,9 +18,11 @@ use axum::Router;
 use muster_core::groups::GroupView;
 use muster_core::users::UserView;
 use muster_core::ProviderCtx;
+use muster_scim::filter::{AttrPath, Filter};
 use muster_scim::list::{list_response, write_list_response, ListParams};
 use muster_scim::patch;
-use muster_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use muster_scim::query::{restrict, Restricted};
+use muster_scim::schema::{ResourceTypeDef, GROUP_RESOURCE, USER_RESOURCE};
 use muster_scim::version::etag;
 use muster_scim::{Projection, ScimError};
 use serde_json::{json, Map, Value};
@@ -669,80 +671,110 @@ async fn query_all(
     root_page(&state, &ctx, q.list_params()?).await
 }
 
-/// A page across resource types: users occupy positions `1..=users`, groups follow. A filter
-/// that names attributes only one resource type has selects from that type alone.
+/// The listing parameters for one resource type of a query across types, or `None` when its
+/// filter can match none of that type. Another type's attributes have no value here (RFC 7644
+/// §3.4.2.1, [`restrict`]); a `sortBy` the type does not have leaves it in its stored order.
+fn params_for(
+    params: &ListParams,
+    filter: Option<&Filter>,
+    rt: &'static ResourceTypeDef,
+) -> Option<ListParams> {
+    let filter = match filter.map(|f| restrict(f, rt)) {
+        None | Some(Restricted::Always) => None,
+        Some(Restricted::Never) => return None,
+        Some(Restricted::Only(f)) => Some(f.to_string()),
+    };
+    let sort_by = params.sort_by.clone().filter(|s| {
+        AttrPath::parse(s).map_or(true, |p| {
+            rt.resolve(p.urn.as_deref(), &p.name, p.sub.as_deref())
+                .is_some()
+        })
+    });
+    Some(ListParams {
+        filter,
+        sort_by,
+        ..params.clone()
+    })
+}
+
+/// A page across resource types: users occupy positions `1..=users`, groups follow. The filter
+/// applies to each type with the other type's attributes read as absent (RFC 7644 §3.4.2.1), so
+/// `userName eq "x" or displayName eq "y"` finds the user and the group, and `userName eq "x"`
+/// alone finds no group.
 async fn root_page(state: &AppState, ctx: &ProviderCtx, params: ListParams) -> ScimResult {
     let size = params.page_size(state.muster.settings.max_page_size);
     let start = params.start_index;
+    let filter = match params.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        None => None,
+        Some(text) => Some(
+            Filter::parse(text)
+                .map_err(|e| ScimError::invalid_filter(format!("invalid filter: {e}")))?,
+        ),
+    };
+    // An attribute no resource type has is a mistake to point out, not an absent value.
+    if let Some(f) = &filter {
+        let mut unknown = None;
+        f.visit_paths(&mut |parent, path| {
+            let known = |rt: &ResourceTypeDef| {
+                rt.resolve(path.urn.as_deref(), &path.name, path.sub.as_deref())
+                    .is_some()
+            };
+            if parent.is_none() && !known(&USER_RESOURCE) && !known(&GROUP_RESOURCE) {
+                unknown.get_or_insert_with(|| path.to_string());
+            }
+        });
+        if let Some(path) = unknown {
+            return Err(ScimError::invalid_filter(format!(
+                "the attribute '{path}' is not defined for User or Group resources"
+            ))
+            .into());
+        }
+    }
     let mut total = 0u64;
     let mut resources = Vec::new();
-    let mut first_error = None;
-    let mut answered = false;
     // Users occupy positions 1..=users_total, groups follow.
     let up = Projection::parse(
         &USER_RESOURCE,
         params.attributes.as_deref(),
         params.excluded_attributes.as_deref(),
     );
-    let users = state
-        .muster
-        .list_users(
-            ctx,
-            &ListParams {
-                count: Some(size),
-                ..params.clone()
-            },
-            wants(&up, &USER_RESOURCE, "groups"),
-        )
-        .await;
-    let users_total = match users {
-        Ok(r) => {
-            answered = true;
-            resources.extend(
-                r.items
-                    .into_iter()
-                    .map(|v| Value::Object(user_out(state, ctx, v, &up))),
-            );
-            r.total
-        }
-        Err(e) => {
-            first_error = Some(e);
-            0
-        }
-    };
-    total += users_total;
-    let remaining = size.saturating_sub(resources.len() as u64);
-    let group_start = start.saturating_sub(users_total).max(1);
+    if let Some(p) = params_for(&params, filter.as_ref(), &USER_RESOURCE) {
+        let p = ListParams {
+            count: Some(size),
+            ..p
+        };
+        let r = state
+            .muster
+            .list_users(ctx, &p, wants(&up, &USER_RESOURCE, "groups"))
+            .await?;
+        resources.extend(
+            r.items
+                .into_iter()
+                .map(|v| Value::Object(user_out(state, ctx, v, &up))),
+        );
+        total += r.total;
+    }
     let gp = Projection::parse(
         &GROUP_RESOURCE,
         params.attributes.as_deref(),
         params.excluded_attributes.as_deref(),
     );
-    let group_params = ListParams {
-        start_index: group_start,
-        count: Some(remaining),
-        ..params.clone()
-    };
-    match state
-        .muster
-        .list_groups(ctx, &group_params, wants(&gp, &GROUP_RESOURCE, "members"))
-        .await
-    {
-        Ok(r) => {
-            answered = true;
-            resources.extend(
-                r.items
-                    .iter()
-                    .map(|v| Value::Object(group_out(state, ctx, v, &gp))),
-            );
-            total += r.total;
-        }
-        Err(e) => {
-            first_error.get_or_insert(e);
-        }
+    if let Some(p) = params_for(&params, filter.as_ref(), &GROUP_RESOURCE) {
+        let p = ListParams {
+            start_index: start.saturating_sub(total).max(1),
+            count: Some(size.saturating_sub(resources.len() as u64)),
+            ..p
+        };
+        let r = state
+            .muster
+            .list_groups(ctx, &p, wants(&gp, &GROUP_RESOURCE, "members"))
+            .await?;
+        resources.extend(
+            r.items
+                .iter()
+                .map(|v| Value::Object(group_out(state, ctx, v, &gp))),
+        );
+        total += r.total;
     }
-    match (answered, first_error) {
-        (false, Some(e)) => Err(e.into()),
-        _ => Ok(scim_json(200, &list_response(total, start, resources))),
-    }
+    Ok(scim_json(200, &list_response(total, start, resources)))
 }

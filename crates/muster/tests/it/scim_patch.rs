@@ -723,6 +723,52 @@ async fn search_endpoints(b: Backend) {
         "a filter on a group attribute selects groups: {:?}",
         r.body
     );
+    // Each type reads the other's attributes as absent (RFC 7644 §3.4.2.1): a filter naming
+    // both finds both, `ne` on an absent value holds, and a sortBy only users have sorts the
+    // users and leaves the groups after them.
+    let root =
+        |filter: &str| json!({"filter": filter, "sortBy": "userName", "sortOrder": "descending"});
+    let r = app
+        .post(
+            &p,
+            "/.search",
+            root("userName eq \"s1@example.com\" or displayName eq \"S-group\""),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["totalResults"], 2, "{:?}", r.body);
+    assert_eq!(r.body["Resources"][0]["userName"], "s1@example.com");
+    assert_eq!(r.body["Resources"][1]["displayName"], "S-group");
+    let r = app
+        .post(&p, "/.search", root("members pr or userName sw \"s2\""))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        r.body["totalResults"], 1,
+        "the group has no members: {:?}",
+        r.body
+    );
+    assert_eq!(r.body["Resources"][0]["userName"], "s2@example.com");
+    let r = app
+        .post(&p, "/.search", root("userName ne \"s1@example.com\""))
+        .await;
+    assert_eq!(r.body["totalResults"], 2, "{:?}", r.body);
+    assert_eq!(r.body["Resources"][0]["userName"], "s2@example.com");
+    assert_eq!(r.body["Resources"][1]["displayName"], "S-group");
+    let r = app
+        .post(&p, "/.search", root("userName eq \"s1@example.com\""))
+        .await;
+    assert_eq!(
+        r.body["totalResults"], 1,
+        "no group has a userName: {:?}",
+        r.body
+    );
+    assert_scim_error(
+        &app.post(&p, "/.search", root("name eq \"x\" or members pr"))
+            .await,
+        400,
+        Some("invalidFilter"),
+    );
     let r = app
         .post(
             &p,
