@@ -343,7 +343,11 @@ impl Muster {
                             now,
                             &Actor::System,
                             Event::WebhookFailing,
-                            ("webhook", w.id.to_string(), &w.url),
+                            (
+                                "webhook",
+                                w.id.to_string(),
+                                &super::without_password(&w.url),
+                            ),
                             json!({"attempts": fresh.attempts, "after": fresh.after_seq}),
                         )
                     }],

@@ -96,7 +96,8 @@ fn internal_v4(a: Ipv4Addr) -> bool {
 /// the addresses it resolves to at that moment (`muster serve`'s resolver, with
 /// [`is_internal`]), so a name cannot be pointed at an inside address after it was checked.
 pub fn check_url(url: &str, allow_private: bool) -> CoreResult<String> {
-    let bad = |why: &str| CoreError::Invalid(format!("webhook URL '{url}': {why}"));
+    let bad =
+        |why: &str| CoreError::Invalid(format!("webhook URL '{}': {why}", without_password(url)));
     let url = url.trim();
     if url.len() > 2000 {
         return Err(bad("it is longer than 2,000 characters"));
@@ -123,6 +124,30 @@ pub fn check_url(url: &str, allow_private: bool) -> CoreResult<String> {
         ));
     }
     Ok(url.to_string())
+}
+
+/// The URL as the sync log and the server's log show it: a password in it (`https://user:secret@host/`,
+/// a receiver's basic authentication) replaced by `***`. The endpoint keeps the URL as given; the
+/// administrators who manage endpoints see it whole, the sync log's readers and the log do not.
+pub fn without_password(url: &str) -> String {
+    match url::Url::parse(url.trim()) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Only a URL that cannot have a password refuses one; this one has one.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_string(),
+        // Not a URL: whatever comes before an `@` in what would be its authority goes.
+        Err(_) => {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) if scheme.is_empty() => format!("***{}", &rest[at..]),
+                Some(at) => format!("{scheme}://***{}", &rest[at..]),
+                None => url.to_string(),
+            }
+        }
+    }
 }
 
 /// The endpoint `id` of the environment, or `NotFound`.
@@ -167,7 +192,7 @@ impl Muster {
             now,
             actor,
             event,
-            ("webhook", w.id.to_string(), &w.url),
+            ("webhook", w.id.to_string(), &without_password(&w.url)),
             details,
         );
         self.record(&mut tx, &[entry]).await?;
@@ -532,5 +557,31 @@ mod tests {
             let ip: IpAddr = outside.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
             assert!(!is_internal(ip), "{outside}");
         }
+    }
+
+    #[test]
+    fn a_password_in_a_url_is_not_shown() {
+        for (given, shown) in [
+            (
+                "https://muster:s3cret@hooks.example.com/in?x=1",
+                "https://muster:***@hooks.example.com/in?x=1",
+            ),
+            (
+                "https://token@hooks.example.com/",
+                "https://token@hooks.example.com/",
+            ),
+            ("https://hooks.example.com/a", "https://hooks.example.com/a"),
+            ("http://u:s3cret@[::1/x", "http://***@[::1/x"),
+        ] {
+            assert_eq!(without_password(given), shown, "{given}");
+        }
+        let refused = check_url("http://u:s3cret@127.0.0.1/", false)
+            .map_err(|e| e.to_string())
+            .err()
+            .unwrap_or_default();
+        assert!(
+            !refused.contains("s3cret") && refused.contains("u:***@127.0.0.1"),
+            "{refused}"
+        );
     }
 }

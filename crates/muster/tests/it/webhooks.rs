@@ -557,6 +557,32 @@ async fn webhooks_are_managed_through_the_api(b: Backend) {
     assert_ne!(r.body["secret"], secret.as_str());
     let r = api.get(&format!("/webhooks/{id}/deliveries")).await;
     assert_eq!(r.body["deliveries"], json!([]));
+    // A receiver's basic-authentication password in the URL: the endpoint keeps it, the sync
+    // log (which Audit Log Viewers read) shows it as ***.
+    let r = api
+        .patch(
+            &format!("/webhooks/{id}"),
+            json!({"url": "https://muster:s3cret-pw@hooks.example.com/muster"}),
+        )
+        .await;
+    assert_eq!(
+        r.body["url"], "https://muster:s3cret-pw@hooks.example.com/muster",
+        "{:?}",
+        r.body
+    );
+    let log = api.get("/sync-log?limit=100").await;
+    assert!(
+        log.body
+            .to_string()
+            .contains("https://muster:***@hooks.example.com/muster"),
+        "{:?}",
+        log.body
+    );
+    assert!(
+        !log.body.to_string().contains("s3cret-pw"),
+        "{:?}",
+        log.body
+    );
     let r = api.post(&format!("/webhooks/{id}/test"), json!({})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     assert_eq!(r.body["kind"], "test");
