@@ -53,9 +53,14 @@ impl IntoResponse for ScimErrorResponse {
             HeaderValue::from_static(SCIM_CONTENT_TYPE),
         );
         if status == StatusCode::UNAUTHORIZED {
+            // The two schemes a provider's token is taken in (RFC 7235 §4.1: one challenge each).
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"Muster SCIM\""),
+            );
+            headers.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"Muster SCIM\", charset=\"UTF-8\""),
             );
         }
         // Let the request log see what kind of SCIM error this was.

@@ -126,7 +126,8 @@ impl Muster {
         Ok(())
     }
 
-    /// Finds the provider a SCIM request is for, from its bearer token.
+    /// Finds the provider a SCIM request is for, from its token (sent as a bearer token or as the
+    /// password of HTTP Basic).
     ///
     /// The token must be live and belong to `provider`; every failure reads the same to the
     /// caller, so a token cannot be probed against other providers.
@@ -137,7 +138,7 @@ impl Muster {
     ) -> CoreResult<ProviderCtx> {
         let denied = || {
             CoreError::Unauthorized(
-                "the bearer token is missing, invalid, revoked or expired".into(),
+                "the provider token is missing, invalid, revoked or expired".into(),
             )
         };
         let presented = token::hash(secret);

@@ -137,11 +137,14 @@ impl FromRequestParts<AppState> for AdminAuth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        let checked =
-            crate::bearer::authenticate(parts, state, crate::limits::AuthTarget::Api, |token| {
-                state.muster.authenticate_admin(token)
-            })
-            .await;
+        let checked = crate::bearer::authenticate(
+            parts,
+            state,
+            crate::limits::AuthTarget::Api,
+            crate::bearer::Schemes::Bearer,
+            |token| async move { state.muster.authenticate_admin(&token).await },
+        )
+        .await;
         let t = match checked {
             Ok(t) => t,
             Err(Refusal::Throttled(wait)) => {
@@ -162,7 +165,7 @@ impl FromRequestParts<AppState> for AdminAuth {
                     "send an administrator API token as 'Authorization: Bearer <token>'",
                 ))
             }
-            Err(Refusal::NotBearer) => {
+            Err(Refusal::NotBearer | Refusal::MalformedBasic) => {
                 return Err(unauthorized(
                     "the Authorization header must use the Bearer scheme",
                 ))

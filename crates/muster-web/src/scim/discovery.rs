@@ -32,6 +32,12 @@ pub fn service_provider_config(base_url: &str, max_results: u64) -> Value {
             "description": "Authentication with a provider token created in Muster, sent as 'Authorization: Bearer <token>'.",
             "specUri": "https://www.rfc-editor.org/info/rfc6750",
             "primary": true
+        }, {
+            "type": "httpbasic",
+            "name": "HTTP Basic",
+            "description": "The same provider token as the password of HTTP Basic authentication, for clients that offer only Basic; the user name is not checked.",
+            "specUri": "https://www.rfc-editor.org/info/rfc7617",
+            "primary": false
         }],
         "meta": {
             "resourceType": "ServiceProviderConfig",

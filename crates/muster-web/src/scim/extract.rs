@@ -55,9 +55,13 @@ impl FromRequestParts<AppState> for ProviderAuth {
             .and_then(|(_, p)| p.parse().ok())
             .ok_or_else(|| no_provider().into_response())?;
         let target = limits::AuthTarget::Provider(provider);
-        let checked = crate::bearer::authenticate(parts, state, target, |token| {
-            state.muster.authenticate_provider(provider, token)
-        })
+        let checked = crate::bearer::authenticate(
+            parts,
+            state,
+            target,
+            crate::bearer::Schemes::BearerOrBasic,
+            |token| async move { state.muster.authenticate_provider(provider, &token).await },
+        )
         .await;
         let ctx = match checked {
             Ok(ctx) => ctx,
@@ -72,10 +76,18 @@ impl FromRequestParts<AppState> for ProviderAuth {
             )
             .into_response()),
             Err(Refusal::NotBearer) => {
-                return Err(
-                    unauthorized("the Authorization header must use the Bearer scheme")
-                        .into_response(),
+                return Err(unauthorized(
+                    "the Authorization header must use the Bearer scheme, or Basic with the \
+                     provider's token as the password",
                 )
+                .into_response())
+            }
+            Err(Refusal::MalformedBasic) => {
+                return Err(unauthorized(
+                    "the Basic credentials must be base64 of 'user:token' (the user name is not \
+                     checked; the password is the provider's token)",
+                )
+                .into_response())
             }
             Err(Refusal::Refused(m)) => return Err(unauthorized(&m).into_response()),
             Err(Refusal::Failed(e)) => return Err(ScimErrorResponse::from(e).into_response()),

@@ -736,6 +736,28 @@ async fn authentication_and_errors(b: Backend) {
         r.header("www-authenticate"),
         Some("Bearer realm=\"Muster API\"")
     );
+    // HTTP Basic is for SCIM clients; the API takes its tokens as bearer tokens only.
+    let basic = {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", api.token))
+        )
+    };
+    let r = app
+        .send_with(
+            Method::GET,
+            "/api/v1/orgs",
+            None,
+            None,
+            &[("authorization", &basic)],
+        )
+        .await;
+    assert_api_error(&r, 401, "unauthorized");
+    assert_eq!(
+        r.body["error"]["message"],
+        "the Authorization header must use the Bearer scheme"
+    );
     let r = app
         .send_with(
             Method::GET,

@@ -27,26 +27,75 @@ async fn tokens_are_checked(b: Backend) {
     ] {
         let r = app.send(Method::GET, &uri, token, None).await;
         assert_scim_error(&r, 401, None);
+        let challenges: Vec<&str> = r
+            .headers
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         assert_eq!(
-            r.header("www-authenticate"),
-            Some("Bearer realm=\"Muster SCIM\""),
+            challenges,
+            [
+                "Bearer realm=\"Muster SCIM\"",
+                "Basic realm=\"Muster SCIM\", charset=\"UTF-8\""
+            ],
             "{label}"
         );
     }
-    let r = app
-        .send_with(
-            Method::GET,
-            &uri,
-            None,
-            None,
-            &[("authorization", &format!("Basic {}", p.token))],
+    // HTTP Basic (RFC 7617), for SCIM clients that offer only it: the token is the password,
+    // whatever the user name; the same token checks apply.
+    let basic = |credentials: &str| {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
         )
-        .await;
-    assert_scim_error(&r, 401, None);
-    assert_eq!(
-        r.body["detail"],
-        "the Authorization header must use the Bearer scheme"
-    );
+    };
+    for user in ["okta", "", "svc-muster"] {
+        let header = basic(&format!("{user}:{}", p.token));
+        let r = app
+            .send_with(Method::GET, &uri, None, None, &[("authorization", &header)])
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "user name {user:?}: {:?}", r.body);
+    }
+    // Refusals on a provider of their own: each counts towards the failed-authentication limit
+    // of its address and provider URL.
+    let third = app.provider("OneLogin").await;
+    let third_uri = format!("{}/Users", third.base);
+    for (header, detail) in [
+        (
+            basic(&format!("okta:{}", p.token)),
+            "the provider token is missing, invalid, revoked or expired",
+        ),
+        (
+            basic("okta:mst_wrong"),
+            "the provider token is missing, invalid, revoked or expired",
+        ),
+        (
+            format!("Basic {}", third.token),
+            "the Basic credentials must be base64 of 'user:token' (the user name is not checked; the password is the provider's token)",
+        ),
+        (
+            basic("okta:"),
+            "authentication required: send the provider's token as 'Authorization: Bearer <token>'",
+        ),
+        (
+            format!("Digest {}", third.token),
+            "the Authorization header must use the Bearer scheme, or Basic with the provider's token as the password",
+        ),
+    ] {
+        let r = app
+            .send_with(
+                Method::GET,
+                &third_uri,
+                None,
+                None,
+                &[("authorization", &header)],
+            )
+            .await;
+        assert_scim_error(&r, 401, None);
+        assert_eq!(r.body["detail"], detail, "{header}");
+    }
     // The Bearer scheme with no token (an identity provider whose token field was left empty)
     // is told to send one, not that the scheme is wrong.
     for empty in ["Bearer", "Bearer ", "bearer   "] {

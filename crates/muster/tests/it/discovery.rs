@@ -24,6 +24,8 @@ async fn discovery_describes_the_server(b: Backend) {
         spc.body["authenticationSchemes"][0]["type"],
         "oauthbearertoken"
     );
+    assert_eq!(spc.body["authenticationSchemes"][1]["type"], "httpbasic");
+    assert_eq!(spc.body["authenticationSchemes"][1]["primary"], false);
     for key in ["patch", "bulk", "changePassword", "sort"] {
         assert!(spc.body[key]["supported"].is_boolean(), "{key}");
     }
