@@ -608,6 +608,96 @@ async fn webhooks_are_managed_through_the_api(b: Backend) {
     app.finish().await;
 }
 
+/// A data directory with its own `muster.toml`, the `muster` binary run on it (the CLI), and the
+/// server on a free loopback port.
+struct Local {
+    dir: std::path::PathBuf,
+    port: u16,
+    url: String,
+}
+
+impl Local {
+    fn new(config: &str) -> Local {
+        let dir = std::env::temp_dir().join(format!("muster-wh-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(18282);
+        let local = Local {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            port,
+        };
+        local.config(config);
+        local
+    }
+
+    fn config(&self, text: &str) {
+        std::fs::write(self.dir.join("muster.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_muster"));
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MUSTER_DATA_DIR", &self.dir)
+            .env("MUSTER_PUBLIC_URL", &self.url)
+            .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{}", self.port))
+            .current_dir(&self.dir);
+        c
+    }
+
+    /// Runs a CLI command, which must succeed; its standard output.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = self
+            .command()
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a CLI command with `--json` output, read as JSON.
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.cli(args)).unwrap_or(Value::Null)
+    }
+
+    /// Starts `muster serve` and waits until it is ready.
+    async fn serve(&self) -> std::process::Child {
+        let server = self
+            .command()
+            .arg("serve")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let client = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        while !client
+            .get(format!("{}/readyz", self.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(started.elapsed() < Duration::from_secs(20));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// The real server delivers to a real receiver, and an independent Standard Webhooks library
 /// (PyPI `standardwebhooks`, installed by scripts/test) accepts the signature.
 #[tokio::test]
@@ -629,61 +719,14 @@ async fn the_server_delivers_signed_events_a_standard_library_verifies() {
         eprintln!("skipped: no standardwebhooks package (scripts/test installs it)");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("muster-wh-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        dir.join("muster.toml"),
-        "allow_private_webhook_urls = true\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18282);
-    let url = format!("http://127.0.0.1:{port}");
-    let muster = |args: &[&str]| -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_muster"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("MUSTER_DATA_DIR", &dir)
-            .env("MUSTER_PUBLIC_URL", &url)
-            .current_dir(&dir)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-    };
+    let local = Local::new("allow_private_webhook_urls = true\n");
+    let url = local.url.clone();
+    let muster = |args: &[&str]| local.json(args);
     let provider = muster(&["provider", "add", "--name", "Okta", "--json"]);
     let admin = muster(&["admin", "token", "create", "--label", "t", "--json"]);
     let admin_token = admin["secret"].as_str().unwrap_or_default().to_string();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_muster"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MUSTER_DATA_DIR", &dir)
-        .env("MUSTER_PUBLIC_URL", &url)
-        .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .current_dir(&dir)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut server = local.serve().await;
     let client = reqwest::Client::new();
-    let started = std::time::Instant::now();
-    while !client
-        .get(format!("{url}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(started.elapsed() < Duration::from_secs(20));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let rx = receiver(0).await;
     let hook: Value = client
         .post(format!("{url}/api/v1/webhooks"))
@@ -798,7 +841,6 @@ print(payload["events"][0]["type"], payload["events"][0]["data"]["userName"])
     }
     let out = py.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
     assert!(!out.status.success(), "a forged body must not verify");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Three `muster serve` processes on one PostgreSQL database. The one delivering is SIGKILLed
@@ -993,43 +1035,10 @@ async fn a_killed_senders_delivery_is_taken_over_and_nothing_is_lost() {
 /// receiver (listening on loopback) is never connected to.
 #[tokio::test]
 async fn an_inside_address_is_refused_when_delivering_too() {
-    use std::process::{Command, Stdio};
-    let dir = std::env::temp_dir().join(format!("muster-wh-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18283);
-    let url = format!("http://127.0.0.1:{port}");
-    let muster = |args: &[&str]| -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_muster"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("MUSTER_DATA_DIR", &dir)
-            .env("MUSTER_PUBLIC_URL", &url)
-            .current_dir(&dir)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let config = |allow: bool| {
-        std::fs::write(
-            dir.join("muster.toml"),
-            format!("allow_private_webhook_urls = {allow}\n"),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    };
     let rx = receiver(0).await;
-    config(false);
-    let refused = Command::new(env!("CARGO_BIN_EXE_muster"))
-        .env("MUSTER_DATA_DIR", &dir)
-        .current_dir(&dir)
+    let local = Local::new("allow_private_webhook_urls = false\n");
+    let refused = local
+        .command()
         .args(["webhook", "add", "--url", &rx.url])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1039,28 +1048,15 @@ async fn an_inside_address_is_refused_when_delivering_too() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    config(true);
-    let hook: Value =
-        serde_json::from_str(&muster(&["webhook", "add", "--url", &rx.url, "--json"]))
-            .unwrap_or_default();
+    local.config("allow_private_webhook_urls = true\n");
+    let hook = local.json(&["webhook", "add", "--url", &rx.url, "--json"]);
     let id = hook["id"].as_str().unwrap_or_default().to_string();
-    config(false);
-    let mut server = Command::new(env!("CARGO_BIN_EXE_muster"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MUSTER_DATA_DIR", &dir)
-        .env("MUSTER_PUBLIC_URL", &url)
-        .env("MUSTER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .current_dir(&dir)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    muster(&["webhook", "test", &id]);
+    local.config("allow_private_webhook_urls = false\n");
+    let mut server = local.serve().await;
+    local.cli(&["webhook", "test", &id]);
     let started = std::time::Instant::now();
     let log = loop {
-        let log = muster(&["webhook", "deliveries", &id]);
+        let log = local.cli(&["webhook", "deliveries", &id]);
         if !log.trim().is_empty() {
             break log;
         }
@@ -1080,5 +1076,4 @@ async fn an_inside_address_is_refused_when_delivering_too() {
         rx.got.lock().map(|g| g.is_empty()).unwrap_or(false),
         "the receiver got nothing"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
