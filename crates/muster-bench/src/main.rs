@@ -95,10 +95,14 @@ async fn start(args: &Args) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    // The load generator is one client sending as fast as it can: the per-provider rate limit
-    // stays on (its code runs, as for users), with a limit high enough never to refuse.
+    // The load generator is one client sending as fast as it can: the per-provider and
+    // per-credential rate limits stay on (their code runs, as for users), with limits high
+    // enough never to refuse.
     let config = dir.join("muster.toml");
-    let mut toml = String::from("rate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n");
+    let mut toml = String::from(
+        "rate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n\
+         api_rate_limit_per_second = 1000000\napi_rate_limit_burst = 1000000\n",
+    );
     if args.scenarios == "all" || args.scenarios.contains("webhook") {
         // The webhook scenario's receiver listens on loopback.
         toml.push_str("allow_private_webhook_urls = true\n");

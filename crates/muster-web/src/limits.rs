@@ -2,6 +2,10 @@
 //!
 //! - Each provider may make `per_second` SCIM requests a second on average, in bursts of up to
 //!   `burst`; past that, 429 with `Retry-After` (RFC 7644 §3.12 lists 429 among SCIM's statuses).
+//! - Each API credential (an administrator's API token or an application credential) may make
+//!   `api_per_second` requests a second on average, in bursts of up to `api_burst`; past that,
+//!   the API's 429 with `Retry-After`, so an application reading in a loop cannot starve
+//!   provisioning or the other applications.
 //! - Each client address may fail authentication `auth_failures_per_minute` times a minute
 //!   against one provider's URL (or the API); past that, its requests there get 429 before any
 //!   token is looked at, so guessing is slowed down and failures cannot flood the log.
@@ -40,6 +44,10 @@ pub struct LimitSettings {
     pub per_second: u32,
     /// The largest burst per provider.
     pub burst: u32,
+    /// Average API requests a second per credential (0: no limit).
+    pub api_per_second: u32,
+    /// The largest burst of API requests per credential.
+    pub api_burst: u32,
     /// Failed authentications a minute per client address and target (0: no limit).
     pub auth_failures_per_minute: u32,
     /// The longest a request may take, body included.
@@ -51,6 +59,8 @@ impl Default for LimitSettings {
         Self {
             per_second: 1000,
             burst: 2000,
+            api_per_second: 100,
+            api_burst: 1000,
             auth_failures_per_minute: 10,
             request_timeout: Duration::from_secs(30),
         }
@@ -148,6 +158,7 @@ pub type FailureKey = (Option<IpAddr>, AuthTarget);
 pub struct Limits {
     settings: LimitSettings,
     providers: Option<Buckets<muster_core::ids::ProviderId>>,
+    api: Option<Buckets<muster_core::ids::AdminTokenId>>,
     failures: Option<Buckets<FailureKey>>,
 }
 
@@ -160,6 +171,12 @@ impl Limits {
                 Buckets::new(
                     f64::from(settings.per_second),
                     f64::from(settings.burst.max(1)),
+                )
+            }),
+            api: (settings.api_per_second > 0).then(|| {
+                Buckets::new(
+                    f64::from(settings.api_per_second),
+                    f64::from(settings.api_burst.max(1)),
                 )
             }),
             failures: (settings.auth_failures_per_minute > 0).then(|| {
@@ -178,6 +195,14 @@ impl Limits {
     pub fn provider_request(&self, p: muster_core::ids::ProviderId) -> Result<(), Duration> {
         match &self.providers {
             Some(b) => b.take(&p),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one API request of a credential; `Err(retry_after)` past its limit.
+    pub fn api_request(&self, t: muster_core::ids::AdminTokenId) -> Result<(), Duration> {
+        match &self.api {
+            Some(b) => b.take(&t),
             None => Ok(()),
         }
     }

@@ -77,6 +77,10 @@ pub struct Config {
     pub rate_limit_per_second: u32,
     /// The largest burst of SCIM requests per provider.
     pub rate_limit_burst: u32,
+    /// Average API requests a second per API token or application credential (0: no limit).
+    pub api_rate_limit_per_second: u32,
+    /// The largest burst of API requests per credential.
+    pub api_rate_limit_burst: u32,
     /// Failed authentications a minute per client address (0: no limit).
     pub auth_failures_per_minute: u32,
     /// How long a provider token found valid is trusted before the database is read again
@@ -232,6 +236,8 @@ impl Default for Config {
             header_timeout_secs: 10,
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
+            api_rate_limit_per_second: 100,
+            api_rate_limit_burst: 1000,
             auth_failures_per_minute: 10,
             token_cache_ms: 1000,
             smtp_host: None,

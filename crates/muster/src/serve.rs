@@ -167,6 +167,8 @@ pub async fn run(
     let limits = muster_web::limits::LimitSettings {
         per_second: cfg.rate_limit_per_second,
         burst: cfg.rate_limit_burst,
+        api_per_second: cfg.api_rate_limit_per_second,
+        api_burst: cfg.api_rate_limit_burst,
         auth_failures_per_minute: cfg.auth_failures_per_minute,
         request_timeout: Duration::from_secs(cfg.request_timeout_secs),
     };

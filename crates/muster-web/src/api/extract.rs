@@ -182,6 +182,19 @@ impl FromRequestParts<AppState> for AdminAuth {
                 ));
             }
         }
+        if let Err(wait) = state.limits.api_request(t.id) {
+            let secs = crate::limits::retry_after_secs(wait);
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "this credential is over its request rate limit: retry after {}",
+                    muster_core::words::count(secs, "second", "seconds")
+                ),
+            );
+            e.retry_after = Some(secs);
+            return Err(e);
+        }
         let who = if t.scopes.is_some() {
             "app"
         } else {
@@ -296,7 +309,8 @@ pub(crate) enum ApiErrors {
     /// An application credential asked for something it may not do.
     #[response(status = 403)]
     Forbidden(ErrorBody),
-    /// Too many failed authentications from this address; see `Retry-After`.
+    /// This credential is over its request rate, or this address failed authentication too
+    /// often; see `Retry-After`.
     #[response(status = 429)]
     RateLimited(ErrorBody),
 }

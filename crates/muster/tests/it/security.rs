@@ -15,6 +15,7 @@ use crate::support::{assert_scim_error, Api, Backend, TestApp};
 
 on_both!(
     provider_rate_limit_answers_429_with_retry_after,
+    an_api_credential_has_its_own_rate_limit,
     a_flood_of_429s_is_counted_not_logged_one_by_one,
     failed_authentications_are_limited_and_logged,
     isolation_through_patch_bulk_search_and_local_users,
@@ -54,6 +55,66 @@ async fn provider_rate_limit_answers_429_with_retry_after(b: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["totalResults"], 0);
+    app.finish().await;
+}
+
+/// Each API credential has a budget of its own: an application reading in a loop gets 429 with
+/// `Retry-After` in the API's JSON, and neither the administrators' token nor another
+/// application is held up by it.
+async fn an_api_credential_has_its_own_rate_limit(b: Backend) {
+    let limits = LimitSettings {
+        api_per_second: 1,
+        api_burst: 3,
+        ..LimitSettings::default()
+    };
+    let app = TestApp::with_limits(b, limits).await;
+    let admin = Api::new(&app).await;
+    let made = admin
+        .post(
+            "/apps",
+            json!({"name": "HR portal", "scopes": "directory:read"}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let hr = made.body["secret"].as_str().unwrap_or_default().to_string();
+    let other = admin
+        .post("/apps", json!({"name": "Wiki", "scopes": "directory:read"}))
+        .await;
+    let wiki = other.body["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let get = |token: &str| {
+        let token = token.to_string();
+        let app = &app;
+        async move {
+            app.send(Method::GET, "/api/v1/users", Some(&token), None)
+                .await
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(get(&hr).await.status, StatusCode::OK);
+    }
+    let r = get(&hr).await;
+    crate::api::assert_api_error(&r, 429, "rate_limited");
+    let wait: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    assert!((1..=2).contains(&wait), "Retry-After: {wait}");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("over its request rate limit")),
+        "{:?}",
+        r.body
+    );
+    // Other credentials have budgets of their own.
+    assert_eq!(get(&wiki).await.status, StatusCode::OK);
+    assert_eq!(admin.get("/orgs").await.status, StatusCode::OK);
+    // The budget refills.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(&hr).await.status, StatusCode::OK);
     app.finish().await;
 }
 
