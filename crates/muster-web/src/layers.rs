@@ -21,8 +21,15 @@ pub async fn within_timeout(state: &AppState, req: Request, next: Next) -> Respo
     let scim = req.uri().path().starts_with("/scim/");
     // A re-apply of mappings is server-side work over every user of a provider, not a slow
     // client: it gets an hour (its body is a few bytes).
-    let limit = if req.uri().path().ends_with("/mapping/apply") {
+    let path = req.uri().path();
+    let limit = if path.ends_with("/mapping/apply") {
         LONG_OPERATION
+    } else if path == "/api/v1/events" {
+        // A long poll waits up to this long for the next event on the server's side, not the
+        // client's: it gets that on top (with `wait=30` and the default 30 s, the timeout
+        // answered before the empty page did).
+        state.limits.settings().request_timeout
+            + std::time::Duration::from_secs(muster_core::events::feed::MAX_WAIT_SECS)
     } else {
         state.limits.settings().request_timeout
     };

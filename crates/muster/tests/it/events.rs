@@ -891,3 +891,22 @@ async fn a_changed_users_event_has_the_roles_and_organization_it_holds(b: Backen
     }
     app.finish().await;
 }
+
+/// A long poll waits on the server's side: a `wait` as long as the request timeout (30 s each by
+/// default) ends with the empty page, not with 408. Here the timeout is 1 s and the wait 2 s.
+#[tokio::test]
+async fn a_long_poll_outlasts_the_request_timeout() {
+    let limits = muster_web::limits::LimitSettings {
+        request_timeout: Duration::from_secs(1),
+        ..muster_web::limits::LimitSettings::default()
+    };
+    let app = TestApp::with_limits(Backend::Sqlite, limits).await;
+    let api = Api::new(&app).await;
+    let h = head(&api).await;
+    let started = Instant::now();
+    let r = api.get(&format!("/events?after={h}&wait=2")).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["events"], json!([]));
+    assert!(started.elapsed() >= Duration::from_millis(1900));
+    app.finish().await;
+}
