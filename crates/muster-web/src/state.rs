@@ -25,6 +25,9 @@ pub struct Shared {
     pub environment: String,
     /// Sign-in with the company's identity provider, when configured.
     pub oidc: Option<std::sync::Arc<crate::oidc::Oidc>>,
+    /// Turns true when the server starts to stop: requests that wait (the event feed's long
+    /// polls) answer at once rather than hold the stop up.
+    pub stopping: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -49,6 +52,7 @@ impl AppState {
             metrics: std::sync::Arc::default(),
             environment: "default".into(),
             oidc: None,
+            stopping: None,
         }))
     }
 
@@ -60,6 +64,7 @@ impl AppState {
             metrics: self.metrics.clone(),
             environment: self.environment.clone(),
             oidc: Some(std::sync::Arc::new(oidc)),
+            stopping: self.stopping.clone(),
         }))
     }
 
@@ -71,6 +76,19 @@ impl AppState {
             metrics: self.metrics.clone(),
             environment: slug.to_string(),
             oidc: self.oidc.clone(),
+            stopping: self.stopping.clone(),
+        }))
+    }
+
+    /// The state that knows when the server starts to stop (`true` sent on `stopping`).
+    pub fn with_stop(self, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        AppState(std::sync::Arc::new(Shared {
+            muster: self.muster.clone(),
+            limits: self.limits.clone(),
+            metrics: self.metrics.clone(),
+            environment: self.environment.clone(),
+            oidc: self.oidc.clone(),
+            stopping: Some(stopping),
         }))
     }
 }

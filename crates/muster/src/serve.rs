@@ -173,7 +173,8 @@ pub async fn run(
         request_timeout: Duration::from_secs(cfg.request_timeout_secs),
     };
     let mut state = muster_web::AppState::with_limits(app.muster.clone(), limits)
-        .for_environment(&app.env.slug);
+        .for_environment(&app.env.slug)
+        .with_stop(stop_rx.clone());
     if let (Some(issuer), Some(client_id)) = (&cfg.oidc_issuer, &cfg.oidc_client_id) {
         let oidc = muster_web::oidc::Oidc::new(muster_web::oidc::OidcConfig {
             issuer: issuer.clone(),

@@ -62,7 +62,21 @@ pub(super) async fn list(
             .unwrap_or_default(),
         wait: Duration::from_secs(p.wait.unwrap_or(0)),
     };
-    match state.muster.read_events(auth.env, &q).await {
+    let read = match state.stopping.clone() {
+        Some(mut stop) if !q.wait.is_zero() => {
+            tokio::select! {
+                page = state.muster.read_events(auth.env, &q) => page,
+                // The server is stopping: the wait ends now, as if its time were up, so a
+                // restart is not held up by applications' long polls.
+                _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
+                    let now = EventQuery { wait: Duration::ZERO, ..q.clone() };
+                    state.muster.read_events(auth.env, &now).await
+                }
+            }
+        }
+        _ => state.muster.read_events(auth.env, &q).await,
+    };
+    match read {
         Ok(page) => ok(StatusCode::OK, page),
         Err(e) => Err(match *e {
             gone @ FeedError::Gone { .. } => {

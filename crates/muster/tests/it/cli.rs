@@ -1169,3 +1169,66 @@ fn serve_on_a_taken_address_says_how_to_choose_another() {
     drop(held);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stop is not held up by an application's long poll: on SIGTERM the wait ends at once with
+/// the page it would have ended with (no events, the cursor where it was), and the server exits.
+#[tokio::test]
+async fn a_long_poll_ends_when_the_server_stops() {
+    let dir = std::env::temp_dir().join(format!("muster-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let admin =
+        run_json(muster(&dir).args(["admin", "token", "create", "--label", "feed", "--json"]));
+    let token = admin["secret"].as_str().unwrap_or_default().to_string();
+    let server = serve(&dir, port, &public, |c| {
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let head: Value = client
+        .get(format!("{public}/api/v1/events/head"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    let head = head["seq"].as_i64().unwrap_or(-1);
+    let poll = tokio::spawn({
+        let (client, url, token) = (
+            client.clone(),
+            format!("{public}/api/v1/events?after={head}&wait=30"),
+            token.clone(),
+        );
+        async move {
+            let r = client
+                .get(url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or_default(),
+            )
+        }
+    });
+    // The poll is waiting on the server before the stop.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!poll.is_finished());
+    let started = Instant::now();
+    let (_, status) = stop(server);
+    assert!(status.success(), "exit: {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    let (code, page) = poll.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(page["events"], serde_json::json!([]));
+    assert_eq!(page["nextAfter"], head);
+    let _ = std::fs::remove_dir_all(&dir);
+}
