@@ -95,10 +95,9 @@ async fn send(client: &reqwest::Client, out: &Outgoing, allow_private: bool) -> 
         req = req.header(*k, v);
     }
     match req.send().await {
-        Ok(resp) => {
+        Ok(mut resp) => {
             let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap_or_default();
-            let body: String = text.chars().take(RESPONSE_KEPT).collect();
+            let body = first_of_body(&mut resp).await;
             let ok = (200..300).contains(&status);
             Response {
                 status: Some(status),
@@ -122,6 +121,27 @@ async fn send(client: &reqwest::Client, out: &Outgoing, allow_private: bool) -> 
             }),
         },
     }
+}
+
+/// The start of a receiver's answer, as much as the delivery log keeps: the rest is never read,
+/// so a receiver answering with gigabytes costs Muster no more memory than a short answer.
+async fn first_of_body(resp: &mut reqwest::Response) -> String {
+    // A character is at most four bytes in UTF-8.
+    let limit = RESPONSE_KEPT * 4;
+    let mut buf = Vec::with_capacity(1024);
+    while buf.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit - buf.len();
+                buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&buf)
+        .chars()
+        .take(RESPONSE_KEPT)
+        .collect()
 }
 
 /// The resolver's refusal, if that is why the request failed.
@@ -243,5 +263,54 @@ mod tests {
         };
         assert!(allowed.is_err(), "the listener never answers");
         assert!(matches!(accepted.await, Ok(true)), "a connection was made");
+    }
+
+    /// A receiver that answers with an endless body: the sender keeps the first KiB and stops
+    /// reading, and the receiver can write little more than what the sockets buffer.
+    #[tokio::test]
+    async fn an_endless_answer_is_not_read_past_what_is_kept() {
+        use tokio::io::AsyncWriteExt;
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("{e}"),
+        };
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let written = tokio::spawn(async move {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return 0usize;
+            };
+            let mut head = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut head).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                .await;
+            let chunk = format!("{:x}\r\n{}\r\n", 65536, "x".repeat(65536));
+            let mut total = 0usize;
+            // At most 1 GiB, should the client read it all.
+            while total < (1 << 30) {
+                if sock.write_all(chunk.as_bytes()).await.is_err() {
+                    break;
+                }
+                total += 65536;
+            }
+            total
+        });
+        let c = match client(true) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let mut resp = match c.post(format!("http://127.0.0.1:{port}/")).send().await {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let body = first_of_body(&mut resp).await;
+        assert_eq!(body.len(), RESPONSE_KEPT);
+        drop(resp);
+        drop(c);
+        let total = match tokio::time::timeout(Duration::from_secs(10), written).await {
+            Ok(Ok(n)) => n,
+            other => panic!("the receiver did not finish: {other:?}"),
+        };
+        assert!(total < 64 << 20, "the receiver wrote {total} bytes");
     }
 }
