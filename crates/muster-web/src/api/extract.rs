@@ -129,6 +129,21 @@ pub struct AdminAuth {
     pub actor: Actor,
 }
 
+/// The API's 429: why, and `Retry-After`.
+fn too_many(wait: std::time::Duration, what: &str) -> ApiError {
+    let secs = crate::limits::retry_after_secs(wait);
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "{what}: retry after {}",
+            muster_core::words::count(secs, "second", "seconds")
+        ),
+    );
+    e.retry_after = Some(secs);
+    e
+}
+
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
@@ -148,17 +163,10 @@ impl FromRequestParts<AppState> for AdminAuth {
         let t = match checked {
             Ok(t) => t,
             Err(Refusal::Throttled(wait)) => {
-                let secs = crate::limits::retry_after_secs(wait);
-                let mut e = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!(
-                        "too many failed authentications from this address: retry after {}",
-                        muster_core::words::count(secs, "second", "seconds")
-                    ),
-                );
-                e.retry_after = Some(secs);
-                return Err(e);
+                return Err(too_many(
+                    wait,
+                    "too many failed authentications from this address",
+                ))
             }
             Err(Refusal::Missing) => {
                 return Err(unauthorized(
@@ -183,17 +191,10 @@ impl FromRequestParts<AppState> for AdminAuth {
             }
         }
         if let Err(wait) = state.limits.api_request(t.id) {
-            let secs = crate::limits::retry_after_secs(wait);
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "this credential is over its request rate limit: retry after {}",
-                    muster_core::words::count(secs, "second", "seconds")
-                ),
-            );
-            e.retry_after = Some(secs);
-            return Err(e);
+            return Err(too_many(
+                wait,
+                "this credential is over its request rate limit",
+            ));
         }
         let who = if t.scopes.is_some() {
             "app"
