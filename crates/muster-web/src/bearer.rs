@@ -18,14 +18,6 @@ use muster_core::{CoreError, CoreResult};
 
 use crate::state::AppState;
 
-/// The client's address, when the server knows it.
-pub fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
-    parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
-}
-
 /// Why a request was not authenticated.
 #[derive(Debug)]
 pub enum Refusal {
@@ -78,7 +70,7 @@ where
     F: FnOnce(Cow<'p, str>) -> Fut,
     Fut: Future<Output = CoreResult<T>>,
 {
-    let who = (peer_ip(parts), target);
+    let who = (crate::client_ip::of(parts, &state.trusted_proxies), target);
     if let Err(wait) = state.limits.may_authenticate(&who) {
         return Err(Refusal::Throttled(wait));
     }

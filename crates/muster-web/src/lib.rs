@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod bearer;
+pub mod client_ip;
 pub mod console;
 pub mod error;
 pub mod health;

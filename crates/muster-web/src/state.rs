@@ -28,6 +28,8 @@ pub struct Shared {
     /// Turns true when the server starts to stop: requests that wait (the event feed's long
     /// polls) answer at once rather than hold the stop up.
     pub stopping: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Reverse proxies believed about the client's address ([`crate::client_ip`]).
+    pub trusted_proxies: std::sync::Arc<[ipnet::IpNet]>,
 }
 
 impl std::ops::Deref for AppState {
@@ -53,6 +55,7 @@ impl AppState {
             environment: "default".into(),
             oidc: None,
             stopping: None,
+            trusted_proxies: std::sync::Arc::new([]),
         }))
     }
 
@@ -65,6 +68,7 @@ impl AppState {
             environment: self.environment.clone(),
             oidc: Some(std::sync::Arc::new(oidc)),
             stopping: self.stopping.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }))
     }
 
@@ -77,6 +81,7 @@ impl AppState {
             environment: slug.to_string(),
             oidc: self.oidc.clone(),
             stopping: self.stopping.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }))
     }
 
@@ -89,6 +94,20 @@ impl AppState {
             environment: self.environment.clone(),
             oidc: self.oidc.clone(),
             stopping: Some(stopping),
+            trusted_proxies: self.trusted_proxies.clone(),
+        }))
+    }
+
+    /// The state that believes these reverse proxies about the client's address.
+    pub fn with_trusted_proxies(self, proxies: Vec<ipnet::IpNet>) -> Self {
+        AppState(std::sync::Arc::new(Shared {
+            muster: self.muster.clone(),
+            limits: self.limits.clone(),
+            metrics: self.metrics.clone(),
+            environment: self.environment.clone(),
+            oidc: self.oidc.clone(),
+            stopping: self.stopping.clone(),
+            trusted_proxies: proxies.into(),
         }))
     }
 }

@@ -83,6 +83,9 @@ pub struct Config {
     pub api_rate_limit_burst: u32,
     /// Failed authentications a minute per client address (0: no limit).
     pub auth_failures_per_minute: u32,
+    /// Reverse proxies and load balancers (addresses or networks, `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` names the client: the address the failed-authentication limits count.
+    pub trusted_proxies: Vec<String>,
     /// How long a provider token found valid is trusted before the database is read again
     /// (milliseconds; 0: every request reads it). Revocations made through this server apply
     /// at once whatever the value; this bounds how late another server or the CLI is seen.
@@ -238,6 +241,7 @@ impl Default for Config {
             rate_limit_burst: 2000,
             api_rate_limit_per_second: 100,
             api_rate_limit_burst: 1000,
+            trusted_proxies: Vec::new(),
             auth_failures_per_minute: 10,
             token_cache_ms: 1000,
             smtp_host: None,
@@ -381,7 +385,25 @@ impl Config {
             .with_context(|| format!("invalid configuration in {}", path.display()))
     }
 
+    /// `trusted_proxies`, read: an address stands for itself alone.
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|t| {
+                let t = t.trim();
+                t.parse::<ipnet::IpNet>()
+                    .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "trusted_proxies: '{t}' is neither an address nor a network (such as 10.0.0.0/8)"
+                        )
+                    })
+            })
+            .collect()
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
+        self.trusted_proxies()?;
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("public_url must start with http:// or https://, not '{url}'");
@@ -500,6 +522,36 @@ mod tests {
             ..Config::default()
         };
         assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let cfg: Config =
+            toml::from_str("trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"::1\"]")
+                .unwrap_or_default();
+        let nets = cfg.trusted_proxies().unwrap_or_default();
+        assert_eq!(nets.len(), 3);
+        assert!(nets[1].contains(
+            &"192.0.2.7"
+                .parse::<std::net::IpAddr>()
+                .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+        ));
+        assert!(!nets[1].contains(
+            &"192.0.2.8"
+                .parse::<std::net::IpAddr>()
+                .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+        ));
+        let bad: Config =
+            toml::from_str("trusted_proxies = [\"proxy.internal\"]").unwrap_or_default();
+        let err = bad
+            .validate()
+            .map_err(|e| e.to_string())
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.contains("'proxy.internal' is neither an address nor a network"),
+            "{err}"
+        );
     }
 
     #[test]

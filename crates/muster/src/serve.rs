@@ -174,7 +174,8 @@ pub async fn run(
     };
     let mut state = muster_web::AppState::with_limits(app.muster.clone(), limits)
         .for_environment(&app.env.slug)
-        .with_stop(stop_rx.clone());
+        .with_stop(stop_rx.clone())
+        .with_trusted_proxies(cfg.trusted_proxies()?);
     if let (Some(issuer), Some(client_id)) = (&cfg.oidc_issuer, &cfg.oidc_client_id) {
         let oidc = muster_web::oidc::Oidc::new(muster_web::oidc::OidcConfig {
             issuer: issuer.clone(),

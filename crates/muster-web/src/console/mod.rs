@@ -227,7 +227,7 @@ struct LoginForm {
 async fn login(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let who = (
-        crate::bearer::peer_ip(&parts),
+        crate::client_ip::of(&parts, &state.trusted_proxies),
         crate::limits::AuthTarget::Console,
     );
     let bytes = match axum::body::to_bytes(body, 16 * 1024).await {

@@ -1232,3 +1232,51 @@ async fn a_long_poll_ends_when_the_server_stops() {
     assert_eq!(page["nextAfter"], head);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Behind a trusted reverse proxy, the failed-authentication limit counts the client the proxy
+/// names in `X-Forwarded-For`, not the proxy: one client guessing tokens does not lock out the
+/// identity provider behind the same proxy, and what a client writes into the header itself is
+/// not believed.
+#[tokio::test]
+async fn failed_authentications_count_the_client_behind_a_trusted_proxy() {
+    let dir = std::env::temp_dir().join(format!("muster-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.join("muster.toml"),
+        "trusted_proxies = [\"127.0.0.1\"]\nauth_failures_per_minute = 2\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let (_, token, base) = add_okta(&dir, &public);
+    let server = serve(&dir, port, &public, |c| {
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let get = |token: &str, forwarded: &str| {
+        let mut r = client.get(format!("{base}/Users")).bearer_auth(token);
+        if !forwarded.is_empty() {
+            r = r.header("x-forwarded-for", forwarded);
+        }
+        async move {
+            r.send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    // A guesser behind the proxy uses up its own budget.
+    assert_eq!(get("mst_guess", "198.51.100.7").await, 401);
+    assert_eq!(get("mst_guess", "198.51.100.7").await, 401);
+    assert_eq!(get(&token, "198.51.100.7").await, 429);
+    // Writing another address in front of the one the proxy appends changes nothing.
+    assert_eq!(get(&token, "203.0.113.1, 198.51.100.7").await, 429);
+    // The identity provider, behind the same proxy, is not locked out.
+    assert_eq!(get(&token, "203.0.113.50").await, 200);
+    // Nor is a request the proxy itself makes.
+    assert_eq!(get(&token, "").await, 200);
+    let (_, status) = stop(server);
+    assert!(status.success(), "exit: {status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
