@@ -271,6 +271,17 @@ async fn backup(store: &muster_store::AnyStore, to: &std::path::Path) -> anyhow:
     if to.exists() {
         anyhow::bail!("{} already exists: choose a new file", to.display());
     }
+    let dir = match to.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "cannot write the backup to {}: the directory {} does not exist",
+            to.display(),
+            dir.display()
+        );
+    }
     let started = std::time::Instant::now();
     let users = sqlite
         .backup_to(to)

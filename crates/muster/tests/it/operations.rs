@@ -106,6 +106,19 @@ async fn backup_while_provisioning_runs() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    // A directory that is not there is named, in words rather than the database's.
+    let nowhere = dir.join("no-such-dir").join("muster.db");
+    let out = muster_with_db(&app.db.url, &dir)
+        .args(["backup", "--to"])
+        .arg(&nowhere)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no-such-dir does not exist") && !err.contains("code: 14"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     app.finish().await;
 }
