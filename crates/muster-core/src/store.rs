@@ -613,6 +613,21 @@ pub struct LogQuery {
     pub outcome: Option<crate::model::Outcome>,
 }
 
+impl LogQuery {
+    /// Why the time range can select nothing (its start not before its end), if so: a mistake
+    /// to point out rather than answer with an empty list or export.
+    pub fn range_problem(&self) -> Option<String> {
+        match (self.since, self.until) {
+            (Some(s), Some(u)) if s.micros() >= u.micros() => Some(format!(
+                "the range's start ({}) must be before its end ({})",
+                s.to_rfc3339(),
+                u.to_rfc3339()
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// The sync log.
 #[async_trait]
 pub trait SyncLogStore {

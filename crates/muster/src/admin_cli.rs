@@ -921,7 +921,7 @@ impl LogFilterArgs {
                     .map(|t| parse_time(t, now).map_err(|e| anyhow::anyhow!("--{name}: {e}")))
                     .transpose()
             };
-        Ok(muster_core::store::LogQuery {
+        let q = muster_core::store::LogQuery {
             since: time(&self.since, "since")?,
             until: time(&self.until, "until")?,
             provider: match &self.provider {
@@ -935,7 +935,11 @@ impl LogFilterArgs {
                 Some(_) => Some(muster_core::model::Outcome::Success),
                 None => None,
             },
-        })
+        };
+        if let Some(p) = q.range_problem() {
+            anyhow::bail!("--since and --until: {p}");
+        }
+        Ok(q)
     }
 }
 

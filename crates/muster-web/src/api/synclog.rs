@@ -63,7 +63,7 @@ fn log_query(f: &LogFilter) -> Result<LogQuery, ApiError> {
         (None, Some(g)) => Some(parse_id::<GroupId>(g, "group")?.to_string()),
         (None, None) => None,
     };
-    Ok(LogQuery {
+    let q = LogQuery {
         since: time("since", &f.since)?,
         until: time("until", &f.until)?,
         provider: f
@@ -83,7 +83,11 @@ fn log_query(f: &LogFilter) -> Result<LogQuery, ApiError> {
                 )))
             }
         },
-    })
+    };
+    match q.range_problem() {
+        Some(p) => Err(ApiError::bad_request(p)),
+        None => Ok(q),
+    }
 }
 
 /// Sync log entries, newest first, in pages linked by `nextCursor`.

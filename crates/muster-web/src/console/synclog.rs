@@ -53,7 +53,7 @@ fn time(v: Option<&str>, what: &str) -> Result<Option<Timestamp>, String> {
 }
 
 fn query(f: &LogForm) -> Result<LogQuery, String> {
-    Ok(LogQuery {
+    let q = LogQuery {
         since: time(nonempty(&f.since), "From")?,
         until: time(nonempty(&f.until), "To")?,
         provider: match nonempty(&f.provider) {
@@ -68,7 +68,11 @@ fn query(f: &LogForm) -> Result<LogQuery, String> {
             Some("error") => Some(Outcome::Error),
             Some(_) => return Err("Result must be success or error".into()),
         },
-    })
+    };
+    match q.range_problem() {
+        Some(p) => Err(format!("From and To: {p}")),
+        None => Ok(q),
+    }
 }
 
 fn params(f: &LogForm) -> Vec<(&'static str, String)> {

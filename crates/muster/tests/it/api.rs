@@ -823,6 +823,16 @@ async fn authentication_and_errors(b: Backend) {
     // Query parameters that do not parse are a JSON error too.
     assert_api_error(&api.get("/users?limit=many").await, 400, "invalid");
     assert_api_error(&api.get("/sync-log?limit=-").await, 400, "invalid");
+    for path in ["/sync-log", "/sync-log/export.csv"] {
+        assert_api_error(
+            &api.get(&format!(
+                "{path}?since=2027-01-02T00:00:00Z&until=2027-01-01T00:00:00Z"
+            ))
+            .await,
+            400,
+            "invalid",
+        );
+    }
     assert_api_error(
         &api.patch("/orgs/0191d6a0-0000-7000-8000-000000000000", json!({}))
             .await,

@@ -746,6 +746,17 @@ fn sync_log_json_has_the_api_shape() {
     );
     let older = run_json(muster(&dir).args(["sync-log", "list", "--until", "1h", "--json"]));
     assert_eq!(older, serde_json::json!([]));
+    // A range that ends before it starts is a mistake, said as such, not an empty export.
+    let backwards = muster(&dir)
+        .args(["sync-log", "export", "--since", "1h", "--until", "2h"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!backwards.status.success());
+    assert!(
+        String::from_utf8_lossy(&backwards.stderr).contains("must be before its end"),
+        "{}",
+        String::from_utf8_lossy(&backwards.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
