@@ -159,6 +159,9 @@ pub(crate) struct Memo {
     pub(crate) synced: std::sync::Mutex<std::collections::HashMap<ProviderId, Timestamp>>,
     /// Each provider's 429s counted rather than written one by one.
     pub(crate) refused: crate::synclog::bursts::Bursts,
+    /// The event feed's head as last read by the one task that reads it for every waiting long
+    /// poll ([`crate::events::feed`]), while any waits.
+    pub(crate) feed_head: std::sync::Mutex<Option<tokio::sync::watch::Receiver<i64>>>,
 }
 
 impl Muster {

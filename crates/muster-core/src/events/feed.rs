@@ -21,7 +21,8 @@ use serde_json::Value;
 pub const MAX_LIMIT: u64 = 1000;
 /// The longest a read waits for a new event.
 pub const MAX_WAIT_SECS: u64 = 30;
-/// How often a waiting read looks again (other instances' commits are seen this way too).
+/// How often the feed's head is read while reads wait (other instances' commits are seen this
+/// way too).
 const POLL: Duration = Duration::from_millis(100);
 
 /// Who made a change, as events show it.
@@ -213,9 +214,45 @@ impl Muster {
                     next_after,
                 });
             }
+            // Wait for the head to move past the one just read. One task reads the head for
+            // every waiting read, so a thousand waiting applications cost the database what one
+            // does; each reads its page again only when something committed.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            tokio::time::sleep(left.min(POLL)).await;
+            let mut moved = self.feed_head();
+            let waited = tokio::time::timeout(left, async move {
+                moved.wait_for(|h| *h > head).await.map(|_| ())
+            })
+            .await;
+            if let Ok(Err(_)) = waited {
+                // The head's reader stopped (no one was waiting a moment ago): look again soon.
+                tokio::time::sleep(left.min(POLL)).await;
+            }
         }
+    }
+
+    /// The feed's head, kept current (every [`POLL`]) by one task while any read waits on it;
+    /// the task starts with the first waiting read and ends when none is left.
+    fn feed_head(&self) -> tokio::sync::watch::Receiver<i64> {
+        let mut slot = match self.memo.feed_head.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(rx) = slot.as_ref().filter(|rx| rx.has_changed().is_ok()) {
+            return rx.clone();
+        }
+        let (tx, rx) = tokio::sync::watch::channel(-1);
+        let muster = self.clone();
+        tokio::spawn(async move {
+            // The slot keeps one receiver; past it, someone is waiting.
+            while tx.receiver_count() > 1 {
+                if let Ok(h) = muster.event_head().await {
+                    tx.send_if_modified(|v| std::mem::replace(v, h) != h);
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        });
+        *slot = Some(rx.clone());
+        rx
     }
 
     /// Deletes events older than `retention_days`, oldest first and in batches; how many. A

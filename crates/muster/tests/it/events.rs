@@ -22,7 +22,8 @@ on_both!(
     retention_prunes_the_oldest_and_an_older_cursor_gets_410,
     a_created_users_event_names_the_organization_it_was_placed_in,
     a_created_user_sees_the_organizations_and_roles_as_they_are_now,
-    a_changed_users_event_has_the_roles_and_organization_it_holds
+    a_changed_users_event_has_the_roles_and_organization_it_holds,
+    many_waiting_reads_share_one_look_at_the_head
 );
 
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -909,4 +910,69 @@ async fn a_long_poll_outlasts_the_request_timeout() {
     assert_eq!(r.body["events"], json!([]));
     assert!(started.elapsed() >= Duration::from_millis(1900));
     app.finish().await;
+}
+
+/// Many applications waiting at once: each gets the event that commits, promptly, and the one
+/// task that watches the feed's head for them ends when none waits any more.
+async fn many_waiting_reads_share_one_look_at_the_head(b: Backend) {
+    let app = Arc::new(TestApp::new(b).await);
+    let p = app.provider("Okta").await;
+    let api = Api::new(&app).await;
+    let h = head(&api).await;
+    let mut waiting = Vec::new();
+    for _ in 0..25 {
+        let app = app.clone();
+        waiting.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let page = app
+                .muster
+                .read_events(
+                    app.env.id,
+                    &EventQuery {
+                        after: Some(h),
+                        limit: 10,
+                        types: vec![],
+                        wait: Duration::from_secs(20),
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            (page.events.len(), started.elapsed())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.create_user(&p, "everyone@example.com").await;
+    for w in waiting {
+        let (n, waited) = w.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, 1);
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
+    // With no one waiting, a new wait still sees a commit (the head is watched again).
+    let h2 = head(&api).await;
+    let writer = {
+        let (app, p) = (app.clone(), p.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            app.create_user(&p, "again@example.com").await
+        })
+    };
+    let page = app
+        .muster
+        .read_events(
+            app.env.id,
+            &EventQuery {
+                after: Some(h2),
+                limit: 10,
+                types: vec![],
+                wait: Duration::from_secs(20),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(page.events.len(), 1);
+    writer.await.unwrap_or_else(|e| panic!("{e}"));
+    match Arc::try_unwrap(app) {
+        Ok(app) => app.finish().await,
+        Err(_) => panic!("the app is still shared"),
+    }
 }
