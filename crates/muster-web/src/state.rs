@@ -13,7 +13,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState(std::sync::Arc<Shared>);
 
 /// The contents of an [`AppState`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Shared {
     /// The domain services.
     pub muster: Muster,
@@ -61,53 +61,28 @@ impl AppState {
 
     /// The state with console sign-in through an identity provider.
     pub fn with_oidc(self, oidc: crate::oidc::Oidc) -> Self {
-        AppState(std::sync::Arc::new(Shared {
-            muster: self.muster.clone(),
-            limits: self.limits.clone(),
-            metrics: self.metrics.clone(),
-            environment: self.environment.clone(),
-            oidc: Some(std::sync::Arc::new(oidc)),
-            stopping: self.stopping.clone(),
-            trusted_proxies: self.trusted_proxies.clone(),
-        }))
+        self.with(|s| s.oidc = Some(std::sync::Arc::new(oidc)))
     }
 
     /// The state for another environment than `default`.
     pub fn for_environment(self, slug: &str) -> Self {
-        AppState(std::sync::Arc::new(Shared {
-            muster: self.muster.clone(),
-            limits: self.limits.clone(),
-            metrics: self.metrics.clone(),
-            environment: slug.to_string(),
-            oidc: self.oidc.clone(),
-            stopping: self.stopping.clone(),
-            trusted_proxies: self.trusted_proxies.clone(),
-        }))
+        self.with(|s| s.environment = slug.to_string())
     }
 
     /// The state that knows when the server starts to stop (`true` sent on `stopping`).
     pub fn with_stop(self, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
-        AppState(std::sync::Arc::new(Shared {
-            muster: self.muster.clone(),
-            limits: self.limits.clone(),
-            metrics: self.metrics.clone(),
-            environment: self.environment.clone(),
-            oidc: self.oidc.clone(),
-            stopping: Some(stopping),
-            trusted_proxies: self.trusted_proxies.clone(),
-        }))
+        self.with(|s| s.stopping = Some(stopping))
     }
 
     /// The state that believes these reverse proxies about the client's address.
     pub fn with_trusted_proxies(self, proxies: Vec<ipnet::IpNet>) -> Self {
-        AppState(std::sync::Arc::new(Shared {
-            muster: self.muster.clone(),
-            limits: self.limits.clone(),
-            metrics: self.metrics.clone(),
-            environment: self.environment.clone(),
-            oidc: self.oidc.clone(),
-            stopping: self.stopping.clone(),
-            trusted_proxies: proxies.into(),
-        }))
+        self.with(|s| s.trusted_proxies = proxies.into())
+    }
+
+    /// The state with one thing changed.
+    fn with(self, change: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = (*self.0).clone();
+        change(&mut shared);
+        AppState(std::sync::Arc::new(shared))
     }
 }

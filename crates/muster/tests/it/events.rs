@@ -491,19 +491,7 @@ async fn the_cursor_pages_filters_waits_and_refuses_bad_reads(b: Backend) {
         })
     };
     let started = Instant::now();
-    let page = app
-        .muster
-        .read_events(
-            app.env.id,
-            &EventQuery {
-                after: Some(h),
-                limit: 10,
-                types: vec![],
-                wait: Duration::from_secs(10),
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let page = page_after(&app, h, 10, Duration::from_secs(10)).await;
     let waited = started.elapsed();
     assert_eq!(page.events.len(), 1, "{page:?}");
     assert_eq!(page.events[0].kind, "user.created");
@@ -592,19 +580,7 @@ async fn three_instances_twenty_writers_and_a_reader_see_no_late_gap() {
             let mut after = 0;
             loop {
                 let finished = done.load(std::sync::atomic::Ordering::SeqCst);
-                let page = app
-                    .muster
-                    .read_events(
-                        app.env.id,
-                        &EventQuery {
-                            after: Some(after),
-                            limit: 50,
-                            types: vec![],
-                            wait: Duration::ZERO,
-                        },
-                    )
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}"));
+                let page = page_after(&app, after, 50, Duration::ZERO).await;
                 for e in &page.events {
                     assert!(e.seq > after, "seq {} after {after}", e.seq);
                     seen.push(e.seq);
@@ -659,18 +635,8 @@ async fn three_instances_twenty_writers_and_a_reader_see_no_late_gap() {
 
 /// Every event read after `after`, in the library's order.
 async fn feed_after(app: &TestApp, after: i64) -> Vec<(i64, Value)> {
-    app.muster
-        .read_events(
-            app.env.id,
-            &EventQuery {
-                after: Some(after),
-                limit: 1000,
-                types: vec![],
-                wait: Duration::ZERO,
-            },
-        )
+    page_after(app, after, 1000, Duration::ZERO)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
         .events
         .into_iter()
         .map(|e| (e.seq, e.data))
@@ -924,19 +890,7 @@ async fn many_waiting_reads_share_one_look_at_the_head(b: Backend) {
         let app = app.clone();
         waiting.push(tokio::spawn(async move {
             let started = Instant::now();
-            let page = app
-                .muster
-                .read_events(
-                    app.env.id,
-                    &EventQuery {
-                        after: Some(h),
-                        limit: 10,
-                        types: vec![],
-                        wait: Duration::from_secs(20),
-                    },
-                )
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            let page = page_after(&app, h, 10, Duration::from_secs(20)).await;
             (page.events.len(), started.elapsed())
         }));
     }
@@ -956,23 +910,32 @@ async fn many_waiting_reads_share_one_look_at_the_head(b: Backend) {
             app.create_user(&p, "again@example.com").await
         })
     };
-    let page = app
-        .muster
-        .read_events(
-            app.env.id,
-            &EventQuery {
-                after: Some(h2),
-                limit: 10,
-                types: vec![],
-                wait: Duration::from_secs(20),
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let page = page_after(&app, h2, 10, Duration::from_secs(20)).await;
     assert_eq!(page.events.len(), 1);
     writer.await.unwrap_or_else(|e| panic!("{e}"));
     match Arc::try_unwrap(app) {
         Ok(app) => app.finish().await,
         Err(_) => panic!("the app is still shared"),
     }
+}
+
+/// A page of every type after `after`, read directly from the core, waiting up to `wait`.
+async fn page_after(
+    app: &TestApp,
+    after: i64,
+    limit: u64,
+    wait: Duration,
+) -> muster_core::events::feed::EventPage {
+    app.muster
+        .read_events(
+            app.env.id,
+            &EventQuery {
+                after: Some(after),
+                limit,
+                types: vec![],
+                wait,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
